@@ -1,0 +1,3 @@
+module github.com/kronfed/kronfed
+
+go 1.26
