@@ -1,0 +1,177 @@
+package adapter
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// Kind names an adapter family.
+type Kind string
+
+const (
+	KindKron Kind = "kron" // Kron-LoRA: ΔW = A ⊗ (B1·B2)
+	KindLoRA Kind = "lora" // LoRA: ΔW = B·A
+)
+
+// ParseKind accepts "kron" (or "kron-lora") and "lora".
+func ParseKind(s string) (Kind, error) {
+	switch s {
+	case "kron", "kron-lora", "kronlora":
+		return KindKron, nil
+	case "lora":
+		return KindLoRA, nil
+	}
+	return "", fmt.Errorf("unknown adapter kind %q (want kron or lora)", s)
+}
+
+// Factor is one trainable matrix of an adapter with its gradient.
+// Data and Grad are Rows×Cols, row-major, and alias the layer's own storage:
+// writing through them changes the layer.
+type Factor struct {
+	Name       string // "A", "B1", "B2" for Kron-LoRA; "A", "B" for LoRA
+	Rows, Cols int
+	Data, Grad []float32
+}
+
+// Layer is an adapter on one frozen linear layer.
+//
+// Forward and Backward take token batches: x is n×DIn, y and dy are n×DOut, dx is
+// n×DIn, all row-major with contiguous rows. The frozen W·x (and its gradient
+// dy·W) is the caller's; the adapter only adds its own term.
+type Layer interface {
+	Kind() Kind
+	Dims() (dOut, dIn int)
+	Rank() int
+	// Scale is alpha/r, the multiplier of ΔW.
+	Scale() float32
+	NumParams() int
+	// Factors lists the trainable matrices in a fixed order.
+	Factors() []Factor
+	// Forward adds scale·ΔW·dropout(x) to each row of y and records in acts what
+	// Backward needs. drop is nil at inference.
+	Forward(x []float32, n int, y []float32, acts *Acts, drop *Dropout)
+	// Backward accumulates the factor gradients for upstream gradient dy and,
+	// when dx is non-nil, adds the adapter's part of ∂L/∂x to dx. acts must come
+	// from the Forward of the same batch.
+	Backward(dy []float32, acts *Acts, dx []float32)
+	// MergeInto adds scale·ΔW to a d_out×d_in weight matrix (row-major), so the
+	// adapted layer runs at the frozen layer's cost at inference. Subtracting
+	// (sign −1) undoes it.
+	MergeInto(w []float32, sign float32)
+	// ZeroGrad clears the factor gradients.
+	ZeroGrad()
+}
+
+// Dropout is inverted dropout on the adapter input, as PEFT applies it: each
+// element is kept with probability 1−P and scaled by 1/(1−P).
+type Dropout struct {
+	P   float32
+	Rng *rand.Rand // seeded by the trainer: training runs are reproducible
+}
+
+// Acts holds what one Forward keeps for its Backward, and the layer's scratch
+// space; reuse one Acts per layer across batches to avoid allocation.
+type Acts struct {
+	N int       // tokens in the batch
+	X []float32 // n×DIn adapter input after dropout (aliases the caller's x when no dropout was applied)
+	// keep has one bit per element of X when dropout was applied (nil otherwise);
+	// keepScale is 1/(1−P).
+	keep      []uint64
+	keepScale float32
+	// H and U are the layer's intermediates: Kron-LoRA T = X·B2ᵀ ((n·dA1)×r) and
+	// U = T·B1ᵀ ((n·dA1)×dB2); LoRA H = X·Aᵀ (n×q).
+	H, U []float32
+	// scratch for Backward: dH, dU, and dX before the dropout mask.
+	dH, dU, dX []float32
+	xbuf       []float32
+}
+
+// grow returns s resized to n elements, reusing its storage when it can.
+func grow(s []float32, n int) []float32 {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]float32, n)
+}
+
+// input applies dropout to x (n×d) and returns the adapter's input.
+func (a *Acts) input(x []float32, n, d int, drop *Dropout) []float32 {
+	a.N = n
+	x = x[:n*d]
+	if drop == nil || drop.P <= 0 {
+		a.keep = nil
+		a.X = x
+		return x
+	}
+	if drop.P >= 1 {
+		panic(fmt.Sprintf("adapter: dropout probability %v must be < 1", drop.P))
+	}
+	words := (len(x) + 63) / 64
+	if cap(a.keep) >= words {
+		a.keep = a.keep[:words]
+		clear(a.keep)
+	} else {
+		a.keep = make([]uint64, words)
+	}
+	a.keepScale = 1 / (1 - drop.P)
+	a.xbuf = grow(a.xbuf, len(x))
+	// One 64-bit draw decides several elements' fate at once would bias P; draw
+	// a float per element instead. This is O(n·d), negligible beside the frozen
+	// layer's O(n·d·d_out).
+	for i, v := range x {
+		if drop.Rng.Float32() >= drop.P {
+			a.keep[i>>6] |= 1 << (i & 63)
+			a.xbuf[i] = v * a.keepScale
+		} else {
+			a.xbuf[i] = 0
+		}
+	}
+	a.X = a.xbuf
+	return a.X
+}
+
+// inputGrad adds the gradient w.r.t. the adapter input, g (n×d), to dx through
+// the dropout mask.
+func (a *Acts) inputGrad(g, dx []float32) {
+	dx = dx[:len(g)]
+	if a.keep == nil {
+		for i, v := range g {
+			dx[i] += v
+		}
+		return
+	}
+	for i, v := range g {
+		if a.keep[i>>6]&(1<<(i&63)) != 0 {
+			dx[i] += v * a.keepScale
+		}
+	}
+}
+
+// kaimingUniform fills w with PyTorch's kaiming_uniform_(a=√5) for a tensor
+// whose fan-in is fanIn: U(−b, b) with b = gain·√(3/fanIn), gain = √(2/(1+a²)),
+// which simplifies to b = 1/√fanIn.
+func kaimingUniform(w []float32, fanIn int, rng *rand.Rand) {
+	bound := 1 / math.Sqrt(float64(fanIn))
+	for i := range w {
+		w[i] = float32((2*rng.Float64() - 1) * bound)
+	}
+}
+
+// CheckFinite returns an error naming the first factor holding NaN or ±Inf.
+func CheckFinite(l Layer) error {
+	for _, f := range l.Factors() {
+		for i, v := range f.Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("factor %s[%d,%d] is %v", f.Name, i/f.Cols, i%f.Cols, v)
+			}
+		}
+	}
+	return nil
+}
+
+func checkBatch(name string, buf []float32, n, d int) {
+	if len(buf) < n*d {
+		panic(fmt.Sprintf("adapter: %s has %d elements, batch of %d×%d needs %d", name, len(buf), n, d, n*d))
+	}
+}
