@@ -161,13 +161,21 @@ func kaimingUniform(w []float32, fanIn int, rng *rand.Rand) {
 // CheckFinite returns an error naming the first factor holding NaN or ±Inf.
 func CheckFinite(l Layer) error {
 	for _, f := range l.Factors() {
-		for i, v := range f.Data {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return fmt.Errorf("factor %s[%d,%d] is %v", f.Name, i/f.Cols, i%f.Cols, v)
-			}
+		if i := firstNonFinite(f.Data); i >= 0 {
+			return fmt.Errorf("factor %s[%d,%d] is %v", f.Name, i/f.Cols, i%f.Cols, f.Data[i])
 		}
 	}
 	return nil
+}
+
+// firstNonFinite returns the index of the first NaN or ±Inf in x, or −1.
+func firstNonFinite(x []float32) int {
+	for i, v := range x {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return i
+		}
+	}
+	return -1
 }
 
 func checkBatch(name string, buf []float32, n, d int) {

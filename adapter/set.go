@@ -1,0 +1,97 @@
+package adapter
+
+import (
+	"fmt"
+	"math/rand/v2"
+)
+
+// Target is a frozen linear layer to put an adapter on.
+type Target struct {
+	Name      string // module name in the base model, e.g. "model.layers.0.mlp.up_proj"
+	DOut, DIn int
+}
+
+// Module is one adapted layer of a Set.
+type Module struct {
+	Name  string
+	Layer Layer
+}
+
+// Dense is a tensor trained in full alongside the adapters (a task head's
+// weight or bias): Rows×Cols, row-major. A bias is a 1×n Dense.
+type Dense struct {
+	Name       string
+	Rows, Cols int
+	Data, Grad []float32
+}
+
+// Set is all of a model's adapters: what a client trains, uploads and saves.
+type Set struct {
+	Config    Config   // resolved: DA2 is set for Kron-LoRA
+	BaseModel string   // identity of the frozen base the adapters belong to
+	Modules   []Module // in the base model's layer order
+	Dense     []Dense  // fully trained tensors (task heads); may be empty
+}
+
+// NewSet puts a freshly initialized adapter on every target. cfg must be
+// resolved (see Config.Resolve). rng seeds the initialization.
+func NewSet(cfg Config, baseModel string, targets []Target, rng *rand.Rand) (*Set, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Kind == KindKron && cfg.DA2 == 0 {
+		return nil, fmt.Errorf("adapter set: dA2 not resolved for kron-lora")
+	}
+	s := &Set{Config: cfg, BaseModel: baseModel}
+	seen := make(map[string]bool, len(targets))
+	for _, t := range targets {
+		if seen[t.Name] {
+			return nil, fmt.Errorf("adapter set: module %s listed twice", t.Name)
+		}
+		seen[t.Name] = true
+		l, err := cfg.NewLayer(t.DOut, t.DIn, rng)
+		if err != nil {
+			return nil, fmt.Errorf("module %s: %w", t.Name, err)
+		}
+		s.Modules = append(s.Modules, Module{Name: t.Name, Layer: l})
+	}
+	return s, nil
+}
+
+// Layer returns the adapter on the named module, or nil.
+func (s *Set) Layer(name string) Layer {
+	for _, m := range s.Modules {
+		if m.Name == name {
+			return m.Layer
+		}
+	}
+	return nil
+}
+
+// NumParams counts adapter factors and dense tensors.
+func (s *Set) NumParams() int {
+	n := 0
+	for _, m := range s.Modules {
+		n += m.Layer.NumParams()
+	}
+	for _, d := range s.Dense {
+		n += d.Rows * d.Cols
+	}
+	return n
+}
+
+// CheckFinite returns an error naming the first module factor or dense tensor
+// holding NaN or ±Inf.
+func (s *Set) CheckFinite() error {
+	for _, m := range s.Modules {
+		if err := CheckFinite(m.Layer); err != nil {
+			return fmt.Errorf("module %s: %w", m.Name, err)
+		}
+	}
+	for _, d := range s.Dense {
+		if i := firstNonFinite(d.Data); i >= 0 {
+			return fmt.Errorf("tensor %s[%d,%d] is %v", d.Name, i/d.Cols, i%d.Cols, d.Data[i])
+		}
+	}
+	return nil
+}
