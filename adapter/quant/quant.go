@@ -1,0 +1,423 @@
+// Package quant implements uniform b-bit quantization of float32 matrices, the
+// form in which clients upload adapter factors. Everything here is a pure
+// function of its arguments: no I/O, no global state.
+//
+// A rows×cols matrix is a row-major []float32 of length rows·cols (row r is
+// x[r·cols:(r+1)·cols]). It is split into groups that share one scale (and, for
+// the asymmetric scheme, one offset): the whole tensor, or each row ("per-row",
+// one scale per output row, which keeps a single large row from coarsening the
+// grid of all the others).
+//
+// Within a group with scale Δ, code q decodes to
+//
+//	symmetric:  x̂ = Δ·q,        q ∈ {−(2^(b−1)−1), …, 2^(b−1)−1},  Δ = maxabs/(2^(b−1)−1)
+//	asymmetric: x̂ = z + Δ·q,    q ∈ {0, …, 2^b−1},                 Δ = (max−min)/(2^b−1), z = min
+//
+// The asymmetric zero point is stored as a float32 offset z (the value of code
+// 0), not as an integer zero point. That makes min exactly representable and max
+// representable up to float32 rounding, so every in-range value is within Δ/2 of
+// a grid point, and stochastic rounding is unbiased all the way to the ends of the
+// range. The price is that 0.0 is not in general on the grid of a group that
+// spans zero (it is reconstructed within Δ/2 like any other value); an all-zero
+// or constant group is reconstructed exactly because then Δ = 0 and x̂ = z.
+//
+// Δ is computed in float64 and rounded to the nearest float32, and codes are
+// chosen in float64. Round-to-nearest then has error ≤ Δ/2 per element (plus
+// float32 rounding of x̂), and stochastic rounding (floor + Bernoulli(frac)) has
+// E[x̂] = x for every x in range, up to float32 rounding of Δ and x̂ (relative
+// 2^−17 of Δ at worst, at the very ends of the range).
+//
+// Symmetric codes are stored as b-bit two's complement, so the pattern for
+// −2^(b−1) (e.g. 0x80 at 8 bits) is never produced and is rejected by Validate.
+// See pack.go for the bit layout of Codes.
+package quant
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// Scheme says how a matrix is quantized.
+type Scheme struct {
+	// Bits is the code width b: 2, 3, 4 or 8.
+	Bits int
+	// Symmetric selects the zero-centred grid Δ·q, q ∈ [−(2^(b−1)−1), 2^(b−1)−1];
+	// otherwise the grid is z + Δ·q, q ∈ [0, 2^b−1].
+	Symmetric bool
+	// PerRow gives every row its own scale (and offset); otherwise one for the
+	// whole tensor.
+	PerRow bool
+	// Stochastic selects stochastic rounding (unbiased) instead of
+	// round-to-nearest. It only affects Quantize; it is kept in the Matrix and
+	// its encoding so a receiver knows how the codes were produced.
+	Stochastic bool
+}
+
+// Validate reports whether s is a supported scheme.
+func (s Scheme) Validate() error {
+	switch s.Bits {
+	case 2, 3, 4, 8:
+		return nil
+	}
+	return fmt.Errorf("quant: unsupported bit width %d (want 2, 3, 4 or 8)", s.Bits)
+}
+
+// String is a short label for logs and reports, e.g. "int4-asym-row-sr".
+func (s Scheme) String() string {
+	sym, gran, rnd := "asym", "tensor", "rtn"
+	if s.Symmetric {
+		sym = "sym"
+	}
+	if s.PerRow {
+		gran = "row"
+	}
+	if s.Stochastic {
+		rnd = "sr"
+	}
+	return fmt.Sprintf("int%d-%s-%s-%s", s.Bits, sym, gran, rnd)
+}
+
+// codeRange is the inclusive range of the integer q (before two's-complement
+// encoding) for s: [−(2^(b−1)−1), 2^(b−1)−1] or [0, 2^b−1].
+func (s Scheme) codeRange() (lo, hi int) {
+	if s.Symmetric {
+		h := 1<<(s.Bits-1) - 1
+		return -h, h
+	}
+	return 0, 1<<s.Bits - 1
+}
+
+// Matrix is a quantized rows×cols matrix.
+type Matrix struct {
+	Rows, Cols int
+	Scheme     Scheme
+	// Scales holds Δ per group: Rows values when Scheme.PerRow, else 1.
+	Scales []float32
+	// Zeros holds the float offset z (the value of code 0) per group, same
+	// length as Scales, for the asymmetric scheme; it is empty when symmetric.
+	Zeros []float32
+	// Codes holds the Rows·Cols codes, row-major, packed as described in
+	// pack.go: packedLen(Rows·Cols, Bits) = ⌈Rows·Cols·Bits/8⌉ bytes.
+	Codes []byte
+}
+
+// maxElems bounds Rows·Cols so that n·Bits and the loops' index arithmetic
+// cannot overflow int, even on 32-bit platforms.
+const maxElems = math.MaxInt / 8
+
+func (m *Matrix) groups() int {
+	if m.Scheme.PerRow {
+		return m.Rows
+	}
+	return 1
+}
+
+// Quantize quantizes the row-major rows×cols matrix x (len(x) = rows·cols)
+// with scheme s.
+//
+// rng is used only when s.Stochastic, and is then required: one Float64 is drawn
+// per element in row-major order, so a seeded source makes experiments
+// reproducible. It is deliberately an ordinary PRNG (math/rand/v2), not a
+// cryptographic source: stochastic rounding needs unbiasedness, not
+// unpredictability.
+//
+// Errors: unsupported scheme, non-positive or mismatched shape, NaN or ±Inf in x
+// (naming the row and column), stochastic rounding without rng.
+func Quantize(x []float32, rows, cols int, s Scheme, rng *rand.Rand) (*Matrix, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if rows <= 0 || cols <= 0 {
+		return nil, fmt.Errorf("quant: shape %d×%d: rows and cols must be positive", rows, cols)
+	}
+	if cols > maxElems/rows {
+		return nil, fmt.Errorf("quant: shape %d×%d is too large", rows, cols)
+	}
+	n := rows * cols
+	if len(x) != n {
+		return nil, fmt.Errorf("quant: shape mismatch: %d×%d needs %d values, got %d", rows, cols, n, len(x))
+	}
+	if s.Stochastic && rng == nil {
+		return nil, errors.New("quant: stochastic rounding needs a random source (rng is nil)")
+	}
+	for i, v := range x {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("quant: non-finite value %v at row %d, col %d", v, i/cols, i%cols)
+		}
+	}
+
+	m := &Matrix{Rows: rows, Cols: cols, Scheme: s}
+	g := m.groups()
+	glen := n / g // elements per group: cols (per-row) or n (per-tensor)
+	m.Scales = make([]float32, g)
+	if !s.Symmetric {
+		m.Zeros = make([]float32, g)
+	}
+	qlo, qhi := s.codeRange()
+	for k := 0; k < g; k++ {
+		scale, zero := groupParams(x[k*glen:(k+1)*glen], s.Symmetric, qhi)
+		m.Scales[k] = scale
+		if !s.Symmetric {
+			m.Zeros[k] = zero
+		}
+	}
+
+	m.Codes = make([]byte, packedLen(n, s.Bits))
+	mask := 1<<s.Bits - 1
+	fqlo, fqhi := float64(qlo), float64(qhi)
+	var buf [chunk]uint8
+	// Walk x in chunks of `chunk` elements (byte-aligned in Codes for every
+	// width), tracking the current group so per-row parameters are reloaded at
+	// each row boundary.
+	k, left := 0, glen
+	zero, inv := m.quantParams(0)
+	for start := 0; start < n; start += chunk {
+		end := min(start+chunk, n)
+		codes := buf[:end-start]
+		for j, v := range x[start:end] {
+			if left == 0 {
+				k++
+				left = glen
+				zero, inv = m.quantParams(k)
+			}
+			left--
+			y := (float64(v) - zero) * inv
+			var q float64
+			if s.Stochastic {
+				q = math.Floor(y)
+				if rng.Float64() < y-q {
+					q++
+				}
+			} else {
+				q = math.Round(y)
+			}
+			// Clamping only matters for float rounding at the ends of the range.
+			q = max(fqlo, min(fqhi, q))
+			codes[j] = uint8(int(q) & mask) // two's complement for negative q
+		}
+		pack(m.Codes[start/8*s.Bits:], codes, s.Bits)
+	}
+	return m, nil
+}
+
+// groupParams picks Δ (and z) for one group of finite values. qhi is the largest
+// code (2^(b−1)−1 symmetric, 2^b−1 asymmetric).
+func groupParams(x []float32, symmetric bool, qhi int) (scale, zero float32) {
+	var lo, hi float64
+	if symmetric {
+		for _, v := range x {
+			hi = max(hi, math.Abs(float64(v)))
+		}
+	} else {
+		lo, hi = float64(x[0]), float64(x[0])
+		for _, v := range x[1:] {
+			lo = min(lo, float64(v))
+			hi = max(hi, float64(v))
+		}
+		zero = float32(lo) // exact: lo is a float32 value
+	}
+	// hi−lo cannot overflow in float64, and (hi−lo)/qhi ≤ MaxFloat32 since
+	// qhi ≥ 1 for symmetric (hi−lo = maxabs) and ≥ 3 for asymmetric.
+	s64 := (hi - lo) / float64(qhi)
+	// Nearest float32, so that a grid point that is exact in float32 (±maxabs, or
+	// max) usually decodes exactly. If Δ rounded down, the top grid point falls
+	// short of max by at most qhi·ulp(Δ)/2 ≤ 2^−17·Δ, which the clamp in Quantize
+	// absorbs well within Δ/2.
+	scale = float32(s64)
+	if scale == 0 && s64 > 0 {
+		// A positive range must not underflow to Δ = 0 (that would map the whole
+		// group to z).
+		scale = math.SmallestNonzeroFloat32
+	}
+	// For ranges near ±MaxFloat32 the top grid point can round to ±Inf; shrink Δ
+	// until it does not (the extreme values are then clamped by a few ulps).
+	for !endpointsFinite(scale, zero, symmetric, qhi) {
+		scale = math.Nextafter32(scale, 0)
+	}
+	return scale, zero
+}
+
+// endpointsFinite reports whether the extreme grid points of a group decode to
+// finite float32s. Decoding is monotone in q, so the ends suffice.
+func endpointsFinite(scale, zero float32, symmetric bool, qhi int) bool {
+	top := decode(scale, zero, qhi)
+	if symmetric {
+		return !math.IsInf(float64(top), 0)
+	}
+	return !math.IsInf(float64(top), 0) && !math.IsInf(float64(decode(scale, zero, 0)), 0)
+}
+
+// decode is the one place a code becomes a value: x̂ = z + Δ·q, evaluated in
+// float64 and rounded once to float32.
+func decode(scale, zero float32, q int) float32 {
+	return float32(float64(zero) + float64(scale)*float64(q))
+}
+
+// quantParams returns z and 1/Δ for group k as float64 (1/Δ = 0 for Δ = 0:
+// every value in such a group equals z, so y = 0 and the code is 0).
+func (m *Matrix) quantParams(k int) (zero, inv float64) {
+	if m.Zeros != nil {
+		zero = float64(m.Zeros[k])
+	}
+	if s := m.Scales[k]; s > 0 {
+		inv = 1 / float64(s)
+	}
+	return zero, inv
+}
+
+// Dequantize returns the rows·cols reconstruction x̂, row-major.
+//
+// It returns nil if m's shape, scale count or code length is inconsistent (the
+// reason is given by Validate or DequantizeInto). Matrices from Quantize or
+// UnmarshalBinary are always consistent.
+func (m *Matrix) Dequantize() []float32 {
+	if m.checkLayout() != nil {
+		return nil
+	}
+	dst := make([]float32, m.Rows*m.Cols)
+	m.dequantize(dst)
+	return dst
+}
+
+// DequantizeInto writes the reconstruction into dst, which must have length
+// Rows·Cols. It allocates nothing.
+func (m *Matrix) DequantizeInto(dst []float32) error {
+	if err := m.checkLayout(); err != nil {
+		return err
+	}
+	if len(dst) != m.Rows*m.Cols {
+		return fmt.Errorf("quant: DequantizeInto: dst has %d values, %d×%d needs %d", len(dst), m.Rows, m.Cols, m.Rows*m.Cols)
+	}
+	m.dequantize(dst)
+	return nil
+}
+
+// dequantize assumes checkLayout passed and len(dst) = Rows·Cols.
+func (m *Matrix) dequantize(dst []float32) {
+	bits := m.Scheme.Bits
+	n := len(dst)
+	glen := n / m.groups()
+	// Sign extension of symmetric codes without a branch: q = code − 2^b·signbit.
+	var signBit int
+	if m.Scheme.Symmetric {
+		signBit = 1 << (bits - 1)
+	}
+	var buf [chunk]uint8
+	k, left := 0, glen
+	scale, zero := m.dequantParams(0)
+	for start := 0; start < n; start += chunk {
+		end := min(start+chunk, n)
+		codes := buf[:end-start]
+		unpack(codes, m.Codes[start/8*bits:], bits)
+		out := dst[start:end]
+		for j, c := range codes {
+			if left == 0 {
+				k++
+				left = glen
+				scale, zero = m.dequantParams(k)
+			}
+			left--
+			q := int(c) - (int(c)&signBit)<<1
+			out[j] = float32(zero + scale*float64(q)) // same arithmetic as decode
+		}
+	}
+}
+
+func (m *Matrix) dequantParams(k int) (scale, zero float64) {
+	if m.Zeros != nil {
+		zero = float64(m.Zeros[k])
+	}
+	return float64(m.Scales[k]), zero
+}
+
+// SizeBytes is the payload size: packed codes plus float32 scales and offsets,
+// i.e. what a quantized upload costs before framing (MarshalBinary adds a
+// HeaderSize-byte header).
+func (m *Matrix) SizeBytes() int {
+	return len(m.Codes) + 4*len(m.Scales) + 4*len(m.Zeros)
+}
+
+// checkLayout checks the O(1) structure that indexing depends on: scheme, shape,
+// and the lengths of Scales, Zeros and Codes.
+func (m *Matrix) checkLayout() error {
+	if m == nil {
+		return errors.New("quant: nil matrix")
+	}
+	if err := m.Scheme.Validate(); err != nil {
+		return err
+	}
+	if m.Rows <= 0 || m.Cols <= 0 {
+		return fmt.Errorf("quant: shape %d×%d: rows and cols must be positive", m.Rows, m.Cols)
+	}
+	if m.Cols > maxElems/m.Rows {
+		return fmt.Errorf("quant: shape %d×%d is too large", m.Rows, m.Cols)
+	}
+	g := m.groups()
+	if len(m.Scales) != g {
+		return fmt.Errorf("quant: %d scales, %s %d×%d needs %d", len(m.Scales), m.Scheme, m.Rows, m.Cols, g)
+	}
+	if m.Scheme.Symmetric {
+		if len(m.Zeros) != 0 {
+			return fmt.Errorf("quant: symmetric scheme has %d zero points, want none", len(m.Zeros))
+		}
+	} else if len(m.Zeros) != g {
+		return fmt.Errorf("quant: %d zero points, %s %d×%d needs %d", len(m.Zeros), m.Scheme, m.Rows, m.Cols, g)
+	}
+	if want := packedLen(m.Rows*m.Cols, m.Scheme.Bits); len(m.Codes) != want {
+		return fmt.Errorf("quant: %d code bytes, %d×%d at %d bits needs %d", len(m.Codes), m.Rows, m.Cols, m.Scheme.Bits, want)
+	}
+	return nil
+}
+
+// Validate checks a matrix of unknown provenance (e.g. decoded from the
+// network): the layout (scheme, positive shape, scale/zero counts matching the
+// granularity, code length = ⌈Rows·Cols·Bits/8⌉), scales finite and ≥ 0, zero
+// offsets finite, every grid point decoding to a finite float32, zero padding
+// bits, and, for symmetric schemes, no code equal to −2^(b−1).
+func (m *Matrix) Validate() error {
+	if err := m.checkLayout(); err != nil {
+		return err
+	}
+	_, qhi := m.Scheme.codeRange()
+	for k, s := range m.Scales {
+		if math.IsNaN(float64(s)) || math.IsInf(float64(s), 0) || s < 0 {
+			return fmt.Errorf("quant: scale %d is %v, want finite and ≥ 0", k, s)
+		}
+		var z float32
+		if m.Zeros != nil {
+			z = m.Zeros[k]
+			if math.IsNaN(float64(z)) || math.IsInf(float64(z), 0) {
+				return fmt.Errorf("quant: zero point %d is %v, want finite", k, z)
+			}
+		}
+		if !endpointsFinite(s, z, m.Scheme.Symmetric, qhi) {
+			return fmt.Errorf("quant: group %d (scale %v, zero %v) decodes outside the float32 range", k, s, z)
+		}
+	}
+	bits := m.Scheme.Bits
+	n := m.Rows * m.Cols
+	if r := n * bits % 8; r != 0 {
+		if last := m.Codes[len(m.Codes)-1]; last>>r != 0 {
+			return fmt.Errorf("quant: nonzero padding bits in last code byte %#02x", last)
+		}
+	}
+	if m.Scheme.Symmetric {
+		bad := uint8(1) << (bits - 1) // two's complement −2^(b−1)
+		var buf [chunk]uint8
+		for start := 0; start < n; start += chunk {
+			end := min(start+chunk, n)
+			codes := buf[:end-start]
+			unpack(codes, m.Codes[start/8*bits:], bits)
+			for j, c := range codes {
+				if c == bad {
+					i := start + j
+					return fmt.Errorf("quant: symmetric %d-bit code %d at row %d, col %d is out of range [%d, %d]",
+						bits, -int(bad), i/m.Cols, i%m.Cols, -qhi, qhi)
+				}
+			}
+		}
+	}
+	return nil
+}
