@@ -1,6 +1,8 @@
 package compute
 
-import "fmt"
+import (
+	"fmt"
+)
 
 // Transpose says whether a GEMM operand is used as stored or transposed.
 type Transpose bool
@@ -8,6 +10,32 @@ type Transpose bool
 const (
 	NoTrans Transpose = false
 	Trans   Transpose = true
+)
+
+// Blocking (Goto/BLIS scheme). The product is built from mr×nr tiles of C,
+// each computed by a micro-kernel that keeps the tile in 12 ymm registers and
+// streams one packed A micro-panel (mr rows × kc, stored k-major: 6 floats per
+// k step) and one packed B micro-panel (kc × nr, 16 floats per k step).
+//
+//	kc: depth of one pass. A B micro-panel (kc·nr·4 = 16 KiB at kc=256) plus
+//	    an A micro-panel (kc·mr·4 = 6 KiB) stay in the 32 KiB L1d while the
+//	    kernel sweeps down a block of A.
+//	mc: rows of A packed per block; mc×kc·4 bytes (144 KiB at 144×256) live in
+//	    the 512 KiB L2 together with the B micro-panel in flight.
+//	nc: columns of B swept per A block; kc×nc·4 bytes of packed B (up to
+//	    4 MiB) are read from L3 once per A block.
+//
+// The values were picked by sweeping the benchmarks in gemm_test.go on a
+// Zen 3 EPYC (32 KiB L1d, 512 KiB L2, 32 MiB L3).
+const (
+	mr = 6
+	nr = 16
+)
+
+var (
+	kcMax = 256
+	mcMax = 144
+	ncMax = 4096
 )
 
 // Gemm computes C = alpha·op(A)·op(B) + beta·C.
@@ -19,13 +47,88 @@ const (
 // When beta is 0, C is overwritten and its old contents (even NaN) are ignored.
 // Gemm panics only on programmer errors (slices too short for the shapes given);
 // callers validate shapes that come from files or the network.
+//
+// Large products are split over Threads() goroutines; Gemm may be called from
+// several goroutines at once.
 func Gemm(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemm(tA, tB, m, n, k, a, lda, b, ldb, c, ldc)
-	gemmRef(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleMatrix(m, n, beta, c, ldc)
+		return
+	}
+	if m*n*k <= smallGemm {
+		// Packing costs more than it saves on tiny products (a few
+		// thousand multiply-adds), e.g. the 8×8 adapter factors.
+		gemmRef(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	gemmBlocked(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Threads())
 }
 
-// gemmRef is the plain triple loop. It is the portable fallback and the
-// reference the fast paths are tested against.
+// smallGemm is the largest m·n·k that goes to the plain loops.
+const smallGemm = 4096
+
+// maxPackedB bounds the scratch copy of B that Gemm packs per call (floats,
+// 32 MiB); wider B is processed in column chunks of at most this size.
+const maxPackedB = 8 << 20
+
+// gemmBlocked packs op(B) (in column chunks when large) and runs the packed
+// product on it.
+func gemmBlocked(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, threads int) {
+	kc := chooseKC(k)
+	chunk := roundUp(n, nr)
+	if k*chunk > maxPackedB {
+		chunk = max(nr, maxPackedB/k/nr*nr)
+	}
+	buf := getFloats(k * min(chunk, roundUp(n, nr)))
+	defer putFloats(buf)
+	for j0 := 0; j0 < n; j0 += chunk {
+		nc := min(chunk, n-j0)
+		var bj []float32
+		if tB {
+			bj = b[j0*ldb:]
+		} else {
+			bj = b[j0:]
+		}
+		pb := PackedB{k: k, n: nc, kc: kc, data: (*buf)[:k*roundUp(nc, nr)]}
+		packBAll(&pb, tB, bj, ldb, threads)
+		gemmPacked(tA, m, alpha, a, lda, &pb, beta, c[j0:], ldc, threads)
+	}
+}
+
+// chooseKC splits k into equal passes of at most kcMax (so k=768 gives three
+// passes of 256 and k=300 two of 150 rather than 256+44).
+func chooseKC(k int) int {
+	if k <= kcMax {
+		return max(k, 1)
+	}
+	nb := (k + kcMax - 1) / kcMax
+	return (k + nb - 1) / nb
+}
+
+func roundUp(x, m int) int { return (x + m - 1) / m * m }
+
+// scaleMatrix sets C = beta·C (C m×n), clearing instead when beta is 0 so
+// that NaN in the old C is not propagated.
+func scaleMatrix(m, n int, beta float32, c []float32, ldc int) {
+	if beta == 1 {
+		return
+	}
+	for i := 0; i < m; i++ {
+		ci := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(ci)
+		} else {
+			Scale(beta, ci)
+		}
+	}
+}
+
+// gemmRef is the plain triple loop. It is the portable path for tiny products
+// and the reference the fast paths are tested against.
 func gemmRef(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	for i := 0; i < m; i++ {
 		ci := c[i*ldc : i*ldc+n]

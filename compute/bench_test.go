@@ -1,0 +1,83 @@
+package compute
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// benchShapes are the target shapes (a 768-wide transformer's attention and
+// MLP projections over 1024 tokens, as A·B and as x·Wᵀ) and the skinny
+// products the adapters produce (rank-8 projections down and up).
+var benchShapes = []struct {
+	name    string
+	tA, tB  Transpose
+	m, n, k int
+}{
+	{"NN_1024x768x768", NoTrans, NoTrans, 1024, 768, 768},
+	{"NT_1024x768x768", NoTrans, Trans, 1024, 768, 768},
+	{"NN_1024x3072x768", NoTrans, NoTrans, 1024, 3072, 768},
+	{"NT_1024x3072x768", NoTrans, Trans, 1024, 3072, 768},
+	{"TN_768x768x1024", Trans, NoTrans, 768, 768, 1024},
+	{"NN_256x256x256", NoTrans, NoTrans, 256, 256, 256},
+	{"NT_2048x8x384", NoTrans, Trans, 2048, 8, 384},
+	{"NN_2048x384x8", NoTrans, NoTrans, 2048, 384, 8},
+}
+
+func benchGemm(b *testing.B, tA, tB Transpose, m, n, k int, packed bool) {
+	r := rand.New(rand.NewPCG(1, 1))
+	a, bm, c := randSlice(r, m*k), randSlice(r, k*n), make([]float32, m*n)
+	lda, ldb := k, n
+	if tA {
+		lda = m
+	}
+	if tB {
+		ldb = k
+	}
+	var pb *PackedB
+	if packed {
+		pb = PackB(tB, k, n, bm, ldb)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if packed {
+			GemmPacked(tA, m, 1, a, lda, pb, 0, c, n)
+		} else {
+			Gemm(tA, tB, m, n, k, 1, a, lda, bm, ldb, 0, c, n)
+		}
+	}
+	el := time.Since(start)
+	b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/el.Seconds()/1e9, "GFLOP/s")
+}
+
+// BenchmarkGemm: go test -bench Gemm -run '^$' ./compute/
+func BenchmarkGemm(b *testing.B) {
+	for _, s := range benchShapes {
+		for _, th := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads%d", s.name, th), func(b *testing.B) {
+				withThreads(th, func() { benchGemm(b, s.tA, s.tB, s.m, s.n, s.k, false) })
+			})
+		}
+	}
+}
+
+// BenchmarkGemmPacked is BenchmarkGemm with B packed once outside the loop
+// (frozen weights).
+func BenchmarkGemmPacked(b *testing.B) {
+	for _, s := range benchShapes {
+		for _, th := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads%d", s.name, th), func(b *testing.B) {
+				withThreads(th, func() { benchGemm(b, s.tA, s.tB, s.m, s.n, s.k, true) })
+			})
+		}
+	}
+}
+
+// BenchmarkGemmPortable measures the pure-Go path on one target shape.
+func BenchmarkGemmPortable(b *testing.B) {
+	withPortable(func() {
+		withThreads(1, func() { benchGemm(b, NoTrans, NoTrans, 256, 256, 256, false) })
+	})
+}

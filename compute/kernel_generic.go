@@ -1,0 +1,28 @@
+//go:build !amd64 || purego
+
+package compute
+
+// useAsm is always false without the amd64 assembly; it exists so tests can
+// set it on every architecture.
+var useAsm = false
+
+func microKernel(kc int, a, b, c []float32, ldc int, beta float32, mode int) {
+	kernelGo(kc, a, b, c, ldc, beta, mode)
+}
+
+func packATile6N(kc int, a []float32, lda int, d []float32, alpha float32) {
+	packATile6NGo(kc, a, lda, d, alpha)
+}
+
+func packATile6T(kc int, a []float32, lda int, d []float32, alpha float32) {
+	packATile6TGo(kc, a, lda, d, alpha)
+}
+
+func packBPanel16N(kc int, b []float32, ldb int, d []float32) { packBPanel16NGo(kc, b, ldb, d) }
+
+func packBPanel16T(kc int, b []float32, ldb int, d []float32) { packBPanel16TGo(kc, b, ldb, d) }
+
+func axpy(alpha float32, x, y []float32)                          { axpyGo(alpha, x, y) }
+func axpy2(a0 float32, x0 []float32, a1 float32, x1, y []float32) { axpy2Go(a0, x0, a1, x1, y) }
+func dot(x, y []float32) float32                                  { return dotGo(x, y) }
+func scale(alpha float32, x []float32)                            { scaleGo(alpha, x) }

@@ -1,0 +1,399 @@
+package compute
+
+import (
+	"fmt"
+	"math/bits"
+	"sync"
+	"unsafe"
+)
+
+// PackedB is the right operand of a GEMM, op(B) (k×n), laid out once in the
+// micro-kernel's panel format so that repeated products with the same matrix
+// (a frozen weight used for every batch) skip the packing pass.
+//
+// Layout: op(B) is cut into passes of kc rows (the last may be shorter) and
+// each pass into micro-panels of nr=16 columns (the last zero-padded). A
+// micro-panel is kcb×16 floats stored k-major (16 floats per k step), which is
+// the order the micro-kernel reads. Pass blk starts at blk·kc·npad and its
+// panel jp at jp·16·kcb within it (npad = n rounded up to 16).
+//
+// Memory: k × roundUp(n, 16) float32 plus 64 bytes of alignment, i.e. the size
+// of B itself when n is a multiple of 16 (a 768×3072 weight: 9 MiB).
+//
+// A PackedB is immutable after PackB returns and may be used by any number of
+// goroutines at once.
+type PackedB struct {
+	k, n int
+	kc   int
+	data []float32
+}
+
+// K returns the number of rows of op(B) (the inner dimension of the product).
+func (p *PackedB) K() int { return p.k }
+
+// N returns the number of columns of op(B) (the columns of C).
+func (p *PackedB) N() int { return p.n }
+
+// panel returns the packed micro-panel jp of pass blk and that pass's depth.
+func (p *PackedB) panel(blk, jp int) ([]float32, int) {
+	p0 := blk * p.kc
+	kcb := min(p.kc, p.k-p0)
+	off := p0*roundUp(p.n, nr) + jp*nr*kcb
+	return p.data[off : off+nr*kcb], kcb
+}
+
+// PackB packs op(B) (k×n: B is k×n with ldb ≥ n, or n×k with ldb ≥ k when tB
+// is Trans) for use with GemmPacked. The result does not alias b.
+func PackB(tB Transpose, k, n int, b []float32, ldb int) *PackedB {
+	if k < 0 || n < 0 {
+		panic(fmt.Sprintf("compute: negative PackB size k=%d n=%d", k, n))
+	}
+	if tB {
+		checkMatrix("B", b, n, k, ldb)
+	} else {
+		checkMatrix("B", b, k, n, ldb)
+	}
+	pb := &PackedB{k: k, n: n, kc: chooseKC(k), data: alignedFloats(k * roundUp(n, nr))}
+	if k > 0 && n > 0 {
+		packBAll(pb, tB, b, ldb, Threads())
+	}
+	return pb
+}
+
+// GemmPacked computes C = alpha·op(A)·B + beta·C with B prepacked by PackB
+// (k and n come from pb). op(A) is m×k: A is m×k (lda ≥ k), or k×m (lda ≥ m)
+// when tA is Trans; C is m×n (ldc ≥ n). beta==0 overwrites C (old NaN ignored).
+func GemmPacked(tA Transpose, m int, alpha float32, a []float32, lda int, pb *PackedB, beta float32, c []float32, ldc int) {
+	k, n := pb.k, pb.n
+	if m < 0 {
+		panic(fmt.Sprintf("compute: negative GEMM size m=%d", m))
+	}
+	if tA {
+		checkMatrix("A", a, k, m, lda)
+	} else {
+		checkMatrix("A", a, m, k, lda)
+	}
+	checkMatrix("C", c, m, n, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleMatrix(m, n, beta, c, ldc)
+		return
+	}
+	gemmPacked(tA, m, alpha, a, lda, pb, beta, c, ldc, Threads())
+}
+
+// parallelMinFlops is the smallest product (2·m·n·k) that is split over
+// threads: waking a worker and joining it costs a few microseconds, which is
+// about this much work on one core.
+const parallelMinFlops = 1 << 21
+
+// gemmPacked runs C = alpha·op(A)·B + beta·C over pb. The work is cut into
+// parts that own disjoint blocks of C: row blocks of at most mcMax rows (each
+// packs its own A block and shares pb), or column ranges when m is too small
+// to give every thread rows.
+func gemmPacked(tA Transpose, m int, alpha float32, a []float32, lda int, pb *PackedB, beta float32, c []float32, ldc int, threads int) {
+	n, k := pb.n, pb.k
+	mt := (m + mr - 1) / mr // row tiles
+	nt := (n + nr - 1) / nr // column panels
+	if threads < 1 || 2*m*n*k < parallelMinFlops {
+		threads = 1
+	}
+	mcTiles := mcMax / mr
+	pm, pn := 1, 1
+	if threads == 1 {
+		pm = (mt + mcTiles - 1) / mcTiles
+	} else if mt >= 2*threads {
+		// Row parts, a multiple of threads so each gets the same share.
+		pm = threads * ((mt + threads*mcTiles - 1) / (threads * mcTiles))
+	} else {
+		pm = (mt + mcTiles - 1) / mcTiles
+		pn = min(threads, nt)
+	}
+	run := func(part int) {
+		pi, pj := part/pn, part%pn
+		t0, t1 := pi*mt/pm, (pi+1)*mt/pm
+		j0, j1 := pj*nt/pn, (pj+1)*nt/pn
+		gemmPart(tA, m, alpha, a, lda, pb, beta, c, ldc, t0*mr, min(t1*mr, m), j0, j1)
+	}
+	if pm*pn == 1 {
+		run(0)
+		return
+	}
+	parallelFor(pm*pn, threads, run)
+}
+
+// gemmPart computes rows [r0,r1) × column panels [j0,j1) of C. Loop order
+// (outer to inner): column block of ncMax, k pass, row block of mcMax (packed
+// into L2), B micro-panel (L1), A micro-panel.
+func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *PackedB, beta float32, c []float32, ldc int, r0, r1, j0, j1 int) {
+	n, k, kc := pb.n, pb.k, pb.kc
+	abuf := getFloats(roundUp(min(mcMax, r1-r0), mr) * kc)
+	defer putFloats(abuf)
+	ap := *abuf
+	var tmp [mr * nr]float32
+	ncPanels := max(1, ncMax/nr)
+	firstMode := 2
+	if beta == 0 {
+		firstMode = 0
+	} else if beta == 1 {
+		firstMode = 1
+	}
+	for jc := j0; jc < j1; jc += ncPanels {
+		jce := min(jc+ncPanels, j1)
+		for blk, p0 := 0, 0; p0 < k; blk, p0 = blk+1, p0+kc {
+			kcb := min(kc, k-p0)
+			mode := 1
+			if blk == 0 {
+				mode = firstMode
+			}
+			for ic := r0; ic < r1; ic += mcMax {
+				mc := min(mcMax, r1-ic)
+				packA(tA, a, lda, ic, mc, p0, kcb, alpha, ap)
+				for jp := jc; jp < jce; jp++ {
+					bp, _ := pb.panel(blk, jp)
+					col := jp * nr
+					cols := min(nr, n-col)
+					for ir := 0; ir < mc; ir += mr {
+						rows := min(mr, mc-ir)
+						at := ap[ir*kcb : (ir+mr)*kcb]
+						ci := (ic+ir)*ldc + col
+						if rows == mr && cols == nr {
+							microKernel(kcb, at, bp, c[ci:], ldc, beta, mode)
+							continue
+						}
+						// Edge tile: compute the full 6×16 tile into tmp
+						// (padding rows/columns of the packed operands are
+						// zero) and merge only the valid part into C.
+						microKernel(kcb, at, bp, tmp[:], nr, 0, 0)
+						mergeTile(tmp[:], rows, cols, c[ci:], ldc, beta, mode)
+					}
+				}
+			}
+		}
+	}
+}
+
+// mergeTile applies a computed tile (rows×cols valid, row stride nr) to C
+// with the kernel's mode semantics.
+func mergeTile(t []float32, rows, cols int, c []float32, ldc int, beta float32, mode int) {
+	for i := 0; i < rows; i++ {
+		ti := t[i*nr : i*nr+cols]
+		ci := c[i*ldc : i*ldc+cols]
+		switch mode {
+		case 0:
+			copy(ci, ti)
+		case 1:
+			for j, v := range ti {
+				ci[j] += v
+			}
+		default:
+			for j, v := range ti {
+				ci[j] = beta*ci[j] + v
+			}
+		}
+	}
+}
+
+// packA packs rows [ic, ic+mc) and k range [p0, p0+kcb) of op(A), scaled by
+// alpha, into dst as mr-row micro-panels: tile t occupies dst[t·mr·kcb:] and
+// holds element (row t·mr+i, k p0+p) at p·mr+i. Rows past mc are zero.
+func packA(tA Transpose, a []float32, lda, ic, mc, p0, kcb int, alpha float32, dst []float32) {
+	for ir := 0; ir < mc; ir += mr {
+		rows := min(mr, mc-ir)
+		d := dst[ir*kcb : (ir+mr)*kcb]
+		if tA {
+			// op(A)[i][p] = A[p][i]: each k step reads `rows` contiguous floats.
+			base := p0*lda + ic + ir
+			if rows == mr {
+				packATile6T(kcb, a[base:], lda, d, alpha)
+				continue
+			}
+			for p := 0; p < kcb; p++ {
+				src := a[base+p*lda : base+p*lda+rows]
+				dp := d[p*mr : p*mr+mr]
+				for i := range dp {
+					if i < rows {
+						dp[i] = alpha * src[i]
+					} else {
+						dp[i] = 0
+					}
+				}
+			}
+		} else {
+			base := (ic+ir)*lda + p0
+			if rows == mr {
+				packATile6N(kcb, a[base:], lda, d, alpha)
+				continue
+			}
+			for i := 0; i < mr; i++ {
+				if i >= rows {
+					for p := 0; p < kcb; p++ {
+						d[p*mr+i] = 0
+					}
+					continue
+				}
+				src := a[base+i*lda : base+i*lda+kcb]
+				for p, v := range src {
+					d[p*mr+i] = alpha * v
+				}
+			}
+		}
+	}
+}
+
+// packATile6NGo packs a full 6-row tile of a row-major A (rows at a[i·lda:],
+// kc contiguous k values each) into d (kc×6, k-major).
+func packATile6NGo(kc int, a []float32, lda int, d []float32, alpha float32) {
+	r0 := a[0:kc]
+	r1 := a[lda : lda+kc]
+	r2 := a[2*lda : 2*lda+kc]
+	r3 := a[3*lda : 3*lda+kc]
+	r4 := a[4*lda : 4*lda+kc]
+	r5 := a[5*lda : 5*lda+kc]
+	d = d[:kc*mr]
+	for p := range r0 {
+		dp := d[p*mr : p*mr+mr : p*mr+mr]
+		dp[0] = alpha * r0[p]
+		dp[1] = alpha * r1[p]
+		dp[2] = alpha * r2[p]
+		dp[3] = alpha * r3[p]
+		dp[4] = alpha * r4[p]
+		dp[5] = alpha * r5[p]
+	}
+}
+
+// packATile6TGo packs a full 6-row tile of a transposed A: k step p reads the
+// 6 contiguous floats a[p·lda:].
+func packATile6TGo(kc int, a []float32, lda int, d []float32, alpha float32) {
+	d = d[:kc*mr]
+	for p := 0; p < kc; p++ {
+		src := a[p*lda : p*lda+mr : p*lda+mr]
+		dp := d[p*mr : p*mr+mr : p*mr+mr]
+		dp[0] = alpha * src[0]
+		dp[1] = alpha * src[1]
+		dp[2] = alpha * src[2]
+		dp[3] = alpha * src[3]
+		dp[4] = alpha * src[4]
+		dp[5] = alpha * src[5]
+	}
+}
+
+// packBAll packs all of op(B) into pb.data (layout in PackedB), splitting the
+// panels over threads when B is large.
+func packBAll(pb *PackedB, tB Transpose, b []float32, ldb int, threads int) {
+	k, n, kc := pb.k, pb.n, pb.kc
+	nt := (n + nr - 1) / nr
+	nblk := (k + kc - 1) / kc
+	total := nt * nblk
+	one := func(i int) {
+		blk, jp := i/nt, i%nt
+		p0 := blk * kc
+		d, kcb := pb.panel(blk, jp)
+		packBPanel(tB, b, ldb, p0, kcb, jp*nr, min(nr, n-jp*nr), d)
+	}
+	if threads < 2 || k*n < 1<<16 {
+		for i := 0; i < total; i++ {
+			one(i)
+		}
+		return
+	}
+	// Chunks of panels, several per thread so an interrupted thread is
+	// covered by the others.
+	chunks := min(total, 4*threads)
+	parallelFor(chunks, threads, func(ch int) {
+		for i := ch * total / chunks; i < (ch+1)*total/chunks; i++ {
+			one(i)
+		}
+	})
+}
+
+// packBPanel packs op(B)[p0:p0+kcb, j0:j0+cols] into d (kcb×16, k-major),
+// zero-filling columns cols..15.
+func packBPanel(tB Transpose, b []float32, ldb, p0, kcb, j0, cols int, d []float32) {
+	if tB {
+		// op(B)[p][j] = B[j][p]: column j of the panel is a contiguous run of
+		// row j0+j of the stored B.
+		base := j0*ldb + p0
+		if cols == nr {
+			packBPanel16T(kcb, b[base:], ldb, d)
+			return
+		}
+		clear(d)
+		for j := 0; j < cols; j++ {
+			src := b[base+j*ldb : base+j*ldb+kcb]
+			for p, v := range src {
+				d[p*nr+j] = v
+			}
+		}
+		return
+	}
+	base := p0*ldb + j0
+	if cols == nr {
+		packBPanel16N(kcb, b[base:], ldb, d)
+		return
+	}
+	for p := 0; p < kcb; p++ {
+		dp := d[p*nr : p*nr+nr]
+		copy(dp, b[base+p*ldb:base+p*ldb+cols])
+		clear(dp[cols:])
+	}
+}
+
+// packBPanel16NGo copies kc rows of 16 contiguous floats (stride ldb) into d.
+func packBPanel16NGo(kc int, b []float32, ldb int, d []float32) {
+	for p := 0; p < kc; p++ {
+		copy(d[p*nr:p*nr+nr], b[p*ldb:p*ldb+nr])
+	}
+}
+
+// packBPanel16TGo transposes a 16×kc block of B (rows at b[j·ldb:]) into d
+// (kc×16).
+func packBPanel16TGo(kc int, b []float32, ldb int, d []float32) {
+	d = d[:kc*nr]
+	for j := 0; j < nr; j++ {
+		src := b[j*ldb : j*ldb+kc]
+		for p, v := range src {
+			d[p*nr+j] = v
+		}
+	}
+}
+
+// Scratch buffers (packed A blocks, packed B copies) are recycled through
+// pools, one per power-of-two size class so a request never keeps getting a
+// buffer that is too small. Steady-state Gemm calls do not allocate.
+var floatPools [48]sync.Pool
+
+// getFloats returns a 64-byte aligned scratch slice of length n (contents
+// arbitrary).
+func getFloats(n int) *[]float32 {
+	class := bits.Len(uint(max(n, 1) - 1))
+	if v := floatPools[class].Get(); v != nil {
+		p := v.(*[]float32)
+		*p = (*p)[:n]
+		return p
+	}
+	s := alignedFloats(1 << class)[:n]
+	return &s
+}
+
+func putFloats(p *[]float32) {
+	c := cap(*p)
+	class := bits.Len(uint(c - 1))
+	if c != 1<<class {
+		return // not from getFloats
+	}
+	floatPools[class].Put(p)
+}
+
+// alignedFloats allocates n zeroed floats starting on a 64-byte boundary, so
+// the kernel's 32-byte loads of packed panels never split a cache line.
+func alignedFloats(n int) []float32 {
+	s := make([]float32, n+16)
+	off := 0
+	if r := uintptr(unsafe.Pointer(&s[0])) % 64; r != 0 {
+		off = int(64-r) / 4
+	}
+	return s[off : off+n : off+n]
+}
