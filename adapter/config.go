@@ -29,6 +29,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("adapter rank %d must be positive", c.Rank)
 	case c.Kind == KindKron && c.DA2 < 0:
 		return fmt.Errorf("adapter dA2 %d must be positive (or 0 for the default)", c.DA2)
+	case c.Kind == KindLoRA && c.DA2 != 0:
+		return fmt.Errorf("adapter dA2 %d: dA2 applies to kron-lora only", c.DA2)
 	case c.Dropout < 0 || c.Dropout >= 1:
 		return fmt.Errorf("adapter dropout %v must be in [0, 1)", c.Dropout)
 	case !(c.Alpha > 0):

@@ -26,7 +26,9 @@ func QuantizeLayer(l Layer, s quant.Scheme, rng *rand.Rand) (Layer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("factor %s: %w", f.Name, err)
 		}
-		m.DequantizeInto(dst[i].Data)
+		if err := m.DequantizeInto(dst[i].Data); err != nil {
+			return nil, fmt.Errorf("factor %s: %w", f.Name, err)
+		}
 	}
 	return out, nil
 }

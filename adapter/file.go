@@ -1,0 +1,361 @@
+package adapter
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/kronfed/kronfed/adapter/quant"
+	"github.com/kronfed/kronfed/safetensors"
+)
+
+// FileFormat is the __metadata__ "format" of kronfed adapter files.
+const FileFormat = "kronfed-adapter"
+
+// fileVersion is bumped when the layout changes incompatibly.
+const fileVersion = "1"
+
+// SaveOptions chooses how factors are stored.
+type SaveOptions struct {
+	// Bits is 32 for float32 factors, or 2, 3, 4, 8 to store each factor
+	// quantized with Scheme (Scheme.Bits is taken from here).
+	Bits   int
+	Scheme quant.Scheme
+	// Rng drives stochastic rounding when Scheme.Stochastic.
+	Rng *rand.Rand
+}
+
+// Float32 stores factors exactly.
+var Float32 = SaveOptions{Bits: 32}
+
+// Encode lays a Set out as safetensors metadata and tensors:
+//
+//	<module>.<factor>  F32 [rows, cols]     at 32 bits (factor: A, B1, B2 or A, B)
+//	<module>.<factor>  U8  [n]              below 32 bits: the quant.Matrix binary
+//	                                        encoding (scheme, shape, scales, codes)
+//	<dense name>       F32 [rows, cols]     fully trained tensors, always float32
+//
+// and metadata: format, format_version, kind, rank, dA2 (Kron-LoRA), alpha,
+// dropout, target_modules (JSON list, in order), dense (JSON list), base_model,
+// bits, and quant (the scheme's label) below 32 bits.
+func (s *Set) Encode(opts SaveOptions) (map[string]string, []safetensors.Tensor, error) {
+	if opts.Bits != 32 {
+		opts.Scheme.Bits = opts.Bits
+		if err := opts.Scheme.Validate(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := s.CheckFinite(); err != nil {
+		return nil, nil, err
+	}
+	names := make([]string, len(s.Modules))
+	var tensors []safetensors.Tensor
+	for i, m := range s.Modules {
+		names[i] = m.Name
+		for _, f := range m.Layer.Factors() {
+			key := m.Name + "." + f.Name
+			if opts.Bits == 32 {
+				tensors = append(tensors, safetensors.F32Tensor(key, []int{f.Rows, f.Cols}, f.Data))
+				continue
+			}
+			q, err := quant.Quantize(f.Data, f.Rows, f.Cols, opts.Scheme, opts.Rng)
+			if err != nil {
+				return nil, nil, fmt.Errorf("module %s factor %s: %w", m.Name, f.Name, err)
+			}
+			enc, err := q.MarshalBinary()
+			if err != nil {
+				return nil, nil, fmt.Errorf("module %s factor %s: %w", m.Name, f.Name, err)
+			}
+			tensors = append(tensors, safetensors.Tensor{Name: key, DType: safetensors.U8, Shape: []int{len(enc)}, Data: enc})
+		}
+	}
+	dense := make([]string, len(s.Dense))
+	for i, d := range s.Dense {
+		dense[i] = d.Name
+		tensors = append(tensors, safetensors.F32Tensor(d.Name, []int{d.Rows, d.Cols}, d.Data))
+	}
+	c := s.Config
+	meta := map[string]string{
+		"format":         FileFormat,
+		"format_version": fileVersion,
+		"kind":           string(c.Kind),
+		"rank":           strconv.Itoa(c.Rank),
+		"alpha":          strconv.FormatFloat(float64(c.Alpha), 'g', -1, 32),
+		"dropout":        strconv.FormatFloat(float64(c.Dropout), 'g', -1, 32),
+		"target_modules": mustJSON(names),
+		"dense":          mustJSON(dense),
+		"base_model":     s.BaseModel,
+		"bits":           strconv.Itoa(opts.Bits),
+	}
+	if c.Kind == KindKron {
+		meta["dA2"] = strconv.Itoa(c.DA2)
+	}
+	if opts.Bits != 32 {
+		meta["quant"] = opts.Scheme.String()
+	}
+	return meta, tensors, nil
+}
+
+func mustJSON(v []string) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // []string always marshals
+	}
+	return string(b)
+}
+
+// WriteFile saves the Set as a safetensors file (atomically: a crash leaves the
+// old file or the new one, never half of one).
+func (s *Set) WriteFile(path string, opts SaveOptions) error {
+	meta, tensors, err := s.Encode(opts)
+	if err != nil {
+		return fmt.Errorf("save adapter %s: %w", path, err)
+	}
+	if err := safetensors.WriteFile(path, meta, tensors); err != nil {
+		return fmt.Errorf("save adapter %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadFile loads an adapter file written by WriteFile. Quantized factors come
+// back dequantized.
+func ReadFile(path string) (*Set, error) {
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load adapter: %w", err)
+	}
+	defer f.Close()
+	s, err := Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("load adapter %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Decode rebuilds a Set from a parsed safetensors file, checking that the
+// metadata, the tensor list and every shape agree, and that no value is NaN
+// or infinite.
+func Decode(f *safetensors.File) (*Set, error) {
+	meta := f.Metadata()
+	if got := meta["format"]; got != FileFormat {
+		return nil, fmt.Errorf("metadata format = %q, want %q (not a kronfed adapter file)", got, FileFormat)
+	}
+	if got := meta["format_version"]; got != fileVersion {
+		return nil, fmt.Errorf("metadata format_version = %q, this kronfed reads %q", got, fileVersion)
+	}
+	var c Config
+	var err error
+	if c.Kind, err = ParseKind(meta["kind"]); err != nil {
+		return nil, fmt.Errorf("metadata kind: %w", err)
+	}
+	if c.Rank, err = metaInt(meta, "rank"); err != nil {
+		return nil, err
+	}
+	if c.Kind == KindKron {
+		if c.DA2, err = metaInt(meta, "dA2"); err != nil {
+			return nil, err
+		}
+	}
+	if c.Alpha, err = metaFloat(meta, "alpha"); err != nil {
+		return nil, err
+	}
+	if c.Dropout, err = metaFloat(meta, "dropout"); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	if c.Kind == KindKron && c.DA2 == 0 {
+		return nil, fmt.Errorf("metadata dA2 = 0: a saved kron-lora adapter must record its dA2")
+	}
+	bits, err := metaInt(meta, "bits")
+	if err != nil {
+		return nil, err
+	}
+	if bits != 32 {
+		if err := (quant.Scheme{Bits: bits}).Validate(); err != nil {
+			return nil, fmt.Errorf("metadata bits: %w", err)
+		}
+	}
+	var modules, dense []string
+	if err := metaList(meta, "target_modules", &modules); err != nil {
+		return nil, err
+	}
+	if err := metaList(meta, "dense", &dense); err != nil {
+		return nil, err
+	}
+
+	s := &Set{Config: c, BaseModel: meta["base_model"]}
+	used := make(map[string]bool)
+	for _, name := range modules {
+		if name == "" || used[name] {
+			return nil, fmt.Errorf("metadata target_modules: empty or repeated module name %q", name)
+		}
+		l, err := decodeLayer(f, c, name, bits, used)
+		if err != nil {
+			return nil, fmt.Errorf("module %s: %w", name, err)
+		}
+		s.Modules = append(s.Modules, Module{Name: name, Layer: l})
+	}
+	for _, name := range dense {
+		if used[name] {
+			return nil, fmt.Errorf("metadata dense: tensor %q listed twice", name)
+		}
+		used[name] = true
+		info, ok := f.Tensor(name)
+		if !ok {
+			return nil, fmt.Errorf("dense tensor %s listed in metadata but missing", name)
+		}
+		if info.DType != safetensors.F32 || len(info.Shape) != 2 {
+			return nil, fmt.Errorf("dense tensor %s: %s %v, want F32 [rows, cols]", name, info.DType, info.Shape)
+		}
+		data, err := f.Float32(name)
+		if err != nil {
+			return nil, err
+		}
+		s.Dense = append(s.Dense, Dense{Name: name, Rows: info.Shape[0], Cols: info.Shape[1], Data: data, Grad: make([]float32, len(data))})
+	}
+	for _, t := range f.Tensors() {
+		if !used[t.Name] {
+			return nil, fmt.Errorf("tensor %s belongs to no module in target_modules and is not listed as dense", t.Name)
+		}
+	}
+	if err := s.CheckFinite(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// decodeLayer reads one module's factors and checks they form a layer of the
+// configured kind, rank and dA2.
+func decodeLayer(f *safetensors.File, c Config, module string, bits int, used map[string]bool) (Layer, error) {
+	var names []string
+	if c.Kind == KindKron {
+		names = []string{"A", "B1", "B2"}
+	} else {
+		names = []string{"A", "B"}
+	}
+	type mat struct {
+		rows, cols int
+		data       []float32
+	}
+	got := make(map[string]mat, len(names))
+	for _, fn := range names {
+		key := module + "." + fn
+		used[key] = true
+		info, ok := f.Tensor(key)
+		if !ok {
+			return nil, fmt.Errorf("factor %s missing (tensor %s)", fn, key)
+		}
+		var m mat
+		if bits == 32 {
+			if info.DType != safetensors.F32 || len(info.Shape) != 2 {
+				return nil, fmt.Errorf("factor %s: %s %v, want F32 [rows, cols] in a 32-bit file", fn, info.DType, info.Shape)
+			}
+			data, err := f.Float32(key)
+			if err != nil {
+				return nil, fmt.Errorf("factor %s: %w", fn, err)
+			}
+			m = mat{info.Shape[0], info.Shape[1], data}
+		} else {
+			if info.DType != safetensors.U8 || len(info.Shape) != 1 {
+				return nil, fmt.Errorf("factor %s: %s %v, want U8 [n] (quantized) in a %d-bit file", fn, info.DType, info.Shape, bits)
+			}
+			raw, err := f.Bytes(key)
+			if err != nil {
+				return nil, fmt.Errorf("factor %s: %w", fn, err)
+			}
+			q, err := quant.Unmarshal(raw)
+			if err != nil {
+				return nil, fmt.Errorf("factor %s: %w", fn, err)
+			}
+			if q.Scheme.Bits != bits {
+				return nil, fmt.Errorf("factor %s: quantized to %d bits, file says %d", fn, q.Scheme.Bits, bits)
+			}
+			m = mat{q.Rows, q.Cols, q.Dequantize()}
+		}
+		got[fn] = m
+	}
+	want := func(fn string, rows, cols int) error {
+		if m := got[fn]; m.rows != rows || m.cols != cols {
+			return fmt.Errorf("factor %s is %d×%d, want %d×%d for %v", fn, m.rows, m.cols, rows, cols, c)
+		}
+		return nil
+	}
+	switch c.Kind {
+	case KindKron:
+		a, b1 := got["A"], got["B1"]
+		shape, err := NewKronShape(a.rows*b1.rows, KronDA1*got["B2"].cols, c.DA2, c.Rank)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range []error{want("A", c.DA2, KronDA1), want("B1", shape.DB2(), c.Rank), want("B2", c.Rank, shape.DB1())} {
+			if e != nil {
+				return nil, e
+			}
+		}
+		k := newKronZero(shape, c.Alpha)
+		k.A, k.B1, k.B2 = got["A"].data, got["B1"].data, got["B2"].data
+		return k, nil
+	default:
+		b := got["B"]
+		shape, err := NewLoRAShape(b.rows, got["A"].cols, c.Rank)
+		if err != nil {
+			return nil, err
+		}
+		if err := want("A", c.Rank, shape.DIn); err != nil {
+			return nil, err
+		}
+		if err := want("B", shape.DOut, c.Rank); err != nil {
+			return nil, err
+		}
+		l := newLoRAZero(shape, c.Alpha)
+		l.A, l.B = got["A"].data, b.data
+		return l, nil
+	}
+}
+
+func metaInt(meta map[string]string, key string) (int, error) {
+	v, ok := meta[key]
+	if !ok {
+		return 0, fmt.Errorf("metadata %s missing", key)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("metadata %s = %q is not an integer", key, v)
+	}
+	return n, nil
+}
+
+func metaFloat(meta map[string]string, key string) (float32, error) {
+	v, ok := meta[key]
+	if !ok {
+		return 0, fmt.Errorf("metadata %s missing", key)
+	}
+	x, err := strconv.ParseFloat(v, 32)
+	if err != nil {
+		return 0, fmt.Errorf("metadata %s = %q is not a number", key, v)
+	}
+	return float32(x), nil
+}
+
+func metaList(meta map[string]string, key string, dst *[]string) error {
+	v, ok := meta[key]
+	if !ok {
+		return fmt.Errorf("metadata %s missing", key)
+	}
+	if err := json.Unmarshal([]byte(v), dst); err != nil {
+		return fmt.Errorf("metadata %s is not a JSON list of strings: %w", key, err)
+	}
+	return nil
+}
+
+// ModuleNames returns the adapted module names in order.
+func (s *Set) ModuleNames() []string {
+	names := make([]string, len(s.Modules))
+	for i, m := range s.Modules {
+		names[i] = m.Name
+	}
+	return names
+}
