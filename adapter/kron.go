@@ -88,7 +88,7 @@ func (k *Kron) Forward(x []float32, n int, y []float32, acts *Acts, drop *Dropou
 			if a0 == 0 && a1 == 0 {
 				continue
 			}
-			axpy2(a0, u0, a1, u1, yt[i*dB2:(i+1)*dB2])
+			compute.Axpy2(a0, u0, a1, u1, yt[i*dB2:(i+1)*dB2])
 		}
 	}
 }
@@ -175,10 +175,4 @@ func (k *Kron) MergeInto(w []float32, sign float32) {
 			}
 		}
 	}
-}
-
-// axpy2 computes y += a0·x0 + a1·x1. TODO(compute): switch to compute.Axpy2.
-func axpy2(a0 float32, x0 []float32, a1 float32, x1 []float32, y []float32) {
-	compute.Axpy(a0, x0, y)
-	compute.Axpy(a1, x1, y)
 }
