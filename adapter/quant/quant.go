@@ -79,6 +79,27 @@ func (s Scheme) String() string {
 	return fmt.Sprintf("int%d-%s-%s-%s", s.Bits, sym, gran, rnd)
 }
 
+// Step is the step Δ the scheme's definition gives a group whose smallest value
+// is lo and largest hi (lo ≤ hi), in float64 before Quantize rounds it to the
+// nearest float32:
+//
+//	symmetric:  max(|lo|, |hi|) / (2^(b−1)−1)   (note: 2·maxabs/(2^b−2), not /(2^b−1))
+//	asymmetric: (hi − lo) / (2^b−1)
+//
+// It is meant for a-priori error bounds: round-to-nearest moves each element by
+// at most Step/2, stochastic rounding by less than Step. It returns NaN for an
+// unsupported scheme.
+func (s Scheme) Step(lo, hi float64) float64 {
+	if s.Validate() != nil {
+		return math.NaN()
+	}
+	_, qhi := s.codeRange()
+	if s.Symmetric {
+		return math.Max(math.Abs(lo), math.Abs(hi)) / float64(qhi)
+	}
+	return (hi - lo) / float64(qhi)
+}
+
 // codeRange is the inclusive range of the integer q (before two's-complement
 // encoding) for s: [−(2^(b−1)−1), 2^(b−1)−1] or [0, 2^b−1].
 func (s Scheme) codeRange() (lo, hi int) {
@@ -143,7 +164,7 @@ func Quantize(x []float32, rows, cols int, s Scheme, rng *rand.Rand) (*Matrix, e
 		return nil, errors.New("quant: stochastic rounding needs a random source (rng is nil)")
 	}
 	for i, v := range x {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+		if f := float64(v); f-f != 0 { // NaN or ±Inf
 			return nil, fmt.Errorf("quant: non-finite value %v at row %d, col %d", v, i/cols, i%cols)
 		}
 	}
@@ -176,48 +197,95 @@ func Quantize(x []float32, rows, cols int, s Scheme, rng *rand.Rand) (*Matrix, e
 	for start := 0; start < n; start += chunk {
 		end := min(start+chunk, n)
 		codes := buf[:end-start]
-		for j, v := range x[start:end] {
+		// Split the chunk into runs that lie within one group.
+		for j := 0; j < len(codes); {
 			if left == 0 {
 				k++
 				left = glen
 				zero, inv = m.quantParams(k)
 			}
-			left--
-			y := (float64(v) - zero) * inv
-			var q float64
+			run := min(left, len(codes)-j)
+			xs := x[start+j : start+j+run]
 			if s.Stochastic {
-				q = math.Floor(y)
-				if rng.Float64() < y-q {
-					q++
-				}
+				roundStochastic(codes[j:j+run], xs, zero, inv, fqlo, fqhi, mask, rng)
 			} else {
-				q = math.Round(y)
+				roundNearest(codes[j:j+run], xs, zero, inv, fqlo, fqhi, mask)
 			}
-			// Clamping only matters for float rounding at the ends of the range.
-			q = max(fqlo, min(fqhi, q))
-			codes[j] = uint8(int(q) & mask) // two's complement for negative q
+			j += run
+			left -= run
 		}
 		pack(m.Codes[start/8*s.Bits:], codes, s.Bits)
 	}
 	return m, nil
 }
 
+// roundNearest sets dst[i] to the b-bit code (two's complement for negative q,
+// masked by mask) of round((x[i]−zero)·inv) clamped to [lo, hi]. Clamping only
+// matters for float rounding at the ends of the range. Ties round up; which way
+// they go does not matter for the Δ/2 bound.
+func roundNearest(dst []uint8, x []float32, zero, inv, lo, hi float64, mask int) {
+	dst = dst[:len(x)]
+	for i, v := range x {
+		q := math.Floor((float64(v)-zero)*inv + 0.5)
+		if q < lo {
+			q = lo
+		}
+		if q > hi {
+			q = hi
+		}
+		dst[i] = uint8(int(q) & mask)
+	}
+}
+
+// roundStochastic is roundNearest with q = floor(y) + Bernoulli(y − floor(y)),
+// one rng.Float64 per element, so E[q] = y.
+func roundStochastic(dst []uint8, x []float32, zero, inv, lo, hi float64, mask int, rng *rand.Rand) {
+	dst = dst[:len(x)]
+	for i, v := range x {
+		y := (float64(v) - zero) * inv
+		q := math.Floor(y)
+		if rng.Float64() < y-q {
+			q++
+		}
+		if q < lo {
+			q = lo
+		}
+		if q > hi {
+			q = hi
+		}
+		dst[i] = uint8(int(q) & mask)
+	}
+}
+
 // groupParams picks Δ (and z) for one group of finite values. qhi is the largest
 // code (2^(b−1)−1 symmetric, 2^b−1 asymmetric).
 func groupParams(x []float32, symmetric bool, qhi int) (scale, zero float32) {
-	var lo, hi float64
+	// Plain comparisons rather than the min/max builtins: the values are known
+	// finite, so their NaN/±0 handling is not needed, and it is several times
+	// slower. Extremes are exact in float32.
+	var lo32, hi32 float32
 	if symmetric {
 		for _, v := range x {
-			hi = max(hi, math.Abs(float64(v)))
+			if v < 0 {
+				v = -v
+			}
+			if v > hi32 {
+				hi32 = v
+			}
 		}
 	} else {
-		lo, hi = float64(x[0]), float64(x[0])
+		lo32, hi32 = x[0], x[0]
 		for _, v := range x[1:] {
-			lo = min(lo, float64(v))
-			hi = max(hi, float64(v))
+			if v < lo32 {
+				lo32 = v
+			}
+			if v > hi32 {
+				hi32 = v
+			}
 		}
-		zero = float32(lo) // exact: lo is a float32 value
+		zero = lo32
 	}
+	lo, hi := float64(lo32), float64(hi32)
 	// hi−lo cannot overflow in float64, and (hi−lo)/qhi ≤ MaxFloat32 since
 	// qhi ≥ 1 for symmetric (hi−lo = maxabs) and ≥ 3 for asymmetric.
 	s64 := (hi - lo) / float64(qhi)
@@ -311,16 +379,20 @@ func (m *Matrix) dequantize(dst []float32) {
 		end := min(start+chunk, n)
 		codes := buf[:end-start]
 		unpack(codes, m.Codes[start/8*bits:], bits)
-		out := dst[start:end]
-		for j, c := range codes {
+		for j := 0; j < len(codes); {
 			if left == 0 {
 				k++
 				left = glen
 				scale, zero = m.dequantParams(k)
 			}
-			left--
-			q := int(c) - (int(c)&signBit)<<1
-			out[j] = float32(zero + scale*float64(q)) // same arithmetic as decode
+			run := min(left, len(codes)-j)
+			out := dst[start+j : start+j+run]
+			for i, c := range codes[j : j+run] {
+				q := int(c) - (int(c)&signBit)<<1
+				out[i] = float32(zero + scale*float64(q)) // same arithmetic as decode
+			}
+			j += run
+			left -= run
 		}
 	}
 }

@@ -52,6 +52,14 @@ func refGroup(x []float32, s Scheme) (step, zero float64) {
 	return (hi - lo) / float64(int(1)<<s.Bits-1), lo
 }
 
+func groupMinMax(x []float32) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for _, v := range x {
+		lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
+	}
+	return lo, hi
+}
+
 // codeAt reads code i of m bit by bit (independently of unpack) and returns
 // the signed integer q it stands for.
 func codeAt(m *Matrix, i int) int {
@@ -100,6 +108,10 @@ func TestRoundToNearestErrorBound(t *testing.T) {
 				// Δ is the float64 value rounded to the nearest float32.
 				if math.Abs(got-step) > step/(1<<24) {
 					t.Fatalf("%s %d×%d group %d: scale %g, want %g rounded to float32", s, rows, cols, g, got, step)
+				}
+				lo, hi := groupMinMax(x[g*glen : (g+1)*glen])
+				if st := s.Step(lo, hi); st != step {
+					t.Fatalf("%s: Step(%g, %g) = %g, want %g", s, lo, hi, st, step)
 				}
 				if !s.Symmetric && float64(m.Zeros[g]) != zero {
 					t.Fatalf("%s %d×%d group %d: zero %g, want min %g", s, rows, cols, g, m.Zeros[g], zero)
@@ -483,6 +495,29 @@ func TestSizeBytes(t *testing.T) {
 		if len(b) != HeaderSize+c.want {
 			t.Errorf("%s %d×%d: encoding %d bytes, want %d", c.s, c.rows, c.cols, len(b), HeaderSize+c.want)
 		}
+	}
+}
+
+func TestStep(t *testing.T) {
+	cases := []struct {
+		s      Scheme
+		lo, hi float64
+		want   float64
+	}{
+		{Scheme{Bits: 2, Symmetric: true}, -3, 1, 3},
+		{Scheme{Bits: 4, Symmetric: true}, -0.5, 0.7, 0.1},
+		{Scheme{Bits: 8, Symmetric: true}, 0, 0, 0},
+		{Scheme{Bits: 2}, -3, 3, 2},
+		{Scheme{Bits: 3}, 1, 8, 1},
+		{Scheme{Bits: 8, PerRow: true}, -1, 254, 1},
+	}
+	for _, c := range cases {
+		if got := c.s.Step(c.lo, c.hi); math.Abs(got-c.want) > 1e-15 {
+			t.Errorf("%s.Step(%g, %g) = %g, want %g", c.s, c.lo, c.hi, got, c.want)
+		}
+	}
+	if got := (Scheme{Bits: 5}).Step(0, 1); !math.IsNaN(got) {
+		t.Errorf("Step for 5 bits = %g, want NaN", got)
 	}
 }
 
