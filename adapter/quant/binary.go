@@ -6,23 +6,6 @@ import (
 	"math"
 )
 
-// Binary encoding of a Matrix (all integers little-endian):
-//
-//	off  size  field
-//	0    2     magic "kq"
-//	2    1     format version (1)
-//	3    1     bits (2, 3, 4 or 8)
-//	4    1     flags: bit0 symmetric, bit1 per-row, bit2 stochastic; others 0
-//	5    4     rows (uint32, 1 … 2^31−1)
-//	9    4     cols (uint32, 1 … 2^31−1)
-//	13   4·g   scales, float32 bits, g = rows (per-row) or 1
-//	…    4·g   zero offsets, float32 bits (asymmetric only)
-//	…    ⌈rows·cols·bits/8⌉  codes, packed as in pack.go
-//
-// The total length must match exactly, and the decoded matrix must pass
-// Validate, so an encoding is canonical: decoding then encoding returns the
-// same bytes.
-
 // HeaderSize is the fixed header length of the binary encoding.
 const HeaderSize = 13
 
@@ -36,8 +19,23 @@ const (
 	flagsKnown     = flagSymmetric | flagPerRow | flagStochastic
 )
 
-// MarshalBinary encodes m (HeaderSize + m.SizeBytes() bytes). It fails if m
-// does not pass Validate.
+// MarshalBinary encodes m as follows (all integers little-endian):
+//
+//	off  size  field
+//	0    2     magic "kq"
+//	2    1     format version (1)
+//	3    1     bits (2, 3, 4 or 8)
+//	4    1     flags: bit0 symmetric, bit1 per-row, bit2 stochastic; others 0
+//	5    4     rows (uint32, 1 … 2^31−1)
+//	9    4     cols (uint32, 1 … 2^31−1)
+//	13   4·g   scales, float32 bits, g = rows (per-row) or 1
+//	…    4·g   zero offsets, float32 bits (asymmetric only)
+//	…    ⌈rows·cols·bits/8⌉  codes, packed as in the package comment
+//
+// The length is HeaderSize + m.SizeBytes(). UnmarshalBinary requires the total
+// length to match exactly and the matrix to pass Validate, so the encoding is
+// canonical: decoding then encoding returns the same bytes. MarshalBinary fails
+// if m does not pass Validate.
 func (m *Matrix) MarshalBinary() ([]byte, error) {
 	return m.AppendBinary(nil)
 }

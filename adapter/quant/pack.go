@@ -1,21 +1,6 @@
 package quant
 
-// Code storage.
-//
-// Codes are b-bit unsigned fields packed back to back, with no padding between
-// elements or rows, as a little-endian (LSB-first) bitstream: element i occupies
-// stream bits [i·b, (i+1)·b), stream bit k is bit k%8 (value 1<<(k%8)) of byte
-// k/8, and an element's least significant bit comes first. For the byte-aligned
-// widths this is the familiar layout:
-//
-//	8 bits: one code per byte.
-//	4 bits: two codes per byte, element 2j in the low nibble, 2j+1 in the high nibble.
-//	2 bits: four codes per byte, element 4j+t in bits 2t..2t+1.
-//	3 bits: a code may straddle two bytes; e.g. element 2 takes bits 6,7 of byte 0
-//	        (its two low bits) and bit 0 of byte 1 (its high bit).
-//
-// The unused high bits of the last byte must be zero, so every matrix has exactly
-// one encoding (Validate rejects anything else).
+// The code layout is documented in the package comment (quant.go).
 
 // chunk is how many codes the quantize/dequantize loops stage at a time in a
 // stack buffer. It is a multiple of 8, so every chunk starts on a byte boundary

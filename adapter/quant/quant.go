@@ -27,9 +27,28 @@
 // E[x̂] = x for every x in range, up to float32 rounding of Δ and x̂ (relative
 // 2^−17 of Δ at worst, at the very ends of the range).
 //
-// Symmetric codes are stored as b-bit two's complement, so the pattern for
-// −2^(b−1) (e.g. 0x80 at 8 bits) is never produced and is rejected by Validate.
-// See pack.go for the bit layout of Codes.
+// # Code storage
+//
+// Codes are b-bit fields packed back to back in row-major element order, with
+// no padding between elements or rows, as a little-endian (LSB-first) bitstream:
+// element i occupies stream bits [i·b, (i+1)·b), stream bit k is bit k%8 (value
+// 1<<(k%8)) of byte k/8, and an element's least significant bit comes first. For
+// the byte-aligned widths this is the familiar layout:
+//
+//	8 bits: one code per byte.
+//	4 bits: two codes per byte, element 2j in the low nibble, 2j+1 in the high nibble.
+//	2 bits: four codes per byte, element 4j+t in bits 2t..2t+1.
+//	3 bits: a code may straddle two bytes; e.g. element 2 takes bits 6,7 of byte 0
+//	        (its two low bits) and bit 0 of byte 1 (its high bit).
+//
+// Rows·Cols codes take ⌈Rows·Cols·b/8⌉ bytes; the unused high bits of the last
+// byte must be zero, so every matrix has exactly one encoding.
+//
+// Asymmetric codes are the unsigned q. Symmetric codes are q in b-bit two's
+// complement, so the pattern for −2^(b−1) (e.g. 0x80 at 8 bits, 0x8 at 4 bits)
+// is never produced and is rejected by Validate.
+//
+// Scales and offsets are float32; see MarshalBinary for the wire format.
 package quant
 
 import (
@@ -119,8 +138,8 @@ type Matrix struct {
 	// Zeros holds the float offset z (the value of code 0) per group, same
 	// length as Scales, for the asymmetric scheme; it is empty when symmetric.
 	Zeros []float32
-	// Codes holds the Rows·Cols codes, row-major, packed as described in
-	// pack.go: packedLen(Rows·Cols, Bits) = ⌈Rows·Cols·Bits/8⌉ bytes.
+	// Codes holds the Rows·Cols codes, row-major, packed as described in the
+	// package comment: ⌈Rows·Cols·Bits/8⌉ bytes.
 	Codes []byte
 }
 
