@@ -61,90 +61,104 @@ func (k *Kron) Factors() []Factor {
 	}
 }
 
-// Forward adds scale·ΔW·dropout(x) to y without forming ΔW.
+// Forward adds scale·ΔW·dropout(x) to y without forming ΔW. Per token t,
+// with X_t = x_t reshaped to dA1×dB1, the adapter output reshaped to dA2×dB2 is
+// A·(X_t·B2ᵀ)·B1ᵀ. Associating as (A·T_t)·B1ᵀ turns both big products into
+// single GEMMs over the batch, leaving only a tiny per-token mix:
 //
-//	x: n×DIn, seen as Xs = (n·dA1)×dB1 (token t's X is rows t·dA1 … t·dA1+1)
-//	T = Xs·B2ᵀ   (n·dA1)×r
-//	U = T·B1ᵀ    (n·dA1)×dB2
-//	y_t[i·dB2 : (i+1)·dB2] += scale · Σ_j A[i,j]·U[t·dA1+j, :]
+//	Xs  = x seen as (n·dA1)×dB1         (token t's X_t is rows t·dA1 …)
+//	T   = Xs·B2ᵀ                         (n·dA1)×r      GEMM
+//	M_t = A·T_t                          dA2×r per token, stacked (n·dA2)×r
+//	y  += scale·M·B1ᵀ                    (n·dA2)×dB2 = y seen as n×d_out   GEMM
+//
+// Its cost, 2·n·r·(d_in + d_out) flops, equals LoRA-r's.
 func (k *Kron) Forward(x []float32, n int, y []float32, acts *Acts, drop *Dropout) {
 	r, dA2, dB2, dB1 := k.dims()
 	checkBatch("x", x, n, k.Shape.DIn)
 	checkBatch("y", y, n, k.Shape.DOut)
 	xs := acts.input(x, n, k.Shape.DIn, drop)
-	rows := n * KronDA1
-	acts.H = grow(acts.H, rows*r)
-	acts.U = grow(acts.U, rows*dB2)
-	compute.Gemm(compute.NoTrans, compute.Trans, rows, r, dB1, 1, xs, dB1, k.B2, dB1, 0, acts.H, r)
-	compute.Gemm(compute.NoTrans, compute.Trans, rows, dB2, r, 1, acts.H, r, k.B1, r, 0, acts.U, dB2)
-	s := k.Scale()
-	dOut := k.Shape.DOut
-	for t := 0; t < n; t++ {
-		u0 := acts.U[(t*KronDA1)*dB2 : (t*KronDA1+1)*dB2]
-		u1 := acts.U[(t*KronDA1+1)*dB2 : (t*KronDA1+2)*dB2]
-		yt := y[t*dOut : (t+1)*dOut]
+	acts.H = grow(acts.H, n*KronDA1*r)
+	acts.U = grow(acts.U, n*dA2*r)
+	compute.Gemm(compute.NoTrans, compute.Trans, n*KronDA1, r, dB1, 1, xs, dB1, k.B2, dB1, 0, acts.H, r)
+	k.mixTokens(acts.H, acts.U, n)
+	compute.Gemm(compute.NoTrans, compute.Trans, n*dA2, dB2, r, k.Scale(), acts.U, r, k.B1, r, 1, y, dB2)
+}
+
+// mixTokens sets M_t = A·T_t for every token: t (n·dA1)×r, m (n·dA2)×r.
+func (k *Kron) mixTokens(t, m []float32, n int) {
+	r, dA2 := k.Shape.Rank, k.Shape.DA2
+	for tok := 0; tok < n; tok++ {
+		t0 := t[(tok*KronDA1)*r : (tok*KronDA1+1)*r]
+		t1 := t[(tok*KronDA1+1)*r : (tok*KronDA1+2)*r]
 		for i := 0; i < dA2; i++ {
-			a0, a1 := s*k.A[i*KronDA1], s*k.A[i*KronDA1+1]
-			if a0 == 0 && a1 == 0 {
-				continue
+			a0, a1 := k.A[i*KronDA1], k.A[i*KronDA1+1]
+			mi := m[(tok*dA2+i)*r : (tok*dA2+i+1)*r]
+			for c := range mi {
+				mi[c] = a0*t0[c] + a1*t1[c]
 			}
-			compute.Axpy2(a0, u0, a1, u1, yt[i*dB2:(i+1)*dB2])
 		}
 	}
 }
 
-// Backward accumulates dA, dB1, dB2 and adds the adapter's ∂L/∂x to dx.
+// Backward accumulates dA, dB1, dB2 and adds the adapter's ∂L/∂x to dx. With
+// dy seen as (n·dA2)×dB2:
 //
-//	G_t = scale·reshape(dy_t, dA2×dB2)
-//	dA  += Σ_t G_t·U_tᵀ                 dA2×dA1
-//	dU_t = Aᵀ·G_t                        dA1×dB2, stacked (n·dA1)×dB2
-//	dB1 += dUᵀ·T                         dB2×r
-//	dT   = dU·B1                         (n·dA1)×r
-//	dB2 += dTᵀ·Xs                        r×dB1
-//	dXs  = dT·B2                         (n·dA1)×dB1 = n×DIn, then through dropout
+//	dM   = scale·dy·B1                   (n·dA2)×r      GEMM
+//	dB1 += scale·dyᵀ·M                   dB2×r          GEMM
+//	dA  += Σ_t dM_t·T_tᵀ                 dA2×dA1        per token, tiny
+//	dT_t = Aᵀ·dM_t                       dA1×r per token, stacked (n·dA1)×r
+//	dB2 += dTᵀ·Xs                        r×dB1          GEMM
+//	dXs  = dT·B2                         (n·dA1)×dB1 = n×d_in, through dropout   GEMM
 func (k *Kron) Backward(dy []float32, acts *Acts, dx []float32) {
 	r, dA2, dB2, dB1 := k.dims()
 	n := acts.N
 	checkBatch("dy", dy, n, k.Shape.DOut)
-	rows := n * KronDA1
 	s := k.Scale()
-	dOut := k.Shape.DOut
-	acts.dU = grow(acts.dU, rows*dB2)
-	clear(acts.dU)
-	for t := 0; t < n; t++ {
-		u0 := acts.U[(t*KronDA1)*dB2 : (t*KronDA1+1)*dB2]
-		u1 := acts.U[(t*KronDA1+1)*dB2 : (t*KronDA1+2)*dB2]
-		du0 := acts.dU[(t*KronDA1)*dB2 : (t*KronDA1+1)*dB2]
-		du1 := acts.dU[(t*KronDA1+1)*dB2 : (t*KronDA1+2)*dB2]
-		dyt := dy[t*dOut : (t+1)*dOut]
-		for i := 0; i < dA2; i++ {
-			g := dyt[i*dB2 : (i+1)*dB2]
-			k.GradA[i*KronDA1] += s * compute.Dot(g, u0)
-			k.GradA[i*KronDA1+1] += s * compute.Dot(g, u1)
-			if a0 := s * k.A[i*KronDA1]; a0 != 0 {
-				compute.Axpy(a0, g, du0)
-			}
-			if a1 := s * k.A[i*KronDA1+1]; a1 != 0 {
-				compute.Axpy(a1, g, du1)
-			}
-		}
-	}
-	acts.dH = grow(acts.dH, rows*r)
-	compute.Gemm(compute.Trans, compute.NoTrans, dB2, r, rows, 1, acts.dU, dB2, acts.H, r, 1, k.GradB1, r)
-	compute.Gemm(compute.NoTrans, compute.NoTrans, rows, r, dB2, 1, acts.dU, dB2, k.B1, r, 0, acts.dH, r)
-	compute.Gemm(compute.Trans, compute.NoTrans, r, dB1, rows, 1, acts.dH, r, acts.X, dB1, 1, k.GradB2, dB1)
+	acts.dU = grow(acts.dU, n*dA2*r)     // dM
+	acts.dH = grow(acts.dH, n*KronDA1*r) // dT
+	compute.Gemm(compute.NoTrans, compute.NoTrans, n*dA2, r, dB2, s, dy, dB2, k.B1, r, 0, acts.dU, r)
+	compute.Gemm(compute.Trans, compute.NoTrans, dB2, r, n*dA2, s, dy, dB2, acts.U, r, 1, k.GradB1, r)
+	k.unmixTokens(acts.H, acts.dU, acts.dH, n)
+	compute.Gemm(compute.Trans, compute.NoTrans, r, dB1, n*KronDA1, 1, acts.dH, r, acts.X, dB1, 1, k.GradB2, dB1)
 	if dx == nil {
 		return
 	}
 	checkBatch("dx", dx, n, k.Shape.DIn)
 	if acts.keep == nil {
 		// No dropout: accumulate straight into dx.
-		compute.Gemm(compute.NoTrans, compute.NoTrans, rows, dB1, r, 1, acts.dH, r, k.B2, dB1, 1, dx, dB1)
+		compute.Gemm(compute.NoTrans, compute.NoTrans, n*KronDA1, dB1, r, 1, acts.dH, r, k.B2, dB1, 1, dx, dB1)
 		return
 	}
-	acts.dX = grow(acts.dX, rows*dB1)
-	compute.Gemm(compute.NoTrans, compute.NoTrans, rows, dB1, r, 1, acts.dH, r, k.B2, dB1, 0, acts.dX, dB1)
+	acts.dX = grow(acts.dX, n*k.Shape.DIn)
+	compute.Gemm(compute.NoTrans, compute.NoTrans, n*KronDA1, dB1, r, 1, acts.dH, r, k.B2, dB1, 0, acts.dX, dB1)
 	acts.inputGrad(acts.dX, dx)
+}
+
+// unmixTokens is mixTokens' backward: given T ((n·dA1)×r) and dM ((n·dA2)×r)
+// it accumulates dA += Σ_t dM_t·T_tᵀ and sets dT_t = Aᵀ·dM_t.
+func (k *Kron) unmixTokens(t, dm, dt []float32, n int) {
+	r, dA2 := k.Shape.Rank, k.Shape.DA2
+	for tok := 0; tok < n; tok++ {
+		t0 := t[(tok*KronDA1)*r : (tok*KronDA1+1)*r]
+		t1 := t[(tok*KronDA1+1)*r : (tok*KronDA1+2)*r]
+		dt0 := dt[(tok*KronDA1)*r : (tok*KronDA1+1)*r]
+		dt1 := dt[(tok*KronDA1+1)*r : (tok*KronDA1+2)*r]
+		clear(dt0)
+		clear(dt1)
+		for i := 0; i < dA2; i++ {
+			a0, a1 := k.A[i*KronDA1], k.A[i*KronDA1+1]
+			dmi := dm[(tok*dA2+i)*r : (tok*dA2+i+1)*r]
+			var g0, g1 float32
+			for c, g := range dmi {
+				g0 += g * t0[c]
+				g1 += g * t1[c]
+				dt0[c] += a0 * g
+				dt1[c] += a1 * g
+			}
+			k.GradA[i*KronDA1] += g0
+			k.GradA[i*KronDA1+1] += g1
+		}
+	}
 }
 
 // B returns B1·B2 (dB2×dB1).

@@ -80,9 +80,10 @@ type Acts struct {
 	keep      []uint64
 	keepScale float32
 	// H and U are the layer's intermediates: Kron-LoRA T = X·B2ᵀ ((n·dA1)×r) and
-	// U = T·B1ᵀ ((n·dA1)×dB2); LoRA H = X·Aᵀ (n×q).
+	// M = A·T per token ((n·dA2)×r); LoRA H = X·Aᵀ (n×q).
 	H, U []float32
-	// scratch for Backward: dH, dU, and dX before the dropout mask.
+	// scratch for Backward: dH, dU (gradients of H and U), and dX before the
+	// dropout mask.
 	dH, dU, dX []float32
 	xbuf       []float32
 }
@@ -116,11 +117,18 @@ func (a *Acts) input(x []float32, n, d int, drop *Dropout) []float32 {
 	}
 	a.keepScale = 1 / (1 - drop.P)
 	a.xbuf = grow(a.xbuf, len(x))
-	// One 64-bit draw decides several elements' fate at once would bias P; draw
-	// a float per element instead. This is O(n·d), negligible beside the frozen
-	// layer's O(n·d·d_out).
+	// Each 64-bit draw gives two 32-bit uniforms; an element is dropped when
+	// its uniform is below P·2³² (probability P within 2⁻³²). This keeps the
+	// mask at a fraction of the frozen layer's cost.
+	threshold := uint64(float64(drop.P) * (1 << 32))
+	var bits uint64
 	for i, v := range x {
-		if drop.Rng.Float32() >= drop.P {
+		if i&1 == 0 {
+			bits = drop.Rng.Uint64()
+		} else {
+			bits >>= 32
+		}
+		if bits&0xFFFFFFFF >= threshold {
 			a.keep[i>>6] |= 1 << (i & 63)
 			a.xbuf[i] = v * a.keepScale
 		} else {

@@ -1,0 +1,88 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/compute"
+)
+
+// FrozenLinear is a linear layer whose weight never changes: y = x·Wᵀ + b.
+// W is packed once for each product the layer needs, so the forward pass
+// (x·Wᵀ) and the input gradient (dy·W) skip per-call packing. The packed
+// copies cost 2·d_out·d_in floats on top of W; they are read-only, so one
+// FrozenLinear can serve many goroutines (all clients of a simulation).
+type FrozenLinear struct {
+	DOut, DIn int
+	W         []float32 // d_out×d_in
+	Bias      []float32 // d_out, or nil
+
+	fwd *compute.PackedB // Wᵀ as the right operand: d_in×d_out
+	bwd *compute.PackedB // W as the right operand: d_out×d_in
+}
+
+// NewFrozenLinear packs w (d_out×d_in, row-major) and keeps bias (length
+// d_out, or nil).
+func NewFrozenLinear(dOut, dIn int, w, bias []float32) (*FrozenLinear, error) {
+	if dOut <= 0 || dIn <= 0 {
+		return nil, fmt.Errorf("linear %d×%d: sizes must be positive", dOut, dIn)
+	}
+	if len(w) != dOut*dIn {
+		return nil, fmt.Errorf("linear %d×%d: weight has %d elements, want %d", dOut, dIn, len(w), dOut*dIn)
+	}
+	if bias != nil && len(bias) != dOut {
+		return nil, fmt.Errorf("linear %d×%d: bias has %d elements, want %d", dOut, dIn, len(bias), dOut)
+	}
+	return &FrozenLinear{
+		DOut: dOut, DIn: dIn, W: w, Bias: bias,
+		fwd: compute.PackB(compute.Trans, dIn, dOut, w, dIn),
+		bwd: compute.PackB(compute.NoTrans, dOut, dIn, w, dIn),
+	}, nil
+}
+
+// Forward sets y = x·Wᵀ + b. x: n×d_in, y: n×d_out.
+func (l *FrozenLinear) Forward(x []float32, n int, y []float32) {
+	compute.GemmPacked(compute.NoTrans, n, 1, x, l.DIn, l.fwd, 0, y, l.DOut)
+	if l.Bias != nil {
+		for t := 0; t < n; t++ {
+			compute.Axpy(1, l.Bias, y[t*l.DOut:(t+1)*l.DOut])
+		}
+	}
+}
+
+// BackwardInput adds dy·W to dx. dy: n×d_out, dx: n×d_in. The weight is
+// frozen, so there is no weight gradient.
+func (l *FrozenLinear) BackwardInput(dy []float32, n int, dx []float32) {
+	compute.GemmPacked(compute.NoTrans, n, 1, dy, l.DOut, l.bwd, 1, dx, l.DIn)
+}
+
+// AdaptedLinear is a frozen linear layer with an adapter on it:
+//
+//	y = x·Wᵀ + b + scale·ΔW·dropout(x)
+//
+// It keeps the adapter's activations between Forward and Backward, so use one
+// AdaptedLinear per layer per concurrent batch.
+type AdaptedLinear struct {
+	Frozen  *FrozenLinear
+	Adapter adapter.Layer // nil: the frozen layer alone
+	acts    adapter.Acts
+}
+
+// Forward computes y (n×d_out) from x (n×d_in). drop is nil at inference.
+func (l *AdaptedLinear) Forward(x []float32, n int, y []float32, drop *adapter.Dropout) {
+	l.Frozen.Forward(x, n, y)
+	if l.Adapter != nil {
+		l.Adapter.Forward(x, n, y, &l.acts, drop)
+	}
+}
+
+// Backward accumulates the adapter's gradients and, when dx is non-nil, adds
+// ∂L/∂x (frozen and adapter parts) to dx (n×d_in).
+func (l *AdaptedLinear) Backward(dy []float32, n int, dx []float32) {
+	if dx != nil {
+		l.Frozen.BackwardInput(dy, n, dx)
+	}
+	if l.Adapter != nil {
+		l.Adapter.Backward(dy, &l.acts, dx)
+	}
+}
