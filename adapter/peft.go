@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/kronfed/kronfed/compute"
 	"github.com/kronfed/kronfed/safetensors"
@@ -256,7 +257,8 @@ func (s *Set) peftLoRAConfig(cfg peftConfig, rank int, alpha float64) {
 	cfg["peft_type"] = "LORA"
 	cfg["r"] = rank
 	cfg["lora_alpha"] = alpha
-	cfg["lora_dropout"] = float64(s.Config.Dropout)
+	// Through the shortest decimal, so 0.1 is written as 0.1, not 0.10000000149.
+	cfg["lora_dropout"], _ = strconv.ParseFloat(strconv.FormatFloat(float64(s.Config.Dropout), 'g', -1, 32), 64)
 	cfg["bias"] = "none"
 	cfg["fan_in_fan_out"] = false
 	cfg["use_rslora"] = false

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/adapter/quant"
+	"github.com/kronfed/kronfed/model"
+)
+
+// runInit writes a freshly initialized adapter for a model: the starting point
+// of training, or (with --init random) a test object for export and
+// quantization.
+func runInit(args []string, stdout io.Writer) error {
+	fs := newFlags("init")
+	configPath := fs.String("config", "", "Hugging Face config.json of the base model (required)")
+	kind := fs.String("adapter", "kron", "adapter kind: kron or lora")
+	rank := fs.Int("rank", 8, "rank r of B1·B2 (kron) or q (lora)")
+	dA2 := fs.Int("dA2", 0, "rows of A (kron only; 0: the paper's default for the hidden size)")
+	alpha := fs.Float64("alpha", 32, "scale numerator: ΔW is multiplied by alpha/rank")
+	init := fs.String("init", "peft", "peft (A = 0 for kron, B = 0 for lora: ΔW = 0) or random (every factor drawn, for testing export and quantization)")
+	seed := fs.Uint64("seed", 1, "initialization seed")
+	base := fs.String("base-model", "", "identity of the base model recorded in the file (default: the config's folder name)")
+	out := fs.String("out", "", "adapter file to write (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *configPath == "" || *out == "" {
+		return errors.New("init: --config and --out are required")
+	}
+	if *init != "peft" && *init != "random" {
+		return fmt.Errorf("init: --init %q: want peft or random", *init)
+	}
+	k, err := adapter.ParseKind(*kind)
+	if err != nil {
+		return fmt.Errorf("init: --adapter: %w", err)
+	}
+	cfg, err := model.LoadConfig(*configPath)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	ac := adapter.DefaultConfig(k)
+	ac.Rank, ac.DA2, ac.Alpha = *rank, *dA2, float32(*alpha)
+	if err := ac.Validate(); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	ac = ac.Resolve(cfg.Hidden)
+	var targets []adapter.Target
+	for _, l := range cfg.AdaptedLinears() {
+		targets = append(targets, adapter.Target{Name: l.Name, DOut: l.DOut, DIn: l.DIn})
+	}
+	if *base == "" {
+		*base = baseModelName(*configPath)
+	}
+	rng := rand.New(rand.NewPCG(*seed, 0x6b726f6e))
+	set, err := adapter.NewSet(ac, *base, targets, rng)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	if *init == "random" {
+		for _, m := range set.Modules {
+			for _, f := range m.Layer.Factors() {
+				bound := 1 / math.Sqrt(float64(f.Cols))
+				for i := range f.Data {
+					f.Data[i] = float32((2*rng.Float64() - 1) * bound)
+				}
+			}
+		}
+	}
+	if err := set.WriteFile(*out, adapter.Float32); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s: %s on %d modules of %s, %d parameters\n", *out, ac, len(set.Modules), cfg.ModelType, set.NumParams())
+	return nil
+}
+
+// baseModelName names a model after its config: the folder of a config.json
+// ("mistral-7b-v0.1/config.json"), else the file's stem
+// ("configs/mistral-7b-v0.1.json").
+func baseModelName(configPath string) string {
+	if filepath.Base(configPath) == "config.json" {
+		if abs, err := filepath.Abs(configPath); err == nil {
+			return filepath.Base(filepath.Dir(abs))
+		}
+	}
+	return strings.TrimSuffix(filepath.Base(configPath), filepath.Ext(configPath))
+}
+
+// quantRow is one module's line of the report.
+type quantRow struct {
+	Module string             `json:"module"`
+	MaxAbs map[string]float64 `json:"max_abs"`
+	Bits   []quantBits        `json:"bits"`
+}
+
+type quantBits struct {
+	Bits int `json:"bits"`
+	// PaperBound is the step-size bound on |ΔW| entries (unscaled ΔW).
+	PaperBound float64 `json:"paper_bound"`
+	// RelFrobError is ‖ΔW − ΔW_q‖F / ‖ΔW‖F.
+	RelFrobError float64 `json:"rel_frob_error"`
+}
+
+type quantReport struct {
+	Adapter string     `json:"adapter"`
+	Kind    string     `json:"kind"`
+	Scheme  string     `json:"scheme"`
+	Modules []quantRow `json:"modules"`
+	// Total is the error over all modules: √(Σ err²) / √(Σ ‖ΔW‖²) per bit width.
+	Total []quantBits `json:"total"`
+}
+
+func runQuantReport(args []string, stdout io.Writer) error {
+	fs := newFlags("quant-report")
+	path := fs.String("adapter", "", "adapter file (required)")
+	bitsList := fs.String("bits", "8,4", "comma-separated bit widths (2, 3, 4, 8)")
+	scheme := fs.String("scheme", "sym", "sym (zero-centred grid) or asym (min/max grid)")
+	gran := fs.String("granularity", "row", "row (a scale per output row) or tensor")
+	rounding := fs.String("rounding", "nearest", "nearest or stochastic")
+	seed := fs.Uint64("seed", 1, "seed of stochastic rounding")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return errors.New("quant-report: --adapter is required")
+	}
+	var s quant.Scheme
+	switch *scheme {
+	case "sym":
+		s.Symmetric = true
+	case "asym":
+	default:
+		return fmt.Errorf("quant-report: --scheme %q: want sym or asym", *scheme)
+	}
+	switch *gran {
+	case "row":
+		s.PerRow = true
+	case "tensor":
+	default:
+		return fmt.Errorf("quant-report: --granularity %q: want row or tensor", *gran)
+	}
+	switch *rounding {
+	case "nearest":
+	case "stochastic":
+		s.Stochastic = true
+	default:
+		return fmt.Errorf("quant-report: --rounding %q: want nearest or stochastic", *rounding)
+	}
+	var widths []int
+	for _, f := range strings.Split(*bitsList, ",") {
+		b, err := strconv.Atoi(strings.TrimSpace(f))
+		if err == nil {
+			err = (quant.Scheme{Bits: b}).Validate()
+		}
+		if err != nil {
+			return fmt.Errorf("quant-report: --bits %q: %v", *bitsList, err)
+		}
+		widths = append(widths, b)
+	}
+	set, err := adapter.ReadFile(*path)
+	if err != nil {
+		return fmt.Errorf("quant-report: %w", err)
+	}
+	rng := rand.New(rand.NewPCG(*seed, 0x7175616e))
+	rep := quantReport{Adapter: *path, Kind: string(set.Config.Kind)}
+	errSq := make([]float64, len(widths))
+	var normSq float64
+	for _, m := range set.Modules {
+		row := quantRow{Module: m.Name, MaxAbs: map[string]float64{}}
+		for i, b := range widths {
+			s.Bits = b
+			q, err := adapter.QuantizeLayer(m.Layer, s, rng)
+			if err != nil {
+				return fmt.Errorf("quant-report: module %s: %w", m.Name, err)
+			}
+			e, err := adapter.MeasureQuantError(m.Layer, q, b)
+			if err != nil {
+				return fmt.Errorf("quant-report: module %s: %w", m.Name, err)
+			}
+			if i == 0 {
+				for j, f := range m.Layer.Factors() {
+					row.MaxAbs[f.Name] = e.MaxAbs[j]
+				}
+				normSq += e.Norm * e.Norm
+			}
+			errSq[i] += e.Err * e.Err
+			row.Bits = append(row.Bits, quantBits{Bits: b, PaperBound: e.Bound, RelFrobError: e.Rel()})
+		}
+		rep.Modules = append(rep.Modules, row)
+	}
+	s.Bits = 0
+	rep.Scheme = strings.TrimPrefix(s.String(), "int0-")
+	for i, b := range widths {
+		t := quantBits{Bits: b}
+		if normSq > 0 {
+			t.RelFrobError = math.Sqrt(errSq[i] / normSq)
+		}
+		for _, r := range rep.Modules {
+			t.PaperBound = math.Max(t.PaperBound, r.Bits[i].PaperBound)
+		}
+		rep.Total = append(rep.Total, t)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return printQuantReport(stdout, set, &rep)
+}
+
+func printQuantReport(w io.Writer, set *adapter.Set, rep *quantReport) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var factors []string
+	for _, f := range set.Modules[0].Layer.Factors() {
+		factors = append(factors, f.Name)
+	}
+	hdr := "module\t"
+	for _, f := range factors {
+		hdr += "‖" + f + "‖max\t"
+	}
+	for _, b := range rep.Total {
+		hdr += fmt.Sprintf("bound@%d\trel.err@%d\t", b.Bits, b.Bits)
+	}
+	fmt.Fprintln(tw, hdr)
+	for _, r := range rep.Modules {
+		line := r.Module + "\t"
+		for _, f := range factors {
+			line += fmt.Sprintf("%.4g\t", r.MaxAbs[f])
+		}
+		for _, b := range r.Bits {
+			line += fmt.Sprintf("%.3g\t%.3g\t", b.PaperBound, b.RelFrobError)
+		}
+		fmt.Fprintln(tw, line)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n%s adapter, %d modules, quantized %s per factor\n", rep.Kind, len(rep.Modules), rep.Scheme)
+	fmt.Fprintln(w, "bound: the paper's step-size bound on entries of the unscaled ΔW; rel.err: ‖ΔW − ΔW_q‖F/‖ΔW‖F, exact")
+	for _, b := range rep.Total {
+		fmt.Fprintf(w, "%d bits: whole-adapter relative error %.4g, largest bound %.4g\n", b.Bits, b.RelFrobError, b.PaperBound)
+	}
+	return nil
+}
+
+func runExport(args []string, stdout io.Writer) error {
+	fs := newFlags("export")
+	path := fs.String("adapter", "", "adapter file (required)")
+	out := fs.String("out", "", "output folder (lokr, lora) or .safetensors file (merged) (required)")
+	format := fs.String("format", "lokr", "lokr (PEFT LoKr; LoRA adapters export as PEFT LoRA), lora (PEFT LoRA; exact rank-2r rewrite of Kron-LoRA) or merged (dense ΔW per module)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" || *out == "" {
+		return errors.New("export: --adapter and --out are required")
+	}
+	set, err := adapter.ReadFile(*path)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	switch *format {
+	case "lokr":
+		err = set.ExportPEFT(*out)
+		if errors.Is(err, adapter.ErrNotLoKr) {
+			return fmt.Errorf("export: %w\n  instead use --format lora (exact: A ⊗ (B1·B2) = (A ⊗ B1)·(I ⊗ B2), a PEFT LoRA of rank %d) or --format merged (dense ΔW)", err, adapter.KronDA1*set.Config.Rank)
+		}
+	case "lora":
+		err = set.ExportPEFTLoRA(*out)
+	case "merged":
+		err = set.ExportMerged(*out)
+	default:
+		return fmt.Errorf("export: --format %q: want lokr, lora or merged", *format)
+	}
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	fmt.Fprintf(stdout, "exported %s (%s, %d modules) to %s as %s\n", *path, set.Config, len(set.Modules), *out, *format)
+	return nil
+}

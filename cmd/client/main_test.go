@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func sharedModels(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("KRONFED_SHARED")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared")
+	}
+	dir = filepath.Join(dir, "models", "configs")
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("shared configs not found at %s: %v", dir, err)
+		}
+		t.Skipf("shared configs not found at %s (set KRONFED_SHARED)", dir)
+	}
+	return dir
+}
+
+func runOK(t *testing.T, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(args, &out); err != nil {
+		t.Fatalf("client %s: %v", strings.Join(args, " "), err)
+	}
+	return out.String()
+}
+
+// TestParamsJSON runs the command as a user would and checks the paper's totals.
+func TestParamsJSON(t *testing.T) {
+	dir := sharedModels(t)
+	for _, c := range []struct {
+		config, kind, rank string
+		want               int
+	}{
+		{"distilbert-base-uncased.json", "kron", "8", 840481},
+		{"distilbert-base-uncased.json", "lora", "16", 1918465},
+		{"mistral-7b-v0.1.json", "kron", "8", 5708448},
+		{"mistral-7b-v0.1.json", "lora", "8", 21260288},
+	} {
+		out := runOK(t, "params", "--config", filepath.Join(dir, c.config), "--adapter", c.kind, "--rank", c.rank, "--json")
+		var rep struct {
+			TrainableParams int `json:"trainable_params"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.TrainableParams != c.want {
+			t.Errorf("%s %s-%s: trainable_params %d, want %d", c.config, c.kind, c.rank, rep.TrainableParams, c.want)
+		}
+	}
+	text := runOK(t, "params", "--config", filepath.Join(dir, "distilbert-base-uncased.json"), "--adapter", "kron")
+	if !strings.Contains(text, "trainable params: 840481 (0.84 M)") {
+		t.Errorf("text output lacks the total:\n%s", text)
+	}
+}
+
+// TestAdapterCommands initializes a random adapter, reports its quantization
+// error, and exports it every way, through the command-line entry point.
+func TestAdapterCommands(t *testing.T) {
+	dir := sharedModels(t)
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "a.safetensors")
+	runOK(t, "init", "--config", filepath.Join(dir, "distilbert-base-uncased.json"), "--adapter", "kron", "--init", "random", "--out", file)
+
+	var rep quantReport
+	if err := json.Unmarshal([]byte(runOK(t, "quant-report", "--adapter", file, "--bits", "8,4", "--json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Modules) != 36 || len(rep.Total) != 2 {
+		t.Fatalf("report has %d modules, %d totals", len(rep.Modules), len(rep.Total))
+	}
+	e8, e4 := rep.Total[0].RelFrobError, rep.Total[1].RelFrobError
+	if !(e8 > 0 && e8 < 0.02 && e4 > e8 && e4 < 0.3) {
+		t.Errorf("relative errors 8-bit %.4g, 4-bit %.4g out of the expected ranges", e8, e4)
+	}
+
+	var out bytes.Buffer
+	err := run([]string{"export", "--adapter", file, "--out", filepath.Join(tmp, "lokr")}, &out)
+	if err == nil || !strings.Contains(err.Error(), "--format lora") {
+		t.Errorf("LoKr export of dA2 = 4 should fail pointing to --format lora, got %v", err)
+	}
+	runOK(t, "export", "--adapter", file, "--out", filepath.Join(tmp, "lora"), "--format", "lora")
+	runOK(t, "export", "--adapter", file, "--out", filepath.Join(tmp, "delta.safetensors"), "--format", "merged")
+	for _, p := range []string{"lora/adapter_config.json", "lora/adapter_model.safetensors", "delta.safetensors"} {
+		if _, err := os.Stat(filepath.Join(tmp, p)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	dir := sharedModels(t)
+	cfg := filepath.Join(dir, "distilbert-base-uncased.json")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"nope"}, `unknown command "nope"`},
+		{[]string{"params"}, "--config is required"},
+		{[]string{"params", "--config", cfg, "--adapter", "loha"}, `unknown adapter kind "loha"`},
+		{[]string{"params", "--config", cfg, "--dA2", "5"}, "dA2 = 5 does not divide d_out = 768"},
+		{[]string{"params", "--config", cfg, "--adapter", "lora", "--dA2", "4"}, "--dA2 applies to kron adapters only"},
+		{[]string{"params", "--config", "/nonexistent/config.json"}, "no such file"},
+		{[]string{"params", "--config", cfg, "extra"}, `unexpected argument "extra"`},
+		{[]string{"quant-report", "--adapter", cfg}, "load adapter"},
+		{[]string{"quant-report", "--adapter", cfg, "--bits", "5"}, "unsupported bit width 5"},
+		{[]string{"export", "--adapter", cfg, "--out", "x", "--format", "gguf"}, "load adapter"},
+		{[]string{"bench", "gpus"}, "bench: want"},
+	} {
+		var out bytes.Buffer
+		err := run(c.args, &out)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("client %s: got %v, want error containing %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+}
