@@ -157,6 +157,9 @@ func parseHeader(hdr []byte, dataLen int64) (*header, error) {
 			return nil, fmt.Errorf("unexpected byte %q at header offset %d after the JSON object", c, end+i)
 		}
 	}
+	if err := checkSurrogates(hdr[:end]); err != nil {
+		return nil, err
+	}
 	if err := validateLayout(h.tensors, dataLen); err != nil {
 		return nil, err
 	}
@@ -221,6 +224,62 @@ func validateLayout(tensors []TensorInfo, dataLen int64) error {
 		return fmt.Errorf("bytes [%d, %d) at the end of the data buffer belong to no tensor", pos, dataLen)
 	}
 	return nil
+}
+
+// checkSurrogates rejects \u escapes encoding a lone UTF-16 surrogate.
+// encoding/json silently decodes them to U+FFFD, while the reference refuses
+// the file; accepting them would let a name read differently here and there.
+// js must already be known to be valid JSON, so every \u has 4 hex digits.
+func checkSurrogates(js []byte) error {
+	inString := false
+	for i := 0; i < len(js); i++ {
+		c := js[i]
+		if !inString {
+			inString = c == '"'
+			continue
+		}
+		switch c {
+		case '"':
+			inString = false
+		case '\\':
+			if js[i+1] != 'u' {
+				i++ // a one-character escape
+				continue
+			}
+			r := hex4(js[i+2 : i+6])
+			switch {
+			case r >= 0xd800 && r < 0xdc00:
+				if i+11 < len(js) && js[i+6] == '\\' && js[i+7] == 'u' {
+					if lo := hex4(js[i+8 : i+12]); lo >= 0xdc00 && lo < 0xe000 {
+						i += 11
+						continue
+					}
+				}
+				return fmt.Errorf("header has a lone UTF-16 surrogate escape %s at offset %d", js[i:i+6], i)
+			case r >= 0xdc00 && r < 0xe000:
+				return fmt.Errorf("header has a lone UTF-16 surrogate escape %s at offset %d", js[i:i+6], i)
+			}
+			i += 5
+		}
+	}
+	return nil
+}
+
+// hex4 decodes 4 hex digits already validated by the JSON decoder.
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 func cmpInt64(a, b int64) int {

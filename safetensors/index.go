@@ -165,7 +165,11 @@ func parseIndex(raw []byte) (map[string]any, map[string]string, error) {
 			if v != nil {
 				m, ok := v.(map[string]any)
 				if !ok {
-					return nil, nil, fmt.Errorf(`"metadata" must be an object, found %T`, v)
+					kind := "a scalar"
+					if _, isArray := v.([]any); isArray {
+						kind = "an array"
+					}
+					return nil, nil, fmt.Errorf(`"metadata" must be an object, found %s`, kind)
 				}
 				meta = m
 			}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -129,6 +130,15 @@ func TestForeignLayout(t *testing.T) {
 	if err != nil || b[0] != 1 {
 		t.Errorf("b = %v, %v", b, err)
 	}
+	// A surrogate pair escape is one character, and an escaped backslash
+	// before a "u" is not an escape.
+	f, err = Parse(rawFile(`{"\ud83d\ude00\\ud800":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}`, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.Tensor("\U0001F600\\ud800"); !ok {
+		t.Errorf("tensors %v", f.Tensors())
+	}
 	// An empty header object and no data is a valid, empty file.
 	if f, err := Parse(rawFile("{}", nil)); err != nil || len(f.Tensors()) != 0 {
 		t.Errorf("empty file: %v", err)
@@ -161,6 +171,9 @@ func TestRejections(t *testing.T) {
 		{"empty header", rawFile(``, nil), "header does not start with '{'"},
 		{"trailing garbage", rawFile(`{} x`, nil), "unexpected byte 'x' at header offset 3 after the JSON object"},
 		{"trailing nul", rawFile("{}\x00", nil), `unexpected byte '\x00' at header offset 2 after the JSON object`},
+		{"lone high surrogate", rawFile(`{"\ud800":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}`, nil), `header has a lone UTF-16 surrogate escape \ud800 at offset 2`},
+		{"lone low surrogate", rawFile(`{"__metadata__":{"k":"x\\\uDC00"}}`, nil), `header has a lone UTF-16 surrogate escape \uDC00 at offset 25`},
+		{"reversed surrogates", rawFile(`{"\ud800\ud800\udc00":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}`, nil), `header has a lone UTF-16 surrogate escape \ud800 at offset 2`},
 		{"invalid utf8", rawFile("{\"\xff\":1}", nil), "header is not valid UTF-8"},
 		{"duplicate tensor", rawFile(`{`+f32("a", "[1]", "[0,4]")+`,`+f32("a", "[1]", "[4,8]")+`}`, make([]byte, 8)), `tensor "a": appears twice in the header`},
 		{"duplicate metadata", rawFile(`{"__metadata__":{},"__metadata__":{}}`, nil), `"__metadata__" appears twice in the header`},
@@ -198,6 +211,9 @@ func TestRejections(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			if strconv.IntSize == 32 && strings.Contains(c.name, "overflow") {
+				t.Skip("on 32-bit platforms these dimensions are refused earlier, as too large for int")
+			}
 			_, err := Parse(c.file)
 			if err == nil {
 				t.Fatalf("accepted")
@@ -400,7 +416,7 @@ func TestWriteRejects(t *testing.T) {
 		{"negative dim", nil, []Tensor{{Name: "a", DType: F32, Shape: []int{-1}}}, `tensor "a": shape [-1] has a negative dimension`},
 		{"short data", nil, []Tensor{{Name: "a", DType: F32, Shape: []int{2}, Data: make([]byte, 4)}}, `tensor "a": 4 bytes of data, but shape [2] of F32 needs 8`},
 		{"scalar data", nil, []Tensor{{Name: "a", DType: I16, Data: make([]byte, 4)}}, `tensor "a": 4 bytes of data, but shape [] of I16 needs 2`},
-		{"overflow", nil, []Tensor{{Name: "a", DType: U8, Shape: []int{1 << 40, 1 << 40}}}, `tensor "a": shape [1099511627776 1099511627776] of U8 has more bytes than fit in 64 bits`},
+		{"overflow", nil, []Tensor{{Name: "a", DType: U8, Shape: []int{1 << 30, 1 << 30, 1 << 30}}}, `tensor "a": shape [1073741824 1073741824 1073741824] of U8 has more bytes than fit in 64 bits`},
 		{"unknown dtype", nil, []Tensor{{Name: "a", DType: "f32"}}, `tensor "a": unknown dtype "f32"`},
 		{"duplicate", nil, []Tensor{ok, ok}, `tensor "ok": given twice`},
 		{"reserved name", nil, []Tensor{{Name: "__metadata__", DType: U8, Shape: []int{0}}}, `tensor "__metadata__": "__metadata__" is reserved and cannot name a tensor`},
