@@ -165,3 +165,213 @@ scalec:
 	VFMADD231PS  (R9)(SI*1), Y0, Y14
 	VFMADD231PS  32(R9)(SI*1), Y0, Y15
 	JMP          write
+
+// func packA6N(n8 int, a *float32, lda int, d *float32, alpha float32)
+//
+// Packs a full 6-row tile of a row-major A for 8·n8 k steps: reads rows
+// a + i·lda (i < 6), 8 floats at a time, and writes d[p·6+i] = alpha·a[i][p]
+// via a 6×8 → 8×6 transpose in registers.
+TEXT ·packA6N(SB), NOSPLIT, $0-36
+	MOVQ         n8+0(FP), CX
+	MOVQ         a+8(FP), AX
+	MOVQ         lda+16(FP), SI
+	MOVQ         d+24(FP), DI
+	VBROADCASTSS alpha+32(FP), Y15
+	SHLQ         $2, SI
+	LEAQ         (AX)(SI*2), R8 // row 2
+	LEAQ         (R8)(SI*2), R9 // row 4
+	TESTQ        CX, CX
+	JZ           pa6n_done
+
+pa6n_loop:
+	VMULPS (AX), Y15, Y0
+	VMULPS (AX)(SI*1), Y15, Y1
+	VMULPS (R8), Y15, Y2
+	VMULPS (R8)(SI*1), Y15, Y3
+	VMULPS (R9), Y15, Y4
+	VMULPS (R9)(SI*1), Y15, Y5
+
+	// t0 = [r0_0 r1_0 r0_1 r1_1 | r0_4 r1_4 r0_5 r1_5], t1 the same for
+	// k 2,3 | 6,7; t2,t3 rows 2,3; t4,t5 rows 4,5.
+	VUNPCKLPS Y1, Y0, Y6
+	VUNPCKHPS Y1, Y0, Y7
+	VUNPCKLPS Y3, Y2, Y8
+	VUNPCKHPS Y3, Y2, Y9
+	VUNPCKLPS Y5, Y4, Y10
+	VUNPCKHPS Y5, Y4, Y11
+
+	// u_k = [r0_k r1_k r2_k r3_k | same for k+4], k = 0..3
+	VSHUFPS $0x44, Y8, Y6, Y0
+	VSHUFPS $0xEE, Y8, Y6, Y1
+	VSHUFPS $0x44, Y9, Y7, Y2
+	VSHUFPS $0xEE, Y9, Y7, Y3
+
+	// Output row k: 4 floats from u, then (r4_k, r5_k) from t4/t5.
+	VMOVUPS      X0, 0(DI)
+	VMOVLPS      X10, 16(DI)
+	VMOVUPS      X1, 24(DI)
+	VMOVHPS      X10, 40(DI)
+	VMOVUPS      X2, 48(DI)
+	VMOVLPS      X11, 64(DI)
+	VMOVUPS      X3, 72(DI)
+	VMOVHPS      X11, 88(DI)
+	VEXTRACTF128 $1, Y10, X12
+	VEXTRACTF128 $1, Y11, X13
+	VEXTRACTF128 $1, Y0, 96(DI)
+	VMOVLPS      X12, 112(DI)
+	VEXTRACTF128 $1, Y1, 120(DI)
+	VMOVHPS      X12, 136(DI)
+	VEXTRACTF128 $1, Y2, 144(DI)
+	VMOVLPS      X13, 160(DI)
+	VEXTRACTF128 $1, Y3, 168(DI)
+	VMOVHPS      X13, 184(DI)
+
+	ADDQ $32, AX
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $192, DI
+	DECQ CX
+	JNZ  pa6n_loop
+
+pa6n_done:
+	VZEROUPPER
+	RET
+
+// func packA6T(kc int, a *float32, lda int, d *float32, alpha float32)
+//
+// Packs a full 6-row tile of a transposed A: k step p copies the 6
+// contiguous floats at a + p·lda to d[p·6:], scaled by alpha.
+TEXT ·packA6T(SB), NOSPLIT, $0-36
+	MOVQ         kc+0(FP), CX
+	MOVQ         a+8(FP), AX
+	MOVQ         lda+16(FP), SI
+	MOVQ         d+24(FP), DI
+	VBROADCASTSS alpha+32(FP), X15
+	SHLQ         $2, SI
+	TESTQ        CX, CX
+	JZ           pa6t_done
+
+pa6t_loop:
+	VMULPS (AX), X15, X0
+	VMOVSD 16(AX), X1
+	VMULPS X1, X15, X1
+	VMOVUPS X0, (DI)
+	VMOVSD X1, 16(DI)
+	ADDQ    SI, AX
+	ADDQ    $24, DI
+	DECQ    CX
+	JNZ     pa6t_loop
+
+pa6t_done:
+	RET
+
+// func packB16N(kc int, b *float32, ldb int, d *float32)
+//
+// Copies kc rows of 16 contiguous floats (row stride ldb) to d (kc×16).
+TEXT ·packB16N(SB), NOSPLIT, $0-32
+	MOVQ  kc+0(FP), CX
+	MOVQ  b+8(FP), AX
+	MOVQ  ldb+16(FP), SI
+	MOVQ  d+24(FP), DI
+	SHLQ  $2, SI
+	TESTQ CX, CX
+	JZ    pb16n_done
+
+pb16n_loop:
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    SI, AX
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     pb16n_loop
+
+pb16n_done:
+	VZEROUPPER
+	RET
+
+// TRANSPOSE8 transposes the 8×8 block in Y0..Y7 (row i in Yi) and stores
+// column k (8 floats) at off + k·64 bytes from DI. Clobbers Y0..Y15.
+#define TRANSPOSE8(off) \
+	VUNPCKLPS  Y1, Y0, Y8          \
+	VUNPCKHPS  Y1, Y0, Y9          \
+	VUNPCKLPS  Y3, Y2, Y10         \
+	VUNPCKHPS  Y3, Y2, Y11         \
+	VUNPCKLPS  Y5, Y4, Y12         \
+	VUNPCKHPS  Y5, Y4, Y13         \
+	VUNPCKLPS  Y7, Y6, Y14         \
+	VUNPCKHPS  Y7, Y6, Y15         \
+	VSHUFPS    $0x44, Y10, Y8, Y0  \
+	VSHUFPS    $0xEE, Y10, Y8, Y1  \
+	VSHUFPS    $0x44, Y11, Y9, Y2  \
+	VSHUFPS    $0xEE, Y11, Y9, Y3  \
+	VSHUFPS    $0x44, Y14, Y12, Y4 \
+	VSHUFPS    $0xEE, Y14, Y12, Y5 \
+	VSHUFPS    $0x44, Y15, Y13, Y6 \
+	VSHUFPS    $0xEE, Y15, Y13, Y7 \
+	VPERM2F128 $0x20, Y4, Y0, Y8   \
+	VPERM2F128 $0x20, Y5, Y1, Y9   \
+	VPERM2F128 $0x20, Y6, Y2, Y10  \
+	VPERM2F128 $0x20, Y7, Y3, Y11  \
+	VPERM2F128 $0x31, Y4, Y0, Y12  \
+	VPERM2F128 $0x31, Y5, Y1, Y13  \
+	VPERM2F128 $0x31, Y6, Y2, Y14  \
+	VPERM2F128 $0x31, Y7, Y3, Y15  \
+	VMOVUPS    Y8, off(DI)         \
+	VMOVUPS    Y9, off+64(DI)      \
+	VMOVUPS    Y10, off+128(DI)    \
+	VMOVUPS    Y11, off+192(DI)    \
+	VMOVUPS    Y12, off+256(DI)    \
+	VMOVUPS    Y13, off+320(DI)    \
+	VMOVUPS    Y14, off+384(DI)    \
+	VMOVUPS    Y15, off+448(DI)
+
+// func packB16T(n8 int, b *float32, ldb int, d *float32)
+//
+// Packs a 16-column panel of a transposed B for 8·n8 k steps: panel column
+// j is row j of the stored B (b + j·ldb, contiguous in k), so
+// d[p·16+j] = b[j·ldb+p], done as two 8×8 transposes per 8 k steps.
+TEXT ·packB16T(SB), NOSPLIT, $0-32
+	MOVQ  n8+0(FP), CX
+	MOVQ  b+8(FP), AX
+	MOVQ  ldb+16(FP), SI
+	MOVQ  d+24(FP), DI
+	SHLQ  $2, SI
+	LEAQ  (SI)(SI*2), R10   // 3 rows
+	LEAQ  (AX)(SI*4), R8    // row 4
+	LEAQ  (R8)(SI*4), R9    // row 8
+	LEAQ  (R9)(SI*4), R11   // row 12
+	TESTQ CX, CX
+	JZ    pb16t_done
+
+pb16t_loop:
+	VMOVUPS (AX), Y0
+	VMOVUPS (AX)(SI*1), Y1
+	VMOVUPS (AX)(SI*2), Y2
+	VMOVUPS (AX)(R10*1), Y3
+	VMOVUPS (R8), Y4
+	VMOVUPS (R8)(SI*1), Y5
+	VMOVUPS (R8)(SI*2), Y6
+	VMOVUPS (R8)(R10*1), Y7
+	TRANSPOSE8(0)
+	VMOVUPS (R9), Y0
+	VMOVUPS (R9)(SI*1), Y1
+	VMOVUPS (R9)(SI*2), Y2
+	VMOVUPS (R9)(R10*1), Y3
+	VMOVUPS (R11), Y4
+	VMOVUPS (R11)(SI*1), Y5
+	VMOVUPS (R11)(SI*2), Y6
+	VMOVUPS (R11)(R10*1), Y7
+	TRANSPOSE8(32)
+	ADDQ $32, AX
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, R11
+	ADDQ $512, DI
+	DECQ CX
+	JNZ  pb16t_loop
+
+pb16t_done:
+	VZEROUPPER
+	RET

@@ -6,11 +6,12 @@ import (
 )
 
 // MeasureGemm times C = op(A)·op(B) (m×n×k, beta 0) on random data with the
-// given number of threads and returns the best of at least three runs in
-// GFLOP/s (2·m·n·k flops per product). Each run repeats the product until it
-// has taken minTime/3 (at least once). It is what `client bench kernels`
-// reports; it temporarily changes the package-wide thread setting, so do
-// not run it alongside other GEMM work.
+// given number of threads and returns the best rate in GFLOP/s (2·m·n·k
+// flops per product) over at least three timed runs, repeating runs until
+// minTime has passed. A run is one product, or a batch of products lasting
+// about a millisecond when one is shorter. It is what `client bench kernels`
+// reports; it temporarily changes the package-wide thread setting, so do not
+// run it alongside other GEMM work.
 func MeasureGemm(tA, tB Transpose, m, n, k, threads int, minTime time.Duration) (gflops float64) {
 	if m <= 0 || n <= 0 || k <= 0 {
 		return 0
@@ -34,21 +35,25 @@ func MeasureGemm(tA, tB Transpose, m, n, k, threads int, minTime time.Duration) 
 	prev := SetThreads(threads)
 	defer SetThreads(prev)
 	flops := 2 * float64(m) * float64(n) * float64(k)
-	Gemm(tA, tB, m, n, k, 1, a, lda, b, ldb, 0, c, n) // warm caches and pools
-	per := minTime / 3
+	call := func() { Gemm(tA, tB, m, n, k, 1, a, lda, b, ldb, 0, c, n) }
+	call() // warm caches and scratch pools
+	// Batch small products so one timed batch lasts about a millisecond;
+	// a 1024×768×768 product is timed call by call. Taking the best batch
+	// discards time slices lost to other processes on a busy machine.
+	t0 := time.Now()
+	call()
+	batch := 1
+	if d := time.Since(t0); d < time.Millisecond {
+		batch = int(time.Millisecond/max(d, time.Microsecond)) + 1
+	}
 	best := 0.0
-	for run := 0; run < 3; run++ {
-		reps := 0
+	deadline := time.Now().Add(minTime)
+	for run := 0; run < 3 || time.Now().Before(deadline); run++ {
 		start := time.Now()
-		var el time.Duration
-		for {
-			Gemm(tA, tB, m, n, k, 1, a, lda, b, ldb, 0, c, n)
-			reps++
-			if el = time.Since(start); el >= per {
-				break
-			}
+		for i := 0; i < batch; i++ {
+			call()
 		}
-		if g := flops * float64(reps) / el.Seconds() / 1e9; g > best {
+		if g := flops * float64(batch) / time.Since(start).Seconds() / 1e9; g > best {
 			best = g
 		}
 	}
