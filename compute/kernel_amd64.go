@@ -88,4 +88,3 @@ func packBPanel16T(kc int, b []float32, ldb int, d []float32) {
 		packBPanel16TGo(kc-r, b[r:], ldb, d[r*nr:])
 	}
 }
-
