@@ -76,16 +76,7 @@ func TestExportLoKrRebuildsDeltaW(t *testing.T) {
 			t.Fatalf("%s: shapes %v %v %v do not match PEFT's (%d,%d) (%d,8) (8,%d)", m.Name, s1, sa, sb, outL, inM, outK, inN)
 		}
 		w2 := matmul64(wa, wb, sa[0], sa[1], sb[1])
-		got := kron64(w1, s1[0], s1[1], w2, sa[0], sb[1])
-		want := deltaW64(t, m.Layer)
-		var num, den float64
-		for i := range got {
-			d := got[i]*scale - want[i]
-			num, den = num+d*d, den+want[i]*want[i]
-		}
-		if num > 1e-12*den {
-			t.Errorf("%s: rebuilt ΔW differs (rel² %.3g)", m.Name, num/den)
-		}
+		checkRebuilt(t, m, kron64(w1, s1[0], s1[1], w2, sa[0], sb[1]), scale)
 	}
 	if _, ok := vals["base_model.model.classifier.weight"]; !ok {
 		t.Error("dense head not exported")
@@ -129,16 +120,7 @@ func TestExportLoRAIsExact(t *testing.T) {
 			if sa[0] != sb[1] || sa[0] != int(cfg["r"].(float64)) {
 				t.Fatalf("%s: lora_A %v, lora_B %v, r %v", m.Name, sa, sb, cfg["r"])
 			}
-			got := matmul64(b, a, sb[0], sb[1], sa[1])
-			want := deltaW64(t, m.Layer)
-			var num, den float64
-			for i := range got {
-				d := got[i]*scale - want[i]
-				num, den = num+d*d, den+want[i]*want[i]
-			}
-			if num > 1e-12*den {
-				t.Errorf("%s %s: rebuilt ΔW differs (rel² %.3g)", kind, m.Name, num/den)
-			}
+			checkRebuilt(t, m, matmul64(b, a, sb[0], sb[1], sa[1]), scale)
 		}
 	}
 }
@@ -162,5 +144,20 @@ func TestExportMerged(t *testing.T) {
 		if e := relErr(got, deltaW64(t, m.Layer)); e > 1e-6 {
 			t.Errorf("%s: merged ΔW relative error %.3g", m.Name, e)
 		}
+	}
+}
+
+// checkRebuilt compares scale·got, a ΔW rebuilt from exported tensors the way
+// PEFT would, with the module's own ΔW.
+func checkRebuilt(t *testing.T, m Module, got []float64, scale float64) {
+	t.Helper()
+	want := deltaW64(t, m.Layer)
+	var num, den float64
+	for i := range got {
+		d := got[i]*scale - want[i]
+		num, den = num+d*d, den+want[i]*want[i]
+	}
+	if num > 1e-12*den {
+		t.Errorf("%s %s: rebuilt ΔW differs (rel² %.3g)", m.Layer.Kind(), m.Name, num/den)
 	}
 }

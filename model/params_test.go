@@ -2,36 +2,19 @@ package model
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/internal/sharedtest"
 )
-
-// sharedDir locates ../shared (or $KRONFED_SHARED). Tests that need it fail in
-// CI when it is missing and skip elsewhere.
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("KRONFED_SHARED")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "models")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("shared assets not found at %s (set KRONFED_SHARED): %v", dir, err)
-		}
-		t.Skipf("shared assets not found at %s (set KRONFED_SHARED)", dir)
-	}
-	return dir
-}
 
 // TestParamCountsReproducePaper checks the totals against the Kron-LoRA paper's
 // table (millions, two decimals) and against exact counts worked out by hand
 // from the published configs.
 func TestParamCountsReproducePaper(t *testing.T) {
-	dir := sharedDir(t)
+	dir := sharedtest.Dir(t)
 	cases := []struct {
 		config string
 		kind   adapter.Kind

@@ -14,7 +14,6 @@ import (
 
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/adapter/quant"
-	"github.com/kronfed/kronfed/model"
 )
 
 // runInit writes a freshly initialized adapter for a model: the starting point
@@ -22,36 +21,23 @@ import (
 // quantization.
 func runInit(args []string, stdout io.Writer) error {
 	fs := newFlags("init")
-	configPath := fs.String("config", "", "Hugging Face config.json of the base model (required)")
-	kind := fs.String("adapter", "kron", "adapter kind: kron or lora")
-	rank := fs.Int("rank", 8, "rank r of B1·B2 (kron) or q (lora)")
-	dA2 := fs.Int("dA2", 0, "rows of A (kron only; 0: the paper's default for the hidden size)")
-	alpha := fs.Float64("alpha", 32, "scale numerator: ΔW is multiplied by alpha/rank")
+	mf := addModelAdapterFlags(fs)
 	init := fs.String("init", "peft", "peft (A = 0 for kron, B = 0 for lora: ΔW = 0) or random (every factor drawn, for testing export and quantization)")
 	seed := fs.Uint64("seed", 1, "initialization seed")
-	base := fs.String("base-model", "", "identity of the base model recorded in the file (default: the config's folder name)")
+	base := fs.String("base-model", "", "identity of the base model recorded in the file (default: the config's name)")
 	out := fs.String("out", "", "adapter file to write (required)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *configPath == "" || *out == "" {
-		return errors.New("init: --config and --out are required")
+	if *out == "" {
+		return errors.New("init: --out is required")
 	}
 	if *init != "peft" && *init != "random" {
 		return fmt.Errorf("init: --init %q: want peft or random", *init)
 	}
-	k, err := adapter.ParseKind(*kind)
+	cfg, ac, err := mf.load("init")
 	if err != nil {
-		return fmt.Errorf("init: --adapter: %w", err)
-	}
-	cfg, err := model.LoadConfig(*configPath)
-	if err != nil {
-		return fmt.Errorf("init: %w", err)
-	}
-	ac := adapter.DefaultConfig(k)
-	ac.Rank, ac.DA2, ac.Alpha = *rank, *dA2, float32(*alpha)
-	if err := ac.Validate(); err != nil {
-		return fmt.Errorf("init: %w", err)
+		return err
 	}
 	ac = ac.Resolve(cfg.Hidden)
 	var targets []adapter.Target
@@ -59,7 +45,7 @@ func runInit(args []string, stdout io.Writer) error {
 		targets = append(targets, adapter.Target{Name: l.Name, DOut: l.DOut, DIn: l.DIn})
 	}
 	if *base == "" {
-		*base = baseModelName(*configPath)
+		*base = baseModelName(*mf.config)
 	}
 	rng := rand.New(rand.NewPCG(*seed, 0x6b726f6e))
 	set, err := adapter.NewSet(ac, *base, targets, rng)

@@ -14,6 +14,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/model"
 )
 
 type command struct {
@@ -80,4 +83,48 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
 	}
 	return nil
+}
+
+// modelAdapterFlags are the flags naming a base model and the adapter to put
+// on it, shared by the commands that build adapters for a model.
+type modelAdapterFlags struct {
+	config, kind *string
+	rank, dA2    *int
+	alpha        *float64
+}
+
+func addModelAdapterFlags(fs *flag.FlagSet) *modelAdapterFlags {
+	return &modelAdapterFlags{
+		config: fs.String("config", "", "Hugging Face config.json of the base model (required)"),
+		kind:   fs.String("adapter", "kron", "adapter kind: kron or lora"),
+		rank:   fs.Int("rank", 8, "rank r of B1·B2 (kron) or q (lora)"),
+		dA2:    fs.Int("dA2", 0, "rows of the Kronecker factor A (kron only; 0: divisor of the hidden size closest to hidden/200)"),
+		alpha:  fs.Float64("alpha", 32, "scale numerator: ΔW is multiplied by alpha/rank"),
+	}
+}
+
+// load reads the model config and builds the validated adapter config
+// (dA2 still 0 when defaulted: CountParams and Resolve fill it).
+func (f *modelAdapterFlags) load(cmd string) (*model.Config, adapter.Config, error) {
+	var ac adapter.Config
+	if *f.config == "" {
+		return nil, ac, fmt.Errorf("%s: --config is required", cmd)
+	}
+	k, err := adapter.ParseKind(*f.kind)
+	if err != nil {
+		return nil, ac, fmt.Errorf("%s: --adapter: %w", cmd, err)
+	}
+	if k == adapter.KindLoRA && *f.dA2 != 0 {
+		return nil, ac, fmt.Errorf("%s: --dA2 applies to kron adapters only", cmd)
+	}
+	cfg, err := model.LoadConfig(*f.config)
+	if err != nil {
+		return nil, ac, fmt.Errorf("%s: %w", cmd, err)
+	}
+	ac = adapter.DefaultConfig(k)
+	ac.Rank, ac.DA2, ac.Alpha = *f.rank, *f.dA2, float32(*f.alpha)
+	if err := ac.Validate(); err != nil {
+		return nil, ac, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return cfg, ac, nil
 }

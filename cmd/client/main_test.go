@@ -7,23 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kronfed/kronfed/internal/sharedtest"
 )
 
-func sharedModels(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("KRONFED_SHARED")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared")
-	}
-	dir = filepath.Join(dir, "models", "configs")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("shared configs not found at %s: %v", dir, err)
-		}
-		t.Skipf("shared configs not found at %s (set KRONFED_SHARED)", dir)
-	}
-	return dir
-}
+func sharedModels(t *testing.T) string { return sharedtest.Path(t, "models", "configs") }
 
 func runOK(t *testing.T, args ...string) string {
 	t.Helper()

@@ -2,41 +2,24 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
 
-	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/model"
 )
 
 func runParams(args []string, stdout io.Writer) error {
 	fs := newFlags("params")
-	configPath := fs.String("config", "", "Hugging Face config.json of the base model (required)")
-	kind := fs.String("adapter", "kron", "adapter kind: kron or lora")
-	rank := fs.Int("rank", 8, "rank r of B1·B2 (kron) or q (lora)")
-	dA2 := fs.Int("dA2", 0, "rows of the Kronecker factor A (kron only; 0: divisor of the hidden size closest to hidden/200)")
+	mf := addModelAdapterFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *configPath == "" {
-		return errors.New("params: --config is required")
-	}
-	k, err := adapter.ParseKind(*kind)
+	cfg, ac, err := mf.load("params")
 	if err != nil {
-		return fmt.Errorf("params: --adapter: %w", err)
+		return err
 	}
-	if k == adapter.KindLoRA && *dA2 != 0 {
-		return errors.New("params: --dA2 applies to kron adapters only")
-	}
-	cfg, err := model.LoadConfig(*configPath)
-	if err != nil {
-		return fmt.Errorf("params: %w", err)
-	}
-	ac := adapter.DefaultConfig(k)
-	ac.Rank, ac.DA2 = *rank, *dA2
 	rep, err := model.CountParams(cfg, ac)
 	if err != nil {
 		return fmt.Errorf("params: %w", err)
