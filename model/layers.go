@@ -1,0 +1,296 @@
+package model
+
+import (
+	"math"
+
+	"github.com/kronfed/kronfed/compute"
+)
+
+// The transformer's parameter-free and frozen-parameter layers, each forward
+// beside its backward, in the spirit of llm.c. Activations are row-major
+// (tokens × features); every function states its shapes. Backward functions
+// accumulate (+=) into input gradients, so residual branches just add up.
+
+// rmsnormForward: out[t] = x[t] / rms(x[t]) ⊙ w, rms = √(mean(x²) + eps).
+// x, out: n×d; w: d; rstd (n) receives 1/rms for the backward.
+func rmsnormForward(out, rstd, x, w []float32, n, d int, eps float32) {
+	for t := 0; t < n; t++ {
+		xt := x[t*d : (t+1)*d]
+		var ss float64
+		for _, v := range xt {
+			ss += float64(v) * float64(v)
+		}
+		r := float32(1 / math.Sqrt(ss/float64(d)+float64(eps)))
+		rstd[t] = r
+		ot := out[t*d : (t+1)*d]
+		for i, v := range xt {
+			ot[i] = v * r * w[i]
+		}
+	}
+}
+
+// rmsnormBackward adds ∂L/∂x to dx given dout (n×d). With x̂ = x·r:
+// dx = r·(dout⊙w − x̂·mean(dout⊙w⊙x̂)). The weight w is frozen.
+func rmsnormBackward(dx, dout, x, w, rstd []float32, n, d int) {
+	for t := 0; t < n; t++ {
+		xt, dot, dxt := x[t*d:(t+1)*d], dout[t*d:(t+1)*d], dx[t*d:(t+1)*d]
+		r := rstd[t]
+		var m float32
+		for i := range xt {
+			m += dot[i] * w[i] * xt[i] * r
+		}
+		m /= float32(d)
+		for i := range xt {
+			dxt[i] += r * (dot[i]*w[i] - xt[i]*r*m)
+		}
+	}
+}
+
+// layernormForward: out[t] = (x[t] − μ)/σ ⊙ w + b, σ = √(var + eps).
+// x, out: n×d; w, b: d; mean, rstd (n) are kept for the backward.
+func layernormForward(out, mean, rstd, x, w, b []float32, n, d int, eps float32) {
+	for t := 0; t < n; t++ {
+		xt := x[t*d : (t+1)*d]
+		var s float64
+		for _, v := range xt {
+			s += float64(v)
+		}
+		mu := s / float64(d)
+		var vs float64
+		for _, v := range xt {
+			dv := float64(v) - mu
+			vs += dv * dv
+		}
+		r := 1 / math.Sqrt(vs/float64(d)+float64(eps))
+		mean[t], rstd[t] = float32(mu), float32(r)
+		ot := out[t*d : (t+1)*d]
+		for i, v := range xt {
+			ot[i] = float32((float64(v)-mu)*r)*w[i] + b[i]
+		}
+	}
+}
+
+// layernormBackward adds ∂L/∂x to dx: with x̂ = (x−μ)·r and g = dout⊙w,
+// dx = r·(g − mean(g) − x̂·mean(g⊙x̂)). w and b are frozen.
+func layernormBackward(dx, dout, x, w, mean, rstd []float32, n, d int) {
+	for t := 0; t < n; t++ {
+		xt, dot, dxt := x[t*d:(t+1)*d], dout[t*d:(t+1)*d], dx[t*d:(t+1)*d]
+		mu, r := mean[t], rstd[t]
+		var mg, mgx float32
+		for i := range xt {
+			g := dot[i] * w[i]
+			mg += g
+			mgx += g * (xt[i] - mu) * r
+		}
+		mg /= float32(d)
+		mgx /= float32(d)
+		for i := range xt {
+			g := dot[i] * w[i]
+			dxt[i] += r * (g - mg - (xt[i]-mu)*r*mgx)
+		}
+	}
+}
+
+// RopeStyle says which elements of a head RoPE rotates together.
+type RopeStyle int
+
+const (
+	// RopeInterleaved rotates pairs (2i, 2i+1): Meta's original layout, used
+	// by llama2.c and by llama.cpp for GGUF Llama files.
+	RopeInterleaved RopeStyle = iota
+	// RopeHalf rotates pairs (i, i+hd/2): Hugging Face's rotate_half layout.
+	RopeHalf
+)
+
+// ropeTable precomputes cos and sin of pos·θ_i, θ_i = base^(−2i/hd), for
+// positions 0…maxPos−1 and i < hd/2: cos, sin are maxPos×(hd/2).
+func ropeTable(maxPos, hd int, base float64) (cos, sin []float32) {
+	half := hd / 2
+	cos, sin = make([]float32, maxPos*half), make([]float32, maxPos*half)
+	for p := 0; p < maxPos; p++ {
+		for i := 0; i < half; i++ {
+			theta := float64(p) * math.Pow(base, -2*float64(i)/float64(hd))
+			cos[p*half+i], sin[p*half+i] = float32(math.Cos(theta)), float32(math.Sin(theta))
+		}
+	}
+	return cos, sin
+}
+
+// ropeApply rotates every head of x in place: x is n×(heads·hd), token t at
+// position pos[t]. sign +1 is the forward rotation; −1 rotates back, which is
+// the backward (a rotation's transpose is its inverse).
+func ropeApply(x []float32, pos []int, heads, hd int, style RopeStyle, cos, sin []float32, sign float32) {
+	half := hd / 2
+	width := heads * hd
+	for t, p := range pos {
+		c, s := cos[p*half:(p+1)*half], sin[p*half:(p+1)*half]
+		for h := 0; h < heads; h++ {
+			v := x[t*width+h*hd : t*width+(h+1)*hd]
+			for i := 0; i < half; i++ {
+				a, b := 2*i, 2*i+1
+				if style == RopeHalf {
+					a, b = i, i+half
+				}
+				x0, x1 := v[a], v[b]
+				si := sign * s[i]
+				v[a] = x0*c[i] - x1*si
+				v[b] = x0*si + x1*c[i]
+			}
+		}
+	}
+}
+
+// attentionShape describes one attention call on a batch of B sequences of T
+// tokens: q is (B·T)×(H·hd), k and v are (B·T)×(KV·hd), heads share K/V in
+// groups of H/KV (grouped-query attention).
+type attentionShape struct {
+	B, T, H, KV, HD int
+	Causal          bool
+	Window          int // sliding window (Mistral): a query sees at most Window keys back, itself included; 0 = unlimited
+}
+
+// allowed reports whether query position i may attend to key position j.
+func (s attentionShape) allowed(i, j int) bool {
+	if s.Causal && j > i {
+		return false
+	}
+	if s.Window > 0 && i-j >= s.Window {
+		return false
+	}
+	return true
+}
+
+// attentionForward computes softmax(q·kᵀ/√hd + mask)·v per sequence and head.
+// keyMask (B×T, or nil) is 1 for real tokens and 0 for padding keys.
+// att (B·H·T·T) keeps the probabilities for the backward; out is (B·T)×(H·hd).
+func attentionForward(out, att, q, k, v []float32, keyMask []float32, s attentionShape) {
+	qw, kw := s.H*s.HD, s.KV*s.HD
+	group := s.H / s.KV
+	scale := float32(1 / math.Sqrt(float64(s.HD)))
+	T := s.T
+	for b := 0; b < s.B; b++ {
+		for h := 0; h < s.H; h++ {
+			kvh := h / group
+			qb := q[b*T*qw+h*s.HD:]
+			kb := k[b*T*kw+kvh*s.HD:]
+			vb := v[b*T*kw+kvh*s.HD:]
+			a := att[(b*s.H+h)*T*T : (b*s.H+h+1)*T*T]
+			// scores = q_h·k_hᵀ (T×T), strided views of the token matrices.
+			compute.Gemm(compute.NoTrans, compute.Trans, T, T, s.HD, scale, qb, qw, kb, kw, 0, a, T)
+			for i := 0; i < T; i++ {
+				row := a[i*T : (i+1)*T]
+				maxv := float32(math.Inf(-1))
+				for j := range row {
+					if !s.allowed(i, j) || (keyMask != nil && keyMask[b*T+j] == 0) {
+						row[j] = float32(math.Inf(-1))
+					} else if row[j] > maxv {
+						maxv = row[j]
+					}
+				}
+				var sum float32
+				for j, x := range row {
+					if math.IsInf(float64(x), -1) {
+						row[j] = 0
+						continue
+					}
+					e := float32(math.Exp(float64(x - maxv)))
+					row[j] = e
+					sum += e
+				}
+				if sum > 0 {
+					inv := 1 / sum
+					for j := range row {
+						row[j] *= inv
+					}
+				}
+			}
+			// out_h = att·v_h (T×hd) into the strided output.
+			compute.Gemm(compute.NoTrans, compute.NoTrans, T, s.HD, T, 1, a, T, vb, kw, 0, out[b*T*qw+h*s.HD:], qw)
+		}
+	}
+}
+
+// attentionBackward adds ∂L/∂q, ∂L/∂k, ∂L/∂v given dout ((B·T)×(H·hd)).
+// datt (T×T) is scratch.
+//
+//	dv  += attᵀ·dout_h
+//	datt = dout_h·vᵀ
+//	ds   = att ⊙ (datt − rowsum(att ⊙ datt))     softmax backward
+//	dq  += scale·ds·k,   dk += scale·dsᵀ·q
+func attentionBackward(dq, dk, dv, datt, dout, att, q, k, v []float32, s attentionShape) {
+	qw, kw := s.H*s.HD, s.KV*s.HD
+	group := s.H / s.KV
+	scale := float32(1 / math.Sqrt(float64(s.HD)))
+	T := s.T
+	for b := 0; b < s.B; b++ {
+		for h := 0; h < s.H; h++ {
+			kvh := h / group
+			a := att[(b*s.H+h)*T*T : (b*s.H+h+1)*T*T]
+			do := dout[b*T*qw+h*s.HD:]
+			compute.Gemm(compute.Trans, compute.NoTrans, T, s.HD, T, 1, a, T, do, qw, 1, dv[b*T*kw+kvh*s.HD:], kw)
+			compute.Gemm(compute.NoTrans, compute.Trans, T, T, s.HD, 1, do, qw, v[b*T*kw+kvh*s.HD:], kw, 0, datt, T)
+			for i := 0; i < T; i++ {
+				ar, dr := a[i*T:(i+1)*T], datt[i*T:(i+1)*T]
+				var dotp float32
+				for j := range ar {
+					dotp += ar[j] * dr[j]
+				}
+				for j := range ar {
+					dr[j] = ar[j] * (dr[j] - dotp)
+				}
+			}
+			compute.Gemm(compute.NoTrans, compute.NoTrans, T, s.HD, T, scale, datt, T, k[b*T*kw+kvh*s.HD:], kw, 1, dq[b*T*qw+h*s.HD:], qw)
+			compute.Gemm(compute.Trans, compute.NoTrans, T, s.HD, T, scale, datt, T, q[b*T*qw+h*s.HD:], qw, 1, dk[b*T*kw+kvh*s.HD:], kw)
+		}
+	}
+}
+
+// swigluForward: h = silu(g)⊙u with silu(x) = x·σ(x). g, u, h: n×f.
+func swigluForward(h, g, u []float32) {
+	for i, x := range g {
+		h[i] = x / (1 + float32(math.Exp(float64(-x)))) * u[i]
+	}
+}
+
+// swigluBackward sets dg and du (overwriting) from dh:
+// du = dh⊙silu(g), dg = dh⊙u⊙σ(g)·(1 + g·(1−σ(g))).
+func swigluBackward(dg, du, dh, g, u []float32) {
+	for i, x := range g {
+		sg := 1 / (1 + float32(math.Exp(float64(-x))))
+		du[i] = dh[i] * x * sg
+		dg[i] = dh[i] * u[i] * sg * (1 + x*(1-sg))
+	}
+}
+
+// geluForward is the exact (erf) GELU of BERT: out = x·Φ(x). x, out: n.
+func geluForward(out, x []float32) {
+	for i, v := range x {
+		out[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
+	}
+}
+
+// geluBackward adds dout ⊙ GELU'(x) to dx: Φ(x) + x·φ(x).
+func geluBackward(dx, dout, x []float32) {
+	for i, v := range x {
+		xv := float64(v)
+		cdf := 0.5 * (1 + math.Erf(xv/math.Sqrt2))
+		pdf := math.Exp(-0.5*xv*xv) / math.Sqrt(2*math.Pi)
+		dx[i] += dout[i] * float32(cdf+xv*pdf)
+	}
+}
+
+// logSoftmaxRow writes log-softmax of logits (V) into out and returns it.
+func logSoftmaxRow(out, logits []float32) {
+	maxv := float32(math.Inf(-1))
+	for _, x := range logits {
+		maxv = max(maxv, x)
+	}
+	var sum float64
+	for _, x := range logits {
+		sum += math.Exp(float64(x - maxv))
+	}
+	lse := maxv + float32(math.Log(sum))
+	for i, x := range logits {
+		out[i] = x - lse
+	}
+}
