@@ -124,7 +124,7 @@ func (k *Kron) Backward(dy []float32, acts *Acts, dx []float32) {
 		return
 	}
 	checkBatch("dx", dx, n, k.Shape.DIn)
-	if acts.keep == nil {
+	if !acts.mask.Active() {
 		// No dropout: accumulate straight into dx.
 		compute.Gemm(compute.NoTrans, compute.NoTrans, n*KronDA1, dB1, r, 1, acts.dH, r, k.B2, dB1, 1, dx, dB1)
 		return

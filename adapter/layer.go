@@ -63,22 +63,99 @@ type Layer interface {
 	ZeroGrad()
 }
 
-// Dropout is inverted dropout on the adapter input, as PEFT applies it: each
-// element is kept with probability 1−P and scaled by 1/(1−P).
+// Dropout is inverted dropout, as PyTorch applies it: each element is kept
+// with probability 1−P and scaled by 1/(1−P). It is the adapters' input
+// dropout and, in package model, the frozen base's training-mode dropout.
 type Dropout struct {
 	P   float32
 	Rng *rand.Rand // seeded by the trainer: training runs are reproducible
 }
 
+// Mask is one draw of a dropout pattern: a bit per element, kept elements
+// scaled by Scale. The zero Mask (or a nil *Mask) keeps everything unscaled.
+type Mask struct {
+	keep  []uint64
+	Scale float32
+	on    bool
+}
+
+// Active reports whether the mask drops anything.
+func (m *Mask) Active() bool { return m != nil && m.on }
+
+// Sample draws a new mask for n elements, reusing m's storage. A nil
+// Dropout or P ≤ 0 gives an inactive mask.
+func (d *Dropout) Sample(m *Mask, n int) {
+	if d == nil || d.P <= 0 {
+		m.on = false
+		return
+	}
+	if d.P >= 1 {
+		panic(fmt.Sprintf("adapter: dropout probability %v must be < 1", d.P))
+	}
+	words := (n + 63) / 64
+	if cap(m.keep) >= words {
+		m.keep = m.keep[:words]
+		clear(m.keep)
+	} else {
+		m.keep = make([]uint64, words)
+	}
+	m.Scale, m.on = 1/(1-d.P), true
+	// Each 64-bit draw gives two 32-bit uniforms; an element is dropped when
+	// its uniform is below P·2³² (probability P within 2⁻³²). This keeps the
+	// mask at a fraction of the cost of the layer it feeds.
+	threshold := uint64(float64(d.P) * (1 << 32))
+	for i := 0; i < n; i += 2 {
+		bits := d.Rng.Uint64()
+		if bits&0xFFFFFFFF >= threshold {
+			m.keep[i>>6] |= 1 << (i & 63)
+		}
+		if i+1 < n && bits>>32 >= threshold {
+			m.keep[(i+1)>>6] |= 1 << ((i + 1) & 63)
+		}
+	}
+}
+
+// Kept reports whether element i survives.
+func (m *Mask) Kept(i int) bool { return !m.on || m.keep[i>>6]&(1<<(i&63)) != 0 }
+
+// Apply sets dst = mask(x): dropped elements 0, kept ones times Scale. dst may
+// be x.
+func (m *Mask) Apply(dst, x []float32) {
+	if !m.Active() {
+		copy(dst, x)
+		return
+	}
+	for i, v := range x {
+		if m.keep[i>>6]&(1<<(i&63)) != 0 {
+			dst[i] = v * m.Scale
+		} else {
+			dst[i] = 0
+		}
+	}
+}
+
+// AddBackward adds mask(g) to dx: the backward of Apply.
+func (m *Mask) AddBackward(dx, g []float32) {
+	dx = dx[:len(g)]
+	if !m.Active() {
+		for i, v := range g {
+			dx[i] += v
+		}
+		return
+	}
+	for i, v := range g {
+		if m.keep[i>>6]&(1<<(i&63)) != 0 {
+			dx[i] += v * m.Scale
+		}
+	}
+}
+
 // Acts holds what one Forward keeps for its Backward, and the layer's scratch
 // space; reuse one Acts per layer across batches to avoid allocation.
 type Acts struct {
-	N int       // tokens in the batch
-	X []float32 // n×DIn adapter input after dropout (aliases the caller's x when no dropout was applied)
-	// keep has one bit per element of X when dropout was applied (nil otherwise);
-	// keepScale is 1/(1−P).
-	keep      []uint64
-	keepScale float32
+	N    int       // tokens in the batch
+	X    []float32 // n×DIn adapter input after dropout (aliases the caller's x when no dropout was applied)
+	mask Mask
 	// H and U are the layer's intermediates: Kron-LoRA T = X·B2ᵀ ((n·dA1)×r) and
 	// M = A·T per token ((n·dA2)×r); LoRA H = X·Aᵀ (n×q).
 	H, U []float32
@@ -100,61 +177,20 @@ func grow(s []float32, n int) []float32 {
 func (a *Acts) input(x []float32, n, d int, drop *Dropout) []float32 {
 	a.N = n
 	x = x[:n*d]
-	if drop == nil || drop.P <= 0 {
-		a.keep = nil
+	drop.Sample(&a.mask, len(x))
+	if !a.mask.Active() {
 		a.X = x
 		return x
 	}
-	if drop.P >= 1 {
-		panic(fmt.Sprintf("adapter: dropout probability %v must be < 1", drop.P))
-	}
-	words := (len(x) + 63) / 64
-	if cap(a.keep) >= words {
-		a.keep = a.keep[:words]
-		clear(a.keep)
-	} else {
-		a.keep = make([]uint64, words)
-	}
-	a.keepScale = 1 / (1 - drop.P)
 	a.xbuf = grow(a.xbuf, len(x))
-	// Each 64-bit draw gives two 32-bit uniforms; an element is dropped when
-	// its uniform is below P·2³² (probability P within 2⁻³²). This keeps the
-	// mask at a fraction of the frozen layer's cost.
-	threshold := uint64(float64(drop.P) * (1 << 32))
-	var bits uint64
-	for i, v := range x {
-		if i&1 == 0 {
-			bits = drop.Rng.Uint64()
-		} else {
-			bits >>= 32
-		}
-		if bits&0xFFFFFFFF >= threshold {
-			a.keep[i>>6] |= 1 << (i & 63)
-			a.xbuf[i] = v * a.keepScale
-		} else {
-			a.xbuf[i] = 0
-		}
-	}
+	a.mask.Apply(a.xbuf, x)
 	a.X = a.xbuf
 	return a.X
 }
 
 // inputGrad adds the gradient w.r.t. the adapter input, g (n×d), to dx through
 // the dropout mask.
-func (a *Acts) inputGrad(g, dx []float32) {
-	dx = dx[:len(g)]
-	if a.keep == nil {
-		for i, v := range g {
-			dx[i] += v
-		}
-		return
-	}
-	for i, v := range g {
-		if a.keep[i>>6]&(1<<(i&63)) != 0 {
-			dx[i] += v * a.keepScale
-		}
-	}
-}
+func (a *Acts) inputGrad(g, dx []float32) { a.mask.AddBackward(dx, g) }
 
 // kaimingUniform fills w with PyTorch's kaiming_uniform_(a=√5) for a tensor
 // whose fan-in is fanIn: U(−b, b) with b = gain·√(3/fanIn), gain = √(2/(1+a²)),

@@ -88,7 +88,7 @@ func (l *LoRA) Backward(dy []float32, acts *Acts, dx []float32) {
 		return
 	}
 	checkBatch("dx", dx, n, dIn)
-	if acts.keep == nil {
+	if !acts.mask.Active() {
 		compute.Gemm(compute.NoTrans, compute.NoTrans, n, dIn, q, 1, acts.dH, q, l.A, dIn, 1, dx, dIn)
 		return
 	}
