@@ -39,6 +39,9 @@ type Config struct {
 	LayerNormEps float64
 	TypeVocab    int    // BERT token types (0 for DistilBERT)
 	Activation   string // "gelu", "silu", ...
+	// Training-mode dropout of the frozen base (encoders): on hidden states,
+	// on attention probabilities, and before the multiple-choice classifier.
+	HiddenDropout, AttnDropout, ClassifierDropout float32
 }
 
 // rawConfig holds every key name the supported families use.
@@ -61,6 +64,13 @@ type rawConfig struct {
 	HiddenAct             string   `json:"hidden_act"`
 	LayerNormEps          *float64 `json:"layer_norm_eps"`
 	TypeVocabSize         *int     `json:"type_vocab_size"`
+
+	HiddenDropoutProb       *float64 `json:"hidden_dropout_prob"`
+	AttentionProbsDropout   *float64 `json:"attention_probs_dropout_prob"`
+	ClassifierDropoutBERT   *float64 `json:"classifier_dropout"`
+	DropoutDistil           *float64 `json:"dropout"`
+	AttentionDropoutDistil  *float64 `json:"attention_dropout"`
+	SeqClassifDropoutDistil *float64 `json:"seq_classif_dropout"`
 
 	// DistilBERT names.
 	Dim        *int   `json:"dim"`
@@ -126,6 +136,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		c.Vocab = req("vocab_size", r.VocabSize)
 		c.MaxPositions = opt(r.MaxPositionEmbeddings, 512)
 		c.LayerNormEps = 1e-12 // DistilBERT hard-codes its LayerNorm eps
+		c.HiddenDropout = float32(optf(r.DropoutDistil, 0.1))
+		c.AttnDropout = float32(optf(r.AttentionDropoutDistil, 0.1))
+		c.ClassifierDropout = float32(optf(r.SeqClassifDropoutDistil, 0.2))
 		c.Activation = r.Activation
 		if c.Activation == "" {
 			c.Activation = "gelu"
@@ -140,6 +153,10 @@ func ParseConfig(data []byte) (*Config, error) {
 		c.MaxPositions = opt(r.MaxPositionEmbeddings, 512)
 		c.TypeVocab = opt(r.TypeVocabSize, 2)
 		c.LayerNormEps = optf(r.LayerNormEps, 1e-12)
+		c.HiddenDropout = float32(optf(r.HiddenDropoutProb, 0.1))
+		c.AttnDropout = float32(optf(r.AttentionProbsDropout, 0.1))
+		// BertForMultipleChoice: classifier_dropout, else hidden_dropout_prob.
+		c.ClassifierDropout = float32(optf(r.ClassifierDropoutBERT, float64(c.HiddenDropout)))
 		c.Activation = r.HiddenAct
 		if c.Activation == "" {
 			c.Activation = "gelu"
@@ -181,6 +198,11 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	if c.KVHeads <= 0 || c.Heads%c.KVHeads != 0 {
 		return nil, fmt.Errorf("model_type %q: %d attention heads are not a multiple of %d key/value heads", c.ModelType, c.Heads, c.KVHeads)
+	}
+	for _, p := range []float32{c.HiddenDropout, c.AttnDropout, c.ClassifierDropout} {
+		if p < 0 || p >= 1 {
+			return nil, fmt.Errorf("model_type %q: dropout probability %v must be in [0, 1)", c.ModelType, p)
+		}
 	}
 	if c.SlidingWindow < 0 {
 		return nil, fmt.Errorf("model_type %q: sliding_window %d is negative", c.ModelType, c.SlidingWindow)

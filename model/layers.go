@@ -3,6 +3,7 @@ package model
 import (
 	"math"
 
+	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/compute"
 )
 
@@ -163,7 +164,9 @@ func (s attentionShape) allowed(i, j int) bool {
 // attentionForward computes softmax(q·kᵀ/√hd + mask)·v per sequence and head.
 // keyMask (B×T, or nil) is 1 for real tokens and 0 for padding keys.
 // att (B·H·T·T) keeps the probabilities for the backward; out is (B·T)×(H·hd).
-func attentionForward(out, att, q, k, v []float32, keyMask []float32, s attentionShape) {
+// When drop is active (training an encoder), the probabilities are dropped
+// out before multiplying v, and attD (B·H·T·T) keeps the dropped copy.
+func attentionForward(out, att, attD, q, k, v []float32, keyMask []float32, s attentionShape, drop *adapter.Mask) {
 	qw, kw := s.H*s.HD, s.KV*s.HD
 	group := s.H / s.KV
 	scale := float32(1 / math.Sqrt(float64(s.HD)))
@@ -204,6 +207,11 @@ func attentionForward(out, att, q, k, v []float32, keyMask []float32, s attentio
 					}
 				}
 			}
+			if drop.Active() {
+				ad := attD[(b*s.H+h)*T*T : (b*s.H+h+1)*T*T]
+				drop.ApplyAt(ad, a, (b*s.H+h)*T*T)
+				a = ad
+			}
 			// out_h = att·v_h (T×hd) into the strided output.
 			compute.Gemm(compute.NoTrans, compute.NoTrans, T, s.HD, T, 1, a, T, vb, kw, 0, out[b*T*qw+h*s.HD:], qw)
 		}
@@ -211,13 +219,13 @@ func attentionForward(out, att, q, k, v []float32, keyMask []float32, s attentio
 }
 
 // attentionBackward adds ∂L/∂q, ∂L/∂k, ∂L/∂v given dout ((B·T)×(H·hd)).
-// datt (T×T) is scratch.
+// datt (T×T) is scratch. att, attD and drop are the forward's.
 //
-//	dv  += attᵀ·dout_h
-//	datt = dout_h·vᵀ
+//	dv  += attDᵀ·dout_h                          (attD = dropout(att), or att)
+//	datt = dropout-backward(dout_h·vᵀ)
 //	ds   = att ⊙ (datt − rowsum(att ⊙ datt))     softmax backward
 //	dq  += scale·ds·k,   dk += scale·dsᵀ·q
-func attentionBackward(dq, dk, dv, datt, dout, att, q, k, v []float32, s attentionShape) {
+func attentionBackward(dq, dk, dv, datt, dout, att, attD, q, k, v []float32, s attentionShape, drop *adapter.Mask) {
 	qw, kw := s.H*s.HD, s.KV*s.HD
 	group := s.H / s.KV
 	scale := float32(1 / math.Sqrt(float64(s.HD)))
@@ -226,9 +234,16 @@ func attentionBackward(dq, dk, dv, datt, dout, att, q, k, v []float32, s attenti
 		for h := 0; h < s.H; h++ {
 			kvh := h / group
 			a := att[(b*s.H+h)*T*T : (b*s.H+h+1)*T*T]
+			ad := a
+			if drop.Active() {
+				ad = attD[(b*s.H+h)*T*T : (b*s.H+h+1)*T*T]
+			}
 			do := dout[b*T*qw+h*s.HD:]
-			compute.Gemm(compute.Trans, compute.NoTrans, T, s.HD, T, 1, a, T, do, qw, 1, dv[b*T*kw+kvh*s.HD:], kw)
+			compute.Gemm(compute.Trans, compute.NoTrans, T, s.HD, T, 1, ad, T, do, qw, 1, dv[b*T*kw+kvh*s.HD:], kw)
 			compute.Gemm(compute.NoTrans, compute.Trans, T, T, s.HD, 1, do, qw, v[b*T*kw+kvh*s.HD:], kw, 0, datt, T)
+			if drop.Active() {
+				drop.ScaleAt(datt, (b*s.H+h)*T*T)
+			}
 			for i := 0; i < T; i++ {
 				ar, dr := a[i*T:(i+1)*T], datt[i*T:(i+1)*T]
 				var dotp float32

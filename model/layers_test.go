@@ -57,7 +57,7 @@ func TestAttentionForwardMatchesNaive(t *testing.T) {
 		q, k, v := r(s.B*s.T*s.H*s.HD), r(s.B*s.T*s.KV*s.HD), r(s.B*s.T*s.KV*s.HD)
 		out := make([]float32, len(q))
 		att := make([]float32, s.B*s.H*s.T*s.T)
-		attentionForward(out, att, q, k, v, nil, s)
+		attentionForward(out, att, nil, q, k, v, nil, s, nil)
 		want := naiveAttention(q, k, v, s)
 		for i := range want {
 			if math.Abs(float64(out[i])-want[i]) > 1e-5*(1+math.Abs(want[i])) {

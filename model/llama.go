@@ -216,7 +216,7 @@ func (r *LlamaRun) Forward(tokens []int, B, T int) error {
 		ropeApply(a.q, r.pos, c.Heads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, 1)
 		ropeApply(a.k, r.pos, c.KVHeads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, 1)
 		a.att, a.ao = grow(a.att, B*c.Heads*T*T), grow(a.ao, n*qw)
-		attentionForward(a.ao, a.att, a.q, a.k, a.v, nil, s)
+		attentionForward(a.ao, a.att, nil, a.q, a.k, a.v, nil, s, nil)
 		a.x2 = make([]float32, n*d)
 		lin[3].Forward(a.ao, n, a.x2, r.Drop)
 		for i := range a.x2 {
@@ -319,7 +319,7 @@ func (r *LlamaRun) Backward() {
 		clear(dq)
 		clear(dk)
 		clear(dv)
-		attentionBackward(dq, dk, dv, datt, dao, a.att, a.q, a.k, a.v, s)
+		attentionBackward(dq, dk, dv, datt, dao, a.att, nil, a.q, a.k, a.v, s, nil)
 		ropeApply(dq, r.pos, c.Heads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, -1)
 		ropeApply(dk, r.pos, c.KVHeads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, -1)
 		clear(dxn)

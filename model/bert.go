@@ -1,0 +1,446 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/compute"
+)
+
+// BERT is a frozen BERT-family encoder (BERT or DistilBERT: learned positions,
+// post-LayerNorm blocks, GELU, padding mask, token types for BERT) with a
+// multiple-choice head like Hugging Face's DistilBertForMultipleChoice /
+// BertForMultipleChoice. The head's trainable tensors live in the adapter Set
+// (Set.Dense); everything here is read-only, so clients share one BERT.
+type BERT struct {
+	Cfg       *Config
+	WordEmb   []float32 // vocab×d
+	PosEmb    []float32 // MaxPositions×d
+	TypeEmb   []float32 // TypeVocab×d (BERT; nil for DistilBERT)
+	EmbLNW    []float32 // d
+	EmbLNB    []float32 // d
+	Blocks    []BERTBlock
+	Pooler    *FrozenLinear // BERT only: tanh(pooler(h_CLS)) feeds the classifier
+	dropAfter bool          // BERT drops out the attention output before its residual; DistilBERT does not
+}
+
+// BERTBlock is one post-LayerNorm transformer block.
+type BERTBlock struct {
+	Q, K, V, O *FrozenLinear
+	LN1W, LN1B []float32 // after attention + residual
+	FF1, FF2   *FrozenLinear
+	LN2W, LN2B []float32 // after feed-forward + residual
+}
+
+// Head tensor names, as Hugging Face's multiple-choice models name them.
+const (
+	HeadPreW = "pre_classifier.weight" // DistilBERT: d×d
+	HeadPreB = "pre_classifier.bias"   // 1×d
+	HeadClsW = "classifier.weight"     // 1×d
+	HeadClsB = "classifier.bias"       // 1×1
+)
+
+// NewBERT assembles an encoder from Hugging Face-named weights (with
+// "distilbert." or "bert." prefixes).
+func NewBERT(cfg *Config, src TensorSource) (*BERT, error) {
+	if cfg.Family != Encoder {
+		return nil, fmt.Errorf("model_type %q is not an encoder", cfg.ModelType)
+	}
+	d, f := cfg.Hidden, cfg.Intermediate
+	var err error
+	get := func(name string, shape ...int) []float32 {
+		if err != nil {
+			return nil
+		}
+		var t []float32
+		t, err = src(name, shape...)
+		return t
+	}
+	linear := func(name string, dOut, dIn int) *FrozenLinear {
+		w := get(name+".weight", dOut, dIn)
+		b := get(name+".bias", dOut)
+		if err != nil {
+			return nil
+		}
+		var l *FrozenLinear
+		if l, err = NewFrozenLinear(dOut, dIn, w, b); err != nil {
+			err = fmt.Errorf("%s: %w", name, err)
+		}
+		return l
+	}
+	m := &BERT{Cfg: cfg}
+	switch cfg.ModelType {
+	case "distilbert":
+		p := "distilbert.embeddings."
+		m.WordEmb = get(p+"word_embeddings.weight", cfg.Vocab, d)
+		m.PosEmb = get(p+"position_embeddings.weight", cfg.MaxPositions, d)
+		m.EmbLNW, m.EmbLNB = get(p+"LayerNorm.weight", d), get(p+"LayerNorm.bias", d)
+		for i := 0; i < cfg.Layers && err == nil; i++ {
+			p := fmt.Sprintf("distilbert.transformer.layer.%d.", i)
+			m.Blocks = append(m.Blocks, BERTBlock{
+				Q: linear(p+"attention.q_lin", d, d), K: linear(p+"attention.k_lin", d, d),
+				V: linear(p+"attention.v_lin", d, d), O: linear(p+"attention.out_lin", d, d),
+				LN1W: get(p+"sa_layer_norm.weight", d), LN1B: get(p+"sa_layer_norm.bias", d),
+				FF1: linear(p+"ffn.lin1", f, d), FF2: linear(p+"ffn.lin2", d, f),
+				LN2W: get(p+"output_layer_norm.weight", d), LN2B: get(p+"output_layer_norm.bias", d),
+			})
+		}
+	case "bert":
+		m.dropAfter = true
+		p := "bert.embeddings."
+		m.WordEmb = get(p+"word_embeddings.weight", cfg.Vocab, d)
+		m.PosEmb = get(p+"position_embeddings.weight", cfg.MaxPositions, d)
+		m.TypeEmb = get(p+"token_type_embeddings.weight", cfg.TypeVocab, d)
+		m.EmbLNW, m.EmbLNB = get(p+"LayerNorm.weight", d), get(p+"LayerNorm.bias", d)
+		for i := 0; i < cfg.Layers && err == nil; i++ {
+			p := fmt.Sprintf("bert.encoder.layer.%d.", i)
+			m.Blocks = append(m.Blocks, BERTBlock{
+				Q: linear(p+"attention.self.query", d, d), K: linear(p+"attention.self.key", d, d),
+				V: linear(p+"attention.self.value", d, d), O: linear(p+"attention.output.dense", d, d),
+				LN1W: get(p+"attention.output.LayerNorm.weight", d), LN1B: get(p+"attention.output.LayerNorm.bias", d),
+				FF1: linear(p+"intermediate.dense", f, d), FF2: linear(p+"output.dense", d, f),
+				LN2W: get(p+"output.LayerNorm.weight", d), LN2B: get(p+"output.LayerNorm.bias", d),
+			})
+		}
+		m.Pooler = linear("bert.pooler.dense", d, d)
+	default:
+		return nil, fmt.Errorf("unsupported encoder model_type %q", cfg.ModelType)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Activation != "gelu" {
+		return nil, fmt.Errorf("encoder activation %q: only exact gelu is supported", cfg.Activation)
+	}
+	return m, nil
+}
+
+func (m *BERT) linears() []*FrozenLinear {
+	var out []*FrozenLinear
+	for _, b := range m.Blocks {
+		out = append(out, b.Q, b.K, b.V, b.O, b.FF1, b.FF2)
+	}
+	return out
+}
+
+// NewHead returns freshly initialized multiple-choice head tensors for the
+// adapter Set, initialized as Hugging Face does (weights N(0, 0.02), biases
+// 0): pre_classifier (DistilBERT only) and classifier.
+func NewHead(cfg *Config, rng *rand.Rand) []adapter.Dense {
+	d := cfg.Hidden
+	dense := func(name string, rows, cols int, std float64) adapter.Dense {
+		t := adapter.Dense{Name: name, Rows: rows, Cols: cols, Data: make([]float32, rows*cols), Grad: make([]float32, rows*cols)}
+		for i := range t.Data {
+			t.Data[i] = float32(rng.NormFloat64() * std)
+		}
+		return t
+	}
+	var out []adapter.Dense
+	if cfg.ModelType == "distilbert" {
+		out = append(out, dense(HeadPreW, d, d, 0.02), dense(HeadPreB, 1, d, 0))
+	}
+	return append(out, dense(HeadClsW, 1, d, 0.02), dense(HeadClsB, 1, 1, 0))
+}
+
+// EncoderBatch is B questions × C choices, one (context, choice) sequence of
+// T tokens each: sequence s = b·C + c.
+type EncoderBatch struct {
+	B, C, T int
+	IDs     []int     // (B·C)×T token ids, padded
+	Types   []int     // (B·C)×T token type ids (BERT), or nil
+	Mask    []float32 // (B·C)×T: 1 for real tokens, 0 for padding
+	Labels  []int     // B gold choice indices (for the loss)
+}
+
+// BERTRun is one client's forward/backward state on a shared BERT.
+type BERTRun struct {
+	m    *BERT
+	lin  []*AdaptedLinear
+	head map[string]*adapter.Dense
+	// Drop is the adapter input dropout; Base is the frozen model's own
+	// training-mode dropout (hidden, attention, classifier). Both nil at
+	// inference.
+	Drop *adapter.Dropout
+	Base *rand.Rand
+
+	batch   EncoderBatch
+	blocks  []encoderActs
+	hidden  []float32 // final hidden states (n×d)
+	cls     []float32 // (B·C)×d CLS rows
+	pre     []float32 // head pre-activation (DistilBERT: pre_classifier; BERT: pooler) (B·C)×d
+	act     []float32 // relu(pre) or tanh(pre)
+	actD    []float32 // after classifier dropout
+	clsMask adapter.Mask
+	// Logits are the choice scores, B×C.
+	Logits []float32
+	dlog   []float32
+}
+
+type encoderActs struct {
+	x, q, k, v, att, attD, ctx, o, s1, mean1, rstd1, x1 []float32
+	f1, gl, f2, s2, mean2, rstd2                        []float32
+	attMask, oMask, fMask                               adapter.Mask
+}
+
+// NewRun binds a Set (adapters on the block linears, head tensors in Dense).
+func (m *BERT) NewRun(set *adapter.Set) (*BERTRun, error) {
+	lin, err := bindAdapters(m.Cfg, m.linears(), set)
+	if err != nil {
+		return nil, err
+	}
+	r := &BERTRun{m: m, lin: lin, blocks: make([]encoderActs, len(m.Blocks)), head: map[string]*adapter.Dense{}}
+	d := m.Cfg.Hidden
+	names := []string{HeadClsW, HeadClsB}
+	want := map[string][2]int{HeadClsW: {1, d}, HeadClsB: {1, 1}}
+	if m.Cfg.ModelType == "distilbert" {
+		names = append([]string{HeadPreW, HeadPreB}, names...)
+		want[HeadPreW], want[HeadPreB] = [2]int{d, d}, [2]int{1, d}
+	}
+	if set != nil {
+		for i := range set.Dense {
+			t := &set.Dense[i]
+			if s, ok := want[t.Name]; ok {
+				if t.Rows != s[0] || t.Cols != s[1] {
+					return nil, fmt.Errorf("head tensor %s is %d×%d, want %d×%d", t.Name, t.Rows, t.Cols, s[0], s[1])
+				}
+				r.head[t.Name] = t
+			}
+		}
+	}
+	for _, name := range names {
+		if r.head[name] == nil {
+			return nil, fmt.Errorf("adapter set lacks the multiple-choice head tensor %s (see model.NewHead)", name)
+		}
+	}
+	return r, nil
+}
+
+func (r *BERTRun) dropout(p float32) *adapter.Dropout {
+	if r.Base == nil || p <= 0 {
+		return nil
+	}
+	return &adapter.Dropout{P: p, Rng: r.Base}
+}
+
+// Forward scores every choice of the batch into Logits (B×C).
+func (r *BERTRun) Forward(b EncoderBatch) error {
+	c := r.m.Cfg
+	N, T := b.B*b.C, b.T
+	n, d, f := N*T, c.Hidden, c.Intermediate
+	switch {
+	case b.B <= 0 || b.C <= 0 || T <= 0:
+		return fmt.Errorf("encoder forward: empty batch %d×%d×%d", b.B, b.C, T)
+	case T > c.MaxPositions:
+		return fmt.Errorf("encoder forward: sequence of %d tokens exceeds the %d positions", T, c.MaxPositions)
+	case len(b.IDs) != n || len(b.Mask) != n || (b.Types != nil && len(b.Types) != n):
+		return fmt.Errorf("encoder forward: ids/mask/types lengths %d/%d/%d for %d×%d sequences of %d", len(b.IDs), len(b.Mask), len(b.Types), b.B, b.C, T)
+	}
+	for i, id := range b.IDs {
+		if id < 0 || id >= c.Vocab {
+			return fmt.Errorf("encoder forward: token %d at position %d is outside the vocabulary of %d", id, i, c.Vocab)
+		}
+		if b.Types != nil && (b.Types[i] < 0 || b.Types[i] >= max(c.TypeVocab, 1)) {
+			return fmt.Errorf("encoder forward: token type %d at position %d (want < %d)", b.Types[i], i, c.TypeVocab)
+		}
+	}
+	r.batch = b
+	eps := float32(c.LayerNormEps)
+	// Embeddings: word + position (+ type), LayerNorm, dropout.
+	e := make([]float32, n*d)
+	for i, id := range b.IDs {
+		row := e[i*d : (i+1)*d]
+		copy(row, r.m.WordEmb[id*d:(id+1)*d])
+		compute.Axpy(1, r.m.PosEmb[(i%T)*d:(i%T+1)*d], row)
+		if r.m.TypeEmb != nil {
+			tt := 0
+			if b.Types != nil {
+				tt = b.Types[i]
+			}
+			compute.Axpy(1, r.m.TypeEmb[tt*d:(tt+1)*d], row)
+		}
+	}
+	x := make([]float32, n*d)
+	mean, rstd := make([]float32, n), make([]float32, n)
+	layernormForward(x, mean, rstd, e, r.m.EmbLNW, r.m.EmbLNB, n, d, eps)
+	var embMask adapter.Mask
+	r.dropout(c.HiddenDropout).Sample(&embMask, n*d)
+	embMask.Apply(x, x)
+
+	s := attentionShape{B: N, T: T, H: c.Heads, KV: c.Heads, HD: c.HeadDim}
+	for l := range r.m.Blocks {
+		w := &r.m.Blocks[l]
+		a := &r.blocks[l]
+		lin := r.lin[l*6 : l*6+6]
+		a.x = x
+		a.q, a.k, a.v = grow(a.q, n*d), grow(a.k, n*d), grow(a.v, n*d)
+		lin[0].Forward(x, n, a.q, r.Drop)
+		lin[1].Forward(x, n, a.k, r.Drop)
+		lin[2].Forward(x, n, a.v, r.Drop)
+		a.att, a.attD, a.ctx = grow(a.att, N*c.Heads*T*T), grow(a.attD, N*c.Heads*T*T), grow(a.ctx, n*d)
+		r.dropout(c.AttnDropout).Sample(&a.attMask, N*c.Heads*T*T)
+		attentionForward(a.ctx, a.att, a.attD, a.q, a.k, a.v, b.Mask, s, &a.attMask)
+		a.o = grow(a.o, n*d)
+		lin[3].Forward(a.ctx, n, a.o, r.Drop)
+		a.oMask = adapter.Mask{}
+		if r.m.dropAfter {
+			r.dropout(c.HiddenDropout).Sample(&a.oMask, n*d)
+			a.oMask.Apply(a.o, a.o)
+		}
+		a.s1 = grow(a.s1, n*d)
+		for i := range a.s1 {
+			a.s1[i] = a.o[i] + x[i]
+		}
+		a.x1, a.mean1, a.rstd1 = grow(a.x1, n*d), grow(a.mean1, n), grow(a.rstd1, n)
+		layernormForward(a.x1, a.mean1, a.rstd1, a.s1, w.LN1W, w.LN1B, n, d, eps)
+		a.f1, a.gl = grow(a.f1, n*f), grow(a.gl, n*f)
+		lin[4].Forward(a.x1, n, a.f1, r.Drop)
+		geluForward(a.gl, a.f1)
+		a.f2 = grow(a.f2, n*d)
+		lin[5].Forward(a.gl, n, a.f2, r.Drop)
+		r.dropout(c.HiddenDropout).Sample(&a.fMask, n*d)
+		a.fMask.Apply(a.f2, a.f2)
+		a.s2 = grow(a.s2, n*d)
+		for i := range a.s2 {
+			a.s2[i] = a.f2[i] + a.x1[i]
+		}
+		x = make([]float32, n*d)
+		a.mean2, a.rstd2 = grow(a.mean2, n), grow(a.rstd2, n)
+		layernormForward(x, a.mean2, a.rstd2, a.s2, w.LN2W, w.LN2B, n, d, eps)
+	}
+	r.hidden = x
+	// Head on the first ([CLS]) token of each sequence.
+	r.cls, r.pre, r.act, r.actD = grow(r.cls, N*d), grow(r.pre, N*d), grow(r.act, N*d), grow(r.actD, N*d)
+	for sq := 0; sq < N; sq++ {
+		copy(r.cls[sq*d:(sq+1)*d], x[sq*T*d:(sq*T+1)*d])
+	}
+	if r.m.Pooler != nil { // BERT: tanh(pooler)
+		r.m.Pooler.Forward(r.cls, N, r.pre)
+		for i, v := range r.pre {
+			r.act[i] = float32(math.Tanh(float64(v)))
+		}
+	} else { // DistilBERT: relu(pre_classifier)
+		pw, pb := r.head[HeadPreW], r.head[HeadPreB]
+		compute.Gemm(compute.NoTrans, compute.Trans, N, d, d, 1, r.cls, d, pw.Data, d, 0, r.pre, d)
+		for sq := 0; sq < N; sq++ {
+			compute.Axpy(1, pb.Data, r.pre[sq*d:(sq+1)*d])
+		}
+		for i, v := range r.pre {
+			r.act[i] = max(v, 0)
+		}
+	}
+	r.dropout(c.ClassifierDropout).Sample(&r.clsMask, N*d)
+	r.clsMask.Apply(r.actD, r.act)
+	cw, cb := r.head[HeadClsW], r.head[HeadClsB]
+	r.Logits = grow(r.Logits, N)
+	for sq := 0; sq < N; sq++ {
+		r.Logits[sq] = compute.Dot(r.actD[sq*d:(sq+1)*d], cw.Data) + cb.Data[0]
+	}
+	return nil
+}
+
+// LossAndGrad is the mean cross-entropy of softmax over each question's
+// choices against batch.Labels; it stores ∂loss/∂logits for Backward.
+func (r *BERTRun) LossAndGrad() (float64, error) {
+	b := r.batch
+	if len(b.Labels) != b.B {
+		return 0, fmt.Errorf("loss: %d labels for %d questions", len(b.Labels), b.B)
+	}
+	r.dlog = grow(r.dlog, b.B*b.C)
+	lp := make([]float32, b.C)
+	var loss float64
+	for q, y := range b.Labels {
+		if y < 0 || y >= b.C {
+			return 0, fmt.Errorf("loss: label %d of question %d is not one of %d choices", y, q, b.C)
+		}
+		logSoftmaxRow(lp, r.Logits[q*b.C:(q+1)*b.C])
+		loss -= float64(lp[y])
+		for c, l := range lp {
+			r.dlog[q*b.C+c] = float32(math.Exp(float64(l))) / float32(b.B)
+		}
+		r.dlog[q*b.C+y] -= 1 / float32(b.B)
+	}
+	return loss / float64(b.B), nil
+}
+
+// Backward accumulates the head tensors' and the adapters' gradients.
+func (r *BERTRun) Backward() {
+	c := r.m.Cfg
+	b := r.batch
+	N, T := b.B*b.C, b.T
+	n, d, f := N*T, c.Hidden, c.Intermediate
+	cw, cb := r.head[HeadClsW], r.head[HeadClsB]
+	// logit = actD·w + b
+	dactD := make([]float32, N*d)
+	for sq := 0; sq < N; sq++ {
+		g := r.dlog[sq]
+		cb.Grad[0] += g
+		compute.Axpy(g, r.actD[sq*d:(sq+1)*d], cw.Grad)
+		compute.Axpy(g, cw.Data, dactD[sq*d:(sq+1)*d])
+	}
+	dact := make([]float32, N*d)
+	r.clsMask.AddBackward(dact, dactD)
+	dpre := make([]float32, N*d)
+	dcls := make([]float32, N*d)
+	if r.m.Pooler != nil {
+		for i, a := range r.act {
+			dpre[i] = dact[i] * (1 - a*a)
+		}
+		r.m.Pooler.BackwardInput(dpre, N, dcls)
+	} else {
+		for i, v := range r.pre {
+			if v > 0 {
+				dpre[i] = dact[i]
+			}
+		}
+		pw, pb := r.head[HeadPreW], r.head[HeadPreB]
+		compute.Gemm(compute.Trans, compute.NoTrans, d, d, N, 1, dpre, d, r.cls, d, 1, pw.Grad, d)
+		for sq := 0; sq < N; sq++ {
+			compute.Axpy(1, dpre[sq*d:(sq+1)*d], pb.Grad)
+		}
+		compute.Gemm(compute.NoTrans, compute.NoTrans, N, d, d, 1, dpre, d, pw.Data, d, 0, dcls, d)
+	}
+	dx := make([]float32, n*d)
+	for sq := 0; sq < N; sq++ {
+		copy(dx[sq*T*d:(sq*T+1)*d], dcls[sq*d:(sq+1)*d])
+	}
+	s := attentionShape{B: N, T: T, H: c.Heads, KV: c.Heads, HD: c.HeadDim}
+	ds := make([]float32, n*d)
+	df := make([]float32, n*d)
+	dgl, df1 := make([]float32, n*f), make([]float32, n*f)
+	dx1 := make([]float32, n*d)
+	dctx, dq, dk, dv := make([]float32, n*d), make([]float32, n*d), make([]float32, n*d), make([]float32, n*d)
+	datt := make([]float32, T*T)
+	for l := len(r.m.Blocks) - 1; l >= 0; l-- {
+		w := &r.m.Blocks[l]
+		a := &r.blocks[l]
+		lin := r.lin[l*6 : l*6+6]
+		// out = LN2(dropout(ff2(gelu(ff1(x1)))) + x1)
+		clear(ds)
+		layernormBackward(ds, dx, a.s2, w.LN2W, a.mean2, a.rstd2, n, d)
+		copy(dx1, ds) // residual
+		clear(df)
+		a.fMask.AddBackward(df, ds)
+		clear(dgl)
+		lin[5].Backward(df, n, dgl)
+		clear(df1)
+		geluBackward(df1, dgl, a.f1)
+		lin[4].Backward(df1, n, dx1)
+		// x1 = LN1(dropout?(o(attention(q(x), k(x), v(x)))) + x)
+		clear(ds)
+		layernormBackward(ds, dx1, a.s1, w.LN1W, a.mean1, a.rstd1, n, d)
+		copy(dx, ds) // residual
+		clear(df)
+		a.oMask.AddBackward(df, ds)
+		clear(dctx)
+		lin[3].Backward(df, n, dctx)
+		clear(dq)
+		clear(dk)
+		clear(dv)
+		attentionBackward(dq, dk, dv, datt, dctx, a.att, a.attD, a.q, a.k, a.v, s, &a.attMask)
+		lin[0].Backward(dq, n, dx)
+		lin[1].Backward(dk, n, dx)
+		lin[2].Backward(dv, n, dx)
+	}
+}
