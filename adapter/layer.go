@@ -134,6 +134,27 @@ func (m *Mask) Apply(dst, x []float32) {
 	}
 }
 
+// ApplyAt is Apply for the window of the mask starting at element off:
+// dst[i] = mask[off+i](x[i]).
+func (m *Mask) ApplyAt(dst, x []float32, off int) {
+	if !m.Active() {
+		copy(dst, x)
+		return
+	}
+	for i, v := range x {
+		j := off + i
+		if m.keep[j>>6]&(1<<(j&63)) != 0 {
+			dst[i] = v * m.Scale
+		} else {
+			dst[i] = 0
+		}
+	}
+}
+
+// ScaleAt applies the window of the mask starting at off to g in place: the
+// backward of ApplyAt.
+func (m *Mask) ScaleAt(g []float32, off int) { m.ApplyAt(g, g, off) }
+
 // AddBackward adds mask(g) to dx: the backward of Apply.
 func (m *Mask) AddBackward(dx, g []float32) {
 	dx = dx[:len(g)]
