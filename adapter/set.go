@@ -95,3 +95,27 @@ func (s *Set) CheckFinite() error {
 	}
 	return nil
 }
+
+// Params lists every trainable tensor of the Set — each module's factors
+// (named "<module>.<factor>") then the dense tensors — aliasing their storage,
+// in a fixed order, for optimizers, clipping and aggregation.
+func (s *Set) Params() []Factor {
+	var out []Factor
+	for _, m := range s.Modules {
+		for _, f := range m.Layer.Factors() {
+			f.Name = m.Name + "." + f.Name
+			out = append(out, f)
+		}
+	}
+	for _, d := range s.Dense {
+		out = append(out, Factor{Name: d.Name, Rows: d.Rows, Cols: d.Cols, Data: d.Data, Grad: d.Grad})
+	}
+	return out
+}
+
+// ZeroGrad clears every gradient of the Set.
+func (s *Set) ZeroGrad() {
+	for _, p := range s.Params() {
+		clear(p.Grad)
+	}
+}
