@@ -7,11 +7,12 @@ package compute
 var useAsm = hasAVX2FMA()
 
 //go:noescape
-func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, beta float32, mode int)
+func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, beta float32, mode int, pf *float32)
 
-// microKernel computes a 6×16 tile (see sgemmKernel6x16). The slice
-// expressions below are the bounds checks the assembly cannot do.
-func microKernel(kc int, a, b, c []float32, ldc int, beta float32, mode int) {
+// microKernel computes a 6×16 tile (see sgemmKernel6x16); pf is a prefetch
+// hint (memory the driver will need soon; kc/8 lines of it are touched). The
+// slice expressions below are the bounds checks the assembly cannot do.
+func microKernel(kc int, a, b, c []float32, ldc int, beta float32, mode int, pf []float32) {
 	if !useAsm {
 		kernelGo(kc, a, b, c, ldc, beta, mode)
 		return
@@ -19,14 +20,15 @@ func microKernel(kc int, a, b, c []float32, ldc int, beta float32, mode int) {
 	_ = a[kc*mr-1]
 	_ = b[kc*nr-1]
 	_ = c[(mr-1)*ldc+nr-1]
-	sgemmKernel6x16(kc, &a[0], &b[0], &c[0], ldc, beta, mode)
+	_ = pf[0] // prefetches may run past pf's end: they are hints and never fault
+	sgemmKernel6x16(kc, &a[0], &b[0], &c[0], ldc, beta, mode, &pf[0])
 }
 
 //go:noescape
 func packA6N(n8 int, a *float32, lda int, d *float32, alpha float32)
 
 //go:noescape
-func packA6T(kc int, a *float32, lda int, d *float32, alpha float32)
+func packAT(ntiles, kc int, a *float32, lda int, d *float32, ts int, alpha float32)
 
 //go:noescape
 func packB16N(kc int, b *float32, ldb int, d *float32)
@@ -50,15 +52,16 @@ func packATile6N(kc int, a []float32, lda int, d []float32, alpha float32) {
 	}
 }
 
-// packATile6T packs a full 6-row tile of transposed A (see packATile6TGo).
-func packATile6T(kc int, a []float32, lda int, d []float32, alpha float32) {
-	if !useAsm || kc == 0 {
-		packATile6TGo(kc, a, lda, d, alpha)
+// packATilesT packs ntiles full 6-row tiles of transposed A, tile stride ts
+// floats (see packATilesTGo).
+func packATilesT(ntiles, kc int, a []float32, lda int, d []float32, ts int, alpha float32) {
+	if !useAsm || kc == 0 || ntiles == 0 {
+		packATilesTGo(ntiles, kc, a, lda, d, ts, alpha)
 		return
 	}
-	_ = a[(kc-1)*lda+mr-1]
-	_ = d[kc*mr-1]
-	packA6T(kc, &a[0], lda, &d[0], alpha)
+	_ = a[(kc-1)*lda+ntiles*mr-1]
+	_ = d[(ntiles-1)*ts+kc*mr-1]
+	packAT(ntiles, kc, &a[0], lda, &d[0], ts, alpha)
 }
 
 // packBPanel16N copies a full 16-column panel of row-major B (see

@@ -37,13 +37,18 @@
 	VFMADD231PS  Y0, Y3, Y14    \
 	VFMADD231PS  Y1, Y3, Y15
 
-// func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, beta float32, mode int)
+// func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, beta float32, mode int, pf *float32)
 //
 // acc = Σ_{p<kc} a[p*6+i]·b[p*16+j]   (6×16 tile, kc ≥ 1)
 // mode 0: C = acc; mode 1: C += acc; mode 2: C = beta·C + acc.
 // C row i starts at c + i·ldc floats; 16 floats of each of the 6 rows are
 // written.
-TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-56
+//
+// pf is a prefetch hint: one 64-byte line at pf + 64·j is pulled into L2 for
+// each 8-step iteration j. The driver points it at the next B micro-panel so
+// that panel arrives from L3 while this one is still being used.
+TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-64
+	MOVQ pf+56(FP), R10
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -86,6 +91,8 @@ TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-56
 	JZ   ktail
 
 kloop8:
+	PREFETCHT1 (R10)
+	ADDQ       $64, R10
 	PREFETCHT0 384(AX)
 	KSTEP(0, 0)
 	KSTEP(24, 64)
@@ -237,32 +244,63 @@ pa6n_done:
 	VZEROUPPER
 	RET
 
-// func packA6T(kc int, a *float32, lda int, d *float32, alpha float32)
+// func packAT(ntiles, kc int, a *float32, lda int, d *float32, ts int, alpha float32)
 //
-// Packs a full 6-row tile of a transposed A: k step p copies the 6
-// contiguous floats at a + p·lda to d[p·6:], scaled by alpha.
-TEXT ·packA6T(SB), NOSPLIT, $0-36
-	MOVQ         kc+0(FP), CX
-	MOVQ         a+8(FP), AX
-	MOVQ         lda+16(FP), SI
-	MOVQ         d+24(FP), DI
-	VBROADCASTSS alpha+32(FP), X15
+// Packs ntiles full 6-row tiles of a transposed A (op(A)[i][p] = a[p·lda+i])
+// for kc k steps: tile t, step p gets the 6 floats at a + p·lda + 6t, scaled
+// by alpha, at d + t·ts + p·6 (floats). Rows of the stored A are read front to back
+// (one contiguous run of 6·ntiles floats per k step) rather than tile by
+// tile, which would read one cache line per k step per tile at a stride that
+// maps many lines onto few L1 sets.
+TEXT ·packAT(SB), NOSPLIT, $0-52
+	MOVQ         ntiles+0(FP), R8
+	MOVQ         kc+8(FP), CX
+	MOVQ         a+16(FP), AX
+	MOVQ         lda+24(FP), SI
+	MOVQ         d+32(FP), DI
+	MOVQ         ts+40(FP), R9
+	VBROADCASTSS alpha+48(FP), X15
 	SHLQ         $2, SI
+	SHLQ         $2, R9 // tile stride in bytes
 	TESTQ        CX, CX
-	JZ           pa6t_done
+	JZ           pat_done
+	TESTQ        R8, R8
+	JZ           pat_done
 
-pa6t_loop:
-	VMULPS (AX), X15, X0
-	VMOVSD 16(AX), X1
-	VMULPS X1, X15, X1
-	VMOVUPS X0, (DI)
-	VMOVSD X1, 16(DI)
-	ADDQ    SI, AX
-	ADDQ    $24, DI
-	DECQ    CX
-	JNZ     pa6t_loop
+pat_row:
+	// Rows of the stored A are far apart, so the hardware prefetcher does
+	// not follow them: fetch the row 8 k steps ahead, one line per tile
+	// (tiles are 24 bytes, so this over-covers the 6·ntiles floats).
+	LEAQ (AX)(SI*8), R10
+	MOVQ R8, DX
 
-pa6t_done:
+pat_pf:
+	PREFETCHT0 (R10)
+	ADDQ       $64, R10
+	SUBQ       $2, DX
+	JGT        pat_pf
+
+	MOVQ AX, R10 // source: this k step's row
+	MOVQ DI, R11 // destination: step p of tile 0
+	MOVQ R8, DX
+
+pat_tile:
+	VMULPS  (R10), X15, X0
+	VMOVSD  16(R10), X1
+	VMULPS  X1, X15, X1
+	VMOVUPS X0, (R11)
+	VMOVSD  X1, 16(R11)
+	ADDQ    $24, R10
+	ADDQ    R9, R11
+	DECQ    DX
+	JNZ     pat_tile
+
+	ADDQ SI, AX
+	ADDQ $24, DI
+	DECQ CX
+	JNZ  pat_row
+
+pat_done:
 	RET
 
 // func packB16N(kc int, b *float32, ldb int, d *float32)

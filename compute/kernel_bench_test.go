@@ -15,7 +15,7 @@ func BenchmarkMicroKernel(b *testing.B) {
 	c := make([]float32, mr*nr)
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		microKernel(kc, a, bp, c, nr, 0, 1)
+		microKernel(kc, a, bp, c, nr, 0, 1, bp)
 	}
 	b.ReportMetric(2*mr*nr*kc*float64(b.N)/time.Since(start).Seconds()/1e9, "GFLOP/s")
 }

@@ -6,7 +6,7 @@ package compute
 // set it on every architecture.
 var useAsm = false
 
-func microKernel(kc int, a, b, c []float32, ldc int, beta float32, mode int) {
+func microKernel(kc int, a, b, c []float32, ldc int, beta float32, mode int, pf []float32) {
 	kernelGo(kc, a, b, c, ldc, beta, mode)
 }
 
@@ -14,8 +14,8 @@ func packATile6N(kc int, a []float32, lda int, d []float32, alpha float32) {
 	packATile6NGo(kc, a, lda, d, alpha)
 }
 
-func packATile6T(kc int, a []float32, lda int, d []float32, alpha float32) {
-	packATile6TGo(kc, a, lda, d, alpha)
+func packATilesT(ntiles, kc int, a []float32, lda int, d []float32, ts int, alpha float32) {
+	packATilesTGo(ntiles, kc, a, lda, d, ts, alpha)
 }
 
 func packBPanel16N(kc int, b []float32, ldb int, d []float32) { packBPanel16NGo(kc, b, ldb, d) }

@@ -129,7 +129,7 @@ func gemmPacked(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pa
 // into L2), B micro-panel (L1), A micro-panel.
 func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *PackedB, beta float32, c []float32, ldc int, r0, r1, j0, j1 int) {
 	n, k, kc := pb.n, pb.k, pb.kc
-	abuf := getFloats(roundUp(min(mcMax, r1-r0), mr) * kc)
+	abuf := getFloats(roundUp(min(mcMax, r1-r0), mr) / mr * aTileStride(kc))
 	defer putFloats(abuf)
 	ap := *abuf
 	var tmp [mr * nr]float32
@@ -144,6 +144,7 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 		jce := min(jc+ncPanels, j1)
 		for blk, p0 := 0, 0; p0 < k; blk, p0 = blk+1, p0+kc {
 			kcb := min(kc, k-p0)
+			ts := aTileStride(kcb)
 			mode := 1
 			if blk == 0 {
 				mode = firstMode
@@ -153,20 +154,33 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 				packA(tA, a, lda, ic, mc, p0, kcb, alpha, ap)
 				for jp := jc; jp < jce; jp++ {
 					bp, _ := pb.panel(blk, jp)
+					// The B micro-panel used after this one: prefetched
+					// into L2 a slice per kernel call.
+					var next []float32
+					switch {
+					case jp+1 < jce:
+						next, _ = pb.panel(blk, jp+1)
+					case p0+kc < k:
+						next, _ = pb.panel(blk+1, jc)
+					default:
+						next = bp
+					}
+					pfStep := (kcb / 8) * nr
 					col := jp * nr
 					cols := min(nr, n-col)
 					for ir := 0; ir < mc; ir += mr {
 						rows := min(mr, mc-ir)
-						at := ap[ir*kcb : (ir+mr)*kcb]
+						at := ap[(ir/mr)*ts : (ir/mr)*ts+mr*kcb]
+						pf := next[min((ir/mr)*pfStep, len(next)-1):]
 						ci := (ic+ir)*ldc + col
 						if rows == mr && cols == nr {
-							microKernel(kcb, at, bp, c[ci:], ldc, beta, mode)
+							microKernel(kcb, at, bp, c[ci:], ldc, beta, mode, pf)
 							continue
 						}
 						// Edge tile: compute the full 6×16 tile into tmp
 						// (padding rows/columns of the packed operands are
 						// zero) and merge only the valid part into C.
-						microKernel(kcb, at, bp, tmp[:], nr, 0, 0)
+						microKernel(kcb, at, bp, tmp[:], nr, 0, 0, pf)
 						mergeTile(tmp[:], rows, cols, c[ci:], ldc, beta, mode)
 					}
 				}
@@ -196,20 +210,29 @@ func mergeTile(t []float32, rows, cols int, c []float32, ldc int, beta float32, 
 	}
 }
 
+// aTileStride is the distance in floats between consecutive packed A tiles
+// for depth kcb: the tile itself plus one cache line. Without the pad the
+// stride is kcb·24 bytes (6 KiB at kcb=256), which maps the tiles' lines onto
+// two L1 sets, and the row-major sweep of packATilesT, which writes to every
+// tile in turn, would thrash them.
+func aTileStride(kcb int) int { return kcb*mr + 16 }
+
 // packA packs rows [ic, ic+mc) and k range [p0, p0+kcb) of op(A), scaled by
-// alpha, into dst as mr-row micro-panels: tile t occupies dst[t·mr·kcb:] and
-// holds element (row t·mr+i, k p0+p) at p·mr+i. Rows past mc are zero.
+// alpha, into dst as mr-row micro-panels: tile t occupies
+// dst[t·aTileStride(kcb):] and holds element (row t·mr+i, k p0+p) at p·mr+i.
+// Rows past mc are zero.
 func packA(tA Transpose, a []float32, lda, ic, mc, p0, kcb int, alpha float32, dst []float32) {
-	for ir := 0; ir < mc; ir += mr {
-		rows := min(mr, mc-ir)
-		d := dst[ir*kcb : (ir+mr)*kcb]
-		if tA {
-			// op(A)[i][p] = A[p][i]: each k step reads `rows` contiguous floats.
-			base := p0*lda + ic + ir
-			if rows == mr {
-				packATile6T(kcb, a[base:], lda, d, alpha)
-				continue
-			}
+	full := mc / mr
+	ts := aTileStride(kcb)
+	if tA {
+		// op(A)[i][p] = A[p][i]: all full tiles in one row-major sweep.
+		base := p0*lda + ic
+		if full > 0 {
+			packATilesT(full, kcb, a[base:], lda, dst, ts, alpha)
+		}
+		if rows := mc - full*mr; rows > 0 {
+			d := dst[full*ts : full*ts+mr*kcb]
+			base += full * mr
 			for p := 0; p < kcb; p++ {
 				src := a[base+p*lda : base+p*lda+rows]
 				dp := d[p*mr : p*mr+mr]
@@ -221,23 +244,27 @@ func packA(tA Transpose, a []float32, lda, ic, mc, p0, kcb int, alpha float32, d
 					}
 				}
 			}
-		} else {
-			base := (ic+ir)*lda + p0
-			if rows == mr {
-				packATile6N(kcb, a[base:], lda, d, alpha)
+		}
+		return
+	}
+	for ir := 0; ir < mc; ir += mr {
+		rows := min(mr, mc-ir)
+		d := dst[(ir/mr)*ts : (ir/mr)*ts+mr*kcb]
+		base := (ic+ir)*lda + p0
+		if rows == mr {
+			packATile6N(kcb, a[base:], lda, d, alpha)
+			continue
+		}
+		for i := 0; i < mr; i++ {
+			if i >= rows {
+				for p := 0; p < kcb; p++ {
+					d[p*mr+i] = 0
+				}
 				continue
 			}
-			for i := 0; i < mr; i++ {
-				if i >= rows {
-					for p := 0; p < kcb; p++ {
-						d[p*mr+i] = 0
-					}
-					continue
-				}
-				src := a[base+i*lda : base+i*lda+kcb]
-				for p, v := range src {
-					d[p*mr+i] = alpha * v
-				}
+			src := a[base+i*lda : base+i*lda+kcb]
+			for p, v := range src {
+				d[p*mr+i] = alpha * v
 			}
 		}
 	}
@@ -264,19 +291,24 @@ func packATile6NGo(kc int, a []float32, lda int, d []float32, alpha float32) {
 	}
 }
 
-// packATile6TGo packs a full 6-row tile of a transposed A: k step p reads the
-// 6 contiguous floats a[p·lda:].
-func packATile6TGo(kc int, a []float32, lda int, d []float32, alpha float32) {
-	d = d[:kc*mr]
+// packATilesTGo packs ntiles full 6-row tiles of a transposed A: k step p
+// of tile t is the 6 contiguous floats a[p·lda+6t:], stored at
+// d[t·ts+p·6:]. Each k step's row is read front to back.
+func packATilesTGo(ntiles, kc int, a []float32, lda int, d []float32, ts int, alpha float32) {
+	d = d[:(ntiles-1)*ts+kc*mr]
 	for p := 0; p < kc; p++ {
-		src := a[p*lda : p*lda+mr : p*lda+mr]
-		dp := d[p*mr : p*mr+mr : p*mr+mr]
-		dp[0] = alpha * src[0]
-		dp[1] = alpha * src[1]
-		dp[2] = alpha * src[2]
-		dp[3] = alpha * src[3]
-		dp[4] = alpha * src[4]
-		dp[5] = alpha * src[5]
+		row := a[p*lda : p*lda+ntiles*mr]
+		for t := 0; t < ntiles; t++ {
+			src := row[t*mr : t*mr+mr : t*mr+mr]
+			o := t*ts + p*mr
+			dp := d[o : o+mr : o+mr]
+			dp[0] = alpha * src[0]
+			dp[1] = alpha * src[1]
+			dp[2] = alpha * src[2]
+			dp[3] = alpha * src[3]
+			dp[4] = alpha * src[4]
+			dp[5] = alpha * src[5]
+		}
 	}
 }
 
