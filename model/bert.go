@@ -152,6 +152,18 @@ type EncoderBatch struct {
 	Types   []int     // (B·C)×T token type ids (BERT), or nil
 	Mask    []float32 // (B·C)×T: 1 for real tokens, 0 for padding
 	Labels  []int     // B gold choice indices (for the loss)
+	// NumChoices, when non-nil, says how many of a question's C sequences
+	// are real choices (questions with fewer choices are padded with dummy
+	// sequences, left out of the softmax).
+	NumChoices []int
+}
+
+// choices is how many real choices question q has.
+func (b *EncoderBatch) choices(q int) int {
+	if b.NumChoices == nil {
+		return b.C
+	}
+	return b.NumChoices[q]
 }
 
 // BERTRun is one client's forward/backward state on a shared BERT.
@@ -348,15 +360,20 @@ func (r *BERTRun) LossAndGrad() (float64, error) {
 		return 0, fmt.Errorf("loss: %d labels for %d questions", len(b.Labels), b.B)
 	}
 	r.dlog = grow(r.dlog, b.B*b.C)
+	clear(r.dlog)
 	lp := make([]float32, b.C)
 	var loss float64
 	for q, y := range b.Labels {
-		if y < 0 || y >= b.C {
-			return 0, fmt.Errorf("loss: label %d of question %d is not one of %d choices", y, q, b.C)
+		nc := b.choices(q)
+		if nc < 1 || nc > b.C {
+			return 0, fmt.Errorf("loss: question %d has %d choices, batch allows 1…%d", q, nc, b.C)
 		}
-		logSoftmaxRow(lp, r.Logits[q*b.C:(q+1)*b.C])
+		if y < 0 || y >= nc {
+			return 0, fmt.Errorf("loss: label %d of question %d is not one of %d choices", y, q, nc)
+		}
+		logSoftmaxRow(lp[:nc], r.Logits[q*b.C:q*b.C+nc])
 		loss -= float64(lp[y])
-		for c, l := range lp {
+		for c, l := range lp[:nc] {
 			r.dlog[q*b.C+c] = float32(math.Exp(float64(l))) / float32(b.B)
 		}
 		r.dlog[q*b.C+y] -= 1 / float32(b.B)
