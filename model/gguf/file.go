@@ -181,8 +181,7 @@ func (f *File) Has(key string) bool {
 	return ok
 }
 
-// Value returns the raw value of a key. Arrays share storage with the
-// File; use Value.Any for a copy.
+// Value returns the raw value of a key, whatever its type.
 func (f *File) Value(key string) (Value, bool) {
 	i, ok := f.keyIndex[key]
 	if !ok {

@@ -523,6 +523,21 @@ func TestOpen(t *testing.T) {
 	}
 }
 
+// TestNoTensors checks that a file without tensors needs no padding, so a
+// huge alignment costs nothing.
+func TestNoTensors(t *testing.T) {
+	for _, version := range []int{1, 2, 3} {
+		b := mustWrite(t, version, []KV{{AlignmentKey, uint32(1 << 31)}}, nil)
+		if len(b) > 64 {
+			t.Fatalf("v%d: %d bytes", version, len(b))
+		}
+		f := mustParse(t, b)
+		if f.Alignment != 1<<31 || f.DataOffset != 1<<31 || len(f.Tensors()) != 0 {
+			t.Errorf("v%d: alignment %d data offset %d", version, f.Alignment, f.DataOffset)
+		}
+	}
+}
+
 func TestTypeNames(t *testing.T) {
 	for ty, tr := range typeTraits {
 		if ty.String() != tr.name || ty.BlockLen() != int(tr.blockLen) || ty.BlockSize() != int(tr.blockSize) {

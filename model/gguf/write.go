@@ -26,7 +26,8 @@ type WriteTensor struct {
 // metadata in the given order, then the tensor infos in the given order,
 // then the data, each tensor starting at the next multiple of the
 // alignment (general.alignment if the metadata sets it, else 32) and padded
-// with zeros to one. It validates everything, and encodes every tensor,
+// with zeros to one. A file without tensors ends after the tensor infos
+// (an empty tensor list), unpadded. It validates everything, and encodes every tensor,
 // before writing anything, so an invalid input writes nothing.
 //
 // Q8_0 quantizes as ggml does: per block of 32, d = max|x|/127 and
@@ -298,7 +299,12 @@ func build(version int, metadata []KV, tensors []WriteTensor) ([]byte, [][]byte,
 		e.u64(uint64(off))
 		off += padded
 	}
-	pad := (int64(len(e.b))+align-1)/align*align - int64(len(e.b))
-	e.b = append(e.b, make([]byte, pad)...)
+	// Without tensors there is no data section to align. Skipping the
+	// padding then (readers, ours and llama.cpp's, accept its absence)
+	// keeps a file with a huge general.alignment small.
+	if len(tensors) > 0 {
+		pad := (int64(len(e.b))+align-1)/align*align - int64(len(e.b))
+		e.b = append(e.b, make([]byte, pad)...)
+	}
 	return e.b, data, nil
 }
