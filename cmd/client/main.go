@@ -3,6 +3,7 @@
 //
 //	client params --config FILE --adapter kron|lora [--rank R] [--dA2 D] [--json]
 //	client init --config FILE --adapter kron|lora --out FILE [--init peft|random]
+//	client generate --model FILE [--prompt TEXT] --max-tokens N --temperature 0
 //	client quant-report --adapter FILE [--bits 8,4] [--json]
 //	client export --adapter FILE --out DIR [--format lokr|lora|merged]
 //	client bench kernels [--json]
@@ -27,6 +28,7 @@ type command struct {
 var commands = []command{
 	{"params", "count a model's trainable parameters and upload size under an adapter", runParams},
 	{"init", "write a freshly initialized adapter file for a model", runInit},
+	{"generate", "continue a prompt with a decoder (greedy at temperature 0)", runGenerate},
 	{"quant-report", "quantize an adapter's factors and report the error against the paper's bound", runQuantReport},
 	{"export", "export an adapter file to PEFT (LoKr or LoRA) or as merged ΔW", runExport},
 	{"bench", "measure the CPU kernels (client bench kernels)", runBench},

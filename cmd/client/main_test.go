@@ -111,3 +111,17 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerateCommand runs `client generate` on the real stories260K model:
+// greedy decoding from BOS must start as llama2.c's reference story does.
+func TestGenerateCommand(t *testing.T) {
+	path := sharedtest.Path(t, "models", "stories260K.gguf")
+	out := runOK(t, "generate", "--model", path, "--max-tokens", "30", "--temperature", "0")
+	if want := "Once upon a time, there was a little girl named Lily. She loved to play outside in the park."; !strings.HasPrefix(out, want) {
+		t.Fatalf("generate printed %q, want it to start with %q", out, want)
+	}
+	var buf bytes.Buffer
+	if err := run([]string{"generate", "--model", path, "--max-tokens", "0"}, &buf); err == nil {
+		t.Fatal("--max-tokens 0 accepted")
+	}
+}
