@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The worker pool. A parallel call cuts its work into parts (disjoint blocks
@@ -15,9 +16,15 @@ import (
 // goroutines of math per call. A token that reaches a worker after its job is
 // finished finds no part left and is dropped.
 //
-// Long-lived workers beat a `go` statement per part for mid-size products
-// (see BenchmarkFork in pool_test.go): a parked worker is woken by a channel
-// send, while a new goroutine also needs a stack and scheduling.
+// Waking a parked goroutine on another core costs tens of microseconds in a
+// VM (futex wake-up of an idle OS thread), about the time a 128³ product
+// takes, so a worker that finishes spins for workerSpin waiting for the next
+// token before it parks, and a caller spins for its helpers' parts before it
+// blocks. Back-to-back GEMMs (a training step) then fork and join in well
+// under a microsecond; an idle pool costs nothing after workerSpin. With
+// parked workers a go statement per part performs the same as the pool (see
+// BenchmarkFork in pool_test.go); the spinning is only possible with
+// long-lived workers.
 
 var (
 	threadsMu  sync.Mutex
@@ -62,8 +69,19 @@ func ensureWorkers(threads int) {
 	threadsMu.Unlock()
 }
 
+// workerSpin is how long an idle worker polls for new work before parking;
+// callerSpin how long a caller polls for its helpers before blocking.
+const (
+	workerSpin = 200 * time.Microsecond
+	callerSpin = 2 * time.Millisecond
+)
+
 func worker() {
-	for j := range tokens {
+	for {
+		j, ok := pollToken()
+		if !ok {
+			j = <-tokens
+		}
 		if j == nil {
 			return
 		}
@@ -71,11 +89,30 @@ func worker() {
 	}
 }
 
+// pollToken spins up to workerSpin for a token.
+func pollToken() (*job, bool) {
+	start := time.Now()
+	for i := 0; ; i++ {
+		select {
+		case j := <-tokens:
+			return j, true
+		default:
+		}
+		if i%16 == 15 {
+			if time.Since(start) > workerSpin {
+				return nil, false
+			}
+			runtime.Gosched()
+		}
+	}
+}
+
 type job struct {
-	parts int
-	next  atomic.Int64
-	wg    sync.WaitGroup
-	fn    func(part int)
+	parts   int
+	next    atomic.Int64 // next part to claim
+	pending atomic.Int64 // parts not finished
+	wg      sync.WaitGroup
+	fn      func(part int)
 }
 
 // work claims and runs parts until none is left.
@@ -86,8 +123,25 @@ func (j *job) work() {
 			return
 		}
 		j.fn(p)
+		j.pending.Add(-1)
 		j.wg.Done()
 	}
+}
+
+// wait returns when every part has finished: it spins for up to callerSpin
+// (helpers usually finish within microseconds of the caller) and then
+// blocks.
+func (j *job) wait() {
+	start := time.Now()
+	for i := 0; j.pending.Load() != 0; i++ {
+		if i%16 == 15 {
+			if time.Since(start) > callerSpin {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	j.wg.Wait()
 }
 
 // parallelFor runs fn(0..parts-1), each exactly once, on up to threads
@@ -109,6 +163,7 @@ func parallelFor(parts, threads int, fn func(part int)) {
 	}
 	ensureWorkers(threads)
 	j := &job{parts: parts, fn: fn}
+	j.pending.Store(int64(parts))
 	j.wg.Add(parts)
 post:
 	for h := 0; h < helpers; h++ {
@@ -120,7 +175,7 @@ post:
 		}
 	}
 	j.work()
-	j.wg.Wait()
+	j.wait()
 }
 
 // spawnFor is the alternative to the pool, kept for the benchmark that

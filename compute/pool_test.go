@@ -92,3 +92,25 @@ func BenchmarkFork(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkForkEmpty is the bare fork/join cost of parallelFor with two
+// threads and trivial parts.
+func BenchmarkForkEmpty(b *testing.B) {
+	var sink atomic.Int64
+	for i := 0; i < b.N; i++ {
+		parallelFor(2, 2, func(p int) { sink.Add(1) })
+	}
+}
+
+// BenchmarkForkBusy forks two parts of ~20µs of work each: ~20µs per call
+// if the helper starts at once, ~40µs if the caller ends up doing both.
+func BenchmarkForkBusy(b *testing.B) {
+	busy := func() {
+		t := time.Now()
+		for time.Since(t) < 20*time.Microsecond {
+		}
+	}
+	for i := 0; i < b.N; i++ {
+		parallelFor(2, 2, func(p int) { busy() })
+	}
+}
