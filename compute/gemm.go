@@ -65,7 +65,14 @@ func Gemm(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda int, b 
 		gemmRef(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	gemmBlocked(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Threads())
+	switch {
+	case m == 1:
+		gemvRow(tA, tB, n, k, alpha, a, lda, b, ldb, beta, c)
+	case n == 1:
+		gemvCol(tA, tB, m, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	default:
+		gemmBlocked(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Threads())
+	}
 }
 
 // smallGemm is the largest m·n·k that goes to the plain loops.
@@ -119,11 +126,7 @@ func scaleMatrix(m, n int, beta float32, c []float32, ldc int) {
 	}
 	for i := 0; i < m; i++ {
 		ci := c[i*ldc : i*ldc+n]
-		if beta == 0 {
-			clear(ci)
-		} else {
-			Scale(beta, ci)
-		}
+		scaleRow(beta, ci)
 	}
 }
 

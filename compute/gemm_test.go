@@ -164,6 +164,7 @@ var shapes = [][3]int{
 	{6, 16, 8}, {5, 15, 7}, {7, 17, 9}, {12, 32, 1}, {13, 33, 31},
 	{6, 16, 256}, {11, 20, 257}, {30, 50, 300}, {150, 40, 70},
 	{97, 130, 90}, {300, 65, 120}, {5, 700, 400}, {64, 48, 517},
+	{1, 300, 200}, {1, 40, 700}, {250, 1, 100}, {30, 1, 600},
 }
 
 func testGemmAll(t *testing.T, seed uint64) {
@@ -269,6 +270,34 @@ func TestGemmConcurrent(t *testing.T) {
 		}
 		wg.Wait()
 	})
+}
+
+// TestGemmDeterministic checks the documented bit-for-bit agreement between
+// thread counts and between Gemm and GemmPacked.
+func TestGemmDeterministic(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	for _, tr := range transCases {
+		tc := gemmCase{tA: tr[0], tB: tr[1], m: 150, n: 70, k: 600, alpha: 0.5, beta: 0.5}
+		a, lda, b, ldb, c, ldc := tc.operands(r)
+		var outs [][]float32
+		for _, th := range []int{1, 2, 3} {
+			withThreads(th, func() {
+				got := append([]float32(nil), c...)
+				Gemm(tc.tA, tc.tB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, got, ldc)
+				outs = append(outs, got)
+				got = append([]float32(nil), c...)
+				GemmPacked(tc.tA, tc.m, tc.alpha, a, lda, PackB(tc.tB, tc.k, tc.n, b, ldb), tc.beta, got, ldc)
+				outs = append(outs, got)
+			})
+		}
+		for i := 1; i < len(outs); i++ {
+			for j := range outs[0] {
+				if math.Float32bits(outs[i][j]) != math.Float32bits(outs[0][j]) {
+					t.Fatalf("%v: run %d differs at %d: %g vs %g", tc, i, j, outs[i][j], outs[0][j])
+				}
+			}
+		}
+	}
 }
 
 func TestSetThreads(t *testing.T) {
