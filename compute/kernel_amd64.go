@@ -28,6 +28,22 @@ func microKernel(kc int, a, b, c []float32, ldc int, beta float32, mode int, pf 
 func packA6N(n8 int, a *float32, lda int, d *float32, alpha float32)
 
 //go:noescape
+func sgemmKernel12x8(kc int, a0, a1, b, c *float32, ldc int, beta float32, mode int)
+
+// hasNarrowKernel reports whether microKernel12x8 is available.
+func hasNarrowKernel() bool { return useAsm }
+
+// microKernel12x8 computes a 12×8 tile from two packed A tiles and the first
+// 8 columns of a packed B micro-panel (see sgemmKernel12x8).
+func microKernel12x8(kc int, a0, a1, b, c []float32, ldc int, beta float32, mode int) {
+	_ = a0[kc*mr-1]
+	_ = a1[kc*mr-1]
+	_ = b[kc*nr-1]
+	_ = c[(2*mr-1)*ldc+8-1]
+	sgemmKernel12x8(kc, &a0[0], &a1[0], &b[0], &c[0], ldc, beta, mode)
+}
+
+//go:noescape
 func packAT(ntiles, kc int, a *float32, lda int, d *float32, ts int, alpha float32)
 
 //go:noescape

@@ -244,6 +244,166 @@ pa6n_done:
 	VZEROUPPER
 	RET
 
+// KSTEP12 is one k step of the 12×8 kernel: row i < 6 of the tile uses
+// A tile 0 (AX), rows 6–11 A tile 1 (DX); B is the first 8 floats of a
+// packed 16-wide B row. Broadcast registers rotate over Y1..Y3.
+#define KSTEP12(ao, bo) \
+	VMOVUPS      bo(BX), Y0    \
+	VBROADCASTSS ao(AX), Y1    \
+	VFMADD231PS  Y0, Y1, Y4    \
+	VBROADCASTSS ao+4(AX), Y2  \
+	VFMADD231PS  Y0, Y2, Y5    \
+	VBROADCASTSS ao+8(AX), Y3  \
+	VFMADD231PS  Y0, Y3, Y6    \
+	VBROADCASTSS ao+12(AX), Y1 \
+	VFMADD231PS  Y0, Y1, Y7    \
+	VBROADCASTSS ao+16(AX), Y2 \
+	VFMADD231PS  Y0, Y2, Y8    \
+	VBROADCASTSS ao+20(AX), Y3 \
+	VFMADD231PS  Y0, Y3, Y9    \
+	VBROADCASTSS ao(DX), Y1    \
+	VFMADD231PS  Y0, Y1, Y10   \
+	VBROADCASTSS ao+4(DX), Y2  \
+	VFMADD231PS  Y0, Y2, Y11   \
+	VBROADCASTSS ao+8(DX), Y3  \
+	VFMADD231PS  Y0, Y3, Y12   \
+	VBROADCASTSS ao+12(DX), Y1 \
+	VFMADD231PS  Y0, Y1, Y13   \
+	VBROADCASTSS ao+16(DX), Y2 \
+	VFMADD231PS  Y0, Y2, Y14   \
+	VBROADCASTSS ao+20(DX), Y3 \
+	VFMADD231PS  Y0, Y3, Y15
+
+// func sgemmKernel12x8(kc int, a0, a1, b, c *float32, ldc int, beta float32, mode int)
+//
+// The kernel for B micro-panels with at most 8 valid columns (n ≤ 8, the
+// rank-r adapter projections, or the last panel of n mod 16 ≤ 8), where the
+// 6×16 kernel would spend half its FMAs on zero padding. It computes a 12×8
+// tile from two consecutive packed A tiles (a0: rows 0–5, a1: rows 6–11,
+// 6 floats per k step each) and the first 8 columns of a packed B
+// micro-panel (16 floats per k step). Modes as for sgemmKernel6x16; 8
+// floats of each of the 12 C rows are written.
+TEXT ·sgemmKernel12x8(SB), NOSPLIT, $0-64
+	MOVQ kc+0(FP), CX
+	MOVQ a0+8(FP), AX
+	MOVQ a1+16(FP), DX
+	MOVQ b+24(FP), BX
+	MOVQ c+32(FP), DI
+	MOVQ ldc+40(FP), SI
+	SHLQ $2, SI
+	LEAQ (DI)(SI*2), R8   // row 2
+	LEAQ (R8)(SI*2), R9   // row 4
+	LEAQ (R9)(SI*2), R11  // row 6
+	LEAQ (R11)(SI*2), R12 // row 8
+	LEAQ (R12)(SI*2), R13 // row 10
+
+	PREFETCHT0 (DI)
+	PREFETCHT0 (DI)(SI*1)
+	PREFETCHT0 (R8)
+	PREFETCHT0 (R8)(SI*1)
+	PREFETCHT0 (R9)
+	PREFETCHT0 (R9)(SI*1)
+	PREFETCHT0 (R11)
+	PREFETCHT0 (R11)(SI*1)
+	PREFETCHT0 (R12)
+	PREFETCHT0 (R12)(SI*1)
+	PREFETCHT0 (R13)
+	PREFETCHT0 (R13)(SI*1)
+
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+
+	MOVQ CX, R10
+	SHRQ $2, R10
+	JZ   k12tail
+
+k12loop4:
+	KSTEP12(0, 0)
+	KSTEP12(24, 64)
+	KSTEP12(48, 128)
+	KSTEP12(72, 192)
+	ADDQ $96, AX
+	ADDQ $96, DX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ  k12loop4
+
+k12tail:
+	ANDQ $3, CX
+	JZ   k12store
+
+k12loop1:
+	KSTEP12(0, 0)
+	ADDQ $24, AX
+	ADDQ $24, DX
+	ADDQ $64, BX
+	DECQ CX
+	JNZ  k12loop1
+
+k12store:
+	MOVQ mode+56(FP), R10
+	CMPQ R10, $1
+	JEQ  k12add
+	CMPQ R10, $2
+	JEQ  k12scale
+
+k12write:
+	VMOVUPS Y4, (DI)
+	VMOVUPS Y5, (DI)(SI*1)
+	VMOVUPS Y6, (R8)
+	VMOVUPS Y7, (R8)(SI*1)
+	VMOVUPS Y8, (R9)
+	VMOVUPS Y9, (R9)(SI*1)
+	VMOVUPS Y10, (R11)
+	VMOVUPS Y11, (R11)(SI*1)
+	VMOVUPS Y12, (R12)
+	VMOVUPS Y13, (R12)(SI*1)
+	VMOVUPS Y14, (R13)
+	VMOVUPS Y15, (R13)(SI*1)
+	VZEROUPPER
+	RET
+
+k12add:
+	VADDPS (DI), Y4, Y4
+	VADDPS (DI)(SI*1), Y5, Y5
+	VADDPS (R8), Y6, Y6
+	VADDPS (R8)(SI*1), Y7, Y7
+	VADDPS (R9), Y8, Y8
+	VADDPS (R9)(SI*1), Y9, Y9
+	VADDPS (R11), Y10, Y10
+	VADDPS (R11)(SI*1), Y11, Y11
+	VADDPS (R12), Y12, Y12
+	VADDPS (R12)(SI*1), Y13, Y13
+	VADDPS (R13), Y14, Y14
+	VADDPS (R13)(SI*1), Y15, Y15
+	JMP    k12write
+
+k12scale:
+	VBROADCASTSS beta+48(FP), Y0
+	VFMADD231PS  (DI), Y0, Y4
+	VFMADD231PS  (DI)(SI*1), Y0, Y5
+	VFMADD231PS  (R8), Y0, Y6
+	VFMADD231PS  (R8)(SI*1), Y0, Y7
+	VFMADD231PS  (R9), Y0, Y8
+	VFMADD231PS  (R9)(SI*1), Y0, Y9
+	VFMADD231PS  (R11), Y0, Y10
+	VFMADD231PS  (R11)(SI*1), Y0, Y11
+	VFMADD231PS  (R12), Y0, Y12
+	VFMADD231PS  (R12)(SI*1), Y0, Y13
+	VFMADD231PS  (R13), Y0, Y14
+	VFMADD231PS  (R13)(SI*1), Y0, Y15
+	JMP          k12write
+
 // func packAT(ntiles, kc int, a *float32, lda int, d *float32, ts int, alpha float32)
 //
 // Packs ntiles full 6-row tiles of a transposed A (op(A)[i][p] = a[p·lda+i])

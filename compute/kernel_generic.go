@@ -10,6 +10,13 @@ func microKernel(kc int, a, b, c []float32, ldc int, beta float32, mode int, pf 
 	kernelGo(kc, a, b, c, ldc, beta, mode)
 }
 
+// hasNarrowKernel: the portable path has only the 6×16 kernel.
+func hasNarrowKernel() bool { return false }
+
+func microKernel12x8(kc int, a0, a1, b, c []float32, ldc int, beta float32, mode int) {
+	panic("compute: microKernel12x8 without assembly")
+}
+
 func packATile6N(kc int, a []float32, lda int, d []float32, alpha float32) {
 	packATile6NGo(kc, a, lda, d, alpha)
 }

@@ -132,7 +132,8 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 	abuf := getFloats(roundUp(min(mcMax, r1-r0), mr) / mr * aTileStride(kc))
 	defer putFloats(abuf)
 	ap := *abuf
-	var tmp [mr * nr]float32
+	var tmp [mr * nr]float32 // edge tile: 6×16, or 12×8 for narrow panels
+	narrow := hasNarrowKernel()
 	ncPanels := max(1, ncMax/nr)
 	firstMode := 2
 	if beta == 0 {
@@ -168,7 +169,26 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 					pfStep := (kcb / 8) * nr
 					col := jp * nr
 					cols := min(nr, n-col)
-					for ir := 0; ir < mc; ir += mr {
+					ir := 0
+					if cols <= 8 && narrow {
+						// Narrow panel: 12×8 tiles from pairs of A
+						// tiles; a final lone tile falls through to
+						// the 6×16 loop below.
+						for ; ir+mr < mc; ir += 2 * mr {
+							rows := min(2*mr, mc-ir)
+							t := ir / mr
+							a0 := ap[t*ts : t*ts+mr*kcb]
+							a1 := ap[(t+1)*ts : (t+1)*ts+mr*kcb]
+							ci := (ic+ir)*ldc + col
+							if rows == 2*mr && cols == 8 {
+								microKernel12x8(kcb, a0, a1, bp, c[ci:], ldc, beta, mode)
+								continue
+							}
+							microKernel12x8(kcb, a0, a1, bp, tmp[:], 8, 0, 0)
+							mergeTile(tmp[:], 8, rows, cols, c[ci:], ldc, beta, mode)
+						}
+					}
+					for ; ir < mc; ir += mr {
 						rows := min(mr, mc-ir)
 						at := ap[(ir/mr)*ts : (ir/mr)*ts+mr*kcb]
 						pf := next[min((ir/mr)*pfStep, len(next)-1):]
@@ -181,7 +201,7 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 						// (padding rows/columns of the packed operands are
 						// zero) and merge only the valid part into C.
 						microKernel(kcb, at, bp, tmp[:], nr, 0, 0, pf)
-						mergeTile(tmp[:], rows, cols, c[ci:], ldc, beta, mode)
+						mergeTile(tmp[:], nr, rows, cols, c[ci:], ldc, beta, mode)
 					}
 				}
 			}
@@ -189,11 +209,11 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 	}
 }
 
-// mergeTile applies a computed tile (rows×cols valid, row stride nr) to C
+// mergeTile applies a computed tile (rows×cols valid, row stride ts) to C
 // with the kernel's mode semantics.
-func mergeTile(t []float32, rows, cols int, c []float32, ldc int, beta float32, mode int) {
+func mergeTile(t []float32, ts, rows, cols int, c []float32, ldc int, beta float32, mode int) {
 	for i := 0; i < rows; i++ {
-		ti := t[i*nr : i*nr+cols]
+		ti := t[i*ts : i*ts+cols]
 		ci := c[i*ldc : i*ldc+cols]
 		switch mode {
 		case 0:
