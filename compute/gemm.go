@@ -70,6 +70,8 @@ func Gemm(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda int, b 
 		gemvRow(tA, tB, n, k, alpha, a, lda, b, ldb, beta, c)
 	case n == 1:
 		gemvCol(tA, tB, m, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	case useSkinny(tA, m, n, k):
+		gemmSkinnyN(tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Threads())
 	default:
 		gemmBlocked(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Threads())
 	}
