@@ -150,6 +150,18 @@ type attentionShape struct {
 	Window          int // sliding window (Mistral): a query sees at most Window keys back, itself included; 0 = unlimited
 }
 
+// keyRange is the span [lo, hi) of key positions query i may attend to.
+func (s attentionShape) keyRange(i int) (lo, hi int) {
+	hi = s.T
+	if s.Causal {
+		hi = i + 1
+	}
+	if s.Window > 0 {
+		lo = max(0, i-s.Window+1)
+	}
+	return lo, hi
+}
+
 // allowed reports whether query position i may attend to key position j.
 func (s attentionShape) allowed(i, j int) bool {
 	if s.Causal && j > i {
@@ -182,27 +194,30 @@ func attentionForward(out, att, attD, q, k, v []float32, keyMask []float32, s at
 			compute.Gemm(compute.NoTrans, compute.Trans, T, T, s.HD, scale, qb, qw, kb, kw, 0, a, T)
 			for i := 0; i < T; i++ {
 				row := a[i*T : (i+1)*T]
+				lo, hi := s.keyRange(i)
 				maxv := float32(math.Inf(-1))
-				for j := range row {
-					if !s.allowed(i, j) || (keyMask != nil && keyMask[b*T+j] == 0) {
+				for j := lo; j < hi; j++ {
+					if keyMask != nil && keyMask[b*T+j] == 0 {
 						row[j] = float32(math.Inf(-1))
 					} else if row[j] > maxv {
 						maxv = row[j]
 					}
 				}
+				clear(row[:lo])
+				clear(row[hi:])
+				if math.IsInf(float64(maxv), -1) { // every key masked: attend to nothing
+					clear(row[lo:hi])
+					continue
+				}
 				var sum float32
-				for j, x := range row {
-					if math.IsInf(float64(x), -1) {
-						row[j] = 0
-						continue
-					}
-					e := float32(math.Exp(float64(x - maxv)))
+				for j := lo; j < hi; j++ {
+					e := float32(math.Exp(float64(row[j] - maxv))) // exp(−Inf) = 0 for padding keys
 					row[j] = e
 					sum += e
 				}
 				if sum > 0 {
 					inv := 1 / sum
-					for j := range row {
+					for j := lo; j < hi; j++ {
 						row[j] *= inv
 					}
 				}
