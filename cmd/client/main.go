@@ -4,6 +4,8 @@
 //	client params --config FILE --adapter kron|lora [--rank R] [--dA2 D] [--json]
 //	client init --config FILE --adapter kron|lora --out FILE [--init peft|random]
 //	client generate --model FILE [--prompt TEXT] --max-tokens N --temperature 0
+//	client train --model M --task T --adapter kron|lora [--epochs E] [--out FILE]
+//	client eval --model M --task T [--adapter FILE] [--split validation]
 //	client quant-report --adapter FILE [--bits 8,4] [--json]
 //	client export --adapter FILE --out DIR [--format lokr|lora|merged]
 //	client bench kernels [--json]
@@ -29,6 +31,8 @@ var commands = []command{
 	{"params", "count a model's trainable parameters and upload size under an adapter", runParams},
 	{"init", "write a freshly initialized adapter file for a model", runInit},
 	{"generate", "continue a prompt with a decoder (greedy at temperature 0)", runGenerate},
+	{"train", "fine-tune an adapter locally on a task", runTrain},
+	{"eval", "score a model (and adapter) on a task", runEval},
 	{"quant-report", "quantize an adapter's factors and report the error against the paper's bound", runQuantReport},
 	{"export", "export an adapter file to PEFT (LoKr or LoRA) or as merged ΔW", runExport},
 	{"bench", "measure the CPU kernels (client bench kernels)", runBench},

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/model"
+	"github.com/kronfed/kronfed/model/tokenizer"
+	"github.com/kronfed/kronfed/task"
+	"github.com/kronfed/kronfed/train"
+)
+
+// defaultDataDir is the shared data folder: $KRONFED_SHARED/data, else
+// ../shared/data beside the working directory.
+func defaultDataDir() string {
+	if d := os.Getenv("KRONFED_SHARED"); d != "" {
+		return filepath.Join(d, "data")
+	}
+	return filepath.Join("..", "shared", "data")
+}
+
+// newLearner binds set to the loaded model as the right kind of learner.
+func newLearner(m *model.Model, set *adapter.Set, maxLen int, rng *rand.Rand) (train.Learner, error) {
+	if m.Llama != nil {
+		return train.NewDecoderLearner(m.Llama, m.Tok, set, rng)
+	}
+	pe, ok := m.Tok.(tokenizer.PairEncoder)
+	if !ok {
+		return nil, fmt.Errorf("encoder %s needs a tokenizer with a pair template (tokenizer.json with a post_processor)", m.Name)
+	}
+	return train.NewEncoderLearner(m.BERT, pe, set, maxLen, rng)
+}
+
+func limit(t *task.Task, n int) []task.Item {
+	if t == nil {
+		return nil
+	}
+	if n > 0 && n < len(t.Items) {
+		return t.Items[:n]
+	}
+	return t.Items
+}
+
+// progressBar redraws one status line on w at most every 100 ms.
+type progressBar struct {
+	w    io.Writer
+	last time.Time
+	on   bool
+}
+
+func (p *progressBar) update(pr train.Progress) {
+	if time.Since(p.last) < 100*time.Millisecond && pr.Step != pr.Steps && pr.Phase == "train" {
+		return
+	}
+	p.last = time.Now()
+	const width = 30
+	filled := width * pr.Step / max(pr.Steps, 1)
+	bar := strings.Repeat("#", filled) + strings.Repeat(".", width-filled)
+	status := fmt.Sprintf("loss %.4f", pr.Loss)
+	if pr.Phase != "train" {
+		status = pr.Phase + "…"
+	}
+	fmt.Fprintf(p.w, "\r[%s] epoch %d/%d step %d/%d %-16s", bar, pr.Epoch, pr.Epochs, pr.Step, pr.Steps, status)
+	p.on = true
+}
+
+func (p *progressBar) done() {
+	if p.on {
+		fmt.Fprintln(p.w)
+	}
+}
+
+type trainReport struct {
+	Model     string        `json:"model"`
+	Task      string        `json:"task"`
+	DataNote  string        `json:"data_note,omitempty"`
+	Adapter   string        `json:"adapter"`
+	Rank      int           `json:"rank"`
+	DA2       int           `json:"dA2,omitempty"`
+	Seed      uint64        `json:"seed"`
+	TrainSize int           `json:"train_items"`
+	ValSize   int           `json:"validation_items"`
+	TestSize  int           `json:"test_items"`
+	Result    *train.Result `json:"result"`
+}
+
+func runTrain(args []string, stdout io.Writer) error {
+	fs := newFlags("train")
+	modelPath := fs.String("model", "", "base model: a .gguf file or a Hugging Face folder (required)")
+	taskName := fs.String("task", "", "task: "+strings.Join(append(task.Names(), task.SyntheticNames()...), ", ")+" (required)")
+	dataDir := fs.String("data", defaultDataDir(), "folder holding the datasets")
+	kind := fs.String("adapter", "kron", "adapter kind: kron or lora")
+	rank := fs.Int("rank", 8, "rank r of B1·B2 (kron) or q (lora)")
+	dA2 := fs.Int("dA2", 0, "rows of A (kron only; 0: the paper's default for the hidden size)")
+	alpha := fs.Float64("alpha", 32, "scale numerator: ΔW is multiplied by alpha/rank")
+	dropout := fs.Float64("dropout", 0.1, "adapter input dropout")
+	epochs := fs.Int("epochs", 1, "training epochs")
+	batch := fs.Int("batch", 8, "micro-batch size")
+	lr := fs.Float64("lr", 3e-4, "AdamW learning rate (linear decay to 0)")
+	maxLen := fs.Int("max-len", 128, "encoders: tokens per (context, choice) pair")
+	trainLimit := fs.Int("train-limit", 0, "use only the first N training items (0: all)")
+	evalLimit := fs.Int("eval-limit", 0, "use only the first N validation and test items (0: all)")
+	seed := fs.Uint64("seed", 1, "seed of initialization, shuffling and dropout")
+	out := fs.String("out", "adapter.safetensors", "adapter file to write (the best epoch's)")
+	resultPath := fs.String("result", "", "JSON result file (default: next to --out with .json)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *modelPath == "" || *taskName == "" {
+		return errors.New("train: --model and --task are required")
+	}
+	k, err := adapter.ParseKind(*kind)
+	if err != nil {
+		return fmt.Errorf("train: --adapter: %w", err)
+	}
+	if *epochs < 1 || *batch < 1 {
+		return errors.New("train: --epochs and --batch must be ≥ 1")
+	}
+	splits, err := train.LoadSplits(*taskName, *dataDir, *seed)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if splits.Validation == nil || len(splits.Validation.Items) == 0 {
+		return fmt.Errorf("train: task %s has no validation split", *taskName)
+	}
+	m, err := model.Load(*modelPath)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	ac := adapter.DefaultConfig(k)
+	ac.Rank, ac.DA2, ac.Alpha, ac.Dropout = *rank, *dA2, float32(*alpha), float32(*dropout)
+	if k == adapter.KindLoRA && *dA2 != 0 {
+		return errors.New("train: --dA2 applies to kron adapters only")
+	}
+	if err := ac.Validate(); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	ac = ac.Resolve(m.Cfg.Hidden)
+	rng := rand.New(rand.NewPCG(*seed, 0x747261696e))
+	set, err := adapter.NewSet(ac, m.Name, m.Targets(), rng)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if m.BERT != nil {
+		set.Dense = model.NewHead(m.Cfg, rng)
+	}
+	l, err := newLearner(m, set, *maxLen, rng)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	trainItems := limit(splits.Train, *trainLimit)
+	val, test := limit(splits.Validation, *evalLimit), limit(splits.Test, *evalLimit)
+	fmt.Fprintf(os.Stderr, "training %s on %s: %s, %d trainable parameters; %d train / %d validation / %d test items\n",
+		m.Name, *taskName, ac, set.NumParams(), len(trainItems), len(val), len(test))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	bar := &progressBar{w: os.Stderr}
+	cfg := train.Config{Epochs: *epochs, BatchSize: *batch, Seed: *seed, Optim: train.DefaultAdamW()}
+	cfg.Optim.LR = *lr
+	res, err := train.Fit(ctx, l, trainItems, val, test, cfg, bar.update)
+	bar.done()
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if err := set.WriteFile(*out, adapter.Float32); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	rep := trainReport{Model: m.Name, Task: *taskName, DataNote: splits.Note, Adapter: string(ac.Kind), Rank: ac.Rank, DA2: ac.DA2,
+		Seed: *seed, TrainSize: len(trainItems), ValSize: len(val), TestSize: len(test), Result: res}
+	if *resultPath == "" {
+		*resultPath = strings.TrimSuffix(*out, filepath.Ext(*out)) + ".json"
+	}
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(*resultPath, append(js, '\n'), 0o644); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	for _, e := range res.Epochs {
+		fmt.Fprintf(stdout, "epoch %d: train loss %.4f, validation acc %.4f (acc_norm %.4f), %.1fs\n", e.Epoch, e.TrainLoss, e.Val.Acc, e.Val.AccNorm, e.Seconds)
+	}
+	fmt.Fprintf(stdout, "best epoch %d: validation acc %.4f", res.BestEpoch, res.BestVal.Acc)
+	if res.Test != nil {
+		fmt.Fprintf(stdout, ", test acc %.4f (acc_norm %.4f)", res.Test.Acc, res.Test.AccNorm)
+	}
+	fmt.Fprintf(stdout, "\n%.1f examples/s; adapter written to %s, result to %s\n", res.ExamplesPerSec, *out, *resultPath)
+	return nil
+}
+
+func runEval(args []string, stdout io.Writer) error {
+	fs := newFlags("eval")
+	modelPath := fs.String("model", "", "base model: a .gguf file or a Hugging Face folder (required)")
+	taskName := fs.String("task", "", "task name (required)")
+	dataDir := fs.String("data", defaultDataDir(), "folder holding the datasets")
+	adapterPath := fs.String("adapter", "", "adapter file (optional for decoders; encoders need one for their head)")
+	split := fs.String("split", "validation", "split to score: train, validation or test")
+	evalLimit := fs.Int("limit", 0, "score only the first N items (0: all)")
+	maxLen := fs.Int("max-len", 128, "encoders: tokens per (context, choice) pair")
+	seed := fs.Uint64("seed", 1, "seed of synthetic tasks")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *modelPath == "" || *taskName == "" {
+		return errors.New("eval: --model and --task are required")
+	}
+	splits, err := train.LoadSplits(*taskName, *dataDir, *seed)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	var t *task.Task
+	switch *split {
+	case "train":
+		t = splits.Train
+	case "validation":
+		t = splits.Validation
+	case "test":
+		t = splits.Test
+	default:
+		return fmt.Errorf("eval: --split %q: want train, validation or test", *split)
+	}
+	if t == nil || len(t.Items) == 0 {
+		return fmt.Errorf("eval: task %s has no %s split (%s)", *taskName, *split, splits.Note)
+	}
+	m, err := model.Load(*modelPath)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	var set *adapter.Set
+	if *adapterPath != "" {
+		if set, err = adapter.ReadFile(*adapterPath); err != nil {
+			return fmt.Errorf("eval: %w", err)
+		}
+	} else if m.BERT != nil {
+		return errors.New("eval: encoders score with a trained multiple-choice head: pass --adapter")
+	} else {
+		set = &adapter.Set{Config: adapter.DefaultConfig(adapter.KindLoRA), BaseModel: m.Name}
+	}
+	l, err := newLearner(m, set, *maxLen, nil)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	acc, err := train.Evaluate(context.Background(), l, limit(t, *evalLimit), 8)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	if *asJSON {
+		js, _ := json.MarshalIndent(map[string]any{"model": m.Name, "task": *taskName, "split": *split, "adapter": *adapterPath, "accuracy": acc}, "", "  ")
+		_, err := fmt.Fprintln(stdout, string(js))
+		return err
+	}
+	fmt.Fprintf(stdout, "%s on %s/%s (%d items): acc %.4f, acc_norm %.4f\n", m.Name, *taskName, *split, acc.N, acc.Acc, acc.AccNorm)
+	return nil
+}
