@@ -155,14 +155,15 @@ func (tc gemmCase) run(t *testing.T, r *rand.Rand) {
 
 var transCases = [][2]Transpose{{NoTrans, NoTrans}, {NoTrans, Trans}, {Trans, NoTrans}, {Trans, Trans}}
 
-// shapes covers: empty dimensions, 1, sizes around mr=6 and nr=16, k around
-// the 8-step unroll and the kc=256 pass split, m past mcMax=144 (several row
-// blocks), and products big enough (≥ parallelMinFlops) to be threaded —
-// including small m with wide n, which is split by columns.
+// shapes covers: empty dimensions, 1, sizes around mr=6 and nr=16 (and the
+// 12×8 narrow-panel kernel: n mod 16 ≤ 8), k around the 8-step unroll and
+// the kcMax=384 pass split, m past mcMax=96 (several row blocks), products
+// big enough (≥ parallelMinFlops) to be threaded — including small m with
+// wide n, which is split by columns — and the m==1, n==1 and n ≤ 8 paths.
 var shapes = [][3]int{
 	{0, 5, 7}, {4, 0, 3}, {3, 4, 0}, {1, 1, 1}, {1, 17, 9}, {7, 1, 13},
 	{6, 16, 8}, {5, 15, 7}, {7, 17, 9}, {12, 32, 1}, {13, 33, 31},
-	{6, 16, 256}, {11, 20, 257}, {30, 50, 300}, {150, 40, 70},
+	{6, 16, 256}, {11, 20, 257}, {30, 50, 300}, {12, 32, 384}, {9, 20, 385}, {150, 40, 70},
 	{97, 130, 90}, {300, 65, 120}, {5, 700, 400}, {64, 48, 517},
 	{1, 300, 200}, {1, 40, 700}, {250, 1, 100}, {30, 1, 600},
 	{40, 8, 100}, {200, 3, 1100}, {2050, 8, 30}, {17, 5, 16}, {3000, 7, 64},

@@ -18,7 +18,10 @@ import (
 // panel jp at jp·16·kcb within it (npad = n rounded up to 16).
 //
 // Memory: k × roundUp(n, 16) float32 plus 64 bytes of alignment, i.e. the size
-// of B itself when n is a multiple of 16 (a 768×3072 weight: 9 MiB).
+// of B itself when n is a multiple of 16 (a 768×3072 weight: 9 MiB). Gemm
+// itself packs B the same way into pooled scratch memory, at most 32 MiB per
+// concurrent call (wider B is done in column chunks), plus 144 KiB per
+// thread for packed A blocks.
 //
 // A PackedB is immutable after PackB returns and may be used by any number of
 // goroutines at once.
@@ -232,9 +235,9 @@ func mergeTile(t []float32, ts, rows, cols int, c []float32, ldc int, beta float
 
 // aTileStride is the distance in floats between consecutive packed A tiles
 // for depth kcb: the tile itself plus one cache line. Without the pad the
-// stride is kcb·24 bytes (6 KiB at kcb=256), which maps the tiles' lines onto
-// two L1 sets, and the row-major sweep of packATilesT, which writes to every
-// tile in turn, would thrash them.
+// stride is kcb·24 bytes (9 KiB at kcb=384, 6 KiB at 256), which maps the
+// tiles' lines onto a handful of L1 sets, and the row-major sweep of
+// packATilesT, which writes to every tile in turn, would thrash them.
 func aTileStride(kcb int) int { return kcb*mr + 16 }
 
 // packA packs rows [ic, ic+mc) and k range [p0, p0+kcb) of op(A), scaled by
