@@ -91,6 +91,8 @@ TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-64
 	JZ   ktail
 
 kloop8:
+	// Each iteration consumes 3 lines of A (192 bytes); fetch the 3 lines
+	// two iterations ahead into L1, and one line of the next B panel into L2.
 	PREFETCHT1 (R10)
 	ADDQ       $64, R10
 	PREFETCHT0 384(AX)
@@ -99,6 +101,7 @@ kloop8:
 	KSTEP(48, 128)
 	KSTEP(72, 192)
 	PREFETCHT0 448(AX)
+	PREFETCHT0 512(AX)
 	KSTEP(96, 256)
 	KSTEP(120, 320)
 	KSTEP(144, 384)
