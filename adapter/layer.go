@@ -100,17 +100,18 @@ func (d *Dropout) Sample(m *Mask, n int) {
 		m.keep = make([]uint64, words)
 	}
 	m.Scale, m.on = 1/(1-d.P), true
-	// Each 64-bit draw gives two 32-bit uniforms; an element is dropped when
-	// its uniform is below P·2³² (probability P within 2⁻³²). This keeps the
-	// mask at a fraction of the cost of the layer it feeds.
-	threshold := uint64(float64(d.P) * (1 << 32))
-	for i := 0; i < n; i += 2 {
+	// Each 64-bit draw gives four 16-bit uniforms; an element is dropped when
+	// its uniform is below round(P·2¹⁶), a probability within 2⁻¹⁷ of P
+	// (0.1 becomes 0.100006). Masks cover every hidden state and attention
+	// probability of a training step, so the generator's cost matters.
+	threshold := uint64(float64(d.P)*(1<<16) + 0.5)
+	for i := 0; i < n; i += 4 {
 		bits := d.Rng.Uint64()
-		if bits&0xFFFFFFFF >= threshold {
-			m.keep[i>>6] |= 1 << (i & 63)
-		}
-		if i+1 < n && bits>>32 >= threshold {
-			m.keep[(i+1)>>6] |= 1 << ((i + 1) & 63)
+		for j := i; j < min(i+4, n); j++ {
+			if bits&0xFFFF >= threshold {
+				m.keep[j>>6] |= 1 << (j & 63)
+			}
+			bits >>= 16
 		}
 	}
 }

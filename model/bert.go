@@ -428,7 +428,6 @@ func (r *BERTRun) Backward() {
 	dgl, df1 := make([]float32, n*f), make([]float32, n*f)
 	dx1 := make([]float32, n*d)
 	dctx, dq, dk, dv := make([]float32, n*d), make([]float32, n*d), make([]float32, n*d), make([]float32, n*d)
-	datt := make([]float32, T*T)
 	for l := len(r.m.Blocks) - 1; l >= 0; l-- {
 		w := &r.m.Blocks[l]
 		a := &r.blocks[l]
@@ -455,7 +454,7 @@ func (r *BERTRun) Backward() {
 		clear(dq)
 		clear(dk)
 		clear(dv)
-		attentionBackward(dq, dk, dv, datt, dctx, a.att, a.attD, a.q, a.k, a.v, s, &a.attMask)
+		attentionBackward(dq, dk, dv, dctx, a.att, a.attD, a.q, a.k, a.v, s, &a.attMask)
 		lin[0].Backward(dq, n, dx)
 		lin[1].Backward(dk, n, dx)
 		lin[2].Backward(dv, n, dx)

@@ -15,81 +15,89 @@ import (
 // rmsnormForward: out[t] = x[t] / rms(x[t]) ⊙ w, rms = √(mean(x²) + eps).
 // x, out: n×d; w: d; rstd (n) receives 1/rms for the backward.
 func rmsnormForward(out, rstd, x, w []float32, n, d int, eps float32) {
-	for t := 0; t < n; t++ {
-		xt := x[t*d : (t+1)*d]
-		var ss float64
-		for _, v := range xt {
-			ss += float64(v) * float64(v)
+	compute.ParallelRange(n, rowGrain(d), func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			xt := x[t*d : (t+1)*d]
+			var ss float64
+			for _, v := range xt {
+				ss += float64(v) * float64(v)
+			}
+			r := float32(1 / math.Sqrt(ss/float64(d)+float64(eps)))
+			rstd[t] = r
+			ot := out[t*d : (t+1)*d]
+			for i, v := range xt {
+				ot[i] = v * r * w[i]
+			}
 		}
-		r := float32(1 / math.Sqrt(ss/float64(d)+float64(eps)))
-		rstd[t] = r
-		ot := out[t*d : (t+1)*d]
-		for i, v := range xt {
-			ot[i] = v * r * w[i]
-		}
-	}
+	})
 }
 
 // rmsnormBackward adds ∂L/∂x to dx given dout (n×d). With x̂ = x·r:
 // dx = r·(dout⊙w − x̂·mean(dout⊙w⊙x̂)). The weight w is frozen.
 func rmsnormBackward(dx, dout, x, w, rstd []float32, n, d int) {
-	for t := 0; t < n; t++ {
-		xt, dot, dxt := x[t*d:(t+1)*d], dout[t*d:(t+1)*d], dx[t*d:(t+1)*d]
-		r := rstd[t]
-		var m float32
-		for i := range xt {
-			m += dot[i] * w[i] * xt[i] * r
+	compute.ParallelRange(n, rowGrain(d), func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			xt, dot, dxt := x[t*d:(t+1)*d], dout[t*d:(t+1)*d], dx[t*d:(t+1)*d]
+			r := rstd[t]
+			var m float32
+			for i := range xt {
+				m += dot[i] * w[i] * xt[i] * r
+			}
+			m /= float32(d)
+			for i := range xt {
+				dxt[i] += r * (dot[i]*w[i] - xt[i]*r*m)
+			}
 		}
-		m /= float32(d)
-		for i := range xt {
-			dxt[i] += r * (dot[i]*w[i] - xt[i]*r*m)
-		}
-	}
+	})
 }
 
 // layernormForward: out[t] = (x[t] − μ)/σ ⊙ w + b, σ = √(var + eps).
 // x, out: n×d; w, b: d; mean, rstd (n) are kept for the backward.
 func layernormForward(out, mean, rstd, x, w, b []float32, n, d int, eps float32) {
-	for t := 0; t < n; t++ {
-		xt := x[t*d : (t+1)*d]
-		var s float64
-		for _, v := range xt {
-			s += float64(v)
+	compute.ParallelRange(n, rowGrain(d), func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			xt := x[t*d : (t+1)*d]
+			var s float64
+			for _, v := range xt {
+				s += float64(v)
+			}
+			mu := s / float64(d)
+			var vs float64
+			for _, v := range xt {
+				dv := float64(v) - mu
+				vs += dv * dv
+			}
+			r := 1 / math.Sqrt(vs/float64(d)+float64(eps))
+			mean[t], rstd[t] = float32(mu), float32(r)
+			ot := out[t*d : (t+1)*d]
+			for i, v := range xt {
+				ot[i] = float32((float64(v)-mu)*r)*w[i] + b[i]
+			}
 		}
-		mu := s / float64(d)
-		var vs float64
-		for _, v := range xt {
-			dv := float64(v) - mu
-			vs += dv * dv
-		}
-		r := 1 / math.Sqrt(vs/float64(d)+float64(eps))
-		mean[t], rstd[t] = float32(mu), float32(r)
-		ot := out[t*d : (t+1)*d]
-		for i, v := range xt {
-			ot[i] = float32((float64(v)-mu)*r)*w[i] + b[i]
-		}
-	}
+	})
 }
 
 // layernormBackward adds ∂L/∂x to dx: with x̂ = (x−μ)·r and g = dout⊙w,
 // dx = r·(g − mean(g) − x̂·mean(g⊙x̂)). w and b are frozen.
 func layernormBackward(dx, dout, x, w, mean, rstd []float32, n, d int) {
-	for t := 0; t < n; t++ {
-		xt, dot, dxt := x[t*d:(t+1)*d], dout[t*d:(t+1)*d], dx[t*d:(t+1)*d]
-		mu, r := mean[t], rstd[t]
-		var mg, mgx float32
-		for i := range xt {
-			g := dot[i] * w[i]
-			mg += g
-			mgx += g * (xt[i] - mu) * r
+	compute.ParallelRange(n, rowGrain(d), func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			xt, dot, dxt := x[t*d:(t+1)*d], dout[t*d:(t+1)*d], dx[t*d:(t+1)*d]
+			mu, r := mean[t], rstd[t]
+			var mg, mgx float32
+			for i := range xt {
+				g := dot[i] * w[i]
+				mg += g
+				mgx += g * (xt[i] - mu) * r
+			}
+			mg /= float32(d)
+			mgx /= float32(d)
+			for i := range xt {
+				g := dot[i] * w[i]
+				dxt[i] += r * (g - mg - (xt[i]-mu)*r*mgx)
+			}
 		}
-		mg /= float32(d)
-		mgx /= float32(d)
-		for i := range xt {
-			g := dot[i] * w[i]
-			dxt[i] += r * (g - mg - (xt[i]-mu)*r*mgx)
-		}
-	}
+	})
 }
 
 // RopeStyle says which elements of a head RoPE rotates together.
@@ -179,13 +187,24 @@ func (s attentionShape) allowed(i, j int) bool {
 // When drop is active (training an encoder), the probabilities are dropped
 // out before multiplying v, and attD (B·H·T·T) keeps the dropped copy.
 func attentionForward(out, att, attD, q, k, v []float32, keyMask []float32, s attentionShape, drop *adapter.Mask) {
+	// Sequences and key/value groups are independent: spread them over the
+	// cores (each part writes only its own heads' rows of att and out).
+	compute.ParallelRange(s.B*s.KV, 1, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			attentionForwardGroup(out, att, attD, q, k, v, keyMask, s, drop, p/s.KV, p%s.KV)
+		}
+	})
+}
+
+// attentionForwardGroup computes sequence b's heads that share key/value
+// head kvh.
+func attentionForwardGroup(out, att, attD, q, k, v []float32, keyMask []float32, s attentionShape, drop *adapter.Mask, b, kvh int) {
 	qw, kw := s.H*s.HD, s.KV*s.HD
 	group := s.H / s.KV
 	scale := float32(1 / math.Sqrt(float64(s.HD)))
 	T := s.T
-	for b := 0; b < s.B; b++ {
-		for h := 0; h < s.H; h++ {
-			kvh := h / group
+	{
+		for h := kvh * group; h < (kvh+1)*group; h++ {
 			qb := q[b*T*qw+h*s.HD:]
 			kb := k[b*T*kw+kvh*s.HD:]
 			vb := v[b*T*kw+kvh*s.HD:]
@@ -234,20 +253,34 @@ func attentionForward(out, att, attD, q, k, v []float32, keyMask []float32, s at
 }
 
 // attentionBackward adds ∂L/∂q, ∂L/∂k, ∂L/∂v given dout ((B·T)×(H·hd)).
-// datt (T×T) is scratch. att, attD and drop are the forward's.
+// att, attD and drop are the forward's.
 //
 //	dv  += attDᵀ·dout_h                          (attD = dropout(att), or att)
 //	datt = dropout-backward(dout_h·vᵀ)
 //	ds   = att ⊙ (datt − rowsum(att ⊙ datt))     softmax backward
 //	dq  += scale·ds·k,   dk += scale·dsᵀ·q
-func attentionBackward(dq, dk, dv, datt, dout, att, attD, q, k, v []float32, s attentionShape, drop *adapter.Mask) {
+func attentionBackward(dq, dk, dv, dout, att, attD, q, k, v []float32, s attentionShape, drop *adapter.Mask) {
+	T := s.T
+	// Parallel over (sequence, key/value group): the heads of one group all
+	// accumulate into the same dk and dv columns, so a group stays on one
+	// goroutine.
+	compute.ParallelRange(s.B*s.KV, 1, func(lo, hi int) {
+		datt := make([]float32, T*T)
+		for p := lo; p < hi; p++ {
+			attentionBackwardGroup(dq, dk, dv, datt, dout, att, attD, q, k, v, s, drop, p/s.KV, p%s.KV)
+		}
+	})
+}
+
+// attentionBackwardGroup is the backward of sequence b's heads that share
+// key/value head kvh; datt (T×T) is its scratch.
+func attentionBackwardGroup(dq, dk, dv, datt, dout, att, attD, q, k, v []float32, s attentionShape, drop *adapter.Mask, b, kvh int) {
 	qw, kw := s.H*s.HD, s.KV*s.HD
 	group := s.H / s.KV
 	scale := float32(1 / math.Sqrt(float64(s.HD)))
 	T := s.T
-	for b := 0; b < s.B; b++ {
-		for h := 0; h < s.H; h++ {
-			kvh := h / group
+	{
+		for h := kvh * group; h < (kvh+1)*group; h++ {
 			a := att[(b*s.H+h)*T*T : (b*s.H+h+1)*T*T]
 			ad := a
 			if drop.Active() {
@@ -275,38 +308,56 @@ func attentionBackward(dq, dk, dv, datt, dout, att, attD, q, k, v []float32, s a
 	}
 }
 
+// rowGrain is how many rows of width d make a chunk worth a goroutine.
+func rowGrain(d int) int { return max(1, elemGrain/d) }
+
+// elemGrain is the smallest elementwise job worth splitting across cores.
+const elemGrain = 1 << 14
+
 // swigluForward: h = silu(g)⊙u with silu(x) = x·σ(x). g, u, h: n×f.
 func swigluForward(h, g, u []float32) {
-	for i, x := range g {
-		h[i] = x / (1 + float32(math.Exp(float64(-x)))) * u[i]
-	}
+	compute.ParallelRange(len(g), elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			x := g[i]
+			h[i] = x / (1 + float32(math.Exp(float64(-x)))) * u[i]
+		}
+	})
 }
 
 // swigluBackward sets dg and du (overwriting) from dh:
 // du = dh⊙silu(g), dg = dh⊙u⊙σ(g)·(1 + g·(1−σ(g))).
 func swigluBackward(dg, du, dh, g, u []float32) {
-	for i, x := range g {
-		sg := 1 / (1 + float32(math.Exp(float64(-x))))
-		du[i] = dh[i] * x * sg
-		dg[i] = dh[i] * u[i] * sg * (1 + x*(1-sg))
-	}
+	compute.ParallelRange(len(g), elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			x := g[i]
+			sg := 1 / (1 + float32(math.Exp(float64(-x))))
+			du[i] = dh[i] * x * sg
+			dg[i] = dh[i] * u[i] * sg * (1 + x*(1-sg))
+		}
+	})
 }
 
-// geluForward is the exact (erf) GELU of BERT: out = x·Φ(x). x, out: n.
+// geluForward is the exact (erf) GELU of BERT: out = x·Φ(x),
+// Φ(x) = (1 + erf(x/√2))/2. x, out: n.
 func geluForward(out, x []float32) {
-	for i, v := range x {
-		out[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
-	}
+	compute.ParallelRange(len(x), elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := x[i]
+			out[i] = 0.5 * v * (1 + erf32(v*(1/math.Sqrt2)))
+		}
+	})
 }
 
-// geluBackward adds dout ⊙ GELU'(x) to dx: Φ(x) + x·φ(x).
+// geluBackward adds dout ⊙ GELU'(x) to dx: Φ(x) + x·φ(x), φ the normal pdf.
 func geluBackward(dx, dout, x []float32) {
-	for i, v := range x {
-		xv := float64(v)
-		cdf := 0.5 * (1 + math.Erf(xv/math.Sqrt2))
-		pdf := math.Exp(-0.5*xv*xv) / math.Sqrt(2*math.Pi)
-		dx[i] += dout[i] * float32(cdf+xv*pdf)
-	}
+	compute.ParallelRange(len(x), elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := x[i]
+			// Φ(v) = (1 + erf(v/√2))/2, φ(v) = Φ'(v) = erf'(v/√2)/(2√2).
+			e, de := erf32Grad(v * (1 / math.Sqrt2))
+			dx[i] += dout[i] * (0.5*(1+e) + v*de*(0.5/math.Sqrt2))
+		}
+	})
 }
 
 // logSoftmaxRow writes log-softmax of logits (V) into out and returns it.

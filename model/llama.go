@@ -300,7 +300,6 @@ func (r *LlamaRun) Backward() {
 	dxn := make([]float32, n*d)
 	dao := make([]float32, n*qw)
 	dq, dk, dv := make([]float32, n*qw), make([]float32, n*kw), make([]float32, n*kw)
-	datt := make([]float32, r.T*r.T)
 	for l := len(r.m.Blocks) - 1; l >= 0; l-- {
 		w := &r.m.Blocks[l]
 		a := &r.blocks[l]
@@ -319,7 +318,7 @@ func (r *LlamaRun) Backward() {
 		clear(dq)
 		clear(dk)
 		clear(dv)
-		attentionBackward(dq, dk, dv, datt, dao, a.att, nil, a.q, a.k, a.v, s, nil)
+		attentionBackward(dq, dk, dv, dao, a.att, nil, a.q, a.k, a.v, s, nil)
 		ropeApply(dq, r.pos, c.Heads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, -1)
 		ropeApply(dk, r.pos, c.KVHeads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, -1)
 		clear(dxn)
