@@ -9,7 +9,8 @@ import (
 // given number of threads and returns the best rate in GFLOP/s (2·m·n·k
 // flops per product) over at least three timed runs, repeating runs until
 // minTime has passed. A run is one product, or a batch of products lasting
-// about a millisecond when one is shorter. It is what `client bench kernels`
+// about a millisecond when one is shorter. threads < 1 means
+// runtime.GOMAXPROCS(0). It is what `client bench kernels`
 // reports; it temporarily changes the package-wide thread setting, so do not
 // run it alongside other GEMM work.
 func MeasureGemm(tA, tB Transpose, m, n, k, threads int, minTime time.Duration) (gflops float64) {
