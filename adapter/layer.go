@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/kronfed/kronfed/compute"
 )
 
 // Kind names an adapter family.
@@ -122,17 +124,7 @@ func (m *Mask) Kept(i int) bool { return !m.on || m.keep[i>>6]&(1<<(i&63)) != 0 
 // Apply sets dst = mask(x): dropped elements 0, kept ones times Scale. dst may
 // be x.
 func (m *Mask) Apply(dst, x []float32) {
-	if !m.Active() {
-		copy(dst, x)
-		return
-	}
-	for i, v := range x {
-		if m.keep[i>>6]&(1<<(i&63)) != 0 {
-			dst[i] = v * m.Scale
-		} else {
-			dst[i] = 0
-		}
-	}
+	m.ApplyAt(dst, x, 0)
 }
 
 // ApplyAt is Apply for the window of the mask starting at element off:
@@ -142,15 +134,20 @@ func (m *Mask) ApplyAt(dst, x []float32, off int) {
 		copy(dst, x)
 		return
 	}
-	for i, v := range x {
-		j := off + i
-		if m.keep[j>>6]&(1<<(j&63)) != 0 {
-			dst[i] = v * m.Scale
-		} else {
-			dst[i] = 0
+	compute.ParallelRange(len(x), maskGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			j := off + i
+			if m.keep[j>>6]&(1<<(j&63)) != 0 {
+				dst[i] = x[i] * m.Scale
+			} else {
+				dst[i] = 0
+			}
 		}
-	}
+	})
 }
+
+// maskGrain is the smallest mask application worth splitting across cores.
+const maskGrain = 1 << 15
 
 // ScaleAt applies the window of the mask starting at off to g in place: the
 // backward of ApplyAt.
@@ -159,17 +156,19 @@ func (m *Mask) ScaleAt(g []float32, off int) { m.ApplyAt(g, g, off) }
 // AddBackward adds mask(g) to dx: the backward of Apply.
 func (m *Mask) AddBackward(dx, g []float32) {
 	dx = dx[:len(g)]
-	if !m.Active() {
-		for i, v := range g {
-			dx[i] += v
+	compute.ParallelRange(len(g), maskGrain, func(lo, hi int) {
+		if !m.Active() {
+			for i := lo; i < hi; i++ {
+				dx[i] += g[i]
+			}
+			return
 		}
-		return
-	}
-	for i, v := range g {
-		if m.keep[i>>6]&(1<<(i&63)) != 0 {
-			dx[i] += v * m.Scale
+		for i := lo; i < hi; i++ {
+			if m.keep[i>>6]&(1<<(i&63)) != 0 {
+				dx[i] += g[i] * m.Scale
+			}
 		}
-	}
+	})
 }
 
 // Acts holds what one Forward keeps for its Backward, and the layer's scratch
