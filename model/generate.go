@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/kronfed/kronfed/adapter"
 )
@@ -169,9 +170,16 @@ func (m *Model) Generate(prompt string, maxTokens int, temperature float64, rng 
 	if m.Llama == nil {
 		return "", fmt.Errorf("generate: %s is an encoder; only decoders generate text", m.Name)
 	}
-	sp, ok := m.Tok.(interface{ DecodeToken(prev, id int) string })
-	if !ok {
-		return "", fmt.Errorf("generate: tokenizer %T cannot decode token by token", m.Tok)
+	// SentencePiece decodes token by token as llama2.c does; other tokenizers
+	// decode the growing output whole and emit what is new.
+	var generated []int
+	decodeNext := func(prev, next int) string {
+		generated = append(generated, next)
+		before := m.Tok.Decode(generated[:len(generated)-1])
+		return strings.TrimPrefix(m.Tok.Decode(generated), before)
+	}
+	if sp, ok := m.Tok.(interface{ DecodeToken(prev, id int) string }); ok {
+		decodeNext = sp.DecodeToken
 	}
 	special := m.Tok.Special()
 	if special.BOS < 0 {
@@ -206,7 +214,7 @@ func (m *Model) Generate(prompt string, maxTokens int, temperature float64, rng 
 			}
 		}
 		// Like llama2.c, print the prompt's own tokens as they are read too.
-		piece := sp.DecodeToken(token, next)
+		piece := decodeNext(token, next)
 		out = append(out, piece...)
 		if emit != nil {
 			emit(piece)

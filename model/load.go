@@ -40,7 +40,7 @@ func Load(path string) (*Model, error) {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
 	if st.IsDir() {
-		return nil, fmt.Errorf("load model %s: Hugging Face folders are not supported yet", path)
+		return LoadHF(path)
 	}
 	if strings.HasSuffix(strings.ToLower(path), ".gguf") {
 		return LoadGGUF(path)
