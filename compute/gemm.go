@@ -89,31 +89,51 @@ func Gemm(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda int, b 
 // smallGemm is the largest m·n·k that goes to the plain loops.
 const smallGemm = 4096
 
-// maxPackedB bounds the scratch copy of B that Gemm packs per call (floats,
-// 32 MiB); wider B is processed in column chunks of at most this size.
+// maxPackedB bounds the scratch copy of a B block that Gemm packs (floats,
+// 32 MiB); a wider B is processed in column chunks of at most this size.
 const maxPackedB = 8 << 20
 
-// gemmBlocked packs op(B) (in column chunks when large) and runs the packed
-// product on it.
+// gemmBlocked runs the product one k pass at a time (Goto's order): it packs
+// the kc×n block of op(B) for the pass (in column chunks when very wide) and
+// runs the packed product on it, adding to C after the first pass. Packing
+// a pass just before it is used keeps the packed block (4.5 MiB for
+// 384×3072) hot in L3 while every row block of A sweeps it; packing all of
+// a 768×3072 B first measured ~10% slower because the early passes had been
+// evicted by the time they were used. Each element of C is summed in the
+// same order as by GemmPacked, so the two agree bit for bit.
 func gemmBlocked(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, threads int) {
 	kc := chooseKC(k)
-	chunk := roundUp(n, nr)
-	if k*chunk > maxPackedB {
-		chunk = max(nr, maxPackedB/k/nr*nr)
+	npad := roundUp(n, nr)
+	chunk := npad
+	if kc*chunk > maxPackedB {
+		chunk = max(nr, maxPackedB/kc/nr*nr)
 	}
-	buf := getFloats(k * min(chunk, roundUp(n, nr)))
+	buf := getFloats(kc * chunk)
 	defer putFloats(buf)
 	for j0 := 0; j0 < n; j0 += chunk {
 		nc := min(chunk, n-j0)
-		var bj []float32
-		if tB {
-			bj = b[j0*ldb:]
-		} else {
-			bj = b[j0:]
+		for p0 := 0; p0 < k; p0 += kc {
+			kcb := min(kc, k-p0)
+			// op(B)[p0:p0+kcb, j0:j0+nc] and op(A)[:, p0:p0+kcb].
+			var bj, aj []float32
+			if tB {
+				bj = b[j0*ldb+p0:]
+			} else {
+				bj = b[p0*ldb+j0:]
+			}
+			if tA {
+				aj = a[p0*lda:]
+			} else {
+				aj = a[p0:]
+			}
+			pb := PackedB{k: kcb, n: nc, kc: kcb, data: (*buf)[:kcb*roundUp(nc, nr)]}
+			packBAll(&pb, tB, bj, ldb, threads)
+			betaPass := beta
+			if p0 > 0 {
+				betaPass = 1
+			}
+			gemmPacked(tA, m, alpha, aj, lda, &pb, betaPass, c[j0:], ldc, threads)
 		}
-		pb := PackedB{k: k, n: nc, kc: kc, data: (*buf)[:k*roundUp(nc, nr)]}
-		packBAll(&pb, tB, bj, ldb, threads)
-		gemmPacked(tA, m, alpha, a, lda, &pb, beta, c[j0:], ldc, threads)
 	}
 }
 

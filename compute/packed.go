@@ -19,9 +19,9 @@ import (
 //
 // Memory: k × roundUp(n, 16) float32 plus 64 bytes of alignment, i.e. the size
 // of B itself when n is a multiple of 16 (a 768×3072 weight: 9 MiB). Gemm
-// itself packs B the same way into pooled scratch memory, at most 32 MiB per
-// concurrent call (wider B is done in column chunks), plus 144 KiB per
-// thread for packed A blocks.
+// itself packs one k pass of B at a time into pooled scratch memory:
+// kc·roundUp(n, 16) floats (4.5 MiB for n=3072, at most 32 MiB; wider B is
+// done in column chunks), plus 144 KiB per thread for packed A blocks.
 //
 // A PackedB is immutable after PackB returns and may be used by any number of
 // goroutines at once.
