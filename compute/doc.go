@@ -24,8 +24,9 @@
 // registers, doing one broadcast-and-FMA rank-1 update per k step. Edge tiles
 // are computed into a scratch tile and only their valid part is merged into
 // C, so packing pads with zeros and the kernel never branches on shape.
-// Products with m == 1 or n == 1 use Dot/Axpy instead, and tiny ones (m·n·k
-// ≤ 4096) a plain loop.
+// Products with m == 1 or n == 1 use Dot/Axpy instead, those with n ≤ 8 and
+// row-major A (rank-r adapter projections) stream A rows through an 8-way
+// dot-product kernel, and tiny ones (m·n·k ≤ 4096) a plain loop.
 //
 // Threads split C into row blocks (or column ranges when m is small) that
 // share one packed B; each part packs its own A block. Parts are claimed
@@ -41,8 +42,9 @@
 // (kernel_go.go, vec.go), which are also the references in the tests.
 //
 // Results agree with a float64 evaluation to within float32 rounding bounds.
-// For a given shape they are bit-identical whatever the thread count and
-// whether B was prepacked (each element of C is summed in the same order),
-// which keeps federated clients reproducible; the assembly and portable
-// paths differ in the last bits (fused vs separate multiply-add).
+// For a given shape they are bit-identical whatever the thread count (each
+// element of C is summed in the same order), which keeps federated clients
+// reproducible, and Gemm agrees bit for bit with PackB+GemmPacked except on
+// its m == 1, n == 1 and n ≤ 8 paths. The assembly and portable paths differ
+// in the last bits (fused vs separate multiply-add).
 package compute

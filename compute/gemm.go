@@ -97,10 +97,11 @@ const maxPackedB = 8 << 20
 // the kc×n block of op(B) for the pass (in column chunks when very wide) and
 // runs the packed product on it, adding to C after the first pass. Packing
 // a pass just before it is used keeps the packed block (4.5 MiB for
-// 384×3072) hot in L3 while every row block of A sweeps it; packing all of
-// a 768×3072 B first measured ~10% slower because the early passes had been
-// evicted by the time they were used. Each element of C is summed in the
-// same order as by GemmPacked, so the two agree bit for bit.
+// 384×3072) hot in L3 while every row block of A sweeps it, and needs half
+// the scratch of packing all of B first (which, for 1024×3072×768, timed
+// 2–10% slower: the early passes had left the cache by the time they were
+// used). Each element of C is summed in the same order as by GemmPacked, so
+// the two agree bit for bit.
 func gemmBlocked(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, threads int) {
 	kc := chooseKC(k)
 	npad := roundUp(n, nr)
