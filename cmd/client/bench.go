@@ -14,6 +14,7 @@ import (
 
 	"github.com/kronfed/kronfed/compute"
 	"github.com/kronfed/kronfed/model"
+	"github.com/kronfed/kronfed/train"
 )
 
 type gemmResult struct {
@@ -46,8 +47,11 @@ type benchReport struct {
 }
 
 func runBench(args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "train" {
+		return runBenchTrain(args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "kernels" {
-		return errors.New("bench: want 'client bench kernels [--json] [--threads 1,2] [--min-time 1s]'")
+		return errors.New("bench: want 'client bench kernels [--json] [--threads 1,2] [--min-time 1s]' or 'client bench train [--json]'")
 	}
 	fs := newFlags("bench kernels")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -156,4 +160,87 @@ func cpuName() string {
 		}
 	}
 	return runtime.GOARCH
+}
+
+type trainBenchResult struct {
+	Adapter      string  `json:"adapter"`
+	SecondsStep  float64 `json:"seconds_per_step"`
+	TokensPerSec float64 `json:"tokens_per_sec"`
+	GFLOPS       float64 `json:"gflops"`
+}
+
+type trainBenchReport struct {
+	CPU     string             `json:"cpu"`
+	Cores   int                `json:"cores"`
+	Threads int                `json:"threads"`
+	Model   string             `json:"model"`
+	Batch   string             `json:"batch"`
+	Results []trainBenchResult `json:"results"`
+	// KronOverLoRA8 is the Kron-LoRA step time over LoRA-8's.
+	KronOverLoRA8 float64 `json:"kron_over_lora8"`
+}
+
+// runBenchTrain times whole training steps (forward, backward, clipping,
+// AdamW) of a DistilBERT-shaped encoder with random weights.
+func runBenchTrain(args []string, stdout io.Writer) error {
+	fs := newFlags("bench train")
+	asJSON := fs.Bool("json", false, "print JSON")
+	seqs := fs.Int("seqs", 8, "sequences per step (a multiple of 4: questions × 4 choices)")
+	tokens := fs.Int("tokens", 128, "tokens per sequence")
+	steps := fs.Int("steps", 5, "timed steps per adapter (the best is reported)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *steps < 1 || *tokens < 1 || *tokens > 512 {
+		return errors.New("bench train: --steps must be ≥ 1 and --tokens in 1…512")
+	}
+	rep := trainBenchReport{CPU: cpuName(), Cores: runtime.NumCPU(), Threads: compute.Threads(), Model: "distilbert-base-uncased shape, random weights",
+		Batch: fmt.Sprintf("%d sequences × %d tokens", *seqs, *tokens)}
+	best := map[string]float64{}
+	for _, kind := range []string{"kron", "lora8"} {
+		s, err := train.NewBenchStep(train.DistilBERTConfig(), kind, *seqs, *tokens, 1)
+		if err != nil {
+			return fmt.Errorf("bench train: %w", err)
+		}
+		var stepErr error
+		d := timeBestN(func() {
+			if err := s.Run(); err != nil && stepErr == nil {
+				stepErr = err
+			}
+		}, *steps)
+		if stepErr != nil {
+			return fmt.Errorf("bench train: %w", stepErr)
+		}
+		sec := d.Seconds()
+		best[kind] = sec
+		rep.Results = append(rep.Results, trainBenchResult{Adapter: kind, SecondsStep: sec,
+			TokensPerSec: float64(s.Tokens) / sec, GFLOPS: s.Flops / sec / 1e9})
+	}
+	rep.KronOverLoRA8 = best["kron"] / best["lora8"]
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "%s, %d cores, %d threads\nTraining step of a %s, %s\n", rep.CPU, rep.Cores, rep.Threads, rep.Model, rep.Batch)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "adapter\ts/step\ttokens/s\tGFLOP/s\t")
+	for _, r := range rep.Results {
+		fmt.Fprintf(tw, "%s\t%.3f\t%.0f\t%.1f\t\n", r.Adapter, r.SecondsStep, r.TokensPerSec, r.GFLOPS)
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "Kron-LoRA / LoRA-8 step time: %.3f\n", rep.KronOverLoRA8)
+	return nil
+}
+
+// timeBestN runs f once to warm up, then n times, and returns the fastest.
+func timeBestN(f func(), n int) time.Duration {
+	f()
+	best := time.Duration(1<<63 - 1)
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		f()
+		best = min(best, time.Since(t0))
+	}
+	return best
 }

@@ -9,6 +9,7 @@
 //	client quant-report --adapter FILE [--bits 8,4] [--json]
 //	client export --adapter FILE --out DIR [--format lokr|lora|merged]
 //	client bench kernels [--json]
+//	client bench train [--json]
 package main
 
 import (
@@ -35,7 +36,7 @@ var commands = []command{
 	{"eval", "score a model (and adapter) on a task", runEval},
 	{"quant-report", "quantize an adapter's factors and report the error against the paper's bound", runQuantReport},
 	{"export", "export an adapter file to PEFT (LoKr or LoRA) or as merged ΔW", runExport},
-	{"bench", "measure the CPU kernels (client bench kernels)", runBench},
+	{"bench", "measure the CPU kernels (bench kernels) or a whole training step (bench train)", runBench},
 }
 
 func main() {
