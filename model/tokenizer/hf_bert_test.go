@@ -147,6 +147,16 @@ func TestBertEncode(t *testing.T) {
 		{"[mask]", []string{"[", "mask", "]"}},
 		{"", nil},
 		{" \t\n", nil},
+		// The reference's category tables are Unicode 9.0 ones that list
+		// only the endpoints of the private-use ranges: U+E000 is removed
+		// as a control character, U+E001 stays and spoils its word.
+		{"a\ue000b", []string{"ab"}},
+		{"a\ue001b", []string{"[UNK]"}},
+		// U+2E45 (Po since Unicode 10) is no punctuation to the reference,
+		// so the word is not split around it.
+		{"a\u2e45b", []string{"[UNK]"}},
+		// U+2E3B (Pd, Unicode 9) is.
+		{"a\u2e3bb", []string{"a", "[UNK]", "b"}},
 	} {
 		want := ids(t, h, tc.want...)
 		got := h.Encode(tc.text)

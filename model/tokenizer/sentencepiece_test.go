@@ -344,8 +344,13 @@ func FuzzSentencePieceEncode(f *testing.F) {
 		if utf8.ValidString(text) && !strings.Contains(text, spaceMark) && dec != text {
 			t.Fatalf("Decode(Encode(%q)) = %q", text, dec)
 		}
+		// The cubic reference only on short inputs: on long ones it makes
+		// the fuzzer's input minimization crawl.
+		if len(text) > 256 || !utf8.ValidString(text) {
+			return
+		}
 		got, want := ids[1:len(ids)-1], slowSPM(sp, text)
-		if utf8.ValidString(text) && len(got)+len(want) > 0 && !reflect.DeepEqual(got, want) {
+		if len(got)+len(want) > 0 && !reflect.DeepEqual(got, want) {
 			t.Fatalf("Encode(%q) = %v, reference %v", text, ids, want)
 		}
 	})

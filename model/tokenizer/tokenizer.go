@@ -62,6 +62,11 @@ type SpecialTokens struct {
 	CLS, SEP, MASK     int
 }
 
+var (
+	_ Tokenizer   = (*SentencePiece)(nil)
+	_ PairEncoder = (*HF)(nil)
+)
+
 // noSpecials is SpecialTokens with every id absent.
 func noSpecials() SpecialTokens {
 	return SpecialTokens{BOS: -1, EOS: -1, UNK: -1, PAD: -1, CLS: -1, SEP: -1, MASK: -1}

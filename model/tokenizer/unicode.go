@@ -28,6 +28,9 @@ func isBertControl(r rune) bool {
 	if r == '\t' || r == '\n' || r == '\r' {
 		return false
 	}
+	if r < utf8.RuneSelf {
+		return r < 0x20 || r == 0x7F
+	}
 	return unicode.Is(otherCategory9, r)
 }
 
@@ -94,6 +97,8 @@ func nfd(rs []rune) []rune {
 	out := make([]rune, 0, len(rs)+len(rs)/4)
 	for _, r := range rs {
 		switch {
+		case r < 0xC0: // nothing below À decomposes
+			out = append(out, r)
 		case r >= hangulSBase && r < hangulSBase+hangulSCount:
 			s := r - hangulSBase
 			out = append(out, hangulLBase+s/hangulNCount, hangulVBase+(s%hangulNCount)/hangulTCount)
@@ -111,19 +116,27 @@ func nfd(rs []rune) []rune {
 		}
 	}
 	for i := 0; i < len(out); {
-		if combiningClass[out[i]] == 0 {
+		if ccc(out[i]) == 0 {
 			i++
 			continue
 		}
 		j := i
-		for j < len(out) && combiningClass[out[j]] != 0 {
+		for j < len(out) && ccc(out[j]) != 0 {
 			j++
 		}
 		run := out[i:j]
-		sort.SliceStable(run, func(a, b int) bool { return combiningClass[run[a]] < combiningClass[run[b]] })
+		sort.SliceStable(run, func(a, b int) bool { return ccc(run[a]) < ccc(run[b]) })
 		i = j
 	}
 	return out
+}
+
+// ccc is the canonical combining class of r (none below U+0300).
+func ccc(r rune) uint8 {
+	if r < 0x300 {
+		return 0
+	}
+	return combiningClass[r]
 }
 
 // toValidRunes decodes s as Go's range does: each invalid byte becomes
