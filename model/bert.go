@@ -49,27 +49,9 @@ func NewBERT(cfg *Config, src TensorSource) (*BERT, error) {
 		return nil, fmt.Errorf("model_type %q is not an encoder", cfg.ModelType)
 	}
 	d, f := cfg.Hidden, cfg.Intermediate
-	var err error
-	get := func(name string, shape ...int) []float32 {
-		if err != nil {
-			return nil
-		}
-		var t []float32
-		t, err = src(name, shape...)
-		return t
-	}
-	linear := func(name string, dOut, dIn int) *FrozenLinear {
-		w := get(name+".weight", dOut, dIn)
-		b := get(name+".bias", dOut)
-		if err != nil {
-			return nil
-		}
-		var l *FrozenLinear
-		if l, err = NewFrozenLinear(dOut, dIn, w, b); err != nil {
-			err = fmt.Errorf("%s: %w", name, err)
-		}
-		return l
-	}
+	wl := &weightLoader{src: src}
+	get := wl.get
+	linear := func(name string, dOut, dIn int) *FrozenLinear { return wl.linear(name, dOut, dIn, true) }
 	m := &BERT{Cfg: cfg}
 	switch cfg.ModelType {
 	case "distilbert":
@@ -77,7 +59,7 @@ func NewBERT(cfg *Config, src TensorSource) (*BERT, error) {
 		m.WordEmb = get(p+"word_embeddings.weight", cfg.Vocab, d)
 		m.PosEmb = get(p+"position_embeddings.weight", cfg.MaxPositions, d)
 		m.EmbLNW, m.EmbLNB = get(p+"LayerNorm.weight", d), get(p+"LayerNorm.bias", d)
-		for i := 0; i < cfg.Layers && err == nil; i++ {
+		for i := 0; i < cfg.Layers && wl.err == nil; i++ {
 			p := fmt.Sprintf("distilbert.transformer.layer.%d.", i)
 			m.Blocks = append(m.Blocks, BERTBlock{
 				Q: linear(p+"attention.q_lin", d, d), K: linear(p+"attention.k_lin", d, d),
@@ -94,7 +76,7 @@ func NewBERT(cfg *Config, src TensorSource) (*BERT, error) {
 		m.PosEmb = get(p+"position_embeddings.weight", cfg.MaxPositions, d)
 		m.TypeEmb = get(p+"token_type_embeddings.weight", cfg.TypeVocab, d)
 		m.EmbLNW, m.EmbLNB = get(p+"LayerNorm.weight", d), get(p+"LayerNorm.bias", d)
-		for i := 0; i < cfg.Layers && err == nil; i++ {
+		for i := 0; i < cfg.Layers && wl.err == nil; i++ {
 			p := fmt.Sprintf("bert.encoder.layer.%d.", i)
 			m.Blocks = append(m.Blocks, BERTBlock{
 				Q: linear(p+"attention.self.query", d, d), K: linear(p+"attention.self.key", d, d),
@@ -108,8 +90,8 @@ func NewBERT(cfg *Config, src TensorSource) (*BERT, error) {
 	default:
 		return nil, fmt.Errorf("unsupported encoder model_type %q", cfg.ModelType)
 	}
-	if err != nil {
-		return nil, err
+	if wl.err != nil {
+		return nil, wl.err
 	}
 	if cfg.Activation != "gelu" {
 		return nil, fmt.Errorf("encoder activation %q: only exact gelu is supported", cfg.Activation)
@@ -371,7 +353,7 @@ func (r *BERTRun) LossAndGrad() (float64, error) {
 		if y < 0 || y >= nc {
 			return 0, fmt.Errorf("loss: label %d of question %d is not one of %d choices", y, q, nc)
 		}
-		logSoftmaxRow(lp[:nc], r.Logits[q*b.C:q*b.C+nc])
+		LogSoftmax(lp[:nc], r.Logits[q*b.C:q*b.C+nc])
 		loss -= float64(lp[y])
 		for c, l := range lp[:nc] {
 			r.dlog[q*b.C+c] = float32(math.Exp(float64(l))) / float32(b.B)

@@ -97,34 +97,7 @@ func TestEncoderGradients(t *testing.T) {
 				}
 				loss()
 				run.Backward()
-				const h = 1e-3
-				for trial := 0; trial < 4; trial++ {
-					dir := make([][]float32, len(params))
-					var analytic float64
-					for i, f := range params {
-						dir[i] = make([]float32, len(f.Data))
-						for j := range dir[i] {
-							dir[i][j] = float32(rng.NormFloat64())
-							analytic += float64(dir[i][j]) * float64(f.Grad[j])
-						}
-					}
-					step := func(sign float32) {
-						for i, f := range params {
-							for j := range f.Data {
-								f.Data[j] += sign * h * dir[i][j]
-							}
-						}
-					}
-					step(1)
-					up := loss()
-					step(-2)
-					down := loss()
-					step(1)
-					numeric := (up - down) / (2 * h)
-					if math.Abs(numeric-analytic) > 2e-2*math.Abs(numeric)+1e-4 {
-						t.Errorf("direction %d: finite difference %.6g, backward %.6g", trial, numeric, analytic)
-					}
-				}
+				checkDirectionalDerivatives(t, params, loss, rng)
 			})
 		}
 	}

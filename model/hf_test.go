@@ -286,4 +286,3 @@ func TestLoadHFErrors(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
-

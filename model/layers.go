@@ -360,8 +360,8 @@ func geluBackward(dx, dout, x []float32) {
 	})
 }
 
-// logSoftmaxRow writes log-softmax of logits (V) into out and returns it.
-func logSoftmaxRow(out, logits []float32) {
+// LogSoftmax writes the log-softmax of logits (one row of V) into out.
+func LogSoftmax(out, logits []float32) {
 	maxv := float32(math.Inf(-1))
 	for _, x := range logits {
 		maxv = max(maxv, x)

@@ -86,3 +86,38 @@ func (l *AdaptedLinear) Backward(dy []float32, n int, dx []float32) {
 		l.Adapter.Backward(dy, &l.acts, dx)
 	}
 }
+
+// weightLoader reads a model's tensors from a TensorSource, keeping the first
+// error so constructors can ask for every tensor in a row and check once.
+type weightLoader struct {
+	src TensorSource
+	err error
+}
+
+// get returns the named tensor, or nil once any read has failed.
+func (w *weightLoader) get(name string, shape ...int) []float32 {
+	if w.err != nil {
+		return nil
+	}
+	t, err := w.src(name, shape...)
+	w.err = err
+	return t
+}
+
+// linear reads name.weight (d_out×d_in), and name.bias when withBias, as a
+// FrozenLinear.
+func (w *weightLoader) linear(name string, dOut, dIn int, withBias bool) *FrozenLinear {
+	wt := w.get(name+".weight", dOut, dIn)
+	var b []float32
+	if withBias {
+		b = w.get(name+".bias", dOut)
+	}
+	if w.err != nil {
+		return nil
+	}
+	l, err := NewFrozenLinear(dOut, dIn, wt, b)
+	if err != nil {
+		w.err = fmt.Errorf("%s: %w", name, err)
+	}
+	return l
+}

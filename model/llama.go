@@ -47,29 +47,11 @@ func NewLlama(cfg *Config, rope RopeStyle, src TensorSource) (*Llama, error) {
 	d, f, v := cfg.Hidden, cfg.Intermediate, cfg.Vocab
 	qw, kw := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
 	m := &Llama{Cfg: cfg, Rope: rope}
-	var err error
-	get := func(name string, shape ...int) []float32 {
-		if err != nil {
-			return nil
-		}
-		var t []float32
-		t, err = src(name, shape...)
-		return t
-	}
-	linear := func(name string, dOut, dIn int) *FrozenLinear {
-		w := get(name+".weight", dOut, dIn)
-		if err != nil {
-			return nil
-		}
-		var l *FrozenLinear
-		l, err = NewFrozenLinear(dOut, dIn, w, nil)
-		if err != nil {
-			err = fmt.Errorf("%s: %w", name, err)
-		}
-		return l
-	}
+	wl := &weightLoader{src: src}
+	get := wl.get
+	linear := func(name string, dOut, dIn int) *FrozenLinear { return wl.linear(name, dOut, dIn, false) }
 	m.Embed = get("model.embed_tokens.weight", v, d)
-	for i := 0; i < cfg.Layers && err == nil; i++ {
+	for i := 0; i < cfg.Layers && wl.err == nil; i++ {
 		p := fmt.Sprintf("model.layers.%d.", i)
 		m.Blocks = append(m.Blocks, LlamaBlock{
 			AttnNorm: get(p+"input_layernorm.weight", d),
@@ -85,14 +67,14 @@ func NewLlama(cfg *Config, rope RopeStyle, src TensorSource) (*Llama, error) {
 	}
 	m.Norm = get("model.norm.weight", d)
 	if cfg.TieWordEmbeddings {
-		if err == nil {
-			m.LMHead, err = NewFrozenLinear(v, d, m.Embed, nil)
+		if wl.err == nil {
+			m.LMHead, wl.err = NewFrozenLinear(v, d, m.Embed, nil)
 		}
 	} else {
 		m.LMHead = linear("lm_head", v, d)
 	}
-	if err != nil {
-		return nil, err
+	if wl.err != nil {
+		return nil, wl.err
 	}
 	m.cos, m.sin = ropeTable(cfg.MaxPositions, cfg.HeadDim, cfg.RopeTheta)
 	return m, nil
@@ -273,7 +255,7 @@ func (r *LlamaRun) LossAndGrad(targets []int) (float64, int, error) {
 		if t < 0 {
 			continue
 		}
-		logSoftmaxRow(lp, r.Logits[i*V:(i+1)*V])
+		LogSoftmax(lp, r.Logits[i*V:(i+1)*V])
 		loss -= float64(lp[t])
 		g := r.dlog[i*V : (i+1)*V]
 		for j, l := range lp {

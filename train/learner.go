@@ -2,7 +2,6 @@ package train
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 
 	"github.com/kronfed/kronfed/adapter"
@@ -209,7 +208,7 @@ func (l *DecoderLearner) Score(items []task.Item) ([]Score, error) {
 			var ll float64
 			for p := k * T; p < (k+1)*T; p++ {
 				if t := targets[p]; t >= 0 {
-					logSoftmax(lp, l.run.Logits[p*V:(p+1)*V])
+					model.LogSoftmax(lp, l.run.Logits[p*V:(p+1)*V])
 					ll += float64(lp[t])
 				}
 			}
@@ -220,21 +219,6 @@ func (l *DecoderLearner) Score(items []task.Item) ([]Score, error) {
 		out[i] = sc
 	}
 	return out, nil
-}
-
-func logSoftmax(out, logits []float32) {
-	maxv := float32(math.Inf(-1))
-	for _, x := range logits {
-		maxv = max(maxv, x)
-	}
-	var sum float64
-	for _, x := range logits {
-		sum += math.Exp(float64(x - maxv))
-	}
-	lse := maxv + float32(math.Log(sum))
-	for i, x := range logits {
-		out[i] = x - lse
-	}
 }
 
 // EncoderLearner trains a BERT-family encoder's multiple-choice head and
