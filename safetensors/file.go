@@ -7,6 +7,8 @@ import (
 	"io"
 	"maps"
 	"os"
+
+	"github.com/kronfed/kronfed/internal/mmap"
 )
 
 // Reader is what File and Index have in common: lookup and reading of
@@ -98,10 +100,10 @@ func openHandle(path string, fh *os.File, useMmap bool) (*File, error) {
 		return nil, fileErr(path, fmt.Errorf("file is %d bytes, too short for the 8-byte header length", size))
 	}
 	if useMmap {
-		if m, err := mmapFile(fh, size); err == nil {
+		if m, err := mmap.File(fh, size); err == nil {
 			f, err := parseBytes(path, m)
 			if err != nil {
-				munmap(m)
+				mmap.Unmap(m)
 				return nil, err
 			}
 			f.mapped = m
@@ -229,7 +231,7 @@ func (f *File) Close() error {
 	f.closed = true
 	var err error
 	if f.mapped != nil {
-		err = munmap(f.mapped)
+		err = mmap.Unmap(f.mapped)
 		f.mapped = nil
 	}
 	if f.r != nil {

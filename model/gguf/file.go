@@ -6,6 +6,8 @@ import (
 	"math"
 	"os"
 	"slices"
+
+	"github.com/kronfed/kronfed/internal/mmap"
 )
 
 // File is one validated GGUF file, opened with Open or Parse.
@@ -100,7 +102,7 @@ func Open(path string) (*File, error) {
 	size := st.Size()
 	var data []byte
 	mapped := false
-	if m, err := mmapFile(fh, size); err == nil {
+	if m, err := mmap.File(fh, size); err == nil {
 		data, mapped = m, true
 	} else {
 		// Mapping fails for empty files, on some filesystems, or for lack
@@ -118,7 +120,7 @@ func Open(path string) (*File, error) {
 	f, err := parse(data)
 	if err != nil {
 		if mapped {
-			munmap(data)
+			mmap.Unmap(data)
 		}
 		return nil, fileErr(path, err)
 	}
@@ -136,7 +138,7 @@ func (f *File) Close() error {
 	f.closed = true
 	var err error
 	if f.mapped {
-		err = munmap(f.data)
+		err = mmap.Unmap(f.data)
 	}
 	f.data = nil
 	if err != nil {
