@@ -107,14 +107,23 @@ func (d *Dropout) Sample(m *Mask, n int) {
 	// (0.1 becomes 0.100006). Masks cover every hidden state and attention
 	// probability of a training step, so the generator's cost matters.
 	threshold := uint64(float64(d.P)*(1<<16) + 0.5)
-	for i := 0; i < n; i += 4 {
-		bits := d.Rng.Uint64()
-		for j := i; j < min(i+4, n); j++ {
-			if bits&0xFFFF >= threshold {
-				m.keep[j>>6] |= 1 << (j & 63)
+	// Branch-free: (u − threshold) >> 63 is 1 exactly when u < threshold
+	// (the subtraction wraps), i.e. when the element is dropped. One mask word
+	// takes sixteen draws.
+	for w := range m.keep {
+		var word uint64
+		base := w * 64
+		for q := 0; q < 64 && base+q < n; q += 4 {
+			bits := d.Rng.Uint64()
+			for k := 0; k < 4; k++ {
+				dropped := ((bits>>(16*k))&0xFFFF - threshold) >> 63
+				word |= (dropped ^ 1) << (q + k)
 			}
-			bits >>= 16
 		}
+		if rem := n - base; rem < 64 {
+			word &= 1<<rem - 1 // bits past the end stay 0
+		}
+		m.keep[w] = word
 	}
 }
 
@@ -134,14 +143,11 @@ func (m *Mask) ApplyAt(dst, x []float32, off int) {
 		copy(dst, x)
 		return
 	}
+	scale := [2]float32{0, m.Scale} // indexed by the keep bit: no branch to mispredict
 	compute.ParallelRange(len(x), maskGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			j := off + i
-			if m.keep[j>>6]&(1<<(j&63)) != 0 {
-				dst[i] = x[i] * m.Scale
-			} else {
-				dst[i] = 0
-			}
+			dst[i] = x[i] * scale[m.keep[j>>6]>>(j&63)&1]
 		}
 	})
 }
@@ -163,10 +169,9 @@ func (m *Mask) AddBackward(dx, g []float32) {
 			}
 			return
 		}
+		scale := [2]float32{0, m.Scale}
 		for i := lo; i < hi; i++ {
-			if m.keep[i>>6]&(1<<(i&63)) != 0 {
-				dx[i] += g[i] * m.Scale
-			}
+			dx[i] += g[i] * scale[m.keep[i>>6]>>(i&63)&1]
 		}
 	})
 }
