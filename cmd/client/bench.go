@@ -76,19 +76,25 @@ func runBench(args []string, stdout io.Writer) error {
 		}
 	}
 	const d, tokens = 768, 1024
+	kinds := []string{"frozen", "kron", "lora4", "lora8", "lora16"}
 	for _, th := range threads {
 		prev := compute.SetThreads(th)
-		ms := map[string]float64{}
-		for _, kind := range []string{"frozen", "kron", "lora4", "lora8", "lora16"} {
+		steps := make([]func(), len(kinds))
+		for i, kind := range kinds {
 			step, err := model.NewTrainStepBench(kind, d, d, tokens, 1)
 			if err != nil {
 				compute.SetThreads(prev)
 				return err
 			}
-			ms[kind] = timeBest(step, *minTime).Seconds() * 1e3
+			steps[i] = step
+		}
+		best := timeInterleaved(steps, 5, *minTime)
+		compute.SetThreads(prev)
+		ms := map[string]float64{}
+		for i, kind := range kinds {
+			ms[kind] = best[i].Seconds() * 1e3
 			rep.Layers = append(rep.Layers, layerResult{Layer: kind, DOut: d, DIn: d, Tokens: tokens, Threads: th, Millis: ms[kind]})
 		}
-		compute.SetThreads(prev)
 		rep.KronOverLoRA8[strconv.Itoa(th)] = ms["kron"] / ms["lora8"]
 	}
 	if *asJSON {
@@ -116,16 +122,23 @@ func runBench(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// timeBest runs f repeatedly for at least minTime (and at least 5 times) and
-// returns the fastest run: the least disturbed by other processes.
-func timeBest(f func(), minTime time.Duration) time.Duration {
-	f() // warm up scratch buffers
-	best := time.Duration(1<<63 - 1)
-	deadline := time.Now().Add(minTime)
-	for i := 0; i < 5 || time.Now().Before(deadline); i++ {
-		t0 := time.Now()
+// timeInterleaved runs the functions round-robin (after one warm-up call
+// each) for at least minRounds rounds and at least minTime, and returns each
+// one's fastest run. Interleaving exposes every variant to the same machine state
+// (other processes, clock, garbage collection), so their ratios are fair.
+func timeInterleaved(fs []func(), minRounds int, minTime time.Duration) []time.Duration {
+	best := make([]time.Duration, len(fs))
+	for i, f := range fs {
 		f()
-		best = min(best, time.Since(t0))
+		best[i] = time.Duration(1<<63 - 1)
+	}
+	deadline := time.Now().Add(minTime)
+	for round := 0; round < minRounds || time.Now().Before(deadline); round++ {
+		for i, f := range fs {
+			t0 := time.Now()
+			f()
+			best[i] = min(best[i], time.Since(t0))
+		}
 	}
 	return best
 }
@@ -196,25 +209,32 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 	}
 	rep := trainBenchReport{CPU: cpuName(), Cores: runtime.NumCPU(), Threads: compute.Threads(), Model: "distilbert-base-uncased shape, random weights",
 		Batch: fmt.Sprintf("%d sequences × %d tokens", *seqs, *tokens)}
-	best := map[string]float64{}
-	for _, kind := range []string{"kron", "lora8"} {
+	kinds := []string{"kron", "lora8"}
+	var benches []*train.BenchStep
+	var runs []func()
+	var stepErr error
+	for _, kind := range kinds {
 		s, err := train.NewBenchStep(train.DistilBERTConfig(), kind, *seqs, *tokens, 1)
 		if err != nil {
 			return fmt.Errorf("bench train: %w", err)
 		}
-		var stepErr error
-		d := timeBestN(func() {
+		benches = append(benches, s)
+		runs = append(runs, func() {
 			if err := s.Run(); err != nil && stepErr == nil {
 				stepErr = err
 			}
-		}, *steps)
-		if stepErr != nil {
-			return fmt.Errorf("bench train: %w", stepErr)
-		}
-		sec := d.Seconds()
+		})
+	}
+	times := timeInterleaved(runs, *steps, 0)
+	if stepErr != nil {
+		return fmt.Errorf("bench train: %w", stepErr)
+	}
+	best := map[string]float64{}
+	for i, kind := range kinds {
+		sec := times[i].Seconds()
 		best[kind] = sec
 		rep.Results = append(rep.Results, trainBenchResult{Adapter: kind, SecondsStep: sec,
-			TokensPerSec: float64(s.Tokens) / sec, GFLOPS: s.Flops / sec / 1e9})
+			TokensPerSec: float64(benches[i].Tokens) / sec, GFLOPS: benches[i].Flops / sec / 1e9})
 	}
 	rep.KronOverLoRA8 = best["kron"] / best["lora8"]
 	if *asJSON {
@@ -231,16 +251,4 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 	tw.Flush()
 	fmt.Fprintf(stdout, "Kron-LoRA / LoRA-8 step time: %.3f\n", rep.KronOverLoRA8)
 	return nil
-}
-
-// timeBestN runs f once to warm up, then n times, and returns the fastest.
-func timeBestN(f func(), n int) time.Duration {
-	f()
-	best := time.Duration(1<<63 - 1)
-	for i := 0; i < n; i++ {
-		t0 := time.Now()
-		f()
-		best = min(best, time.Since(t0))
-	}
-	return best
 }
