@@ -107,24 +107,43 @@ func (d *Dropout) Sample(m *Mask, n int) {
 	// (0.1 becomes 0.100006). Masks cover every hidden state and attention
 	// probability of a training step, so the generator's cost matters.
 	threshold := uint64(float64(d.P)*(1<<16) + 0.5)
-	// Branch-free: (u − threshold) >> 63 is 1 exactly when u < threshold
-	// (the subtraction wraps), i.e. when the element is dropped. One mask word
-	// takes sixteen draws.
-	for w := range m.keep {
-		var word uint64
-		base := w * 64
-		for q := 0; q < 64 && base+q < n; q += 4 {
-			bits := d.Rng.Uint64()
-			for k := 0; k < 4; k++ {
-				dropped := ((bits>>(16*k))&0xFFFF - threshold) >> 63
-				word |= (dropped ^ 1) << (q + k)
+	// The mask is drawn in chunks of maskChunkWords words, each from its own
+	// PCG stream seeded by one draw of d.Rng and the chunk index: the pattern
+	// depends only on the seed, not on how many cores draw it.
+	seed := d.Rng.Uint64()
+	chunks := (len(m.keep) + maskChunkWords - 1) / maskChunkWords
+	compute.ParallelRange(chunks, 1, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			src := rand.NewPCG(seed, uint64(c))
+			for w := c * maskChunkWords; w < min((c+1)*maskChunkWords, len(m.keep)); w++ {
+				m.keep[w] = keepWord(src, threshold, n-w*64)
 			}
 		}
-		if rem := n - base; rem < 64 {
-			word &= 1<<rem - 1 // bits past the end stay 0
+	})
+}
+
+// maskChunkWords is the unit of parallel mask drawing: 64 Ki elements.
+const maskChunkWords = 1024
+
+// keepWord draws one 64-element word of a mask (fewer when rem < 64; the
+// bits past the end stay 0). Each 64-bit draw gives four 16-bit uniforms; an
+// element is dropped when its uniform is below threshold = round(P·2¹⁶), a
+// probability within 2⁻¹⁷ of P (0.1 becomes 0.100006). Branch-free:
+// (u − threshold) >> 63 is 1 exactly when u < threshold (the subtraction
+// wraps), i.e. when the element is dropped.
+func keepWord(src *rand.PCG, threshold uint64, rem int) uint64 {
+	var word uint64
+	for q := 0; q < 64 && q < rem; q += 4 {
+		bits := src.Uint64()
+		for k := 0; k < 4; k++ {
+			dropped := ((bits>>(16*k))&0xFFFF - threshold) >> 63
+			word |= (dropped ^ 1) << (q + k)
 		}
-		m.keep[w] = word
 	}
+	if rem < 64 {
+		word &= 1<<rem - 1
+	}
+	return word
 }
 
 // Kept reports whether element i survives.

@@ -174,7 +174,7 @@ type BERTRun struct {
 
 type encoderActs struct {
 	x, q, k, v, att, attD, ctx, o, s1, mean1, rstd1, x1 []float32
-	f1, gl, f2, s2, mean2, rstd2                        []float32
+	f1, gl, glGrad, f2, s2, mean2, rstd2                []float32
 	attMask, oMask, fMask                               adapter.Mask
 }
 
@@ -288,9 +288,9 @@ func (r *BERTRun) Forward(b EncoderBatch) error {
 		}
 		a.x1, a.mean1, a.rstd1 = grow(a.x1, n*d), grow(a.mean1, n), grow(a.rstd1, n)
 		layernormForward(a.x1, a.mean1, a.rstd1, a.s1, w.LN1W, w.LN1B, n, d, eps)
-		a.f1, a.gl = grow(a.f1, n*f), grow(a.gl, n*f)
+		a.f1, a.gl, a.glGrad = grow(a.f1, n*f), grow(a.gl, n*f), grow(a.glGrad, n*f)
 		lin[4].Forward(a.x1, n, a.f1, r.Drop)
-		geluForward(a.gl, a.f1)
+		geluForward(a.gl, a.glGrad, a.f1)
 		a.f2 = grow(a.f2, n*d)
 		lin[5].Forward(a.gl, n, a.f2, r.Drop)
 		r.dropout(c.HiddenDropout).Sample(&a.fMask, n*d)
@@ -423,7 +423,7 @@ func (r *BERTRun) Backward() {
 		clear(dgl)
 		lin[5].Backward(df, n, dgl)
 		clear(df1)
-		geluBackward(df1, dgl, a.f1)
+		geluBackward(df1, dgl, a.glGrad)
 		lin[4].Backward(df1, n, dx1)
 		// x1 = LN1(dropout?(o(attention(q(x), k(x), v(x)))) + x)
 		clear(ds)

@@ -338,24 +338,32 @@ func swigluBackward(dg, du, dh, g, u []float32) {
 }
 
 // geluForward is the exact (erf) GELU of BERT: out = x·Φ(x),
-// Φ(x) = (1 + erf(x/√2))/2. x, out: n.
-func geluForward(out, x []float32) {
+// Φ(x) = (1 + erf(x/√2))/2. x, out: n. When grad is non-nil (training) it
+// also stores GELU'(x) = Φ(x) + x·φ(x), φ = Φ', for the backward: computing
+// erf and its derivative together costs little more than erf alone, and the
+// backward then needs neither x nor another erf.
+func geluForward(out, grad, x []float32) {
 	compute.ParallelRange(len(x), elemGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := x[i]
-			out[i] = 0.5 * v * (1 + erf32(v*(1/math.Sqrt2)))
+			if grad == nil {
+				out[i] = 0.5 * v * (1 + erf32(v*(1/math.Sqrt2)))
+				continue
+			}
+			e, de := erf32Grad(v * (1 / math.Sqrt2))
+			cdf := 0.5 * (1 + e)
+			out[i] = v * cdf
+			grad[i] = cdf + v*de*(0.5/math.Sqrt2)
 		}
 	})
 }
 
-// geluBackward adds dout ⊙ GELU'(x) to dx: Φ(x) + x·φ(x), φ the normal pdf.
-func geluBackward(dx, dout, x []float32) {
-	compute.ParallelRange(len(x), elemGrain, func(lo, hi int) {
+// geluBackward adds dout ⊙ GELU'(x) to dx, with grad = GELU'(x) from
+// geluForward.
+func geluBackward(dx, dout, grad []float32) {
+	compute.ParallelRange(len(grad), elemGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			v := x[i]
-			// Φ(v) = (1 + erf(v/√2))/2, φ(v) = Φ'(v) = erf'(v/√2)/(2√2).
-			e, de := erf32Grad(v * (1 / math.Sqrt2))
-			dx[i] += dout[i] * (0.5*(1+e) + v*de*(0.5/math.Sqrt2))
+			dx[i] += dout[i] * grad[i]
 		}
 	})
 }
