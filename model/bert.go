@@ -131,7 +131,7 @@ func NewHead(cfg *Config, rng *rand.Rand) []adapter.Dense {
 type EncoderBatch struct {
 	B, C, T int
 	IDs     []int     // (B·C)×T token ids, padded
-	Types   []int     // (B·C)×T token type ids (BERT), or nil
+	Types   []int     // (B·C)×T token type ids (BERT; DistilBERT ignores them), or nil
 	Mask    []float32 // (B·C)×T: 1 for real tokens, 0 for padding
 	Labels  []int     // B gold choice indices (for the loss)
 	// NumChoices, when non-nil, says how many of a question's C sequences
@@ -235,7 +235,8 @@ func (r *BERTRun) Forward(b EncoderBatch) error {
 		if id < 0 || id >= c.Vocab {
 			return fmt.Errorf("encoder forward: token %d at position %d is outside the vocabulary of %d", id, i, c.Vocab)
 		}
-		if b.Types != nil && (b.Types[i] < 0 || b.Types[i] >= max(c.TypeVocab, 1)) {
+		// DistilBERT has no token-type embedding and ignores the ids.
+		if b.Types != nil && r.m.TypeEmb != nil && (b.Types[i] < 0 || b.Types[i] >= c.TypeVocab) {
 			return fmt.Errorf("encoder forward: token type %d at position %d (want < %d)", b.Types[i], i, c.TypeVocab)
 		}
 	}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kronfed/kronfed/internal/sharedtest"
+	"github.com/kronfed/kronfed/model"
+	"github.com/kronfed/kronfed/safetensors"
+)
+
+// writeTinyDistilBERT writes a random-weight DistilBERT folder in the
+// published layout (config.json, model.safetensors with Hugging Face names,
+// the real bert-base-uncased tokenizer.json).
+func writeTinyDistilBERT(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	hfCfg := map[string]any{"model_type": "distilbert", "dim": 32, "hidden_dim": 64, "n_layers": 2, "n_heads": 4,
+		"vocab_size": 30522, "max_position_embeddings": 64, "activation": "gelu"}
+	raw, _ := json.Marshal(hfCfg)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := model.ParseConfig(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	var tensors []safetensors.Tensor
+	_, err = model.NewBERT(cfg, func(name string, shape ...int) ([]float32, error) {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		w := make([]float32, n)
+		for i := range w {
+			w[i] = float32(rng.NormFloat64() * 0.1)
+			if len(shape) == 1 && strings.Contains(name, "LayerNorm") || strings.HasSuffix(name, "layer_norm.weight") {
+				w[i] += 1
+			}
+		}
+		tensors = append(tensors, safetensors.F32Tensor(name, shape, w))
+		return w, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), map[string]string{"format": "pt"}, tensors); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.Open(sharedtest.Path(t, "models", "bert-base-uncased-tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.Create(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	dst.Close()
+	return dir
+}
+
+// TestTrainEvalEncoderCommand runs `client train` and `client eval` end to end
+// on an encoder loaded from a Hugging Face folder and a synthetic task.
+func TestTrainEvalEncoderCommand(t *testing.T) {
+	modelDir := writeTinyDistilBERT(t)
+	out := filepath.Join(t.TempDir(), "enc.safetensors")
+	runOK(t, "train", "--model", modelDir, "--task", "word-category", "--adapter", "kron", "--dA2", "2",
+		"--epochs", "1", "--train-limit", "24", "--eval-limit", "8", "--max-len", "32", "--out", out)
+	var rep trainReport
+	data, err := os.ReadFile(strings.TrimSuffix(out, ".safetensors") + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Result == nil || len(rep.Result.Epochs) != 1 || rep.Result.Test == nil || rep.TrainSize != 24 || rep.Result.TrainableParams == 0 {
+		t.Fatalf("result %s", data)
+	}
+	text := runOK(t, "eval", "--model", modelDir, "--task", "word-category", "--adapter", out, "--limit", "8", "--json")
+	if !strings.Contains(text, `"n": 8`) {
+		t.Fatalf("eval printed %s", text)
+	}
+}
