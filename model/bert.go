@@ -438,8 +438,14 @@ func (r *BERTRun) Backward() {
 		clear(dk)
 		clear(dv)
 		attentionBackward(dq, dk, dv, dctx, a.att, a.attD, a.q, a.k, a.v, s, &a.attMask)
-		lin[0].Backward(dq, n, dx)
-		lin[1].Backward(dk, n, dx)
-		lin[2].Backward(dv, n, dx)
+		// The first block's input is the frozen embeddings: nothing below needs
+		// its gradient, so skip the three input-gradient GEMMs there.
+		dIn := dx
+		if l == 0 {
+			dIn = nil
+		}
+		lin[0].Backward(dq, n, dIn)
+		lin[1].Backward(dk, n, dIn)
+		lin[2].Backward(dv, n, dIn)
 	}
 }

@@ -303,6 +303,14 @@ func (r *LlamaRun) Backward() {
 		attentionBackward(dq, dk, dv, dao, a.att, nil, a.q, a.k, a.v, s, nil)
 		ropeApply(dq, r.pos, c.Heads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, -1)
 		ropeApply(dk, r.pos, c.KVHeads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, -1)
+		if l == 0 {
+			// The embeddings are frozen: only the adapters' gradients are
+			// needed from the first block's projections.
+			lin[0].Backward(dq, n, nil)
+			lin[1].Backward(dk, n, nil)
+			lin[2].Backward(dv, n, nil)
+			break
+		}
 		clear(dxn)
 		lin[0].Backward(dq, n, dxn)
 		lin[1].Backward(dk, n, dxn)

@@ -21,7 +21,8 @@ type BenchStep struct {
 	Run    func() error // forward, backward, clip, AdamW update
 	Tokens int          // tokens per step
 	// Flops counts per step: frozen forward and activation backward of every
-	// linear (2·2·n·d_out·d_in), attention (forward 4·N·T²·d, backward twice
+	// linear (2·2·n·d_out·d_in; the first block's q, k, v skip the backward),
+	// attention (forward 4·N·T²·d, backward twice
 	// that, per layer), the head, and the adapters (forward 2·n·r·(d_in+d_out),
 	// backward twice that; LoRA-q the same with q).
 	Flops float64
@@ -110,8 +111,12 @@ func NewBenchStep(cfg *model.Config, kind string, seqs, T int, seed uint64) (*Be
 		return nil
 	}
 	var flops float64
-	for _, l := range cfg.AdaptedLinears() {
-		flops += 2 * 2 * float64(n) * float64(l.DOut) * float64(l.DIn)
+	for i, l := range cfg.AdaptedLinears() {
+		passes := 2.0 // frozen forward and activation backward
+		if i < 3 {
+			passes = 1 // the first block's q, k, v need no input gradient (the embeddings are frozen)
+		}
+		flops += passes * 2 * float64(n) * float64(l.DOut) * float64(l.DIn)
 		flops += 3 * 2 * float64(n) * float64(ac.Rank) * float64(l.DIn+l.DOut)
 	}
 	flops += float64(cfg.Layers) * 12 * float64(seqs) * float64(T) * float64(T) * float64(cfg.Hidden)
