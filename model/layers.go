@@ -337,26 +337,10 @@ func swigluBackward(dg, du, dh, g, u []float32) {
 	})
 }
 
-// geluForward is the exact (erf) GELU of BERT: out = x·Φ(x),
-// Φ(x) = (1 + erf(x/√2))/2. x, out: n. When grad is non-nil (training) it
-// also stores GELU'(x) = Φ(x) + x·φ(x), φ = Φ', for the backward: computing
-// erf and its derivative together costs little more than erf alone, and the
-// backward then needs neither x nor another erf.
-func geluForward(out, grad, x []float32) {
-	compute.ParallelRange(len(x), elemGrain, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			v := x[i]
-			if grad == nil {
-				out[i] = 0.5 * v * (1 + erf32(v*(1/math.Sqrt2)))
-				continue
-			}
-			e, de := erf32Grad(v * (1 / math.Sqrt2))
-			cdf := 0.5 * (1 + e)
-			out[i] = v * cdf
-			grad[i] = cdf + v*de*(0.5/math.Sqrt2)
-		}
-	})
-}
+// geluForward is BERT's exact (erf) GELU, out = x·Φ(x); when grad is
+// non-nil (training) it also stores GELU'(x) for the backward, computed with
+// the forward (see compute.GELU). x, out, grad: n.
+func geluForward(out, grad, x []float32) { compute.GELU(out, grad, x) }
 
 // geluBackward adds dout ⊙ GELU'(x) to dx, with grad = GELU'(x) from
 // geluForward.
