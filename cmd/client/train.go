@@ -51,14 +51,31 @@ func limit(t *task.Task, n int) []task.Item {
 	return t.Items
 }
 
-// progressBar redraws one status line on w at most every 100 ms.
+// progressBar redraws one status line on w at most every 100 ms; when w is
+// not a terminal (a log file, CI) it prints a plain line per phase change
+// instead, so logs stay readable.
 type progressBar struct {
-	w    io.Writer
-	last time.Time
-	on   bool
+	w     io.Writer
+	last  time.Time
+	on    bool
+	plain bool
+	phase string
+	epoch int
+}
+
+func newProgressBar(f *os.File) *progressBar {
+	st, err := f.Stat()
+	return &progressBar{w: f, plain: err != nil || st.Mode()&os.ModeCharDevice == 0}
 }
 
 func (p *progressBar) update(pr train.Progress) {
+	if p.plain {
+		if pr.Phase != p.phase || pr.Epoch != p.epoch {
+			p.phase, p.epoch = pr.Phase, pr.Epoch
+			fmt.Fprintf(p.w, "epoch %d/%d: %s (step %d/%d)\n", pr.Epoch, pr.Epochs, pr.Phase, pr.Step, pr.Steps)
+		}
+		return
+	}
 	if time.Since(p.last) < 100*time.Millisecond && pr.Step != pr.Steps && pr.Phase == "train" {
 		return
 	}
@@ -75,7 +92,7 @@ func (p *progressBar) update(pr train.Progress) {
 }
 
 func (p *progressBar) done() {
-	if p.on {
+	if p.on && !p.plain {
 		fmt.Fprintln(p.w)
 	}
 }
@@ -164,7 +181,7 @@ func runTrain(args []string, stdout io.Writer) error {
 		m.Name, *taskName, ac, set.NumParams(), len(trainItems), len(val), len(test))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	bar := &progressBar{w: os.Stderr}
+	bar := newProgressBar(os.Stderr)
 	cfg := train.Config{Epochs: *epochs, BatchSize: *batch, Seed: *seed, Optim: train.DefaultAdamW()}
 	cfg.Optim.LR = *lr
 	res, err := train.Fit(ctx, l, trainItems, val, test, cfg, bar.update)
