@@ -119,3 +119,48 @@ func (s *Set) ZeroGrad() {
 		clear(p.Grad)
 	}
 }
+
+// Clone returns a deep copy of the Set (factors, gradients, dense tensors).
+func (s *Set) Clone() *Set {
+	c := &Set{Config: s.Config, BaseModel: s.BaseModel}
+	for _, m := range s.Modules {
+		var l Layer
+		switch src := m.Layer.(type) {
+		case *Kron:
+			k := newKronZero(src.Shape, src.Alpha)
+			l = k
+		case *LoRA:
+			l = newLoRAZero(src.Shape, src.Alpha)
+		}
+		dst := l.Factors()
+		for i, f := range m.Layer.Factors() {
+			copy(dst[i].Data, f.Data)
+			copy(dst[i].Grad, f.Grad)
+		}
+		c.Modules = append(c.Modules, Module{Name: m.Name, Layer: l})
+	}
+	for _, d := range s.Dense {
+		d.Data = append([]float32(nil), d.Data...)
+		d.Grad = append([]float32(nil), d.Grad...)
+		c.Dense = append(c.Dense, d)
+	}
+	return c
+}
+
+// SameShape reports why o cannot be combined with s tensor by tensor (a
+// different kind, rank, module list or tensor shape), or nil.
+func (s *Set) SameShape(o *Set) error {
+	if s.Config.Kind != o.Config.Kind || s.Config.Rank != o.Config.Rank || s.Config.DA2 != o.Config.DA2 {
+		return fmt.Errorf("adapter %v does not match %v", o.Config, s.Config)
+	}
+	a, b := s.Params(), o.Params()
+	if len(a) != len(b) {
+		return fmt.Errorf("adapter has %d tensors, want %d", len(b), len(a))
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || a[i].Rows != b[i].Rows || a[i].Cols != b[i].Cols {
+			return fmt.Errorf("tensor %d is %s %d×%d, want %s %d×%d", i, b[i].Name, b[i].Rows, b[i].Cols, a[i].Name, a[i].Rows, a[i].Cols)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+package aggregate
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/kronfed/kronfed/adapter"
+)
+
+func kronSet(t *testing.T, seed uint64, targets []adapter.Target) *adapter.Set {
+	t.Helper()
+	c := adapter.DefaultConfig(adapter.KindKron)
+	c.DA2 = 2
+	rng := rand.New(rand.NewPCG(seed, 1))
+	s, err := adapter.NewSet(c, "base", targets, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range s.Params() {
+		for i := range p.Data {
+			p.Data[i] = float32(rng.NormFloat64() * 0.5)
+		}
+	}
+	return s
+}
+
+// deltaW64 materializes A⊗(B1·B2) (unscaled) in float64 with explicit loops.
+func deltaW64(k *adapter.Kron) []float64 {
+	sh := k.Shape
+	r, dA2, dB2, dB1 := sh.Rank, sh.DA2, sh.DB2(), sh.DB1()
+	out := make([]float64, sh.DOut*sh.DIn)
+	for i := 0; i < dA2; i++ {
+		for j := 0; j < adapter.KronDA1; j++ {
+			for a := 0; a < dB2; a++ {
+				for b := 0; b < dB1; b++ {
+					var bv float64
+					for q := 0; q < r; q++ {
+						bv += float64(k.B1[a*r+q]) * float64(k.B2[q*dB1+b])
+					}
+					out[(i*dB2+a)*sh.DIn+j*dB1+b] = float64(k.A[i*adapter.KronDA1+j]) * bv
+				}
+			}
+		}
+	}
+	return out
+}
+
+var targets = []adapter.Target{{Name: "m.q", DOut: 24, DIn: 20}, {Name: "m.down", DOut: 12, DIn: 40}}
+
+// TestKronExactAgainstDense: the reported error equals the dense error of
+// the re-fit against the dense weighted sum, the re-fit beats factor
+// averaging, and identical clients aggregate exactly.
+func TestKronExactAgainstDense(t *testing.T) {
+	var ups []Update
+	for i := 0; i < 5; i++ {
+		ups = append(ups, Update{Set: kronSet(t, uint64(i), targets), Weight: float64(10 + 7*i)})
+	}
+	got, errs, err := KronExact(ups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	avg, _ := FedAvg(ups)
+	var total float64
+	for _, u := range ups {
+		total += u.Weight
+	}
+	for mi := range targets {
+		exact := make([]float64, targets[mi].DOut*targets[mi].DIn)
+		for _, u := range ups {
+			for k, v := range deltaW64(u.Set.Modules[mi].Layer.(*adapter.Kron)) {
+				exact[k] += u.Weight / total * v
+			}
+		}
+		rel := func(w []float64) float64 {
+			var num, den float64
+			for k := range w {
+				num += (w[k] - exact[k]) * (w[k] - exact[k])
+				den += exact[k] * exact[k]
+			}
+			return math.Sqrt(num / den)
+		}
+		fit := rel(deltaW64(got.Modules[mi].Layer.(*adapter.Kron)))
+		naive := rel(deltaW64(avg.Modules[mi].Layer.(*adapter.Kron)))
+		if math.Abs(fit-errs[mi].Rel) > 1e-4 {
+			t.Errorf("%s: reported error %.6f, dense %.6f", targets[mi].Name, errs[mi].Rel, fit)
+		}
+		if !(fit < naive) {
+			t.Errorf("%s: re-fit error %.4f not below factor averaging's %.4f", targets[mi].Name, fit, naive)
+		}
+		t.Logf("%s: Kron-aware error %.4f, factor FedAvg error %.4f", targets[mi].Name, fit, naive)
+	}
+	// Identical clients: the sum is one Kronecker product of rank r: exact.
+	same := kronSet(t, 9, targets)
+	_, errs, err = KronExact([]Update{{same, 1}, {same.Clone(), 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range errs {
+		if e.Rel > 1e-5 {
+			t.Errorf("%s: identical clients aggregated with error %.3g", e.Module, e.Rel)
+		}
+	}
+}
+
+func TestRobustRules(t *testing.T) {
+	var ups []Update
+	for i := 0; i < 5; i++ {
+		ups = append(ups, Update{Set: kronSet(t, uint64(i), targets), Weight: 1})
+	}
+	// One poisoned client.
+	for _, p := range ups[4].Set.Params() {
+		for i := range p.Data {
+			p.Data[i] = 1e6
+		}
+	}
+	med, err := Median(ups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := TrimmedMean(ups, 0.2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	avg, _ := FedAvg(ups)
+	for j, p := range med.Params() {
+		for k := range p.Data {
+			vals := make([]float64, 0, 5)
+			for _, u := range ups {
+				vals = append(vals, float64(u.Set.Params()[j].Data[k]))
+			}
+			// sort 5 values by insertion
+			for a := 1; a < len(vals); a++ {
+				for b := a; b > 0 && vals[b] < vals[b-1]; b-- {
+					vals[b], vals[b-1] = vals[b-1], vals[b]
+				}
+			}
+			if float64(p.Data[k]) != float64(float32(vals[2])) {
+				t.Fatalf("median %s[%d] = %v, want %v", p.Name, k, p.Data[k], vals[2])
+			}
+			want := (vals[1] + vals[2] + vals[3]) / 3
+			if math.Abs(float64(tm.Params()[j].Data[k])-want) > 1e-5*(1+math.Abs(want)) {
+				t.Fatalf("trimmed mean %s[%d] = %v, want %v", p.Name, k, tm.Params()[j].Data[k], want)
+			}
+			if avg.Params()[j].Data[k] < 1e5 {
+				t.Fatal("FedAvg should be dragged by the poisoned client")
+			}
+		}
+	}
+}
+
+func TestAggregateErrors(t *testing.T) {
+	a := kronSet(t, 1, targets)
+	b := kronSet(t, 2, targets[:1])
+	if _, err := FedAvg([]Update{{a, 1}, {b, 1}}); err == nil || !strings.Contains(err.Error(), "update 1") {
+		t.Errorf("mismatched module lists: %v", err)
+	}
+	if _, err := FedAvg([]Update{{a, 0}}); err == nil || !strings.Contains(err.Error(), "weight 0") {
+		t.Errorf("zero weight: %v", err)
+	}
+	if _, err := FedAvg(nil); err == nil {
+		t.Error("no updates accepted")
+	}
+	c := a.Clone()
+	c.Modules[0].Layer.Factors()[1].Data[3] = float32(math.NaN())
+	if _, err := FedAvg([]Update{{a, 1}, {c, 1}}); err == nil || !strings.Contains(err.Error(), "NaN") {
+		t.Errorf("NaN update: %v", err)
+	}
+	if _, err := TrimmedMean([]Update{{a, 1}}, 0.5); err == nil {
+		t.Error("trim fraction 0.5 accepted")
+	}
+}

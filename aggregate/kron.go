@@ -1,0 +1,279 @@
+package aggregate
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/kronfed/kronfed/adapter"
+)
+
+// ModuleError is how far one module's re-fitted ΔW is from the exact
+// weighted sum of the clients' ΔW: ‖ΔW_exact − ΔW_new‖F / ‖ΔW_exact‖F.
+type ModuleError struct {
+	Module string
+	Rel    float64
+}
+
+// KronExact aggregates Kron-LoRA adapters without the bias of averaging
+// factors: for every module it forms the exact weighted sum
+//
+//	ΔW_exact = Σ_i p_i · A_i ⊗ (B1_i·B2_i)
+//
+// in factored form and re-fits one Kron-LoRA of the same shape to it: the
+// nearest Kronecker product (Van Loan–Pitsianis: the top singular pair of the
+// rearrangement R = Σ_i p_i vec(A_i)·vec(B_i)ᵀ, found from the dA2·dA1-square
+// matrix R·Rᵀ = U·G·Uᵀ with G_ij = ⟨B_i, B_j⟩), then a rank-r truncation of
+// B = Σ_i c_i·B1_i·B2_i through QR of the stacked factors and an SVD of an
+// (n·r)-square core. ΔW is never formed, so the cost is independent of
+// d_out·d_in beyond the factors' own size. Dense tensors are averaged. It
+// returns the new Set and each module's relative error (exact, from inner
+// products of the factors).
+func KronExact(updates []Update) (*adapter.Set, []ModuleError, error) {
+	p, err := check(updates)
+	if err != nil {
+		return nil, nil, err
+	}
+	if k := updates[0].Set.Config.Kind; k != adapter.KindKron {
+		return nil, nil, fmt.Errorf("aggregate: KronExact needs kron adapters, got %s", k)
+	}
+	out, err := FedAvg(updates) // dense tensors averaged; factors replaced below
+	if err != nil {
+		return nil, nil, err
+	}
+	var errs []ModuleError
+	for mi, m := range out.Modules {
+		ks := make([]*adapter.Kron, len(updates))
+		for i, u := range updates {
+			ks[i] = u.Set.Modules[mi].Layer.(*adapter.Kron)
+		}
+		rel, err := refit(m.Layer.(*adapter.Kron), ks, p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("aggregate: module %s: %w", m.Name, err)
+		}
+		errs = append(errs, ModuleError{Module: m.Name, Rel: rel})
+	}
+	return out, errs, nil
+}
+
+// refit sets dst's factors to the Kron-LoRA nearest to Σ p_i·ΔW_i of the
+// clients ks and returns the relative error left.
+func refit(dst *adapter.Kron, ks []*adapter.Kron, p []float64) (float64, error) {
+	sh := dst.Shape
+	r, dB2, dB1 := sh.Rank, sh.DB2(), sh.DB1()
+	na := sh.DA2 * adapter.KronDA1
+	n := len(ks)
+	// G_ij = ⟨B_i, B_j⟩ with B = B1·B2, and U = [p_i·vec(A_i)] (na×n).
+	G := mat.NewSymDense(n, nil)
+	for i := 0; i < n; i++ {
+		for j := i; j < n; j++ {
+			G.SetSym(i, j, lowRankInner(ks[i].B1, ks[i].B2, ks[j].B1, ks[j].B2, dB2, r, dB1))
+		}
+	}
+	U := mat.NewDense(na, n, nil)
+	for i, k := range ks {
+		for a, v := range k.A {
+			U.Set(a, i, p[i]*float64(v))
+		}
+	}
+	// ‖ΔW_exact‖² = Σ_ij ⟨p_i A_i, p_j A_j⟩·G_ij = tr(Uᵀ·U·G).
+	var UtU mat.Dense
+	UtU.Mul(U.T(), U)
+	exact2 := 0.0
+	for i := 0; i < n; i++ {
+		for j := 0; j < n; j++ {
+			exact2 += UtU.At(i, j) * G.At(i, j)
+		}
+	}
+	if exact2 <= 0 {
+		// Every client's ΔW is 0 (e.g. A = 0 at the start): keep the
+		// weighted mean of the factors, which is already in dst.
+		return 0, nil
+	}
+	// R·Rᵀ = U·G·Uᵀ (na×na); its top eigenvector u is vec(A_new) up to scale.
+	var UG, RRt mat.Dense
+	UG.Mul(U, G)
+	RRt.Mul(&UG, U.T())
+	var eig mat.EigenSym
+	if ok := eig.Factorize(mat.NewSymDense(na, RRt.RawMatrix().Data), true); !ok {
+		return 0, fmt.Errorf("eigendecomposition of the %d×%d Kronecker rearrangement failed", na, na)
+	}
+	vals := eig.Values(nil)
+	var vecs mat.Dense
+	eig.VectorsTo(&vecs)
+	top := len(vals) - 1 // ascending order
+	u := mat.Col(nil, top, &vecs)
+	// B_new = Rᵀ·u = Σ_i c_i·B_i with c_i = p_i·⟨vec A_i, u⟩.
+	c := make([]float64, n)
+	for i := range ks {
+		for a := 0; a < na; a++ {
+			c[i] += U.At(a, i) * u[a]
+		}
+	}
+	// B = L·Rt, L = [c_1·B1_1 … c_n·B1_n] (dB2 × n·r), Rt = [B2_1; …; B2_n].
+	L := mat.NewDense(dB2, n*r, nil)
+	Rt := mat.NewDense(dB1, n*r, nil) // stored transposed: Rtᵀ
+	for i, k := range ks {
+		for row := 0; row < dB2; row++ {
+			for q := 0; q < r; q++ {
+				L.Set(row, i*r+q, c[i]*float64(k.B1[row*r+q]))
+			}
+		}
+		for q := 0; q < r; q++ {
+			for col := 0; col < dB1; col++ {
+				Rt.Set(col, i*r+q, float64(k.B2[q*dB1+col]))
+			}
+		}
+	}
+	b1, b2, err := truncate(L, Rt, r)
+	if err != nil {
+		return 0, err
+	}
+	// Balance the scale between A and B so neither factor drifts in size:
+	// ‖A‖F = √‖B‖F-ish, exactly as the Kronecker product is unchanged.
+	bNorm := math.Sqrt(math.Max(lowRankInner64(b1, b2, dB2, r, dB1), 0))
+	scale := math.Sqrt(bNorm)
+	if scale == 0 {
+		scale = 1
+	}
+	for a := range dst.A {
+		dst.A[a] = float32(u[a] * scale)
+	}
+	for i := range b1 {
+		b1[i] /= math.Sqrt(scale)
+	}
+	for i := range b2 {
+		b2[i] /= math.Sqrt(scale)
+	}
+	for i := range dst.B1 {
+		dst.B1[i] = float32(b1[i])
+	}
+	for i := range dst.B2 {
+		dst.B2[i] = float32(b2[i])
+	}
+	clear(dst.GradA)
+	clear(dst.GradB1)
+	clear(dst.GradB2)
+	// ‖ΔW_exact − ΔW_new‖² from inner products, in float64 on the float32
+	// factors that were actually stored.
+	aNew := make([]float64, na)
+	for a, v := range dst.A {
+		aNew[a] = float64(v)
+	}
+	var cross float64
+	for i, k := range ks {
+		var ai float64
+		for a := 0; a < na; a++ {
+			ai += U.At(a, i) * aNew[a]
+		}
+		cross += ai * lowRankInner(k.B1, k.B2, dst.B1, dst.B2, dB2, r, dB1)
+	}
+	var an2 float64
+	for _, v := range aNew {
+		an2 += v * v
+	}
+	new2 := an2 * lowRankInner(dst.B1, dst.B2, dst.B1, dst.B2, dB2, r, dB1)
+	diff := math.Max(exact2+new2-2*cross, 0)
+	return math.Sqrt(diff / exact2), nil
+}
+
+// truncate returns the best rank-r factorization B1 (dB2×r), B2 (r×dB1),
+// row-major, of L·Rtᵀ, via thin QR of both tall factors and an SVD of the
+// small core: L = Q1·R1, Rt = Q2·R2, L·Rtᵀ = Q1·(R1·R2ᵀ)·Q2ᵀ.
+func truncate(L, Rt *mat.Dense, r int) (b1, b2 []float64, err error) {
+	dB2, k := L.Dims()
+	dB1, _ := Rt.Dims()
+	q1, r1 := thinQR(L)
+	q2, r2 := thinQR(Rt)
+	var core mat.Dense
+	core.Mul(r1, r2.T())
+	var svd mat.SVD
+	if ok := svd.Factorize(&core, mat.SVDThin); !ok {
+		cr, cc := core.Dims()
+		return nil, nil, fmt.Errorf("SVD of the %d×%d core of a rank-%d factorization failed", cr, cc, k)
+	}
+	s := svd.Values(nil)
+	var us, vs mat.Dense
+	svd.UTo(&us)
+	svd.VTo(&vs)
+	b1, b2 = make([]float64, dB2*r), make([]float64, r*dB1)
+	var left, right mat.Dense
+	left.Mul(q1, &us)  // dB2 × k
+	right.Mul(q2, &vs) // dB1 × k
+	for q := 0; q < r && q < len(s); q++ {
+		sq := math.Sqrt(s[q])
+		for row := 0; row < dB2; row++ {
+			b1[row*r+q] = left.At(row, q) * sq
+		}
+		for col := 0; col < dB1; col++ {
+			b2[q*dB1+col] = right.At(col, q) * sq
+		}
+	}
+	return b1, b2, nil
+}
+
+// thinQR factors an m×k matrix as Q·R with Q's columns orthonormal:
+// Q m×min(m,k), R min(m,k)×k. A wide matrix is its own R with Q = I.
+func thinQR(a *mat.Dense) (q, r *mat.Dense) {
+	m, k := a.Dims()
+	if m < k {
+		id := mat.NewDense(m, m, nil)
+		for i := 0; i < m; i++ {
+			id.Set(i, i, 1)
+		}
+		return id, mat.DenseCopyOf(a)
+	}
+	var qr mat.QR
+	qr.Factorize(a)
+	var qf, rf mat.Dense
+	qr.QTo(&qf)
+	qr.RTo(&rf)
+	return mat.DenseCopyOf(qf.Slice(0, m, 0, k)), mat.DenseCopyOf(rf.Slice(0, k, 0, k))
+}
+
+// lowRankInner returns ⟨U1·V1, U2·V2⟩ = tr((U1ᵀ·U2)·(V2·V1ᵀ)) in float64
+// (U m×r, V r×n, row-major float32).
+func lowRankInner(u1, v1, u2, v2 []float32, m, r, n int) float64 {
+	f := func(x []float32) []float64 {
+		y := make([]float64, len(x))
+		for i, v := range x {
+			y[i] = float64(v)
+		}
+		return y
+	}
+	return lowRankInner64x(f(u1), f(v1), f(u2), f(v2), m, r, n)
+}
+
+func lowRankInner64(u, v []float64, m, r, n int) float64 {
+	return lowRankInner64x(u, v, u, v, m, r, n)
+}
+
+func lowRankInner64x(u1, v1, u2, v2 []float64, m, r, n int) float64 {
+	gu := make([]float64, r*r)
+	gv := make([]float64, r*r)
+	for i := 0; i < m; i++ {
+		for a := 0; a < r; a++ {
+			x := u1[i*r+a]
+			for b := 0; b < r; b++ {
+				gu[a*r+b] += x * u2[i*r+b]
+			}
+		}
+	}
+	for b := 0; b < r; b++ {
+		for a := 0; a < r; a++ {
+			var s float64
+			for j := 0; j < n; j++ {
+				s += v2[b*n+j] * v1[a*n+j]
+			}
+			gv[b*r+a] = s
+		}
+	}
+	var tr float64
+	for a := 0; a < r; a++ {
+		for b := 0; b < r; b++ {
+			tr += gu[a*r+b] * gv[b*r+a]
+		}
+	}
+	return tr
+}
