@@ -171,3 +171,42 @@ func TestAggregateErrors(t *testing.T) {
 		t.Error("trim fraction 0.5 accepted")
 	}
 }
+
+// TestFedAdam checks two steps against the update rule written out in
+// float64, and that repeated steps toward a fixed aggregate converge to it.
+func TestFedAdam(t *testing.T) {
+	global := kronSet(t, 1, targets)
+	target := kronSet(t, 2, targets)
+	g0 := append([]float32(nil), global.Params()[0].Data...)
+	tgt := target.Params()[0].Data
+	o := NewFedAdam(0.1, 1e-2)
+	var m, v float64
+	theta := float64(g0[0])
+	for step := 0; step < 2; step++ {
+		if err := o.Step(global, target); err != nil {
+			t.Fatal(err)
+		}
+		d := float64(tgt[0]) - theta
+		m = 0.9*m + 0.1*d
+		v = 0.99*v + 0.01*d*d
+		theta += 0.1 * m / (math.Sqrt(v) + 1e-2)
+		if got := float64(global.Params()[0].Data[0]); math.Abs(got-theta) > 1e-5 {
+			t.Fatalf("step %d: %v, want %v", step, got, theta)
+		}
+	}
+	for step := 0; step < 300; step++ {
+		if err := o.Step(global, target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for j, p := range global.Params() {
+		for k, x := range p.Data {
+			if math.Abs(float64(x-target.Params()[j].Data[k])) > 0.05 {
+				t.Fatalf("%s[%d] = %v after 300 steps, target %v", p.Name, k, x, target.Params()[j].Data[k])
+			}
+		}
+	}
+	if err := o.Step(global, kronSet(t, 3, targets[:1])); err == nil {
+		t.Error("mismatched aggregate accepted")
+	}
+}
