@@ -74,9 +74,9 @@ func MeasureQuantError(l, q Layer, bits int) (QuantError, error) {
 		r, _, dB2, dB1 := l.dims()
 		e.Bound = 2 * float64(r) * e.MaxAbs[0] * e.MaxAbs[1] * e.MaxAbs[2] / levels
 		aa, aq, qq := dot64(l.A, l.A), dot64(l.A, qk.A), dot64(qk.A, qk.A)
-		bb := lowRankInner(l.B1, l.B2, l.B1, l.B2, dB2, r, dB1)
-		bq := lowRankInner(l.B1, l.B2, qk.B1, qk.B2, dB2, r, dB1)
-		qbqb := lowRankInner(qk.B1, qk.B2, qk.B1, qk.B2, dB2, r, dB1)
+		bb := LowRankInner(l.B1, l.B2, l.B1, l.B2, dB2, r, dB1)
+		bq := LowRankInner(l.B1, l.B2, qk.B1, qk.B2, dB2, r, dB1)
+		qbqb := LowRankInner(qk.B1, qk.B2, qk.B1, qk.B2, dB2, r, dB1)
 		e.Norm = math.Sqrt(math.Max(aa*bb, 0))
 		e.Err = math.Sqrt(math.Max(aa*bb+qq*qbqb-2*aq*bq, 0))
 	case *LoRA:
@@ -86,9 +86,9 @@ func MeasureQuantError(l, q Layer, bits int) (QuantError, error) {
 		}
 		k, dOut, dIn := l.Shape.Rank, l.Shape.DOut, l.Shape.DIn
 		e.Bound = 2 * float64(k) * e.MaxAbs[0] * e.MaxAbs[1] / levels
-		ww := lowRankInner(l.B, l.A, l.B, l.A, dOut, k, dIn)
-		wq := lowRankInner(l.B, l.A, ql.B, ql.A, dOut, k, dIn)
-		qq := lowRankInner(ql.B, ql.A, ql.B, ql.A, dOut, k, dIn)
+		ww := LowRankInner(l.B, l.A, l.B, l.A, dOut, k, dIn)
+		wq := LowRankInner(l.B, l.A, ql.B, ql.A, dOut, k, dIn)
+		qq := LowRankInner(ql.B, ql.A, ql.B, ql.A, dOut, k, dIn)
 		e.Norm = math.Sqrt(math.Max(ww, 0))
 		e.Err = math.Sqrt(math.Max(ww+qq-2*wq, 0))
 	default:
@@ -97,9 +97,9 @@ func MeasureQuantError(l, q Layer, bits int) (QuantError, error) {
 	return e, nil
 }
 
-// lowRankInner returns ⟨U1·V1, U2·V2⟩ = tr((U1ᵀ·U2)·(V2·V1ᵀ)) in float64, with
+// LowRankInner returns ⟨U1·V1, U2·V2⟩ = tr((U1ᵀ·U2)·(V2·V1ᵀ)) in float64, with
 // U1, U2 m×r and V1, V2 r×n.
-func lowRankInner(u1, v1, u2, v2 []float32, m, r, n int) float64 {
+func LowRankInner(u1, v1, u2, v2 []float32, m, r, n int) float64 {
 	gu := make([]float64, r*r) // U1ᵀ·U2
 	gv := make([]float64, r*r) // V2·V1ᵀ
 	for i := 0; i < m; i++ {

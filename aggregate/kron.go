@@ -68,7 +68,7 @@ func refit(dst *adapter.Kron, ks []*adapter.Kron, p []float64) (float64, error) 
 	G := mat.NewSymDense(n, nil)
 	for i := 0; i < n; i++ {
 		for j := i; j < n; j++ {
-			G.SetSym(i, j, lowRankInner(ks[i].B1, ks[i].B2, ks[j].B1, ks[j].B2, dB2, r, dB1))
+			G.SetSym(i, j, adapter.LowRankInner(ks[i].B1, ks[i].B2, ks[j].B1, ks[j].B2, dB2, r, dB1))
 		}
 	}
 	U := mat.NewDense(na, n, nil)
@@ -130,27 +130,29 @@ func refit(dst *adapter.Kron, ks []*adapter.Kron, p []float64) (float64, error) 
 	if err != nil {
 		return 0, err
 	}
-	// Balance the scale between A and B so neither factor drifts in size:
-	// ‖A‖F = √‖B‖F-ish, exactly as the Kronecker product is unchanged.
-	bNorm := math.Sqrt(math.Max(lowRankInner64(b1, b2, dB2, r, dB1), 0))
-	scale := math.Sqrt(bNorm)
+	// B now carries the whole size (‖u‖ = 1). Move part of it into A so
+	// neither factor drifts in scale across rounds: A = u·√‖B‖F and each of
+	// B1, B2 divided by ‖B‖F^¼; the Kronecker product is unchanged.
+	var bNorm2 float64
+	{
+		var g1, g2 mat.Dense
+		g1.Mul(mat.NewDense(dB2, r, b1).T(), mat.NewDense(dB2, r, b1))
+		g2.Mul(mat.NewDense(r, dB1, b2), mat.NewDense(r, dB1, b2).T())
+		bNorm2 = mat.Dot(mat.NewVecDense(r*r, g1.RawMatrix().Data), mat.NewVecDense(r*r, g2.RawMatrix().Data))
+	}
+	scale := math.Sqrt(math.Sqrt(math.Max(bNorm2, 0)))
 	if scale == 0 {
 		scale = 1
 	}
 	for a := range dst.A {
 		dst.A[a] = float32(u[a] * scale)
 	}
-	for i := range b1 {
-		b1[i] /= math.Sqrt(scale)
-	}
-	for i := range b2 {
-		b2[i] /= math.Sqrt(scale)
-	}
+	bScale := 1 / math.Sqrt(scale)
 	for i := range dst.B1 {
-		dst.B1[i] = float32(b1[i])
+		dst.B1[i] = float32(b1[i] * bScale)
 	}
 	for i := range dst.B2 {
-		dst.B2[i] = float32(b2[i])
+		dst.B2[i] = float32(b2[i] * bScale)
 	}
 	clear(dst.GradA)
 	clear(dst.GradB1)
@@ -167,13 +169,13 @@ func refit(dst *adapter.Kron, ks []*adapter.Kron, p []float64) (float64, error) 
 		for a := 0; a < na; a++ {
 			ai += U.At(a, i) * aNew[a]
 		}
-		cross += ai * lowRankInner(k.B1, k.B2, dst.B1, dst.B2, dB2, r, dB1)
+		cross += ai * adapter.LowRankInner(k.B1, k.B2, dst.B1, dst.B2, dB2, r, dB1)
 	}
 	var an2 float64
 	for _, v := range aNew {
 		an2 += v * v
 	}
-	new2 := an2 * lowRankInner(dst.B1, dst.B2, dst.B1, dst.B2, dB2, r, dB1)
+	new2 := an2 * adapter.LowRankInner(dst.B1, dst.B2, dst.B1, dst.B2, dB2, r, dB1)
 	diff := math.Max(exact2+new2-2*cross, 0)
 	return math.Sqrt(diff / exact2), nil
 }
@@ -230,50 +232,4 @@ func thinQR(a *mat.Dense) (q, r *mat.Dense) {
 	qr.QTo(&qf)
 	qr.RTo(&rf)
 	return mat.DenseCopyOf(qf.Slice(0, m, 0, k)), mat.DenseCopyOf(rf.Slice(0, k, 0, k))
-}
-
-// lowRankInner returns ⟨U1·V1, U2·V2⟩ = tr((U1ᵀ·U2)·(V2·V1ᵀ)) in float64
-// (U m×r, V r×n, row-major float32).
-func lowRankInner(u1, v1, u2, v2 []float32, m, r, n int) float64 {
-	f := func(x []float32) []float64 {
-		y := make([]float64, len(x))
-		for i, v := range x {
-			y[i] = float64(v)
-		}
-		return y
-	}
-	return lowRankInner64x(f(u1), f(v1), f(u2), f(v2), m, r, n)
-}
-
-func lowRankInner64(u, v []float64, m, r, n int) float64 {
-	return lowRankInner64x(u, v, u, v, m, r, n)
-}
-
-func lowRankInner64x(u1, v1, u2, v2 []float64, m, r, n int) float64 {
-	gu := make([]float64, r*r)
-	gv := make([]float64, r*r)
-	for i := 0; i < m; i++ {
-		for a := 0; a < r; a++ {
-			x := u1[i*r+a]
-			for b := 0; b < r; b++ {
-				gu[a*r+b] += x * u2[i*r+b]
-			}
-		}
-	}
-	for b := 0; b < r; b++ {
-		for a := 0; a < r; a++ {
-			var s float64
-			for j := 0; j < n; j++ {
-				s += v2[b*n+j] * v1[a*n+j]
-			}
-			gv[b*r+a] = s
-		}
-	}
-	var tr float64
-	for a := 0; a < r; a++ {
-		for b := 0; b < r; b++ {
-			tr += gu[a*r+b] * gv[b*r+a]
-		}
-	}
-	return tr
 }
