@@ -15,7 +15,6 @@ import (
 
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/model"
-	"github.com/kronfed/kronfed/model/tokenizer"
 	"github.com/kronfed/kronfed/task"
 	"github.com/kronfed/kronfed/train"
 )
@@ -27,18 +26,6 @@ func defaultDataDir() string {
 		return filepath.Join(d, "data")
 	}
 	return filepath.Join("..", "shared", "data")
-}
-
-// newLearner binds set to the loaded model as the right kind of learner.
-func newLearner(m *model.Model, set *adapter.Set, maxLen int, rng *rand.Rand) (train.Learner, error) {
-	if m.Llama != nil {
-		return train.NewDecoderLearner(m.Llama, m.Tok, set, rng)
-	}
-	pe, ok := m.Tok.(tokenizer.PairEncoder)
-	if !ok {
-		return nil, fmt.Errorf("encoder %s needs a tokenizer with a pair template (tokenizer.json with a post_processor)", m.Name)
-	}
-	return train.NewEncoderLearner(m.BERT, pe, set, maxLen, rng)
 }
 
 func limit(t *task.Task, n int) []task.Item {
@@ -162,16 +149,13 @@ func runTrain(args []string, stdout io.Writer) error {
 	if err := ac.Validate(); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	ac = ac.Resolve(m.Cfg.Hidden)
-	rng := rand.New(rand.NewPCG(*seed, 0x747261696e))
-	set, err := adapter.NewSet(ac, m.Name, m.Targets(), rng)
+	set, err := train.NewAdapterSet(m, ac, *seed)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	if m.BERT != nil {
-		set.Dense = model.NewHead(m.Cfg, rng)
-	}
-	l, err := newLearner(m, set, *maxLen, rng)
+	ac = set.Config
+	rng := rand.New(rand.NewPCG(*seed, 0x64726f70))
+	l, err := train.NewLearner(m, set, *maxLen, rng)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
@@ -261,7 +245,7 @@ func runEval(args []string, stdout io.Writer) error {
 	} else {
 		set = &adapter.Set{Config: adapter.DefaultConfig(adapter.KindLoRA), BaseModel: m.Name}
 	}
-	l, err := newLearner(m, set, *maxLen, nil)
+	l, err := train.NewLearner(m, set, *maxLen, nil)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}

@@ -1,0 +1,43 @@
+package train
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/model"
+	"github.com/kronfed/kronfed/model/tokenizer"
+)
+
+// NewAdapterSet puts adapters of config ac on every targeted linear of m,
+// plus a fresh classification head for encoders, initialized from seed. Every
+// client and the coordinator build the same shapes this way.
+func NewAdapterSet(m *model.Model, ac adapter.Config, seed uint64) (*adapter.Set, error) {
+	if err := ac.Validate(); err != nil {
+		return nil, err
+	}
+	ac = ac.Resolve(m.Cfg.Hidden)
+	rng := rand.New(rand.NewPCG(seed, 0x747261696e))
+	set, err := adapter.NewSet(ac, m.Name, m.Targets(), rng)
+	if err != nil {
+		return nil, err
+	}
+	if m.BERT != nil {
+		set.Dense = model.NewHead(m.Cfg, rng)
+	}
+	return set, nil
+}
+
+// NewLearner binds set to the loaded model as the right kind of learner:
+// a decoder scores continuations, an encoder reads (context, choice) pairs
+// of at most maxLen tokens.
+func NewLearner(m *model.Model, set *adapter.Set, maxLen int, rng *rand.Rand) (Learner, error) {
+	if m.Llama != nil {
+		return NewDecoderLearner(m.Llama, m.Tok, set, rng)
+	}
+	pe, ok := m.Tok.(tokenizer.PairEncoder)
+	if !ok {
+		return nil, fmt.Errorf("encoder %s needs a tokenizer with a pair template (tokenizer.json with a post_processor)", m.Name)
+	}
+	return NewEncoderLearner(m.BERT, pe, set, maxLen, rng)
+}
