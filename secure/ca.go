@@ -297,7 +297,6 @@ func (a *Authority) Issue(name string, role Role, hosts []string, now time.Time,
 	return encodeCertPEM(cert), keyPEM, nil
 }
 
-
 // checkClientLeaf checks what kronfed requires of a client certificate
 // beyond a valid chain: an explicit ExtKeyUsageClientAuth (Go's chain
 // verification also accepts certificates with no EKU or with "any", which
