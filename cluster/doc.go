@@ -12,8 +12,9 @@
 // capability. The coordinator uses this to choose a round's cohort among
 // live clients (Node.Clients), and memberlist's probing notices clients that
 // crash or lose the network within seconds, so a round need not wait for its
-// deadline to learn that a cohort member is gone (Node.Events, MemberLeave
-// with Failed set).
+// deadline to learn that a cohort member is gone (Node.Events, MemberLeave;
+// a graceful Leave is seen at once, a crash after memberlist's suspicion
+// timeout).
 //
 // # What gossip is not for
 //

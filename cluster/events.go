@@ -17,8 +17,9 @@ type EventKind int
 const (
 	// MemberJoin: a member became live (new, or back after leaving/failing).
 	MemberJoin EventKind = iota + 1
-	// MemberLeave: a member left gracefully or was declared failed
-	// (Event.Failed tells which).
+	// MemberLeave: a member left gracefully (Leave) or was declared failed
+	// by failure detection. memberlist does not tell its delegate which:
+	// the Node it passes does not carry the dead/left state.
 	MemberLeave
 	// MemberUpdate: a live member published new metadata.
 	MemberUpdate
@@ -41,9 +42,6 @@ func (k EventKind) String() string {
 type Event struct {
 	Kind   EventKind
 	Member Member
-	// Failed is set on MemberLeave when failure detection declared the
-	// member dead, rather than the member announcing its own leave.
-	Failed bool
 }
 
 // Stats are counters kept by a Node.
@@ -147,7 +145,7 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) { d.emit(MemberLeave, n) }
 func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.emit(MemberUpdate, n) }
 
 func (d *delegate) emit(kind EventKind, n *memberlist.Node) {
-	ev := Event{Kind: kind, Member: memberOf(n), Failed: kind == MemberLeave && n.State == memberlist.StateDead}
+	ev := Event{Kind: kind, Member: memberOf(n)}
 	d.memMu.Lock()
 	if kind == MemberLeave {
 		delete(d.members, ev.Member.Name)
