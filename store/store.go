@@ -1,0 +1,324 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Errors callers may test for with errors.Is. Every error a method returns
+// is wrapped with the operation and its arguments.
+var (
+	// ErrDuplicate: an upload for (round, client) is already stored.
+	ErrDuplicate = errors.New("store: duplicate upload")
+	// ErrNotFound: no such record.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a global version is already stored with different bytes.
+	ErrConflict = errors.New("store: global version already stored with different bytes")
+	// ErrLocked: another process holds the file's lock.
+	ErrLocked = errors.New("store: file locked by another process")
+	// ErrCorrupt: the file is damaged or is not a kronfed store.
+	ErrCorrupt = errors.New("store: damaged or foreign file")
+)
+
+// DefaultTimeout is how long Open waits for the file lock when
+// Options.Timeout is zero.
+const DefaultTimeout = 2 * time.Second
+
+// MaxRecordBytes is the largest record or snapshot bbolt can store in one
+// value.
+const MaxRecordBytes = bolt.MaxValueSize
+
+// Options tune Open.
+type Options struct {
+	// Timeout is how long Open waits for the exclusive lock on the file
+	// while another process holds it (default DefaultTimeout).
+	Timeout time.Duration
+	// NoSync skips fsync on commit: for tests and benchmarks only (a power
+	// failure may lose acknowledged writes).
+	NoSync bool
+}
+
+// Store is an open state file. Its methods are safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	path string
+}
+
+// Open opens the state file at path, creating it (mode 0600) and its
+// buckets when it does not exist. It refuses a file that is not a kronfed
+// store or has a newer schema (ErrCorrupt), and a file another process has
+// open (ErrLocked, after waiting opts.Timeout).
+func Open(path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("store: open: empty path")
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, fs.ErrNotExist)
+
+	db, err := openBolt(path, timeout, opts.NoSync)
+	if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, fmt.Errorf("store: open %s: another process holds the lock on this file (waited %v; is a coordinator already running on it?): %w",
+				path, timeout, ErrLocked)
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch),
+			errors.Is(err, berrors.ErrChecksum), errors.Is(err, ErrCorrupt):
+			return nil, fmt.Errorf("store: open %s: not a bbolt file or damaged (%v): %w", path, err, ErrCorrupt)
+		}
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path}
+	if err := s.init(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if created && !opts.NoSync {
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("store: open %s: sync directory: %w", path, err)
+		}
+	}
+	return s, nil
+}
+
+// openBolt opens the bbolt file, turning a panic or memory fault inside
+// bbolt (it trusts its file) into an error.
+func openBolt(path string, timeout time.Duration, noSync bool) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("bbolt: %v: %w", r, ErrCorrupt)
+		}
+	}()
+	return bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      timeout,
+		NoSync:       noSync,
+		FreelistType: bolt.FreelistMapType,
+	})
+}
+
+// init checks the format marker, schema and buckets of an existing store, or
+// creates them in a file without buckets.
+func (s *Store) init() error {
+	fresh := false
+	err := s.view(func(tx *bolt.Tx, _ *bool) error {
+		fi, err := os.Stat(s.path)
+		if err != nil {
+			return err
+		}
+		if want := tx.Size(); fi.Size() < want {
+			return fmt.Errorf("file is truncated: %d bytes, its meta page needs %d: %w", fi.Size(), want, ErrCorrupt)
+		}
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			if k, _ := tx.Cursor().First(); k != nil {
+				return fmt.Errorf("not a kronfed store: a bbolt file with bucket %q but no %q bucket: %w", k, bucketMeta, ErrCorrupt)
+			}
+			fresh = true
+			return nil
+		}
+		if _, err := decodeMeta(meta.Get(keyFormat), meta.Get(keySchema)); err != nil {
+			return err
+		}
+		for _, name := range dataBuckets {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("bucket %q is missing: %w", name, ErrCorrupt)
+			}
+		}
+		return nil
+	})
+	if err != nil || !fresh {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if err := meta.Put(keyFormat, []byte(formatMarker)); err != nil {
+			return err
+		}
+		if err := meta.Put(keySchema, encodeSchema(SchemaVersion)); err != nil {
+			return err
+		}
+		for _, name := range dataBuckets {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// syncDir fsyncs a directory so a file just created in it keeps its name
+// after a power failure.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close closes the file and releases its lock. Closing twice is harmless.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Path is the file's path as given to Open.
+func (s *Store) Path() string { return s.path }
+
+// Check runs bbolt's full consistency check (every page reachable or free
+// exactly once, keys ordered) and returns the first problem found, wrapping
+// ErrCorrupt. It reads the whole tree, so it costs time proportional to the
+// number of pages, but it does not read large values.
+func (s *Store) Check() error {
+	err := s.view(func(tx *bolt.Tx, _ *bool) error {
+		var first error
+		for err := range tx.Check() {
+			if first == nil {
+				first = err
+			}
+		}
+		if first != nil {
+			return fmt.Errorf("%v: %w", first, ErrCorrupt)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: check %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// view runs fn in a read transaction. A panic or memory fault raised by
+// bbolt on a damaged file becomes an error wrapping ErrCorrupt; fn sets
+// *inCaller while it runs caller code, whose panics propagate untouched.
+func (s *Store) view(fn func(tx *bolt.Tx, inCaller *bool) error) (err error) {
+	inCaller := false
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if inCaller {
+			return // the caller's own panic: not ours to stop
+		}
+		if r := recover(); r != nil {
+			err = fmt.Errorf("bbolt: %v: %w", r, ErrCorrupt)
+		}
+	}()
+	return s.db.View(func(tx *bolt.Tx) error { return fn(tx, &inCaller) })
+}
+
+// update runs fn in a read-write transaction and commits it (with fsync
+// unless NoSync). Panics and faults from bbolt become errors as in view;
+// bbolt rolls the transaction back.
+func (s *Store) update(fn func(tx *bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("bbolt: %v: %w", r, ErrCorrupt)
+		}
+	}()
+	return s.db.Update(fn)
+}
+
+// bucket returns a top-level bucket, or an error if a damaged file lacks it.
+func bucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
+	b := tx.Bucket(name)
+	if b == nil {
+		return nil, fmt.Errorf("bucket %q is missing: %w", name, ErrCorrupt)
+	}
+	return b, nil
+}
+
+// checkRecord validates a record about to be stored.
+func checkRecord(what string, rec []byte) error {
+	if len(rec) == 0 {
+		return fmt.Errorf("empty %s", what)
+	}
+	if int64(len(rec)) > MaxRecordBytes {
+		return fmt.Errorf("%s of %d bytes exceeds the %d-byte limit", what, len(rec), int64(MaxRecordBytes))
+	}
+	return nil
+}
+
+// Stats describes the file.
+type Stats struct {
+	FileBytes    int64 // size of the file on disk
+	StateBytes   int   // size of the state snapshot (0 when none)
+	UploadRounds int   // rounds with at least one stored upload
+	Uploads      int   // stored uploads over all rounds
+	UploadBytes  int64 // their total size
+	Globals      int   // stored global adapter versions
+	Rounds       int   // stored round results
+	Err          error // set when the counts could not be read (closed or damaged store)
+}
+
+// Stats reports the file size and the number of records in each bucket. It
+// walks the keys (not the values) of every bucket.
+func (s *Store) Stats() Stats {
+	var st Stats
+	if fi, err := os.Stat(s.path); err == nil {
+		st.FileBytes = fi.Size()
+	}
+	err := s.view(func(tx *bolt.Tx, _ *bool) error {
+		sb, err := bucket(tx, bucketState)
+		if err != nil {
+			return err
+		}
+		st.StateBytes = len(sb.Get(keySnapshot))
+		for _, b := range []struct {
+			name []byte
+			n    *int
+		}{{bucketGlobals, &st.Globals}, {bucketRounds, &st.Rounds}} {
+			bk, err := bucket(tx, b.name)
+			if err != nil {
+				return err
+			}
+			c := bk.Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+				*b.n++
+			}
+		}
+		ub, err := bucket(tx, bucketUploads)
+		if err != nil {
+			return err
+		}
+		c := ub.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			rb, err := roundBucket(ub, k, v)
+			if err != nil {
+				return err
+			}
+			st.UploadRounds++
+			rc := rb.Cursor()
+			for ck, cv := rc.First(); ck != nil; ck, cv = rc.Next() {
+				st.Uploads++
+				st.UploadBytes += int64(len(cv))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		st.Err = fmt.Errorf("store: stats %s: %w", s.path, err)
+	}
+	return st
+}
