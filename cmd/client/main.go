@@ -5,6 +5,7 @@
 //	client init --config FILE --adapter kron|lora --out FILE [--init peft|random]
 //	client generate --model FILE [--prompt TEXT] --max-tokens N --temperature 0
 //	client train --model M --task T --adapter kron|lora [--epochs E] [--out FILE]
+//	client join --coordinator ADDR --bundle FILE --model M --task T [--shard i/N]
 //	client eval --model M --task T [--adapter FILE] [--split validation]
 //	client quant-report --adapter FILE [--bits 8,4] [--json]
 //	client export --adapter FILE --out DIR [--format lokr|lora|merged]
@@ -33,6 +34,7 @@ var commands = []command{
 	{"init", "write a freshly initialized adapter file for a model", runInit},
 	{"generate", "continue a prompt with a decoder (greedy at temperature 0)", runGenerate},
 	{"train", "fine-tune an adapter locally on a task", runTrain},
+	{"join", "take part in a federation: join a coordinator, train each round, upload encrypted quantized updates", runJoin},
 	{"eval", "score a model (and adapter) on a task", runEval},
 	{"quant-report", "quantize an adapter's factors and report the error against the paper's bound", runQuantReport},
 	{"export", "export an adapter file to PEFT (LoKr or LoRA) or as merged ΔW", runExport},

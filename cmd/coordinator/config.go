@@ -1,0 +1,167 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/fed"
+	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/model"
+	"github.com/kronfed/kronfed/train"
+)
+
+// serveConfig is `coordinator serve --config FILE`: a TOML file. Relative
+// paths in it are relative to the file's folder.
+type serveConfig struct {
+	Name    string `toml:"name"`
+	Dir     string `toml:"dir"`     // from `coordinator init` (required)
+	Store   string `toml:"store"`   // default <dir>/state.db
+	Listen  string `toml:"listen"`  // gRPC host:port (default 127.0.0.1:7070)
+	Metrics string `toml:"metrics"` // Prometheus host:port ("" disables)
+	Gossip  string `toml:"gossip"`  // memberlist bind host:port ("" disables)
+	// Seeds are gossip addresses to join (other coordinators' or clients').
+	Seeds   []string      `toml:"seeds"`
+	Adapter adapterConfig `toml:"adapter"`
+	Rounds  roundsConfig  `toml:"rounds"`
+	Train   trainConfig   `toml:"train"`
+}
+
+type adapterConfig struct {
+	// File is an adapter file to start from (from `client init` or an
+	// earlier run); else Model is loaded and fresh adapters put on it.
+	File    string  `toml:"file"`
+	Model   string  `toml:"model"`
+	Kind    string  `toml:"kind"`
+	Rank    int     `toml:"rank"`
+	DA2     int     `toml:"dA2"`
+	Alpha   float64 `toml:"alpha"`
+	Dropout float64 `toml:"dropout"`
+	Seed    uint64  `toml:"seed"`
+}
+
+type roundsConfig struct {
+	Rounds     int     `toml:"rounds"`
+	Cohort     int     `toml:"cohort"`
+	Fraction   float64 `toml:"fraction"`
+	MinClients int     `toml:"min_clients"`
+	Quorum     int     `toml:"quorum"`
+	Timeout    string  `toml:"timeout"`
+	Seed       uint64  `toml:"seed"`
+	Rule       string  `toml:"rule"`
+}
+
+type trainConfig struct {
+	Epochs   int     `toml:"epochs"`
+	Batch    int     `toml:"batch"`
+	LR       float64 `toml:"lr"`
+	Bits     int     `toml:"bits"`
+	MaxItems int     `toml:"max_items"`
+	Seed     uint64  `toml:"seed"`
+}
+
+func defaultServeConfig() serveConfig {
+	return serveConfig{
+		Name: "coordinator", Listen: "127.0.0.1:7070",
+		Adapter: adapterConfig{Kind: "kron", Rank: 8, Alpha: 32, Dropout: 0.1, Seed: 1},
+		Rounds:  roundsConfig{Rounds: 10, Cohort: 0, Fraction: 1, Timeout: "5m", Seed: 1, Rule: "fedavg"},
+		Train:   trainConfig{Epochs: 1, Batch: 8, LR: 3e-4, Bits: 8, Seed: 1},
+	}
+}
+
+// loadServeConfig reads path over the defaults, refusing unknown keys.
+func loadServeConfig(path string) (serveConfig, error) {
+	c := defaultServeConfig()
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return c, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	base := filepath.Dir(path)
+	for _, p := range []*string{&c.Dir, &c.Store, &c.Adapter.File, &c.Adapter.Model} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	if c.Dir == "" {
+		return c, fmt.Errorf("config %s: dir (the folder made by `coordinator init`) is required", path)
+	}
+	if c.Store == "" {
+		c.Store = filepath.Join(c.Dir, "state.db")
+	}
+	return c, nil
+}
+
+// policy turns the rounds and train sections into the state machine's policy.
+func (c serveConfig) policy() (fed.Policy, fed.Rule, error) {
+	timeout, err := time.ParseDuration(c.Rounds.Timeout)
+	if err != nil {
+		return fed.Policy{}, fed.Rule{}, fmt.Errorf("rounds.timeout %q: %w", c.Rounds.Timeout, err)
+	}
+	rule, err := fed.ParseRule(c.Rounds.Rule)
+	if err != nil {
+		return fed.Policy{}, fed.Rule{}, fmt.Errorf("rounds.rule: %w", err)
+	}
+	t := c.Train
+	if t.Epochs < 0 || t.Batch < 0 || t.MaxItems < 0 || t.Bits < 0 {
+		return fed.Policy{}, fed.Rule{}, errors.New("train: epochs, batch, bits and max_items must not be negative")
+	}
+	p := fed.Policy{
+		Rounds: c.Rounds.Rounds, CohortSize: c.Rounds.Cohort, Fraction: c.Rounds.Fraction, MinClients: c.Rounds.MinClients,
+		Quorum: c.Rounds.Quorum, RoundTimeout: timeout, Seed: c.Rounds.Seed,
+		Train: &fedpb.RoundConfig{LocalEpochs: uint32(t.Epochs), BatchSize: uint32(t.Batch), LearningRate: t.LR,
+			Bits: uint32(t.Bits), Seed: t.Seed, MaxItems: uint32(t.MaxItems)},
+	}
+	if err := p.Validate(); err != nil {
+		return fed.Policy{}, fed.Rule{}, err
+	}
+	return p, rule, nil
+}
+
+// initialAdapter is the federation's starting global adapter.
+func (c serveConfig) initialAdapter() (*adapter.Set, error) {
+	a := c.Adapter
+	if a.File != "" {
+		if a.Model != "" {
+			return nil, errors.New("adapter: give file or model, not both")
+		}
+		return adapter.ReadFile(a.File)
+	}
+	if a.Model == "" {
+		return nil, errors.New("adapter: give file (an adapter file) or model (a base model to put fresh adapters on)")
+	}
+	m, err := model.Load(a.Model)
+	if err != nil {
+		return nil, err
+	}
+	ac, err := adapterFromFields(a.Kind, a.Rank, a.DA2, a.Alpha, a.Dropout)
+	if err != nil {
+		return nil, err
+	}
+	return train.NewAdapterSet(m, ac, a.Seed)
+}
+
+// adapterFromFields builds and validates an adapter config.
+func adapterFromFields(kind string, rank, dA2 int, alpha, dropout float64) (adapter.Config, error) {
+	k, err := adapter.ParseKind(kind)
+	if err != nil {
+		return adapter.Config{}, err
+	}
+	if k == adapter.KindLoRA && dA2 != 0 {
+		return adapter.Config{}, errors.New("dA2 applies to kron adapters only")
+	}
+	ac := adapter.DefaultConfig(k)
+	ac.Rank, ac.DA2, ac.Alpha, ac.Dropout = rank, dA2, float32(alpha), float32(dropout)
+	return ac, ac.Validate()
+}

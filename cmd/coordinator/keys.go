@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/kronfed/kronfed/fed"
+	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/secure"
+)
+
+func runInit(args []string, stdout io.Writer) error {
+	fs := newFlags("init")
+	dir := fs.String("dir", "", "folder to create for the coordinator's keys (required)")
+	name := fs.String("name", "coordinator", "coordinator name (its certificate's CN)")
+	hosts := fs.String("hosts", "localhost,127.0.0.1,::1", "comma-separated host names and IPs the coordinator's certificate is valid for")
+	ageKind := fs.String("age", "hybrid", "upload encryption: hybrid (ML-KEM-768+X25519, post-quantum) or x25519")
+	sign := fs.String("sign", "Ed25519", "signature scheme of broadcasts: Ed25519, ML-DSA-65 or Ed25519-Dilithium2")
+	validity := fs.Duration("validity", 365*24*time.Hour, "certificate validity")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("init: --dir is required")
+	}
+	var hs []string
+	for _, h := range strings.Split(*hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hs = append(hs, h)
+		}
+	}
+	if err := secure.InitDir(*dir, secure.InitOptions{Name: *name, Hosts: hs, AgeKind: *ageKind, SignScheme: *sign,
+		Validity: *validity, Now: time.Now()}); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	fmt.Fprintf(stdout, "initialized %s: CA, TLS certificate for %s, %s age identity, %s signing key, gossip key\n",
+		*dir, strings.Join(hs, ", "), *ageKind, *sign)
+	return nil
+}
+
+func runEnroll(args []string, stdout io.Writer) error {
+	fs := newFlags("enroll")
+	dir := fs.String("dir", "", "the coordinator's folder from init (required)")
+	name := fs.String("name", "", "client name (required; letters, digits, '.', '_', '-')")
+	out := fs.String("out", "", "bundle file to write (default NAME.bundle)")
+	addr := fs.String("coordinator", "", "coordinator address to record in the bundle (optional)")
+	validity := fs.Duration("validity", 365*24*time.Hour, "client certificate validity")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" || *name == "" {
+		return errors.New("enroll: --dir and --name are required")
+	}
+	if *out == "" {
+		*out = *name + ".bundle"
+	}
+	co, err := secure.LoadDir(*dir)
+	if err != nil {
+		return fmt.Errorf("enroll: %w", err)
+	}
+	b, err := co.Enroll(*name, *validity, time.Now())
+	if err != nil {
+		return fmt.Errorf("enroll: %w", err)
+	}
+	b.Coordinator = *addr
+	if err := b.WriteFile(*out); err != nil {
+		return fmt.Errorf("enroll: %w", err)
+	}
+	fmt.Fprintf(stdout, "enrolled %s: wrote %s (keep it secret: it holds the client's private key)\n", *name, *out)
+	return nil
+}
+
+func runStatus(args []string, stdout io.Writer) error {
+	fs := newFlags("status")
+	addr := fs.String("addr", "127.0.0.1:7070", "coordinator gRPC address")
+	dir := fs.String("dir", "", "the coordinator's folder (an operator certificate is issued in memory from its CA)")
+	bundle := fs.String("bundle", "", "a client bundle to authenticate with (instead of --dir)")
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var b *secure.Bundle
+	var err error
+	switch {
+	case (*dir == "") == (*bundle == ""):
+		return errors.New("status: give exactly one of --dir or --bundle")
+	case *dir != "":
+		var co *secure.Coordinator
+		if co, err = secure.LoadDir(*dir); err == nil {
+			b, err = co.Enroll("operator", time.Hour, time.Now())
+		}
+	default:
+		b, err = secure.ReadBundle(*bundle)
+	}
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	host, _, err := net.SplitHostPort(*addr)
+	if err != nil {
+		return fmt.Errorf("status: --addr %q: %w", *addr, err)
+	}
+	tlsConf, err := b.ClientTLS(host)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	conn, err := fed.DialGRPC(*addr, tlsConf)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	st, err := conn.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("status: %s: %w", *addr, err)
+	}
+	if *asJSON {
+		js, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(st)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, string(js))
+		return err
+	}
+	return printStatus(stdout, st)
+}
+
+func printStatus(w io.Writer, st *fedpb.StatusResponse) error {
+	fmt.Fprintf(w, "coordinator %s: %s on %s\n", st.Coordinator, st.Adapter, st.Model)
+	fmt.Fprintf(w, "round %d (%s), global version %d", st.Round, st.Phase, st.GlobalVersion)
+	if st.DeadlineUnixMs > 0 {
+		fmt.Fprintf(w, ", deadline in %s", time.Until(time.UnixMilli(st.DeadlineUnixMs)).Round(time.Second))
+	}
+	fmt.Fprintln(w)
+	if len(st.Cohort) > 0 {
+		fmt.Fprintf(w, "cohort: %s; uploaded: %s\n", strings.Join(st.Cohort, ", "), strings.Join(st.Accepted, ", "))
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nMEMBER\tLIVE\tEXAMPLES\tCAPABILITY\tLAST SEEN")
+	for _, m := range st.Members {
+		fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s ago\n", m.Name, m.Live, m.Examples, m.Capability,
+			time.Since(time.UnixMilli(m.LastSeenUnixMs)).Round(time.Second))
+	}
+	fmt.Fprintln(tw, "\nROUND\tOUTCOME\tCLIENTS\tEXAMPLES\tLOSS\tVAL ACC\tWIRE BYTES\tRAW BYTES\tAGG ERR\tAGG SECONDS")
+	for _, r := range st.Results {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%.4f\t%.4f\t%d\t%d\t%.3g\t%.3f\n", r.Round, r.Outcome, len(r.Clients), r.Examples,
+			r.TrainLoss, r.ValAccuracy, r.WireBytes, r.RawBytes, r.AggregationError, r.AggregateSeconds)
+	}
+	return tw.Flush()
+}

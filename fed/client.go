@@ -1,0 +1,330 @@
+package fed
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	mrand "math/rand/v2"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/secure"
+)
+
+// Conn is a client's connection to the coordinator: gRPC over mutually
+// authenticated TLS (DialGRPC) or a direct in-memory link (MemoryConn).
+type Conn interface {
+	Join(ctx context.Context, req *fedpb.JoinRequest) (*fedpb.JoinResponse, error)
+	NextRound(ctx context.Context, after uint64, wait time.Duration) (*fedpb.RoundAssignment, error)
+	// Download returns a global adapter file and the digest the
+	// coordinator announced for it.
+	Download(ctx context.Context, version uint64) (file, digest []byte, err error)
+	Upload(ctx context.Context, h *fedpb.UploadHeader, ciphertext []byte) (*fedpb.UploadReceipt, error)
+	Status(ctx context.Context) (*fedpb.StatusResponse, error)
+	Close() error
+}
+
+// Trainer fine-tunes a client's adapter locally for one round.
+type Trainer interface {
+	// Train trains local in place (a copy of the global adapter the client
+	// owns for the call) with the round's settings.
+	Train(ctx context.Context, local *adapter.Set, cfg *fedpb.RoundConfig) (TrainStats, error)
+}
+
+// TrainStats is what a round of local training reports.
+type TrainStats struct {
+	Examples int     // training examples used: the aggregation weight
+	Loss     float64 // mean training loss
+	Accuracy float64 // validation accuracy after training (0 when not measured)
+}
+
+// RoundReport is one completed client round.
+type RoundReport struct {
+	Round     uint64
+	Stats     TrainStats
+	WireBytes uint64 // ciphertext bytes uploaded
+	RawBytes  uint64 // the same update as float32
+	// PayloadBytes is the quantized update before encryption.
+	PayloadBytes uint64
+	Train        time.Duration
+}
+
+// ClientConfig configures a client.
+type ClientConfig struct {
+	Name    string
+	Conn    Conn
+	Trainer Trainer
+	// Model and Adapter identify what the client trains (adapter.Set
+	// BaseModel and Config.String()); the coordinator checks them.
+	Model, Adapter string
+	Examples       int64
+	Capability     string
+	// Key signs uploads (the key of the client's certificate); Recipient
+	// (the coordinator's) encrypts them; Verifier checks the coordinator's
+	// signature on round assignments.
+	Key       crypto.Signer
+	Recipient age.Recipient
+	Verifier  *secure.Verifier
+	// Rounds to take part in before returning (0: until the federation
+	// finishes or ctx ends).
+	Rounds int
+	// PollWait is how long one NextRound call may wait (default 10 s).
+	PollWait time.Duration
+	Logger   *slog.Logger
+	Now      func() time.Time
+	// OnRound, when set, is called after each acknowledged upload.
+	OnRound func(RoundReport)
+}
+
+// Client takes part in a federation: the ClientMachine driven by real
+// operations on a Conn.
+type Client struct {
+	cfg ClientConfig
+	log *slog.Logger
+	m   *ClientMachine
+
+	global   *adapter.Set // cached global adapter
+	version  uint64
+	prepared *preparedUpload
+	trainDur time.Duration
+	stats    TrainStats
+}
+
+type preparedUpload struct {
+	round   uint64
+	payload int
+	header  *fedpb.UploadHeader
+	ct      []byte
+}
+
+// NewClient checks cfg and makes a client.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	switch {
+	case cfg.Name == "":
+		return nil, errors.New("client: no name")
+	case cfg.Conn == nil || cfg.Trainer == nil:
+		return nil, errors.New("client: a connection and a trainer are required")
+	case cfg.Key == nil || cfg.Recipient == nil || cfg.Verifier == nil:
+		return nil, errors.New("client: a signing key, the coordinator's recipient and its verification key are required")
+	case cfg.Examples <= 0:
+		return nil, fmt.Errorf("client: examples %d must be positive", cfg.Examples)
+	}
+	if cfg.PollWait <= 0 {
+		cfg.PollWait = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Client{cfg: cfg, log: cfg.Logger.With("client", cfg.Name), m: NewClientMachine(cfg.Rounds)}, nil
+}
+
+// Rounds is how many rounds the client has uploaded.
+func (c *Client) Rounds() int { return c.m.Rounds() }
+
+// Run takes part in rounds until the configured number is uploaded, the
+// federation finishes (nil), a fatal error, or ctx ends.
+func (c *Client) Run(ctx context.Context) error {
+	act := c.m.Start()
+	for {
+		if act.Note != "" {
+			c.log.Warn("round skipped", "round", act.After, "why", act.Note)
+		}
+		if act.Backoff > 0 {
+			jitter := time.Duration(mrand.Int64N(int64(act.Backoff)/2 + 1))
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(act.Backoff + jitter):
+			}
+		}
+		if act.Phase == ClientStopped {
+			return act.Err
+		}
+		ev := c.do(ctx, act)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if f, ok := ev.(Failed); ok && f.Class != SkipRound {
+			c.log.Warn("operation failed", "phase", act.Phase, "class", f.Class, "err", f.Err)
+		}
+		act = c.m.Step(ev)
+	}
+}
+
+func (c *Client) do(ctx context.Context, act ClientAction) ClientEvent {
+	switch act.Phase {
+	case ClientJoining:
+		resp, err := c.cfg.Conn.Join(ctx, &fedpb.JoinRequest{Model: c.cfg.Model, Adapter: c.cfg.Adapter,
+			Examples: c.cfg.Examples, Capability: c.cfg.Capability})
+		if err != nil {
+			return c.failed(act.Phase, err)
+		}
+		c.log.Info("joined", "coordinator", resp.Coordinator, "round", resp.Round, "global_version", resp.GlobalVersion)
+		return Joined{Resp: resp}
+	case ClientPolling:
+		a, err := c.cfg.Conn.NextRound(ctx, act.After, c.cfg.PollWait)
+		if err != nil {
+			return c.failed(act.Phase, err)
+		}
+		if a.Round == 0 {
+			return Assigned{Assignment: a, Now: c.cfg.Now()}
+		}
+		if err := c.checkAssignment(a); err != nil {
+			return Failed{Class: Fatal, Err: err}
+		}
+		c.log.Info("selected", "round", a.Round, "global_version", a.GlobalVersion, "remaining", time.Duration(a.RemainingMs)*time.Millisecond)
+		return Assigned{Assignment: a, Now: c.cfg.Now()}
+	case ClientFetching:
+		a := act.Assignment
+		if c.global != nil && c.version == a.GlobalVersion {
+			return Fetched{}
+		}
+		file, _, err := c.cfg.Conn.Download(ctx, a.GlobalVersion)
+		if err != nil {
+			return c.failed(act.Phase, err)
+		}
+		if !bytes.Equal(Digest(file), a.GlobalDigest) || uint64(len(file)) != a.GlobalSize {
+			return Failed{Class: SkipRound, Err: fmt.Errorf("global adapter version %d does not match the signed digest in round %d's assignment", a.GlobalVersion, a.Round)}
+		}
+		set, _, err := DecodeAdapter(file)
+		if err != nil {
+			return Failed{Class: SkipRound, Err: fmt.Errorf("global adapter version %d: %w", a.GlobalVersion, err)}
+		}
+		c.global, c.version = set, a.GlobalVersion
+		return Fetched{}
+	case ClientTraining:
+		return c.train(ctx, act.Assignment)
+	case ClientUploading:
+		p := c.prepared
+		if p == nil || p.round != act.Assignment.Round {
+			return Failed{Class: SkipRound, Err: errors.New("no prepared upload")}
+		}
+		r, err := c.cfg.Conn.Upload(ctx, p.header, p.ct)
+		if err != nil {
+			return c.failed(act.Phase, err)
+		}
+		c.log.Info("uploaded", "round", r.Round, "wire_bytes", len(p.ct), "raw_bytes", p.header.RawBytes,
+			"accepted", r.Accepted, "loss", c.stats.Loss)
+		if c.cfg.OnRound != nil {
+			c.cfg.OnRound(RoundReport{Round: p.round, Stats: c.stats, WireBytes: uint64(len(p.ct)), RawBytes: p.header.RawBytes,
+				PayloadBytes: uint64(p.payload), Train: c.trainDur})
+		}
+		c.prepared = nil
+		return Uploaded{Receipt: r}
+	}
+	return Failed{Class: Fatal, Err: fmt.Errorf("client: unknown phase %q", act.Phase)}
+}
+
+// checkAssignment verifies the coordinator's signature and that the round
+// trains what this client holds.
+func (c *Client) checkAssignment(a *fedpb.RoundAssignment) error {
+	if err := c.cfg.Verifier.Verify(AssignmentSigningBytes(a), a.Signature); err != nil {
+		return fmt.Errorf("round %d assignment: coordinator signature: %w", a.Round, err)
+	}
+	if a.Model != c.cfg.Model || a.Adapter != c.cfg.Adapter {
+		return fmt.Errorf("round %d trains %s on %q; this client holds %s on %q", a.Round, a.Adapter, a.Model, c.cfg.Adapter, c.cfg.Model)
+	}
+	if a.Config == nil {
+		return fmt.Errorf("round %d assignment has no training config", a.Round)
+	}
+	if err := validateRoundConfig(a.Config); err != nil {
+		return fmt.Errorf("round %d assignment: %w", a.Round, err)
+	}
+	return nil
+}
+
+// train runs local training and prepares the upload: update = local −
+// global, quantized, encrypted to the coordinator and signed.
+func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEvent {
+	local := c.global.Clone()
+	start := time.Now()
+	stats, err := c.cfg.Trainer.Train(ctx, local, a.Config)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Failed{Class: Fatal, Err: ctx.Err()}
+		}
+		return Failed{Class: SkipRound, Err: fmt.Errorf("local training in round %d: %w", a.Round, err)}
+	}
+	c.trainDur, c.stats = time.Since(start), stats
+	if stats.Examples <= 0 {
+		return Failed{Class: SkipRound, Err: fmt.Errorf("local training in round %d used no examples", a.Round)}
+	}
+	h := fnv.New64a()
+	h.Write([]byte(c.cfg.Name))
+	rng := mrand.New(mrand.NewPCG(a.Config.Seed, h.Sum64()))
+	payload, err := EncodeUpdate(c.global, local, a.Round, c.cfg.Name, a.GlobalVersion, int(a.Config.Bits), rng)
+	if err != nil {
+		return Failed{Class: SkipRound, Err: err}
+	}
+	ct, err := secure.Encrypt(c.cfg.Recipient, payload)
+	if err != nil {
+		return Failed{Class: Fatal, Err: err}
+	}
+	nonce := make([]byte, NonceSize)
+	rand.Read(nonce)
+	hd := &fedpb.UploadHeader{Round: a.Round, Client: c.cfg.Name, BaseVersion: a.GlobalVersion, Examples: int64(stats.Examples),
+		Size: uint64(len(ct)), Digest: Digest(ct), Nonce: nonce, RawBytes: RawBytes(local), TrainLoss: stats.Loss, ValAccuracy: stats.Accuracy}
+	if hd.Signature, err = secure.SignWithKey(c.cfg.Key, UploadSigningBytes(hd)); err != nil {
+		return Failed{Class: Fatal, Err: err}
+	}
+	c.prepared = &preparedUpload{round: a.Round, payload: len(payload), header: hd, ct: ct}
+	return Trained{Now: c.cfg.Now()}
+}
+
+// IsHandshakeError reports whether err is a failed TLS handshake with the
+// coordinator (an unknown CA, an expired or revoked certificate, a clock
+// far off): retrying cannot help, so callers stop and show it. gRPC reports
+// these only as Unavailable with the TLS error in the message.
+func IsHandshakeError(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return false
+	}
+	msg := st.Message()
+	return strings.Contains(msg, "authentication handshake failed") || strings.Contains(msg, "tls: ") ||
+		strings.Contains(msg, "x509: ")
+}
+
+// failed classifies an operation's error for the state machine.
+func (c *Client) failed(phase ClientPhase, err error) ClientEvent {
+	if IsHandshakeError(err) {
+		return Failed{Class: Fatal, Err: err}
+	}
+	st, _ := status.FromError(err)
+	switch st.Code() {
+	case codes.Unavailable, codes.Aborted, codes.Internal, codes.Unknown, codes.ResourceExhausted, codes.Canceled:
+		return Failed{Class: Retry, Err: err}
+	case codes.DeadlineExceeded:
+		if phase == ClientUploading {
+			return Failed{Class: SkipRound, Err: err}
+		}
+		return Failed{Class: Retry, Err: err}
+	case codes.OutOfRange:
+		return Failed{Class: Done, Err: err}
+	case codes.NotFound:
+		if phase == ClientPolling {
+			return Failed{Class: Rejoin, Err: err}
+		}
+		return Failed{Class: SkipRound, Err: err}
+	case codes.Unauthenticated:
+		return Failed{Class: Fatal, Err: err}
+	}
+	if phase == ClientJoining {
+		return Failed{Class: Fatal, Err: err}
+	}
+	return Failed{Class: SkipRound, Err: err}
+}

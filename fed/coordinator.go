@@ -1,0 +1,517 @@
+package fed
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/kronfed/kronfed/fed/fedpb"
+)
+
+// Phase is where the coordinator's current round stands.
+type Phase string
+
+const (
+	// PhaseIdle: no round is open; the next tick may start one.
+	PhaseIdle Phase = "idle"
+	// PhaseCollecting: a cohort is training and uploads are accepted until
+	// the deadline.
+	PhaseCollecting Phase = "collecting"
+	// PhaseAggregating: uploads are closed; the aggregate is being computed.
+	PhaseAggregating Phase = "aggregating"
+	// PhaseDone: the configured number of rounds has been published.
+	PhaseDone Phase = "done"
+)
+
+// Policy is how the coordinator runs rounds.
+type Policy struct {
+	// Rounds to publish before stopping (0: until stopped).
+	Rounds int
+	// CohortSize clients are selected per round; when 0, Fraction of the
+	// eligible clients (rounded up) are.
+	CohortSize int
+	Fraction   float64
+	// MinClients eligible (joined, live) clients are needed before a round
+	// starts (default: the cohort size, or 1 with Fraction).
+	MinClients int
+	// Quorum uploads are needed to aggregate at the deadline (default: half
+	// the cohort, rounded up). A round whose whole live cohort has uploaded
+	// aggregates at once.
+	Quorum int
+	// RoundTimeout is the time from a round's start to its upload deadline.
+	RoundTimeout time.Duration
+	// Seed makes cohort selection reproducible: round r's cohort is a
+	// function of (Seed, r, the eligible clients).
+	Seed uint64
+	// Train is sent to every client of a round (its seed is mixed with the
+	// round number).
+	Train *fedpb.RoundConfig
+}
+
+// Validate reports a policy that cannot run.
+func (p Policy) Validate() error {
+	switch {
+	case p.Rounds < 0:
+		return fmt.Errorf("rounds %d < 0", p.Rounds)
+	case p.CohortSize < 0:
+		return fmt.Errorf("cohort size %d < 0", p.CohortSize)
+	case p.CohortSize == 0 && !(p.Fraction > 0 && p.Fraction <= 1):
+		return fmt.Errorf("cohort: give a size ≥ 1 or a fraction in (0, 1] (fraction %v)", p.Fraction)
+	case p.MinClients < 0:
+		return fmt.Errorf("min clients %d < 0", p.MinClients)
+	case p.Quorum < 0:
+		return fmt.Errorf("quorum %d < 0", p.Quorum)
+	case p.CohortSize > 0 && p.Quorum > p.CohortSize:
+		return fmt.Errorf("quorum %d exceeds the cohort size %d", p.Quorum, p.CohortSize)
+	case p.RoundTimeout <= 0:
+		return fmt.Errorf("round timeout %v must be positive", p.RoundTimeout)
+	case p.Train == nil:
+		return fmt.Errorf("no training config")
+	}
+	return validateRoundConfig(p.Train)
+}
+
+func validateRoundConfig(c *fedpb.RoundConfig) error {
+	switch {
+	case c.LocalEpochs < 1:
+		return fmt.Errorf("local epochs %d < 1", c.LocalEpochs)
+	case c.BatchSize < 1:
+		return fmt.Errorf("batch size %d < 1", c.BatchSize)
+	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
+		return fmt.Errorf("learning rate %v must be positive", c.LearningRate)
+	}
+	switch c.Bits {
+	case 2, 3, 4, 8, 32:
+	default:
+		return fmt.Errorf("upload bits %d: want 2, 3, 4, 8 or 32", c.Bits)
+	}
+	return nil
+}
+
+// State is the coordinator's durable state: everything needed to continue
+// the current round after a restart. It is persisted (as JSON) in the same
+// transaction as each accepted upload and each published global adapter.
+type State struct {
+	Round         uint64    `json:"round"`
+	Phase         Phase     `json:"phase"`
+	Cohort        []string  `json:"cohort,omitempty"` // sorted
+	Started       time.Time `json:"started"`
+	Deadline      time.Time `json:"deadline"`
+	Accepted      []Receipt `json:"accepted,omitempty"` // sorted by client
+	GlobalVersion uint64    `json:"global_version"`
+	Published     int       `json:"published"`
+}
+
+// Receipt is what the state machine remembers of an accepted upload; the
+// payload itself is in the store.
+type Receipt struct {
+	Client    string  `json:"client"`
+	Examples  int64   `json:"examples"`
+	Nonce     []byte  `json:"nonce"`
+	Digest    []byte  `json:"digest"`
+	WireBytes uint64  `json:"wire_bytes"`
+	RawBytes  uint64  `json:"raw_bytes"`
+	Loss      float64 `json:"loss"`
+	Accuracy  float64 `json:"accuracy"`
+}
+
+// MarshalState encodes a state snapshot for the store.
+func MarshalState(s State) ([]byte, error) { return json.Marshal(s) }
+
+// UnmarshalState decodes a stored snapshot, checking its invariants so a
+// damaged store is reported instead of acted on.
+func UnmarshalState(b []byte) (State, error) {
+	var s State
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return State{}, fmt.Errorf("coordinator state: %w", err)
+	}
+	switch s.Phase {
+	case PhaseIdle, PhaseCollecting, PhaseAggregating, PhaseDone:
+	default:
+		return State{}, fmt.Errorf("coordinator state: unknown phase %q", s.Phase)
+	}
+	if !slices.IsSorted(s.Cohort) {
+		return State{}, fmt.Errorf("coordinator state: cohort not sorted")
+	}
+	for i, r := range s.Accepted {
+		if !slices.Contains(s.Cohort, r.Client) {
+			return State{}, fmt.Errorf("coordinator state: accepted upload of %q, not in the cohort", r.Client)
+		}
+		if i > 0 && s.Accepted[i-1].Client >= r.Client {
+			return State{}, fmt.Errorf("coordinator state: accepted uploads not sorted or duplicated")
+		}
+	}
+	return s, nil
+}
+
+func (s State) clone() State {
+	s.Cohort = slices.Clone(s.Cohort)
+	s.Accepted = slices.Clone(s.Accepted)
+	return s
+}
+
+// Member is a client the coordinator knows: joined over the protocol, and
+// live unless the transport or the gossip layer says otherwise.
+type Member struct {
+	Name       string
+	Examples   int64
+	Capability string
+	Live       bool
+	LastSeen   time.Time
+}
+
+// Effect is something the driver must do after a step of the state machine.
+type Effect interface{ effect() }
+
+// StartRound: a round opened; the driver signs and announces it.
+type StartRound struct {
+	Round         uint64
+	Cohort        []string
+	Eligible      int
+	Deadline      time.Time
+	GlobalVersion uint64
+}
+
+// StartAggregation: uploads are closed; the driver aggregates these
+// (durably stored) uploads onto BaseVersion and reports back with
+// Aggregated or AggregationFailed.
+type StartAggregation struct {
+	Round       uint64
+	BaseVersion uint64
+	Uploads     []Receipt
+}
+
+// RoundAbandoned: the round closed without publishing (quorum not reached
+// or aggregation failed); nothing of it is applied.
+type RoundAbandoned struct {
+	Round  uint64
+	Reason string
+}
+
+// RoundPublished: a new global adapter version is live.
+type RoundPublished struct {
+	Round   uint64
+	Version uint64
+}
+
+// AllPublished: the configured number of rounds is published.
+type AllPublished struct{}
+
+func (StartRound) effect()       {}
+func (StartAggregation) effect() {}
+func (RoundAbandoned) effect()   {}
+func (RoundPublished) effect()   {}
+func (AllPublished) effect()     {}
+
+// Refusal is why an upload is refused: a gRPC status code, a short reason
+// for metrics, and a message for the client.
+type Refusal struct {
+	Code   codes.Code
+	Reason string
+	Msg    string
+}
+
+func (r *Refusal) Error() string { return r.Msg }
+
+func refuse(code codes.Code, reason, format string, args ...any) *Refusal {
+	return &Refusal{Code: code, Reason: reason, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Machine is the coordinator's round logic as a deterministic state
+// machine: joins, member failures, uploads and clock ticks go in; effects
+// come out. It does no I/O and reads no clock, so tests drive it exactly and
+// a restart rebuilds it from the stored State.
+type Machine struct {
+	policy  Policy
+	st      State
+	members map[string]*Member
+}
+
+// NewMachine starts from a stored state (the zero State for a new
+// federation, with GlobalVersion set to the initial adapter's version).
+func NewMachine(p Policy, st State) (*Machine, error) {
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("coordinator policy: %w", err)
+	}
+	if st.Phase == "" {
+		st.Phase = PhaseIdle
+	}
+	return &Machine{policy: p, st: st.clone(), members: map[string]*Member{}}, nil
+}
+
+// State returns a copy of the durable state.
+func (m *Machine) State() State { return m.st.clone() }
+
+// Restore puts back a state returned by State: the driver undoes a
+// transition whose persistence failed, so memory never runs ahead of disk.
+func (m *Machine) Restore(st State) { m.st = st.clone() }
+
+// Policy returns the policy the machine runs.
+func (m *Machine) Policy() Policy { return m.policy }
+
+// Members returns the known clients sorted by name.
+func (m *Machine) Members() []Member {
+	out := make([]Member, 0, len(m.members))
+	for _, mb := range m.members {
+		out = append(out, *mb)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// InCohort reports whether client is selected for the open round and has
+// not uploaded yet.
+func (m *Machine) InCohort(client string) bool {
+	if m.st.Phase != PhaseCollecting {
+		return false
+	}
+	_, in := slices.BinarySearch(m.st.Cohort, client)
+	return in && m.accepted(client) < 0
+}
+
+func (m *Machine) accepted(client string) int {
+	i, ok := slices.BinarySearchFunc(m.st.Accepted, client, byClient)
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+// Join records a client joining (or re-joining) with its weight.
+func (m *Machine) Join(now time.Time, name string, examples int64, capability string) {
+	mb := m.members[name]
+	if mb == nil {
+		mb = &Member{Name: name}
+		m.members[name] = mb
+	}
+	mb.Examples, mb.Capability, mb.Live, mb.LastSeen = examples, capability, true, now
+}
+
+// Seen marks a client alive (it called in).
+func (m *Machine) Seen(now time.Time, name string) {
+	if mb := m.members[name]; mb != nil {
+		mb.Live, mb.LastSeen = true, now
+	}
+}
+
+// MemberDown records that a client failed or left; if every live member of
+// the cohort has uploaded and the quorum is met, the round closes at once.
+func (m *Machine) MemberDown(now time.Time, name string) []Effect {
+	if mb := m.members[name]; mb != nil {
+		mb.Live = false
+	}
+	if m.st.Phase == PhaseCollecting && m.liveCohortDone() && len(m.st.Accepted) >= m.quorum() {
+		return m.closeUploads()
+	}
+	return nil
+}
+
+// cohortSize is how many clients a round selects from eligible ones.
+func (m *Machine) cohortSize(eligible int) int {
+	if m.policy.CohortSize > 0 {
+		return m.policy.CohortSize
+	}
+	return max(1, int(math.Ceil(m.policy.Fraction*float64(eligible)-1e-9)))
+}
+
+func (m *Machine) minClients() int {
+	if m.policy.MinClients > 0 {
+		return m.policy.MinClients
+	}
+	if m.policy.CohortSize > 0 {
+		return m.policy.CohortSize
+	}
+	return 1
+}
+
+func (m *Machine) quorum() int {
+	if m.policy.Quorum > 0 {
+		return min(m.policy.Quorum, len(m.st.Cohort))
+	}
+	return max(1, (len(m.st.Cohort)+1)/2)
+}
+
+func (m *Machine) eligible() []string {
+	var names []string
+	for _, mb := range m.members {
+		if mb.Live {
+			names = append(names, mb.Name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// SelectCohort picks n of the eligible clients (sorted by name) for round,
+// reproducibly: the same seed, round and eligible set give the same cohort.
+func SelectCohort(seed, round uint64, eligible []string, n int) []string {
+	pool := slices.Clone(eligible)
+	rng := rand.New(rand.NewPCG(seed, round))
+	rng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
+	cohort := pool[:min(n, len(pool))]
+	sort.Strings(cohort)
+	return cohort
+}
+
+// Tick advances time: it starts a round when enough clients are live, and
+// closes a round whose deadline passed (aggregating at quorum, abandoning
+// below it).
+func (m *Machine) Tick(now time.Time) []Effect {
+	switch m.st.Phase {
+	case PhaseIdle:
+		if m.policy.Rounds > 0 && m.st.Published >= m.policy.Rounds {
+			m.st.Phase = PhaseDone
+			return []Effect{AllPublished{}}
+		}
+		eligible := m.eligible()
+		if len(eligible) < m.minClients() {
+			return nil
+		}
+		n := m.cohortSize(len(eligible))
+		if n > len(eligible) {
+			return nil
+		}
+		m.st.Round++
+		m.st.Cohort = SelectCohort(m.policy.Seed, m.st.Round, eligible, n)
+		m.st.Accepted = nil
+		m.st.Started = now
+		m.st.Deadline = now.Add(m.policy.RoundTimeout)
+		m.st.Phase = PhaseCollecting
+		return []Effect{StartRound{Round: m.st.Round, Cohort: slices.Clone(m.st.Cohort), Eligible: len(eligible),
+			Deadline: m.st.Deadline, GlobalVersion: m.st.GlobalVersion}}
+	case PhaseCollecting:
+		if now.Before(m.st.Deadline) {
+			return nil
+		}
+		if got, need := len(m.st.Accepted), m.quorum(); got < need {
+			return m.abandon(fmt.Sprintf("quorum not reached by the deadline: %d of %d uploads needed", got, need))
+		}
+		return m.closeUploads()
+	}
+	return nil
+}
+
+// Resume returns what a restarted driver must redo: the aggregation of a
+// round that was closed but not published when the coordinator stopped.
+func (m *Machine) Resume() []Effect {
+	if m.st.Phase == PhaseAggregating {
+		return []Effect{StartAggregation{Round: m.st.Round, BaseVersion: m.st.GlobalVersion, Uploads: slices.Clone(m.st.Accepted)}}
+	}
+	return nil
+}
+
+func (m *Machine) closeUploads() []Effect {
+	m.st.Phase = PhaseAggregating
+	return []Effect{StartAggregation{Round: m.st.Round, BaseVersion: m.st.GlobalVersion, Uploads: slices.Clone(m.st.Accepted)}}
+}
+
+func (m *Machine) abandon(reason string) []Effect {
+	round := m.st.Round
+	m.st.Phase, m.st.Cohort, m.st.Accepted = PhaseIdle, nil, nil
+	return []Effect{RoundAbandoned{Round: round, Reason: reason}}
+}
+
+// liveCohortDone reports whether every cohort member not known to be down
+// has uploaded. A member unknown since a restart counts as pending: it may
+// be about to re-join.
+func (m *Machine) liveCohortDone() bool {
+	for _, c := range m.st.Cohort {
+		if mb := m.members[c]; (mb == nil || mb.Live) && m.accepted(c) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckUpload decides whether an upload header from the authenticated
+// client may be accepted now. It checks round, timing, cohort, identity,
+// duplicates and base version; the driver checks the signature, decrypts
+// and validates the payload. A header identical to an accepted one (same
+// nonce and digest: a retry whose receipt was lost) is reported with
+// dup=true and no refusal, so the driver can answer it idempotently.
+func (m *Machine) CheckUpload(now time.Time, client string, h *fedpb.UploadHeader) (dup bool, r *Refusal) {
+	switch {
+	case h.Client != client:
+		return false, refuse(codes.PermissionDenied, "identity", "upload names client %q but the caller is %q", h.Client, client)
+	case h.Round == 0 || h.Round > m.st.Round:
+		return false, refuse(codes.FailedPrecondition, "wrong_round", "round %d has not started (current round %d)", h.Round, m.st.Round)
+	case h.Round < m.st.Round:
+		return false, refuse(codes.FailedPrecondition, "late", "round %d is over (current round %d): late upload refused", h.Round, m.st.Round)
+	}
+	if i := m.accepted(client); i >= 0 {
+		a := m.st.Accepted[i]
+		if bytes.Equal(a.Nonce, h.Nonce) && bytes.Equal(a.Digest, h.Digest) {
+			return true, nil
+		}
+		return false, refuse(codes.AlreadyExists, "duplicate", "client %s already has an accepted upload in round %d", client, h.Round)
+	}
+	switch {
+	case m.st.Phase != PhaseCollecting:
+		return false, refuse(codes.FailedPrecondition, "late", "round %d is closed for uploads (%s)", h.Round, m.st.Phase)
+	case !now.Before(m.st.Deadline):
+		return false, refuse(codes.DeadlineExceeded, "late", "round %d's deadline passed at %s", h.Round, m.st.Deadline.UTC().Format(time.RFC3339Nano))
+	}
+	if _, in := slices.BinarySearch(m.st.Cohort, client); !in {
+		return false, refuse(codes.PermissionDenied, "not_in_cohort", "client %s is not in round %d's cohort", client, h.Round)
+	}
+	switch {
+	case h.BaseVersion != m.st.GlobalVersion:
+		return false, refuse(codes.FailedPrecondition, "stale_base", "update is relative to global version %d, round %d trains from version %d", h.BaseVersion, h.Round, m.st.GlobalVersion)
+	case h.Examples <= 0:
+		return false, refuse(codes.InvalidArgument, "bad_header", "examples %d must be positive", h.Examples)
+	case len(h.Digest) != 32:
+		return false, refuse(codes.InvalidArgument, "bad_header", "digest has %d bytes, want 32 (SHA-256)", len(h.Digest))
+	case len(h.Nonce) != NonceSize:
+		return false, refuse(codes.InvalidArgument, "bad_header", "nonce has %d bytes, want %d", len(h.Nonce), NonceSize)
+	}
+	return false, nil
+}
+
+// Accept records an upload that passed CheckUpload and the driver's
+// payload checks. The driver persists the returned state together with the
+// upload before acknowledging it. When the whole live cohort has uploaded,
+// uploads close and aggregation starts.
+func (m *Machine) Accept(now time.Time, r Receipt) []Effect {
+	i := m.accepted(r.Client)
+	if i >= 0 || m.st.Phase != PhaseCollecting {
+		return nil // CheckUpload guards this; never accept twice
+	}
+	i, _ = slices.BinarySearchFunc(m.st.Accepted, r.Client, byClient)
+	m.st.Accepted = slices.Insert(m.st.Accepted, i, r)
+	m.Seen(now, r.Client)
+	if len(m.st.Accepted) == len(m.st.Cohort) || (m.liveCohortDone() && len(m.st.Accepted) >= m.quorum()) {
+		return m.closeUploads()
+	}
+	return nil
+}
+
+// Aggregated records that round's aggregate was published as version.
+func (m *Machine) Aggregated(round, version uint64) []Effect {
+	if m.st.Phase != PhaseAggregating || round != m.st.Round {
+		return nil
+	}
+	m.st.GlobalVersion = version
+	m.st.Published++
+	m.st.Phase, m.st.Accepted = PhaseIdle, nil
+	return []Effect{RoundPublished{Round: round, Version: version}}
+}
+
+// AggregationFailed abandons a round whose uploads could not be aggregated.
+func (m *Machine) AggregationFailed(round uint64, reason string) []Effect {
+	if m.st.Phase != PhaseAggregating || round != m.st.Round {
+		return nil
+	}
+	return m.abandon("aggregation failed: " + reason)
+}
+
+func byClient(r Receipt, client string) int { return strings.Compare(r.Client, client) }

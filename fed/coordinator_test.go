@@ -1,0 +1,319 @@
+package fed
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kronfed/kronfed/fed/fedpb"
+)
+
+var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+func testPolicy() Policy {
+	return Policy{Rounds: 2, CohortSize: 3, Quorum: 2, RoundTimeout: time.Minute, Seed: 7,
+		Train: &fedpb.RoundConfig{LocalEpochs: 1, BatchSize: 4, LearningRate: 1e-3, Bits: 8, Seed: 1}}
+}
+
+func header(m *Machine, client string, nonce byte) *fedpb.UploadHeader {
+	st := m.State()
+	return &fedpb.UploadHeader{Round: st.Round, Client: client, BaseVersion: st.GlobalVersion, Examples: 10,
+		Size: 100, Digest: bytes.Repeat([]byte{nonce}, 32), Nonce: bytes.Repeat([]byte{nonce}, NonceSize)}
+}
+
+func receipt(h *fedpb.UploadHeader) Receipt {
+	return Receipt{Client: h.Client, Examples: h.Examples, Nonce: h.Nonce, Digest: h.Digest}
+}
+
+func newTestMachine(t *testing.T, p Policy, clients ...string) *Machine {
+	t.Helper()
+	m, err := NewMachine(p, State{GlobalVersion: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		m.Join(t0, c, 10, "cpu:1")
+	}
+	return m
+}
+
+func only[T Effect](t *testing.T, effects []Effect) T {
+	t.Helper()
+	if len(effects) != 1 {
+		t.Fatalf("effects = %#v, want one %T", effects, *new(T))
+	}
+	e, ok := effects[0].(T)
+	if !ok {
+		t.Fatalf("effect = %#v, want %T", effects[0], *new(T))
+	}
+	return e
+}
+
+func TestRoundLifecycle(t *testing.T) {
+	m := newTestMachine(t, testPolicy(), "c1", "c2")
+	if e := m.Tick(t0); e != nil {
+		t.Fatalf("round started with 2 of the 3 clients a cohort needs: %v", e)
+	}
+	m.Join(t0, "c3", 10, "")
+	m.Join(t0, "c4", 10, "")
+	sr := only[StartRound](t, m.Tick(t0))
+	if sr.Round != 1 || len(sr.Cohort) != 3 || sr.Eligible != 4 || !sr.Deadline.Equal(t0.Add(time.Minute)) || sr.GlobalVersion != 1 {
+		t.Fatalf("start = %+v", sr)
+	}
+	if !slices.IsSorted(sr.Cohort) {
+		t.Fatalf("cohort %v not sorted", sr.Cohort)
+	}
+	if want := SelectCohort(7, 1, []string{"c1", "c2", "c3", "c4"}, 3); !slices.Equal(sr.Cohort, want) {
+		t.Fatalf("cohort %v, SelectCohort says %v", sr.Cohort, want)
+	}
+	for i, c := range sr.Cohort {
+		h := header(m, c, byte(i))
+		if dup, ref := m.CheckUpload(t0.Add(time.Second), c, h); dup || ref != nil {
+			t.Fatalf("upload of %s refused: %v", c, ref)
+		}
+		effects := m.Accept(t0.Add(time.Second), receipt(h))
+		if i < 2 && effects != nil {
+			t.Fatalf("uploads closed after %d of 3: %v", i+1, effects)
+		}
+		if i == 2 {
+			agg := only[StartAggregation](t, effects)
+			if agg.Round != 1 || agg.BaseVersion != 1 || len(agg.Uploads) != 3 {
+				t.Fatalf("aggregation = %+v", agg)
+			}
+		}
+	}
+	if m.State().Phase != PhaseAggregating {
+		t.Fatalf("phase %s", m.State().Phase)
+	}
+	if e := m.Tick(t0.Add(2 * time.Minute)); e != nil {
+		t.Fatalf("tick during aggregation: %v", e)
+	}
+	pub := only[RoundPublished](t, m.Aggregated(1, 2))
+	if pub.Version != 2 || m.State().GlobalVersion != 2 || m.State().Published != 1 {
+		t.Fatalf("published %+v, state %+v", pub, m.State())
+	}
+	sr2 := only[StartRound](t, m.Tick(t0.Add(3*time.Minute)))
+	if sr2.Round != 2 || sr2.GlobalVersion != 2 {
+		t.Fatalf("round 2 = %+v", sr2)
+	}
+	for _, c := range sr2.Cohort {
+		m.Accept(t0, receipt(header(m, c, 1)))
+	}
+	only[RoundPublished](t, m.Aggregated(2, 3))
+	only[AllPublished](t, m.Tick(t0.Add(4*time.Minute)))
+	if m.State().Phase != PhaseDone {
+		t.Fatalf("phase %s after the last round", m.State().Phase)
+	}
+}
+
+func TestDeadlineQuorum(t *testing.T) {
+	for _, uploads := range []int{0, 1, 2} {
+		t.Run(fmt.Sprint(uploads), func(t *testing.T) {
+			m := newTestMachine(t, testPolicy(), "a", "b", "c")
+			sr := only[StartRound](t, m.Tick(t0))
+			for _, c := range sr.Cohort[:uploads] {
+				m.Accept(t0, receipt(header(m, c, 1)))
+			}
+			if e := m.Tick(sr.Deadline.Add(-time.Millisecond)); e != nil {
+				t.Fatalf("closed before the deadline: %v", e)
+			}
+			effects := m.Tick(sr.Deadline)
+			if uploads >= 2 {
+				if agg := only[StartAggregation](t, effects); len(agg.Uploads) != uploads {
+					t.Fatalf("aggregating %d uploads, want %d", len(agg.Uploads), uploads)
+				}
+				return
+			}
+			ab := only[RoundAbandoned](t, effects)
+			if ab.Round != 1 || m.State().Phase != PhaseIdle || m.State().GlobalVersion != 1 || len(m.State().Accepted) != 0 {
+				t.Fatalf("abandoned %+v, state %+v", ab, m.State())
+			}
+			// The next round gets a new number: uploads for the abandoned one are late.
+			sr2 := only[StartRound](t, m.Tick(sr.Deadline))
+			if sr2.Round != 2 {
+				t.Fatalf("next round %d", sr2.Round)
+			}
+		})
+	}
+}
+
+func TestMemberDownClosesRoundAtQuorum(t *testing.T) {
+	m := newTestMachine(t, testPolicy(), "a", "b", "c")
+	sr := only[StartRound](t, m.Tick(t0))
+	m.Accept(t0, receipt(header(m, sr.Cohort[0], 1)))
+	if e := m.MemberDown(t0, sr.Cohort[2]); e != nil {
+		t.Fatalf("closed with 1 upload and 1 live member left: %v", e)
+	}
+	agg := only[StartAggregation](t, m.Accept(t0, receipt(header(m, sr.Cohort[1], 2))))
+	if len(agg.Uploads) != 2 {
+		t.Fatalf("aggregating %d uploads", len(agg.Uploads))
+	}
+}
+
+func TestCheckUploadRefusals(t *testing.T) {
+	m := newTestMachine(t, Policy{CohortSize: 2, RoundTimeout: time.Minute, Train: testPolicy().Train}, "a", "b", "c")
+	sr := only[StartRound](t, m.Tick(t0))
+	in, out := sr.Cohort[0], ""
+	for _, c := range []string{"a", "b", "c"} {
+		if !slices.Contains(sr.Cohort, c) {
+			out = c
+		}
+	}
+	ok := header(m, in, 1)
+	m.Accept(t0, receipt(ok))
+	mod := func(f func(h *fedpb.UploadHeader)) *fedpb.UploadHeader {
+		h := header(m, sr.Cohort[1], 2)
+		f(h)
+		return h
+	}
+	cases := []struct {
+		name   string
+		caller string
+		h      *fedpb.UploadHeader
+		now    time.Time
+		code   codes.Code
+		reason string
+	}{
+		{"identity", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Client = in }), t0, codes.PermissionDenied, "identity"},
+		{"future round", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Round = 2 }), t0, codes.FailedPrecondition, "wrong_round"},
+		{"round zero", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Round = 0 }), t0, codes.FailedPrecondition, "wrong_round"},
+		{"duplicate", in, header(m, in, 3), t0, codes.AlreadyExists, "duplicate"},
+		{"after deadline", sr.Cohort[1], mod(func(*fedpb.UploadHeader) {}), sr.Deadline, codes.DeadlineExceeded, "late"},
+		{"not in cohort", out, func() *fedpb.UploadHeader { h := header(m, out, 4); return h }(), t0, codes.PermissionDenied, "not_in_cohort"},
+		{"stale base", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.BaseVersion = 0 }), t0, codes.FailedPrecondition, "stale_base"},
+		{"no examples", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Examples = 0 }), t0, codes.InvalidArgument, "bad_header"},
+		{"short digest", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Digest = h.Digest[:31] }), t0, codes.InvalidArgument, "bad_header"},
+		{"short nonce", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Nonce = nil }), t0, codes.InvalidArgument, "bad_header"},
+	}
+	for _, c := range cases {
+		dup, ref := m.CheckUpload(c.now, c.caller, c.h)
+		if dup || ref == nil || ref.Code != c.code || ref.Reason != c.reason {
+			t.Errorf("%s: dup=%v refusal=%+v, want %v/%s", c.name, dup, ref, c.code, c.reason)
+		}
+	}
+	// A retry of the accepted upload (same nonce and digest) is recognized.
+	if dup, ref := m.CheckUpload(t0, in, ok); !dup || ref != nil {
+		t.Fatalf("retry of an accepted upload: dup=%v refusal=%v", dup, ref)
+	}
+	// Uploads for a finished round are late.
+	only[StartAggregation](t, m.Accept(t0, receipt(header(m, sr.Cohort[1], 2))))
+	only[RoundPublished](t, m.Aggregated(1, 2))
+	only[StartRound](t, m.Tick(t0))
+	if _, ref := m.CheckUpload(t0, in, &fedpb.UploadHeader{Round: 1, Client: in}); ref == nil || ref.Reason != "late" {
+		t.Fatalf("upload for round 1 during round 2: %v", ref)
+	}
+}
+
+func TestFractionCohortAndSeed(t *testing.T) {
+	p := testPolicy()
+	p.CohortSize, p.Fraction, p.Quorum = 0, 0.3, 0
+	var names []string
+	for i := range 10 {
+		names = append(names, fmt.Sprintf("c%02d", i))
+	}
+	m := newTestMachine(t, p, names...)
+	sr := only[StartRound](t, m.Tick(t0))
+	if len(sr.Cohort) != 3 {
+		t.Fatalf("cohort of %d from 10 at fraction 0.3", len(sr.Cohort))
+	}
+	// Same seed, same round, same members: same cohort; another round: usually another.
+	if again := SelectCohort(p.Seed, 1, names, 3); !slices.Equal(again, sr.Cohort) {
+		t.Fatalf("cohort not reproducible: %v vs %v", again, sr.Cohort)
+	}
+	differ := false
+	for r := uint64(2); r < 10; r++ {
+		differ = differ || !slices.Equal(SelectCohort(p.Seed, r, names, 3), sr.Cohort)
+	}
+	if !differ {
+		t.Fatal("every round selected the same cohort")
+	}
+}
+
+func TestStateRoundTripAndRestore(t *testing.T) {
+	m := newTestMachine(t, testPolicy(), "a", "b", "c")
+	sr := only[StartRound](t, m.Tick(t0))
+	m.Accept(t0, receipt(header(m, sr.Cohort[0], 1)))
+	st := m.State()
+	b, err := MarshalState(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := UnmarshalState(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := NewMachine(testPolicy(), back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The restarted machine refuses the accepted client's second upload and
+	// closes the round at the deadline with the quorum it persisted.
+	if _, ref := m2.CheckUpload(t0, sr.Cohort[0], header(m2, sr.Cohort[0], 9)); ref == nil || ref.Code != codes.AlreadyExists {
+		t.Fatalf("after restart, second upload: %v", ref)
+	}
+	m2.Accept(t0, receipt(header(m2, sr.Cohort[1], 2)))
+	only[StartAggregation](t, m2.Tick(sr.Deadline))
+
+	before := m.State()
+	m.Accept(t0, receipt(header(m, sr.Cohort[1], 2)))
+	m.Restore(before)
+	if len(m.State().Accepted) != 1 {
+		t.Fatalf("Restore left %d accepted", len(m.State().Accepted))
+	}
+	for _, bad := range []string{`{"phase":"weird"}`, `{"phase":"idle","cohort":["b","a"]}`,
+		`{"phase":"collecting","cohort":["a"],"accepted":[{"client":"z"}]}`, `{"phase":"idle","extra":1}`, `[`} {
+		if _, err := UnmarshalState([]byte(bad)); err == nil {
+			t.Errorf("UnmarshalState(%s) accepted", bad)
+		}
+	}
+}
+
+func TestPolicyValidate(t *testing.T) {
+	bad := []func(p *Policy){
+		func(p *Policy) { p.CohortSize, p.Fraction = 0, 0 },
+		func(p *Policy) { p.CohortSize, p.Fraction = 0, 1.5 },
+		func(p *Policy) { p.Quorum = 4 },
+		func(p *Policy) { p.RoundTimeout = 0 },
+		func(p *Policy) { p.Train = nil },
+		func(p *Policy) { p.Train.Bits = 5 },
+		func(p *Policy) { p.Train.LearningRate = 0 },
+		func(p *Policy) { p.Train.LocalEpochs = 0 },
+		func(p *Policy) { p.Rounds = -1 },
+	}
+	for i, f := range bad {
+		p := testPolicy()
+		p.Train = proto.Clone(p.Train).(*fedpb.RoundConfig)
+		f(&p)
+		if err := p.Validate(); err == nil {
+			t.Errorf("case %d: invalid policy accepted", i)
+		}
+	}
+	if err := testPolicy().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzUnmarshalState(f *testing.F) {
+	m, _ := NewMachine(testPolicy(), State{GlobalVersion: 1})
+	for _, c := range []string{"a", "b", "c"} {
+		m.Join(t0, c, 1, "")
+	}
+	m.Tick(t0)
+	b, _ := MarshalState(m.State())
+	f.Add(b)
+	f.Add([]byte(`{"phase":"idle"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := UnmarshalState(data)
+		if err != nil {
+			return
+		}
+		if _, err := NewMachine(testPolicy(), st); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

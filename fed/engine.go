@@ -1,0 +1,72 @@
+package fed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/task"
+	"github.com/kronfed/kronfed/train"
+)
+
+// EngineTrainer trains rounds with kronfed's transformer engine: a Learner
+// bound to the client's shared frozen model, its training shard and a
+// validation shard (for the best-epoch choice and the reported accuracy).
+type EngineTrainer struct {
+	Learner    train.Learner
+	TrainItems []task.Item
+	ValItems   []task.Item
+	// EvalBatch is the scoring batch (default 8).
+	EvalBatch int
+}
+
+var _ Trainer = (*EngineTrainer)(nil)
+
+// Train copies local's tensors into the learner's Set, fits one round with
+// the round's settings, and copies the trained tensors back.
+func (t *EngineTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.RoundConfig) (TrainStats, error) {
+	set := t.Learner.Set()
+	if err := set.SameShape(local); err != nil {
+		return TrainStats{}, fmt.Errorf("global adapter does not fit the client's model: %w", err)
+	}
+	if len(t.TrainItems) == 0 || len(t.ValItems) == 0 {
+		return TrainStats{}, errors.New("client has no training or no validation items")
+	}
+	copyParams(set, local)
+	items := t.TrainItems
+	if n := int(rc.MaxItems); n > 0 && n < len(items) {
+		// A different seeded sample each round, so a capped client still
+		// sees all its data over the rounds.
+		idx := rand.New(rand.NewPCG(rc.Seed, 0x6974656d73)).Perm(len(items))[:n]
+		sub := make([]task.Item, n)
+		for i, j := range idx {
+			sub[i] = items[j]
+		}
+		items = sub
+	}
+	optim := train.DefaultAdamW()
+	optim.LR = rc.LearningRate
+	res, err := train.Fit(ctx, t.Learner, items, t.ValItems, nil, train.Config{
+		Epochs: int(rc.LocalEpochs), BatchSize: int(rc.BatchSize), EvalBatch: t.EvalBatch, Seed: rc.Seed, Optim: optim,
+	}, nil)
+	if err != nil {
+		return TrainStats{}, err
+	}
+	copyParams(local, set)
+	loss := 0.0
+	for _, e := range res.Epochs {
+		loss += e.TrainLoss
+	}
+	return TrainStats{Examples: len(items), Loss: loss / float64(len(res.Epochs)), Accuracy: res.BestVal.Acc}, nil
+}
+
+// copyParams copies src's tensors into dst (same shape).
+func copyParams(dst, src *adapter.Set) {
+	d, s := dst.Params(), src.Params()
+	for i := range d {
+		copy(d[i].Data, s[i].Data)
+	}
+}

@@ -1,0 +1,266 @@
+package fed
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/secure"
+	"github.com/kronfed/kronfed/store"
+)
+
+// grpcFed is a coordinator served over real TLS on loopback, with keys
+// made the way `coordinator init` makes them.
+type grpcFed struct {
+	material *secure.Coordinator
+	srv      *Server
+	addr     string
+	initial  *testFed
+}
+
+func newGRPCFed(t *testing.T, p Policy, dense int) *grpcFed {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "coord")
+	if err := secure.InitDir(dir, secure.InitOptions{Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	material, err := secure.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := NewServer(ServerConfig{Policy: p, Rule: Rule{Name: "fedavg"}, Store: st, Initial: testSet(t, dense),
+		Identity: material.Identity, Signer: material.Signer, TickEvery: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConf, err := material.ServerTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := NewGRPCServer(srv, tlsConf)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	return &grpcFed{material: material, srv: srv, addr: lis.Addr().String()}
+}
+
+func (g *grpcFed) dial(t *testing.T, name string) (*GRPCConn, *secure.Bundle) {
+	t.Helper()
+	b, err := g.material.Enroll(name, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConf, err := b.ClientTLS("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := DialGRPC(g.addr, tlsConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn, b
+}
+
+func (g *grpcFed) client(t *testing.T, name string, shift float32, rounds int) *Client {
+	t.Helper()
+	conn, b := g.dial(t, name)
+	key, err := b.Key()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := b.CoordinatorRecipient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := b.CoordinatorVerifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := g.srv.GlobalAdapter()
+	c, err := NewClient(ClientConfig{Name: name, Conn: conn, Trainer: &shiftTrainer{Shift: shift, Examples: 8},
+		Model: set.BaseModel, Adapter: set.Config.String(), Examples: 8, Key: key, Recipient: rc, Verifier: v,
+		Rounds: rounds, PollWait: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func caPool(m *secure.Coordinator) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(m.Authority.Cert)
+	return p
+}
+
+// TestGRPCRounds runs two clients for two rounds over real TLS on loopback,
+// with adapters larger than one chunk in both directions.
+func TestGRPCRounds(t *testing.T) {
+	p := testPolicy()
+	p.CohortSize, p.Quorum = 2, 2
+	g := newGRPCFed(t, p, 2*ChunkSize/4+1000) // the dense head alone spans 3 chunks
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs := []*Client{g.client(t, "alice", 0.01, 2), g.client(t, "bob", 0.03, 2)}
+	errs := make(chan error, 2)
+	for _, c := range cs {
+		go func() { errs <- c.Run(ctx) }()
+	}
+	if err := g.srv.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range cs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := g.srv.Status()
+	if st.GlobalVersion != 3 || len(st.Results) != 2 || st.Results[1].WireBytes < 2*ChunkSize {
+		t.Fatalf("status after 2 rounds: %v", st)
+	}
+
+	// Health checking and the coordinator's status over the same TLS port.
+	conn, _ := g.dial(t, "operator")
+	h, err := healthpb.NewHealthClient(conn.cc).Check(ctx, &healthpb.HealthCheckRequest{Service: ServiceName})
+	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", h, err)
+	}
+	if s, err := conn.Status(ctx); err != nil || s.GlobalVersion != 3 {
+		t.Fatalf("status rpc: %v %v", s, err)
+	}
+}
+
+// TestGRPCRefusals: callers without a certificate of the federation's CA,
+// malformed streams and tampered uploads get precise statuses.
+func TestGRPCRefusals(t *testing.T) {
+	p := testPolicy()
+	p.CohortSize, p.Quorum, p.Rounds = 1, 1, 1
+	g := newGRPCFed(t, p, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// No client certificate: the TLS handshake fails.
+	noCert, err := DialGRPC(g.addr, &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: caPool(g.material), ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noCert.Close()
+	if _, err := noCert.Status(ctx); !IsHandshakeError(err) {
+		t.Fatalf("call without a client certificate: %v", err)
+	}
+	// A certificate from another CA: refused too.
+	otherDir := filepath.Join(t.TempDir(), "other")
+	if err := secure.InitDir(otherDir, secure.InitOptions{Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := secure.LoadDir(otherDir)
+	ob, _ := other.Enroll("alice", time.Hour, time.Now())
+	otls, _ := ob.ClientTLS("127.0.0.1")
+	otls.RootCAs = caPool(g.material) // trust the real server, present a foreign client cert
+	foreign, _ := DialGRPC(g.addr, otls)
+	defer foreign.Close()
+	if _, err := foreign.Status(ctx); status.Code(err) != codes.Unavailable {
+		t.Fatalf("call with a foreign certificate: %v", err)
+	}
+	if err := ProbeTLS(ctx, g.addr, otls); err == nil || !strings.Contains(err.Error(), "refused this client's certificate") {
+		t.Fatalf("probe with a foreign certificate: %v", err)
+	}
+	good, _ := g.material.Enroll("probe", time.Hour, time.Now())
+	gtls, _ := good.ClientTLS("127.0.0.1")
+	if err := ProbeTLS(ctx, g.addr, gtls); err != nil {
+		t.Fatalf("probe with an enrolled certificate: %v", err)
+	}
+
+	conn, _ := g.dial(t, "alice")
+	set, _ := g.srv.GlobalAdapter()
+	if _, err := conn.Join(ctx, &fedpb.JoinRequest{Model: set.BaseModel, Adapter: set.Config.String(), Examples: 4}); err != nil {
+		t.Fatal(err)
+	}
+	// Malformed streams.
+	raw := fedpb.NewCoordinatorClient(conn.cc)
+	sendRaw := func(msgs ...*fedpb.UploadChunk) error {
+		st, err := raw.Upload(ctx)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if err := st.Send(m); err != nil {
+				break
+			}
+		}
+		_, err = st.CloseAndRecv()
+		return err
+	}
+	data := func(b []byte) *fedpb.UploadChunk { return &fedpb.UploadChunk{Part: &fedpb.UploadChunk_Data{Data: b}} }
+	hdr := func(h *fedpb.UploadHeader) *fedpb.UploadChunk {
+		return &fedpb.UploadChunk{Part: &fedpb.UploadChunk_Header{Header: h}}
+	}
+	for name, c := range map[string]struct {
+		msgs []*fedpb.UploadChunk
+		code codes.Code
+	}{
+		"empty":         {nil, codes.InvalidArgument},
+		"data first":    {[]*fedpb.UploadChunk{data([]byte{1})}, codes.InvalidArgument},
+		"oversized":     {[]*fedpb.UploadChunk{hdr(&fedpb.UploadHeader{Size: 1 << 40})}, codes.ResourceExhausted},
+		"truncated":     {[]*fedpb.UploadChunk{hdr(&fedpb.UploadHeader{Size: 10}), data([]byte{1, 2})}, codes.InvalidArgument},
+		"overlong":      {[]*fedpb.UploadChunk{hdr(&fedpb.UploadHeader{Size: 1}), data([]byte{1, 2})}, codes.InvalidArgument},
+		"second header": {[]*fedpb.UploadChunk{hdr(&fedpb.UploadHeader{Size: 1}), hdr(&fedpb.UploadHeader{})}, codes.InvalidArgument},
+	} {
+		if err := sendRaw(c.msgs...); status.Code(err) != c.code {
+			t.Errorf("%s stream: %v, want %v", name, err, c.code)
+		}
+	}
+
+	// A real upload, tampered in transit, then sent intact.
+	g.srv.mu.Lock()
+	g.srv.step(func() []Effect { return g.srv.m.Tick(time.Now()) })
+	g.srv.mu.Unlock()
+	c := g.client(t, "alice", 0.01, 1)
+	a, err := conn.NextRound(ctx, 0, time.Second)
+	if err != nil || a.Round != 1 {
+		t.Fatalf("assignment: %v %v", a, err)
+	}
+	file, _, err := conn.Download(ctx, a.GlobalVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.global, _, _ = DecodeAdapter(file)
+	c.version = a.GlobalVersion
+	if ev := c.train(ctx, a); !isTrained(ev) {
+		t.Fatalf("train: %#v", ev)
+	}
+	up := c.prepared
+	conn = c.cfg.Conn.(*GRPCConn) // the connection whose certificate key signed the upload
+	bad := append([]byte(nil), up.ct...)
+	bad[len(bad)-1] ^= 0x80
+	if _, err := conn.Upload(ctx, up.header, bad); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("tampered upload: %v", err)
+	}
+	replay := proto.Clone(up.header).(*fedpb.UploadHeader)
+	replay.Round = 7
+	if _, err := conn.Upload(ctx, replay, up.ct); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("upload for another round: %v", err)
+	}
+	if _, err := conn.Upload(ctx, up.header, up.ct); err != nil {
+		t.Fatalf("intact upload: %v", err)
+	}
+}

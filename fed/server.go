@@ -1,0 +1,704 @@
+package fed
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/aggregate"
+	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/secure"
+	"github.com/kronfed/kronfed/store"
+)
+
+// Peer is the authenticated caller of a coordinator method: its name and
+// public key come from its verified TLS certificate (gRPC) or from the
+// simulator that created it (in-memory transport), never from a message.
+type Peer struct {
+	Name      string
+	PublicKey crypto.PublicKey
+	CertDER   []byte
+}
+
+// ServerConfig configures a coordinator.
+type ServerConfig struct {
+	// Name is the coordinator's name, reported to clients.
+	Name   string
+	Policy Policy
+	Rule   Rule
+	// Store holds the durable state; a new store is initialized with
+	// Initial as global version 1.
+	Store   *store.Store
+	Initial *adapter.Set
+	// Identity decrypts uploads (age); Signer signs round assignments.
+	Identity age.Identity
+	Signer   *secure.Signer
+	Logger   *slog.Logger
+	Metrics  *Metrics
+	// Now is the clock (default time.Now); TickEvery how often Run ticks
+	// the state machine (default 100 ms).
+	Now       func() time.Time
+	TickEvery time.Duration
+	// MaxUploadBytes caps one upload's ciphertext (default: 4× the float32
+	// size of the global adapter plus 1 MiB).
+	MaxUploadBytes int64
+	// Results is how many round results Status reports (default 20).
+	Results int
+}
+
+// global is one published global adapter version, decoded.
+type global struct {
+	version uint64
+	round   uint64
+	file    []byte
+	digest  []byte
+	set     *adapter.Set
+}
+
+// Server is the coordinator: the round state machine driven by a clock,
+// with durable storage, payload verification and aggregation around it.
+// Transports (gRPC, in-memory) call its methods with an authenticated Peer.
+type Server struct {
+	cfg   ServerConfig
+	log   *slog.Logger
+	met   *Metrics
+	store *store.Store
+	agg   *Aggregator
+
+	mu         sync.Mutex
+	m          *Machine
+	cur        *global // the current global adapter (version m.State().GlobalVersion)
+	prev       *global // the one before, still downloadable
+	assignment *fedpb.RoundAssignment
+	changed    chan struct{} // closed and replaced on every state change
+	results    []*fedpb.RoundResult
+	finished   bool
+
+	aggWG sync.WaitGroup
+	aggCh chan StartAggregation
+}
+
+// NewServer opens the coordinator's state: from the store when it holds
+// one (a restart), else a new federation starting from cfg.Initial.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("coordinator: no store")
+	}
+	if cfg.Identity == nil || cfg.Signer == nil {
+		return nil, errors.New("coordinator: an age identity and a signing key are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.TickEvery <= 0 {
+		cfg.TickEvery = 100 * time.Millisecond
+	}
+	if cfg.Results <= 0 {
+		cfg.Results = 20
+	}
+	if cfg.Name == "" {
+		cfg.Name = "coordinator"
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, met: cfg.Metrics, store: cfg.Store, changed: make(chan struct{}), aggCh: make(chan StartAggregation, 1)}
+
+	raw, ok, err := s.store.State()
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	var st State
+	if ok {
+		if st, err = UnmarshalState(raw); err != nil {
+			return nil, fmt.Errorf("coordinator: %s: %w", s.store.Path(), err)
+		}
+		if s.cur, err = s.loadGlobal(st.GlobalVersion); err != nil {
+			return nil, fmt.Errorf("coordinator: %w", err)
+		}
+		if st.GlobalVersion > 1 {
+			if s.prev, err = s.loadGlobal(st.GlobalVersion - 1); err != nil {
+				s.prev = nil // pruned: only the current version is served
+			}
+		}
+		if cfg.Initial != nil && (cfg.Initial.BaseModel != s.cur.set.BaseModel || cfg.Initial.Config != s.cur.set.Config) {
+			return nil, fmt.Errorf("coordinator: the store %s holds a federation of %s on %q, not %s on %q",
+				s.store.Path(), s.cur.set.Config, s.cur.set.BaseModel, cfg.Initial.Config, cfg.Initial.BaseModel)
+		}
+		s.log.Info("resumed", "store", s.store.Path(), "round", st.Round, "phase", st.Phase, "global_version", st.GlobalVersion, "accepted", len(st.Accepted))
+	} else {
+		if cfg.Initial == nil {
+			return nil, fmt.Errorf("coordinator: the store %s is empty and no initial adapter was given", s.store.Path())
+		}
+		st = State{Phase: PhaseIdle, GlobalVersion: 1}
+		if s.cur, err = newGlobal(1, 0, cfg.Initial); err != nil {
+			return nil, fmt.Errorf("coordinator: initial adapter: %w", err)
+		}
+		if err := s.putGlobal(s.cur, st); err != nil {
+			return nil, err
+		}
+		s.log.Info("new federation", "store", s.store.Path(), "model", cfg.Initial.BaseModel, "adapter", cfg.Initial.Config.String())
+	}
+	if s.agg, err = NewAggregator(cfg.Rule, s.cur.set.Config.Kind); err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	if s.cfg.MaxUploadBytes <= 0 {
+		s.cfg.MaxUploadBytes = 4*int64(RawBytes(s.cur.set)) + 1<<20
+	}
+	if s.m, err = NewMachine(cfg.Policy, st); err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	if err := s.store.Rounds(0, func(round uint64, rec []byte) error {
+		var r fedpb.RoundResult
+		if err := proto.Unmarshal(rec, &r); err != nil {
+			return fmt.Errorf("round %d result: %w", round, err)
+		}
+		s.pushResult(&r)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	if st.Phase == PhaseCollecting {
+		s.assignment = s.signAssignment(st)
+	}
+	s.met.Round.Set(float64(st.Round))
+	s.met.GlobalVersion.Set(float64(st.GlobalVersion))
+	return s, nil
+}
+
+func newGlobal(version, round uint64, set *adapter.Set) (*global, error) {
+	file, err := EncodeAdapter(set, adapter.Float32, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &global{version: version, round: round, file: file, digest: Digest(file), set: set}, nil
+}
+
+func (s *Server) loadGlobal(version uint64) (*global, error) {
+	rec, err := s.store.Global(version)
+	if err != nil {
+		return nil, fmt.Errorf("global adapter version %d: %w", version, err)
+	}
+	var sg fedpb.StoredGlobal
+	if err := proto.Unmarshal(rec, &sg); err != nil {
+		return nil, fmt.Errorf("global adapter version %d: %w", version, err)
+	}
+	if sg.Version != version || !bytes.Equal(sg.Digest, Digest(sg.Adapter)) {
+		return nil, fmt.Errorf("global adapter version %d: stored record is damaged (version %d, digest mismatch %v)", version, sg.Version, !bytes.Equal(sg.Digest, Digest(sg.Adapter)))
+	}
+	set, _, err := DecodeAdapter(sg.Adapter)
+	if err != nil {
+		return nil, fmt.Errorf("global adapter version %d: %w", version, err)
+	}
+	return &global{version: version, round: sg.Round, file: sg.Adapter, digest: sg.Digest, set: set}, nil
+}
+
+func (s *Server) putGlobal(g *global, st State) error {
+	rec, err := proto.Marshal(&fedpb.StoredGlobal{Version: g.version, Round: g.round, Adapter: g.file, Digest: g.digest})
+	if err != nil {
+		return err
+	}
+	sb, err := MarshalState(st)
+	if err != nil {
+		return err
+	}
+	return s.store.PutGlobal(g.version, rec, sb)
+}
+
+// Run drives the coordinator until ctx ends or the configured rounds are
+// published (then it returns nil). It resumes an interrupted aggregation
+// first.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		s.aggWG.Wait()
+	}()
+	s.aggWG.Add(1)
+	go func() {
+		defer s.aggWG.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case job := <-s.aggCh:
+				s.aggregate(ctx, job)
+			}
+		}
+	}()
+	s.mu.Lock()
+	s.handle(s.m.Resume())
+	s.mu.Unlock()
+	t := time.NewTicker(s.cfg.TickEvery)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		s.step(func() []Effect { return s.m.Tick(s.cfg.Now()) })
+		done := s.finished
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// step runs one state-machine transition under s.mu, persists the state if
+// it changed, and handles the effects. A failed write rolls the machine
+// back, so memory never runs ahead of disk.
+func (s *Server) step(fn func() []Effect) {
+	before := s.m.State()
+	effects := fn()
+	after := s.m.State()
+	if !stateEqual(before, after) {
+		if err := s.saveState(after); err != nil {
+			s.log.Error("persist state; transition undone", "err", err)
+			s.m.Restore(before)
+			return
+		}
+	}
+	s.handle(effects)
+}
+
+func stateEqual(a, b State) bool {
+	x, _ := MarshalState(a)
+	y, _ := MarshalState(b)
+	return bytes.Equal(x, y)
+}
+
+func (s *Server) saveState(st State) error {
+	b, err := MarshalState(st)
+	if err != nil {
+		return err
+	}
+	return s.store.SaveState(b)
+}
+
+// handle performs effects; s.mu is held.
+func (s *Server) handle(effects []Effect) {
+	for _, e := range effects {
+		switch e := e.(type) {
+		case StartRound:
+			st := s.m.State()
+			s.assignment = s.signAssignment(st)
+			s.met.Round.Set(float64(e.Round))
+			s.log.Info("round started", "round", e.Round, "cohort", e.Cohort, "eligible", e.Eligible,
+				"seed", s.cfg.Policy.Seed, "deadline", e.Deadline.UTC().Format(time.RFC3339), "global_version", e.GlobalVersion)
+		case StartAggregation:
+			s.assignment = nil
+			s.log.Info("uploads closed", "round", e.Round, "uploads", len(e.Uploads))
+			select {
+			case s.aggCh <- e:
+			default:
+				s.log.Error("aggregation already queued", "round", e.Round)
+			}
+		case RoundAbandoned:
+			s.assignment = nil
+			st := s.m.State()
+			s.met.Rounds.WithLabelValues("abandoned").Inc()
+			s.recordResult(&fedpb.RoundResult{Round: e.Round, Outcome: "abandoned: " + e.Reason, GlobalVersion: st.GlobalVersion,
+				FinishedUnixMs: s.cfg.Now().UnixMilli()}, st)
+			s.log.Warn("round abandoned", "round", e.Round, "reason", e.Reason)
+		case RoundPublished:
+			s.met.Rounds.WithLabelValues("published").Inc()
+			s.met.GlobalVersion.Set(float64(e.Version))
+			s.log.Info("round published", "round", e.Round, "global_version", e.Version)
+		case AllPublished:
+			s.finished = true
+			s.log.Info("all rounds published", "rounds", s.m.State().Published)
+		}
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Server) recordResult(r *fedpb.RoundResult, st State) {
+	rec, err := proto.Marshal(r)
+	if err == nil {
+		var sb []byte
+		if sb, err = MarshalState(st); err == nil {
+			err = s.store.PutRound(r.Round, rec, sb)
+		}
+	}
+	if err != nil {
+		s.log.Error("persist round result", "round", r.Round, "err", err)
+	}
+	s.pushResult(r)
+}
+
+func (s *Server) pushResult(r *fedpb.RoundResult) {
+	// A round number can close more than once only if it was abandoned
+	// and re-run; keep the latest.
+	s.results = slices.DeleteFunc(s.results, func(x *fedpb.RoundResult) bool { return x.Round == r.Round })
+	s.results = append(s.results, r)
+	if len(s.results) > s.cfg.Results {
+		s.results = s.results[len(s.results)-s.cfg.Results:]
+	}
+}
+
+func (s *Server) signAssignment(st State) *fedpb.RoundAssignment {
+	rc := proto.Clone(s.cfg.Policy.Train).(*fedpb.RoundConfig)
+	rc.Seed = mixSeed(rc.Seed, st.Round)
+	a := &fedpb.RoundAssignment{Round: st.Round, GlobalVersion: st.GlobalVersion, GlobalDigest: s.cur.digest,
+		GlobalSize: uint64(len(s.cur.file)), Config: rc, DeadlineUnixMs: st.Deadline.UnixMilli(),
+		Model: s.cur.set.BaseModel, Adapter: s.cur.set.Config.String()}
+	a.Signature = s.cfg.Signer.Sign(AssignmentSigningBytes(a))
+	return a
+}
+
+// mixSeed derives a round's training seed from the configured one.
+func mixSeed(seed, round uint64) uint64 {
+	x := seed ^ (round * 0x9e3779b97f4a7c15)
+	x ^= x >> 31
+	x *= 0xbf58476d1ce4e5b9
+	return x ^ x>>29
+}
+
+// Join registers peer for rounds.
+func (s *Server) Join(ctx context.Context, peer Peer, req *fedpb.JoinRequest) (*fedpb.JoinResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.cur.set
+	switch {
+	case req.Model != g.BaseModel:
+		return nil, status.Errorf(codes.FailedPrecondition, "base model %q does not match the federation's %q", req.Model, g.BaseModel)
+	case req.Adapter != "" && req.Adapter != g.Config.String():
+		return nil, status.Errorf(codes.FailedPrecondition, "adapter %q does not match the federation's %q", req.Adapter, g.Config.String())
+	case req.Examples <= 0:
+		return nil, status.Errorf(codes.InvalidArgument, "examples %d: a client needs at least one training example", req.Examples)
+	case len(req.Capability) > 256:
+		return nil, status.Errorf(codes.InvalidArgument, "capability is %d bytes, at most 256", len(req.Capability))
+	}
+	s.step(func() []Effect { s.m.Join(s.cfg.Now(), peer.Name, req.Examples, req.Capability); return nil })
+	s.updateMemberGauge()
+	st := s.m.State()
+	s.log.Info("client joined", "client", peer.Name, "examples", req.Examples, "capability", req.Capability)
+	return &fedpb.JoinResponse{Coordinator: s.cfg.Name, Round: st.Round, GlobalVersion: st.GlobalVersion,
+		Model: g.BaseModel, Adapter: g.Config.String()}, nil
+}
+
+func (s *Server) updateMemberGauge() {
+	n := 0
+	for _, m := range s.m.Members() {
+		if m.Live {
+			n++
+		}
+	}
+	s.met.Members.Set(float64(n))
+}
+
+// MemberDown tells the coordinator a client failed or left (from the
+// gossip layer).
+func (s *Server) MemberDown(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.step(func() []Effect { return s.m.MemberDown(s.cfg.Now(), name) })
+	s.updateMemberGauge()
+	s.log.Info("client down", "client", name)
+}
+
+// NextRound waits up to wait for peer to be selected into a round after
+// afterRound and returns its signed assignment (round 0: none yet).
+func (s *Server) NextRound(ctx context.Context, peer Peer, afterRound uint64, wait time.Duration) (*fedpb.RoundAssignment, error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		if s.m.members[peer.Name] == nil {
+			s.mu.Unlock()
+			return nil, status.Errorf(codes.NotFound, "client %s has not joined (call Join first)", peer.Name)
+		}
+		s.m.Seen(s.cfg.Now(), peer.Name)
+		a, ch, done := s.assignment, s.changed, s.finished
+		if a != nil && a.Round > afterRound && s.m.InCohort(peer.Name) {
+			out := proto.Clone(a).(*fedpb.RoundAssignment)
+			out.RemainingMs = max(0, a.DeadlineUnixMs-s.cfg.Now().UnixMilli())
+			s.mu.Unlock()
+			return out, nil
+		}
+		s.mu.Unlock()
+		if done {
+			return nil, status.Error(codes.OutOfRange, "the federation has finished its rounds")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		case <-timer.C:
+			return &fedpb.RoundAssignment{}, nil
+		case <-ch:
+		}
+	}
+}
+
+// Global returns a downloadable global adapter version (the current one or
+// the one before it).
+func (s *Server) Global(version uint64) (file, digest []byte, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range []*global{s.cur, s.prev} {
+		if g != nil && g.version == version {
+			return g.file, g.digest, nil
+		}
+	}
+	return nil, nil, status.Errorf(codes.NotFound, "global adapter version %d is not served (current %d)", version, s.cur.version)
+}
+
+// MaxUploadBytes is the largest ciphertext an upload may carry.
+func (s *Server) MaxUploadBytes() int64 { return s.cfg.MaxUploadBytes }
+
+// Upload verifies, decrypts, validates and durably accepts one client's
+// update. The receipt is returned only after the encrypted upload and the
+// state that records it are committed together.
+func (s *Server) Upload(ctx context.Context, peer Peer, h *fedpb.UploadHeader, ciphertext []byte) (*fedpb.UploadReceipt, error) {
+	received := time.Now()
+	r, err := s.upload(peer, h, ciphertext)
+	if err != nil {
+		reason := "invalid"
+		var ref *Refusal
+		if errors.As(err, &ref) {
+			reason = ref.Reason
+			err = status.Error(ref.Code, ref.Msg)
+		}
+		s.met.Uploads.WithLabelValues("refused", reason).Inc()
+		s.log.Warn("upload refused", "client", peer.Name, "round", h.GetRound(), "reason", reason, "err", err)
+		return nil, err
+	}
+	s.met.UploadSeconds.Observe(time.Since(received).Seconds())
+	return r, nil
+}
+
+func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.UploadReceipt, error) {
+	if h == nil {
+		return nil, refuse(codes.InvalidArgument, "bad_header", "upload has no header")
+	}
+	s.mu.Lock()
+	dup, ref := s.m.CheckUpload(s.cfg.Now(), peer.Name, h)
+	base := s.cur
+	s.mu.Unlock()
+	if ref != nil {
+		return nil, ref
+	}
+	switch {
+	case uint64(len(ct)) != h.Size:
+		return nil, refuse(codes.InvalidArgument, "truncated", "upload carries %d bytes, its header says %d", len(ct), h.Size)
+	case !bytes.Equal(Digest(ct), h.Digest):
+		return nil, refuse(codes.InvalidArgument, "tampered", "upload payload does not match its signed digest (tampered or corrupted)")
+	}
+	if err := verifyPeerSignature(peer, UploadSigningBytes(h), h.Signature); err != nil {
+		return nil, refuse(codes.Unauthenticated, "bad_signature", "upload signature of client %s: %v", peer.Name, err)
+	}
+	if dup {
+		s.mu.Lock()
+		n := len(s.m.State().Accepted)
+		s.mu.Unlock()
+		return &fedpb.UploadReceipt{Round: h.Round, Bytes: uint64(len(ct)), Accepted: uint32(n)}, nil
+	}
+	if base.version != h.BaseVersion {
+		return nil, refuse(codes.FailedPrecondition, "stale_base", "update is relative to global version %d, current is %d", h.BaseVersion, base.version)
+	}
+	plain, err := secure.Decrypt(s.cfg.Identity, ct, 2*int64(len(base.file))+1<<20)
+	if err != nil {
+		return nil, refuse(codes.InvalidArgument, "undecryptable", "%v", err)
+	}
+	if _, err := DecodeUpdate(plain, base.set, h.Round, peer.Name, h.BaseVersion, int(s.cfg.Policy.Train.Bits)); err != nil {
+		return nil, refuse(codes.InvalidArgument, "bad_payload", "%v", err)
+	}
+	rec, err := proto.Marshal(&fedpb.StoredUpload{Header: h, Ciphertext: ct, CertDer: peer.CertDER, ReceivedUnixMs: s.cfg.Now().UnixMilli()})
+	if err != nil {
+		return nil, err
+	}
+	receipt := Receipt{Client: peer.Name, Examples: h.Examples, Nonce: h.Nonce, Digest: h.Digest,
+		WireBytes: uint64(len(ct)), RawBytes: h.RawBytes, Loss: h.TrainLoss, Accuracy: h.ValAccuracy}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The state may have moved while the payload was checked: decide again.
+	if dup, ref := s.m.CheckUpload(s.cfg.Now(), peer.Name, h); ref != nil || dup {
+		if ref != nil {
+			return nil, ref
+		}
+		return &fedpb.UploadReceipt{Round: h.Round, Bytes: uint64(len(ct)), Accepted: uint32(len(s.m.State().Accepted))}, nil
+	}
+	before := s.m.State()
+	effects := s.m.Accept(s.cfg.Now(), receipt)
+	after := s.m.State()
+	sb, err := MarshalState(after)
+	if err == nil {
+		err = s.store.AcceptUpload(h.Round, peer.Name, rec, sb)
+	}
+	if err != nil {
+		s.m.Restore(before)
+		if errors.Is(err, store.ErrDuplicate) {
+			return nil, refuse(codes.AlreadyExists, "duplicate", "client %s already has an accepted upload in round %d", peer.Name, h.Round)
+		}
+		return nil, refuse(codes.Internal, "store", "persist upload: %v", err)
+	}
+	s.met.Uploads.WithLabelValues("accepted", "").Inc()
+	s.met.WireBytes.Add(float64(len(ct)))
+	s.met.RawBytes.Add(float64(h.RawBytes))
+	s.log.Info("upload accepted", "client", peer.Name, "round", h.Round, "wire_bytes", len(ct), "raw_bytes", h.RawBytes,
+		"examples", h.Examples, "accepted", len(after.Accepted), "cohort", len(after.Cohort))
+	s.handle(effects)
+	return &fedpb.UploadReceipt{Round: h.Round, Bytes: uint64(len(ct)), Accepted: uint32(len(after.Accepted))}, nil
+}
+
+func verifyPeerSignature(peer Peer, msg, sig []byte) error {
+	switch pk := peer.PublicKey.(type) {
+	case ed25519.PublicKey:
+		if !ed25519.Verify(pk, msg, sig) {
+			return errors.New("signature does not verify (tampered, replayed under another header, or signed by another key)")
+		}
+		return nil
+	case nil:
+		return errors.New("the caller presented no public key")
+	default:
+		return fmt.Errorf("unsupported client key type %T (enrolment issues Ed25519 keys)", pk)
+	}
+}
+
+// aggregate runs one round's aggregation outside the lock and feeds the
+// outcome back into the state machine.
+func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
+	start := time.Now()
+	next, res, err := s.combine(job)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.log.Error("aggregation failed", "round", job.Round, "err", err)
+		s.step(func() []Effect { return s.m.AggregationFailed(job.Round, err.Error()) })
+		return
+	}
+	before := s.m.State()
+	effects := s.m.Aggregated(job.Round, job.BaseVersion+1)
+	after := s.m.State()
+	g, err := newGlobal(job.BaseVersion+1, job.Round, next)
+	if err == nil {
+		err = s.putGlobal(g, after)
+	}
+	if err != nil {
+		s.m.Restore(before)
+		s.log.Error("persist global adapter", "round", job.Round, "err", err)
+		s.step(func() []Effect { return s.m.AggregationFailed(job.Round, err.Error()) })
+		return
+	}
+	s.prev, s.cur = s.cur, g
+	elapsed := time.Since(start).Seconds()
+	s.met.AggregateSecond.Observe(elapsed)
+	s.met.AggregationErr.Set(res.AggregationError)
+	s.met.RoundSeconds.WithLabelValues("published").Observe(s.cfg.Now().Sub(before.Started).Seconds())
+	res.Round, res.Outcome, res.GlobalVersion = job.Round, "published", g.version
+	res.AggregateSeconds = elapsed
+	res.StartedUnixMs, res.FinishedUnixMs = before.Started.UnixMilli(), s.cfg.Now().UnixMilli()
+	s.recordResult(res, after)
+	s.log.Info("aggregated", "round", job.Round, "rule", s.agg.Rule.String(), "clients", len(job.Uploads), "examples", res.Examples,
+		"train_loss", res.TrainLoss, "val_accuracy", res.ValAccuracy, "wire_bytes", res.WireBytes, "raw_bytes", res.RawBytes,
+		"aggregation_error", res.AggregationError, "seconds", elapsed)
+	s.handle(effects)
+}
+
+// combine decrypts and decodes the round's stored uploads and aggregates
+// them onto the base version.
+func (s *Server) combine(job StartAggregation) (*adapter.Set, *fedpb.RoundResult, error) {
+	s.mu.Lock()
+	base := s.cur
+	s.mu.Unlock()
+	if base.version != job.BaseVersion {
+		return nil, nil, fmt.Errorf("round %d trains from version %d but version %d is current", job.Round, job.BaseVersion, base.version)
+	}
+	res := &fedpb.RoundResult{}
+	updates := make([]aggregate.Update, 0, len(job.Uploads))
+	var lossW, accW float64
+	for _, r := range job.Uploads {
+		rec, err := s.store.Upload(job.Round, r.Client)
+		if err != nil {
+			return nil, nil, err
+		}
+		var su fedpb.StoredUpload
+		if err := proto.Unmarshal(rec, &su); err != nil {
+			return nil, nil, fmt.Errorf("stored upload of %s: %w", r.Client, err)
+		}
+		plain, err := secure.Decrypt(s.cfg.Identity, su.Ciphertext, 2*int64(len(base.file))+1<<20)
+		if err != nil {
+			return nil, nil, fmt.Errorf("stored upload of %s: %w", r.Client, err)
+		}
+		set, err := DecodeUpdate(plain, base.set, job.Round, r.Client, job.BaseVersion, int(s.cfg.Policy.Train.Bits))
+		if err != nil {
+			return nil, nil, fmt.Errorf("stored upload of %s: %w", r.Client, err)
+		}
+		updates = append(updates, aggregate.Update{Set: set, Weight: float64(r.Examples)})
+		res.Clients = append(res.Clients, r.Client)
+		res.Examples += r.Examples
+		res.WireBytes += r.WireBytes
+		res.RawBytes += r.RawBytes
+		lossW += r.Loss * float64(r.Examples)
+		accW += r.Accuracy * float64(r.Examples)
+	}
+	if len(updates) == 0 {
+		return nil, nil, errors.New("no uploads to aggregate")
+	}
+	res.TrainLoss, res.ValAccuracy = lossW/float64(res.Examples), accW/float64(res.Examples)
+	next, relErr, err := s.agg.Apply(base.set, updates)
+	if err != nil {
+		return nil, nil, err
+	}
+	res.AggregationError = relErr
+	return next, res, nil
+}
+
+// Status reports the coordinator's state.
+func (s *Server) Status() *fedpb.StatusResponse {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.m.State()
+	out := &fedpb.StatusResponse{Coordinator: s.cfg.Name, Model: s.cur.set.BaseModel, Adapter: s.cur.set.Config.String(),
+		Round: st.Round, Phase: string(st.Phase), GlobalVersion: st.GlobalVersion, Cohort: st.Cohort}
+	if st.Phase == PhaseCollecting {
+		out.DeadlineUnixMs = st.Deadline.UnixMilli()
+	}
+	for _, r := range st.Accepted {
+		out.Accepted = append(out.Accepted, r.Client)
+	}
+	for _, m := range s.m.Members() {
+		out.Members = append(out.Members, &fedpb.Member{Name: m.Name, Examples: m.Examples, Capability: m.Capability,
+			Live: m.Live, LastSeenUnixMs: m.LastSeen.UnixMilli()})
+	}
+	for _, r := range s.results {
+		out.Results = append(out.Results, proto.Clone(r).(*fedpb.RoundResult))
+	}
+	return out
+}
+
+// Changed returns a channel closed at the next state change (for tests and
+// the simulator).
+func (s *Server) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// GlobalAdapter returns the current global adapter and its version.
+func (s *Server) GlobalAdapter() (*adapter.Set, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur.set.Clone(), s.cur.version
+}

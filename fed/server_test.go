@@ -1,0 +1,334 @@
+package fed
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"math"
+	mrand "math/rand/v2"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/secure"
+	"github.com/kronfed/kronfed/store"
+)
+
+// shiftTrainer is a deterministic local "training" for protocol tests: it
+// adds Shift to every tensor, so the expected aggregate is known exactly
+// (up to quantization).
+type shiftTrainer struct {
+	Shift    float32
+	Examples int
+	// Block, when set, is waited on before training returns.
+	Block chan struct{}
+}
+
+func (s *shiftTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.RoundConfig) (TrainStats, error) {
+	if s.Block != nil {
+		select {
+		case <-s.Block:
+		case <-ctx.Done():
+			return TrainStats{}, ctx.Err()
+		}
+	}
+	for _, p := range local.Params() {
+		for i := range p.Data {
+			p.Data[i] += s.Shift
+		}
+	}
+	return TrainStats{Examples: s.Examples, Loss: float64(s.Shift), Accuracy: 0.5}, nil
+}
+
+// testSet is a small Kron-LoRA adapter with a dense head large enough
+// (> ChunkSize as float32) that uploads and downloads span several chunks.
+func testSet(t testing.TB, dense int) *adapter.Set {
+	t.Helper()
+	cfg := adapter.Config{Kind: adapter.KindKron, Rank: 4, DA2: 4, Alpha: 8}
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	set, err := adapter.NewSet(cfg, "test-base", []adapter.Target{{Name: "l0.q", DOut: 32, DIn: 64}, {Name: "l0.o", DOut: 64, DIn: 32}}, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range set.Params() { // non-zero A so the Kronecker products matter
+		for i := range p.Data {
+			p.Data[i] = float32(rng.NormFloat64() * 0.1)
+		}
+	}
+	if dense > 0 {
+		set.Dense = []adapter.Dense{{Name: "head.weight", Rows: 1, Cols: dense, Data: make([]float32, dense), Grad: make([]float32, dense)}}
+	}
+	return set
+}
+
+type testFed struct {
+	srv      *Server
+	st       *store.Store
+	identity age.Identity
+	recip    age.Recipient
+	signer   *secure.Signer
+	initial  *adapter.Set
+	dir      string
+	policy   Policy
+}
+
+func newTestFed(t *testing.T, p Policy, dense int) *testFed {
+	t.Helper()
+	id, rc, err := secure.GenerateIdentity("x25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &testFed{dir: t.TempDir(), initial: testSet(t, dense), policy: p}
+	if f.identity, err = secure.ParseIdentity(id); err != nil {
+		t.Fatal(err)
+	}
+	if f.recip, err = secure.ParseRecipient(rc); err != nil {
+		t.Fatal(err)
+	}
+	if f.signer, err = secure.GenerateSigner("Ed25519"); err != nil {
+		t.Fatal(err)
+	}
+	f.open(t)
+	return f
+}
+
+// open (re)starts the coordinator on the federation's store.
+func (f *testFed) open(t *testing.T) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(f.dir, "state.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(ServerConfig{Policy: f.policy, Rule: Rule{Name: "fedavg"}, Store: st, Initial: f.initial,
+		Identity: f.identity, Signer: f.signer, TickEvery: 5 * time.Millisecond})
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	f.srv, f.st = srv, st
+}
+
+type testClient struct {
+	name string
+	key  ed25519.PrivateKey
+	conn *MemoryConn
+	tr   *shiftTrainer
+	c    *Client
+}
+
+func (f *testFed) client(t *testing.T, name string, shift float32, examples, rounds int) *testClient {
+	t.Helper()
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	tc := &testClient{name: name, key: key, conn: &MemoryConn{Server: f.srv, Peer: Peer{Name: name, PublicKey: pub}},
+		tr: &shiftTrainer{Shift: shift, Examples: examples}}
+	c, err := NewClient(ClientConfig{Name: name, Conn: tc.conn, Trainer: tc.tr, Model: f.initial.BaseModel,
+		Adapter: f.initial.Config.String(), Examples: int64(examples), Key: key, Recipient: f.recip,
+		Verifier: f.signer.Verifier(), Rounds: rounds, PollWait: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.c = c
+	return tc
+}
+
+func runAll(t *testing.T, ctx context.Context, srv *Server, clients ...*testClient) (serverErr error, clientErrs []error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	clientErrs = make([]error, len(clients))
+	for i, c := range clients {
+		wg.Add(1)
+		go func() { defer wg.Done(); clientErrs[i] = c.c.Run(ctx) }()
+	}
+	serverErr = srv.Run(ctx)
+	wg.Wait()
+	return serverErr, clientErrs
+}
+
+// TestFederatedRoundsInMemory runs a coordinator and three clients for two
+// rounds and checks the published adapter against the weighted mean of the
+// clients' known updates, within 8-bit quantization error.
+func TestFederatedRoundsInMemory(t *testing.T) {
+	p := testPolicy()
+	f := newTestFed(t, p, 300_000)
+	defer f.st.Close()
+	shifts := []float32{0.01, -0.02, 0.04}
+	examples := []int{10, 30, 60}
+	var clients []*testClient
+	for i := range shifts {
+		clients = append(clients, f.client(t, fmt.Sprintf("c%d", i), shifts[i], examples[i], p.Rounds))
+	}
+	serr, cerrs := runAll(t, context.Background(), f.srv, clients...)
+	if serr != nil {
+		t.Fatalf("server: %v", serr)
+	}
+	for i, err := range cerrs {
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+	// Each round moves every tensor by Σ w_i·shift_i / Σ w_i.
+	mean := 0.0
+	for i := range shifts {
+		mean += float64(shifts[i]) * float64(examples[i]) / 100
+	}
+	got, version := f.srv.GlobalAdapter()
+	if version != 3 {
+		t.Fatalf("global version %d after 2 rounds, want 3", version)
+	}
+	init := f.initial.Params()
+	worst := 0.0
+	for k, g := range got.Params() {
+		for i := range g.Data {
+			worst = math.Max(worst, math.Abs(float64(g.Data[i])-float64(init[k].Data[i])-2*mean))
+		}
+	}
+	// 8-bit symmetric per-row steps of max|Δ|/127 ≤ 0.04/127 per client and round.
+	if tol := 2 * 0.04 / 127.0; worst > tol {
+		t.Fatalf("published adapter is off the weighted mean of the updates by %.3g (tolerance %.3g)", worst, tol)
+	}
+	stt := f.srv.Status()
+	if len(stt.Results) != 2 || stt.Results[1].Outcome != "published" || stt.Results[1].Examples != 100 {
+		t.Fatalf("results: %v", stt.Results)
+	}
+	r := stt.Results[0]
+	if ratio := float64(r.WireBytes) / float64(r.RawBytes); !(ratio > 0.2 && ratio < 0.35) {
+		// The dense head travels as float32 (most of the bytes here); the
+		// factors at 8 bits. Anything near 1 means quantization was skipped.
+		t.Logf("wire/raw = %.3f", ratio)
+	}
+	if r.WireBytes == 0 || r.WireBytes >= r.RawBytes+uint64(3*1024) {
+		t.Fatalf("round 1 wire bytes %d, raw %d", r.WireBytes, r.RawBytes)
+	}
+}
+
+func TestUploadRefusals(t *testing.T) {
+	p := testPolicy()
+	p.Rounds, p.CohortSize, p.Quorum = 1, 2, 2
+	f := newTestFed(t, p, 0)
+	defer f.st.Close()
+	a := f.client(t, "a", 0.01, 5, 1)
+	b := f.client(t, "b", 0.02, 5, 1)
+	ctx := context.Background()
+	for _, c := range []*testClient{a, b} {
+		if _, err := c.conn.Join(ctx, &fedpb.JoinRequest{Model: "test-base", Adapter: f.initial.Config.String(), Examples: 5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.conn.Join(ctx, &fedpb.JoinRequest{Model: "other", Adapter: f.initial.Config.String(), Examples: 5}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("join with another base model: %v", err)
+	}
+	f.srv.mu.Lock()
+	f.srv.step(func() []Effect { return f.srv.m.Tick(time.Now()) })
+	f.srv.mu.Unlock()
+	asg, err := a.conn.NextRound(ctx, 0, time.Second)
+	if err != nil || asg.Round != 1 {
+		t.Fatalf("assignment %v, %v", asg, err)
+	}
+	if err := f.signer.Verifier().Verify(AssignmentSigningBytes(asg), asg.Signature); err != nil {
+		t.Fatalf("assignment signature: %v", err)
+	}
+	// Prepare a's real upload.
+	a.c.global, a.c.version = f.initial.Clone(), 1
+	if ev := a.c.train(ctx, asg); !isTrained(ev) {
+		t.Fatalf("train: %#v", ev)
+	}
+	good := a.c.prepared
+	clone := func() *fedpb.UploadHeader { return proto.Clone(good.header).(*fedpb.UploadHeader) }
+	ct := func() []byte { return append([]byte(nil), good.ct...) }
+
+	check := func(name string, conn *MemoryConn, h *fedpb.UploadHeader, body []byte, code codes.Code) {
+		t.Helper()
+		_, err := conn.Upload(ctx, h, body)
+		if status.Code(err) != code {
+			t.Errorf("%s: %v, want %v", name, err, code)
+		}
+	}
+	tampered := ct()
+	tampered[len(tampered)/2] ^= 1
+	check("tampered payload", a.conn, clone(), tampered, codes.InvalidArgument)
+	h := clone()
+	h.Examples = 1000 // the signed header altered
+	check("altered header", a.conn, h, ct(), codes.Unauthenticated)
+	check("truncated", a.conn, clone(), ct()[:10], codes.InvalidArgument)
+	check("someone else's upload", b.conn, clone(), ct(), codes.PermissionDenied)
+	// b signs a header naming itself but with a's ciphertext: the payload is
+	// bound to a inside the encryption, so it is refused after decryption.
+	hb := clone()
+	hb.Client = "b"
+	hb.Signature, _ = secure.SignWithKey(b.key, UploadSigningBytes(hb))
+	check("payload of another client", b.conn, hb, ct(), codes.InvalidArgument)
+	// Garbage encrypted properly is refused as a bad payload.
+	junk, _ := secure.Encrypt(f.recip, []byte("not an adapter"))
+	hj := clone()
+	hj.Client, hj.Size, hj.Digest = "b", uint64(len(junk)), Digest(junk)
+	hj.Signature, _ = secure.SignWithKey(b.key, UploadSigningBytes(hj))
+	check("junk payload", b.conn, hj, junk, codes.InvalidArgument)
+
+	if _, err := a.conn.Upload(ctx, good.header, good.ct); err != nil {
+		t.Fatalf("good upload: %v", err)
+	}
+	// A retry of the same upload (lost receipt) is answered idempotently; a
+	// second, different upload is a duplicate.
+	if _, err := a.conn.Upload(ctx, good.header, good.ct); err != nil {
+		t.Fatalf("retried upload: %v", err)
+	}
+	h2 := clone()
+	h2.Nonce = make([]byte, NonceSize)
+	h2.Signature, _ = secure.SignWithKey(a.key, UploadSigningBytes(h2))
+	check("second upload", a.conn, h2, ct(), codes.AlreadyExists)
+	if n := len(f.srv.Status().Accepted); n != 1 {
+		t.Fatalf("%d uploads accepted", n)
+	}
+
+	// Restart the coordinator: the accepted upload survived, the duplicate
+	// is still refused, and the round completes with b.
+	f.st.Close()
+	f.open(t)
+	a.conn.Server, b.conn.Server = f.srv, f.srv
+	if st := f.srv.Status(); st.Round != 1 || st.Phase != string(PhaseCollecting) || len(st.Accepted) != 1 {
+		t.Fatalf("after restart: %v", st)
+	}
+	check("second upload after restart", a.conn, h2, ct(), codes.AlreadyExists)
+	serr, cerrs := runAll(t, ctx, f.srv, b)
+	if serr != nil || cerrs[0] != nil {
+		t.Fatalf("finishing the round: %v %v", serr, cerrs)
+	}
+	if st := f.srv.Status(); st.GlobalVersion != 2 || len(st.Results) != 1 || st.Results[0].Examples != 10 {
+		t.Fatalf("after round 1: %v", st)
+	}
+	// Late: round 1 is over.
+	check("late upload", a.conn, clone(), ct(), codes.FailedPrecondition)
+}
+
+func TestRuleParse(t *testing.T) {
+	for _, ok := range []string{"fedavg", "kron-exact", "median", "trimmed-mean", "trimmed-mean:0.2", "fedadam", "fedadam:0.1:0.01"} {
+		if _, err := ParseRule(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "mean", "fedavg:1", "trimmed-mean:0.5", "trimmed-mean:x", "fedadam:0", "fedadam:1:2:3"} {
+		if _, err := ParseRule(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	r, _ := ParseRule("kron-exact")
+	if err := r.Check(adapter.KindLoRA); err == nil {
+		t.Error("kron-exact accepted for LoRA")
+	}
+}
+
+func isTrained(ev ClientEvent) bool {
+	_, ok := ev.(Trained)
+	return ok
+}
