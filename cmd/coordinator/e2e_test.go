@@ -359,6 +359,7 @@ timeout = "20s"`, fmt.Sprintf("gossip = %q", gossip))
 	if res := f.results(t); len(res) != 3 {
 		t.Fatalf("results: %v", res)
 	}
+	logLines(t, coord, "client down", "aggregated", "round started")
 }
 
 // TestCoordinatorKilledAndRestarted: the coordinator is killed (SIGKILL)
@@ -398,9 +399,24 @@ timeout = "90s"`, "")
 	if r := res[1]; r.Outcome != "published" || len(r.Clients) != 3 {
 		t.Fatalf("round 2 after the restart: %v", r)
 	}
+	logLines(t, coord, "upload accepted", "aggregated")
+	logLines(t, coord2, "resumed", "upload accepted", "aggregated")
 	// The upload accepted before the kill was not sent again as a new one.
 	if strings.Contains(coord2.output(), fmt.Sprintf(`upload accepted" client=%s round=2`, first)) {
 		t.Fatalf("%s's round-2 upload, accepted before the kill, was accepted again after the restart", first)
+	}
+}
+
+// logLines logs p's output lines containing any of subs (seen with -v).
+func logLines(t *testing.T, p *proc, subs ...string) {
+	t.Helper()
+	for _, line := range strings.Split(p.output(), "\n") {
+		for _, s := range subs {
+			if strings.Contains(line, s) {
+				t.Logf("%s: %s", p.name, line)
+				break
+			}
+		}
 	}
 }
 
