@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -164,8 +164,12 @@ func TestGRPCRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer noCert.Close()
-	if _, err := noCert.Status(ctx); !IsHandshakeError(err) {
+	noCertConf := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: caPool(g.material), ServerName: "127.0.0.1"}
+	if _, err := noCert.Status(ctx); status.Code(err) != codes.Unavailable {
 		t.Fatalf("call without a client certificate: %v", err)
+	}
+	if err := ProbeTLS(ctx, g.addr, noCertConf); !errors.Is(err, ErrCertificateRefused) {
+		t.Fatalf("probe without a client certificate: %v", err)
 	}
 	// A certificate from another CA: refused too.
 	otherDir := filepath.Join(t.TempDir(), "other")
@@ -181,7 +185,7 @@ func TestGRPCRefusals(t *testing.T) {
 	if _, err := foreign.Status(ctx); status.Code(err) != codes.Unavailable {
 		t.Fatalf("call with a foreign certificate: %v", err)
 	}
-	if err := ProbeTLS(ctx, g.addr, otls); err == nil || !strings.Contains(err.Error(), "refused this client's certificate") {
+	if err := ProbeTLS(ctx, g.addr, otls); !errors.Is(err, ErrCertificateRefused) {
 		t.Fatalf("probe with a foreign certificate: %v", err)
 	}
 	good, _ := g.material.Enroll("probe", time.Hour, time.Now())
