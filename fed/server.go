@@ -57,6 +57,15 @@ type ServerConfig struct {
 	MaxUploadBytes int64
 	// Results is how many round results Status reports (default 20).
 	Results int
+	// CacheBytes bounds the decoded client adapters kept in memory between
+	// acceptance and aggregation (default 1 GiB); uploads beyond it are
+	// decrypted and decoded again from the store when the round closes.
+	CacheBytes int64
+	// KeepUploads is how many recent rounds' encrypted uploads stay in the
+	// store (default 2); KeepGlobals how many global adapter versions
+	// (default 10, at least 2: the current one and the one clients may
+	// still be fetching).
+	KeepUploads, KeepGlobals int
 }
 
 // global is one published global adapter version, decoded.
@@ -86,6 +95,11 @@ type Server struct {
 	changed    chan struct{} // closed and replaced on every state change
 	results    []*fedpb.RoundResult
 	finished   bool
+	// decoded holds the current round's accepted client adapters, already
+	// decrypted and checked, so aggregation need not redo it.
+	decoded      map[string]*adapter.Set
+	decodedRound uint64
+	decodedBytes int64
 
 	aggWG sync.WaitGroup
 	aggCh chan StartAggregation
@@ -115,6 +129,16 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Results <= 0 {
 		cfg.Results = 20
 	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = 1 << 30
+	}
+	if cfg.KeepUploads <= 0 {
+		cfg.KeepUploads = 2
+	}
+	if cfg.KeepGlobals <= 0 {
+		cfg.KeepGlobals = 10
+	}
+	cfg.KeepGlobals = max(cfg.KeepGlobals, 2)
 	if cfg.Name == "" {
 		cfg.Name = "coordinator"
 	}
@@ -314,12 +338,15 @@ func (s *Server) handle(effects []Effect) {
 			}
 		case RoundAbandoned:
 			s.assignment = nil
+			s.decoded, s.decodedBytes = nil, 0
 			st := s.m.State()
 			s.met.Rounds.WithLabelValues("abandoned").Inc()
 			s.recordResult(&fedpb.RoundResult{Round: e.Round, Outcome: "abandoned: " + e.Reason, GlobalVersion: st.GlobalVersion,
 				FinishedUnixMs: s.cfg.Now().UnixMilli()}, st)
 			s.log.Warn("round abandoned", "round", e.Round, "reason", e.Reason)
 		case RoundPublished:
+			s.decoded, s.decodedBytes = nil, 0
+			s.prune(e.Round)
 			s.met.Rounds.WithLabelValues("published").Inc()
 			s.met.GlobalVersion.Set(float64(e.Version))
 			s.log.Info("round published", "round", e.Round, "global_version", e.Version)
@@ -330,6 +357,20 @@ func (s *Server) handle(effects []Effect) {
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// prune applies the retention settings after round was published: old
+// uploads (already aggregated) and old global versions are deleted, so the
+// store does not grow without bound.
+func (s *Server) prune(round uint64) {
+	if round >= uint64(s.cfg.KeepUploads) {
+		if _, err := s.store.DeleteUploads(round - uint64(s.cfg.KeepUploads) + 1); err != nil {
+			s.log.Error("prune uploads", "err", err)
+		}
+	}
+	if _, err := s.store.PruneGlobals(s.cfg.KeepGlobals); err != nil {
+		s.log.Error("prune global adapters", "err", err)
+	}
 }
 
 func (s *Server) recordResult(r *fedpb.RoundResult, st State) {
@@ -520,7 +561,8 @@ func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.Upl
 	if err != nil {
 		return nil, refuse(codes.InvalidArgument, "undecryptable", "%v", err)
 	}
-	if _, err := DecodeUpdate(plain, base.set, h.Round, peer.Name, h.BaseVersion, int(s.cfg.Policy.Train.Bits)); err != nil {
+	clientSet, err := DecodeUpdate(plain, base.set, h.Round, peer.Name, h.BaseVersion, int(s.cfg.Policy.Train.Bits))
+	if err != nil {
 		return nil, refuse(codes.InvalidArgument, "bad_payload", "%v", err)
 	}
 	rec, err := proto.Marshal(&fedpb.StoredUpload{Header: h, Ciphertext: ct, CertDer: peer.CertDER, ReceivedUnixMs: s.cfg.Now().UnixMilli()})
@@ -553,6 +595,7 @@ func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.Upl
 		}
 		return nil, refuse(codes.Internal, "store", "persist upload: %v", err)
 	}
+	s.remember(h.Round, peer.Name, clientSet)
 	s.met.Uploads.WithLabelValues("accepted", "").Inc()
 	s.met.WireBytes.Add(float64(len(ct)))
 	s.met.RawBytes.Add(float64(h.RawBytes))
@@ -574,6 +617,20 @@ func verifyPeerSignature(peer Peer, msg, sig []byte) error {
 	default:
 		return fmt.Errorf("unsupported client key type %T (enrolment issues Ed25519 keys)", pk)
 	}
+}
+
+// remember keeps an accepted client adapter for the round's aggregation,
+// within the cache budget; s.mu is held.
+func (s *Server) remember(round uint64, client string, set *adapter.Set) {
+	if s.decodedRound != round {
+		s.decoded, s.decodedRound, s.decodedBytes = map[string]*adapter.Set{}, round, 0
+	}
+	size := int64(RawBytes(set))
+	if s.decodedBytes+size > s.cfg.CacheBytes {
+		return
+	}
+	s.decoded[client] = set
+	s.decodedBytes += size
 }
 
 // aggregate runs one round's aggregation outside the lock and feeds the
@@ -628,22 +685,19 @@ func (s *Server) combine(job StartAggregation) (*adapter.Set, *fedpb.RoundResult
 	res := &fedpb.RoundResult{}
 	updates := make([]aggregate.Update, 0, len(job.Uploads))
 	var lossW, accW float64
+	s.mu.Lock()
+	cached := map[string]*adapter.Set{}
+	if s.decodedRound == job.Round {
+		cached = s.decoded
+	}
+	s.mu.Unlock()
 	for _, r := range job.Uploads {
-		rec, err := s.store.Upload(job.Round, r.Client)
-		if err != nil {
-			return nil, nil, err
-		}
-		var su fedpb.StoredUpload
-		if err := proto.Unmarshal(rec, &su); err != nil {
-			return nil, nil, fmt.Errorf("stored upload of %s: %w", r.Client, err)
-		}
-		plain, err := secure.Decrypt(s.cfg.Identity, su.Ciphertext, 2*int64(len(base.file))+1<<20)
-		if err != nil {
-			return nil, nil, fmt.Errorf("stored upload of %s: %w", r.Client, err)
-		}
-		set, err := DecodeUpdate(plain, base.set, job.Round, r.Client, job.BaseVersion, int(s.cfg.Policy.Train.Bits))
-		if err != nil {
-			return nil, nil, fmt.Errorf("stored upload of %s: %w", r.Client, err)
+		set := cached[r.Client]
+		if set == nil {
+			var err error
+			if set, err = s.loadUpload(job, r.Client, base); err != nil {
+				return nil, nil, err
+			}
 		}
 		updates = append(updates, aggregate.Update{Set: set, Weight: float64(r.Examples)})
 		res.Clients = append(res.Clients, r.Client)
@@ -663,6 +717,28 @@ func (s *Server) combine(job StartAggregation) (*adapter.Set, *fedpb.RoundResult
 	}
 	res.AggregationError = relErr
 	return next, res, nil
+}
+
+// loadUpload decrypts and decodes a stored upload (after a restart, or
+// beyond the cache budget).
+func (s *Server) loadUpload(job StartAggregation, client string, base *global) (*adapter.Set, error) {
+	rec, err := s.store.Upload(job.Round, client)
+	if err != nil {
+		return nil, err
+	}
+	var su fedpb.StoredUpload
+	if err := proto.Unmarshal(rec, &su); err != nil {
+		return nil, fmt.Errorf("stored upload of %s: %w", client, err)
+	}
+	plain, err := secure.Decrypt(s.cfg.Identity, su.Ciphertext, 2*int64(len(base.file))+1<<20)
+	if err != nil {
+		return nil, fmt.Errorf("stored upload of %s: %w", client, err)
+	}
+	set, err := DecodeUpdate(plain, base.set, job.Round, client, job.BaseVersion, int(s.cfg.Policy.Train.Bits))
+	if err != nil {
+		return nil, fmt.Errorf("stored upload of %s: %w", client, err)
+	}
+	return set, nil
 }
 
 // Status reports the coordinator's state.

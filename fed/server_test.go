@@ -109,7 +109,7 @@ func (f *testFed) open(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, err := NewServer(ServerConfig{Policy: f.policy, Rule: Rule{Name: "fedavg"}, Store: st, Initial: f.initial,
-		Identity: f.identity, Signer: f.signer, TickEvery: 5 * time.Millisecond})
+		Identity: f.identity, Signer: f.signer, TickEvery: 5 * time.Millisecond, KeepUploads: 1})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
@@ -196,6 +196,13 @@ func TestFederatedRoundsInMemory(t *testing.T) {
 	// 8-bit symmetric per-row steps of max|Δ|/127 ≤ 0.04/127 per client and round.
 	if tol := 2 * 0.04 / 127.0; worst > tol {
 		t.Fatalf("published adapter is off the weighted mean of the updates by %.3g (tolerance %.3g)", worst, tol)
+	}
+	// Retention: round 1's uploads were deleted when round 2 was published.
+	if c, _ := f.st.UploadClients(1); len(c) != 0 {
+		t.Fatalf("round 1 uploads kept: %v", c)
+	}
+	if c, _ := f.st.UploadClients(2); len(c) != 3 {
+		t.Fatalf("round 2 uploads: %v", c)
 	}
 	stt := f.srv.Status()
 	if len(stt.Results) != 2 || stt.Results[1].Outcome != "published" || stt.Results[1].Examples != 100 {
