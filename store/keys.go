@@ -51,7 +51,7 @@ func decodeMeta(format, schema []byte) (uint64, error) {
 	case v == 0:
 		return 0, fmt.Errorf("schema version 0 is invalid: %w", ErrCorrupt)
 	case v > SchemaVersion:
-		return 0, fmt.Errorf("schema version %d is newer than this build supports (%d); use a newer kronfed: %w", v, SchemaVersion, ErrCorrupt)
+		return 0, fmt.Errorf("schema version %d is newer than this build supports (%d); use a newer kronfed: %w", v, SchemaVersion, ErrSchema)
 	}
 	return v, nil
 }
