@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -42,11 +43,11 @@ func mustState(t *testing.T, s *Store) []byte {
 
 // record makes deterministic test bytes for (round, client).
 func record(round uint64, client string, n int) []byte {
-	r := rand.New(rand.NewPCG(round, uint64(len(client))*7919+uint64(client[0])))
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], round)
+	copy(seed[8:], client)
 	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
+	rand.NewChaCha8(seed).Read(b)
 	return b
 }
 
