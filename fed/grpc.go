@@ -28,6 +28,16 @@ import (
 // gRPC's default 4 MiB message limit, so adapters of any size stream.
 const ChunkSize = 1 << 20
 
+// inChunks calls send with data in pieces of at most ChunkSize bytes.
+func inChunks(data []byte, send func([]byte) error) error {
+	for off := 0; off < len(data); off += ChunkSize {
+		if err := send(data[off:min(off+ChunkSize, len(data))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // maxMessage bounds every message either side accepts: a chunk plus its
 // framing, or a header.
 const maxMessage = ChunkSize + 64<<10
@@ -108,13 +118,9 @@ func (g *grpcService) Download(req *fedpb.DownloadRequest, stream fedpb.Coordina
 	if err := stream.Send(&fedpb.DownloadChunk{Part: &fedpb.DownloadChunk_Header{Header: hdr}}); err != nil {
 		return err
 	}
-	for off := 0; off < len(file); off += ChunkSize {
-		end := min(off+ChunkSize, len(file))
-		if err := stream.Send(&fedpb.DownloadChunk{Part: &fedpb.DownloadChunk_Data{Data: file[off:end]}}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return inChunks(file, func(b []byte) error {
+		return stream.Send(&fedpb.DownloadChunk{Part: &fedpb.DownloadChunk_Data{Data: b}})
+	})
 }
 
 func (g *grpcService) Upload(stream fedpb.Coordinator_UploadServer) error {
@@ -272,11 +278,11 @@ func (c *GRPCConn) Upload(ctx context.Context, h *fedpb.UploadHeader, ct []byte)
 	if err := stream.Send(&fedpb.UploadChunk{Part: &fedpb.UploadChunk_Header{Header: h}}); err != nil {
 		return nil, closeAndRecvErr(stream, err)
 	}
-	for off := 0; off < len(ct); off += ChunkSize {
-		end := min(off+ChunkSize, len(ct))
-		if err := stream.Send(&fedpb.UploadChunk{Part: &fedpb.UploadChunk_Data{Data: ct[off:end]}}); err != nil {
-			return nil, closeAndRecvErr(stream, err)
-		}
+	err = inChunks(ct, func(b []byte) error {
+		return stream.Send(&fedpb.UploadChunk{Part: &fedpb.UploadChunk_Data{Data: b}})
+	})
+	if err != nil {
+		return nil, closeAndRecvErr(stream, err)
 	}
 	return stream.CloseAndRecv()
 }

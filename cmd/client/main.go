@@ -14,85 +14,34 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/internal/cli"
 	"github.com/kronfed/kronfed/model"
 )
 
-type command struct {
-	name, summary string
-	run           func(args []string, stdout io.Writer) error
-}
+var program = &cli.Program{Name: "client", Commands: []cli.Command{
+	{Name: "params", Summary: "count a model's trainable parameters and upload size under an adapter", Run: runParams},
+	{Name: "init", Summary: "write a freshly initialized adapter file for a model", Run: runInit},
+	{Name: "generate", Summary: "continue a prompt with a decoder (greedy at temperature 0)", Run: runGenerate},
+	{Name: "train", Summary: "fine-tune an adapter locally on a task", Run: runTrain},
+	{Name: "join", Summary: "take part in a federation: join a coordinator, train each round, upload encrypted quantized updates", Run: runJoin},
+	{Name: "eval", Summary: "score a model (and adapter) on a task", Run: runEval},
+	{Name: "quant-report", Summary: "quantize an adapter's factors and report the error against the paper's bound", Run: runQuantReport},
+	{Name: "export", Summary: "export an adapter file to PEFT (LoKr or LoRA) or as merged ΔW", Run: runExport},
+	{Name: "bench", Summary: "measure the CPU kernels (bench kernels) or a whole training step (bench train)", Run: runBench},
+}}
 
-var commands = []command{
-	{"params", "count a model's trainable parameters and upload size under an adapter", runParams},
-	{"init", "write a freshly initialized adapter file for a model", runInit},
-	{"generate", "continue a prompt with a decoder (greedy at temperature 0)", runGenerate},
-	{"train", "fine-tune an adapter locally on a task", runTrain},
-	{"join", "take part in a federation: join a coordinator, train each round, upload encrypted quantized updates", runJoin},
-	{"eval", "score a model (and adapter) on a task", runEval},
-	{"quant-report", "quantize an adapter's factors and report the error against the paper's bound", runQuantReport},
-	{"export", "export an adapter file to PEFT (LoKr or LoRA) or as merged ΔW", runExport},
-	{"bench", "measure the CPU kernels (bench kernels) or a whole training step (bench train)", runBench},
-}
+func main() { program.Main() }
 
-func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "client:", err)
-		}
-		os.Exit(2)
-	}
-}
+func run(args []string, stdout io.Writer) error { return program.Run(args, stdout) }
 
-func run(args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(os.Stderr)
-		if len(args) == 0 {
-			return errors.New("no command given")
-		}
-		return nil
-	}
-	for _, c := range commands {
-		if c.name == args[0] {
-			return c.run(args[1:], stdout)
-		}
-	}
-	usage(os.Stderr)
-	return fmt.Errorf("unknown command %q", args[0])
-}
+func newFlags(name string) *flag.FlagSet { return cli.NewFlags("client", name) }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: client <command> [flags]\n\ncommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nRun 'client <command> -h' for a command's flags.")
-}
-
-// newFlags makes a flag set that reports errors instead of exiting, so every
-// command's bad input comes back through run.
-func newFlags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("client "+name, flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
-	return fs
-}
-
-// parseFlags parses args and rejects stray positional arguments.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
-	}
-	return nil
-}
+func parseFlags(fs *flag.FlagSet, args []string) error { return cli.ParseFlags(fs, args) }
 
 // modelAdapterFlags are the flags naming a base model and the adapter to put
 // on it, shared by the commands that build adapters for a model.

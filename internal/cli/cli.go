@@ -1,0 +1,85 @@
+// Package cli is the small command framework the kronfed binaries share:
+// subcommands with one-line summaries, flag sets that report errors instead
+// of exiting, and a main that prints errors once and exits non-zero.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Command is one subcommand.
+type Command struct {
+	Name, Summary string
+	Run           func(args []string, stdout io.Writer) error
+}
+
+// Program is a binary made of subcommands.
+type Program struct {
+	Name     string
+	Commands []Command
+}
+
+// Main runs the program on os.Args and exits 2 on error.
+func (p *Program) Main() {
+	if err := p.Run(os.Args[1:], os.Stdout); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", p.Name, err)
+		}
+		os.Exit(2)
+	}
+}
+
+// Run dispatches args to a subcommand.
+func (p *Program) Run(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		p.Usage(os.Stderr)
+		if len(args) == 0 {
+			return errors.New("no command given")
+		}
+		return nil
+	}
+	for _, c := range p.Commands {
+		if c.Name == args[0] {
+			return c.Run(args[1:], stdout)
+		}
+	}
+	p.Usage(os.Stderr)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// Usage lists the subcommands.
+func (p *Program) Usage(w io.Writer) {
+	width := 0
+	for _, c := range p.Commands {
+		width = max(width, len(c.Name))
+	}
+	fmt.Fprintf(w, "usage: %s <command> [flags]\n\ncommands:\n", p.Name)
+	for _, c := range p.Commands {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.Name, c.Summary)
+	}
+	fmt.Fprintf(w, "\nRun '%s <command> -h' for a command's flags.\n", p.Name)
+}
+
+// NewFlags makes a flag set for program's subcommand name that reports
+// errors instead of exiting, so every command's bad input comes back
+// through Run.
+func NewFlags(program, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(program+" "+name, flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	return fs
+}
+
+// ParseFlags parses args and rejects stray positional arguments.
+func ParseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
