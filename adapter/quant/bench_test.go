@@ -7,8 +7,9 @@ import (
 )
 
 // Benchmarks on the factor shapes of a small Kron-LoRA/LoRA adapter: a tall
-// 2048×8 (many rows, per-row scales dominate) and a wide 8×2048. MB/s counts
-// the float32 side (4 bytes per element) in both directions.
+// 2048×8 (many rows, per-row scales dominate; per-column ones do not) and a
+// wide 8×2048. MB/s counts the float32 side (4 bytes per element) in both
+// directions.
 
 var benchShapes = [][2]int{{2048, 8}, {8, 2048}}
 
@@ -19,6 +20,9 @@ func benchSchemes() []Scheme {
 		{Bits: 8, Symmetric: true, PerRow: true},
 		{Bits: 8, Symmetric: true, PerRow: true, Stochastic: true},
 		{Bits: 3, PerRow: true},
+		{Bits: 4, PerColumn: true},
+		{Bits: 8, Symmetric: true, PerColumn: true},
+		{Bits: 8, Symmetric: true, PerColumn: true, Stochastic: true},
 	}
 }
 

@@ -16,7 +16,8 @@ const (
 	flagSymmetric  = 1 << 0
 	flagPerRow     = 1 << 1
 	flagStochastic = 1 << 2
-	flagsKnown     = flagSymmetric | flagPerRow | flagStochastic
+	flagPerColumn  = 1 << 3
+	flagsKnown     = flagSymmetric | flagPerRow | flagStochastic | flagPerColumn
 )
 
 // MarshalBinary encodes m as follows (all integers little-endian):
@@ -25,12 +26,18 @@ const (
 //	0    2     magic "kq"
 //	2    1     format version (1)
 //	3    1     bits (2, 3, 4 or 8)
-//	4    1     flags: bit0 symmetric, bit1 per-row, bit2 stochastic; others 0
+//	4    1     flags: bit0 symmetric, bit1 per-row, bit2 stochastic,
+//	           bit3 per-column (never together with bit1); others 0
 //	5    4     rows (uint32, 1 … 2^31−1)
 //	9    4     cols (uint32, 1 … 2^31−1)
-//	13   4·g   scales, float32 bits, g = rows (per-row) or 1
+//	13   4·g   scales, float32 bits, g = rows (per-row), cols (per-column) or 1
 //	…    4·g   zero offsets, float32 bits (asymmetric only)
 //	…    ⌈rows·cols·bits/8⌉  codes, packed as in the package comment
+//
+// The per-column flag was added after the first files were written, without a
+// version change: every encoding without bit3 means exactly what it did
+// before, and a decoder that predates it refuses a per-column matrix as an
+// unknown flag rather than misreading it.
 //
 // The length is HeaderSize + m.SizeBytes(). UnmarshalBinary requires the total
 // length to match exactly and the matrix to pass Validate, so the encoding is
@@ -55,6 +62,9 @@ func (m *Matrix) AppendBinary(b []byte) ([]byte, error) {
 	if m.Scheme.PerRow {
 		flags |= flagPerRow
 	}
+	if m.Scheme.PerColumn {
+		flags |= flagPerColumn
+	}
 	if m.Scheme.Stochastic {
 		flags |= flagStochastic
 	}
@@ -71,9 +81,10 @@ func (m *Matrix) AppendBinary(b []byte) ([]byte, error) {
 }
 
 // UnmarshalBinary decodes data into m, validating it strictly: magic, version,
-// bit width, unknown flags, shape, exact total length, and everything Validate
-// checks. The sizes implied by the header are checked against len(data) before
-// anything is allocated, so a hostile header cannot force a large allocation.
+// bit width, unknown flags, per-row and per-column flags both set, shape, exact
+// total length, and everything Validate checks. The sizes implied by the header
+// are checked against len(data) before anything is allocated, so a hostile
+// header cannot force a large allocation.
 // m is left unchanged on error, and does not alias data.
 func (m *Matrix) UnmarshalBinary(data []byte) error {
 	if len(data) < HeaderSize {
@@ -93,9 +104,10 @@ func (m *Matrix) UnmarshalBinary(data []byte) error {
 		Bits:       int(data[3]),
 		Symmetric:  flags&flagSymmetric != 0,
 		PerRow:     flags&flagPerRow != 0,
+		PerColumn:  flags&flagPerColumn != 0,
 		Stochastic: flags&flagStochastic != 0,
 	}
-	if err := s.Validate(); err != nil {
+	if err := s.Validate(); err != nil { // bit width; per-row and per-column both set
 		return err
 	}
 	rows := binary.LittleEndian.Uint32(data[5:])
@@ -107,8 +119,11 @@ func (m *Matrix) UnmarshalBinary(data []byte) error {
 	// as in packedLen so it cannot overflow either.
 	n := uint64(rows) * uint64(cols)
 	g := uint64(1)
-	if s.PerRow {
+	switch {
+	case s.PerRow:
 		g = uint64(rows)
+	case s.PerColumn:
+		g = uint64(cols)
 	}
 	params := g
 	if !s.Symmetric {

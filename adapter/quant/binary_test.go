@@ -159,8 +159,8 @@ func TestUnmarshalRejects(t *testing.T) {
 // exactly the input (the encoding is canonical).
 func FuzzUnmarshal(f *testing.F) {
 	rng := rand.New(rand.NewPCG(51, 52))
-	for _, s := range allSchemes() {
-		for _, sh := range [][2]int{{1, 1}, {2, 3}, {3, 5}} {
+	for _, s := range append(allSchemes(), colSchemes()...) {
+		for _, sh := range [][2]int{{1, 1}, {2, 3}, {3, 5}, {12, 4}} {
 			s.Stochastic = sh[0] == 2
 			m, err := Quantize(randMatrix(rng, sh[0], sh[1]), sh[0], sh[1], s, rng)
 			if err != nil {

@@ -4,9 +4,13 @@
 //
 // A rows×cols matrix is a row-major []float32 of length rows·cols (row r is
 // x[r·cols:(r+1)·cols]). It is split into groups that share one scale (and, for
-// the asymmetric scheme, one offset): the whole tensor, or each row ("per-row",
+// the asymmetric scheme, one offset): the whole tensor, each row ("per-row",
 // one scale per output row, which keeps a single large row from coarsening the
-// grid of all the others).
+// grid of all the others), or each column ("per-column", the same thing along
+// the other axis; for a tall, thin matrix such as a low-rank factor B (d×r,
+// r ≪ d) it costs r scales instead of d, while still isolating each rank
+// component's magnitude). Only the grouping of the scales differs: the codes
+// are stored row-major in every case.
 //
 // Within a group with scale Δ, code q decodes to
 //
@@ -65,32 +69,46 @@ type Scheme struct {
 	// Symmetric selects the zero-centred grid Δ·q, q ∈ [−(2^(b−1)−1), 2^(b−1)−1];
 	// otherwise the grid is z + Δ·q, q ∈ [0, 2^b−1].
 	Symmetric bool
-	// PerRow gives every row its own scale (and offset); otherwise one for the
-	// whole tensor.
-	PerRow bool
+	// PerRow gives every row its own scale (and offset), PerColumn every
+	// column; at most one of them may be set. With neither, one scale (and
+	// offset) covers the whole tensor.
+	PerRow    bool
+	PerColumn bool
 	// Stochastic selects stochastic rounding (unbiased) instead of
 	// round-to-nearest. It only affects Quantize; it is kept in the Matrix and
 	// its encoding so a receiver knows how the codes were produced.
 	Stochastic bool
 }
 
-// Validate reports whether s is a supported scheme.
+// Validate reports whether s is a supported scheme: a supported bit width, and
+// not both PerRow and PerColumn.
 func (s Scheme) Validate() error {
 	switch s.Bits {
 	case 2, 3, 4, 8:
-		return nil
+	default:
+		return fmt.Errorf("quant: unsupported bit width %d (want 2, 3, 4 or 8)", s.Bits)
 	}
-	return fmt.Errorf("quant: unsupported bit width %d (want 2, 3, 4 or 8)", s.Bits)
+	if s.PerRow && s.PerColumn {
+		return errors.New("quant: scheme is both per-row and per-column (at most one granularity may be set)")
+	}
+	return nil
 }
 
-// String is a short label for logs and reports, e.g. "int4-asym-row-sr".
+// String is a short label for logs and reports, e.g. "int4-asym-row-sr" or
+// "int8-sym-col-sr". The granularity is "tensor", "row" or "col" ("row+col" for
+// the invalid scheme with both set).
 func (s Scheme) String() string {
 	sym, gran, rnd := "asym", "tensor", "rtn"
 	if s.Symmetric {
 		sym = "sym"
 	}
-	if s.PerRow {
+	switch {
+	case s.PerRow && s.PerColumn:
+		gran = "row+col"
+	case s.PerRow:
 		gran = "row"
+	case s.PerColumn:
+		gran = "col"
 	}
 	if s.Stochastic {
 		rnd = "sr"
@@ -133,7 +151,8 @@ func (s Scheme) codeRange() (lo, hi int) {
 type Matrix struct {
 	Rows, Cols int
 	Scheme     Scheme
-	// Scales holds Δ per group: Rows values when Scheme.PerRow, else 1.
+	// Scales holds Δ per group: Rows values when Scheme.PerRow, Cols values
+	// when Scheme.PerColumn, else 1.
 	Scales []float32
 	// Zeros holds the float offset z (the value of code 0) per group, same
 	// length as Scales, for the asymmetric scheme; it is empty when symmetric.
@@ -148,8 +167,11 @@ type Matrix struct {
 const maxElems = math.MaxInt / 8
 
 func (m *Matrix) groups() int {
-	if m.Scheme.PerRow {
+	switch {
+	case m.Scheme.PerRow:
 		return m.Rows
+	case m.Scheme.PerColumn:
+		return m.Cols
 	}
 	return 1
 }
@@ -157,14 +179,15 @@ func (m *Matrix) groups() int {
 // Quantize quantizes the row-major rows×cols matrix x (len(x) = rows·cols)
 // with scheme s.
 //
-// rng is used only when s.Stochastic, and is then required: one Float64 is drawn
-// per element in row-major order, so a seeded source makes experiments
-// reproducible. It is deliberately an ordinary PRNG (math/rand/v2), not a
-// cryptographic source: stochastic rounding needs unbiasedness, not
-// unpredictability.
+// rng is used only when s.Stochastic, and is then required: exactly one Float64
+// is drawn per element, in row-major element order, whatever the granularity
+// (per-column included), so a seeded source makes experiments reproducible. It
+// is deliberately an ordinary PRNG (math/rand/v2), not a cryptographic source:
+// stochastic rounding needs unbiasedness, not unpredictability.
 //
-// Errors: unsupported scheme, non-positive or mismatched shape, NaN or ±Inf in x
-// (naming the row and column), stochastic rounding without rng.
+// Errors: unsupported scheme (including PerRow and PerColumn both set),
+// non-positive or mismatched shape, NaN or ±Inf in x (naming the row and
+// column), stochastic rounding without rng.
 func Quantize(x []float32, rows, cols int, s Scheme, rng *rand.Rand) (*Matrix, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -190,12 +213,21 @@ func Quantize(x []float32, rows, cols int, s Scheme, rng *rand.Rand) (*Matrix, e
 
 	m := &Matrix{Rows: rows, Cols: cols, Scheme: s}
 	g := m.groups()
-	glen := n / g // elements per group: cols (per-row) or n (per-tensor)
 	m.Scales = make([]float32, g)
 	if !s.Symmetric {
 		m.Zeros = make([]float32, g)
 	}
 	qlo, qhi := s.codeRange()
+	m.Codes = make([]byte, packedLen(n, s.Bits))
+	mask := 1<<s.Bits - 1
+	fqlo, fqhi := float64(qlo), float64(qhi)
+	if s.PerColumn {
+		columnParams(m.Scales, m.Zeros, x, cols, s.Symmetric, qhi)
+		m.quantizeColumns(x, fqlo, fqhi, mask, rng)
+		return m, nil
+	}
+
+	glen := n / g // elements per group: cols (per-row) or n (per-tensor)
 	for k := 0; k < g; k++ {
 		scale, zero := groupParams(x[k*glen:(k+1)*glen], s.Symmetric, qhi)
 		m.Scales[k] = scale
@@ -203,10 +235,6 @@ func Quantize(x []float32, rows, cols int, s Scheme, rng *rand.Rand) (*Matrix, e
 			m.Zeros[k] = zero
 		}
 	}
-
-	m.Codes = make([]byte, packedLen(n, s.Bits))
-	mask := 1<<s.Bits - 1
-	fqlo, fqhi := float64(qlo), float64(qhi)
 	var buf [chunk]uint8
 	// Walk x in chunks of `chunk` elements (byte-aligned in Codes for every
 	// width), tracking the current group so per-row parameters are reloaded at
@@ -236,6 +264,78 @@ func Quantize(x []float32, rows, cols int, s Scheme, rng *rand.Rand) (*Matrix, e
 		pack(m.Codes[start/8*s.Bits:], codes, s.Bits)
 	}
 	return m, nil
+}
+
+// quantizeColumns is the coding loop of Quantize for per-column schemes, whose
+// Scales (and Zeros) are already set. It walks x in the same chunks as the
+// per-row loop, split into runs that lie within one row; element j of a run
+// starting at column c uses column c+j's z and 1/Δ, precomputed once so the
+// inner loop does no division. Elements are visited in row-major order, so
+// stochastic rounding draws one rng.Float64 per element in that order, as for
+// the other granularities.
+func (m *Matrix) quantizeColumns(x []float32, lo, hi float64, mask int, rng *rand.Rand) {
+	cols, bits := m.Cols, m.Scheme.Bits
+	zs, invs := make([]float64, cols), make([]float64, cols)
+	for c := range cols {
+		zs[c], invs[c] = m.quantParams(c)
+	}
+	n := len(x)
+	var buf [chunk]uint8
+	c := 0 // column of the next element
+	for start := 0; start < n; start += chunk {
+		end := min(start+chunk, n)
+		codes := buf[:end-start]
+		for j := 0; j < len(codes); {
+			if c == cols {
+				c = 0
+			}
+			run := min(cols-c, len(codes)-j)
+			xs := x[start+j : start+j+run]
+			if m.Scheme.Stochastic {
+				roundStochasticCols(codes[j:j+run], xs, zs[c:c+run], invs[c:c+run], lo, hi, mask, rng)
+			} else {
+				roundNearestCols(codes[j:j+run], xs, zs[c:c+run], invs[c:c+run], lo, hi, mask)
+			}
+			j += run
+			c += run
+		}
+		pack(m.Codes[start/8*bits:], codes, bits)
+	}
+}
+
+// roundNearestCols is roundNearest with element i's own zero[i] and inv[i].
+func roundNearestCols(dst []uint8, x []float32, zero, inv []float64, lo, hi float64, mask int) {
+	dst, zero, inv = dst[:len(x)], zero[:len(x)], inv[:len(x)]
+	for i, v := range x {
+		q := math.Floor((float64(v)-zero[i])*inv[i] + 0.5)
+		if q < lo {
+			q = lo
+		}
+		if q > hi {
+			q = hi
+		}
+		dst[i] = uint8(int(q) & mask)
+	}
+}
+
+// roundStochasticCols is roundStochastic with element i's own zero[i] and
+// inv[i]: one rng.Float64 per element, in order.
+func roundStochasticCols(dst []uint8, x []float32, zero, inv []float64, lo, hi float64, mask int, rng *rand.Rand) {
+	dst, zero, inv = dst[:len(x)], zero[:len(x)], inv[:len(x)]
+	for i, v := range x {
+		y := (float64(v) - zero[i]) * inv[i]
+		q := math.Floor(y)
+		if rng.Float64() < y-q {
+			q++
+		}
+		if q < lo {
+			q = lo
+		}
+		if q > hi {
+			q = hi
+		}
+		dst[i] = uint8(int(q) & mask)
+	}
 }
 
 // roundNearest sets dst[i] to the b-bit code (two's complement for negative q,
@@ -302,6 +402,61 @@ func groupParams(x []float32, symmetric bool, qhi int) (scale, zero float32) {
 				hi32 = v
 			}
 		}
+	}
+	return rangeParams(lo32, hi32, symmetric, qhi)
+}
+
+// columnParams sets scales[c] (and zeros[c], unless symmetric) for every column
+// c of the row-major matrix x with cols columns, exactly as groupParams would
+// for that column on its own: the extremes are gathered in one row-major pass,
+// visiting each column's values in row order with the same comparisons. They
+// are kept in place (the largest value or magnitude in scales, the smallest in
+// zeros) until rangeParams turns them into Δ and z.
+func columnParams(scales, zeros, x []float32, cols int, symmetric bool, qhi int) {
+	hi := scales[:cols]
+	if symmetric {
+		clear(hi)
+		for r := 0; r < len(x); r += cols {
+			row := x[r : r+cols]
+			hi := hi[:len(row)]
+			for c, v := range row {
+				if v < 0 {
+					v = -v
+				}
+				if v > hi[c] {
+					hi[c] = v
+				}
+			}
+		}
+		for c, h := range hi {
+			scales[c], _ = rangeParams(0, h, true, qhi)
+		}
+		return
+	}
+	lo := zeros[:cols]
+	copy(lo, x[:cols])
+	copy(hi, x[:cols])
+	for r := cols; r < len(x); r += cols {
+		row := x[r : r+cols]
+		lo, hi := lo[:len(row)], hi[:len(row)]
+		for c, v := range row {
+			if v < lo[c] {
+				lo[c] = v
+			}
+			if v > hi[c] {
+				hi[c] = v
+			}
+		}
+	}
+	for c := range hi {
+		scales[c], zeros[c] = rangeParams(lo[c], hi[c], false, qhi)
+	}
+}
+
+// rangeParams picks Δ (and z) for a group whose extremes are lo32 ≤ hi32
+// (symmetric: lo32 = 0 and hi32 the largest magnitude).
+func rangeParams(lo32, hi32 float32, symmetric bool, qhi int) (scale, zero float32) {
+	if !symmetric {
 		zero = lo32
 	}
 	lo, hi := float64(lo32), float64(hi32)
@@ -391,6 +546,10 @@ func (m *Matrix) dequantize(dst []float32) {
 	if m.Scheme.Symmetric {
 		signBit = 1 << (bits - 1)
 	}
+	if m.Scheme.PerColumn {
+		m.dequantizeColumns(dst, signBit)
+		return
+	}
 	var buf [chunk]uint8
 	k, left := 0, glen
 	scale, zero := m.dequantParams(0)
@@ -412,6 +571,41 @@ func (m *Matrix) dequantize(dst []float32) {
 			}
 			j += run
 			left -= run
+		}
+	}
+}
+
+// dequantizeColumns is dequantize for per-column schemes: the same chunks, split
+// into runs within one row, element j of a run starting at column c decoded
+// with column c+j's scale and offset.
+func (m *Matrix) dequantizeColumns(dst []float32, signBit int) {
+	bits, cols, n := m.Scheme.Bits, m.Cols, len(dst)
+	var buf [chunk]uint8
+	c := 0 // column of the next element
+	for start := 0; start < n; start += chunk {
+		end := min(start+chunk, n)
+		codes := buf[:end-start]
+		unpack(codes, m.Codes[start/8*bits:], bits)
+		for j := 0; j < len(codes); {
+			if c == cols {
+				c = 0
+			}
+			run := min(cols-c, len(codes)-j)
+			out, cs, scales := dst[start+j:start+j+run], codes[j:j+run], m.Scales[c:c+run]
+			if m.Zeros != nil {
+				zeros := m.Zeros[c : c+run]
+				for i, code := range cs {
+					q := int(code) - (int(code)&signBit)<<1
+					out[i] = float32(float64(zeros[i]) + float64(scales[i])*float64(q)) // as decode
+				}
+			} else {
+				for i, code := range cs {
+					q := int(code) - (int(code)&signBit)<<1
+					out[i] = float32(0 + float64(scales[i])*float64(q)) // as decode with z = 0 (−0 becomes +0)
+				}
+			}
+			j += run
+			c += run
 		}
 	}
 }
