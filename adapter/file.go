@@ -20,7 +20,12 @@ const fileVersion = "1"
 type SaveOptions struct {
 	// Bits is 32 for float32 factors, or 2, 3, 4, 8 to store each factor
 	// quantized with Scheme (Scheme.Bits is taken from here).
-	Bits   int
+	Bits int
+	// Scheme is the quantization scheme below 32 bits. Per-row scales are
+	// taken along each factor's longer side: a tall factor (more rows than
+	// columns, such as Kron-LoRA's B1, dB2×r, or LoRA's B, d_out×q) gets one
+	// scale per column instead, so it pays for r scales rather than dB2. See
+	// FactorScheme.
 	Scheme quant.Scheme
 	// Rng drives stochastic rounding when Scheme.Stochastic.
 	Rng *rand.Rand
@@ -38,7 +43,14 @@ var Float32 = SaveOptions{Bits: 32}
 //
 // and metadata: format, format_version, kind, rank, dA2 (Kron-LoRA), alpha,
 // dropout, target_modules (JSON list, in order), dense (JSON list), base_model,
-// bits, and quant (the scheme's label) below 32 bits.
+// bits, and quant below 32 bits.
+//
+// Each factor is quantized with FactorScheme(opts.Scheme, rows, cols): when
+// opts.Scheme is per-row, per-row scales are taken along the factor's longer
+// side, so a tall factor (rows > cols) is stored per-column, with one scale per
+// column. The quant metadata is the label of the requested opts.Scheme (e.g.
+// "int8-sym-row-sr"), written once for the file; the scheme a factor was
+// actually stored with is in its own encoding, which is what Decode reads.
 func (s *Set) Encode(opts SaveOptions) (map[string]string, []safetensors.Tensor, error) {
 	if opts.Bits != 32 {
 		opts.Scheme.Bits = opts.Bits
@@ -59,7 +71,7 @@ func (s *Set) Encode(opts SaveOptions) (map[string]string, []safetensors.Tensor,
 				tensors = append(tensors, safetensors.F32Tensor(key, []int{f.Rows, f.Cols}, f.Data))
 				continue
 			}
-			q, err := quant.Quantize(f.Data, f.Rows, f.Cols, opts.Scheme, opts.Rng)
+			q, err := quant.Quantize(f.Data, f.Rows, f.Cols, FactorScheme(opts.Scheme, f.Rows, f.Cols), opts.Rng)
 			if err != nil {
 				return nil, nil, fmt.Errorf("module %s factor %s: %w", m.Name, f.Name, err)
 			}
@@ -97,6 +109,18 @@ func (s *Set) Encode(opts SaveOptions) (map[string]string, []safetensors.Tensor,
 	return meta, tensors, nil
 }
 
+// FactorScheme is the scheme Encode stores a rows×cols factor with when asked
+// for s: s itself, except that a per-row s becomes per-column for a tall factor
+// (rows > cols), so the scales run along the shorter side — min(rows, cols)
+// of them instead of rows. Square and wide factors keep per-row scales;
+// per-tensor and per-column schemes are used as given.
+func FactorScheme(s quant.Scheme, rows, cols int) quant.Scheme {
+	if s.PerRow && rows > cols {
+		s.PerRow, s.PerColumn = false, true
+	}
+	return s
+}
+
 func mustJSON(v []string) string {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -119,7 +143,7 @@ func (s *Set) WriteFile(path string, opts SaveOptions) error {
 }
 
 // ReadFile loads an adapter file written by WriteFile. Quantized factors come
-// back dequantized.
+// back dequantized, whatever granularity each was stored with.
 func ReadFile(path string) (*Set, error) {
 	f, err := safetensors.Open(path)
 	if err != nil {

@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -232,4 +233,165 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decoded adapter does not encode: %v", err)
 		}
 	})
+}
+
+// TestEncodeTallFactorsPerColumn: asked for per-row scales, Encode stores
+// every tall factor (Kron-LoRA's A and B1, LoRA's B) per-column, with one scale
+// per column, and the rest per-row; the file shrinks by exactly 4 bytes per
+// saved scale; and the file decodes to within one step of each stored group
+// (half a step with round-to-nearest).
+func TestEncodeTallFactorsPerColumn(t *testing.T) {
+	// Kron-LoRA on 384×768 with dA2 4, r 8: A 4×2, B1 96×8, B2 8×384.
+	// LoRA-8 on the same: A 8×768, B 384×8.
+	targets := []Target{{"layers.0.q", 384, 768}, {"layers.0.o", 384, 768}}
+	for _, kind := range []Kind{KindKron, KindLoRA} {
+		s := testSet(t, kind, 4, targets)
+		for _, bits := range []int{8, 4} {
+			for _, sr := range []bool{true, false} {
+				req := quant.Scheme{Symmetric: true, PerRow: true, Stochastic: sr}
+				opts := SaveOptions{Bits: bits, Scheme: req, Rng: rand.New(rand.NewPCG(7, uint64(bits)))}
+				req.Bits = bits
+				meta, tensors, err := s.Encode(opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if meta["quant"] != req.String() {
+					t.Errorf("metadata quant = %q, want the requested %q", meta["quant"], req.String())
+				}
+				byName := make(map[string][]byte)
+				for _, ts := range tensors {
+					byName[ts.Name] = ts.Data
+				}
+				newBytes, oldBytes := 0, 0 // factor payloads now, and with per-row scales everywhere
+				for _, m := range s.Modules {
+					for _, f := range m.Layer.Factors() {
+						key := m.Name + "." + f.Name
+						q, err := quant.Unmarshal(byName[key])
+						if err != nil {
+							t.Fatalf("%s: %v", key, err)
+						}
+						tall := f.Rows > f.Cols
+						if q.Scheme.PerColumn != tall || q.Scheme.PerRow == tall || q.Scheme.Bits != bits ||
+							!q.Scheme.Symmetric || q.Scheme.Stochastic != sr {
+							t.Fatalf("%s %s %d×%d stored as %s", kind, key, f.Rows, f.Cols, q.Scheme)
+						}
+						groups := f.Rows
+						if tall {
+							groups = f.Cols
+						}
+						codes := (f.Rows*f.Cols*bits + 7) / 8
+						if want := quant.HeaderSize + codes + 4*groups; len(byName[key]) != want {
+							t.Fatalf("%s: %d bytes, want %d", key, len(byName[key]), want)
+						}
+						newBytes += len(byName[key])
+						oldBytes += quant.HeaderSize + codes + 4*f.Rows
+					}
+				}
+				// The whole file: the same metadata and tensors, only the
+				// factor payloads shorter (the JSON header's offsets may lose a
+				// digit and its padding to 8 bytes may shift; here it does not).
+				var buf bytes.Buffer
+				if err := safetensors.Write(&buf, meta, tensors); err != nil {
+					t.Fatal(err)
+				}
+				old := oldFile(t, s, meta, tensors, opts)
+				if d, want := len(old)-buf.Len(), oldBytes-newBytes; d < want-8 || d > want+8 {
+					t.Errorf("%s %d bits: file %d bytes, %d with per-row scales: saved %d, want %d (±8 header)", kind, bits, buf.Len(), len(old), d, want)
+				}
+				if kind == KindKron && bits == 8 {
+					// Per module: A saves 2 scales, B1 88.
+					if want := 2 * (4*2 + 4*88); oldBytes-newBytes != want {
+						t.Errorf("kron 8 bits: saved %d factor bytes, want %d", oldBytes-newBytes, want)
+					}
+				}
+
+				sf, err := safetensors.Parse(buf.Bytes())
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := Decode(sf)
+				if err != nil {
+					t.Fatalf("%s %d bits: decode: %v", kind, bits, err)
+				}
+				for i, m := range s.Modules {
+					for j, f := range m.Layer.Factors() {
+						checkFactorBound(t, f, got.Modules[i].Layer.Factors()[j], req)
+					}
+				}
+			}
+		}
+	}
+}
+
+// oldFile is the file Encode wrote before tall factors went per-column: the
+// same metadata and tensors, with every factor quantized per-row.
+func oldFile(t *testing.T, s *Set, meta map[string]string, tensors []safetensors.Tensor, opts SaveOptions) []byte {
+	t.Helper()
+	sch := opts.Scheme
+	sch.Bits = opts.Bits
+	old := append([]safetensors.Tensor(nil), tensors...)
+	for _, m := range s.Modules {
+		for _, f := range m.Layer.Factors() {
+			q, err := quant.Quantize(f.Data, f.Rows, f.Cols, sch, rand.New(rand.NewPCG(1, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc, err := q.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range old {
+				if old[k].Name == m.Name+"."+f.Name {
+					old[k] = safetensors.Tensor{Name: old[k].Name, DType: safetensors.U8, Shape: []int{len(enc)}, Data: enc}
+				}
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := safetensors.Write(&buf, meta, old); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// checkFactorBound checks a decoded factor against the original: every element
+// within Δ/2 (round-to-nearest) or below Δ (stochastic) of its group, the group
+// being the column of a tall factor and the row otherwise, with Δ computed from
+// the original values by the scheme's formula.
+func checkFactorBound(t *testing.T, f, g Factor, s quant.Scheme) {
+	t.Helper()
+	if g.Rows != f.Rows || g.Cols != f.Cols {
+		t.Fatalf("%s: decoded %d×%d, want %d×%d", f.Name, g.Rows, g.Cols, f.Rows, f.Cols)
+	}
+	tall := f.Rows > f.Cols
+	at := func(r, c int) int { return r*f.Cols + c }
+	ng, glen := f.Rows, f.Cols
+	if tall {
+		ng, glen = f.Cols, f.Rows
+	}
+	for k := 0; k < ng; k++ {
+		idx := func(j int) int {
+			if tall {
+				return at(j, k)
+			}
+			return at(k, j)
+		}
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for j := 0; j < glen; j++ {
+			v := float64(f.Data[idx(j)])
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
+		step := s.Step(lo, hi)
+		lim := step / 2
+		if s.Stochastic {
+			lim = step
+		}
+		lim = lim*(1+1e-6) + 1e-30
+		for j := 0; j < glen; j++ {
+			i := idx(j)
+			if e := math.Abs(float64(f.Data[i]) - float64(g.Data[i])); e > lim {
+				t.Fatalf("%s %s: elem %d: |%g − %g| = %g > %g (step %g)", f.Name, s, i, f.Data[i], g.Data[i], e, lim, step)
+			}
+		}
+	}
 }

@@ -8,8 +8,11 @@ import (
 	"github.com/kronfed/kronfed/adapter/quant"
 )
 
-// QuantizeLayer quantizes every factor of l with the scheme and returns a new
-// layer holding the dequantized factors (what the receiver of an upload sees).
+// QuantizeLayer quantizes every factor of l with exactly the scheme s and
+// returns a new layer holding the dequantized factors (what the receiver of an
+// upload quantized with s sees). Unlike Encode it applies s literally: Encode,
+// and so an upload, stores a tall factor per-column when s is per-row (see
+// FactorScheme).
 func QuantizeLayer(l Layer, s quant.Scheme, rng *rand.Rand) (Layer, error) {
 	var out Layer
 	switch l := l.(type) {
