@@ -1,0 +1,285 @@
+package accountant
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// DefaultOrders returns dp_accounting's DEFAULT_RDP_ORDERS: 1.25, 1.5, 1.75,
+// 2, 2.25, 2.5, 3, 3.5, 4, 4.5, the integers 5 … 63, and 128, 256, 512.
+func DefaultOrders() []float64 {
+	o := []float64{1.25, 1.5, 1.75, 2, 2.25, 2.5, 3, 3.5, 4, 4.5}
+	for a := 5; a < 64; a++ {
+		o = append(o, float64(a))
+	}
+	return append(o, 128, 256, 512)
+}
+
+// Sampling says how each round's cohort is drawn: Poisson or
+// WithoutReplacement.
+type Sampling interface {
+	sampling()
+	String() string
+}
+
+// Poisson sampling: every client of the population joins a round
+// independently with probability q (q = expected cohort / population).
+// Accounted under add/remove-one adjacency with L2 sensitivity C (the
+// clipping norm), so the RDP noise multiplier is z.
+type Poisson struct{}
+
+// WithoutReplacement sampling: each round draws exactly Cohort clients
+// uniformly without replacement from Population, q = Cohort/Population.
+// Accounted under replace-one adjacency (Population is public) with L2
+// sensitivity 2C, so the RDP noise multiplier is z/2.
+type WithoutReplacement struct {
+	Cohort, Population int
+}
+
+func (Poisson) sampling()            {}
+func (WithoutReplacement) sampling() {}
+
+func (Poisson) String() string { return "Poisson sampling (add/remove-one adjacency)" }
+func (w WithoutReplacement) String() string {
+	return fmt.Sprintf("sampling %d of %d without replacement (replace-one adjacency)", w.Cohort, w.Population)
+}
+
+// Rate returns Cohort/Population, the only sampling rate an accountant with
+// this sampling accepts.
+func (w WithoutReplacement) Rate() float64 {
+	return float64(w.Cohort) / float64(w.Population)
+}
+
+// ErrUnreachable is returned (wrapped) by NoiseForEpsilon when no noise
+// multiplier reaches the target ε.
+var ErrUnreachable = errors.New("accountant: target epsilon unreachable")
+
+// Accountant accumulates the RDP of a sequence of subsampled Gaussian steps
+// (one per federated round) at a fixed list of orders, and converts it to
+// (ε, δ). Composition is additive in RDP: after steps with noise multipliers
+// z_t and rates q_t, rdp(α) = Σ_t RDP_step(α; q_t, z_t). Not safe for
+// concurrent use.
+type Accountant struct {
+	sampling Sampling
+	orders   []float64
+	rdp      []float64
+	steps    int
+}
+
+// NewAccountant returns an accountant with nothing spent. orders must be
+// non-empty, each in (1, MaxOrder] (use DefaultOrders()).
+func NewAccountant(s Sampling, orders []float64) (*Accountant, error) {
+	switch v := s.(type) {
+	case Poisson:
+	case WithoutReplacement:
+		if v.Population < 1 || v.Cohort < 0 || v.Cohort > v.Population {
+			return nil, fmt.Errorf("accountant: cohort %d of population %d: need 0 ≤ cohort ≤ population, population ≥ 1", v.Cohort, v.Population)
+		}
+	case nil:
+		return nil, fmt.Errorf("accountant: no sampling (use Poisson{} or WithoutReplacement{...})")
+	default:
+		return nil, fmt.Errorf("accountant: unknown sampling %T", s)
+	}
+	if len(orders) == 0 {
+		return nil, fmt.Errorf("accountant: no Rényi orders (use DefaultOrders())")
+	}
+	for _, a := range orders {
+		if err := checkOrder(a); err != nil {
+			return nil, err
+		}
+	}
+	return &Accountant{
+		sampling: s,
+		orders:   append([]float64(nil), orders...),
+		rdp:      make([]float64, len(orders)),
+	}, nil
+}
+
+// Sampling returns the accountant's sampling.
+func (a *Accountant) Sampling() Sampling { return a.sampling }
+
+// Orders returns a copy of the Rényi orders.
+func (a *Accountant) Orders() []float64 { return append([]float64(nil), a.orders...) }
+
+// RDP returns a copy of the accumulated RDP, one value per order.
+func (a *Accountant) RDP() []float64 { return append([]float64(nil), a.rdp...) }
+
+// Steps returns the number of steps composed so far.
+func (a *Accountant) Steps() int { return a.steps }
+
+// Compose records steps rounds, each sampling at rate q and adding Gaussian
+// noise of standard deviation z·C to the sum of the sampled clients' updates
+// clipped to L2 norm C (z is the noise multiplier: noise std / clipping norm).
+// With WithoutReplacement sampling q must equal Cohort/Population. Errors: z
+// not > 0 (z = 0 is no privacy at all), q outside [0, 1], steps < 0.
+func (a *Accountant) Compose(z, q float64, steps int) error {
+	per, err := a.stepRDP(z, q)
+	if err != nil {
+		return err
+	}
+	if steps < 0 {
+		return fmt.Errorf("accountant: steps %d < 0", steps)
+	}
+	for i, r := range per {
+		a.rdp[i] += float64(steps) * r
+	}
+	a.steps += steps
+	return nil
+}
+
+// stepRDP returns the RDP of one step at every order.
+func (a *Accountant) stepRDP(z, q float64) ([]float64, error) {
+	if !(z > 0) || math.IsInf(z, 1) {
+		return nil, fmt.Errorf("accountant: noise multiplier z = %v must be finite and > 0", z)
+	}
+	if !(q >= 0 && q <= 1) {
+		return nil, fmt.Errorf("accountant: sampling rate q = %v is outside [0, 1]", q)
+	}
+	out := make([]float64, len(a.orders))
+	switch s := a.sampling.(type) {
+	case Poisson:
+		for i, o := range a.orders {
+			out[i] = poissonRDP(q, z, o)
+		}
+	case WithoutReplacement:
+		if r := s.Rate(); math.Abs(q-r) > 1e-12*r {
+			return nil, fmt.Errorf("accountant: q = %v but %v fixes q = %v", q, s, r)
+		}
+		sigma := z / 2 // replace-one sensitivity of a sum of C-clipped updates is 2C
+		var diffs []float64
+		if q > 0 && q < 1 {
+			diffs = worForwardDiffs(sigma, worDiffOrder(a.orders))
+		}
+		for i, o := range a.orders {
+			out[i] = worRDP(q, sigma, o, diffs)
+		}
+	}
+	return out, nil
+}
+
+// Epsilon returns the smallest ε such that everything composed so far is
+// (ε, delta)-DP, and the order attaining it (see EpsilonFromRDP). delta must
+// be in (0, 1).
+func (a *Accountant) Epsilon(delta float64) (eps, order float64, err error) {
+	return EpsilonFromRDP(a.orders, a.rdp, delta)
+}
+
+// Delta returns the smallest δ such that everything composed so far is
+// (eps, δ)-DP, and the order attaining it (see DeltaFromRDP).
+func (a *Accountant) Delta(eps float64) (delta, order float64, err error) {
+	return DeltaFromRDP(a.orders, a.rdp, eps)
+}
+
+// NoiseForEpsilon returns the smallest noise multiplier z (to 1e-6 relative,
+// rounded up, so the target is never exceeded) such that composing steps
+// further steps at rate q on top of what the accountant has already spent
+// gives ε ≤ targetEps at delta. On a fresh accountant this is the usual
+// calibration of z for a whole training run. ε decreases monotonically in z,
+// so z is found by bisection. The accountant is not changed. The target is
+// unreachable (ErrUnreachable) when what is already spent reaches it on its
+// own; steps must be ≥ 1 and q > 0 (otherwise z does not matter).
+func (a *Accountant) NoiseForEpsilon(targetEps, delta, q float64, steps int) (float64, error) {
+	if !(targetEps > 0) || math.IsInf(targetEps, 1) {
+		return 0, fmt.Errorf("accountant: target epsilon %v must be finite and > 0", targetEps)
+	}
+	if err := checkDelta(delta); err != nil {
+		return 0, err
+	}
+	if steps < 1 {
+		return 0, fmt.Errorf("accountant: steps %d < 1: no noise to calibrate", steps)
+	}
+	if !(q > 0 && q <= 1) {
+		return 0, fmt.Errorf("accountant: sampling rate q = %v must be in (0, 1] to calibrate noise", q)
+	}
+	epsAt := func(z float64) (float64, error) {
+		per, err := a.stepRDP(z, q)
+		if err != nil {
+			return 0, err
+		}
+		total := make([]float64, len(per))
+		for i, r := range per {
+			total[i] = a.rdp[i] + float64(steps)*r
+		}
+		e, _, err := EpsilonFromRDP(a.orders, total, delta)
+		return e, err
+	}
+	spent, _, err := EpsilonFromRDP(a.orders, a.rdp, delta)
+	if err != nil {
+		return 0, err
+	}
+	if spent >= targetEps {
+		return 0, fmt.Errorf("%w: already spent ε = %.6g ≥ target %.6g at δ = %g", ErrUnreachable, spent, targetEps, delta)
+	}
+	// Bracket: eps(lo) > target ≥ eps(hi).
+	lo, hi := 1.0, 1.0
+	e, err := epsAt(hi)
+	if err != nil {
+		return 0, err
+	}
+	if e > targetEps {
+		for e > targetEps {
+			lo, hi = hi, hi*2
+			if hi > 1e12 {
+				return 0, fmt.Errorf("%w: ε stays above %.6g at δ = %g even with z = %g (already spent ε = %.6g)", ErrUnreachable, targetEps, delta, hi, spent)
+			}
+			if e, err = epsAt(hi); err != nil {
+				return 0, err
+			}
+		}
+	} else {
+		for e <= targetEps {
+			hi, lo = lo, lo/2
+			if lo < 1e-9 {
+				return hi, nil // any z ≥ hi works; smaller z is useless noise anyway
+			}
+			if e, err = epsAt(lo); err != nil {
+				return 0, err
+			}
+		}
+	}
+	for hi-lo > 1e-7*hi {
+		mid := 0.5 * (lo + hi)
+		e, err := epsAt(mid)
+		if err != nil {
+			return 0, err
+		}
+		if e > targetEps {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi, nil
+}
+
+// Budget is a client-level (ε, δ) privacy budget for a whole training run.
+type Budget struct {
+	Epsilon, Delta float64
+}
+
+// WouldExceed reports whether composing one more step (noise multiplier z,
+// rate q) on acct would take its ε at b.Delta above b.Epsilon. Check it before
+// every round and stop training when it is true, so that the budget is never
+// exceeded. The accountant is not changed.
+func (b Budget) WouldExceed(acct *Accountant, z, q float64) (bool, error) {
+	if !(b.Epsilon >= 0) || math.IsInf(b.Epsilon, 1) {
+		return false, fmt.Errorf("accountant: budget epsilon %v must be finite and ≥ 0", b.Epsilon)
+	}
+	if err := checkDelta(b.Delta); err != nil {
+		return false, fmt.Errorf("budget: %w", err)
+	}
+	per, err := acct.stepRDP(z, q)
+	if err != nil {
+		return false, err
+	}
+	next := make([]float64, len(per))
+	for i, r := range per {
+		next[i] = acct.rdp[i] + r
+	}
+	e, _, err := EpsilonFromRDP(acct.orders, next, b.Delta)
+	if err != nil {
+		return false, err
+	}
+	return e > b.Epsilon, nil
+}

@@ -1,0 +1,91 @@
+// Package accountant is the Rényi-DP privacy accountant for client-level
+// DP-FedAvg: it says how much (ε, δ) differential privacy a training run has
+// spent, decides whether one more round fits in a budget, and calibrates the
+// noise for a target ε.
+//
+// # What is accounted
+//
+// The protected unit is a client: two populations are neighbours when they
+// differ in one client's entire data (client-level DP, McMahan et al. 2018,
+// "Learning Differentially Private Recurrent Language Models"). One federated
+// round is one step of the subsampled Gaussian mechanism:
+//
+//   - the coordinator samples a cohort, each client with probability q
+//     (Poisson: q = expected cohort / population) or exactly m of n
+//     (WithoutReplacement: q = m/n);
+//   - each sampled client's update (local − global factors) is clipped to L2
+//     norm C;
+//   - Gaussian noise N(0, (z·C)² I) is added once to the sum of the clipped
+//     updates; z is the noise multiplier;
+//   - the noisy sum, divided by a data-independent constant (e.g. the expected
+//     cohort size q·n, not the number of clients that actually reported), is
+//     released as the new global adapter. Everything computed from it later
+//     is post-processing and free.
+//
+// Accountant.Compose(z, q, 1) records one round; rounds compose by adding RDP
+// at every order α. Epsilon(δ) converts the total to (ε, δ). The guarantee
+// covers every global adapter released by the accounted rounds together.
+//
+// # The bounds
+//
+// Poisson sampling uses the RDP of the Poisson-subsampled Gaussian mechanism
+// (Mironov, Talwar, Zhang 2019), exact at integer orders (binomial expansion)
+// and at fractional orders (their two-series formula, signed terms), see
+// PoissonRDP. Fixed-size sampling uses the upper bound of Wang, Balle,
+// Kasiviswanathan 2019, Theorem 27, exactly as dp_accounting evaluates it, see
+// WithoutReplacementRDP. Conversion to (ε, δ) uses Balle et al. 2020, Prop. 12
+// (never worse than the classic ε = rdp + log(1/δ)/(α−1)), minimized over the
+// orders: a denser or wider order list can only lower ε (DefaultOrders is
+// dp_accounting's list).
+//
+// # Assumptions, and the factor 2
+//
+// Poisson sampling is analysed under add/remove-one adjacency: a client is
+// present or absent, the population size is secret, and adding or removing one
+// client changes the sum by at most C, so the Gaussian's noise multiplier is z.
+// This matches dp_accounting's PoissonSampledDpEvent and TensorFlow Federated's
+// DP-FedAvg accounting. It assumes the sampling is truly Poisson (independent
+// coins, hidden from observers) and that the cohort is not topped up or
+// resampled when clients drop out (dropping out after sampling is
+// post-processing of a smaller sum, but re-drawing is not accounted).
+//
+// Fixed-size sampling is analysed under replace-one adjacency: the population
+// size n is public, neighbours swap one client for another. Replacing one
+// client's clipped update u by u' changes the sum by u − u', of norm up to 2C,
+// so with noise std z·C the Gaussian's noise multiplier relative to the
+// sensitivity is z/2. Accountant.Compose takes the same z (noise std / C) for
+// both samplings and halves it for WithoutReplacement itself; the low-level
+// WithoutReplacementRDP (like dp_accounting's SampledWithoutReplacementDpEvent)
+// takes the multiplier relative to the replace-one sensitivity, so pass z/2
+// there. Forgetting this factor of 2 overstates the noise by 2 and understates
+// ε by roughly a factor of 2 (RDP scales like 1/z²). A replace-one ε is not directly comparable with an add/remove ε: one
+// replacement is a removal plus an addition, so by group privacy an
+// add/remove-(ε, δ) guarantee implies replace-one-(2ε, (1+e^ε)δ), not
+// (ε, δ).
+//
+// Fractional orders under fixed-size sampling interpolate the cumulant
+// between the neighbouring integers (as dp_accounting does); for α ∈ (1, 2)
+// that gives RDP(α) = RDP(2).
+//
+// # Reading ε
+//
+// (ε, δ) client-level DP means: for any set S of possible sequences of
+// released global adapters, and any two populations differing in one client,
+// P[release ∈ S] ≤ e^ε · P'[release ∈ S] + δ. Equivalently an adversary who
+// sees everything released (and knows every other client's data) testing
+// whether a given client took part has true- and false-positive rates tied by
+// TPR ≤ e^ε·FPR + δ. Choose δ well below 1/population (at δ ≈ 1/population a
+// mechanism that publishes one random client's data outright qualifies).
+// ε ≤ 1 is a strong guarantee; ε of a few units is common in reported
+// federated deployments; large ε (≳ 10) bounds an attacker's advantage only
+// weakly, even where attacks remain hard in practice.
+// The guarantee is about the released models only: the coordinator sees
+// individual updates unless secure aggregation hides them (central DP trusts
+// the coordinator to add the noise), and it says nothing about clients' own
+// devices.
+//
+// The accounting is only as good as its inputs: z must be the noise actually
+// added relative to the clipping norm actually enforced, q the sampling rate
+// actually used, and every released round must be composed, including rounds
+// whose results were later discarded.
+package accountant
