@@ -100,11 +100,12 @@ func (c Config) String() string {
 }
 
 // UploadBytes is the size of a rows×cols factor sent at the given bit width:
-// packed codes plus, below 32 bits, one float32 scale per row (the per-row
-// symmetric scheme clients upload with).
+// packed codes plus, below 32 bits, one float32 scale per row or, for a tall
+// factor, per column (FactorScheme: the symmetric scheme clients upload with
+// takes its scales along the longer side).
 func UploadBytes(rows, cols, bits int) int {
 	if bits >= 32 {
 		return rows * cols * 4
 	}
-	return (rows*cols*bits+7)/8 + rows*4
+	return (rows*cols*bits+7)/8 + min(rows, cols)*4
 }

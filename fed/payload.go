@@ -19,8 +19,9 @@ import (
 const NonceSize = 16
 
 // UploadScheme is how updates are quantized before upload: symmetric
-// (updates are centred on zero), one scale per row, stochastic rounding so
-// the aggregate of many clients' updates stays unbiased.
+// (updates are centred on zero), one scale per row — per column for tall
+// factors such as B1 (adapter.FactorScheme) — and stochastic rounding so the
+// aggregate of many clients' updates stays unbiased.
 func UploadScheme(bits int) quant.Scheme {
 	return quant.Scheme{Bits: bits, Symmetric: true, PerRow: true, Stochastic: true}
 }
