@@ -65,6 +65,11 @@ type Accountant struct {
 	orders   []float64
 	rdp      []float64
 	steps    int
+
+	// The last per-step RDP computed, for (lastZ, lastQ): a training loop asks
+	// WouldExceed and then Compose with the same z and q every round.
+	lastZ, lastQ float64
+	lastStep     []float64
 }
 
 // NewAccountant returns an accountant with nothing spent. orders must be
@@ -128,8 +133,21 @@ func (a *Accountant) Compose(z, q float64, steps int) error {
 	return nil
 }
 
-// stepRDP returns the RDP of one step at every order.
+// stepRDP returns the RDP of one step at every order. The result is shared
+// with the cache: callers must not modify it.
 func (a *Accountant) stepRDP(z, q float64) ([]float64, error) {
+	if a.lastStep != nil && z == a.lastZ && q == a.lastQ {
+		return a.lastStep, nil
+	}
+	out, err := a.computeStepRDP(z, q)
+	if err != nil {
+		return nil, err
+	}
+	a.lastZ, a.lastQ, a.lastStep = z, q, out
+	return out, nil
+}
+
+func (a *Accountant) computeStepRDP(z, q float64) ([]float64, error) {
 	if !(z > 0) || math.IsInf(z, 1) {
 		return nil, fmt.Errorf("accountant: noise multiplier z = %v must be finite and > 0", z)
 	}

@@ -109,52 +109,68 @@ func logAInt(q, sigma float64, alpha int) float64 {
 //
 // summed in log space with the signs of C(α,i) kept. It stops when both term
 // magnitudes decrease and fall below e^-30 of A_α and of log A_α (the second
-// condition keeps the relative precision of small RDP values); after
-// maxFracSteps terms it returns +Inf unless dp_accounting's criterion (e^-30 of
-// A_α) is met.
+// condition keeps the relative precision of small RDP values).
+//
+// Near α = 1 the terms can decay only polynomially in i (like i^-(α+2) when
+// q·μ1 and (1−q)·μ0 balance at z0), too slowly for maxFracSteps terms;
+// dp_accounting then gives up and returns +Inf. For i > α the coefficients
+// C(α,i) alternate in sign, so once the terms decrease the sum lies between
+// consecutive partial sums: we return the larger of the last two, an upper
+// bound whose excess is at most the last term (≈ e^-28 for α = 1.25, q = 0.1,
+// σ = 1). Only if the terms still grow after maxFracSteps is the result +Inf.
 func logAFrac(q, sigma, alpha float64) float64 {
 	return logAFracSeries(q, sigma, alpha, true)
 }
 
-// logAFracSeries is logAFrac; with signed false it sums |C(α,i)| instead, which
-// is what dp_accounting ≥ 0.4 computes (an upper bound on A_α). Only tests use
-// signed = false, to show where dp_accounting's published values come from.
+// logAFracSeries is logAFrac; with signed false it sums |C(α,i)| instead and
+// stops as dp_accounting ≥ 0.4 does (terms decreasing and below e^-30 of the
+// total): an upper bound on A_α. Only tests use signed = false, to show where
+// dp_accounting's published values come from.
 func logAFracSeries(q, sigma, alpha float64, signed bool) float64 {
 	lq, l1q := math.Log(q), math.Log1p(-q)
 	z0 := sigma*sigma*(l1q-lq) + 0.5
 	s2 := math.Sqrt2 * sigma
 	inv := 1 / (2 * sigma * sigma)
 	lhalf := math.Log(0.5)
-	pos, neg := math.Inf(-1), math.Inf(-1)
+	pos, neg := math.Inf(-1), math.Inf(-1) // log of the sums of positive and negative terms
 	last0, last1 := math.Inf(-1), math.Inf(-1)
-	total := math.Inf(-1)
-	loose := false
+	lastTerm, lastNegative := math.Inf(-1), false
+	decreasing := false
 	for i := 0; i < maxFracSteps; i++ {
 		fi := float64(i)
 		lc, sign := logComb(alpha, i)
 		j := alpha - fi
 		ls0 := lc + fi*lq + j*l1q + (fi*fi-fi)*inv + lhalf + logErfc((fi-z0)/s2)
 		ls1 := lc + j*lq + fi*l1q + (j*j-j)*inv + lhalf + logErfc((z0-j)/s2)
-		if sign > 0 || !signed {
-			pos = logAdd(pos, logAdd(ls0, ls1))
+		term := logAdd(ls0, ls1)
+		lastNegative = signed && sign < 0
+		if lastNegative {
+			neg = logAdd(neg, term)
 		} else {
-			neg = logAdd(neg, logAdd(ls0, ls1))
+			pos = logAdd(pos, term)
 		}
-		ok, t := logSubSign(pos, neg)
-		if !ok || math.IsInf(t, -1) {
-			total = math.Inf(-1) // no meaningful partial sum yet
-		} else {
+		lastTerm = term
+		total := math.Inf(-1) // log(pos − neg), −Inf while not positive
+		if ok, t := logSubSign(pos, neg); ok {
 			total = t
 		}
 		big := math.Max(ls0, ls1)
-		loose = ls0 < last0 && ls1 < last1 && big < total-30
-		if loose && total > 0 && big < math.Log(total)-30 {
+		decreasing = ls0 < last0 && ls1 < last1
+		if decreasing && big < total-30 && (!signed || total > 0 && big < math.Log(total)-30) {
 			return total
 		}
 		last0, last1 = ls0, ls1
 	}
-	if loose {
-		return total
+	if !signed || !decreasing || float64(maxFracSteps-1) <= alpha+1 {
+		return math.Inf(1)
 	}
-	return math.Inf(1)
+	// Alternating tail: A_α ≤ max(S_n, S_{n−1}); S_{n−1} = S_n + |t_n| when t_n < 0.
+	if lastNegative {
+		pos = logAdd(pos, lastTerm)
+	}
+	ok, t := logSubSign(pos, neg)
+	if !ok {
+		return math.Inf(1)
+	}
+	return t
 }
