@@ -136,9 +136,16 @@ func logAFracSeries(q, sigma, alpha float64, signed bool) float64 {
 	last0, last1 := math.Inf(-1), math.Inf(-1)
 	lastTerm, lastNegative := math.Inf(-1), false
 	decreasing := false
+	lc, sign := 0.0, 1.0 // log|C(α,i)| and its sign, by C(α,i+1) = C(α,i)·(α−i)/(i+1)
 	for i := 0; i < maxFracSteps; i++ {
 		fi := float64(i)
-		lc, sign := logComb(alpha, i)
+		if i > 0 {
+			f := alpha - fi + 1
+			if f < 0 {
+				sign = -sign
+			}
+			lc += math.Log(math.Abs(f)) - math.Log(fi)
+		}
 		j := alpha - fi
 		ls0 := lc + fi*lq + j*l1q + (fi*fi-fi)*inv + lhalf + logErfc((fi-z0)/s2)
 		ls1 := lc + j*lq + fi*l1q + (j*j-j)*inv + lhalf + logErfc((z0-j)/s2)

@@ -108,10 +108,17 @@ func worLogA(q, sigma float64, alpha int, diffs []float64) float64 {
 }
 
 // worForwardDiffs returns d with d[k−1] = log|Δ_k| for k = 1 … n+2, Δ_k the
-// k-th forward difference at 0 of v_m = exp(m(m−1)/(2σ²)), m = 0, 1, …,
-// computed by repeated differencing in log space with signs — the algorithm of
-// dp_accounting's _get_forward_diffs / _stable_inplace_diff_in_log, whose
-// results these match. The k-th value depends only on v_0 … v_k, so one call
+// k-th forward difference at 0 of v_m = exp(m(m−1)/(2σ²)), m = 0, 1, …
+//
+// It first runs dp_accounting's algorithm (_get_forward_diffs /
+// _stable_inplace_diff_in_log: repeated differencing in log space with signs),
+// alongside the same recursion with additions, which yields
+// U_k = Σ_m C(k,m) v_m, the scale of the rounding error (≈ k·2^-52·U_k). Where
+// that error estimate exceeds 1e-10 of |Δ_k| — large σ, where the v_m are all
+// close to 1 and the differences cancel to nothing, so that dp_accounting's
+// values are rounding noise — the even-order differences (the only ones the
+// bound uses) are recomputed by evenForwardDiffQuad from an integral with a
+// positive integrand. The k-th value depends only on v_0 … v_k, so one call
 // with the largest n serves every smaller order.
 func worForwardDiffs(sigma float64, n int) []float64 {
 	if n < 2 {
@@ -120,12 +127,14 @@ func worForwardDiffs(sigma float64, n int) []float64 {
 	inv := 1 / (2 * sigma * sigma)
 	vec := make([]float64, n+3) // log|value|; vec[0] = log v_0 = 0
 	pos := make([]bool, n+3)    // sign (true: ≥ 0)
+	sum := make([]float64, n+3) // log of the same recursion with + (U)
 	for i := range pos {
 		pos[i] = true
 	}
 	for i := 1; i < n+3; i++ {
 		x := float64(i - 1)
 		vec[i] = x * (x + 1) * inv
+		sum[i] = vec[i]
 	}
 	diffs := make([]float64, n+2)
 	for i := 0; i < n+2; i++ {
@@ -140,8 +149,75 @@ func worForwardDiffs(sigma float64, n int) []float64 {
 				vec[j] = logAdd(vec[j], vec[j+1])
 				pos[j] = pos[j+1]
 			}
+			sum[j] = logAdd(sum[j], sum[j+1])
 		}
 		diffs[i] = vec[0]
+		k := i + 1
+		if k%2 == 0 && k >= 4 {
+			errScale := sum[0] + math.Log(float64(k+1)*0x1p-52) // log of the rounding error scale
+			if errScale > diffs[i]+math.Log(1e-10) {
+				diffs[i] = evenForwardDiffQuad(sigma, k)
+			}
+		}
 	}
 	return diffs
+}
+
+// evenForwardDiffQuad returns log Δ_k for even k ≥ 2 (v_m = e^{c·m(m−1)},
+// c = 1/(2σ²)) from
+//
+//	Δ_k = e^{−c/4} · E_Z[ e^{−sZ/2} (e^{sZ} − 1)^k ],  Z ∼ N(0,1), s = 1/σ,
+//
+// which holds because v_m = e^{c(m−½)² − c/4} = e^{−c/4} E[e^{s(m−½)Z}] and the
+// k-th difference of m ↦ e^{smZ} is (e^{sZ} − 1)^k. For even k the integrand
+// is positive, so nothing cancels. The log-integrand
+// g(z) = −z²/2 − sz/2 + k·log|e^{sz} − 1| is concave on each half-line, its second
+// derivative ≤ −1, so it has one peak on each side and falls by at least d²/2 at a
+// distance d from it; the trapezoid rule (step 0.1, analytic integrand) over
+// [peak₋ − 12, peak₊ + 12] is accurate to rounding.
+func evenForwardDiffQuad(sigma float64, k int) float64 {
+	s := 1 / sigma
+	c := 0.5 * s * s
+	fk := float64(k)
+	g := func(z float64) float64 {
+		return -z*z/2 - s*z/2 + fk*math.Log(math.Abs(math.Expm1(s*z)))
+	}
+	// g'(z) on z > 0, and d/dy g(−y) on y > 0: both decrease from +∞ to −∞.
+	zp := rootOfDecreasing(func(z float64) float64 { return -z - s/2 + fk*s/(-math.Expm1(-s*z)) })
+	zn := -rootOfDecreasing(func(y float64) float64 { return -y + s/2 + fk*s/math.Expm1(s*y) })
+	lo, hi := zn-12, zp+12
+	n := int(math.Ceil((hi - lo) / 0.1))
+	h := (hi - lo) / float64(n)
+	peak := math.Max(g(zp), g(zn))
+	total := 0.0
+	for i := 0; i <= n; i++ {
+		z := lo + float64(i)*h
+		if z == 0 {
+			continue // the integrand vanishes there
+		}
+		w := 1.0
+		if i == 0 || i == n {
+			w = 0.5
+		}
+		total += w * math.Exp(g(z)-peak)
+	}
+	return peak + math.Log(total*h) - 0.5*math.Log(2*math.Pi) - c/4
+}
+
+// rootOfDecreasing returns the root in (0, ∞) of f, decreasing from +∞ at 0+
+// to −∞, to 1e-9 relative.
+func rootOfDecreasing(f func(float64) float64) float64 {
+	lo, hi := 0.0, 1.0
+	for f(hi) > 0 {
+		lo, hi = hi, 2*hi
+	}
+	for hi-lo > 1e-9*hi {
+		mid := 0.5 * (lo + hi)
+		if f(mid) > 0 {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return 0.5 * (lo + hi)
 }
