@@ -196,7 +196,8 @@ func (a *Accountant) Delta(eps float64) (delta, order float64, err error) {
 // calibration of z for a whole training run. ε decreases monotonically in z,
 // so z is found by bisection. The accountant is not changed. The target is
 // unreachable (ErrUnreachable) when what is already spent reaches it on its
-// own; steps must be ≥ 1 and q > 0 (otherwise z does not matter).
+// own; steps must be ≥ 1 and q > 0 (otherwise z does not matter). Should even
+// z ≈ 1e-9 meet the target, that z is returned rather than searched further.
 func (a *Accountant) NoiseForEpsilon(targetEps, delta, q float64, steps int) (float64, error) {
 	if !(targetEps > 0) || math.IsInf(targetEps, 1) {
 		return 0, fmt.Errorf("accountant: target epsilon %v must be finite and > 0", targetEps)

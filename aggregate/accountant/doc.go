@@ -32,7 +32,8 @@
 // (Mironov, Talwar, Zhang 2019), exact at integer orders (binomial expansion)
 // and at fractional orders (their two-series formula, signed terms), see
 // PoissonRDP. Fixed-size sampling uses the upper bound of Wang, Balle,
-// Kasiviswanathan 2019, Theorem 27, exactly as dp_accounting evaluates it, see
+// Kasiviswanathan 2019, Theorem 27, as dp_accounting evaluates it (with its
+// forward differences computed accurately also for large noise), see
 // WithoutReplacementRDP. Conversion to (ε, δ) uses Balle et al. 2020, Prop. 12
 // (never worse than the classic ε = rdp + log(1/δ)/(α−1)), minimized over the
 // orders: a denser or wider order list can only lower ε (DefaultOrders is
@@ -41,13 +42,13 @@
 // # Assumptions, and the factor 2
 //
 // Poisson sampling is analysed under add/remove-one adjacency: a client is
-// present or absent, the population size is secret, and adding or removing one
+// present or absent, the population size is not public, and adding or removing one
 // client changes the sum by at most C, so the Gaussian's noise multiplier is z.
-// This matches dp_accounting's PoissonSampledDpEvent and TensorFlow Federated's
-// DP-FedAvg accounting. It assumes the sampling is truly Poisson (independent
-// coins, hidden from observers) and that the cohort is not topped up or
-// resampled when clients drop out (dropping out after sampling is
-// post-processing of a smaller sum, but re-drawing is not accounted).
+// This is the setting of McMahan et al. 2018 and of dp_accounting's
+// PoissonSampledDpEvent. It assumes the sampling is truly Poisson (independent
+// coins, kept secret). Sampled clients that drop out only lower the effective
+// rate, so accounting with q stays valid provided dropping out does not depend
+// on their data; topping a cohort up with replacement clients is not covered.
 //
 // Fixed-size sampling is analysed under replace-one adjacency: the population
 // size n is public, neighbours swap one client for another. Replacing one
@@ -57,11 +58,12 @@
 // both samplings and halves it for WithoutReplacement itself; the low-level
 // WithoutReplacementRDP (like dp_accounting's SampledWithoutReplacementDpEvent)
 // takes the multiplier relative to the replace-one sensitivity, so pass z/2
-// there. Forgetting this factor of 2 overstates the noise by 2 and understates
-// ε by roughly a factor of 2 (RDP scales like 1/z²). A replace-one ε is not directly comparable with an add/remove ε: one
-// replacement is a removal plus an addition, so by group privacy an
-// add/remove-(ε, δ) guarantee implies replace-one-(2ε, (1+e^ε)δ), not
-// (ε, δ).
+// there. Forgetting the factor (using z where z/2 belongs) credits twice the
+// noise actually effective and understates ε by about a factor of 2 (RDP
+// scales like 1/z²). A replace-one ε is not directly comparable with an
+// add/remove ε: one replacement is a removal plus an addition, so by group
+// privacy an add/remove-(ε, δ) guarantee implies replace-one-(2ε, (1+e^ε)δ),
+// not (ε, δ).
 //
 // Fractional orders under fixed-size sampling interpolate the cumulant
 // between the neighbouring integers (as dp_accounting does); for α ∈ (1, 2)
@@ -71,15 +73,14 @@
 //
 // (ε, δ) client-level DP means: for any set S of possible sequences of
 // released global adapters, and any two populations differing in one client,
-// P[release ∈ S] ≤ e^ε · P'[release ∈ S] + δ. Equivalently an adversary who
-// sees everything released (and knows every other client's data) testing
-// whether a given client took part has true- and false-positive rates tied by
+// P[release ∈ S] ≤ e^ε · P'[release ∈ S] + δ. In particular any test, by an
+// adversary who sees everything released and knows every other client's data,
+// of whether a given client took part has true- and false-positive rates with
 // TPR ≤ e^ε·FPR + δ. Choose δ well below 1/population (at δ ≈ 1/population a
 // mechanism that publishes one random client's data outright qualifies).
 // ε ≤ 1 is a strong guarantee; ε of a few units is common in reported
 // federated deployments; large ε (≳ 10) bounds an attacker's advantage only
-// weakly, even where attacks remain hard in practice.
-// The guarantee is about the released models only: the coordinator sees
+// weakly, even where attacks remain hard in practice. The guarantee is about the released models only: the coordinator sees
 // individual updates unless secure aggregation hides them (central DP trusts
 // the coordinator to add the noise), and it says nothing about clients' own
 // devices.

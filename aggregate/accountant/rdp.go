@@ -12,9 +12,10 @@ import (
 const MaxOrder = 100000
 
 // maxFracSteps bounds the two series of the fractional-order formula, as
-// dp_accounting's _MAX_STEPS_LOG_A_FRAC does. An order whose series has not
-// converged by then is given RDP +Inf: it is left out of the conversion, never
-// underestimated.
+// dp_accounting's _MAX_STEPS_LOG_A_FRAC does. A series not converged by then
+// is bounded from above through its alternating tail; if even that is not
+// possible the order gets RDP +Inf (left out of the conversion, never
+// underestimated).
 const maxFracSteps = 1000
 
 // PoissonRDP returns the Rényi differential privacy, at order alpha, of one
@@ -35,7 +36,11 @@ const maxFracSteps = 1000
 // fractional α uses the two series of Section 3.3 of that paper, split at
 // z0 = σ² log(1/q − 1) + 1/2 (dp_accounting's _compute_log_a_frac), with the
 // signs of the generalized binomial coefficients kept: the value is the exact
-// A_α up to truncation, not the upper bound obtained by summing absolute values.
+// A_α up to truncation (as in the paper and tensorflow_privacy's
+// rdp_accountant), not the upper bound dp_accounting ≥ 0.4 obtains by summing
+// |C(α,i)| (3% higher at α = 1.5, q = 0.01, σ = 2.5). Where that series
+// converges too slowly (α near 1), an alternating-series bound keeps the
+// result an upper bound; see logAFrac.
 //
 // Special cases: q = 0 → 0; sigma = 0 → +Inf; q = 1 → α/(2σ²) (the plain
 // Gaussian mechanism). Errors: q outside [0, 1], sigma negative or NaN, alpha
