@@ -75,6 +75,13 @@ func member(ids []uint32, id uint32) bool { return slices.Contains(ids, id) }
 // first error a server step reports; client errors fail the test.
 func runRound(tb testing.TB, cfg Config, inputs [][]uint64, sc scenario, seed uint64) ([]uint64, *roundStats, error) {
 	tb.Helper()
+	return runRoundFunc(tb, cfg, func(id uint32) []uint64 { return inputs[id-1] }, sc, seed)
+}
+
+// runRoundFunc is runRound with inputs produced on demand, so benchmarks
+// with many clients need not hold every vector at once.
+func runRoundFunc(tb testing.TB, cfg Config, input func(id uint32) []uint64, sc scenario, seed uint64) ([]uint64, *roundStats, error) {
+	tb.Helper()
 	st := &roundStats{sent: map[uint32]int{}}
 	srv, err := NewServer(cfg)
 	if err != nil {
@@ -154,7 +161,8 @@ func runRound(tb testing.TB, cfg Config, inputs [][]uint64, sc scenario, seed ui
 		}
 		var mi *MaskedInput
 		var cerr error
-		timeClient(func() { mi, cerr = clients[id].MaskedInput(sb, inputs[id-1]) })
+		x := input(id)
+		timeClient(func() { mi, cerr = clients[id].MaskedInput(sb, x) })
 		if cerr != nil {
 			return nil, st, cerr
 		}
