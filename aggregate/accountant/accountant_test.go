@@ -308,3 +308,38 @@ func TestAccountantErrors(t *testing.T) {
 		t.Error("Delta(ε = −1): no error")
 	}
 }
+
+// Extreme parameters give finite or +Inf RDP, never NaN, negative or a panic,
+// and RDP stays non-increasing in σ.
+func TestExtremeParameters(t *testing.T) {
+	orders := DefaultOrders()
+	for _, q := range []float64{1e-12, 1e-6, 0.5, 1 - 1e-9} {
+		for _, fn := range []func(q, sigma, alpha float64) (float64, error){PoissonRDP, WithoutReplacementRDP} {
+			prev := make([]float64, len(orders))
+			for i := range prev {
+				prev[i] = math.Inf(1)
+			}
+			for _, sigma := range []float64{1e-3, 0.1, 1, 1e3, 1e6} {
+				for i, a := range orders {
+					r, err := fn(q, sigma, a)
+					if err != nil || math.IsNaN(r) || r < 0 {
+						t.Fatalf("q=%v σ=%v α=%v: %v, %v", q, sigma, a, r, err)
+					}
+					if r > prev[i]*(1+1e-9) {
+						t.Errorf("q=%v σ=%v α=%v: RDP %v above %v at smaller σ", q, sigma, a, r, prev[i])
+					}
+					prev[i] = r
+				}
+			}
+		}
+	}
+	for _, s := range []Sampling{Poisson{}, WithoutReplacement{Cohort: 1, Population: 1000}} {
+		for _, target := range []float64{0.01, 50} {
+			a := mustAccountant(t, s)
+			z, err := a.NoiseForEpsilon(target, 1e-8, 0.001, 100)
+			if err != nil || !(z > 0) {
+				t.Errorf("%v ε=%v: z = %v, %v", s, target, z, err)
+			}
+		}
+	}
+}

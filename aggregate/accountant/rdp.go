@@ -114,7 +114,9 @@ func logAInt(q, sigma float64, alpha int) float64 {
 //
 // summed in log space with the signs of C(α,i) kept. It stops when both term
 // magnitudes decrease and fall below e^-30 of A_α and of log A_α (the second
-// condition keeps the relative precision of small RDP values).
+// condition keeps the relative precision of small RDP values). As A_α is the
+// sum of two parts near 1, log A_α is resolved only to ~1e-16 absolutely
+// (integer orders, summing A_α − 1 directly, keep full relative precision).
 //
 // Near α = 1 the terms can decay only polynomially in i (like i^-(α+2) when
 // q·μ1 and (1−q)·μ0 balance at z0), too slowly for maxFracSteps terms;
@@ -167,9 +169,18 @@ func logAFracSeries(q, sigma, alpha float64, signed bool) float64 {
 			total = t
 		}
 		big := math.Max(ls0, ls1)
-		decreasing = ls0 < last0 && ls1 < last1
-		if decreasing && big < total-30 && (!signed || total > 0 && big < math.Log(total)-30) {
-			return total
+		if signed {
+			// A term far below e^-1000 of A_α counts as decreasing: at large σ
+			// one series sits near −1e14 in log, where rounding hides its
+			// slow decrease.
+			decreasing = (ls0 < last0 || ls0 < total-1000) && (ls1 < last1 || ls1 < total-1000)
+			// Relative to log A_α as well, down to the ~2^-40 below which
+			// A0 + A1 ≈ 1 cannot resolve log A_α anyway.
+			if decreasing && big < total-30 && big < math.Log(math.Max(total, 0x1p-40))-30 {
+				return total
+			}
+		} else if ls0 < last0 && ls1 < last1 && big < total-30 {
+			return total // dp_accounting's criterion
 		}
 		last0, last1 = ls0, ls1
 	}
