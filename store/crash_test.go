@@ -122,7 +122,9 @@ func TestCrashKeepsAcknowledgedUploads(t *testing.T) {
 			t.Fatalf("run %d: helper ended with %v after %d acknowledgements (killed %v); stderr:\n%s", run, err, acks, killed, stderr.String())
 		}
 		n := verifyCrashedStore(t, path, acked)
-		t.Logf("run %d: killed after %d acknowledgements, %d in all, %d more committed unacknowledged", run, acks, acked+1, n-acked-1)
+		committed := acked
+		acked = n - 1 // the next run continues after what was committed
+		t.Logf("run %d: killed after %d acknowledgements, %d in all, %d more committed unacknowledged", run, acks, committed+1, n-committed-1)
 	}
 }
 

@@ -51,12 +51,23 @@
 //
 // # Damaged files
 //
-// bbolt trusts its file and may panic, or fault on the memory map, when the
-// file is damaged. Open checks that the file is as long as its meta page
-// says, and every method converts a panic or fault raised while reading the
-// file into an error wrapping ErrCorrupt instead of crashing the
-// coordinator. Panics raised by a caller's callback (Uploads, Rounds) are
-// not touched and propagate as usual.
+// bbolt trusts its file: on a damaged page it may panic, fault on its
+// memory map, allocate without bound or loop forever (a branch page that
+// points back at an ancestor). Before bbolt maps a file, Open therefore
+// reads its page structure itself, with bounds checks and under a shared
+// lock: both meta pages (magic, version, checksum), the file length against
+// the high-water mark, the freelist, and every branch and leaf page
+// reachable from the root, each visited at most once (headers, element
+// arrays and nested-bucket headers; never the values, so the cost is one
+// small read per tree page). Any problem is an error wrapping ErrCorrupt
+// that names the page. As a second line of defence, every method turns a
+// panic or memory fault raised by bbolt while reading the file into an
+// error wrapping ErrCorrupt. Panics raised by a caller's callback (Uploads,
+// Rounds) are not touched and propagate as usual.
+//
+// Damage inside values (the records themselves) is not detected here; the
+// records carry their own integrity (encryption, signatures) and are
+// checked by their decoders.
 //
 // # Concurrency
 //

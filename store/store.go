@@ -31,6 +31,9 @@ var (
 	ErrSchema = errors.New("store: unsupported schema version")
 )
 
+// errLockTimeout: lockShared gave up waiting.
+var errLockTimeout = errors.New("lock wait timed out")
+
 // DefaultTimeout is how long Open waits for the file lock when
 // Options.Timeout is zero.
 const DefaultTimeout = 2 * time.Second
@@ -70,12 +73,23 @@ func Open(path string, opts Options) (*Store, error) {
 	_, statErr := os.Stat(path)
 	created := errors.Is(statErr, fs.ErrNotExist)
 
-	db, err := openBolt(path, timeout, opts.NoSync)
+	locked := func() error {
+		return fmt.Errorf("store: open %s: another process holds the lock on this file (waited %v; is a coordinator already running on it?): %w",
+			path, timeout, ErrLocked)
+	}
+	// Check the page structure before bbolt maps the file (see verify.go).
+	deadline := time.Now().Add(timeout)
+	if err := verifyPath(path, timeout); err != nil {
+		if errors.Is(err, errLockTimeout) {
+			return nil, locked()
+		}
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db, err := openBolt(path, max(time.Until(deadline), 100*time.Millisecond), opts.NoSync)
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
-			return nil, fmt.Errorf("store: open %s: another process holds the lock on this file (waited %v; is a coordinator already running on it?): %w",
-				path, timeout, ErrLocked)
+			return nil, locked()
 		case errors.Is(err, ErrCorrupt):
 			return nil, fmt.Errorf("store: open %s: %w", path, err)
 		case !isIOError(err):
@@ -222,14 +236,11 @@ func (s *Store) Path() string { return s.path }
 // every value, so it costs time proportional to the number of pages and
 // records, not to their size.
 //
-// bbolt's checker runs in a goroutine of its own, where a memory fault
-// cannot be turned into an error. Check therefore first walks every bucket
-// itself, in a goroutine that does turn faults into errors, which catches
-// the damage that would make the checker fault on leaf pages; damage to a
-// branch page's keys may still crash the process inside bbolt's checker.
-// Check is meant for files that open and read cleanly (after a crash, in
-// tests, by an operator); Open and the other methods never crash on a
-// damaged file.
+// Open has already checked the page structure (see verify.go), so on a file
+// that opened, bbolt's checker cannot fault or loop. It runs in a goroutine
+// of its own, though, where a fault could not be turned into an error, so
+// for damage done to the file after Open, Check first walks every bucket
+// itself, in a goroutine that does turn faults into errors.
 func (s *Store) Check() error {
 	err := s.view(func(tx *bolt.Tx, _ *bool) error {
 		if err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {

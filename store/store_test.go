@@ -855,8 +855,7 @@ func TestOpenDamagedFiles(t *testing.T) {
 		if !errors.Is(err, ErrCorrupt) {
 			t.Errorf("file truncated to %d of %d bytes: Open = %v, want ErrCorrupt", n, hwm, err)
 		}
-		if n > 3*4096 && !strings.Contains(err.Error(), fmt.Sprintf("file is truncated: %d bytes, its meta page needs %d", n, hwm)) &&
-			!strings.Contains(err.Error(), fmt.Sprintf("file damaged or truncated (%d bytes)", n)) {
+		if n > 3*4096 && !strings.Contains(err.Error(), fmt.Sprintf("file is truncated: %d bytes, its meta page needs %d pages of 4096 bytes", n, hwm/4096)) {
 			t.Errorf("truncated to %d: %v", n, err)
 		}
 	}
@@ -897,5 +896,98 @@ func TestOpenDamagedFiles(t *testing.T) {
 			b[j] = byte(rng.Uint32())
 		}
 		_ = useDamaged(t, write(fmt.Sprintf("page-%d.db", i), b), false)
+	}
+}
+
+// pageOfType returns the id of the first page of type typ ("branch",
+// "leaf", "freelist") in a bbolt file's bytes.
+func pageOfType(t *testing.T, b []byte, typ string) uint64 {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "scan.db")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var found uint64
+	err = db.View(func(tx *bolt.Tx) error {
+		for id := 2; ; {
+			p, err := tx.Page(id)
+			if err != nil || p == nil {
+				return fmt.Errorf("no %s page (%v)", typ, err)
+			}
+			if p.Type == typ {
+				found = uint64(id)
+				return nil
+			}
+			id += 1 + p.OverflowCount
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// TestOpenRefusesDamagedStructure damages a store's pages in ways that make
+// bbolt itself loop forever, allocate without bound or fault, and checks
+// that Open's structural check refuses them promptly with a clear error.
+func TestOpenRefusesDamagedStructure(t *testing.T) {
+	good, _ := filledStore(t)
+	const ps = 4096
+	dir := t.TempDir()
+	branch := pageOfType(t, good, "branch")
+	freelist := pageOfType(t, good, "freelist")
+	for _, tc := range []struct {
+		name   string
+		damage func(b []byte)
+		want   string
+	}{
+		{"branch page pointing at itself", func(b []byte) {
+			ne.PutUint64(b[branch*ps+pageHeaderSize+8:], branch) // first element's child
+		}, fmt.Sprintf("page %d is referenced twice", branch)},
+		{"branch child past the high-water mark", func(b []byte) {
+			ne.PutUint64(b[branch*ps+pageHeaderSize+8:], 1<<40)
+		}, fmt.Sprintf("page %d is outside pages 2 to", 1<<40)},
+		{"branch key past the page", func(b []byte) {
+			ne.PutUint32(b[branch*ps+pageHeaderSize+4:], 1<<30) // ksize
+		}, fmt.Sprintf("branch page %d element 0: key lies outside the page", branch)},
+		{"page header naming another page", func(b []byte) {
+			ne.PutUint64(b[branch*ps:], 12345)
+		}, fmt.Sprintf("page %d identifies itself as page 12345", branch)},
+		{"overflow past the end", func(b []byte) {
+			ne.PutUint32(b[branch*ps+12:], 1<<31)
+		}, "overflows"},
+		{"freelist with 2^40 entries", func(b []byte) {
+			ne.PutUint16(b[freelist*ps+10:], 0xFFFF)
+			ne.PutUint64(b[freelist*ps+pageHeaderSize:], 1<<40)
+		}, "ids do not fit"},
+		{"freelist naming a page in use", func(b []byte) {
+			ne.PutUint16(b[freelist*ps+10:], 1)
+			ne.PutUint64(b[freelist*ps+pageHeaderSize:], branch)
+		}, fmt.Sprintf("page %d is in use and on the freelist", branch)},
+	} {
+		b := bytes.Clone(good)
+		tc.damage(b)
+		path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".db")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		s, err := Open(path, Options{NoSync: true})
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: Open succeeded", tc.name)
+			continue
+		}
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Open = %v, want ...%s", tc.name, err, tc.want)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s: Open took %v", tc.name, d)
+		}
 	}
 }
