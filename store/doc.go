@@ -36,13 +36,24 @@
 // Keys that are numbers are 8-byte big-endian uint64s, so bbolt's byte order
 // is numeric order and iteration runs from old to new.
 //
-//	meta     "format" → "kronfed-store"           (format marker)
-//	         "schema" → uint64 big-endian, 1        (schema version)
-//	state    "snapshot" → state machine snapshot    (opaque)
-//	uploads  round → nested bucket:
-//	                  client name → upload record   (opaque, client-name order)
-//	globals  version → global adapter record        (opaque)
-//	rounds   round → round result record            (opaque)
+//	meta     "format" → "kronfed-store"              (format marker)
+//	         "schema" → uint64 big-endian, 1           (schema version)
+//	state    "snapshot" → state machine snapshot       (opaque)
+//	uploads  round → bucket:                           (one per round)
+//	                  client name → bucket:            (client-name order)
+//	                                 "record" → upload (opaque)
+//	globals  version → bucket: "record" → global adapter (opaque)
+//	rounds   round → round result                      (opaque)
+//
+// Uploads and global adapters, which can be hundreds of MB, each sit in a
+// bucket of their own rather than beside their neighbours: bbolt rewrites a
+// whole leaf page when any of its elements changes and keeps at least two
+// elements on a leaf, so plain values would make every insert copy and
+// rewrite the previous records of the round (quadratic in the round's
+// size). This way each record's pages are written once, and an insert
+// rewrites only small leaves of bucket headers
+// (TestLargeRecordsAreWrittenOnce). Round results are small and are plain
+// values.
 //
 // Client names are 1–255 bytes without NUL. Open refuses a file whose meta
 // bucket is missing (a foreign bbolt file), whose marker differs, or whose

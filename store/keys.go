@@ -29,6 +29,7 @@ var (
 	keyFormat   = []byte("format")
 	keySchema   = []byte("schema")
 	keySnapshot = []byte("snapshot")
+	keyRecord   = []byte("record")
 )
 
 // encodeSchema encodes a schema version for the meta bucket.

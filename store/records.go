@@ -12,6 +12,41 @@ import (
 // error from it aborts the transaction.
 var testHookAcceptUpload func() error
 
+// Large records (uploads, globals) are each kept in a bucket of their own,
+// under keyRecord, rather than as a value beside their neighbours: bbolt
+// keeps at least two elements on a leaf page and rewrites a whole leaf page
+// whenever one of its elements changes, so a record stored as a plain value
+// would have its neighbour (another upload of hundreds of MB) copied and
+// rewritten with it. In a bucket of its own, a record's pages are written
+// once, and an insert rewrites only the small leaf of bucket headers.
+
+// putBlob stores rec as the record of a new bucket key under parent. rec is
+// not copied: bbolt writes it at commit.
+func putBlob(parent *bolt.Bucket, key, rec []byte) error {
+	b, err := parent.CreateBucket(key)
+	if err != nil {
+		return err
+	}
+	return b.Put(keyRecord, rec)
+}
+
+// getBlob returns the record stored by putBlob under key (pointing into the
+// memory map), or nil when key is absent.
+func getBlob(parent *bolt.Bucket, key []byte) ([]byte, error) {
+	b := parent.Bucket(key)
+	if b == nil {
+		if parent.Get(key) != nil {
+			return nil, fmt.Errorf("key %x holds a value, not a record bucket: %w", truncate(key), ErrCorrupt)
+		}
+		return nil, nil
+	}
+	v := b.Get(keyRecord)
+	if v == nil {
+		return nil, fmt.Errorf("record bucket %x has no record: %w", truncate(key), ErrCorrupt)
+	}
+	return v, nil
+}
+
 // checkState validates a snapshot passed to a combined write: nil means
 // "leave the snapshot as it is", anything else must be a storable record.
 func checkState(state []byte) error {
@@ -95,10 +130,12 @@ func (s *Store) AcceptUpload(round uint64, client string, record []byte, state [
 				return fmt.Errorf("round bucket: %w", err)
 			}
 			key := []byte(client)
-			if rb.Get(key) != nil {
+			if old, err := getBlob(rb, key); err != nil {
+				return err
+			} else if old != nil {
 				return ErrDuplicate
 			}
-			if err := rb.Put(key, record); err != nil {
+			if err := putBlob(rb, key, record); err != nil {
 				return err
 			}
 			if testHookAcceptUpload != nil {
@@ -146,7 +183,10 @@ func (s *Store) Upload(round uint64, client string) ([]byte, error) {
 			if rb == nil {
 				return ErrNotFound
 			}
-			v := rb.Get([]byte(client))
+			v, err := getBlob(rb, []byte(client))
+			if err != nil {
+				return err
+			}
 			if v == nil {
 				return ErrNotFound
 			}
@@ -179,13 +219,14 @@ func (s *Store) Uploads(round uint64, fn func(client string, record []byte) erro
 			return err
 		}
 		c := rb.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			client, err := decodeClientKey(k)
 			if err != nil {
 				return err
 			}
-			if v == nil {
-				return fmt.Errorf("client %q holds a bucket, not a record: %w", client, ErrCorrupt)
+			v, err := getBlob(rb, k)
+			if err != nil {
+				return fmt.Errorf("client %q: %w", client, err)
 			}
 			*inCaller = true
 			err = fn(client, v)
@@ -282,10 +323,12 @@ func (s *Store) PutGlobal(version uint64, record []byte, state []byte) error {
 				return err
 			}
 			k := numKey(version)
-			old := gb.Get(k)
+			old, err := getBlob(gb, k)
 			switch {
+			case err != nil:
+				return err
 			case old == nil:
-				if err := gb.Put(k, record); err != nil {
+				if err := putBlob(gb, k, record); err != nil {
 					return err
 				}
 			case !bytes.Equal(old, record):
@@ -309,7 +352,10 @@ func (s *Store) Global(version uint64) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		v := gb.Get(numKey(version))
+		v, err := getBlob(gb, numKey(version))
+		if err != nil {
+			return err
+		}
 		if v == nil {
 			return ErrNotFound
 		}
@@ -330,11 +376,15 @@ func (s *Store) LatestGlobal() (version uint64, record []byte, err error) {
 		if err != nil {
 			return err
 		}
-		k, v := gb.Cursor().Last()
+		k, _ := gb.Cursor().Last()
 		if k == nil {
 			return ErrNotFound
 		}
 		if version, err = decodeNumKey(k); err != nil {
+			return fmt.Errorf("globals: %w", err)
+		}
+		v, err := getBlob(gb, k)
+		if err != nil {
 			return fmt.Errorf("globals: %w", err)
 		}
 		record = bytes.Clone(v)
@@ -367,7 +417,7 @@ func (s *Store) PruneGlobals(keep int) (int, error) {
 			return nil
 		}
 		for _, k := range keys[:len(keys)-keep] {
-			if err := gb.Delete(k); err != nil {
+			if err := gb.DeleteBucket(k); err != nil {
 				return fmt.Errorf("key %x: %w", k, err)
 			}
 			n++

@@ -404,9 +404,13 @@ func (s *Store) Stats() Stats {
 			}
 			st.UploadRounds++
 			rc := rb.Cursor()
-			for ck, cv := rc.First(); ck != nil; ck, cv = rc.Next() {
+			for ck, _ := rc.First(); ck != nil; ck, _ = rc.Next() {
+				v, err := getBlob(rb, ck)
+				if err != nil {
+					return err
+				}
 				st.Uploads++
-				st.UploadBytes += int64(len(cv))
+				st.UploadBytes += int64(len(v))
 			}
 		}
 		return nil

@@ -337,7 +337,10 @@ func TestAcceptUploadReadersSeeBothOrNeither(t *testing.T) {
 				}
 				stored := 0
 				if rb := tx.Bucket(bucketUploads).Bucket(numKey(7)); rb != nil {
-					stored = rb.Stats().KeyN
+					c := rb.Cursor()
+					for k, _ := c.First(); k != nil; k, _ = c.Next() {
+						stored++
+					}
 				}
 				if n != stored {
 					return fmt.Errorf("snapshot counts %d uploads, the file holds %d", n, stored)
@@ -779,7 +782,10 @@ func filledStore(t testing.TB) ([]byte, int) {
 		if err := s.PutGlobal(r, record(r, "g", 20000), nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.PutRound(r, []byte("round"), nil); err != nil {
+	}
+	// Enough round results for branch pages.
+	for r := uint64(1); r <= 300; r++ {
+		if err := s.PutRound(r, record(r, "round", 200), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -988,6 +994,36 @@ func TestOpenRefusesDamagedStructure(t *testing.T) {
 		}
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("%s: Open took %v", tc.name, d)
+		}
+	}
+}
+
+// TestLargeRecordsAreWrittenOnce checks that storing a large record does not
+// rewrite its neighbours: bbolt rewrites whole leaf pages and keeps at least
+// two elements on one, so plain values would be copied with each insert.
+func TestLargeRecordsAreWrittenOnce(t *testing.T) {
+	s := newStore(t, false)
+	const size = 1 << 20
+	alloc := func(write func() error) int64 {
+		t.Helper()
+		st := s.db.Stats()
+		before := st.TxStats.GetPageAlloc()
+		if err := write(); err != nil {
+			t.Fatal(err)
+		}
+		st = s.db.Stats()
+		return st.TxStats.GetPageAlloc() - before
+	}
+	for i, c := range []string{"a", "b", "c", "d", "e", "f"} {
+		n := alloc(func() error { return s.AcceptUpload(1, c, record(1, c, size), []byte("state")) })
+		if n > size+64<<10 {
+			t.Errorf("upload %d of %d bytes allocated %d bytes of pages", i, size, n)
+		}
+	}
+	for v := range uint64(4) {
+		n := alloc(func() error { return s.PutGlobal(v, record(v, "global", size), nil) })
+		if n > size+64<<10 {
+			t.Errorf("global %d of %d bytes allocated %d bytes of pages", v, size, n)
 		}
 	}
 }
