@@ -236,11 +236,12 @@ func (s *Store) Path() string { return s.path }
 // every value, so it costs time proportional to the number of pages and
 // records, not to their size.
 //
-// Open has already checked the page structure (see verify.go), so on a file
-// that opened, bbolt's checker cannot fault or loop. It runs in a goroutine
-// of its own, though, where a fault could not be turned into an error, so
-// for damage done to the file after Open, Check first walks every bucket
-// itself, in a goroutine that does turn faults into errors.
+// Open has already checked the page structure (see "Damaged files" in the
+// package documentation), so on a file that opened, bbolt's checker cannot
+// fault or loop. It runs in a goroutine of its own, though, where a fault
+// could not be turned into an error, so for damage done to the file after
+// Open, Check first walks every bucket itself, in a goroutine that does turn
+// faults into errors.
 func (s *Store) Check() error {
 	err := s.view(func(tx *bolt.Tx, _ *bool) error {
 		if err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
