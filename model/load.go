@@ -33,8 +33,13 @@ func (m *Model) Targets() []adapter.Target {
 }
 
 // Load opens a model: a .gguf file, or a Hugging Face folder (config.json,
-// model.safetensors or a sharded index, tokenizer.json).
+// model.safetensors or a sharded index, tokenizer.json), or, when path is
+// exactly "builtin" (BuiltinPath), the built-in model Builtin(BuiltinSeed),
+// which needs no files. A folder of that name is reached as "./builtin".
 func Load(path string) (*Model, error) {
+	if path == BuiltinPath {
+		return Builtin(BuiltinSeed)
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
