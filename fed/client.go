@@ -158,7 +158,7 @@ func (c *Client) Run(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if f, ok := ev.(Failed); ok && f.Class != SkipRound {
+		if f, ok := ev.(Failed); ok && f.Class != SkipRound && f.Class != Done {
 			c.log.Warn("operation failed", "phase", act.Phase, "class", f.Class, "err", f.Err)
 		}
 		act = c.m.Step(ev)

@@ -246,6 +246,10 @@ func NewMachine(p Policy, st State) (*Machine, error) {
 	if st.Phase == "" {
 		st.Phase = PhaseIdle
 	}
+	// A finished federation restarted with more rounds to run continues.
+	if st.Phase == PhaseDone && (p.Rounds == 0 || st.Published < p.Rounds) {
+		st.Phase = PhaseIdle
+	}
 	return &Machine{policy: p, st: st.clone(), members: map[string]*Member{}}, nil
 }
 

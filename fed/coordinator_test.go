@@ -109,6 +109,19 @@ func TestRoundLifecycle(t *testing.T) {
 	if m.State().Phase != PhaseDone {
 		t.Fatalf("phase %s after the last round", m.State().Phase)
 	}
+	// Restarted with more rounds to run, the federation continues.
+	more := testPolicy()
+	more.Rounds = 3
+	m2, err := NewMachine(more, m.State())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"c1", "c2", "c3"} {
+		m2.Join(t0, c, 10, "")
+	}
+	if sr := only[StartRound](t, m2.Tick(t0)); sr.Round != 3 || sr.GlobalVersion != 3 {
+		t.Fatalf("continued round: %+v", sr)
+	}
 }
 
 func TestDeadlineQuorum(t *testing.T) {

@@ -772,6 +772,16 @@ func (s *Server) Changed() <-chan struct{} {
 	return s.changed
 }
 
+// StoredGlobal returns a published global adapter version from the store
+// (versions older than the retention setting are gone).
+func (s *Server) StoredGlobal(version uint64) (*adapter.Set, error) {
+	g, err := s.loadGlobal(version)
+	if err != nil {
+		return nil, err
+	}
+	return g.set, nil
+}
+
 // GlobalAdapter returns the current global adapter and its version.
 func (s *Server) GlobalAdapter() (*adapter.Set, uint64) {
 	s.mu.Lock()

@@ -90,6 +90,9 @@ func loadServeConfig(path string) (serveConfig, error) {
 	}
 	base := filepath.Dir(path)
 	for _, p := range []*string{&c.Dir, &c.Store, &c.Adapter.File, &c.Adapter.Model} {
+		if p == &c.Adapter.Model && *p == model.BuiltinPath {
+			continue // the built-in model is a name, not a file
+		}
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}

@@ -1,0 +1,22 @@
+// Command simulate runs federated experiments on one machine: a coordinator
+// and many clients in one process, on the same protocol, encryption and
+// store as a deployment.
+//
+//	simulate forgetting [--config FILE] [flags]   the sequential-task forgetting protocol (the default experiment)
+package main
+
+import (
+	"flag"
+
+	"github.com/kronfed/kronfed/internal/cli"
+)
+
+var program = &cli.Program{Name: "simulate", Commands: []cli.Command{
+	{Name: "forgetting", Summary: "federated sequential-task forgetting: train on A, then B, measure A again; Kron-LoRA vs LoRA side by side", Run: runForgetting},
+}}
+
+func main() { program.Main() }
+
+func newFlags(name string) *flag.FlagSet { return cli.NewFlags("simulate", name) }
+
+func parseFlags(fs *flag.FlagSet, args []string) error { return cli.ParseFlags(fs, args) }

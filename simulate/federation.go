@@ -1,0 +1,312 @@
+// Package simulate runs federated experiments on one machine: a coordinator
+// and many clients in one process, driving the very same fed state machines
+// and coordinator server as a deployment (in-memory transport, real
+// encryption, signatures and a real bbolt store), with one frozen base model
+// shared read-only by every client, and the Kron-LoRA paper's
+// sequential-task forgetting protocol on top.
+package simulate
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	mrand "math/rand/v2"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/fed"
+	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/model"
+	"github.com/kronfed/kronfed/secure"
+	"github.com/kronfed/kronfed/store"
+	"github.com/kronfed/kronfed/task"
+	"github.com/kronfed/kronfed/train"
+)
+
+// Options configure one simulated federation.
+type Options struct {
+	Model   *model.Model
+	Adapter adapter.Config // resolved against the model by New
+	Clients int
+	// CohortSize clients per round, or Fraction of them when 0.
+	CohortSize int
+	Fraction   float64
+	Rule       fed.Rule
+	Train      *fedpb.RoundConfig
+	// Partition is "iid" or "dirichlet:ALPHA".
+	Partition string
+	Seed      uint64
+	// Dir holds the coordinator's store.
+	Dir string
+	// Workers bounds how many clients train at once (default: the CPUs).
+	Workers int
+	// MaxLen is the encoders' pair length (default 128).
+	MaxLen int
+	// ValItems is how many validation items each client scores after its
+	// local training (default 16).
+	ValItems int
+	Logger   *slog.Logger
+}
+
+// ParsePartition checks a partition spec: "iid" or "dirichlet:ALPHA".
+func ParsePartition(s string) (alpha float64, iid bool, err error) {
+	if s == "iid" {
+		return 0, true, nil
+	}
+	if rest, ok := strings.CutPrefix(s, "dirichlet:"); ok {
+		a, err := strconv.ParseFloat(rest, 64)
+		if err != nil || !(a > 0) {
+			return 0, false, fmt.Errorf("partition %q: alpha must be a positive number", s)
+		}
+		return a, false, nil
+	}
+	return 0, false, fmt.Errorf("partition %q: want iid or dirichlet:ALPHA", s)
+}
+
+// Federation is a coordinator with its clients' keys, kept across phases:
+// each phase is a session of rounds on the same store, so the global
+// adapter carries over from one task to the next.
+type Federation struct {
+	opts      Options
+	log       *slog.Logger
+	st        *store.Store
+	identity  age.Identity
+	recipient age.Recipient
+	signer    *secure.Signer
+	keys      []ed25519.PrivateKey
+	names     []string
+	initial   *adapter.Set
+	sem       chan struct{}
+	published int
+}
+
+// New creates the federation's keys (in memory), its store and its initial
+// global adapter.
+func New(opts Options) (*Federation, error) {
+	switch {
+	case opts.Model == nil:
+		return nil, errors.New("simulate: no model")
+	case opts.Clients < 1:
+		return nil, fmt.Errorf("simulate: %d clients", opts.Clients)
+	case opts.CohortSize > opts.Clients:
+		return nil, fmt.Errorf("simulate: cohort of %d from %d clients", opts.CohortSize, opts.Clients)
+	case opts.Dir == "":
+		return nil, errors.New("simulate: no run folder")
+	}
+	if _, _, err := ParsePartition(opts.Partition); err != nil {
+		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.MaxLen <= 0 {
+		opts.MaxLen = 128
+	}
+	if opts.ValItems <= 0 {
+		opts.ValItems = 16
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Federation{opts: opts, log: opts.Logger, sem: make(chan struct{}, opts.Workers)}
+	var err error
+	if f.initial, err = train.NewAdapterSet(opts.Model, opts.Adapter, opts.Seed); err != nil {
+		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	id, rc, err := secure.GenerateIdentity(secure.AgeHybrid)
+	if err != nil {
+		return nil, err
+	}
+	if f.identity, err = secure.ParseIdentity(id); err != nil {
+		return nil, err
+	}
+	if f.recipient, err = secure.ParseRecipient(rc); err != nil {
+		return nil, err
+	}
+	if f.signer, err = secure.GenerateSigner(secure.SchemeEd25519); err != nil {
+		return nil, err
+	}
+	for i := range opts.Clients {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		f.keys = append(f.keys, key)
+		f.names = append(f.names, fmt.Sprintf("client-%04d", i))
+	}
+	if f.st, err = store.Open(filepath.Join(opts.Dir, "coordinator.db"), store.Options{NoSync: true}); err != nil {
+		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	return f, nil
+}
+
+// Close closes the store.
+func (f *Federation) Close() error { return f.st.Close() }
+
+// Initial is the federation's starting adapter (with its resolved config).
+func (f *Federation) Initial() *adapter.Set { return f.initial }
+
+// RoundInfo is what a phase reports after each published round.
+type RoundInfo struct {
+	Round   uint64
+	Global  *adapter.Set
+	Version uint64
+	Result  *fedpb.RoundResult
+}
+
+// Phase runs rounds federated rounds in which the clients hold shards of
+// trainItems (partitioned over all clients) and validate on val. onRound
+// is called after each published round, in order, from the calling
+// goroutine's side (it may evaluate the global adapter).
+func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rounds int, onRound func(RoundInfo) error) error {
+	alpha, iid, _ := ParsePartition(f.opts.Partition)
+	var parts [][]int
+	var err error
+	if iid {
+		parts, err = task.PartitionIID(trainItems, f.opts.Clients, f.opts.Seed)
+	} else {
+		parts, err = task.PartitionDirichlet(trainItems, f.opts.Clients, alpha, f.opts.Seed)
+	}
+	if err != nil {
+		return fmt.Errorf("simulate: partition: %w", err)
+	}
+	if len(val) > f.opts.ValItems {
+		val = val[:f.opts.ValItems]
+	}
+	policy := fed.Policy{Rounds: f.published + rounds, CohortSize: f.opts.CohortSize, Fraction: f.opts.Fraction,
+		MinClients: f.opts.Clients, RoundTimeout: 24 * time.Hour, Seed: f.opts.Seed, Train: f.opts.Train}
+	if policy.CohortSize == 0 && policy.Fraction == 0 {
+		policy.Fraction = 1
+	}
+	srv, err := fed.NewServer(fed.ServerConfig{Name: "simulator", Policy: policy, Rule: f.opts.Rule, Store: f.st,
+		Initial: f.initial, Identity: f.identity, Signer: f.signer, Logger: f.log, TickEvery: 2 * time.Millisecond})
+	if err != nil {
+		return fmt.Errorf("simulate: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, f.opts.Clients+1)
+	for i, name := range f.names {
+		items := make([]task.Item, 0, len(parts[i]))
+		for _, j := range parts[i] {
+			items = append(items, trainItems[j])
+		}
+		if len(items) == 0 {
+			continue // an empty shard (more clients than items): this client sits the phase out
+		}
+		tr := &simTrainer{f: f, name: name, items: items, val: val}
+		c, err := fed.NewClient(fed.ClientConfig{Name: name, Trainer: tr,
+			Conn:  &fed.MemoryConn{Server: srv, Peer: fed.Peer{Name: name, PublicKey: f.keys[i].Public()}},
+			Model: f.initial.BaseModel, Adapter: f.initial.Config.String(), Examples: int64(len(items)),
+			Key: f.keys[i], Recipient: f.recipient, Verifier: f.signer.Verifier(), PollWait: time.Second, Logger: f.log})
+		if err != nil {
+			return fmt.Errorf("simulate: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Run(ctx); err != nil && ctx.Err() == nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	// Report rounds as they are published; the server runs in the background.
+	runErr := make(chan error, 1)
+	go func() { runErr <- srv.Run(ctx) }()
+	reported := uint64(f.published + 1) // the global version last reported
+	report := func() error {
+		_, current := srv.GlobalAdapter()
+		results := map[uint64]*fedpb.RoundResult{}
+		for _, r := range srv.Status().Results {
+			results[r.GlobalVersion] = r
+		}
+		for v := reported + 1; v <= current; v++ {
+			global, err := srv.StoredGlobal(v)
+			if err != nil {
+				return err
+			}
+			r := results[v]
+			if r == nil {
+				return fmt.Errorf("no round result for global version %d", v)
+			}
+			reported = v
+			if onRound != nil {
+				if err := onRound(RoundInfo{Round: r.Round, Global: global, Version: v, Result: r}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	var result error
+	for done := false; !done; {
+		select {
+		case err := <-runErr:
+			done, result = true, err
+		case <-srv.Changed():
+		}
+		if err := report(); err != nil && result == nil {
+			result = err
+			cancel()
+		}
+	}
+	cancel()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		result = errors.Join(result, err)
+	}
+	if result != nil {
+		return fmt.Errorf("simulate: %w", result)
+	}
+	f.published += rounds
+	return nil
+}
+
+// simTrainer trains one client's rounds on its shard with a learner built
+// for the round, seeded by (round seed, client): results do not depend on
+// which goroutine or core ran it.
+type simTrainer struct {
+	f          *Federation
+	name       string
+	items, val []task.Item
+}
+
+func (t *simTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.RoundConfig) (fed.TrainStats, error) {
+	select {
+	case t.f.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fed.TrainStats{}, ctx.Err()
+	}
+	defer func() { <-t.f.sem }()
+	h := fnv.New64a()
+	h.Write([]byte(t.name))
+	l, err := train.NewLearner(t.f.opts.Model, local, t.f.opts.MaxLen, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
+	if err != nil {
+		return fed.TrainStats{}, err
+	}
+	et := fed.EngineTrainer{Learner: l, TrainItems: t.items, ValItems: t.val}
+	return et.Train(ctx, local, rc)
+}
+
+// Evaluate scores a global adapter on items with a fresh learner.
+func (f *Federation) Evaluate(ctx context.Context, set *adapter.Set, items []task.Item) (train.Accuracy, error) {
+	l, err := train.NewLearner(f.opts.Model, set, f.opts.MaxLen, mrand.New(mrand.NewPCG(0, 0)))
+	if err != nil {
+		return train.Accuracy{}, err
+	}
+	return train.Evaluate(ctx, l, items, 16)
+}
