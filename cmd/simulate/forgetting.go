@@ -55,7 +55,7 @@ func defaultForgetting() forgettingConfig {
 		Model: "builtin", Data: defaultDataDir(), Clients: 8, Fraction: 1, Partition: "iid",
 		Pairs:    []string{"add-mod-10:add-mod-10-alt:related", "add-mod-10:word-category:shifted"},
 		Adapters: []string{"kron:8", "lora:8"},
-		RoundsA:  3, RoundsB: 3, Epochs: 1, Batch: 8, LR: 3e-3, Bits: 8, MaxItems: 48, EvalItems: 200,
+		RoundsA:  4, RoundsB: 4, Epochs: 2, Batch: 8, LR: 1e-3, Bits: 8, MaxItems: 96, EvalItems: 200,
 		Rule: "fedavg", Seed: 1,
 	}
 }
