@@ -3,6 +3,7 @@
 // store as a deployment.
 //
 //	simulate forgetting [--config FILE] [flags]   the sequential-task forgetting protocol (the default experiment)
+//	simulate accountant --noise Z --sample-rate Q --steps T --delta D [--json]
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 )
 
 var program = &cli.Program{Name: "simulate", Commands: []cli.Command{
+	{Name: "accountant", Summary: "ε of client-level DP-FedAvg (Rényi DP of the subsampled Gaussian), or the noise a target ε needs", Run: runAccountant},
 	{Name: "forgetting", Summary: "federated sequential-task forgetting: train on A, then B, measure A again; Kron-LoRA vs LoRA side by side", Run: runForgetting},
 }}
 

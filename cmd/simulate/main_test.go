@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kronfed/kronfed/aggregate/accountant"
 )
 
 // TestBadConfigRefusedBeforeWork: impossible settings fail with a message
@@ -39,4 +43,50 @@ func writeConfig(t *testing.T, s string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestAccountantCommand: the CLI's ε equals composing the published-value
+// checked per-step RDP over the rounds and converting it; the inverse meets
+// its target; bad input is refused.
+func TestAccountantCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := program.Run([]string{"accountant", "--noise", "2.5", "--sample-rate", "0.01", "--steps", "50", "--delta", "1e-5", "--json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var rep accountantReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	orders := accountant.DefaultOrders()
+	rdp := make([]float64, len(orders))
+	for i, a := range orders {
+		r, err := accountant.PoissonRDP(0.01, 2.5, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdp[i] = 50 * r
+	}
+	eps, order, err := accountant.EpsilonFromRDP(orders, rdp, 1e-5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(rep.Epsilon-eps) > 1e-12*eps || rep.Order != order || !(eps > 0) {
+		t.Fatalf("CLI ε %v at order %v, composed RDP gives %v at %v", rep.Epsilon, rep.Order, eps, order)
+	}
+	out.Reset()
+	if err := program.Run([]string{"accountant", "--epsilon", "1", "--sample-rate", "0.01", "--steps", "1000", "--json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !(rep.Epsilon <= 1 && rep.Epsilon > 0.999) {
+		t.Fatalf("noise %v for ε = 1 gives ε = %v", rep.Noise, rep.Epsilon)
+	}
+	for _, bad := range [][]string{{"--noise", "0", "--sample-rate", "0.1", "--steps", "5"}, {"--noise", "1", "--sample-rate", "0.1", "--steps", "5", "--delta", "2"},
+		{"--noise", "1", "--sample-rate", "1.5", "--steps", "5"}, {"--noise", "1", "--sample-rate", "0.1", "--steps", "-1"}} {
+		if err := program.Run(append([]string{"accountant"}, bad...), &out); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
 }
