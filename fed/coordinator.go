@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/kronfed/kronfed/aggregate/accountant"
 	"github.com/kronfed/kronfed/fed/fedpb"
 )
 
@@ -54,6 +55,69 @@ type Policy struct {
 	// Train is sent to every client of a round (its seed is mixed with the
 	// round number).
 	Train *fedpb.RoundConfig
+	// DP, when set, makes every round client-level DP-FedAvg and accounts
+	// for it.
+	DP *DPPolicy
+}
+
+// DPPolicy is client-level differential privacy: each client's whole update
+// clipped to Clip, Gaussian noise of std Noise·Clip added to the sum, the
+// privacy spent accounted round by round (Rényi DP of fixed-size sampling
+// without replacement, cohort of the eligible clients, replace-one
+// adjacency), and rounds stopped before ε would pass Epsilon at Delta.
+type DPPolicy struct {
+	Clip  float64 // initial clipping norm C
+	Noise float64 // noise multiplier z
+	// Adaptive adapts C every round (Andrew et al. 2021, γ = 0.5, η = 0.2).
+	Adaptive bool
+	// Epsilon is the budget (0: none, ε is still reported); Delta the δ.
+	Epsilon, Delta float64
+	// SeededNoise draws the noise from Seed, for reproducible simulations
+	// only: such noise is NOT private.
+	SeededNoise bool
+	Seed        uint64
+}
+
+// Validate reports a DP policy that cannot run.
+func (d *DPPolicy) Validate() error {
+	switch {
+	case !(d.Noise > 0) || math.IsInf(d.Noise, 0):
+		return fmt.Errorf("dp: noise multiplier %v must be positive", d.Noise)
+	case !(d.Clip > 0) || math.IsInf(d.Clip, 0):
+		return fmt.Errorf("dp: clipping norm %v must be positive", d.Clip)
+	case !(d.Delta > 0 && d.Delta < 1):
+		return fmt.Errorf("dp: delta %v must be in (0, 1)", d.Delta)
+	case d.Epsilon < 0 || math.IsNaN(d.Epsilon):
+		return fmt.Errorf("dp: budget epsilon %v must not be negative", d.Epsilon)
+	}
+	return nil
+}
+
+// roundRDP is the Rényi DP of one round that selects cohort of eligible
+// clients, at accountant.DefaultOrders: fixed-size sampling without
+// replacement, and noise multiplier z/2 because replacing one client moves
+// the clipped sum by up to 2C.
+func roundRDP(z float64, cohort, eligible int) ([]float64, error) {
+	orders := accountant.DefaultOrders()
+	q := float64(cohort) / float64(max(eligible, 1))
+	out := make([]float64, len(orders))
+	for i, a := range orders {
+		r, err := accountant.WithoutReplacementRDP(min(q, 1), z/2, a)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// epsilonOf converts accumulated RDP to ε at delta.
+func epsilonOf(rdp []float64, delta float64) (float64, error) {
+	if rdp == nil {
+		return 0, nil
+	}
+	eps, _, err := accountant.EpsilonFromRDP(accountant.DefaultOrders(), rdp, delta)
+	return eps, err
 }
 
 // Validate reports a policy that cannot run.
@@ -75,6 +139,11 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("round timeout %v must be positive", p.RoundTimeout)
 	case p.Train == nil:
 		return fmt.Errorf("no training config")
+	}
+	if p.DP != nil {
+		if err := p.DP.Validate(); err != nil {
+			return err
+		}
 	}
 	return validateRoundConfig(p.Train)
 }
@@ -108,6 +177,16 @@ type State struct {
 	Accepted      []Receipt `json:"accepted,omitempty"` // sorted by client
 	GlobalVersion uint64    `json:"global_version"`
 	Published     int       `json:"published"`
+	// Eligible is how many clients the cohort was drawn from (the
+	// accountant's population).
+	Eligible int `json:"eligible,omitempty"`
+	// DP: the current clipping norm, the Rényi DP spent at
+	// accountant.DefaultOrders, and its ε at the policy's δ.
+	Clip    float64   `json:"clip,omitempty"`
+	RDP     []float64 `json:"rdp,omitempty"`
+	Epsilon float64   `json:"epsilon,omitempty"`
+	// Stopped says why rounds stopped early (the privacy budget).
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // Receipt is what the state machine remembers of an accepted upload; the
@@ -155,6 +234,7 @@ func UnmarshalState(b []byte) (State, error) {
 }
 
 func (s State) clone() State {
+	s.RDP = slices.Clone(s.RDP)
 	s.Cohort = slices.Clone(s.Cohort)
 	s.Accepted = slices.Clone(s.Accepted)
 	return s
@@ -207,6 +287,14 @@ type RoundPublished struct {
 // AllPublished: the configured number of rounds is published.
 type AllPublished struct{}
 
+// BudgetExhausted: one more round would spend more privacy than the
+// budget allows; the federation stops (PhaseDone) with what it published.
+type BudgetExhausted struct {
+	Epsilon, Next, Budget float64
+}
+
+func (BudgetExhausted) effect() {}
+
 func (StartRound) effect()       {}
 func (StartAggregation) effect() {}
 func (RoundAbandoned) effect()   {}
@@ -246,8 +334,11 @@ func NewMachine(p Policy, st State) (*Machine, error) {
 	if st.Phase == "" {
 		st.Phase = PhaseIdle
 	}
+	if p.DP != nil && st.Clip == 0 {
+		st.Clip = p.DP.Clip
+	}
 	// A finished federation restarted with more rounds to run continues.
-	if st.Phase == PhaseDone && (p.Rounds == 0 || st.Published < p.Rounds) {
+	if st.Phase == PhaseDone && st.Stopped == "" && (p.Rounds == 0 || st.Published < p.Rounds) {
 		st.Phase = PhaseIdle
 	}
 	return &Machine{policy: p, st: st.clone(), members: map[string]*Member{}}, nil
@@ -385,7 +476,17 @@ func (m *Machine) Tick(now time.Time) []Effect {
 		if n > len(eligible) {
 			return nil
 		}
+		if dp := m.policy.DP; dp != nil && dp.Epsilon > 0 {
+			// Stop before the budget is exceeded, not after.
+			next, err := m.spend(n, len(eligible))
+			if err == nil && next > dp.Epsilon {
+				m.st.Phase = PhaseDone
+				m.st.Stopped = fmt.Sprintf("privacy budget: one more round would reach ε = %.4g > %.4g (δ = %g); spent ε = %.4g", next, dp.Epsilon, dp.Delta, m.st.Epsilon)
+				return []Effect{BudgetExhausted{Epsilon: m.st.Epsilon, Next: next, Budget: dp.Epsilon}}
+			}
+		}
 		m.st.Round++
+		m.st.Eligible = len(eligible)
 		m.st.Cohort = SelectCohort(m.policy.Seed, m.st.Round, eligible, n)
 		m.st.Accepted = nil
 		m.st.Started = now
@@ -499,10 +600,46 @@ func (m *Machine) Accept(now time.Time, r Receipt) []Effect {
 	return nil
 }
 
-// Aggregated records that round's aggregate was published as version.
-func (m *Machine) Aggregated(round, version uint64) []Effect {
+// spend is the ε after one more round with cohort of eligible clients.
+func (m *Machine) spend(cohort, eligible int) (float64, error) {
+	r, err := roundRDP(m.policy.DP.Noise, cohort, eligible)
+	if err != nil {
+		return 0, err
+	}
+	for i := range r {
+		if i < len(m.st.RDP) {
+			r[i] += m.st.RDP[i]
+		}
+	}
+	return epsilonOf(r, m.policy.DP.Delta)
+}
+
+// Aggregated records that round's aggregate was published as version. With
+// DP, the round's privacy cost is added to the accountant's state and
+// nextClip (adaptive clipping; 0: unchanged) becomes the clipping norm.
+func (m *Machine) Aggregated(round, version uint64, nextClip float64) []Effect {
 	if m.st.Phase != PhaseAggregating || round != m.st.Round {
 		return nil
+	}
+	if dp := m.policy.DP; dp != nil {
+		r, err := roundRDP(dp.Noise, len(m.st.Cohort), m.st.Eligible)
+		if err != nil {
+			return m.abandon("privacy accounting: " + err.Error())
+		}
+		if m.st.RDP == nil {
+			m.st.RDP = make([]float64, len(r))
+		}
+		for i := range r {
+			m.st.RDP[i] += r[i]
+		}
+		eps, err := epsilonOf(m.st.RDP, dp.Delta)
+		if err != nil {
+			return m.abandon("privacy accounting: " + err.Error())
+		}
+		m.st.Epsilon = eps
+		if nextClip > 0 {
+			m.st.Clip = nextClip
+		}
 	}
 	m.st.GlobalVersion = version
 	m.st.Published++

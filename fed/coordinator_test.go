@@ -93,7 +93,7 @@ func TestRoundLifecycle(t *testing.T) {
 	if e := m.Tick(t0.Add(2 * time.Minute)); e != nil {
 		t.Fatalf("tick during aggregation: %v", e)
 	}
-	pub := only[RoundPublished](t, m.Aggregated(1, 2))
+	pub := only[RoundPublished](t, m.Aggregated(1, 2, 0))
 	if pub.Version != 2 || m.State().GlobalVersion != 2 || m.State().Published != 1 {
 		t.Fatalf("published %+v, state %+v", pub, m.State())
 	}
@@ -104,7 +104,7 @@ func TestRoundLifecycle(t *testing.T) {
 	for _, c := range sr2.Cohort {
 		m.Accept(t0, receipt(header(m, c, 1)))
 	}
-	only[RoundPublished](t, m.Aggregated(2, 3))
+	only[RoundPublished](t, m.Aggregated(2, 3, 0))
 	only[AllPublished](t, m.Tick(t0.Add(4*time.Minute)))
 	if m.State().Phase != PhaseDone {
 		t.Fatalf("phase %s after the last round", m.State().Phase)
@@ -215,7 +215,7 @@ func TestCheckUploadRefusals(t *testing.T) {
 	}
 	// Uploads for a finished round are late.
 	only[StartAggregation](t, m.Accept(t0, receipt(header(m, sr.Cohort[1], 2))))
-	only[RoundPublished](t, m.Aggregated(1, 2))
+	only[RoundPublished](t, m.Aggregated(1, 2, 0))
 	only[StartRound](t, m.Tick(t0))
 	if _, ref := m.CheckUpload(t0, in, &fedpb.UploadHeader{Round: 1, Client: in}); ref == nil || ref.Reason != "late" {
 		t.Fatalf("upload for round 1 during round 2: %v", ref)

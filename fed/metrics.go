@@ -17,6 +17,7 @@ type Metrics struct {
 	Round           prometheus.Gauge         // current round number
 	GlobalVersion   prometheus.Gauge
 	AggregationErr  prometheus.Gauge // last Kron-aware re-fit error
+	Epsilon         prometheus.Gauge // privacy spent (DP)
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not
@@ -46,10 +47,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Published global adapter version."}),
 		AggregationErr: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "aggregation_relative_error",
 			Help: "Largest per-module relative error of the last Kron-aware re-fit."}),
+		Epsilon: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "privacy_epsilon",
+			Help: "Differential privacy spent so far (ε at the federation's δ; 0 without DP)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Rounds, m.Uploads, m.WireBytes, m.RawBytes, m.UploadSeconds, m.AggregateSecond,
-			m.RoundSeconds, m.Members, m.Round, m.GlobalVersion, m.AggregationErr)
+			m.RoundSeconds, m.Members, m.Round, m.GlobalVersion, m.AggregationErr, m.Epsilon)
 	}
 	return m
 }

@@ -101,6 +101,8 @@ type Server struct {
 	decodedRound uint64
 	decodedBytes int64
 
+	noise aggregate.NoiseSource // DP noise, made once
+
 	aggWG sync.WaitGroup
 	aggCh chan StartAggregation
 }
@@ -181,6 +183,17 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if s.agg, err = NewAggregator(cfg.Rule, s.cur.set.Config.Kind); err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	if dp := cfg.Policy.DP; dp != nil {
+		if cfg.Rule.Name != "fedavg" {
+			return nil, fmt.Errorf("coordinator: differential privacy averages clipped updates; aggregation rule %s cannot be combined with it (use fedavg)", cfg.Rule)
+		}
+		if dp.SeededNoise {
+			s.noise = aggregate.SeededNoise(dp.Seed)
+			s.log.Warn("DP noise is seeded: reproducible but NOT private (simulation only)")
+		} else {
+			s.noise = aggregate.CryptoNoise()
+		}
 	}
 	if s.cfg.MaxUploadBytes <= 0 {
 		s.cfg.MaxUploadBytes = 4*int64(RawBytes(s.cur.set)) + 1<<20
@@ -350,6 +363,9 @@ func (s *Server) handle(effects []Effect) {
 			s.met.Rounds.WithLabelValues("published").Inc()
 			s.met.GlobalVersion.Set(float64(e.Version))
 			s.log.Info("round published", "round", e.Round, "global_version", e.Version)
+		case BudgetExhausted:
+			s.finished = true
+			s.log.Warn("privacy budget reached: no more rounds", "epsilon", e.Epsilon, "next_round_epsilon", e.Next, "budget", e.Budget)
 		case AllPublished:
 			s.finished = true
 			s.log.Info("all rounds published", "rounds", s.m.State().Published)
@@ -637,7 +653,7 @@ func (s *Server) remember(round uint64, client string, set *adapter.Set) {
 // outcome back into the state machine.
 func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 	start := time.Now()
-	next, res, err := s.combine(job)
+	next, res, nextClip, err := s.combine(job)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -646,8 +662,9 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 		return
 	}
 	before := s.m.State()
-	effects := s.m.Aggregated(job.Round, job.BaseVersion+1)
+	effects := s.m.Aggregated(job.Round, job.BaseVersion+1, nextClip)
 	after := s.m.State()
+	res.Epsilon = after.Epsilon
 	g, err := newGlobal(job.BaseVersion+1, job.Round, next)
 	if err == nil {
 		err = s.putGlobal(g, after)
@@ -662,6 +679,7 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 	elapsed := time.Since(start).Seconds()
 	s.met.AggregateSecond.Observe(elapsed)
 	s.met.AggregationErr.Set(res.AggregationError)
+	s.met.Epsilon.Set(after.Epsilon)
 	s.met.RoundSeconds.WithLabelValues("published").Observe(s.cfg.Now().Sub(before.Started).Seconds())
 	res.Round, res.Outcome, res.GlobalVersion = job.Round, "published", g.version
 	res.AggregateSeconds = elapsed
@@ -669,20 +687,20 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 	s.recordResult(res, after)
 	s.log.Info("aggregated", "round", job.Round, "rule", s.agg.Rule.String(), "clients", len(job.Uploads), "examples", res.Examples,
 		"train_loss", res.TrainLoss, "val_accuracy", res.ValAccuracy, "wire_bytes", res.WireBytes, "raw_bytes", res.RawBytes,
-		"aggregation_error", res.AggregationError, "seconds", elapsed)
+		"aggregation_error", res.AggregationError, "epsilon", res.Epsilon, "seconds", elapsed)
 	s.handle(effects)
 }
 
 // combine decrypts and decodes the round's stored uploads and aggregates
 // them onto the base version.
-func (s *Server) combine(job StartAggregation) (*adapter.Set, *fedpb.RoundResult, error) {
+func (s *Server) combine(job StartAggregation) (next *adapter.Set, res *fedpb.RoundResult, nextClip float64, err error) {
 	s.mu.Lock()
 	base := s.cur
 	s.mu.Unlock()
 	if base.version != job.BaseVersion {
-		return nil, nil, fmt.Errorf("round %d trains from version %d but version %d is current", job.Round, job.BaseVersion, base.version)
+		return nil, nil, 0, fmt.Errorf("round %d trains from version %d but version %d is current", job.Round, job.BaseVersion, base.version)
 	}
-	res := &fedpb.RoundResult{}
+	res = &fedpb.RoundResult{}
 	updates := make([]aggregate.Update, 0, len(job.Uploads))
 	var lossW, accW float64
 	s.mu.Lock()
@@ -694,9 +712,8 @@ func (s *Server) combine(job StartAggregation) (*adapter.Set, *fedpb.RoundResult
 	for _, r := range job.Uploads {
 		set := cached[r.Client]
 		if set == nil {
-			var err error
 			if set, err = s.loadUpload(job, r.Client, base); err != nil {
-				return nil, nil, err
+				return nil, nil, 0, err
 			}
 		}
 		updates = append(updates, aggregate.Update{Set: set, Weight: float64(r.Examples)})
@@ -708,15 +725,61 @@ func (s *Server) combine(job StartAggregation) (*adapter.Set, *fedpb.RoundResult
 		accW += r.Accuracy * float64(r.Examples)
 	}
 	if len(updates) == 0 {
-		return nil, nil, errors.New("no uploads to aggregate")
+		return nil, nil, 0, errors.New("no uploads to aggregate")
 	}
 	res.TrainLoss, res.ValAccuracy = lossW/float64(res.Examples), accW/float64(res.Examples)
+	if dp := s.cfg.Policy.DP; dp != nil {
+		next, nextClip, err = s.privateAverage(dp, job, base.set, updates, res)
+		return next, res, nextClip, err
+	}
 	next, relErr, err := s.agg.Apply(base.set, updates)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	res.AggregationError = relErr
-	return next, res, nil
+	return next, res, 0, nil
+}
+
+// privateAverage is DP-FedAvg: every client's update Δ_i = θ_i − global
+// clipped to C, Gaussian noise added to the sum, divided by the cohort size
+// (the fixed denominator), added to the global adapter. Weights are not
+// used: each client must move the sum by at most C. res gets the round's
+// clip (the next round's, with adaptive clipping) and noise.
+func (s *Server) privateAverage(dp *DPPolicy, job StartAggregation, global *adapter.Set, updates []aggregate.Update, res *fedpb.RoundResult) (*adapter.Set, float64, error) {
+	s.mu.Lock()
+	st := s.m.State()
+	s.mu.Unlock()
+	deltas := make([]*adapter.Set, len(updates))
+	g := global.Params()
+	for i, u := range updates {
+		d := u.Set.Clone()
+		for k, p := range d.Params() {
+			for j := range p.Data {
+				p.Data[j] -= g[k].Data[j]
+			}
+		}
+		deltas[i] = d
+	}
+	cohort := float64(len(st.Cohort))
+	d := aggregate.DP{Clip: st.Clip, NoiseMultiplier: dp.Noise, ExpectedClients: cohort, Noise: s.noise}
+	if dp.Adaptive {
+		d.Adaptive = aggregate.DefaultAdaptiveClip(cohort)
+	}
+	mean, rep, err := d.Aggregate(deltas, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	next := global.Clone()
+	n, m := next.Params(), mean.Params()
+	for k := range n {
+		for j := range n[k].Data {
+			n[k].Data[j] += m[k].Data[j]
+		}
+	}
+	res.Clip, res.NoiseStd, res.Noise = rep.Clip, rep.NoiseStd, rep.Noise
+	s.log.Info("differential privacy", "round", job.Round, "clip", rep.Clip, "next_clip", d.Clip, "noise_std", rep.NoiseStd,
+		"noise", rep.Noise, "clipped", rep.Clipped, "clients", rep.Clients)
+	return next, d.Clip, nil
 }
 
 // loadUpload decrypts and decodes a stored upload (after a restart, or
@@ -753,6 +816,9 @@ func (s *Server) Status() *fedpb.StatusResponse {
 	}
 	for _, r := range st.Accepted {
 		out.Accepted = append(out.Accepted, r.Client)
+	}
+	if dp := s.cfg.Policy.DP; dp != nil {
+		out.Epsilon, out.Delta, out.EpsilonBudget = st.Epsilon, dp.Delta, dp.Epsilon
 	}
 	for _, m := range s.m.Members() {
 		out.Members = append(out.Members, &fedpb.Member{Name: m.Name, Examples: m.Examples, Capability: m.Capability,

@@ -30,6 +30,17 @@ type serveConfig struct {
 	Adapter adapterConfig `toml:"adapter"`
 	Rounds  roundsConfig  `toml:"rounds"`
 	Train   trainConfig   `toml:"train"`
+	DP      dpConfig      `toml:"dp"`
+}
+
+// dpConfig is client-level differential privacy (off unless enabled).
+type dpConfig struct {
+	Enabled  bool    `toml:"enabled"`
+	Clip     float64 `toml:"clip"`
+	Noise    float64 `toml:"noise"`
+	Adaptive bool    `toml:"adaptive"`
+	Budget   float64 `toml:"budget"` // ε budget (0: none)
+	Delta    float64 `toml:"delta"`
 }
 
 type adapterConfig struct {
@@ -71,6 +82,7 @@ func defaultServeConfig() serveConfig {
 		Adapter: adapterConfig{Kind: "kron", Rank: 8, Alpha: 32, Dropout: 0.1, Seed: 1},
 		Rounds:  roundsConfig{Rounds: 10, Cohort: 0, Fraction: 1, Timeout: "5m", Seed: 1, Rule: "fedavg"},
 		Train:   trainConfig{Epochs: 1, Batch: 8, LR: 3e-4, Bits: 8, Seed: 1},
+		DP:      dpConfig{Clip: 1, Delta: 1e-5},
 	}
 }
 
@@ -125,6 +137,9 @@ func (c serveConfig) policy() (fed.Policy, fed.Rule, error) {
 		Quorum: c.Rounds.Quorum, RoundTimeout: timeout, Seed: c.Rounds.Seed,
 		Train: &fedpb.RoundConfig{LocalEpochs: uint32(t.Epochs), BatchSize: uint32(t.Batch), LearningRate: t.LR,
 			Bits: uint32(t.Bits), Seed: t.Seed, MaxItems: uint32(t.MaxItems)},
+	}
+	if c.DP.Enabled {
+		p.DP = &fed.DPPolicy{Clip: c.DP.Clip, Noise: c.DP.Noise, Adaptive: c.DP.Adaptive, Epsilon: c.DP.Budget, Delta: c.DP.Delta}
 	}
 	if err := p.Validate(); err != nil {
 		return fed.Policy{}, fed.Rule{}, err

@@ -141,6 +141,13 @@ func printStatus(w io.Writer, st *fedpb.StatusResponse) error {
 		fmt.Fprintf(w, ", deadline in %s", time.Until(time.UnixMilli(st.DeadlineUnixMs)).Round(time.Second))
 	}
 	fmt.Fprintln(w)
+	if st.Delta > 0 {
+		budget := "no budget"
+		if st.EpsilonBudget > 0 {
+			budget = fmt.Sprintf("budget %.4g", st.EpsilonBudget)
+		}
+		fmt.Fprintf(w, "differential privacy: ε = %.4g spent at δ = %g (%s)\n", st.Epsilon, st.Delta, budget)
+	}
 	if len(st.Cohort) > 0 {
 		fmt.Fprintf(w, "cohort: %s; uploaded: %s\n", strings.Join(st.Cohort, ", "), strings.Join(st.Accepted, ", "))
 	}
@@ -150,10 +157,10 @@ func printStatus(w io.Writer, st *fedpb.StatusResponse) error {
 		fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s ago\n", m.Name, m.Live, m.Examples, m.Capability,
 			time.Since(time.UnixMilli(m.LastSeenUnixMs)).Round(time.Second))
 	}
-	fmt.Fprintln(tw, "\nROUND\tOUTCOME\tCLIENTS\tEXAMPLES\tLOSS\tVAL ACC\tWIRE BYTES\tRAW BYTES\tAGG ERR\tAGG SECONDS")
+	fmt.Fprintln(tw, "\nROUND\tOUTCOME\tCLIENTS\tEXAMPLES\tLOSS\tVAL ACC\tWIRE BYTES\tRAW BYTES\tAGG ERR\tAGG SECONDS\tε")
 	for _, r := range st.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%.4f\t%.4f\t%d\t%d\t%.3g\t%.3f\n", r.Round, r.Outcome, len(r.Clients), r.Examples,
-			r.TrainLoss, r.ValAccuracy, r.WireBytes, r.RawBytes, r.AggregationError, r.AggregateSeconds)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%.4f\t%.4f\t%d\t%d\t%.3g\t%.3f\t%.4g\n", r.Round, r.Outcome, len(r.Clients), r.Examples,
+			r.TrainLoss, r.ValAccuracy, r.WireBytes, r.RawBytes, r.AggregationError, r.AggregateSeconds, r.Epsilon)
 	}
 	return tw.Flush()
 }

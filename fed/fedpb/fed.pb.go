@@ -953,8 +953,12 @@ type StatusResponse struct {
 	DeadlineUnixMs int64                  `protobuf:"varint,9,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	Members        []*Member              `protobuf:"bytes,10,rep,name=members,proto3" json:"members,omitempty"`
 	Results        []*RoundResult         `protobuf:"bytes,11,rep,name=results,proto3" json:"results,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Differential privacy: ε spent so far at delta, and the budget (0: none).
+	Epsilon       float64 `protobuf:"fixed64,12,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
+	Delta         float64 `protobuf:"fixed64,13,opt,name=delta,proto3" json:"delta,omitempty"`
+	EpsilonBudget float64 `protobuf:"fixed64,14,opt,name=epsilon_budget,json=epsilonBudget,proto3" json:"epsilon_budget,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -1064,6 +1068,27 @@ func (x *StatusResponse) GetResults() []*RoundResult {
 	return nil
 }
 
+func (x *StatusResponse) GetEpsilon() float64 {
+	if x != nil {
+		return x.Epsilon
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetDelta() float64 {
+	if x != nil {
+		return x.Delta
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetEpsilonBudget() float64 {
+	if x != nil {
+		return x.EpsilonBudget
+	}
+	return 0
+}
+
 type Member struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1155,8 +1180,15 @@ type RoundResult struct {
 	AggregateSeconds float64                `protobuf:"fixed64,11,opt,name=aggregate_seconds,json=aggregateSeconds,proto3" json:"aggregate_seconds,omitempty"`
 	StartedUnixMs    int64                  `protobuf:"varint,12,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
 	FinishedUnixMs   int64                  `protobuf:"varint,13,opt,name=finished_unix_ms,json=finishedUnixMs,proto3" json:"finished_unix_ms,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Differential privacy (0 / empty when off): the ε spent so far at the
+	// federation's δ, the clipping norm used this round, the std of the noise
+	// added to the clipped sum, and the noise source.
+	Epsilon       float64 `protobuf:"fixed64,14,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
+	Clip          float64 `protobuf:"fixed64,15,opt,name=clip,proto3" json:"clip,omitempty"`
+	NoiseStd      float64 `protobuf:"fixed64,16,opt,name=noise_std,json=noiseStd,proto3" json:"noise_std,omitempty"`
+	Noise         string  `protobuf:"bytes,17,opt,name=noise,proto3" json:"noise,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RoundResult) Reset() {
@@ -1278,6 +1310,34 @@ func (x *RoundResult) GetFinishedUnixMs() int64 {
 		return x.FinishedUnixMs
 	}
 	return 0
+}
+
+func (x *RoundResult) GetEpsilon() float64 {
+	if x != nil {
+		return x.Epsilon
+	}
+	return 0
+}
+
+func (x *RoundResult) GetClip() float64 {
+	if x != nil {
+		return x.Clip
+	}
+	return 0
+}
+
+func (x *RoundResult) GetNoiseStd() float64 {
+	if x != nil {
+		return x.NoiseStd
+	}
+	return 0
+}
+
+func (x *RoundResult) GetNoise() string {
+	if x != nil {
+		return x.Noise
+	}
+	return ""
 }
 
 // StoredUpload is how the coordinator keeps an accepted upload on disk: the
@@ -1497,7 +1557,7 @@ const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	"\x05round\x18\x01 \x01(\x04R\x05round\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x1a\n" +
 	"\baccepted\x18\x03 \x01(\rR\baccepted\"\x0f\n" +
-	"\rStatusRequest\"\xfc\x02\n" +
+	"\rStatusRequest\"\xd3\x03\n" +
 	"\x0eStatusResponse\x12 \n" +
 	"\vcoordinator\x18\x01 \x01(\tR\vcoordinator\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n" +
@@ -1510,7 +1570,10 @@ const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	"\x10deadline_unix_ms\x18\t \x01(\x03R\x0edeadlineUnixMs\x120\n" +
 	"\amembers\x18\n" +
 	" \x03(\v2\x16.kronfed.fed.v1.MemberR\amembers\x125\n" +
-	"\aresults\x18\v \x03(\v2\x1b.kronfed.fed.v1.RoundResultR\aresults\"\x97\x01\n" +
+	"\aresults\x18\v \x03(\v2\x1b.kronfed.fed.v1.RoundResultR\aresults\x12\x18\n" +
+	"\aepsilon\x18\f \x01(\x01R\aepsilon\x12\x14\n" +
+	"\x05delta\x18\r \x01(\x01R\x05delta\x12%\n" +
+	"\x0eepsilon_budget\x18\x0e \x01(\x01R\repsilonBudget\"\x97\x01\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bexamples\x18\x02 \x01(\x03R\bexamples\x12\x1e\n" +
@@ -1518,7 +1581,7 @@ const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	"capability\x18\x03 \x01(\tR\n" +
 	"capability\x12\x12\n" +
 	"\x04live\x18\x04 \x01(\bR\x04live\x12)\n" +
-	"\x11last_seen_unix_ms\x18\x05 \x01(\x03R\x0elastSeenUnixMs\"\xc4\x03\n" +
+	"\x11last_seen_unix_ms\x18\x05 \x01(\x03R\x0elastSeenUnixMs\"\xa5\x04\n" +
 	"\vRoundResult\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x04R\x05round\x12\x18\n" +
 	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12%\n" +
@@ -1535,7 +1598,11 @@ const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	" \x01(\x01R\x10aggregationError\x12+\n" +
 	"\x11aggregate_seconds\x18\v \x01(\x01R\x10aggregateSeconds\x12&\n" +
 	"\x0fstarted_unix_ms\x18\f \x01(\x03R\rstartedUnixMs\x12(\n" +
-	"\x10finished_unix_ms\x18\r \x01(\x03R\x0efinishedUnixMs\"\xa9\x01\n" +
+	"\x10finished_unix_ms\x18\r \x01(\x03R\x0efinishedUnixMs\x12\x18\n" +
+	"\aepsilon\x18\x0e \x01(\x01R\aepsilon\x12\x12\n" +
+	"\x04clip\x18\x0f \x01(\x01R\x04clip\x12\x1b\n" +
+	"\tnoise_std\x18\x10 \x01(\x01R\bnoiseStd\x12\x14\n" +
+	"\x05noise\x18\x11 \x01(\tR\x05noise\"\xa9\x01\n" +
 	"\fStoredUpload\x124\n" +
 	"\x06header\x18\x01 \x01(\v2\x1c.kronfed.fed.v1.UploadHeaderR\x06header\x12\x1e\n" +
 	"\n" +

@@ -1,0 +1,102 @@
+package fed
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/kronfed/kronfed/aggregate/accountant"
+)
+
+// TestPrivacyBudgetStopsRounds: ε grows every published round exactly as
+// an independent accountant computes it, and the round that would pass the
+// budget is never started.
+func TestPrivacyBudgetStopsRounds(t *testing.T) {
+	p := testPolicy()
+	p.Rounds, p.CohortSize, p.Quorum = 0, 2, 2
+	p.DP = &DPPolicy{Clip: 1, Noise: 4, Epsilon: 3, Delta: 1e-5}
+	var names []string
+	for i := range 10 {
+		names = append(names, fmt.Sprintf("c%d", i))
+	}
+	m := newTestMachine(t, p, names...)
+	ref, err := accountant.NewAccountant(accountant.WithoutReplacement{Cohort: 2, Population: 10}, accountant.DefaultOrders())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := 0.0
+	for round := uint64(1); ; round++ {
+		effects := m.Tick(t0)
+		if b, ok := effects[0].(BudgetExhausted); ok {
+			if b.Next <= 3 || b.Epsilon > 3 || m.State().Phase != PhaseDone || m.State().Stopped == "" {
+				t.Fatalf("stopped at %+v, state %+v", b, m.State())
+			}
+			// Restarting does not resume a federation stopped by its budget.
+			m2, _ := NewMachine(p, m.State())
+			for _, c := range names {
+				m2.Join(t0, c, 1, "")
+			}
+			if e := m2.Tick(t0); e != nil {
+				t.Fatalf("restart after the budget: %v", e)
+			}
+			if round < 3 {
+				t.Fatalf("only %d rounds under the budget", round-1)
+			}
+			return
+		}
+		sr := only[StartRound](t, effects)
+		for i, c := range sr.Cohort {
+			m.Accept(t0, receipt(header(m, c, byte(i))))
+		}
+		only[RoundPublished](t, m.Aggregated(round, round+1, 0))
+		if err := ref.Compose(4, 0.2, 1); err != nil {
+			t.Fatal(err)
+		}
+		want, _, err := ref.Epsilon(1e-5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := m.State().Epsilon
+		if math.Abs(got-want) > 1e-9*want || got <= prev || got > 3 {
+			t.Fatalf("round %d: ε %v, accountant says %v (previous %v)", round, got, want, prev)
+		}
+		prev = got
+	}
+}
+
+// TestDPRoundsInMemory: with DP on, the published adapter is the global
+// plus the mean of the clipped updates plus noise of the reported size,
+// and ε, clip and noise are reported.
+func TestDPRoundsInMemory(t *testing.T) {
+	p := testPolicy()
+	p.Rounds = 1
+	p.DP = &DPPolicy{Clip: 10, Noise: 1e-6, Delta: 1e-5, SeededNoise: true, Seed: 4}
+	f := newTestFed(t, p, 0)
+	defer f.st.Close()
+	shifts := []float32{0.01, -0.02, 0.04}
+	var clients []*testClient
+	for i, s := range shifts {
+		clients = append(clients, f.client(t, fmt.Sprintf("c%d", i), s, 10*(i+1), 1))
+	}
+	serr, cerrs := runAll(t, context.Background(), f.srv, clients...)
+	if serr != nil || cerrs[0] != nil || cerrs[1] != nil || cerrs[2] != nil {
+		t.Fatalf("%v %v", serr, cerrs)
+	}
+	st := f.srv.Status()
+	r := st.Results[0]
+	if !(st.Epsilon > 0) || r.Epsilon != st.Epsilon || r.Clip != 10 || !(r.NoiseStd > 0) || r.Noise == "" {
+		t.Fatalf("DP report: status ε %v, result %v", st.Epsilon, r)
+	}
+	// Unweighted: every client counts once (fixed denominator = cohort of 3).
+	mean := float64(shifts[0]+shifts[1]+shifts[2]) / 3
+	got, _ := f.srv.GlobalAdapter()
+	init := f.initial.Params()
+	for k, g := range got.Params() {
+		for i := range g.Data {
+			if d := float64(g.Data[i]-init[k].Data[i]) - mean; math.Abs(d) > 2*0.04/127+1e-6 {
+				t.Fatalf("%s[%d] moved by %v, want the unweighted mean %v", g.Name, i, float64(g.Data[i]-init[k].Data[i]), mean)
+			}
+		}
+	}
+}
