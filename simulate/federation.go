@@ -56,7 +56,9 @@ type Options struct {
 	// ValItems is how many validation items each client scores after its
 	// local training (default 16).
 	ValItems int
-	Logger   *slog.Logger
+	// DP, when set, runs client-level DP-FedAvg (see fed.DPPolicy).
+	DP     *fed.DPPolicy
+	Logger *slog.Logger
 }
 
 // ParsePartition checks a partition spec: "iid" or "dirichlet:ALPHA".
@@ -185,7 +187,7 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 		val = val[:f.opts.ValItems]
 	}
 	policy := fed.Policy{Rounds: f.published + rounds, CohortSize: f.opts.CohortSize, Fraction: f.opts.Fraction,
-		MinClients: f.opts.Clients, RoundTimeout: 24 * time.Hour, Seed: f.opts.Seed, Train: f.opts.Train}
+		MinClients: f.opts.Clients, RoundTimeout: 24 * time.Hour, Seed: f.opts.Seed, Train: f.opts.Train, DP: f.opts.DP}
 	if policy.CohortSize == 0 && policy.Fraction == 0 {
 		policy.Fraction = 1
 	}

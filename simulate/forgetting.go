@@ -44,6 +44,7 @@ type Progress struct {
 	Round     int    // within the run, from 1
 	Rounds    int
 	Loss      float64
+	Epsilon   float64
 	AccA      float64
 	AccB      float64
 	Elapsed   time.Duration
@@ -64,6 +65,7 @@ type RoundRecord struct {
 	WireBytes uint64  `json:"wire_bytes"`
 	RawBytes  uint64  `json:"raw_bytes"`
 	AggError  float64 `json:"aggregation_error"`
+	Epsilon   float64 `json:"epsilon,omitempty"`
 }
 
 // Outcome is one (adapter, pair) run's summary.
@@ -80,6 +82,7 @@ type Outcome struct {
 	Forgetting      float64 `json:"forgetting"`
 	UploadedBytes   uint64  `json:"uploaded_bytes"`
 	RawBytes        uint64  `json:"raw_bytes"`
+	Epsilon         float64 `json:"epsilon,omitempty"`
 	Seconds         float64 `json:"seconds"`
 }
 
@@ -148,10 +151,11 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, ac adapter.Confi
 			o.RawBytes += r.RawBytes
 			records = append(records, RoundRecord{Adapter: label, Pair: pair.label(), TaskA: pair.A, TaskB: pair.B, Phase: name,
 				Round: round, Clients: len(r.Clients), TrainLoss: r.TrainLoss, AccA: accA.Acc, AccB: accB.Acc,
-				WireBytes: r.WireBytes, RawBytes: r.RawBytes, AggError: r.AggregationError})
+				WireBytes: r.WireBytes, RawBytes: r.RawBytes, AggError: r.AggregationError, Epsilon: r.Epsilon})
+			o.Epsilon = r.Epsilon
 			if e.Progress != nil {
 				e.Progress(Progress{Run: run, Runs: runs, Adapter: label, Pair: pair, Phase: name, Round: round,
-					Rounds: e.RoundsA + e.RoundsB, Loss: r.TrainLoss, AccA: accA.Acc, AccB: accB.Acc, Elapsed: time.Since(start)})
+					Rounds: e.RoundsA + e.RoundsB, Loss: r.TrainLoss, Epsilon: r.Epsilon, AccA: accA.Acc, AccB: accB.Acc, Elapsed: time.Since(start)})
 			}
 			return nil
 		})

@@ -34,12 +34,12 @@ func WriteResults(dir string, outcomes []Outcome, records []RoundRecord) (string
 	var cs strings.Builder
 	w := csv.NewWriter(&cs)
 	w.Write([]string{"adapter", "trainable_params", "pair", "task_a", "task_b", "acc_a_after_a", "acc_b_after_a",
-		"acc_a_after_b", "acc_b_after_b", "forgetting", "uploaded_bytes", "raw_bytes", "seconds"})
+		"acc_a_after_b", "acc_b_after_b", "forgetting", "uploaded_bytes", "raw_bytes", "epsilon", "seconds"})
 	f4 := func(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
 	for _, o := range outcomes {
 		w.Write([]string{o.Adapter, strconv.Itoa(o.TrainableParams), o.Pair, o.TaskA, o.TaskB, f4(o.AccAAfterA), f4(o.AccBAfterA),
 			f4(o.AccAAfterB), f4(o.AccBAfterB), f4(o.Forgetting), strconv.FormatUint(o.UploadedBytes, 10),
-			strconv.FormatUint(o.RawBytes, 10), strconv.FormatFloat(o.Seconds, 'f', 1, 64)})
+			strconv.FormatUint(o.RawBytes, 10), f4(o.Epsilon), strconv.FormatFloat(o.Seconds, 'f', 1, 64)})
 	}
 	w.Flush()
 	if err := os.WriteFile(filepath.Join(dir, "summary.csv"), []byte(cs.String()), 0o644); err != nil {
@@ -68,17 +68,32 @@ func WriteResults(dir string, outcomes []Outcome, records []RoundRecord) (string
 
 // MarkdownTable is the forgetting table: one row per (adapter, pair).
 func MarkdownTable(outcomes []Outcome) string {
+	dp := false
+	for _, o := range outcomes {
+		dp = dp || o.Epsilon > 0
+	}
 	var b strings.Builder
-	b.WriteString("| adapter | params | pair | A after A | B after A | A after B | B after B | forgetting | uploaded | vs float32 |\n")
-	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| adapter | params | pair | A after A | B after A | A after B | B after B | forgetting | uploaded | vs float32 |")
+	if dp {
+		b.WriteString(" ε |")
+	}
+	b.WriteString("\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+	if dp {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
 	for _, o := range outcomes {
 		ratio := 0.0
 		if o.UploadedBytes > 0 {
 			ratio = float64(o.RawBytes) / float64(o.UploadedBytes)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s (%s→%s) | %.3f | %.3f | %.3f | %.3f | %+.3f | %s | %.1f× smaller |\n",
+		fmt.Fprintf(&b, "| %s | %d | %s (%s→%s) | %.3f | %.3f | %.3f | %.3f | %+.3f | %s | %.1f× smaller |",
 			o.Adapter, o.TrainableParams, o.Pair, o.TaskA, o.TaskB, o.AccAAfterA, o.AccBAfterA, o.AccAAfterB, o.AccBAfterB,
 			o.Forgetting, humanBytes(o.UploadedBytes), ratio)
+		if dp {
+			fmt.Fprintf(&b, " %.3g |", o.Epsilon)
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

@@ -48,6 +48,15 @@ type forgettingConfig struct {
 	Seed      uint64   `toml:"seed"`
 	Workers   int      `toml:"workers"`
 	Out       string   `toml:"out"`
+	// Differential privacy (off when dp_noise is 0).
+	DPNoise    float64 `toml:"dp_noise"`
+	DPClip     float64 `toml:"dp_clip"`
+	DPAdaptive bool    `toml:"dp_adaptive"`
+	DPBudget   float64 `toml:"dp_budget"`
+	DPDelta    float64 `toml:"dp_delta"`
+	// DPCryptoNoise draws the noise from a cryptographic generator; by
+	// default a simulation seeds it (reproducible, NOT private).
+	DPCryptoNoise bool `toml:"dp_crypto_noise"`
 }
 
 func defaultForgetting() forgettingConfig {
@@ -56,7 +65,7 @@ func defaultForgetting() forgettingConfig {
 		Pairs:    []string{"add-mod-10:add-mod-10-alt:related", "add-mod-10:word-category:shifted"},
 		Adapters: []string{"kron:8", "lora:8"},
 		RoundsA:  4, RoundsB: 4, Epochs: 2, Batch: 8, LR: 1e-3, Bits: 8, MaxItems: 96, EvalItems: 200,
-		Rule: "fedavg", Seed: 1,
+		Rule: "fedavg", Seed: 1, DPClip: 1, DPDelta: 1e-5,
 	}
 }
 
@@ -182,6 +191,12 @@ func runForgetting(args []string, stdout io.Writer) error {
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of everything: same seed, same machine, same numbers")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "clients training at once (0: the number of CPUs)")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "run folder (default runs/forgetting-TIME)")
+	fs.Float64Var(&cfg.DPNoise, "dp-noise", cfg.DPNoise, "client-level DP: noise multiplier z (0: DP off)")
+	fs.Float64Var(&cfg.DPClip, "dp-clip", cfg.DPClip, "DP: clipping norm of each client's whole update")
+	fs.BoolVar(&cfg.DPAdaptive, "dp-adaptive", cfg.DPAdaptive, "DP: adaptive clipping (Andrew et al. 2021)")
+	fs.Float64Var(&cfg.DPBudget, "dp-budget", cfg.DPBudget, "DP: stop before ε would pass this (0: no budget)")
+	fs.Float64Var(&cfg.DPDelta, "dp-delta", cfg.DPDelta, "DP: δ")
+	fs.BoolVar(&cfg.DPCryptoNoise, "dp-crypto-noise", cfg.DPCryptoNoise, "DP: cryptographic noise (default: seeded noise, reproducible but NOT private)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -209,8 +224,12 @@ func runForgetting(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "forgetting: %d clients, %s, pairs %s, adapters %s, %d+%d rounds, %d-bit uploads; results in %s\n",
 		cfg.Clients, exp.Base.Model.Name, strings.Join(cfg.Pairs, " "), strings.Join(cfg.Adapters, " "), cfg.RoundsA, cfg.RoundsB, cfg.Bits, exp.Out)
 	exp.Progress = func(p simulate.Progress) {
-		fmt.Fprintf(stdout, "[%d/%d] %-8s %-8s phase %s round %d/%d  loss %.3f  acc %s %.3f  acc %s %.3f  (%s)\n",
-			p.Run, p.Runs, p.Adapter, p.Pair.Label, p.Phase, p.Round, p.Rounds, p.Loss, p.Pair.A, p.AccA, p.Pair.B, p.AccB,
+		eps := ""
+		if p.Epsilon > 0 {
+			eps = fmt.Sprintf("  ε %.3g", p.Epsilon)
+		}
+		fmt.Fprintf(stdout, "[%d/%d] %-8s %-8s phase %s round %d/%d  loss %.3f  acc %s %.3f  acc %s %.3f%s  (%s)\n",
+			p.Run, p.Runs, p.Adapter, p.Pair.Label, p.Phase, p.Round, p.Rounds, p.Loss, p.Pair.A, p.AccA, p.Pair.B, p.AccB, eps,
 			p.Elapsed.Round(time.Second))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -279,7 +298,15 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 	}
 	rc := &fedpb.RoundConfig{LocalEpochs: uint32(max(cfg.Epochs, 0)), BatchSize: uint32(max(cfg.Batch, 0)), LearningRate: cfg.LR,
 		Bits: uint32(max(cfg.Bits, 0)), Seed: cfg.Seed, MaxItems: uint32(cfg.MaxItems)}
-	probe := fed.Policy{CohortSize: cfg.Cohort, Fraction: cfg.Fraction, RoundTimeout: time.Hour, Train: rc}
+	var dp *fed.DPPolicy
+	if cfg.DPNoise != 0 {
+		dp = &fed.DPPolicy{Clip: cfg.DPClip, Noise: cfg.DPNoise, Adaptive: cfg.DPAdaptive, Epsilon: cfg.DPBudget,
+			Delta: cfg.DPDelta, SeededNoise: !cfg.DPCryptoNoise, Seed: cfg.Seed}
+		if rule.Name != "fedavg" {
+			return nil, fmt.Errorf("differential privacy needs rule fedavg, not %s", rule)
+		}
+	}
+	probe := fed.Policy{CohortSize: cfg.Cohort, Fraction: cfg.Fraction, RoundTimeout: time.Hour, Train: rc, DP: dp}
 	if err := probe.Validate(); err != nil {
 		return nil, err
 	}
@@ -315,7 +342,7 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 	}
 	return &simulate.Experiment{
 		Base: simulate.Options{Model: m, Clients: cfg.Clients, CohortSize: cfg.Cohort, Fraction: cfg.Fraction, Rule: rule,
-			Train: rc, Partition: cfg.Partition, Seed: cfg.Seed, Workers: cfg.Workers,
+			Train: rc, Partition: cfg.Partition, Seed: cfg.Seed, Workers: cfg.Workers, DP: dp,
 			Logger: slog.New(slog.DiscardHandler)},
 		Adapters: adapters, Pairs: pairs, RoundsA: cfg.RoundsA, RoundsB: cfg.RoundsB,
 		Splits:    func(name string) (*task.Splits, error) { return splits[name], nil },
