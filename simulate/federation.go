@@ -15,6 +15,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -57,8 +58,12 @@ type Options struct {
 	// local training (default 16).
 	ValItems int
 	// DP, when set, runs client-level DP-FedAvg (see fed.DPPolicy).
-	DP     *fed.DPPolicy
-	Logger *slog.Logger
+	DP *fed.DPPolicy
+	// Transport is "memory" (default: direct calls) or "grpc": real gRPC
+	// over mutually authenticated TLS 1.3 on loopback, with certificates
+	// from a federation CA made in Dir.
+	Transport string
+	Logger    *slog.Logger
 }
 
 // ParsePartition checks a partition spec: "iid" or "dirichlet:ALPHA".
@@ -91,6 +96,9 @@ type Federation struct {
 	initial   *adapter.Set
 	sem       chan struct{}
 	published int
+	// grpc transport: the coordinator's material and the clients' bundles.
+	material *secure.Coordinator
+	bundles  []*secure.Bundle
 }
 
 // New creates the federation's keys (in memory), its store and its initial
@@ -139,13 +147,42 @@ func New(opts Options) (*Federation, error) {
 	if f.signer, err = secure.GenerateSigner(secure.SchemeEd25519); err != nil {
 		return nil, err
 	}
+	switch opts.Transport {
+	case "", "memory":
+	case "grpc":
+		keys := filepath.Join(opts.Dir, "keys")
+		if err := secure.InitDir(keys, secure.InitOptions{Name: "simulator", Hosts: []string{"127.0.0.1"}}); err != nil {
+			return nil, fmt.Errorf("simulate: %w", err)
+		}
+		if f.material, err = secure.LoadDir(keys); err != nil {
+			return nil, fmt.Errorf("simulate: %w", err)
+		}
+		f.identity, f.signer = f.material.Identity, f.material.Signer
+		if f.recipient, err = secure.ParseRecipient(f.material.Recipient); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("simulate: transport %q: want memory or grpc", opts.Transport)
+	}
 	for i := range opts.Clients {
-		_, key, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
+		name := fmt.Sprintf("client-%04d", i)
+		var key ed25519.PrivateKey
+		if f.material != nil { // the certificate's key signs uploads
+			b, err := f.material.Enroll(name, 24*time.Hour, time.Time{})
+			if err != nil {
+				return nil, err
+			}
+			k, err := b.Key()
+			if err != nil {
+				return nil, err
+			}
+			f.bundles = append(f.bundles, b)
+			key = k.(ed25519.PrivateKey)
+		} else if _, key, err = ed25519.GenerateKey(rand.Reader); err != nil {
 			return nil, err
 		}
 		f.keys = append(f.keys, key)
-		f.names = append(f.names, fmt.Sprintf("client-%04d", i))
+		f.names = append(f.names, name)
 	}
 	if f.st, err = store.Open(filepath.Join(opts.Dir, "coordinator.db"), store.Options{NoSync: true}); err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
@@ -198,6 +235,11 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	conns, stop, err := f.connect(srv)
+	if err != nil {
+		return fmt.Errorf("simulate: %w", err)
+	}
+	defer stop()
 	var wg sync.WaitGroup
 	errs := make(chan error, f.opts.Clients+1)
 	for i, name := range f.names {
@@ -210,7 +252,7 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 		}
 		tr := &simTrainer{f: f, name: name, items: items, val: val}
 		c, err := fed.NewClient(fed.ClientConfig{Name: name, Trainer: tr,
-			Conn:  &fed.MemoryConn{Server: srv, Peer: fed.Peer{Name: name, PublicKey: f.keys[i].Public()}},
+			Conn:  conns[i],
 			Model: f.initial.BaseModel, Adapter: f.initial.Config.String(), Examples: int64(len(items)),
 			Key: f.keys[i], Recipient: f.recipient, Verifier: f.signer.Verifier(), PollWait: time.Second, Logger: f.log})
 		if err != nil {
@@ -276,6 +318,47 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 	}
 	f.published += rounds
 	return nil
+}
+
+// connect links every client to srv: directly, or through a gRPC server
+// on a loopback port with each client's own TLS certificate.
+func (f *Federation) connect(srv *fed.Server) ([]fed.Conn, func(), error) {
+	conns := make([]fed.Conn, len(f.names))
+	if f.material == nil {
+		for i, name := range f.names {
+			conns[i] = &fed.MemoryConn{Server: srv, Peer: fed.Peer{Name: name, PublicKey: f.keys[i].Public()}}
+		}
+		return conns, func() {}, nil
+	}
+	tlsConf, err := f.material.ServerTLS()
+	if err != nil {
+		return nil, nil, err
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	gs := fed.NewGRPCServer(srv, tlsConf)
+	go gs.Serve(lis)
+	stop := func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+		gs.Stop()
+	}
+	for i, b := range f.bundles {
+		ct, err := b.ClientTLS("127.0.0.1")
+		if err == nil {
+			conns[i], err = fed.DialGRPC(lis.Addr().String(), ct)
+		}
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+	}
+	return conns, stop, nil
 }
 
 // simTrainer trains one client's rounds on its shard with a learner built

@@ -82,6 +82,27 @@ func TestForgettingRunIsReproducible(t *testing.T) {
 	}
 }
 
+// TestGRPCTransport runs the same tiny experiment over real gRPC with TLS
+// on loopback: the numbers equal the in-memory transport's.
+func TestGRPCTransport(t *testing.T) {
+	var recs [2][]RoundRecord
+	for i, transport := range []string{"memory", "grpc"} {
+		e := tinyExperiment(t, t.TempDir())
+		e.Base.Transport = transport
+		_, r, err := e.Run(context.Background())
+		if err != nil {
+			t.Fatalf("%s: %v", transport, err)
+		}
+		for j := range r {
+			r[j].AggError = 0
+		}
+		recs[i] = r
+	}
+	if !reflect.DeepEqual(recs[0], recs[1]) {
+		t.Fatalf("memory and grpc transports differ:\n%+v\n%+v", recs[0], recs[1])
+	}
+}
+
 func TestParsePartition(t *testing.T) {
 	for _, ok := range []string{"iid", "dirichlet:0.5", "dirichlet:10"} {
 		if _, _, err := ParsePartition(ok); err != nil {

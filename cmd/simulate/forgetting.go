@@ -48,6 +48,7 @@ type forgettingConfig struct {
 	Seed      uint64   `toml:"seed"`
 	Workers   int      `toml:"workers"`
 	Out       string   `toml:"out"`
+	Transport string   `toml:"transport"`
 	// Differential privacy (off when dp_noise is 0).
 	DPNoise    float64 `toml:"dp_noise"`
 	DPClip     float64 `toml:"dp_clip"`
@@ -65,7 +66,7 @@ func defaultForgetting() forgettingConfig {
 		Pairs:    []string{"add-mod-10:add-mod-10-alt:related", "add-mod-10:word-category:shifted"},
 		Adapters: []string{"kron:8", "lora:8"},
 		RoundsA:  4, RoundsB: 4, Epochs: 2, Batch: 8, LR: 1e-3, Bits: 8, MaxItems: 96, EvalItems: 200,
-		Rule: "fedavg", Seed: 1, DPClip: 1, DPDelta: 1e-5,
+		Rule: "fedavg", Seed: 1, DPClip: 1, DPDelta: 1e-5, Transport: "memory",
 	}
 }
 
@@ -191,6 +192,7 @@ func runForgetting(args []string, stdout io.Writer) error {
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of everything: same seed, same machine, same numbers")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "clients training at once (0: the number of CPUs)")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "run folder (default runs/forgetting-TIME)")
+	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "memory (direct calls) or grpc (real gRPC with mutual TLS on loopback)")
 	fs.Float64Var(&cfg.DPNoise, "dp-noise", cfg.DPNoise, "client-level DP: noise multiplier z (0: DP off)")
 	fs.Float64Var(&cfg.DPClip, "dp-clip", cfg.DPClip, "DP: clipping norm of each client's whole update")
 	fs.BoolVar(&cfg.DPAdaptive, "dp-adaptive", cfg.DPAdaptive, "DP: adaptive clipping (Andrew et al. 2021)")
@@ -260,6 +262,8 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 		return nil, errors.New("give at least one pair and one adapter")
 	case cfg.MaxItems < 0 || cfg.EvalItems < 0 || cfg.Workers < 0:
 		return nil, errors.New("max-items, eval-items and workers must not be negative")
+	case cfg.Transport != "memory" && cfg.Transport != "grpc":
+		return nil, fmt.Errorf("transport %q: want memory or grpc", cfg.Transport)
 	}
 	if _, _, err := simulate.ParsePartition(cfg.Partition); err != nil {
 		return nil, err
@@ -342,7 +346,7 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 	}
 	return &simulate.Experiment{
 		Base: simulate.Options{Model: m, Clients: cfg.Clients, CohortSize: cfg.Cohort, Fraction: cfg.Fraction, Rule: rule,
-			Train: rc, Partition: cfg.Partition, Seed: cfg.Seed, Workers: cfg.Workers, DP: dp,
+			Train: rc, Partition: cfg.Partition, Seed: cfg.Seed, Workers: cfg.Workers, DP: dp, Transport: cfg.Transport,
 			Logger: slog.New(slog.DiscardHandler)},
 		Adapters: adapters, Pairs: pairs, RoundsA: cfg.RoundsA, RoundsB: cfg.RoundsB,
 		Splits:    func(name string) (*task.Splits, error) { return splits[name], nil },

@@ -23,6 +23,8 @@ func TestBadConfigRefusedBeforeWork(t *testing.T) {
 		"adapter":               {"--adapters", "dora:8"},
 		"kron-exact needs":      {"--adapters", "lora:8", "--rule", "kron-exact"},
 		"rounds-a and rounds-b": {"--rounds-a", "0"},
+		"transport \"tcp\"":     {"--transport", "tcp"},
+		"dp: noise multiplier":  {"--dp-noise", "-1"},
 		"unknown keys: colour":  {"--config", writeConfig(t, "colour = 1\n")},
 	}
 	for want, args := range cases {
