@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -159,18 +160,20 @@ func parsePair(s string) (simulate.Pair, error) {
 	return p, nil
 }
 
-func runForgetting(args []string, stdout io.Writer) error {
-	cfg := defaultForgetting()
+// loadConfig reads --config (whose values become the flags' defaults) and
+// then the flags, shared by forgetting and run; extra adds a command's own
+// flags.
+func loadConfig(name string, args []string, cfg *forgettingConfig, extra func(*flag.FlagSet)) error {
 	path, err := configFlag(args)
 	if err != nil {
-		return fmt.Errorf("forgetting: %w", err)
+		return err
 	}
 	if path != "" {
-		if err := loadTOML(path, &cfg); err != nil {
-			return fmt.Errorf("forgetting: %w", err)
+		if err := loadTOML(path, cfg); err != nil {
+			return err
 		}
 	}
-	fs := newFlags("forgetting")
+	fs := newFlags(name)
 	fs.String("config", path, "TOML file with any of the settings below (flags override it)")
 	fs.StringVar(&cfg.Model, "model", cfg.Model, `base model: "builtin" (no download), a .gguf file or a Hugging Face folder`)
 	fs.StringVar(&cfg.Data, "data", cfg.Data, "folder with the real datasets (for arc-easy, arc-challenge, hellaswag, ...)")
@@ -199,8 +202,16 @@ func runForgetting(args []string, stdout io.Writer) error {
 	fs.Float64Var(&cfg.DPBudget, "dp-budget", cfg.DPBudget, "DP: stop before ε would pass this (0: no budget)")
 	fs.Float64Var(&cfg.DPDelta, "dp-delta", cfg.DPDelta, "DP: δ")
 	fs.BoolVar(&cfg.DPCryptoNoise, "dp-crypto-noise", cfg.DPCryptoNoise, "DP: cryptographic noise (default: seeded noise, reproducible but NOT private)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+	if extra != nil {
+		extra(fs)
+	}
+	return parseFlags(fs, args)
+}
+
+func runForgetting(args []string, stdout io.Writer) error {
+	cfg := defaultForgetting()
+	if err := loadConfig("forgetting", args, &cfg, nil); err != nil {
+		return fmt.Errorf("forgetting: %w", err)
 	}
 	exp, err := buildExperiment(cfg)
 	if err != nil {

@@ -3,6 +3,7 @@
 // store as a deployment.
 //
 //	simulate forgetting [--config FILE] [flags]   the sequential-task forgetting protocol (the default experiment)
+//	simulate run [--config FILE] --task T --rounds R [flags]       one task, accuracy and ε per round
 //	simulate accountant --noise Z --sample-rate Q --steps T --delta D [--json]
 package main
 
@@ -13,6 +14,7 @@ import (
 )
 
 var program = &cli.Program{Name: "simulate", Commands: []cli.Command{
+	{Name: "run", Summary: "federated training on one task: clients, rounds, DP, bits, rule, transport; accuracy and ε per round", Run: runRun},
 	{Name: "accountant", Summary: "ε of client-level DP-FedAvg (Rényi DP of the subsampled Gaussian), or the noise a target ε needs", Run: runAccountant},
 	{Name: "forgetting", Summary: "federated sequential-task forgetting: train on A, then B, measure A again; Kron-LoRA vs LoRA side by side", Run: runForgetting},
 }}

@@ -92,3 +92,24 @@ func TestAccountantCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestRunCommand: a tiny real `simulate run` writes its results.
+func TestRunCommand(t *testing.T) {
+	out := t.TempDir()
+	var buf bytes.Buffer
+	err := program.Run([]string{"run", "--task", "word-category", "--rounds", "2", "--clients", "2", "--max-items", "8",
+		"--eval-items", "16", "--epochs", "1", "--out", out}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "round 2/2") {
+		t.Fatalf("output:\n%s", buf.String())
+	}
+	b, err := os.ReadFile(filepath.Join(out, "rounds.jsonl"))
+	if err != nil || strings.Count(string(b), "\n") != 2 {
+		t.Fatalf("rounds.jsonl: %v\n%s", err, b)
+	}
+	if err := program.Run([]string{"run", "--adapters", "kron:8,lora:8", "--out", t.TempDir()}, &buf); err == nil {
+		t.Fatal("two adapters accepted by run")
+	}
+}

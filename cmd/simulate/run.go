@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/kronfed/kronfed/simulate"
+)
+
+// runRun is `simulate run`: one federated training run on one task, with
+// every setting of `forgetting` (the first of --adapters is used), test
+// accuracy and ε after every round.
+func runRun(args []string, stdout io.Writer) error {
+	cfg := defaultForgetting()
+	cfg.Adapters = []string{"kron:8"}
+	taskName, rounds := "word-category", 5
+	err := loadConfig("run", args, &cfg, func(fs *flag.FlagSet) {
+		fs.StringVar(&taskName, "task", taskName, "the task to train on")
+		fs.IntVar(&rounds, "rounds", rounds, "federated rounds")
+	})
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	if rounds < 1 {
+		return fmt.Errorf("run: --rounds %d < 1", rounds)
+	}
+	if len(cfg.Adapters) != 1 {
+		return fmt.Errorf("run: give one adapter (--adapters %v); forgetting compares several", cfg.Adapters)
+	}
+	if cfg.Out == "" {
+		cfg.Out = filepath.Join("runs", "run-"+time.Now().Format("20060102-150405"))
+	}
+	// The same checks as forgetting: one "pair" of the task with itself.
+	cfg.Pairs, cfg.RoundsA, cfg.RoundsB = []string{taskName + ":" + taskName}, rounds, 1
+	exp, err := buildExperiment(cfg)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	splits, _ := exp.Splits(taskName)
+	if err := os.MkdirAll(exp.Out, 0o755); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	logFile, err := os.Create(filepath.Join(exp.Out, "simulate.log"))
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	defer logFile.Close()
+	base := exp.Base
+	base.Logger = slog.New(slog.NewTextHandler(logFile, nil))
+	base.Adapter = exp.Adapters[0]
+	single := &simulate.Single{Base: base, Splits: splits, Rounds: rounds, EvalItems: cfg.EvalItems, Out: exp.Out,
+		Progress: func(p simulate.Progress) {
+			eps := ""
+			if p.Epsilon > 0 {
+				eps = fmt.Sprintf("  ε %.3g", p.Epsilon)
+			}
+			fmt.Fprintf(stdout, "round %d/%d  loss %.3f  test acc %.3f%s  (%s)\n", p.Round, p.Rounds, p.Loss, p.AccA, eps, p.Elapsed.Round(time.Second))
+		}}
+	fmt.Fprintf(stdout, "run: %d clients, %s on %s, %s, %d rounds, %d-bit uploads over %s; results in %s\n",
+		cfg.Clients, cfg.Adapters[0], base.Model.Name, taskName, rounds, cfg.Bits, cfg.Transport, exp.Out)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	records, runErr := single.Run(ctx)
+	table, err := simulate.WriteRunResults(exp.Out, records)
+	if err != nil {
+		return fmt.Errorf("run: write results: %w", err)
+	}
+	if runErr != nil {
+		return fmt.Errorf("run: %w (partial results in %s)", runErr, exp.Out)
+	}
+	fmt.Fprintf(stdout, "\n%s\nResults: %s (rounds.jsonl, summary.csv, table.md, accuracy.svg, simulate.log)\n", table, exp.Out)
+	return nil
+}

@@ -1,0 +1,110 @@
+package simulate
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kronfed/kronfed/task"
+)
+
+// Single is one federated training run on one task, evaluated on its test
+// split after every round.
+type Single struct {
+	Base      Options
+	Splits    *task.Splits
+	Rounds    int
+	EvalItems int
+	Out       string
+	Progress  func(Progress)
+}
+
+// Run trains and returns one record per published round.
+func (s *Single) Run(ctx context.Context) ([]RoundRecord, error) {
+	start := time.Now()
+	opts := s.Base
+	opts.Dir = filepath.Join(s.Out, "federation")
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	label := adapterLabel(f.Initial().Config)
+	test := evalSplit(s.Splits, s.EvalItems)
+	var records []RoundRecord
+	err = f.Phase(ctx, s.Splits.Train.Items, s.Splits.Validation.Items, s.Rounds, func(ri RoundInfo) error {
+		acc, err := f.Evaluate(ctx, ri.Global, test)
+		if err != nil {
+			return err
+		}
+		r := ri.Result
+		rec := RoundRecord{Adapter: label, TaskA: s.Splits.Name, Phase: "run", Round: len(records) + 1, Clients: len(r.Clients),
+			TrainLoss: r.TrainLoss, AccA: acc.Acc, WireBytes: r.WireBytes, RawBytes: r.RawBytes, AggError: r.AggregationError, Epsilon: r.Epsilon}
+		records = append(records, rec)
+		if s.Progress != nil {
+			s.Progress(Progress{Run: 1, Runs: 1, Adapter: label, Pair: Pair{A: s.Splits.Name}, Phase: "run", Round: rec.Round,
+				Rounds: s.Rounds, Loss: r.TrainLoss, Epsilon: r.Epsilon, AccA: acc.Acc, Elapsed: time.Since(start)})
+		}
+		return nil
+	})
+	return records, err
+}
+
+// WriteRunResults writes rounds.jsonl, summary.csv (one row per round) and
+// accuracy.svg for a single run, and returns a Markdown table.
+func WriteRunResults(dir string, records []RoundRecord) (string, error) {
+	var jl strings.Builder
+	var cs strings.Builder
+	w := csv.NewWriter(&cs)
+	w.Write([]string{"round", "clients", "train_loss", "test_accuracy", "epsilon", "wire_bytes", "raw_bytes", "aggregation_error"})
+	var md strings.Builder
+	md.WriteString("| round | clients | train loss | test accuracy | ε | uploaded |\n|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range records {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return "", err
+		}
+		jl.Write(b)
+		jl.WriteByte('\n')
+		f := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
+		w.Write([]string{strconv.Itoa(r.Round), strconv.Itoa(r.Clients), f(r.TrainLoss), f(r.AccA), f(r.Epsilon),
+			strconv.FormatUint(r.WireBytes, 10), strconv.FormatUint(r.RawBytes, 10), f(r.AggError)})
+		fmt.Fprintf(&md, "| %d | %d | %.4f | %.3f | %.3g | %s |\n", r.Round, r.Clients, r.TrainLoss, r.AccA, r.Epsilon, humanBytes(r.WireBytes))
+	}
+	w.Flush()
+	var svg strings.Builder
+	if err := runPlot(&svg, records); err != nil {
+		return "", err
+	}
+	for name, data := range map[string]string{"rounds.jsonl": jl.String(), "summary.csv": cs.String(), "table.md": md.String(), "accuracy.svg": svg.String()} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return md.String(), nil
+}
+
+func runPlot(w io.Writer, records []RoundRecord) error {
+	n := max(len(records), 2)
+	p := newPlot("Test accuracy per round", "round", "test accuracy", 1, float64(n), 0, 1)
+	var xs, ys []float64
+	for _, r := range records {
+		xs = append(xs, float64(r.Round))
+		ys = append(ys, r.AccA)
+	}
+	if len(records) > 0 {
+		p.line(xs, ys, palette[0], "")
+		p.legend(0, records[0].Adapter+" "+records[0].TaskA, palette[0], "")
+	}
+	return p.finish(w)
+}
