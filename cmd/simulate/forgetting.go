@@ -217,16 +217,11 @@ func runForgetting(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("forgetting: %w", err)
 	}
-	if err := os.MkdirAll(exp.Out, 0o755); err != nil {
-		return fmt.Errorf("forgetting: %w", err)
-	}
-	// The coordinator's and clients' logs go to the run folder.
-	logFile, err := os.Create(filepath.Join(exp.Out, "simulate.log"))
+	closeLog, err := startRunFolder(exp)
 	if err != nil {
 		return fmt.Errorf("forgetting: %w", err)
 	}
-	defer logFile.Close()
-	exp.Base.Logger = slog.New(slog.NewTextHandler(logFile, nil))
+	defer closeLog()
 	var resolved strings.Builder
 	if err := toml.NewEncoder(&resolved).Encode(cfg); err != nil {
 		return err
@@ -237,12 +232,8 @@ func runForgetting(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "forgetting: %d clients, %s, pairs %s, adapters %s, %d+%d rounds, %d-bit uploads; results in %s\n",
 		cfg.Clients, exp.Base.Model.Name, strings.Join(cfg.Pairs, " "), strings.Join(cfg.Adapters, " "), cfg.RoundsA, cfg.RoundsB, cfg.Bits, exp.Out)
 	exp.Progress = func(p simulate.Progress) {
-		eps := ""
-		if p.Epsilon > 0 {
-			eps = fmt.Sprintf("  ε %.3g", p.Epsilon)
-		}
 		fmt.Fprintf(stdout, "[%d/%d] %-8s %-8s phase %s round %d/%d  loss %.3f  acc %s %.3f  acc %s %.3f%s  (%s)\n",
-			p.Run, p.Runs, p.Adapter, p.Pair.Label, p.Phase, p.Round, p.Rounds, p.Loss, p.Pair.A, p.AccA, p.Pair.B, p.AccB, eps,
+			p.Run, p.Runs, p.Adapter, p.Pair.Label, p.Phase, p.Round, p.Rounds, p.Loss, p.Pair.A, p.AccA, p.Pair.B, p.AccB, epsilonNote(p.Epsilon),
 			p.Elapsed.Round(time.Second))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -258,6 +249,28 @@ func runForgetting(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "\n%s\nforgetting = acc A after A − acc A after B. Results: %s (rounds.jsonl, summary.csv, table.md, accuracy.svg, forgetting.svg, bytes.svg)\n",
 		table, exp.Out)
 	return nil
+}
+
+// startRunFolder creates the run folder and sends the coordinator's and
+// clients' logs to simulate.log in it.
+func startRunFolder(exp *simulate.Experiment) (closeLog func() error, err error) {
+	if err := os.MkdirAll(exp.Out, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(exp.Out, "simulate.log"))
+	if err != nil {
+		return nil, err
+	}
+	exp.Base.Logger = slog.New(slog.NewTextHandler(f, nil))
+	return f.Close, nil
+}
+
+// epsilonNote is the progress lines' privacy column ("" without DP).
+func epsilonNote(eps float64) string {
+	if eps > 0 {
+		return fmt.Sprintf("  ε %.3g", eps)
+	}
+	return ""
 }
 
 // buildExperiment checks the whole configuration before any work starts.

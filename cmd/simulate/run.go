@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -44,24 +43,17 @@ func runRun(args []string, stdout io.Writer) error {
 		return fmt.Errorf("run: %w", err)
 	}
 	splits, _ := exp.Splits(taskName)
-	if err := os.MkdirAll(exp.Out, 0o755); err != nil {
-		return fmt.Errorf("run: %w", err)
-	}
-	logFile, err := os.Create(filepath.Join(exp.Out, "simulate.log"))
+	closeLog, err := startRunFolder(exp)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	defer logFile.Close()
+	defer closeLog()
 	base := exp.Base
-	base.Logger = slog.New(slog.NewTextHandler(logFile, nil))
 	base.Adapter = exp.Adapters[0]
 	single := &simulate.Single{Base: base, Splits: splits, Rounds: rounds, EvalItems: cfg.EvalItems, Out: exp.Out,
 		Progress: func(p simulate.Progress) {
-			eps := ""
-			if p.Epsilon > 0 {
-				eps = fmt.Sprintf("  ε %.3g", p.Epsilon)
-			}
-			fmt.Fprintf(stdout, "round %d/%d  loss %.3f  test acc %.3f%s  (%s)\n", p.Round, p.Rounds, p.Loss, p.AccA, eps, p.Elapsed.Round(time.Second))
+			fmt.Fprintf(stdout, "round %d/%d  loss %.3f  test acc %.3f%s  (%s)\n", p.Round, p.Rounds, p.Loss, p.AccA,
+				epsilonNote(p.Epsilon), p.Elapsed.Round(time.Second))
 		}}
 	fmt.Fprintf(stdout, "run: %d clients, %s on %s, %s, %d rounds, %d-bit uploads over %s; results in %s\n",
 		cfg.Clients, cfg.Adapters[0], base.Model.Name, taskName, rounds, cfg.Bits, cfg.Transport, exp.Out)
