@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -85,6 +86,36 @@ type ClientConfig struct {
 	Now      func() time.Time
 	// OnRound, when set, is called after each acknowledged upload.
 	OnRound func(RoundReport)
+	// Globals, when set, is shared by clients in one process (the
+	// simulator) so each global version is downloaded, checked and decoded
+	// once and held once: clients only read it.
+	Globals *GlobalCache
+}
+
+// GlobalCache holds the newest decoded global adapter for clients in one
+// process.
+type GlobalCache struct {
+	mu      sync.Mutex
+	version uint64
+	digest  []byte
+	set     *adapter.Set
+}
+
+func (g *GlobalCache) get(version uint64, digest []byte) *adapter.Set {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.set != nil && g.version == version && bytes.Equal(g.digest, digest) {
+		return g.set
+	}
+	return nil
+}
+
+func (g *GlobalCache) put(version uint64, digest []byte, set *adapter.Set) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if version >= g.version {
+		g.version, g.digest, g.set = version, digest, set
+	}
 }
 
 // Client takes part in a federation: the ClientMachine driven by real
@@ -193,6 +224,12 @@ func (c *Client) do(ctx context.Context, act ClientAction) ClientEvent {
 		if c.global != nil && c.version == a.GlobalVersion {
 			return Fetched{}
 		}
+		if c.cfg.Globals != nil {
+			if set := c.cfg.Globals.get(a.GlobalVersion, a.GlobalDigest); set != nil {
+				c.global, c.version = set, a.GlobalVersion
+				return Fetched{}
+			}
+		}
 		file, _, err := c.cfg.Conn.Download(ctx, a.GlobalVersion)
 		if err != nil {
 			return c.failed(act.Phase, err)
@@ -205,6 +242,9 @@ func (c *Client) do(ctx context.Context, act ClientAction) ClientEvent {
 			return Failed{Class: SkipRound, Err: fmt.Errorf("global adapter version %d: %w", a.GlobalVersion, err)}
 		}
 		c.global, c.version = set, a.GlobalVersion
+		if c.cfg.Globals != nil {
+			c.cfg.Globals.put(a.GlobalVersion, a.GlobalDigest, set)
+		}
 		return Fetched{}
 	case ClientTraining:
 		return c.train(ctx, act.Assignment)

@@ -242,6 +242,7 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 	defer stop()
 	var wg sync.WaitGroup
 	errs := make(chan error, f.opts.Clients+1)
+	globals := &fed.GlobalCache{}
 	for i, name := range f.names {
 		items := make([]task.Item, 0, len(parts[i]))
 		for _, j := range parts[i] {
@@ -254,7 +255,8 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 		c, err := fed.NewClient(fed.ClientConfig{Name: name, Trainer: tr,
 			Conn:  conns[i],
 			Model: f.initial.BaseModel, Adapter: f.initial.Config.String(), Examples: int64(len(items)),
-			Key: f.keys[i], Recipient: f.recipient, Verifier: f.signer.Verifier(), PollWait: time.Second, Logger: f.log})
+			Key: f.keys[i], Recipient: f.recipient, Verifier: f.signer.Verifier(), PollWait: time.Second, Logger: f.log,
+			Globals: globals})
 		if err != nil {
 			return fmt.Errorf("simulate: %w", err)
 		}
