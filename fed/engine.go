@@ -63,8 +63,12 @@ func (t *EngineTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb
 	return TrainStats{Examples: len(items), Loss: loss / float64(len(res.Epochs)), Accuracy: res.BestVal.Acc}, nil
 }
 
-// copyParams copies src's tensors into dst (same shape).
+// copyParams copies src's tensors into dst (same shape); nothing to do
+// when the learner trains the client's Set itself (the simulator's case).
 func copyParams(dst, src *adapter.Set) {
+	if dst == src {
+		return
+	}
 	d, s := dst.Params(), src.Params()
 	for i := range d {
 		copy(d[i].Data, s[i].Data)

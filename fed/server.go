@@ -573,13 +573,9 @@ func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.Upl
 	if base.version != h.BaseVersion {
 		return nil, refuse(codes.FailedPrecondition, "stale_base", "update is relative to global version %d, current is %d", h.BaseVersion, base.version)
 	}
-	plain, err := secure.Decrypt(s.cfg.Identity, ct, 2*int64(len(base.file))+1<<20)
+	clientSet, err := s.open(ct, base, h.Round, peer.Name)
 	if err != nil {
-		return nil, refuse(codes.InvalidArgument, "undecryptable", "%v", err)
-	}
-	clientSet, err := DecodeUpdate(plain, base.set, h.Round, peer.Name, h.BaseVersion, int(s.cfg.Policy.Train.Bits))
-	if err != nil {
-		return nil, refuse(codes.InvalidArgument, "bad_payload", "%v", err)
+		return nil, err
 	}
 	rec, err := proto.Marshal(&fedpb.StoredUpload{Header: h, Ciphertext: ct, CertDer: peer.CertDER, ReceivedUnixMs: s.cfg.Now().UnixMilli()})
 	if err != nil {
@@ -696,6 +692,10 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 func (s *Server) combine(job StartAggregation) (next *adapter.Set, res *fedpb.RoundResult, nextClip float64, err error) {
 	s.mu.Lock()
 	base := s.cur
+	var cached map[string]*adapter.Set // read-only from here: uploads are closed
+	if s.decodedRound == job.Round {
+		cached = s.decoded
+	}
 	s.mu.Unlock()
 	if base.version != job.BaseVersion {
 		return nil, nil, 0, fmt.Errorf("round %d trains from version %d but version %d is current", job.Round, job.BaseVersion, base.version)
@@ -703,12 +703,6 @@ func (s *Server) combine(job StartAggregation) (next *adapter.Set, res *fedpb.Ro
 	res = &fedpb.RoundResult{}
 	updates := make([]aggregate.Update, 0, len(job.Uploads))
 	var lossW, accW float64
-	s.mu.Lock()
-	cached := map[string]*adapter.Set{}
-	if s.decodedRound == job.Round {
-		cached = s.decoded
-	}
-	s.mu.Unlock()
 	for _, r := range job.Uploads {
 		set := cached[r.Client]
 		if set == nil {
@@ -793,13 +787,25 @@ func (s *Server) loadUpload(job StartAggregation, client string, base *global) (
 	if err := proto.Unmarshal(rec, &su); err != nil {
 		return nil, fmt.Errorf("stored upload of %s: %w", client, err)
 	}
-	plain, err := secure.Decrypt(s.cfg.Identity, su.Ciphertext, 2*int64(len(base.file))+1<<20)
+	set, err := s.open(su.Ciphertext, base, job.Round, client)
 	if err != nil {
 		return nil, fmt.Errorf("stored upload of %s: %w", client, err)
 	}
-	set, err := DecodeUpdate(plain, base.set, job.Round, client, job.BaseVersion, int(s.cfg.Policy.Train.Bits))
+	return set, nil
+}
+
+// open decrypts an upload's ciphertext and decodes it as client's update
+// for round against base, returning the client's adapter θ = base + Δ. The
+// plaintext is capped well above any honest update of base's shape, so a
+// forged size cannot make the coordinator allocate without bound.
+func (s *Server) open(ct []byte, base *global, round uint64, client string) (*adapter.Set, error) {
+	plain, err := secure.Decrypt(s.cfg.Identity, ct, 2*int64(len(base.file))+1<<20)
 	if err != nil {
-		return nil, fmt.Errorf("stored upload of %s: %w", client, err)
+		return nil, refuse(codes.InvalidArgument, "undecryptable", "%v", err)
+	}
+	set, err := DecodeUpdate(plain, base.set, round, client, base.version, int(s.cfg.Policy.Train.Bits))
+	if err != nil {
+		return nil, refuse(codes.InvalidArgument, "bad_payload", "%v", err)
 	}
 	return set, nil
 }

@@ -209,11 +209,8 @@ func TestFederatedRoundsInMemory(t *testing.T) {
 		t.Fatalf("results: %v", stt.Results)
 	}
 	r := stt.Results[0]
-	if ratio := float64(r.WireBytes) / float64(r.RawBytes); !(ratio > 0.2 && ratio < 0.35) {
-		// The dense head travels as float32 (most of the bytes here); the
-		// factors at 8 bits. Anything near 1 means quantization was skipped.
-		t.Logf("wire/raw = %.3f", ratio)
-	}
+	// The 300k-float dense head travels as float32, so wire ≈ raw here; the
+	// bound below catches a payload that grew beyond it (headers aside).
 	if r.WireBytes == 0 || r.WireBytes >= r.RawBytes+uint64(3*1024) {
 		t.Fatalf("round 1 wire bytes %d, raw %d", r.WireBytes, r.RawBytes)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/kronfed/kronfed/cluster"
 	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/internal/cli"
 	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/secure"
 	"github.com/kronfed/kronfed/task"
@@ -69,14 +70,9 @@ func runJoin(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	var log *slog.Logger
-	switch *logFormat {
-	case "text":
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	case "json":
-		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	default:
-		return fmt.Errorf("join: --log-format %q: want text or json", *logFormat)
+	log, err := cli.NewLogger(*logFormat, "info")
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
 	}
 	b, err := secure.ReadBundle(*bundlePath)
 	if err != nil {

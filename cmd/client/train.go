@@ -14,19 +14,13 @@ import (
 	"time"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/internal/cli"
 	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/task"
 	"github.com/kronfed/kronfed/train"
 )
 
-// defaultDataDir is the shared data folder: $KRONFED_SHARED/data, else
-// ../shared/data beside the working directory.
-func defaultDataDir() string {
-	if d := os.Getenv("KRONFED_SHARED"); d != "" {
-		return filepath.Join(d, "data")
-	}
-	return filepath.Join("..", "shared", "data")
-}
+func defaultDataDir() string { return cli.DefaultDataDir() }
 
 func limit(t *task.Task, n int) []task.Item {
 	if t == nil {

@@ -4,14 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
-
-	"github.com/BurntSushi/toml"
 
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/internal/cli"
 	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/train"
 )
@@ -89,16 +87,8 @@ func defaultServeConfig() serveConfig {
 // loadServeConfig reads path over the defaults, refusing unknown keys.
 func loadServeConfig(path string) (serveConfig, error) {
 	c := defaultServeConfig()
-	md, err := toml.DecodeFile(path, &c)
-	if err != nil {
-		return c, fmt.Errorf("config %s: %w", path, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return c, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	if err := cli.DecodeTOML(path, &c); err != nil {
+		return c, err
 	}
 	base := filepath.Dir(path)
 	for _, p := range []*string{&c.Dir, &c.Store, &c.Adapter.File, &c.Adapter.Model} {
@@ -176,10 +166,7 @@ func adapterFromFields(kind string, rank, dA2 int, alpha, dropout float64) (adap
 	if err != nil {
 		return adapter.Config{}, err
 	}
-	if k == adapter.KindLoRA && dA2 != 0 {
-		return adapter.Config{}, errors.New("dA2 applies to kron adapters only")
-	}
-	ac := adapter.DefaultConfig(k)
+	ac := adapter.DefaultConfig(k) // Validate refuses dA2 on LoRA
 	ac.Rank, ac.DA2, ac.Alpha, ac.Dropout = rank, dA2, float32(alpha), float32(dropout)
 	return ac, ac.Validate()
 }

@@ -20,25 +20,10 @@ import (
 
 	"github.com/kronfed/kronfed/cluster"
 	"github.com/kronfed/kronfed/fed"
+	"github.com/kronfed/kronfed/internal/cli"
 	"github.com/kronfed/kronfed/secure"
 	"github.com/kronfed/kronfed/store"
 )
-
-// newLogger makes the process's slog logger: text or JSON on stderr.
-func newLogger(format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
-}
 
 func runServe(args []string, stdout io.Writer) error {
 	fs := newFlags("serve")
@@ -56,7 +41,7 @@ func runServe(args []string, stdout io.Writer) error {
 	if *configPath == "" {
 		return errors.New("serve: --config is required")
 	}
-	log, err := newLogger(*logFormat, *logLevel)
+	log, err := cli.NewLogger(*logFormat, *logLevel)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

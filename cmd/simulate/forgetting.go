@@ -19,6 +19,7 @@ import (
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/internal/cli"
 	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/simulate"
 	"github.com/kronfed/kronfed/task"
@@ -63,19 +64,12 @@ type forgettingConfig struct {
 
 func defaultForgetting() forgettingConfig {
 	return forgettingConfig{
-		Model: "builtin", Data: defaultDataDir(), Clients: 8, Fraction: 1, Partition: "iid",
+		Model: "builtin", Data: cli.DefaultDataDir(), Clients: 8, Fraction: 1, Partition: "iid",
 		Pairs:    []string{"add-mod-10:add-mod-10-alt:related", "add-mod-10:word-category:shifted"},
 		Adapters: []string{"kron:8", "lora:8"},
 		RoundsA:  4, RoundsB: 4, Epochs: 2, Batch: 8, LR: 1e-3, Bits: 8, MaxItems: 96, EvalItems: 200,
 		Rule: "fedavg", Seed: 1, DPClip: 1, DPDelta: 1e-5, Transport: "memory",
 	}
-}
-
-func defaultDataDir() string {
-	if d := os.Getenv("KRONFED_SHARED"); d != "" {
-		return filepath.Join(d, "data")
-	}
-	return filepath.Join("..", "shared", "data")
 }
 
 // configFlag finds --config in args before the flags are defined, so the
@@ -95,21 +89,6 @@ func configFlag(args []string) (string, error) {
 		}
 	}
 	return "", nil
-}
-
-func loadTOML(path string, v any) error {
-	md, err := toml.DecodeFile(path, v)
-	if err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
-	}
-	return nil
 }
 
 type listFlag struct{ dst *[]string }
@@ -134,10 +113,7 @@ func parseAdapterSpec(s string) (adapter.Config, error) {
 			return c, fmt.Errorf("adapter %q: rank %q is not a number", s, parts[1])
 		}
 	}
-	if len(parts) > 2 {
-		if k != adapter.KindKron {
-			return c, fmt.Errorf("adapter %q: dA2 applies to kron only", s)
-		}
+	if len(parts) > 2 { // Validate refuses a dA2 on LoRA
 		if c.DA2, err = strconv.Atoi(parts[2]); err != nil {
 			return c, fmt.Errorf("adapter %q: dA2 %q is not a number", s, parts[2])
 		}
@@ -169,7 +145,7 @@ func loadConfig(name string, args []string, cfg *forgettingConfig, extra func(*f
 		return err
 	}
 	if path != "" {
-		if err := loadTOML(path, cfg); err != nil {
+		if err := cli.DecodeTOML(path, cfg); err != nil {
 			return err
 		}
 	}

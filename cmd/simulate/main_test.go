@@ -21,6 +21,7 @@ func TestBadConfigRefusedBeforeWork(t *testing.T) {
 		"upload bits 5":         {"--bits", "5"},
 		"partition":             {"--partition", "skewed"},
 		"adapter":               {"--adapters", "dora:8"},
+		"dA2 applies":           {"--adapters", "lora:8:4"},
 		"kron-exact needs":      {"--adapters", "lora:8", "--rule", "kron-exact"},
 		"rounds-a and rounds-b": {"--rounds-a", "0"},
 		"transport \"tcp\"":     {"--transport", "tcp"},

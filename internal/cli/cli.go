@@ -8,7 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/BurntSushi/toml"
 )
 
 // Command is one subcommand.
@@ -80,6 +85,49 @@ func ParseFlags(fs *flag.FlagSet, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+// DefaultDataDir is the shared data folder: $KRONFED_SHARED/data, else
+// ../shared/data beside the working directory.
+func DefaultDataDir() string {
+	if d := os.Getenv("KRONFED_SHARED"); d != "" {
+		return filepath.Join(d, "data")
+	}
+	return filepath.Join("..", "shared", "data")
+}
+
+// NewLogger makes a process's slog logger on stderr: format text or json,
+// level debug, info, warn or error.
+func NewLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// DecodeTOML reads a TOML file into v, refusing keys v has no field for (a
+// misspelt setting must not be silently ignored).
+func DecodeTOML(path string, v any) error {
+	md, err := toml.DecodeFile(path, v)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
 	}
 	return nil
 }
