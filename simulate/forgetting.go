@@ -3,8 +3,11 @@ package simulate
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kronfed/kronfed/adapter"
@@ -16,6 +19,87 @@ type Pair struct {
 	A, B string
 	// Label names the pair in tables ("related", "shifted", ...).
 	Label string
+	// RoundsA and RoundsB are this pair's own phase lengths in federated
+	// rounds; 0 takes the experiment's RoundsA or RoundsB. Pairs differ
+	// because the paper trains a large task (HellaSwag) for fewer epochs
+	// than a small one (ARC).
+	RoundsA, RoundsB int
+}
+
+// ParsePair reads a pair spec: "A:B", "A:B:label", "A:B:ROUNDS_A:ROUNDS_B"
+// or "A:B:label:ROUNDS_A:ROUNDS_B". Phase lengths are whole rounds ≥ 1. A
+// three-part spec whose third part is a number is refused rather than taken
+// as a label, since it is almost surely a schedule missing its phase B.
+func ParsePair(s string) (Pair, error) {
+	parts := strings.Split(s, ":")
+	const want = "want A:B, A:B:label, A:B:ROUNDS_A:ROUNDS_B or A:B:label:ROUNDS_A:ROUNDS_B"
+	if len(parts) < 2 || len(parts) > 5 {
+		return Pair{}, fmt.Errorf("pair %q: %s", s, want)
+	}
+	for _, x := range parts {
+		if strings.TrimSpace(x) == "" {
+			return Pair{}, fmt.Errorf("pair %q: empty field (%s)", s, want)
+		}
+	}
+	p := Pair{A: parts[0], B: parts[1]}
+	var rounds []string
+	switch len(parts) {
+	case 3:
+		if _, err := strconv.Atoi(parts[2]); err == nil {
+			return Pair{}, fmt.Errorf("pair %q: a schedule needs both phase lengths (A:B:ROUNDS_A:ROUNDS_B)", s)
+		}
+		p.Label = parts[2]
+	case 4:
+		rounds = parts[2:]
+	case 5:
+		p.Label, rounds = parts[2], parts[3:]
+	}
+	for i, r := range rounds {
+		n, err := strconv.Atoi(r)
+		if err != nil || n < 1 {
+			return Pair{}, fmt.Errorf("pair %q: rounds of phase %s %q: want a whole number ≥ 1", s, []string{"A", "B"}[i], r)
+		}
+		if i == 0 {
+			p.RoundsA = n
+		} else {
+			p.RoundsB = n
+		}
+	}
+	return p, nil
+}
+
+// Spec is the pair in ParsePair's syntax, schedule included when it has one.
+func (p Pair) Spec() string {
+	s := p.A + ":" + p.B
+	if p.Label != "" {
+		s += ":" + p.Label
+	}
+	if p.RoundsA > 0 || p.RoundsB > 0 {
+		s += fmt.Sprintf(":%d:%d", p.RoundsA, p.RoundsB)
+	}
+	return s
+}
+
+// Name is the pair's label, or "A→B" without one.
+func (p Pair) Name() string { return p.label() }
+
+// ScaleRounds is n rounds scaled by f, rounded to the nearest round and at
+// least 1, so a scaled-down schedule still trains and measures every phase.
+func ScaleRounds(n int, f float64) int {
+	return max(1, int(math.Round(float64(n)*f)))
+}
+
+// Schedule is the phase lengths a pair runs with: its own, else the
+// experiment's.
+func (e *Experiment) Schedule(p Pair) (roundsA, roundsB int) {
+	roundsA, roundsB = e.RoundsA, e.RoundsB
+	if p.RoundsA > 0 {
+		roundsA = p.RoundsA
+	}
+	if p.RoundsB > 0 {
+		roundsB = p.RoundsB
+	}
+	return roundsA, roundsB
 }
 
 // Experiment is the federated forgetting protocol over adapters and pairs.
@@ -23,7 +107,8 @@ type Experiment struct {
 	Base     Options // Adapter is replaced by each of Adapters
 	Adapters []adapter.Config
 	Pairs    []Pair
-	// RoundsA and RoundsB are the federated rounds of each phase.
+	// RoundsA and RoundsB are the federated rounds of each phase for pairs
+	// without their own schedule (Pair.RoundsA, Pair.RoundsB).
 	RoundsA, RoundsB int
 	// Splits loads a task's splits (train.LoadSplits with a data folder).
 	Splits func(name string) (*task.Splits, error)
@@ -80,6 +165,8 @@ type Outcome struct {
 	AccAAfterB      float64 `json:"acc_a_after_b"`
 	AccBAfterB      float64 `json:"acc_b_after_b"`
 	Forgetting      float64 `json:"forgetting"`
+	RoundsA         int     `json:"rounds_a"`
+	RoundsB         int     `json:"rounds_b"`
 	UploadedBytes   uint64  `json:"uploaded_bytes"`
 	RawBytes        uint64  `json:"raw_bytes"`
 	Epsilon         float64 `json:"epsilon,omitempty"`
@@ -130,7 +217,9 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, ac adapter.Confi
 	defer f.Close()
 	label := adapterLabel(f.Initial().Config)
 	testA, testB := evalSplit(sa, e.EvalItems), evalSplit(sb, e.EvalItems)
-	o := Outcome{Adapter: label, TrainableParams: f.Initial().NumParams(), Pair: pair.label(), TaskA: pair.A, TaskB: pair.B}
+	roundsA, roundsB := e.Schedule(pair)
+	o := Outcome{Adapter: label, TrainableParams: f.Initial().NumParams(), Pair: pair.label(), TaskA: pair.A, TaskB: pair.B,
+		RoundsA: roundsA, RoundsB: roundsB}
 	var records []RoundRecord
 	round := 0
 	var lastA, lastB float64
@@ -155,16 +244,16 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, ac adapter.Confi
 			o.Epsilon = r.Epsilon
 			if e.Progress != nil {
 				e.Progress(Progress{Run: run, Runs: runs, Adapter: label, Pair: pair, Phase: name, Round: round,
-					Rounds: e.RoundsA + e.RoundsB, Loss: r.TrainLoss, Epsilon: r.Epsilon, AccA: accA.Acc, AccB: accB.Acc, Elapsed: time.Since(start)})
+					Rounds: roundsA + roundsB, Loss: r.TrainLoss, Epsilon: r.Epsilon, AccA: accA.Acc, AccB: accB.Acc, Elapsed: time.Since(start)})
 			}
 			return nil
 		})
 	}
-	if err := phase("A", sa, e.RoundsA); err != nil {
+	if err := phase("A", sa, roundsA); err != nil {
 		return o, records, err
 	}
 	o.AccAAfterA, o.AccBAfterA = lastA, lastB
-	if err := phase("B", sb, e.RoundsB); err != nil {
+	if err := phase("B", sb, roundsB); err != nil {
 		return o, records, err
 	}
 	o.AccAAfterB, o.AccBAfterB = lastA, lastB

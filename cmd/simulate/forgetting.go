@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,7 +38,14 @@ type forgettingConfig struct {
 	Cohort    int      `toml:"cohort"`
 	Fraction  float64  `toml:"fraction"`
 	Partition string   `toml:"partition"`
-	Pairs     []string `toml:"pairs"`    // "A:B" or "A:B:label"
+	Pairs     []string `toml:"pairs"` // "A:B", "A:B:label", "A:B:RA:RB" or "A:B:label:RA:RB"
+	// PairTables are [[pair]] tables, the TOML form of a pair with its own
+	// schedule; they follow Pairs.
+	PairTables []pairTable `toml:"pair,omitempty"`
+	// Preset names a set of defaults (presets); Scale multiplies every
+	// phase length (and with a preset, below 1, caps the items).
+	Preset    string   `toml:"preset,omitempty"`
+	Scale     float64  `toml:"scale"`
 	Adapters  []string `toml:"adapters"` // "kron:8", "lora:8", "kron:8:dA2"
 	RoundsA   int      `toml:"rounds_a"`
 	RoundsB   int      `toml:"rounds_b"`
@@ -68,8 +77,149 @@ func defaultForgetting() forgettingConfig {
 		Pairs:    []string{"add-mod-10:add-mod-10-alt:related", "add-mod-10:word-category:shifted"},
 		Adapters: []string{"kron:8", "lora:8"},
 		RoundsA:  4, RoundsB: 4, Epochs: 2, Batch: 8, LR: 1e-3, Bits: 8, MaxItems: 96, EvalItems: 200,
-		Rule: "fedavg", Seed: 1, DPClip: 1, DPDelta: 1e-5, Transport: "memory",
+		Rule: "fedavg", Seed: 1, DPClip: 1, DPDelta: 1e-5, Transport: "memory", Scale: 1,
 	}
+}
+
+// pairTable is one [[pair]] table: a = "hellaswag", b = "arc-easy",
+// rounds_a = 5, rounds_b = 10 (0 or absent: the global rounds_a/rounds_b).
+type pairTable struct {
+	A       string `toml:"a"`
+	B       string `toml:"b"`
+	Label   string `toml:"label,omitempty"`
+	RoundsA int    `toml:"rounds_a,omitempty"`
+	RoundsB int    `toml:"rounds_b,omitempty"`
+}
+
+// epochMapping is how the paper's epochs become federated rounds, said in
+// the help text, at the start of a run and in its config.toml.
+const epochMapping = "a phase of E paper epochs is E federated rounds of 1 local epoch each, with the cohort " +
+	"covering every client (fraction 1) and each client training on its whole shard (max-items 0), so every " +
+	"round is one pass over the task's training data; in general a round is fraction × local epochs passes, " +
+	"fewer when max-items caps the shard"
+
+// presets are named starting points; TOML keys and flags still override
+// every value they set.
+var presets = map[string]func(cfg *forgettingConfig, scale float64){
+	"paper": paperPreset,
+}
+
+func presetNames() string {
+	names := make([]string, 0, len(presets))
+	for n := range presets {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// paperPreset is the Kron-LoRA paper's sequential-task protocol on the real
+// model and data: ARC-Challenge → ARC-Easy and back at 10 + 10 epochs,
+// HellaSwag → ARC-Easy (5 + 10) and back (10 + 5: the epochs belong to the
+// task, HellaSwag being 9× larger than ARC), Kron-LoRA r8 against LoRA-4,
+// -8 and -16, the paper's AdamW lr 3e-4 and micro-batch 8 (see
+// epochMapping for epochs → rounds). At scale 1 it trains on whole shards
+// and scores whole test splits, as the paper does, which takes hours on a
+// laptop; below 1 it also caps the local items per client and round at
+// max(4, 80·scale) and the scored items per task at max(50, 1000·scale), so
+// --scale 0.1 is minutes on two cores. Those caps make a round less than an
+// epoch; the run says so at its start.
+func paperPreset(cfg *forgettingConfig, scale float64) {
+	cfg.Model = filepath.Join(sharedDir(), "models", "stories260K.gguf")
+	cfg.Data = cli.DefaultDataDir()
+	cfg.Pairs = []string{"arc-challenge:arc-easy:10:10", "arc-easy:arc-challenge:10:10", "hellaswag:arc-easy:5:10", "arc-easy:hellaswag:10:5"}
+	cfg.Adapters = []string{"kron:8", "lora:4", "lora:8", "lora:16"}
+	cfg.Clients, cfg.Cohort, cfg.Fraction, cfg.Partition = 8, 0, 1, "iid"
+	cfg.RoundsA, cfg.RoundsB, cfg.Epochs, cfg.Batch, cfg.LR = 10, 10, 1, 8, 3e-4
+	cfg.Bits, cfg.Rule = 8, "fedavg"
+	cfg.MaxItems, cfg.EvalItems = 0, 0
+	if scale < 1 {
+		cfg.MaxItems = max(4, int(math.Round(80*scale)))
+		cfg.EvalItems = max(50, int(math.Round(1000*scale)))
+	}
+}
+
+// sharedDir is the shared-assets folder, found as the data folder is:
+// $KRONFED_SHARED, else ../shared.
+func sharedDir() string { return filepath.Dir(cli.DefaultDataDir()) }
+
+// argValue finds a flag's value in args before the flags are defined
+// (--name V, --name=V, one dash or two); ok is false when it is absent.
+func argValue(args []string, name string) (v string, ok bool, err error) {
+	for i, a := range args {
+		for _, p := range []string{"--" + name, "-" + name} {
+			if a == p {
+				if i+1 >= len(args) {
+					return "", false, fmt.Errorf("%s needs a value", p)
+				}
+				v, ok = args[i+1], true
+			} else if x, found := strings.CutPrefix(a, p+"="); found {
+				v, ok = x, true
+			}
+		}
+	}
+	return v, ok, nil
+}
+
+// loadForgetting resolves forgetting's settings in the order defaults,
+// preset, TOML file, flags: each overrides the one before. The preset (and
+// the scale its item caps depend on) can come from the file or a flag, so
+// both are looked up first.
+func loadForgetting(args []string, cfg *forgettingConfig) error {
+	path, err := configFlag(args)
+	if err != nil {
+		return err
+	}
+	file := *cfg
+	if path != "" {
+		if err := cli.DecodeTOML(path, &file); err != nil {
+			return err
+		}
+	}
+	name, scale := file.Preset, file.Scale
+	if v, ok, err := argValue(args, "preset"); err != nil {
+		return err
+	} else if ok {
+		name = v
+	}
+	if v, ok, err := argValue(args, "scale"); err != nil {
+		return err
+	} else if ok {
+		if scale, err = strconv.ParseFloat(v, 64); err != nil {
+			return fmt.Errorf("--scale %q: not a number", v)
+		}
+	}
+	if err := checkScale(scale); err != nil {
+		return err
+	}
+	if name != "" {
+		apply, ok := presets[name]
+		if !ok {
+			return fmt.Errorf("unknown preset %q (known: %s)", name, presetNames())
+		}
+		// [[pair]] tables in the file replace the preset's pairs unless the
+		// file sets pairs too.
+		tablesOnly := len(file.PairTables) > 0 && slices.Equal(file.Pairs, cfg.Pairs)
+		apply(cfg, scale)
+		cfg.Preset = name
+		if tablesOnly {
+			cfg.Pairs = nil
+		}
+	}
+	return loadConfig("forgetting", args, cfg, func(fs *flag.FlagSet) {
+		fs.StringVar(&cfg.Preset, "preset", cfg.Preset, "start from a named set of settings ("+presetNames()+"); the file and the other flags override it. "+
+			"paper: stories260K from the shared folder ($KRONFED_SHARED or ../shared), the shared data, ARC-Challenge→ARC-Easy and back (10+10 epochs), "+
+			"HellaSwag→ARC-Easy (5+10) and back (10+5), kron:8 vs lora:4, lora:8, lora:16, 8 clients, lr 3e-4; "+epochMapping)
+		fs.Float64Var(&cfg.Scale, "scale", cfg.Scale, "multiply every phase length by this (0 < scale ≤ 1; rounded, at least 1 round); "+
+			"with --preset paper below 1 it also caps max-items at max(4, 80·scale) and eval-items at max(50, 1000·scale)")
+	})
+}
+
+func checkScale(f float64) error {
+	if !(f > 0 && f <= 1) {
+		return fmt.Errorf("scale %v: want 0 < scale ≤ 1", f)
+	}
+	return nil
 }
 
 // configFlag finds --config in args before the flags are defined, so the
@@ -124,18 +274,6 @@ func parseAdapterSpec(s string) (adapter.Config, error) {
 	return c, c.Validate()
 }
 
-func parsePair(s string) (simulate.Pair, error) {
-	parts := strings.Split(s, ":")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-		return simulate.Pair{}, fmt.Errorf("pair %q: want A:B or A:B:label", s)
-	}
-	p := simulate.Pair{A: parts[0], B: parts[1]}
-	if len(parts) == 3 {
-		p.Label = parts[2]
-	}
-	return p, nil
-}
-
 // loadConfig reads --config (whose values become the flags' defaults) and
 // then the flags, shared by forgetting and run; extra adds a command's own
 // flags.
@@ -157,10 +295,11 @@ func loadConfig(name string, args []string, cfg *forgettingConfig, extra func(*f
 	fs.IntVar(&cfg.Cohort, "cohort", cfg.Cohort, "clients per round (0: --fraction of them)")
 	fs.Float64Var(&cfg.Fraction, "fraction", cfg.Fraction, "fraction of the clients per round when --cohort is 0")
 	fs.StringVar(&cfg.Partition, "partition", cfg.Partition, "how training items are split: iid or dirichlet:ALPHA")
-	fs.Var(listFlag{&cfg.Pairs}, "pairs", "task pairs A:B[:label], comma-separated (tasks: "+strings.Join(append(task.SyntheticNames(), task.Names()...), ", ")+")")
+	fs.Var(listFlag{&cfg.Pairs}, "pairs", "task pairs A:B[:label][:ROUNDS_A:ROUNDS_B], comma-separated; a pair's own rounds override --rounds-a/--rounds-b "+
+		"(tasks: "+strings.Join(append(task.SyntheticNames(), task.Names()...), ", ")+")")
 	fs.Var(listFlag{&cfg.Adapters}, "adapters", "adapters kind:rank[:dA2], comma-separated, compared side by side")
-	fs.IntVar(&cfg.RoundsA, "rounds-a", cfg.RoundsA, "federated rounds on task A")
-	fs.IntVar(&cfg.RoundsB, "rounds-b", cfg.RoundsB, "federated rounds on task B")
+	fs.IntVar(&cfg.RoundsA, "rounds-a", cfg.RoundsA, "federated rounds on task A, for pairs without their own")
+	fs.IntVar(&cfg.RoundsB, "rounds-b", cfg.RoundsB, "federated rounds on task B, for pairs without their own")
 	fs.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "local epochs per round")
 	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "local micro-batch")
 	fs.Float64Var(&cfg.LR, "lr", cfg.LR, "local AdamW learning rate")
@@ -181,12 +320,20 @@ func loadConfig(name string, args []string, cfg *forgettingConfig, extra func(*f
 	if extra != nil {
 		extra(fs)
 	}
-	return parseFlags(fs, args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	// A command that does not offer presets must not silently ignore a
+	// file's preset or scale.
+	if fs.Lookup("preset") == nil && (cfg.Preset != "" || cfg.Scale != 1) {
+		return fmt.Errorf("preset and scale apply to simulate forgetting only, not %s", name)
+	}
+	return nil
 }
 
 func runForgetting(args []string, stdout io.Writer) error {
 	cfg := defaultForgetting()
-	if err := loadConfig("forgetting", args, &cfg, nil); err != nil {
+	if err := loadForgetting(args, &cfg); err != nil {
 		return fmt.Errorf("forgetting: %w", err)
 	}
 	exp, err := buildExperiment(cfg)
@@ -198,18 +345,27 @@ func runForgetting(args []string, stdout io.Writer) error {
 		return fmt.Errorf("forgetting: %w", err)
 	}
 	defer closeLog()
+	schedule := scheduleLines(cfg, exp)
 	var resolved strings.Builder
+	resolved.WriteString("# Resolved settings of this run; rerun it with --config on this file.\n#\n")
+	for _, l := range schedule {
+		resolved.WriteString("# " + l + "\n")
+	}
+	resolved.WriteString("\n")
 	if err := toml.NewEncoder(&resolved).Encode(cfg); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(exp.Out, "config.toml"), []byte(resolved.String()), 0o644); err != nil {
 		return fmt.Errorf("forgetting: %w", err)
 	}
-	fmt.Fprintf(stdout, "forgetting: %d clients, %s, pairs %s, adapters %s, %d+%d rounds, %d-bit uploads; results in %s\n",
-		cfg.Clients, exp.Base.Model.Name, strings.Join(cfg.Pairs, " "), strings.Join(cfg.Adapters, " "), cfg.RoundsA, cfg.RoundsB, cfg.Bits, exp.Out)
+	fmt.Fprintf(stdout, "forgetting: %d clients, %s, %d pairs, adapters %s, %d-bit uploads; results in %s\n",
+		cfg.Clients, exp.Base.Model.Name, len(exp.Pairs), strings.Join(cfg.Adapters, " "), cfg.Bits, exp.Out)
+	for _, l := range schedule {
+		fmt.Fprintln(stdout, "  "+l)
+	}
 	exp.Progress = func(p simulate.Progress) {
 		fmt.Fprintf(stdout, "[%d/%d] %-8s %-8s phase %s round %d/%d  loss %.3f  acc %s %.3f  acc %s %.3f%s  (%s)\n",
-			p.Run, p.Runs, p.Adapter, p.Pair.Label, p.Phase, p.Round, p.Rounds, p.Loss, p.Pair.A, p.AccA, p.Pair.B, p.AccB, epsilonNote(p.Epsilon),
+			p.Run, p.Runs, p.Adapter, p.Pair.Name(), p.Phase, p.Round, p.Rounds, p.Loss, p.Pair.A, p.AccA, p.Pair.B, p.AccB, epsilonNote(p.Epsilon),
 			p.Elapsed.Round(time.Second))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -258,12 +414,23 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 		return nil, fmt.Errorf("cohort %d exceeds the %d clients", cfg.Cohort, cfg.Clients)
 	case cfg.RoundsA < 1 || cfg.RoundsB < 1:
 		return nil, errors.New("rounds-a and rounds-b must be ≥ 1")
-	case len(cfg.Pairs) == 0 || len(cfg.Adapters) == 0:
+	case len(cfg.Pairs)+len(cfg.PairTables) == 0 || len(cfg.Adapters) == 0:
 		return nil, errors.New("give at least one pair and one adapter")
 	case cfg.MaxItems < 0 || cfg.EvalItems < 0 || cfg.Workers < 0:
 		return nil, errors.New("max-items, eval-items and workers must not be negative")
 	case cfg.Transport != "memory" && cfg.Transport != "grpc":
 		return nil, fmt.Errorf("transport %q: want memory or grpc", cfg.Transport)
+	}
+	if err := checkScale(cfg.Scale); err != nil {
+		return nil, err
+	}
+	if cfg.Preset != "" {
+		if _, ok := presets[cfg.Preset]; !ok {
+			return nil, fmt.Errorf("unknown preset %q (known: %s)", cfg.Preset, presetNames())
+		}
+		if err := checkPresetFiles(cfg); err != nil {
+			return nil, err
+		}
 	}
 	if _, _, err := simulate.ParsePartition(cfg.Partition); err != nil {
 		return nil, err
@@ -283,22 +450,9 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 		}
 		adapters = append(adapters, c)
 	}
-	known := map[string]bool{}
-	for _, n := range append(task.SyntheticNames(), task.Names()...) {
-		known[n] = true
-	}
-	var pairs []simulate.Pair
-	for _, s := range cfg.Pairs {
-		p, err := parsePair(s)
-		if err != nil {
-			return nil, err
-		}
-		for _, n := range []string{p.A, p.B} {
-			if !known[n] {
-				return nil, fmt.Errorf("pair %q: unknown task %q (known: %s)", s, n, strings.Join(append(task.SyntheticNames(), task.Names()...), ", "))
-			}
-		}
-		pairs = append(pairs, p)
+	pairs, err := resolvePairs(cfg)
+	if err != nil {
+		return nil, err
 	}
 	rc := &fedpb.RoundConfig{LocalEpochs: uint32(max(cfg.Epochs, 0)), BatchSize: uint32(max(cfg.Batch, 0)), LearningRate: cfg.LR,
 		Bits: uint32(max(cfg.Bits, 0)), Seed: cfg.Seed, MaxItems: uint32(cfg.MaxItems)}
@@ -323,6 +477,9 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 			}
 			s, err := train.LoadSplits(n, cfg.Data, cfg.Seed)
 			if err != nil {
+				if cfg.Preset != "" {
+					return nil, fmt.Errorf("preset %s: %w (the shared data is looked up in $KRONFED_SHARED/data or ../shared/data; or give --data)", cfg.Preset, err)
+				}
 				return nil, err
 			}
 			if s.Validation == nil || len(s.Validation.Items) == 0 {
@@ -348,8 +505,119 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 		Base: simulate.Options{Model: m, Clients: cfg.Clients, CohortSize: cfg.Cohort, Fraction: cfg.Fraction, Rule: rule,
 			Train: rc, Partition: cfg.Partition, Seed: cfg.Seed, Workers: cfg.Workers, DP: dp, Transport: cfg.Transport,
 			Logger: slog.New(slog.DiscardHandler)},
-		Adapters: adapters, Pairs: pairs, RoundsA: cfg.RoundsA, RoundsB: cfg.RoundsB,
+		Adapters: adapters, Pairs: pairs, RoundsA: simulate.ScaleRounds(cfg.RoundsA, cfg.Scale), RoundsB: simulate.ScaleRounds(cfg.RoundsB, cfg.Scale),
 		Splits:    func(name string) (*task.Splits, error) { return splits[name], nil },
 		EvalItems: cfg.EvalItems, Out: out,
 	}, nil
+}
+
+// pairSpec is a parsed pair and where it came from, for error messages.
+type pairSpec struct {
+	pair   simulate.Pair
+	source string
+}
+
+// pairSpecs parses pairs (strings) and then [[pair]] tables.
+func pairSpecs(cfg forgettingConfig) ([]pairSpec, error) {
+	var out []pairSpec
+	for _, s := range cfg.Pairs {
+		p, err := simulate.ParsePair(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pairSpec{p, fmt.Sprintf("%q", s)})
+	}
+	for i, t := range cfg.PairTables {
+		src := fmt.Sprintf("table %d (%s→%s)", i+1, t.A, t.B)
+		switch {
+		case t.A == "" || t.B == "":
+			return nil, fmt.Errorf("[[pair]] %s: needs both a and b", src)
+		case t.RoundsA < 0 || t.RoundsB < 0:
+			return nil, fmt.Errorf("[[pair]] %s: rounds_a %d, rounds_b %d: want ≥ 1 (or 0 for the global rounds)", src, t.RoundsA, t.RoundsB)
+		}
+		out = append(out, pairSpec{simulate.Pair{A: t.A, B: t.B, Label: t.Label, RoundsA: t.RoundsA, RoundsB: t.RoundsB}, "[[pair]] " + src})
+	}
+	return out, nil
+}
+
+// resolvePairs parses every pair, checks its tasks exist and scales its own
+// phase lengths (the global ones are scaled in buildExperiment).
+func resolvePairs(cfg forgettingConfig) ([]simulate.Pair, error) {
+	specs, err := pairSpecs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	all := append(task.SyntheticNames(), task.Names()...)
+	var pairs []simulate.Pair
+	for _, sp := range specs {
+		p := sp.pair
+		for _, n := range []string{p.A, p.B} {
+			if !slices.Contains(all, n) {
+				return nil, fmt.Errorf("pair %s: unknown task %q (known: %s)", sp.source, n, strings.Join(all, ", "))
+			}
+		}
+		if p.RoundsA > 0 {
+			p.RoundsA = simulate.ScaleRounds(p.RoundsA, cfg.Scale)
+		}
+		if p.RoundsB > 0 {
+			p.RoundsB = simulate.ScaleRounds(p.RoundsB, cfg.Scale)
+		}
+		pairs = append(pairs, p)
+	}
+	return pairs, nil
+}
+
+// checkPresetFiles fails before any work when a preset's model or data
+// folder is missing, naming where they were looked for.
+func checkPresetFiles(cfg forgettingConfig) error {
+	hint := "the shared assets are looked up in $KRONFED_SHARED, else ../shared beside the working directory"
+	if cfg.Model != "builtin" {
+		if _, err := os.Stat(cfg.Model); err != nil {
+			return fmt.Errorf("preset %s: model %s not found (%s; or give --model)", cfg.Preset, cfg.Model, hint)
+		}
+	}
+	if st, err := os.Stat(cfg.Data); err != nil || !st.IsDir() {
+		return fmt.Errorf("preset %s: data folder %s not found (%s; or give --data)", cfg.Preset, cfg.Data, hint)
+	}
+	return nil
+}
+
+// scheduleLines describes the resolved schedule: what a round is, then
+// every pair's phases in rounds (before and after scaling).
+func scheduleLines(cfg forgettingConfig, exp *simulate.Experiment) []string {
+	cohort := fmt.Sprintf("fraction %g of %d clients", cfg.Fraction, cfg.Clients)
+	if cfg.Cohort > 0 {
+		cohort = fmt.Sprintf("cohort %d of %d clients", cfg.Cohort, cfg.Clients)
+	}
+	items := "each client's whole shard"
+	if cfg.MaxItems > 0 {
+		items = fmt.Sprintf("at most %d items of each client's shard", cfg.MaxItems)
+	}
+	eval := "all test items"
+	if cfg.EvalItems > 0 {
+		eval = fmt.Sprintf("%d test items per task", cfg.EvalItems)
+	}
+	lines := []string{
+		fmt.Sprintf("schedule (scale %g): a round is %d local epoch(s) on %s, %s; %s scored after every round", cfg.Scale, cfg.Epochs, items, cohort, eval),
+		"epochs → rounds: " + epochMapping,
+	}
+	specs, _ := pairSpecs(cfg) // buildExperiment has parsed them already
+	for i, p := range exp.Pairs {
+		a, b := exp.Schedule(p)
+		ua, ub := cfg.RoundsA, cfg.RoundsB
+		if i < len(specs) {
+			if r := specs[i].pair.RoundsA; r > 0 {
+				ua = r
+			}
+			if r := specs[i].pair.RoundsB; r > 0 {
+				ub = r
+			}
+		}
+		l := fmt.Sprintf("%s: phase A %s %d rounds, phase B %s %d rounds", p.Name(), p.A, a, p.B, b)
+		if cfg.Scale != 1 {
+			l += fmt.Sprintf(" (%d + %d before scale %g)", ua, ub, cfg.Scale)
+		}
+		lines = append(lines, l)
+	}
+	return lines
 }
