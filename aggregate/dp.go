@@ -473,7 +473,7 @@ func (d *DP) Aggregate(deltas []*adapter.Set, unclipped []bool) (*adapter.Set, D
 	if d.Noise == nil {
 		d.Noise = CryptoNoise()
 	}
-	c, m := d.Clip, d.ExpectedClients
+	c := d.Clip
 	rep := DPReport{Clients: len(deltas), Norms: make([]float64, len(deltas)), Clip: c, NoiseMultiplier: zd}
 
 	out := deltas[0].Clone()
@@ -506,9 +506,18 @@ func (d *DP) Aggregate(deltas []*adapter.Set, unclipped []bool) (*adapter.Set, D
 		}
 	}
 
-	sigma := zd * c
+	d.finish(out, sums, &rep)
+	return out, rep, nil
+}
+
+// finish noises the clipped sums into out (divided by the expected cohort
+// size m) and, with adaptive clipping, moves d.Clip; rep holds Clip,
+// NoiseMultiplier, Clients and Unclipped.
+func (d *DP) finish(out *adapter.Set, sums [][]float64, rep *DPReport) {
+	c, m := rep.Clip, d.ExpectedClients
+	sigma := rep.NoiseMultiplier * c
 	g := Granularity(sigma)
-	for j, p := range dst {
+	for j, p := range out.Params() {
 		clear(p.Grad)
 		for k, x := range sums[j] {
 			p.Data[k] = float32(noisy(x, sigma, g, d.Noise) / m)
@@ -523,13 +532,50 @@ func (d *DP) Aggregate(deltas []*adapter.Set, unclipped []bool) (*adapter.Set, D
 
 	if a := d.Adaptive; a != nil {
 		sb := a.CountNoiseStd
-		centred := float64(rep.Unclipped) - float64(len(deltas))/2
+		centred := float64(rep.Unclipped) - float64(rep.Clients)/2
 		bbar := noisy(centred, sb, Granularity(sb), d.Noise)/m + 0.5
 		bbar = math.Min(1, math.Max(0, bbar))
 		next := c * math.Exp(-a.LearningRate*(bbar-a.TargetQuantile))
 		rep.CountNoiseStd, rep.UnclippedFraction, rep.NextClip = sb, bbar, next
 		d.Clip = next
 	}
+}
+
+// NoiseSum is Aggregate for a sum the server cannot take apart: the sum of
+// clients updates that the clients clipped to d.Clip themselves, as secure
+// aggregation delivers it. It returns (sum + N(0, (z_Δ·C)² I)) / m and, with
+// adaptive clipping, moves d.Clip using unclipped, the number of the
+// clients whose update needed no clipping (itself a secure sum of
+// their bits). The sensitivity bound rests on the clients' clipping here:
+// the server never sees an update to clip.
+func (d *DP) NoiseSum(sum *adapter.Set, clients, unclipped int) (*adapter.Set, DPReport, error) {
+	zd, err := d.Validate()
+	if err != nil {
+		return nil, DPReport{}, err
+	}
+	switch {
+	case sum == nil:
+		return nil, DPReport{}, errors.New("dp: no sum")
+	case clients < 1 || unclipped < 0 || unclipped > clients:
+		return nil, DPReport{}, fmt.Errorf("dp: %d unclipped of %d clients", unclipped, clients)
+	}
+	if err := sum.CheckFinite(); err != nil {
+		return nil, DPReport{}, fmt.Errorf("dp: sum: %w", err)
+	}
+	if d.Noise == nil {
+		d.Noise = CryptoNoise()
+	}
+	out := sum.Clone()
+	ps := out.Params()
+	sums := make([][]float64, len(ps))
+	for j, p := range ps {
+		sums[j] = make([]float64, len(p.Data))
+		for k, v := range p.Data {
+			sums[j][k] = float64(v)
+		}
+	}
+	rep := DPReport{Clients: clients, Unclipped: unclipped, Clip: d.Clip, NoiseMultiplier: zd}
+	d.finish(out, sums, &rep)
 	return out, rep, nil
 }
 

@@ -33,6 +33,9 @@ type Conn interface {
 	Download(ctx context.Context, version uint64) (file, digest []byte, err error)
 	Upload(ctx context.Context, h *fedpb.UploadHeader, ciphertext []byte) (*fedpb.UploadReceipt, error)
 	Status(ctx context.Context) (*fedpb.StatusResponse, error)
+	// SecAgg sends one secure-aggregation step and waits up to
+	// req.WaitMs for the stage's relay.
+	SecAgg(ctx context.Context, req *fedpb.SecAggRequest) (*fedpb.SecAggResponse, error)
 	Close() error
 }
 
@@ -128,6 +131,7 @@ type Client struct {
 	global   *adapter.Set // cached global adapter
 	version  uint64
 	prepared *preparedUpload
+	sa       *clientSecAgg // the open secure-aggregation round
 	trainDur time.Duration
 	stats    TrainStats
 }
@@ -246,6 +250,10 @@ func (c *Client) do(ctx context.Context, act ClientAction) ClientEvent {
 			c.cfg.Globals.put(a.GlobalVersion, a.GlobalDigest, set)
 		}
 		return Fetched{}
+	case ClientKeying:
+		return c.keying(ctx, act.Assignment)
+	case ClientUnmasking:
+		return c.unmasking(ctx, act.Assignment)
 	case ClientTraining:
 		return c.train(ctx, act.Assignment)
 	case ClientUploading:
@@ -306,8 +314,19 @@ func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEven
 	h := fnv.New64a()
 	h.Write([]byte(c.cfg.Name))
 	rng := mrand.New(mrand.NewPCG(a.Config.Seed, h.Sum64()))
-	payload, err := EncodeUpdate(c.global, local, a.Round, c.cfg.Name, a.GlobalVersion, int(a.Config.Bits), rng)
-	if err != nil {
+	var payload []byte
+	if a.Secagg != nil {
+		if c.sa == nil || c.sa.round != a.Round || c.sa.bundle == nil {
+			return Failed{Class: SkipRound, Err: fmt.Errorf("round %d: trained without a finished key exchange", a.Round)}
+		}
+		var cut int
+		if payload, cut, err = c.maskedUpdate(local, rng); err != nil {
+			return Failed{Class: SkipRound, Err: fmt.Errorf("round %d masked input: %w", a.Round, err)}
+		}
+		if cut > 0 {
+			c.log.Warn("update coordinates clipped to the secure-aggregation range", "round", a.Round, "clipped", cut, "range", a.Secagg.Range)
+		}
+	} else if payload, err = EncodeUpdate(c.global, local, a.Round, c.cfg.Name, a.GlobalVersion, int(a.Config.Bits), rng); err != nil {
 		return Failed{Class: SkipRound, Err: err}
 	}
 	ct, err := secure.Encrypt(c.cfg.Recipient, payload)

@@ -16,6 +16,10 @@ const (
 	ClientFetching  ClientPhase = "fetching"
 	ClientTraining  ClientPhase = "training"
 	ClientUploading ClientPhase = "uploading"
+	// ClientKeying: a secure-aggregation round's key and share exchange
+	// (before training); ClientUnmasking: revealing shares after upload.
+	ClientKeying    ClientPhase = "keying"
+	ClientUnmasking ClientPhase = "unmasking"
 	ClientStopped   ClientPhase = "stopped"
 )
 
@@ -42,6 +46,12 @@ type Trained struct{ Now time.Time }
 
 // Uploaded: the coordinator acknowledged the upload (durably).
 type Uploaded struct{ Receipt *fedpb.UploadReceipt }
+
+// Keyed: a secure-aggregation round's key and share exchange finished.
+type Keyed struct{}
+
+// Unmasked: the coordinator took this client's revealed shares.
+type Unmasked struct{}
 
 // Failure classes how the driver judged an operation's error.
 type Failure int
@@ -89,6 +99,8 @@ func (Assigned) clientEvent() {}
 func (Fetched) clientEvent()  {}
 func (Trained) clientEvent()  {}
 func (Uploaded) clientEvent() {}
+func (Keyed) clientEvent()    {}
+func (Unmasked) clientEvent() {}
 func (Failed) clientEvent()   {}
 
 // ClientAction is the next thing the driver must do.
@@ -188,6 +200,14 @@ func (m *ClientMachine) Step(ev ClientEvent) ClientAction {
 		if m.a == nil {
 			return m.act(ClientPolling)
 		}
+		if m.a.Secagg != nil {
+			return m.act(ClientKeying)
+		}
+		return m.act(ClientTraining)
+	case Keyed:
+		if m.a == nil {
+			return m.act(ClientPolling)
+		}
 		return m.act(ClientTraining)
 	case Trained:
 		if m.a == nil {
@@ -201,13 +221,13 @@ func (m *ClientMachine) Step(ev ClientEvent) ClientAction {
 		m.rounds++
 		if m.a != nil {
 			m.after = max(m.after, m.a.Round)
+			if m.a.Secagg != nil {
+				return m.act(ClientUnmasking) // the round needs this client's shares
+			}
 		}
-		m.a = nil
-		if m.maxRounds > 0 && m.rounds >= m.maxRounds {
-			m.phase = ClientStopped
-			return ClientAction{Phase: ClientStopped}
-		}
-		return m.act(ClientPolling)
+		return m.roundDone()
+	case Unmasked:
+		return m.roundDone()
 	case Failed:
 		switch ev.Class {
 		case Retry:
@@ -236,11 +256,21 @@ func (m *ClientMachine) Step(ev ClientEvent) ClientAction {
 	return ClientAction{Phase: ClientStopped, Err: fmt.Errorf("client: unexpected event %T in phase %s", ev, m.phase)}
 }
 
+// roundDone ends the client's part in a round.
+func (m *ClientMachine) roundDone() ClientAction {
+	m.a = nil
+	if m.maxRounds > 0 && m.rounds >= m.maxRounds {
+		m.phase = ClientStopped
+		return ClientAction{Phase: ClientStopped}
+	}
+	return m.act(ClientPolling)
+}
+
 // resumePhase is where a re-joined client continues its round: an upload
 // already prepared is retried; otherwise the round starts over from fetch.
 func (m *ClientMachine) resumePhase() ClientPhase {
-	if m.resume == ClientUploading {
-		return ClientUploading
+	if m.resume == ClientUploading || m.resume == ClientUnmasking {
+		return m.resume
 	}
 	return ClientFetching
 }

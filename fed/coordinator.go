@@ -58,6 +58,9 @@ type Policy struct {
 	// DP, when set, makes every round client-level DP-FedAvg and accounts
 	// for it.
 	DP *DPPolicy
+	// SecAgg, when set, makes every round a secure aggregation (SecAgg+):
+	// the coordinator sees only the sum of the survivors' updates.
+	SecAgg *SecAggPolicy
 }
 
 // DPPolicy is client-level differential privacy: each client's whole update
@@ -145,7 +148,13 @@ func (p Policy) Validate() error {
 			return err
 		}
 	}
-	return validateRoundConfig(p.Train)
+	if err := validateRoundConfig(p.Train); err != nil {
+		return err
+	}
+	if p.SecAgg != nil {
+		return p.SecAgg.validate(p)
+	}
+	return nil
 }
 
 func validateRoundConfig(c *fedpb.RoundConfig) error {
@@ -169,14 +178,17 @@ func validateRoundConfig(c *fedpb.RoundConfig) error {
 // the current round after a restart. It is persisted (as JSON) in the same
 // transaction as each accepted upload and each published global adapter.
 type State struct {
-	Round         uint64    `json:"round"`
-	Phase         Phase     `json:"phase"`
-	Cohort        []string  `json:"cohort,omitempty"` // sorted
-	Started       time.Time `json:"started"`
-	Deadline      time.Time `json:"deadline"`
-	Accepted      []Receipt `json:"accepted,omitempty"` // sorted by client
-	GlobalVersion uint64    `json:"global_version"`
-	Published     int       `json:"published"`
+	Round    uint64    `json:"round"`
+	Phase    Phase     `json:"phase"`
+	Cohort   []string  `json:"cohort,omitempty"` // sorted
+	Started  time.Time `json:"started"`
+	Deadline time.Time `json:"deadline"`
+	Accepted []Receipt `json:"accepted,omitempty"` // sorted by client
+	// Excluded cohort members cannot upload this round (they missed a
+	// secure-aggregation stage); the round does not wait for them.
+	Excluded      []string `json:"excluded,omitempty"` // sorted
+	GlobalVersion uint64   `json:"global_version"`
+	Published     int      `json:"published"`
 	// Eligible is how many clients the cohort was drawn from (the
 	// accountant's population).
 	Eligible int `json:"eligible,omitempty"`
@@ -222,6 +234,14 @@ func UnmarshalState(b []byte) (State, error) {
 	if !slices.IsSorted(s.Cohort) {
 		return State{}, fmt.Errorf("coordinator state: cohort not sorted")
 	}
+	if !slices.IsSorted(s.Excluded) {
+		return State{}, fmt.Errorf("coordinator state: excluded clients not sorted")
+	}
+	for _, c := range s.Excluded {
+		if !slices.Contains(s.Cohort, c) {
+			return State{}, fmt.Errorf("coordinator state: excluded client %q, not in the cohort", c)
+		}
+	}
 	for i, r := range s.Accepted {
 		if !slices.Contains(s.Cohort, r.Client) {
 			return State{}, fmt.Errorf("coordinator state: accepted upload of %q, not in the cohort", r.Client)
@@ -237,6 +257,7 @@ func (s State) clone() State {
 	s.RDP = slices.Clone(s.RDP)
 	s.Cohort = slices.Clone(s.Cohort)
 	s.Accepted = slices.Clone(s.Accepted)
+	s.Excluded = slices.Clone(s.Excluded)
 	return s
 }
 
@@ -488,7 +509,7 @@ func (m *Machine) Tick(now time.Time) []Effect {
 		m.st.Round++
 		m.st.Eligible = len(eligible)
 		m.st.Cohort = SelectCohort(m.policy.Seed, m.st.Round, eligible, n)
-		m.st.Accepted = nil
+		m.st.Accepted, m.st.Excluded = nil, nil
 		m.st.Started = now
 		m.st.Deadline = now.Add(m.policy.RoundTimeout)
 		m.st.Phase = PhaseCollecting
@@ -509,6 +530,9 @@ func (m *Machine) Tick(now time.Time) []Effect {
 // Resume returns what a restarted driver must redo: the aggregation of a
 // round that was closed but not published when the coordinator stopped.
 func (m *Machine) Resume() []Effect {
+	if m.policy.SecAgg != nil && (m.st.Phase == PhaseCollecting || m.st.Phase == PhaseAggregating) {
+		return m.abandon(errSecAggRestart.Error())
+	}
 	if m.st.Phase == PhaseAggregating {
 		return []Effect{StartAggregation{Round: m.st.Round, BaseVersion: m.st.GlobalVersion, Uploads: slices.Clone(m.st.Accepted)}}
 	}
@@ -522,8 +546,41 @@ func (m *Machine) closeUploads() []Effect {
 
 func (m *Machine) abandon(reason string) []Effect {
 	round := m.st.Round
-	m.st.Phase, m.st.Cohort, m.st.Accepted = PhaseIdle, nil, nil
+	m.st.Phase, m.st.Cohort, m.st.Accepted, m.st.Excluded = PhaseIdle, nil, nil, nil
 	return []Effect{RoundAbandoned{Round: round, Reason: reason}}
+}
+
+// Abandon closes the open round without publishing (the driver found it
+// cannot complete, e.g. its secure aggregation failed).
+func (m *Machine) Abandon(round uint64, reason string) []Effect {
+	if round != m.st.Round || (m.st.Phase != PhaseCollecting && m.st.Phase != PhaseAggregating) {
+		return nil
+	}
+	return m.abandon(reason)
+}
+
+// Exclude records cohort members that can no longer upload this round.
+// The round stops waiting for them: it closes when everyone else has
+// uploaded, and is abandoned at once when the quorum is out of reach.
+func (m *Machine) Exclude(now time.Time, round uint64, names []string) []Effect {
+	if m.st.Phase != PhaseCollecting || round != m.st.Round {
+		return nil
+	}
+	for _, n := range names {
+		if _, in := slices.BinarySearch(m.st.Cohort, n); !in {
+			continue
+		}
+		if i, found := slices.BinarySearch(m.st.Excluded, n); !found {
+			m.st.Excluded = slices.Insert(m.st.Excluded, i, n)
+		}
+	}
+	if can, need := len(m.st.Cohort)-len(m.st.Excluded), m.quorum(); can < need {
+		return m.abandon(fmt.Sprintf("only %d of the cohort can upload (the rest missed the key exchange); quorum is %d", can, need))
+	}
+	if m.liveCohortDone() && len(m.st.Accepted) >= m.quorum() {
+		return m.closeUploads()
+	}
+	return nil
 }
 
 // liveCohortDone reports whether every cohort member not known to be down
@@ -531,6 +588,9 @@ func (m *Machine) abandon(reason string) []Effect {
 // be about to re-join.
 func (m *Machine) liveCohortDone() bool {
 	for _, c := range m.st.Cohort {
+		if _, out := slices.BinarySearch(m.st.Excluded, c); out {
+			continue
+		}
 		if mb := m.members[c]; (mb == nil || mb.Live) && m.accepted(c) < 0 {
 			return false
 		}
@@ -643,7 +703,7 @@ func (m *Machine) Aggregated(round, version uint64, nextClip float64) []Effect {
 	}
 	m.st.GlobalVersion = version
 	m.st.Published++
-	m.st.Phase, m.st.Accepted = PhaseIdle, nil
+	m.st.Phase, m.st.Accepted, m.st.Excluded = PhaseIdle, nil, nil
 	return []Effect{RoundPublished{Round: round, Version: version}}
 }
 

@@ -190,6 +190,14 @@ func (g *grpcService) Status(ctx context.Context, _ *fedpb.StatusRequest) (*fedp
 	return g.s.Status(), nil
 }
 
+func (g *grpcService) SecAgg(ctx context.Context, req *fedpb.SecAggRequest) (*fedpb.SecAggResponse, error) {
+	p, err := peerOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return g.s.SecAgg(ctx, p, req, min(time.Duration(req.WaitMs)*time.Millisecond, maxPollWait))
+}
+
 // GRPCConn is a client's gRPC connection to the coordinator.
 type GRPCConn struct {
 	cc *grpc.ClientConn
@@ -300,6 +308,12 @@ func closeAndRecvErr(stream fedpb.Coordinator_UploadClient, err error) error {
 
 func (c *GRPCConn) Status(ctx context.Context) (*fedpb.StatusResponse, error) {
 	return c.c.Status(ctx, &fedpb.StatusRequest{})
+}
+
+func (c *GRPCConn) SecAgg(ctx context.Context, req *fedpb.SecAggRequest) (*fedpb.SecAggResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.WaitMs)*time.Millisecond+10*time.Second)
+	defer cancel()
+	return c.c.SecAgg(ctx, req)
 }
 
 func (c *GRPCConn) Close() error { return c.cc.Close() }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/kronfed/kronfed/fed/fedpb"
 )
 
@@ -38,6 +40,11 @@ func (c *MemoryConn) Upload(ctx context.Context, h *fedpb.UploadHeader, ct []byt
 
 func (c *MemoryConn) Status(ctx context.Context) (*fedpb.StatusResponse, error) {
 	return c.Server.Status(), nil
+}
+
+func (c *MemoryConn) SecAgg(ctx context.Context, req *fedpb.SecAggRequest) (*fedpb.SecAggResponse, error) {
+	req = proto.Clone(req).(*fedpb.SecAggRequest)
+	return c.Server.SecAgg(ctx, c.Peer, req, time.Duration(req.WaitMs)*time.Millisecond)
 }
 
 func (c *MemoryConn) Close() error { return nil }

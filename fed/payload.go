@@ -49,7 +49,7 @@ func AssignmentSigningBytes(a *fedpb.RoundAssignment) []byte {
 		c = c.u64(uint64(rc.LocalEpochs)).u64(uint64(rc.BatchSize)).f64(rc.LearningRate).u64(uint64(rc.Bits)).
 			u64(rc.Seed).u64(uint64(rc.MaxItems))
 	}
-	return c
+	return c.secAggSetup(a.Secagg)
 }
 
 // UploadSigningBytes is what a client signs for an upload: every header

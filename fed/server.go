@@ -102,6 +102,10 @@ type Server struct {
 	decodedBytes int64
 
 	noise aggregate.NoiseSource // DP noise, made once
+	// sa is the open round's secure aggregation (Policy.SecAgg), and
+	// saJob its aggregation, held until the survivors have unmasked.
+	sa    *secAggRound
+	saJob *StartAggregation
 
 	aggWG sync.WaitGroup
 	aggCh chan StartAggregation
@@ -184,6 +188,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if s.agg, err = NewAggregator(cfg.Rule, s.cur.set.Config.Kind); err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
+	if cfg.Policy.SecAgg != nil && cfg.Rule.Name != "fedavg" {
+		return nil, fmt.Errorf("coordinator: secure aggregation reveals only the sum of the updates; aggregation rule %s needs each one (use fedavg)", cfg.Rule)
+	}
 	if dp := cfg.Policy.DP; dp != nil {
 		if cfg.Rule.Name != "fedavg" {
 			return nil, fmt.Errorf("coordinator: differential privacy averages clipped updates; aggregation rule %s cannot be combined with it (use fedavg)", cfg.Rule)
@@ -211,8 +218,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	if st.Phase == PhaseCollecting {
-		s.assignment = s.signAssignment(st)
+	if st.Phase == PhaseCollecting && cfg.Policy.SecAgg == nil {
+		s.assignment = s.signAssignment(st) // a secure-aggregation round is abandoned by Resume
 	}
 	s.met.Round.Set(float64(st.Round))
 	s.met.GlobalVersion.Set(float64(st.GlobalVersion))
@@ -287,6 +294,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for {
 		s.mu.Lock()
 		s.step(func() []Effect { return s.m.Tick(s.cfg.Now()) })
+		s.secAggTick()
 		done := s.finished
 		s.mu.Unlock()
 		if done {
@@ -337,6 +345,13 @@ func (s *Server) handle(effects []Effect) {
 		switch e := e.(type) {
 		case StartRound:
 			st := s.m.State()
+			if s.cfg.Policy.SecAgg != nil {
+				if err := s.startSecAgg(st); err != nil {
+					s.log.Error("secure aggregation setup", "round", e.Round, "err", err)
+					s.step(func() []Effect { return s.m.Abandon(e.Round, "secure aggregation: "+err.Error()) })
+					continue
+				}
+			}
 			s.assignment = s.signAssignment(st)
 			s.met.Round.Set(float64(e.Round))
 			s.log.Info("round started", "round", e.Round, "cohort", e.Cohort, "eligible", e.Eligible,
@@ -344,13 +359,25 @@ func (s *Server) handle(effects []Effect) {
 		case StartAggregation:
 			s.assignment = nil
 			s.log.Info("uploads closed", "round", e.Round, "uploads", len(e.Uploads))
+			if s.sa != nil && s.sa.round == e.Round {
+				// The survivors unmask first; secAggTick queues the job.
+				if err := s.sa.closeInput(s.cfg.Now()); err != nil {
+					s.log.Warn("secure aggregation cannot complete", "round", e.Round, "err", err)
+					s.step(func() []Effect { return s.m.AggregationFailed(e.Round, "secure aggregation: "+err.Error()) })
+					continue
+				}
+				job := e
+				s.saJob = &job
+				s.log.Info("secure aggregation: unmasking", "round", e.Round, "survivors", len(e.Uploads))
+				continue
+			}
 			select {
 			case s.aggCh <- e:
 			default:
 				s.log.Error("aggregation already queued", "round", e.Round)
 			}
 		case RoundAbandoned:
-			s.assignment = nil
+			s.assignment, s.sa, s.saJob = nil, nil, nil
 			s.decoded, s.decodedBytes = nil, 0
 			st := s.m.State()
 			s.met.Rounds.WithLabelValues("abandoned").Inc()
@@ -359,6 +386,7 @@ func (s *Server) handle(effects []Effect) {
 			s.log.Warn("round abandoned", "round", e.Round, "reason", e.Reason)
 		case RoundPublished:
 			s.decoded, s.decodedBytes = nil, 0
+			s.sa, s.saJob = nil, nil
 			s.prune(e.Round)
 			s.met.Rounds.WithLabelValues("published").Inc()
 			s.met.GlobalVersion.Set(float64(e.Version))
@@ -419,6 +447,9 @@ func (s *Server) signAssignment(st State) *fedpb.RoundAssignment {
 	a := &fedpb.RoundAssignment{Round: st.Round, GlobalVersion: st.GlobalVersion, GlobalDigest: s.cur.digest,
 		GlobalSize: uint64(len(s.cur.file)), Config: rc, DeadlineUnixMs: st.Deadline.UnixMilli(),
 		Model: s.cur.set.BaseModel, Adapter: s.cur.set.Config.String()}
+	if s.sa != nil && s.sa.round == st.Round {
+		a.Secagg = s.sa.setup
+	}
 	a.Signature = s.cfg.Signer.Sign(AssignmentSigningBytes(a))
 	return a
 }
@@ -573,8 +604,15 @@ func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.Upl
 	if base.version != h.BaseVersion {
 		return nil, refuse(codes.FailedPrecondition, "stale_base", "update is relative to global version %d, current is %d", h.BaseVersion, base.version)
 	}
-	clientSet, err := s.open(ct, base, h.Round, peer.Name)
-	if err != nil {
+	var clientSet *adapter.Set
+	secAgg := s.cfg.Policy.SecAgg != nil
+	var masked []byte // a secure-aggregation round's masked input
+	var err error
+	if secAgg {
+		if masked, err = s.decrypt(ct, base); err != nil {
+			return nil, err
+		}
+	} else if clientSet, err = s.open(ct, base, h.Round, peer.Name); err != nil {
 		return nil, err
 	}
 	rec, err := proto.Marshal(&fedpb.StoredUpload{Header: h, Ciphertext: ct, CertDer: peer.CertDER, ReceivedUnixMs: s.cfg.Now().UnixMilli()})
@@ -593,6 +631,16 @@ func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.Upl
 		}
 		return &fedpb.UploadReceipt{Round: h.Round, Bytes: uint64(len(ct)), Accepted: uint32(len(s.m.State().Accepted))}, nil
 	}
+	if secAgg {
+		// Into the secure sum first: it validates the input fully, and an
+		// input the sum refused must not be stored as accepted.
+		if s.sa == nil || s.sa.round != h.Round {
+			return nil, refuse(codes.FailedPrecondition, "late", "round %d has no secure aggregation open", h.Round)
+		}
+		if ref := s.sa.addInput(peer.Name, masked); ref != nil {
+			return nil, ref
+		}
+	}
 	before := s.m.State()
 	effects := s.m.Accept(s.cfg.Now(), receipt)
 	after := s.m.State()
@@ -601,13 +649,18 @@ func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.Upl
 		err = s.store.AcceptUpload(h.Round, peer.Name, rec, sb)
 	}
 	if err != nil {
+		if secAgg {
+			s.sa.failed = fmt.Errorf("an input was added to the secure sum but could not be stored: %v", err)
+		}
 		s.m.Restore(before)
 		if errors.Is(err, store.ErrDuplicate) {
 			return nil, refuse(codes.AlreadyExists, "duplicate", "client %s already has an accepted upload in round %d", peer.Name, h.Round)
 		}
 		return nil, refuse(codes.Internal, "store", "persist upload: %v", err)
 	}
-	s.remember(h.Round, peer.Name, clientSet)
+	if clientSet != nil {
+		s.remember(h.Round, peer.Name, clientSet)
+	}
 	s.met.Uploads.WithLabelValues("accepted", "").Inc()
 	s.met.WireBytes.Add(float64(len(ct)))
 	s.met.RawBytes.Add(float64(h.RawBytes))
@@ -615,6 +668,15 @@ func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.Upl
 		"examples", h.Examples, "accepted", len(after.Accepted), "cohort", len(after.Cohort))
 	s.handle(effects)
 	return &fedpb.UploadReceipt{Round: h.Round, Bytes: uint64(len(ct)), Accepted: uint32(len(after.Accepted))}, nil
+}
+
+// decrypt opens an upload's ciphertext, capped like open's.
+func (s *Server) decrypt(ct []byte, base *global) ([]byte, error) {
+	plain, err := secure.Decrypt(s.cfg.Identity, ct, 2*int64(len(base.file))+1<<20)
+	if err != nil {
+		return nil, refuse(codes.InvalidArgument, "undecryptable", "%v", err)
+	}
+	return plain, nil
 }
 
 func verifyPeerSignature(peer Peer, msg, sig []byte) error {
@@ -700,9 +762,15 @@ func (s *Server) combine(job StartAggregation) (next *adapter.Set, res *fedpb.Ro
 	if base.version != job.BaseVersion {
 		return nil, nil, 0, fmt.Errorf("round %d trains from version %d but version %d is current", job.Round, job.BaseVersion, base.version)
 	}
-	res = &fedpb.RoundResult{}
+	if len(job.Uploads) == 0 {
+		return nil, nil, 0, errors.New("no uploads to aggregate")
+	}
+	res = summarize(job.Uploads)
+	if s.cfg.Policy.SecAgg != nil {
+		next, nextClip, err = s.secureAverage(job, base, res)
+		return next, res, nextClip, err
+	}
 	updates := make([]aggregate.Update, 0, len(job.Uploads))
-	var lossW, accW float64
 	for _, r := range job.Uploads {
 		set := cached[r.Client]
 		if set == nil {
@@ -711,17 +779,7 @@ func (s *Server) combine(job StartAggregation) (next *adapter.Set, res *fedpb.Ro
 			}
 		}
 		updates = append(updates, aggregate.Update{Set: set, Weight: float64(r.Examples)})
-		res.Clients = append(res.Clients, r.Client)
-		res.Examples += r.Examples
-		res.WireBytes += r.WireBytes
-		res.RawBytes += r.RawBytes
-		lossW += r.Loss * float64(r.Examples)
-		accW += r.Accuracy * float64(r.Examples)
 	}
-	if len(updates) == 0 {
-		return nil, nil, 0, errors.New("no uploads to aggregate")
-	}
-	res.TrainLoss, res.ValAccuracy = lossW/float64(res.Examples), accW/float64(res.Examples)
 	if dp := s.cfg.Policy.DP; dp != nil {
 		next, nextClip, err = s.privateAverage(dp, job, base.set, updates, res)
 		return next, res, nextClip, err
@@ -732,6 +790,24 @@ func (s *Server) combine(job StartAggregation) (next *adapter.Set, res *fedpb.Ro
 	}
 	res.AggregationError = relErr
 	return next, res, 0, nil
+}
+
+// summarize starts a round's result from its accepted uploads: clients,
+// examples, bytes, and the example-weighted loss and accuracy they
+// reported.
+func summarize(uploads []Receipt) *fedpb.RoundResult {
+	res := &fedpb.RoundResult{}
+	var lossW, accW float64
+	for _, r := range uploads {
+		res.Clients = append(res.Clients, r.Client)
+		res.Examples += r.Examples
+		res.WireBytes += r.WireBytes
+		res.RawBytes += r.RawBytes
+		lossW += r.Loss * float64(r.Examples)
+		accW += r.Accuracy * float64(r.Examples)
+	}
+	res.TrainLoss, res.ValAccuracy = lossW/float64(res.Examples), accW/float64(res.Examples)
+	return res
 }
 
 // privateAverage is DP-FedAvg: every client's update Δ_i = θ_i − global
@@ -799,9 +875,9 @@ func (s *Server) loadUpload(job StartAggregation, client string, base *global) (
 // plaintext is capped well above any honest update of base's shape, so a
 // forged size cannot make the coordinator allocate without bound.
 func (s *Server) open(ct []byte, base *global, round uint64, client string) (*adapter.Set, error) {
-	plain, err := secure.Decrypt(s.cfg.Identity, ct, 2*int64(len(base.file))+1<<20)
+	plain, err := s.decrypt(ct, base)
 	if err != nil {
-		return nil, refuse(codes.InvalidArgument, "undecryptable", "%v", err)
+		return nil, err
 	}
 	set, err := DecodeUpdate(plain, base.set, round, client, base.version, int(s.cfg.Policy.Train.Bits))
 	if err != nil {
@@ -826,6 +902,7 @@ func (s *Server) Status() *fedpb.StatusResponse {
 	if dp := s.cfg.Policy.DP; dp != nil {
 		out.Epsilon, out.Delta, out.EpsilonBudget = st.Epsilon, dp.Delta, dp.Epsilon
 	}
+	out.SecureAggregation = s.cfg.Policy.SecAgg != nil
 	for _, m := range s.m.Members() {
 		out.Members = append(out.Members, &fedpb.Member{Name: m.Name, Examples: m.Examples, Capability: m.Capability,
 			Live: m.Live, LastSeenUnixMs: m.LastSeen.UnixMilli()})

@@ -5,8 +5,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"math"
 	mrand "math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -70,6 +72,15 @@ func testSet(t testing.TB, dense int) *adapter.Set {
 	return set
 }
 
+// testLogger logs to stderr when FED_TEST_LOG is set (debugging), else
+// nowhere.
+func testLogger() *slog.Logger {
+	if os.Getenv("FED_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+}
+
 type testFed struct {
 	srv      *Server
 	st       *store.Store
@@ -109,7 +120,7 @@ func (f *testFed) open(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, err := NewServer(ServerConfig{Policy: f.policy, Rule: Rule{Name: "fedavg"}, Store: st, Initial: f.initial,
-		Identity: f.identity, Signer: f.signer, TickEvery: 5 * time.Millisecond, KeepUploads: 1})
+		Identity: f.identity, Signer: f.signer, TickEvery: 5 * time.Millisecond, KeepUploads: 1, Logger: testLogger()})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
@@ -132,7 +143,7 @@ func (f *testFed) client(t *testing.T, name string, shift float32, examples, rou
 		tr: &shiftTrainer{Shift: shift, Examples: examples}}
 	c, err := NewClient(ClientConfig{Name: name, Conn: tc.conn, Trainer: tc.tr, Model: f.initial.BaseModel,
 		Adapter: f.initial.Config.String(), Examples: int64(examples), Key: key, Recipient: f.recip,
-		Verifier: f.signer.Verifier(), Rounds: rounds, PollWait: 50 * time.Millisecond})
+		Verifier: f.signer.Verifier(), Rounds: rounds, PollWait: 50 * time.Millisecond, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,65 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type SecAggStage int32
+
+const (
+	SecAggStage_SECAGG_STAGE_UNSPECIFIED SecAggStage = 0
+	// Client sends secagg.AdvertiseKeys; reply secagg.KeyBundle.
+	SecAggStage_SECAGG_STAGE_KEYS SecAggStage = 1
+	// Client sends secagg.ShareKeys; reply secagg.ShareBundle.
+	SecAggStage_SECAGG_STAGE_SHARES SecAggStage = 2
+	// Client sends nothing; reply secagg.UnmaskRequest (once uploads closed).
+	SecAggStage_SECAGG_STAGE_UNMASK_REQUEST SecAggStage = 3
+	// Client sends secagg.UnmaskResponse; reply empty.
+	SecAggStage_SECAGG_STAGE_UNMASK SecAggStage = 4
+)
+
+// Enum value maps for SecAggStage.
+var (
+	SecAggStage_name = map[int32]string{
+		0: "SECAGG_STAGE_UNSPECIFIED",
+		1: "SECAGG_STAGE_KEYS",
+		2: "SECAGG_STAGE_SHARES",
+		3: "SECAGG_STAGE_UNMASK_REQUEST",
+		4: "SECAGG_STAGE_UNMASK",
+	}
+	SecAggStage_value = map[string]int32{
+		"SECAGG_STAGE_UNSPECIFIED":    0,
+		"SECAGG_STAGE_KEYS":           1,
+		"SECAGG_STAGE_SHARES":         2,
+		"SECAGG_STAGE_UNMASK_REQUEST": 3,
+		"SECAGG_STAGE_UNMASK":         4,
+	}
+)
+
+func (x SecAggStage) Enum() *SecAggStage {
+	p := new(SecAggStage)
+	*p = x
+	return p
+}
+
+func (x SecAggStage) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SecAggStage) Descriptor() protoreflect.EnumDescriptor {
+	return file_kronfed_fed_v1_fed_proto_enumTypes[0].Descriptor()
+}
+
+func (SecAggStage) Type() protoreflect.EnumType {
+	return &file_kronfed_fed_v1_fed_proto_enumTypes[0]
+}
+
+func (x SecAggStage) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SecAggStage.Descriptor instead.
+func (SecAggStage) EnumDescriptor() ([]byte, []int) {
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{0}
+}
+
 type JoinRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Identity of the frozen base model (adapter.Set.BaseModel); the
@@ -336,7 +395,10 @@ type RoundAssignment struct {
 	Adapter        string `protobuf:"bytes,9,opt,name=adapter,proto3" json:"adapter,omitempty"`
 	// Coordinator signature over fed.AssignmentSigningBytes (every field
 	// above except remaining_ms).
-	Signature     []byte `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"`
+	Signature []byte `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"`
+	// Set when the round uses secure aggregation: the client's update is
+	// then a masked input (secagg.MaskedInput), not an adapter file.
+	Secagg        *SecAggSetup `protobuf:"bytes,11,opt,name=secagg,proto3" json:"secagg,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -441,6 +503,254 @@ func (x *RoundAssignment) GetSignature() []byte {
 	return nil
 }
 
+func (x *RoundAssignment) GetSecagg() *SecAggSetup {
+	if x != nil {
+		return x.Secagg
+	}
+	return nil
+}
+
+// SecAggSetup is the public description of a secure-aggregation round.
+type SecAggSetup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// secagg.Config in its binary encoding (cohort size, neighbours,
+	// threshold, value bits, total weight, vector length, key agreement,
+	// round and public seed).
+	Config []byte `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	// The cohort in id order: client id i+1 is cohort[i].
+	Cohort []string `protobuf:"bytes,2,rep,name=cohort,proto3" json:"cohort,omitempty"`
+	// Each client's integer weight, in id order.
+	Weights []uint64 `protobuf:"varint,3,rep,packed,name=weights,proto3" json:"weights,omitempty"`
+	// Every coordinate of an update is clipped to [-range, range] and
+	// quantized on that common grid (all clients share one fixed point).
+	Range float64 `protobuf:"fixed64,4,opt,name=range,proto3" json:"range,omitempty"`
+	// Differential privacy: clients clip their whole update to this L2 norm
+	// before masking (0: no DP), and append their clipping bit for adaptive
+	// clipping when clip_bit is set.
+	Clip          float64 `protobuf:"fixed64,5,opt,name=clip,proto3" json:"clip,omitempty"`
+	ClipBit       bool    `protobuf:"varint,6,opt,name=clip_bit,json=clipBit,proto3" json:"clip_bit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecAggSetup) Reset() {
+	*x = SecAggSetup{}
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecAggSetup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecAggSetup) ProtoMessage() {}
+
+func (x *SecAggSetup) ProtoReflect() protoreflect.Message {
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecAggSetup.ProtoReflect.Descriptor instead.
+func (*SecAggSetup) Descriptor() ([]byte, []int) {
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SecAggSetup) GetConfig() []byte {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *SecAggSetup) GetCohort() []string {
+	if x != nil {
+		return x.Cohort
+	}
+	return nil
+}
+
+func (x *SecAggSetup) GetWeights() []uint64 {
+	if x != nil {
+		return x.Weights
+	}
+	return nil
+}
+
+func (x *SecAggSetup) GetRange() float64 {
+	if x != nil {
+		return x.Range
+	}
+	return 0
+}
+
+func (x *SecAggSetup) GetClip() float64 {
+	if x != nil {
+		return x.Clip
+	}
+	return 0
+}
+
+func (x *SecAggSetup) GetClipBit() bool {
+	if x != nil {
+		return x.ClipBit
+	}
+	return false
+}
+
+type SecAggRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Round   uint64                 `protobuf:"varint,1,opt,name=round,proto3" json:"round,omitempty"`
+	Stage   SecAggStage            `protobuf:"varint,2,opt,name=stage,proto3,enum=kronfed.fed.v1.SecAggStage" json:"stage,omitempty"`
+	Message []byte                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// Signature with the client's certificate key over
+	// fed.SecAggSigningBytes (round, caller, stage, message).
+	Signature     []byte `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+	WaitMs        uint32 `protobuf:"varint,5,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecAggRequest) Reset() {
+	*x = SecAggRequest{}
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecAggRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecAggRequest) ProtoMessage() {}
+
+func (x *SecAggRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecAggRequest.ProtoReflect.Descriptor instead.
+func (*SecAggRequest) Descriptor() ([]byte, []int) {
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SecAggRequest) GetRound() uint64 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *SecAggRequest) GetStage() SecAggStage {
+	if x != nil {
+		return x.Stage
+	}
+	return SecAggStage_SECAGG_STAGE_UNSPECIFIED
+}
+
+func (x *SecAggRequest) GetMessage() []byte {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *SecAggRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *SecAggRequest) GetWaitMs() uint32 {
+	if x != nil {
+		return x.WaitMs
+	}
+	return 0
+}
+
+type SecAggResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Round         uint64                 `protobuf:"varint,1,opt,name=round,proto3" json:"round,omitempty"`
+	Stage         SecAggStage            `protobuf:"varint,2,opt,name=stage,proto3,enum=kronfed.fed.v1.SecAggStage" json:"stage,omitempty"`
+	Ready         bool                   `protobuf:"varint,3,opt,name=ready,proto3" json:"ready,omitempty"`
+	Message       []byte                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecAggResponse) Reset() {
+	*x = SecAggResponse{}
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecAggResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecAggResponse) ProtoMessage() {}
+
+func (x *SecAggResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecAggResponse.ProtoReflect.Descriptor instead.
+func (*SecAggResponse) Descriptor() ([]byte, []int) {
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SecAggResponse) GetRound() uint64 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *SecAggResponse) GetStage() SecAggStage {
+	if x != nil {
+		return x.Stage
+	}
+	return SecAggStage_SECAGG_STAGE_UNSPECIFIED
+}
+
+func (x *SecAggResponse) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *SecAggResponse) GetMessage() []byte {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
 type DownloadRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
@@ -450,7 +760,7 @@ type DownloadRequest struct {
 
 func (x *DownloadRequest) Reset() {
 	*x = DownloadRequest{}
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[5]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +772,7 @@ func (x *DownloadRequest) String() string {
 func (*DownloadRequest) ProtoMessage() {}
 
 func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[5]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +785,7 @@ func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRequest) Descriptor() ([]byte, []int) {
-	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{5}
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DownloadRequest) GetVersion() uint64 {
@@ -498,7 +808,7 @@ type DownloadChunk struct {
 
 func (x *DownloadChunk) Reset() {
 	*x = DownloadChunk{}
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[6]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +820,7 @@ func (x *DownloadChunk) String() string {
 func (*DownloadChunk) ProtoMessage() {}
 
 func (x *DownloadChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[6]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +833,7 @@ func (x *DownloadChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadChunk.ProtoReflect.Descriptor instead.
 func (*DownloadChunk) Descriptor() ([]byte, []int) {
-	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{6}
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DownloadChunk) GetPart() isDownloadChunk_Part {
@@ -578,7 +888,7 @@ type DownloadHeader struct {
 
 func (x *DownloadHeader) Reset() {
 	*x = DownloadHeader{}
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[7]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -590,7 +900,7 @@ func (x *DownloadHeader) String() string {
 func (*DownloadHeader) ProtoMessage() {}
 
 func (x *DownloadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[7]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -603,7 +913,7 @@ func (x *DownloadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadHeader.ProtoReflect.Descriptor instead.
 func (*DownloadHeader) Descriptor() ([]byte, []int) {
-	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{7}
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DownloadHeader) GetVersion() uint64 {
@@ -640,7 +950,7 @@ type UploadChunk struct {
 
 func (x *UploadChunk) Reset() {
 	*x = UploadChunk{}
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[8]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +962,7 @@ func (x *UploadChunk) String() string {
 func (*UploadChunk) ProtoMessage() {}
 
 func (x *UploadChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[8]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +975,7 @@ func (x *UploadChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadChunk.ProtoReflect.Descriptor instead.
 func (*UploadChunk) Descriptor() ([]byte, []int) {
-	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{8}
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UploadChunk) GetPart() isUploadChunk_Part {
@@ -737,7 +1047,7 @@ type UploadHeader struct {
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[9]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +1059,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[9]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +1072,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{9}
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UploadHeader) GetRound() uint64 {
@@ -855,7 +1165,7 @@ type UploadReceipt struct {
 
 func (x *UploadReceipt) Reset() {
 	*x = UploadReceipt{}
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[10]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +1177,7 @@ func (x *UploadReceipt) String() string {
 func (*UploadReceipt) ProtoMessage() {}
 
 func (x *UploadReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[10]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +1190,7 @@ func (x *UploadReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadReceipt.ProtoReflect.Descriptor instead.
 func (*UploadReceipt) Descriptor() ([]byte, []int) {
-	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{10}
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UploadReceipt) GetRound() uint64 {
@@ -912,7 +1222,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[11]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1234,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[11]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1247,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{11}
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{14}
 }
 
 type StatusResponse struct {
@@ -957,13 +1267,15 @@ type StatusResponse struct {
 	Epsilon       float64 `protobuf:"fixed64,12,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
 	Delta         float64 `protobuf:"fixed64,13,opt,name=delta,proto3" json:"delta,omitempty"`
 	EpsilonBudget float64 `protobuf:"fixed64,14,opt,name=epsilon_budget,json=epsilonBudget,proto3" json:"epsilon_budget,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Whether rounds use secure aggregation.
+	SecureAggregation bool `protobuf:"varint,15,opt,name=secure_aggregation,json=secureAggregation,proto3" json:"secure_aggregation,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[12]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1287,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[12]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1300,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{12}
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StatusResponse) GetCoordinator() string {
@@ -1089,6 +1401,13 @@ func (x *StatusResponse) GetEpsilonBudget() float64 {
 	return 0
 }
 
+func (x *StatusResponse) GetSecureAggregation() bool {
+	if x != nil {
+		return x.SecureAggregation
+	}
+	return false
+}
+
 type Member struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1102,7 +1421,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[13]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1433,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[13]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1446,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{13}
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Member) GetName() string {
@@ -1183,17 +1502,21 @@ type RoundResult struct {
 	// Differential privacy (0 / empty when off): the ε spent so far at the
 	// federation's δ, the clipping norm used this round, the std of the noise
 	// added to the clipped sum, and the noise source.
-	Epsilon       float64 `protobuf:"fixed64,14,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
-	Clip          float64 `protobuf:"fixed64,15,opt,name=clip,proto3" json:"clip,omitempty"`
-	NoiseStd      float64 `protobuf:"fixed64,16,opt,name=noise_std,json=noiseStd,proto3" json:"noise_std,omitempty"`
-	Noise         string  `protobuf:"bytes,17,opt,name=noise,proto3" json:"noise,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Epsilon  float64 `protobuf:"fixed64,14,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
+	Clip     float64 `protobuf:"fixed64,15,opt,name=clip,proto3" json:"clip,omitempty"`
+	NoiseStd float64 `protobuf:"fixed64,16,opt,name=noise_std,json=noiseStd,proto3" json:"noise_std,omitempty"`
+	Noise    string  `protobuf:"bytes,17,opt,name=noise,proto3" json:"noise,omitempty"`
+	// Secure aggregation (empty when off): the setting, e.g.
+	// "secagg+ x25519 k=4 t=3 M=18", and how many masked inputs were summed.
+	SecureAggregation string `protobuf:"bytes,18,opt,name=secure_aggregation,json=secureAggregation,proto3" json:"secure_aggregation,omitempty"`
+	Survivors         uint32 `protobuf:"varint,19,opt,name=survivors,proto3" json:"survivors,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RoundResult) Reset() {
 	*x = RoundResult{}
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[14]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1528,7 @@ func (x *RoundResult) String() string {
 func (*RoundResult) ProtoMessage() {}
 
 func (x *RoundResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[14]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1541,7 @@ func (x *RoundResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoundResult.ProtoReflect.Descriptor instead.
 func (*RoundResult) Descriptor() ([]byte, []int) {
-	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{14}
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RoundResult) GetRound() uint64 {
@@ -1340,6 +1663,20 @@ func (x *RoundResult) GetNoise() string {
 	return ""
 }
 
+func (x *RoundResult) GetSecureAggregation() string {
+	if x != nil {
+		return x.SecureAggregation
+	}
+	return ""
+}
+
+func (x *RoundResult) GetSurvivors() uint32 {
+	if x != nil {
+		return x.Survivors
+	}
+	return 0
+}
+
 // StoredUpload is how the coordinator keeps an accepted upload on disk: the
 // signed header and the still-encrypted payload, plus the certificate that
 // signed it, so it can be verified again at rest.
@@ -1355,7 +1692,7 @@ type StoredUpload struct {
 
 func (x *StoredUpload) Reset() {
 	*x = StoredUpload{}
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[15]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1704,7 @@ func (x *StoredUpload) String() string {
 func (*StoredUpload) ProtoMessage() {}
 
 func (x *StoredUpload) ProtoReflect() protoreflect.Message {
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[15]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1717,7 @@ func (x *StoredUpload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredUpload.ProtoReflect.Descriptor instead.
 func (*StoredUpload) Descriptor() ([]byte, []int) {
-	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{15}
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StoredUpload) GetHeader() *UploadHeader {
@@ -1426,7 +1763,7 @@ type StoredGlobal struct {
 
 func (x *StoredGlobal) Reset() {
 	*x = StoredGlobal{}
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[16]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1438,7 +1775,7 @@ func (x *StoredGlobal) String() string {
 func (*StoredGlobal) ProtoMessage() {}
 
 func (x *StoredGlobal) ProtoReflect() protoreflect.Message {
-	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[16]
+	mi := &file_kronfed_fed_v1_fed_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1451,7 +1788,7 @@ func (x *StoredGlobal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredGlobal.ProtoReflect.Descriptor instead.
 func (*StoredGlobal) Descriptor() ([]byte, []int) {
-	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{16}
+	return file_kronfed_fed_v1_fed_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StoredGlobal) GetVersion() uint64 {
@@ -1511,7 +1848,7 @@ const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	"\rlearning_rate\x18\x03 \x01(\x01R\flearningRate\x12\x12\n" +
 	"\x04bits\x18\x04 \x01(\rR\x04bits\x12\x12\n" +
 	"\x04seed\x18\x05 \x01(\x04R\x04seed\x12\x1b\n" +
-	"\tmax_items\x18\x06 \x01(\rR\bmaxItems\"\xe4\x02\n" +
+	"\tmax_items\x18\x06 \x01(\rR\bmaxItems\"\x99\x03\n" +
 	"\x0fRoundAssignment\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x04R\x05round\x12%\n" +
 	"\x0eglobal_version\x18\x02 \x01(\x04R\rglobalVersion\x12#\n" +
@@ -1524,7 +1861,26 @@ const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	"\x05model\x18\b \x01(\tR\x05model\x12\x18\n" +
 	"\aadapter\x18\t \x01(\tR\aadapter\x12\x1c\n" +
 	"\tsignature\x18\n" +
-	" \x01(\fR\tsignature\"+\n" +
+	" \x01(\fR\tsignature\x123\n" +
+	"\x06secagg\x18\v \x01(\v2\x1b.kronfed.fed.v1.SecAggSetupR\x06secagg\"\x9c\x01\n" +
+	"\vSecAggSetup\x12\x16\n" +
+	"\x06config\x18\x01 \x01(\fR\x06config\x12\x16\n" +
+	"\x06cohort\x18\x02 \x03(\tR\x06cohort\x12\x18\n" +
+	"\aweights\x18\x03 \x03(\x04R\aweights\x12\x14\n" +
+	"\x05range\x18\x04 \x01(\x01R\x05range\x12\x12\n" +
+	"\x04clip\x18\x05 \x01(\x01R\x04clip\x12\x19\n" +
+	"\bclip_bit\x18\x06 \x01(\bR\aclipBit\"\xa9\x01\n" +
+	"\rSecAggRequest\x12\x14\n" +
+	"\x05round\x18\x01 \x01(\x04R\x05round\x121\n" +
+	"\x05stage\x18\x02 \x01(\x0e2\x1b.kronfed.fed.v1.SecAggStageR\x05stage\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\fR\amessage\x12\x1c\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\x12\x17\n" +
+	"\await_ms\x18\x05 \x01(\rR\x06waitMs\"\x89\x01\n" +
+	"\x0eSecAggResponse\x12\x14\n" +
+	"\x05round\x18\x01 \x01(\x04R\x05round\x121\n" +
+	"\x05stage\x18\x02 \x01(\x0e2\x1b.kronfed.fed.v1.SecAggStageR\x05stage\x12\x14\n" +
+	"\x05ready\x18\x03 \x01(\bR\x05ready\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\fR\amessage\"+\n" +
 	"\x0fDownloadRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\"g\n" +
 	"\rDownloadChunk\x128\n" +
@@ -1557,7 +1913,7 @@ const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	"\x05round\x18\x01 \x01(\x04R\x05round\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x1a\n" +
 	"\baccepted\x18\x03 \x01(\rR\baccepted\"\x0f\n" +
-	"\rStatusRequest\"\xd3\x03\n" +
+	"\rStatusRequest\"\x82\x04\n" +
 	"\x0eStatusResponse\x12 \n" +
 	"\vcoordinator\x18\x01 \x01(\tR\vcoordinator\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n" +
@@ -1573,7 +1929,8 @@ const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	"\aresults\x18\v \x03(\v2\x1b.kronfed.fed.v1.RoundResultR\aresults\x12\x18\n" +
 	"\aepsilon\x18\f \x01(\x01R\aepsilon\x12\x14\n" +
 	"\x05delta\x18\r \x01(\x01R\x05delta\x12%\n" +
-	"\x0eepsilon_budget\x18\x0e \x01(\x01R\repsilonBudget\"\x97\x01\n" +
+	"\x0eepsilon_budget\x18\x0e \x01(\x01R\repsilonBudget\x12-\n" +
+	"\x12secure_aggregation\x18\x0f \x01(\bR\x11secureAggregation\"\x97\x01\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bexamples\x18\x02 \x01(\x03R\bexamples\x12\x1e\n" +
@@ -1581,7 +1938,7 @@ const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	"capability\x18\x03 \x01(\tR\n" +
 	"capability\x12\x12\n" +
 	"\x04live\x18\x04 \x01(\bR\x04live\x12)\n" +
-	"\x11last_seen_unix_ms\x18\x05 \x01(\x03R\x0elastSeenUnixMs\"\xa5\x04\n" +
+	"\x11last_seen_unix_ms\x18\x05 \x01(\x03R\x0elastSeenUnixMs\"\xf2\x04\n" +
 	"\vRoundResult\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x04R\x05round\x12\x18\n" +
 	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12%\n" +
@@ -1602,7 +1959,9 @@ const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	"\aepsilon\x18\x0e \x01(\x01R\aepsilon\x12\x12\n" +
 	"\x04clip\x18\x0f \x01(\x01R\x04clip\x12\x1b\n" +
 	"\tnoise_std\x18\x10 \x01(\x01R\bnoiseStd\x12\x14\n" +
-	"\x05noise\x18\x11 \x01(\tR\x05noise\"\xa9\x01\n" +
+	"\x05noise\x18\x11 \x01(\tR\x05noise\x12-\n" +
+	"\x12secure_aggregation\x18\x12 \x01(\tR\x11secureAggregation\x12\x1c\n" +
+	"\tsurvivors\x18\x13 \x01(\rR\tsurvivors\"\xa9\x01\n" +
 	"\fStoredUpload\x124\n" +
 	"\x06header\x18\x01 \x01(\v2\x1c.kronfed.fed.v1.UploadHeaderR\x06header\x12\x1e\n" +
 	"\n" +
@@ -1614,13 +1973,20 @@ const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x04R\x05round\x12\x18\n" +
 	"\aadapter\x18\x03 \x01(\fR\aadapter\x12\x16\n" +
-	"\x06digest\x18\x04 \x01(\fR\x06digest2\xff\x02\n" +
+	"\x06digest\x18\x04 \x01(\fR\x06digest*\x95\x01\n" +
+	"\vSecAggStage\x12\x1c\n" +
+	"\x18SECAGG_STAGE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11SECAGG_STAGE_KEYS\x10\x01\x12\x17\n" +
+	"\x13SECAGG_STAGE_SHARES\x10\x02\x12\x1f\n" +
+	"\x1bSECAGG_STAGE_UNMASK_REQUEST\x10\x03\x12\x17\n" +
+	"\x13SECAGG_STAGE_UNMASK\x10\x042\xc8\x03\n" +
 	"\vCoordinator\x12A\n" +
 	"\x04Join\x12\x1b.kronfed.fed.v1.JoinRequest\x1a\x1c.kronfed.fed.v1.JoinResponse\x12N\n" +
 	"\tNextRound\x12 .kronfed.fed.v1.NextRoundRequest\x1a\x1f.kronfed.fed.v1.RoundAssignment\x12L\n" +
 	"\bDownload\x12\x1f.kronfed.fed.v1.DownloadRequest\x1a\x1d.kronfed.fed.v1.DownloadChunk0\x01\x12F\n" +
 	"\x06Upload\x12\x1b.kronfed.fed.v1.UploadChunk\x1a\x1d.kronfed.fed.v1.UploadReceipt(\x01\x12G\n" +
-	"\x06Status\x12\x1d.kronfed.fed.v1.StatusRequest\x1a\x1e.kronfed.fed.v1.StatusResponseB&Z$github.com/kronfed/kronfed/fed/fedpbb\x06proto3"
+	"\x06Status\x12\x1d.kronfed.fed.v1.StatusRequest\x1a\x1e.kronfed.fed.v1.StatusResponse\x12G\n" +
+	"\x06SecAgg\x12\x1d.kronfed.fed.v1.SecAggRequest\x1a\x1e.kronfed.fed.v1.SecAggResponseB&Z$github.com/kronfed/kronfed/fed/fedpbb\x06proto3"
 
 var (
 	file_kronfed_fed_v1_fed_proto_rawDescOnce sync.Once
@@ -1634,48 +2000,58 @@ func file_kronfed_fed_v1_fed_proto_rawDescGZIP() []byte {
 	return file_kronfed_fed_v1_fed_proto_rawDescData
 }
 
-var file_kronfed_fed_v1_fed_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_kronfed_fed_v1_fed_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_kronfed_fed_v1_fed_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_kronfed_fed_v1_fed_proto_goTypes = []any{
-	(*JoinRequest)(nil),      // 0: kronfed.fed.v1.JoinRequest
-	(*JoinResponse)(nil),     // 1: kronfed.fed.v1.JoinResponse
-	(*NextRoundRequest)(nil), // 2: kronfed.fed.v1.NextRoundRequest
-	(*RoundConfig)(nil),      // 3: kronfed.fed.v1.RoundConfig
-	(*RoundAssignment)(nil),  // 4: kronfed.fed.v1.RoundAssignment
-	(*DownloadRequest)(nil),  // 5: kronfed.fed.v1.DownloadRequest
-	(*DownloadChunk)(nil),    // 6: kronfed.fed.v1.DownloadChunk
-	(*DownloadHeader)(nil),   // 7: kronfed.fed.v1.DownloadHeader
-	(*UploadChunk)(nil),      // 8: kronfed.fed.v1.UploadChunk
-	(*UploadHeader)(nil),     // 9: kronfed.fed.v1.UploadHeader
-	(*UploadReceipt)(nil),    // 10: kronfed.fed.v1.UploadReceipt
-	(*StatusRequest)(nil),    // 11: kronfed.fed.v1.StatusRequest
-	(*StatusResponse)(nil),   // 12: kronfed.fed.v1.StatusResponse
-	(*Member)(nil),           // 13: kronfed.fed.v1.Member
-	(*RoundResult)(nil),      // 14: kronfed.fed.v1.RoundResult
-	(*StoredUpload)(nil),     // 15: kronfed.fed.v1.StoredUpload
-	(*StoredGlobal)(nil),     // 16: kronfed.fed.v1.StoredGlobal
+	(SecAggStage)(0),         // 0: kronfed.fed.v1.SecAggStage
+	(*JoinRequest)(nil),      // 1: kronfed.fed.v1.JoinRequest
+	(*JoinResponse)(nil),     // 2: kronfed.fed.v1.JoinResponse
+	(*NextRoundRequest)(nil), // 3: kronfed.fed.v1.NextRoundRequest
+	(*RoundConfig)(nil),      // 4: kronfed.fed.v1.RoundConfig
+	(*RoundAssignment)(nil),  // 5: kronfed.fed.v1.RoundAssignment
+	(*SecAggSetup)(nil),      // 6: kronfed.fed.v1.SecAggSetup
+	(*SecAggRequest)(nil),    // 7: kronfed.fed.v1.SecAggRequest
+	(*SecAggResponse)(nil),   // 8: kronfed.fed.v1.SecAggResponse
+	(*DownloadRequest)(nil),  // 9: kronfed.fed.v1.DownloadRequest
+	(*DownloadChunk)(nil),    // 10: kronfed.fed.v1.DownloadChunk
+	(*DownloadHeader)(nil),   // 11: kronfed.fed.v1.DownloadHeader
+	(*UploadChunk)(nil),      // 12: kronfed.fed.v1.UploadChunk
+	(*UploadHeader)(nil),     // 13: kronfed.fed.v1.UploadHeader
+	(*UploadReceipt)(nil),    // 14: kronfed.fed.v1.UploadReceipt
+	(*StatusRequest)(nil),    // 15: kronfed.fed.v1.StatusRequest
+	(*StatusResponse)(nil),   // 16: kronfed.fed.v1.StatusResponse
+	(*Member)(nil),           // 17: kronfed.fed.v1.Member
+	(*RoundResult)(nil),      // 18: kronfed.fed.v1.RoundResult
+	(*StoredUpload)(nil),     // 19: kronfed.fed.v1.StoredUpload
+	(*StoredGlobal)(nil),     // 20: kronfed.fed.v1.StoredGlobal
 }
 var file_kronfed_fed_v1_fed_proto_depIdxs = []int32{
-	3,  // 0: kronfed.fed.v1.RoundAssignment.config:type_name -> kronfed.fed.v1.RoundConfig
-	7,  // 1: kronfed.fed.v1.DownloadChunk.header:type_name -> kronfed.fed.v1.DownloadHeader
-	9,  // 2: kronfed.fed.v1.UploadChunk.header:type_name -> kronfed.fed.v1.UploadHeader
-	13, // 3: kronfed.fed.v1.StatusResponse.members:type_name -> kronfed.fed.v1.Member
-	14, // 4: kronfed.fed.v1.StatusResponse.results:type_name -> kronfed.fed.v1.RoundResult
-	9,  // 5: kronfed.fed.v1.StoredUpload.header:type_name -> kronfed.fed.v1.UploadHeader
-	0,  // 6: kronfed.fed.v1.Coordinator.Join:input_type -> kronfed.fed.v1.JoinRequest
-	2,  // 7: kronfed.fed.v1.Coordinator.NextRound:input_type -> kronfed.fed.v1.NextRoundRequest
-	5,  // 8: kronfed.fed.v1.Coordinator.Download:input_type -> kronfed.fed.v1.DownloadRequest
-	8,  // 9: kronfed.fed.v1.Coordinator.Upload:input_type -> kronfed.fed.v1.UploadChunk
-	11, // 10: kronfed.fed.v1.Coordinator.Status:input_type -> kronfed.fed.v1.StatusRequest
-	1,  // 11: kronfed.fed.v1.Coordinator.Join:output_type -> kronfed.fed.v1.JoinResponse
-	4,  // 12: kronfed.fed.v1.Coordinator.NextRound:output_type -> kronfed.fed.v1.RoundAssignment
-	6,  // 13: kronfed.fed.v1.Coordinator.Download:output_type -> kronfed.fed.v1.DownloadChunk
-	10, // 14: kronfed.fed.v1.Coordinator.Upload:output_type -> kronfed.fed.v1.UploadReceipt
-	12, // 15: kronfed.fed.v1.Coordinator.Status:output_type -> kronfed.fed.v1.StatusResponse
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	4,  // 0: kronfed.fed.v1.RoundAssignment.config:type_name -> kronfed.fed.v1.RoundConfig
+	6,  // 1: kronfed.fed.v1.RoundAssignment.secagg:type_name -> kronfed.fed.v1.SecAggSetup
+	0,  // 2: kronfed.fed.v1.SecAggRequest.stage:type_name -> kronfed.fed.v1.SecAggStage
+	0,  // 3: kronfed.fed.v1.SecAggResponse.stage:type_name -> kronfed.fed.v1.SecAggStage
+	11, // 4: kronfed.fed.v1.DownloadChunk.header:type_name -> kronfed.fed.v1.DownloadHeader
+	13, // 5: kronfed.fed.v1.UploadChunk.header:type_name -> kronfed.fed.v1.UploadHeader
+	17, // 6: kronfed.fed.v1.StatusResponse.members:type_name -> kronfed.fed.v1.Member
+	18, // 7: kronfed.fed.v1.StatusResponse.results:type_name -> kronfed.fed.v1.RoundResult
+	13, // 8: kronfed.fed.v1.StoredUpload.header:type_name -> kronfed.fed.v1.UploadHeader
+	1,  // 9: kronfed.fed.v1.Coordinator.Join:input_type -> kronfed.fed.v1.JoinRequest
+	3,  // 10: kronfed.fed.v1.Coordinator.NextRound:input_type -> kronfed.fed.v1.NextRoundRequest
+	9,  // 11: kronfed.fed.v1.Coordinator.Download:input_type -> kronfed.fed.v1.DownloadRequest
+	12, // 12: kronfed.fed.v1.Coordinator.Upload:input_type -> kronfed.fed.v1.UploadChunk
+	15, // 13: kronfed.fed.v1.Coordinator.Status:input_type -> kronfed.fed.v1.StatusRequest
+	7,  // 14: kronfed.fed.v1.Coordinator.SecAgg:input_type -> kronfed.fed.v1.SecAggRequest
+	2,  // 15: kronfed.fed.v1.Coordinator.Join:output_type -> kronfed.fed.v1.JoinResponse
+	5,  // 16: kronfed.fed.v1.Coordinator.NextRound:output_type -> kronfed.fed.v1.RoundAssignment
+	10, // 17: kronfed.fed.v1.Coordinator.Download:output_type -> kronfed.fed.v1.DownloadChunk
+	14, // 18: kronfed.fed.v1.Coordinator.Upload:output_type -> kronfed.fed.v1.UploadReceipt
+	16, // 19: kronfed.fed.v1.Coordinator.Status:output_type -> kronfed.fed.v1.StatusResponse
+	8,  // 20: kronfed.fed.v1.Coordinator.SecAgg:output_type -> kronfed.fed.v1.SecAggResponse
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_kronfed_fed_v1_fed_proto_init() }
@@ -1683,11 +2059,11 @@ func file_kronfed_fed_v1_fed_proto_init() {
 	if File_kronfed_fed_v1_fed_proto != nil {
 		return
 	}
-	file_kronfed_fed_v1_fed_proto_msgTypes[6].OneofWrappers = []any{
+	file_kronfed_fed_v1_fed_proto_msgTypes[9].OneofWrappers = []any{
 		(*DownloadChunk_Header)(nil),
 		(*DownloadChunk_Data)(nil),
 	}
-	file_kronfed_fed_v1_fed_proto_msgTypes[8].OneofWrappers = []any{
+	file_kronfed_fed_v1_fed_proto_msgTypes[11].OneofWrappers = []any{
 		(*UploadChunk_Header)(nil),
 		(*UploadChunk_Data)(nil),
 	}
@@ -1696,13 +2072,14 @@ func file_kronfed_fed_v1_fed_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kronfed_fed_v1_fed_proto_rawDesc), len(file_kronfed_fed_v1_fed_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   17,
+			NumEnums:      1,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_kronfed_fed_v1_fed_proto_goTypes,
 		DependencyIndexes: file_kronfed_fed_v1_fed_proto_depIdxs,
+		EnumInfos:         file_kronfed_fed_v1_fed_proto_enumTypes,
 		MessageInfos:      file_kronfed_fed_v1_fed_proto_msgTypes,
 	}.Build()
 	File_kronfed_fed_v1_fed_proto = out.File

@@ -30,6 +30,7 @@ const (
 	Coordinator_Download_FullMethodName  = "/kronfed.fed.v1.Coordinator/Download"
 	Coordinator_Upload_FullMethodName    = "/kronfed.fed.v1.Coordinator/Upload"
 	Coordinator_Status_FullMethodName    = "/kronfed.fed.v1.Coordinator/Status"
+	Coordinator_SecAgg_FullMethodName    = "/kronfed.fed.v1.Coordinator/SecAgg"
 )
 
 // CoordinatorClient is the client API for Coordinator service.
@@ -55,6 +56,11 @@ type CoordinatorClient interface {
 	Upload(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadChunk, UploadReceipt], error)
 	// Status reports rounds, members and the last results.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// SecAgg carries one step of a secure-aggregation round (SecAgg+): the
+	// caller's message for a stage, answered with the coordinator's relay for
+	// it once the stage has closed (a long poll: ready = false when wait_ms
+	// passed first; call again with the same message).
+	SecAgg(ctx context.Context, in *SecAggRequest, opts ...grpc.CallOption) (*SecAggResponse, error)
 }
 
 type coordinatorClient struct {
@@ -127,6 +133,16 @@ func (c *coordinatorClient) Status(ctx context.Context, in *StatusRequest, opts 
 	return out, nil
 }
 
+func (c *coordinatorClient) SecAgg(ctx context.Context, in *SecAggRequest, opts ...grpc.CallOption) (*SecAggResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SecAggResponse)
+	err := c.cc.Invoke(ctx, Coordinator_SecAgg_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoordinatorServer is the server API for Coordinator service.
 // All implementations must embed UnimplementedCoordinatorServer
 // for forward compatibility.
@@ -150,6 +166,11 @@ type CoordinatorServer interface {
 	Upload(grpc.ClientStreamingServer[UploadChunk, UploadReceipt]) error
 	// Status reports rounds, members and the last results.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// SecAgg carries one step of a secure-aggregation round (SecAgg+): the
+	// caller's message for a stage, answered with the coordinator's relay for
+	// it once the stage has closed (a long poll: ready = false when wait_ms
+	// passed first; call again with the same message).
+	SecAgg(context.Context, *SecAggRequest) (*SecAggResponse, error)
 	mustEmbedUnimplementedCoordinatorServer()
 }
 
@@ -174,6 +195,9 @@ func (UnimplementedCoordinatorServer) Upload(grpc.ClientStreamingServer[UploadCh
 }
 func (UnimplementedCoordinatorServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedCoordinatorServer) SecAgg(context.Context, *SecAggRequest) (*SecAggResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SecAgg not implemented")
 }
 func (UnimplementedCoordinatorServer) mustEmbedUnimplementedCoordinatorServer() {}
 func (UnimplementedCoordinatorServer) testEmbeddedByValue()                     {}
@@ -268,6 +292,24 @@ func _Coordinator_Status_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Coordinator_SecAgg_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SecAggRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).SecAgg(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_SecAgg_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).SecAgg(ctx, req.(*SecAggRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Coordinator_ServiceDesc is the grpc.ServiceDesc for Coordinator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -286,6 +328,10 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _Coordinator_Status_Handler,
+		},
+		{
+			MethodName: "SecAgg",
+			Handler:    _Coordinator_SecAgg_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
