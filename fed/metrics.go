@@ -18,6 +18,9 @@ type Metrics struct {
 	GlobalVersion   prometheus.Gauge
 	AggregationErr  prometheus.Gauge // last Kron-aware re-fit error
 	Epsilon         prometheus.Gauge // privacy spent (DP)
+	// SecAggSurvivors is how many masked inputs the last secure
+	// aggregation summed (0 without secure aggregation).
+	SecAggSurvivors prometheus.Gauge
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not
@@ -49,10 +52,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Largest per-module relative error of the last Kron-aware re-fit."}),
 		Epsilon: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "privacy_epsilon",
 			Help: "Differential privacy spent so far (ε at the federation's δ; 0 without DP)."}),
+		SecAggSurvivors: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "secagg_survivors",
+			Help: "Masked inputs in the last secure-aggregation sum (0 without secure aggregation)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Rounds, m.Uploads, m.WireBytes, m.RawBytes, m.UploadSeconds, m.AggregateSecond,
-			m.RoundSeconds, m.Members, m.Round, m.GlobalVersion, m.AggregationErr, m.Epsilon)
+			m.RoundSeconds, m.Members, m.Round, m.GlobalVersion, m.AggregationErr, m.Epsilon, m.SecAggSurvivors)
 	}
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -46,6 +47,18 @@ type SecAggPolicy struct {
 	// StageTimeout bounds the key, share and unmask stages (default: a
 	// quarter of the round timeout).
 	StageTimeout time.Duration
+}
+
+// ParseKeyAgreement reads a key agreement name: x25519 or xwing (the
+// hybrid post-quantum X-Wing KEM).
+func ParseKeyAgreement(s string) (secagg.KeyAgreement, error) {
+	switch strings.ToLower(strings.ReplaceAll(s, "-", "")) {
+	case "", "x25519":
+		return secagg.X25519, nil
+	case "xwing":
+		return secagg.XWing, nil
+	}
+	return 0, fmt.Errorf("key agreement %q: want x25519 or xwing", s)
 }
 
 // MinSecAggCohort is the smallest cohort secure aggregation runs with

@@ -738,6 +738,7 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 	s.met.AggregateSecond.Observe(elapsed)
 	s.met.AggregationErr.Set(res.AggregationError)
 	s.met.Epsilon.Set(after.Epsilon)
+	s.met.SecAggSurvivors.Set(float64(res.Survivors))
 	s.met.RoundSeconds.WithLabelValues("published").Observe(s.cfg.Now().Sub(before.Started).Seconds())
 	res.Round, res.Outcome, res.GlobalVersion = job.Round, "published", g.version
 	res.AggregateSeconds = elapsed
@@ -745,7 +746,7 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 	s.recordResult(res, after)
 	s.log.Info("aggregated", "round", job.Round, "rule", s.agg.Rule.String(), "clients", len(job.Uploads), "examples", res.Examples,
 		"train_loss", res.TrainLoss, "val_accuracy", res.ValAccuracy, "wire_bytes", res.WireBytes, "raw_bytes", res.RawBytes,
-		"aggregation_error", res.AggregationError, "epsilon", res.Epsilon, "seconds", elapsed)
+		"aggregation_error", res.AggregationError, "epsilon", res.Epsilon, "secure_aggregation", res.SecureAggregation, "seconds", elapsed)
 	s.handle(effects)
 }
 

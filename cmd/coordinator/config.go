@@ -29,6 +29,19 @@ type serveConfig struct {
 	Rounds  roundsConfig  `toml:"rounds"`
 	Train   trainConfig   `toml:"train"`
 	DP      dpConfig      `toml:"dp"`
+	SecAgg  secAggConfig  `toml:"secure_aggregation"`
+}
+
+// secAggConfig is secure aggregation, SecAgg+ (off unless enabled).
+type secAggConfig struct {
+	Enabled bool `toml:"enabled"`
+	// Range bounds every coordinate of an update (0: learning rate × local
+	// steps).
+	Range        float64 `toml:"range"`
+	Neighbours   int     `toml:"neighbours"`    // 0: 2⌈log2 n⌉
+	Threshold    int     `toml:"threshold"`     // 0: ⌊k/2⌋ + 1 + ⌊k/8⌋
+	KeyAgreement string  `toml:"key_agreement"` // x25519 or xwing
+	StageTimeout string  `toml:"stage_timeout"` // default: a quarter of rounds.timeout
 }
 
 // dpConfig is client-level differential privacy (off unless enabled).
@@ -81,6 +94,7 @@ func defaultServeConfig() serveConfig {
 		Rounds:  roundsConfig{Rounds: 10, Cohort: 0, Fraction: 1, Timeout: "5m", Seed: 1, Rule: "fedavg"},
 		Train:   trainConfig{Epochs: 1, Batch: 8, LR: 3e-4, Bits: 8, Seed: 1},
 		DP:      dpConfig{Clip: 1, Delta: 1e-5},
+		SecAgg:  secAggConfig{KeyAgreement: "x25519"},
 	}
 }
 
@@ -130,6 +144,21 @@ func (c serveConfig) policy() (fed.Policy, fed.Rule, error) {
 	}
 	if c.DP.Enabled {
 		p.DP = &fed.DPPolicy{Clip: c.DP.Clip, Noise: c.DP.Noise, Adaptive: c.DP.Adaptive, Epsilon: c.DP.Budget, Delta: c.DP.Delta}
+	}
+	if sa := c.SecAgg; sa.Enabled {
+		ka, err := fed.ParseKeyAgreement(sa.KeyAgreement)
+		if err != nil {
+			return fed.Policy{}, fed.Rule{}, fmt.Errorf("secure_aggregation.key_agreement: %w", err)
+		}
+		p.SecAgg = &fed.SecAggPolicy{Range: sa.Range, Neighbours: sa.Neighbours, Threshold: sa.Threshold, KeyAgreement: ka}
+		if sa.StageTimeout != "" {
+			if p.SecAgg.StageTimeout, err = time.ParseDuration(sa.StageTimeout); err != nil {
+				return fed.Policy{}, fed.Rule{}, fmt.Errorf("secure_aggregation.stage_timeout %q: %w", sa.StageTimeout, err)
+			}
+		}
+		if rule.Name != "fedavg" {
+			return fed.Policy{}, fed.Rule{}, fmt.Errorf("secure_aggregation reveals only the sum of the updates: rounds.rule %s needs each one (use fedavg)", rule)
+		}
 	}
 	if err := p.Validate(); err != nil {
 		return fed.Policy{}, fed.Rule{}, err

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestServeConfigDP(t *testing.T) {
@@ -48,5 +49,41 @@ func TestServeConfigDP(t *testing.T) {
 	c, _ = loadServeConfig(write("[adapter]\nmodel = \"builtin\"\n"))
 	if c.Adapter.Model != "builtin" {
 		t.Fatalf("model = %q: the built-in name must not become a path", c.Adapter.Model)
+	}
+}
+
+func TestServeConfigSecureAggregation(t *testing.T) {
+	write := func(s string) string {
+		p := filepath.Join(t.TempDir(), "c.toml")
+		if err := os.WriteFile(p, []byte("dir = \"coord\"\n[rounds]\ncohort = 4\n"+strings.Replace(s, "[rounds]\n", "", 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	c, err := loadServeConfig(write("[secure_aggregation]\nenabled = true\nrange = 0.05\nneighbours = 2\nthreshold = 2\nkey_agreement = \"xwing\"\nstage_timeout = \"20s\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := c.policy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := p.SecAgg; s == nil || s.Range != 0.05 || s.Neighbours != 2 || s.Threshold != 2 || s.KeyAgreement.String() != "X-Wing" || s.StageTimeout != 20*time.Second {
+		t.Fatalf("secure aggregation policy %+v", p.SecAgg)
+	}
+	for want, cfg := range map[string]string{
+		"key agreement \"rsa\"": "[secure_aggregation]\nenabled = true\nkey_agreement = \"rsa\"\n",
+		"use fedavg":            "[rounds]\nrule = \"median\"\n[secure_aggregation]\nenabled = true\n",
+		"upload bits 32":        "[secure_aggregation]\nenabled = true\n[train]\nbits = 32\n",
+		"stage_timeout \"soon\"": "[secure_aggregation]\nenabled = true\nstage_timeout = \"soon\"\n",
+		"range -1":              "[secure_aggregation]\nenabled = true\nrange = -1\n",
+	} {
+		c, err := loadServeConfig(write(cfg))
+		if err == nil {
+			_, _, err = c.policy()
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want it to mention %q", cfg, err, want)
+		}
 	}
 }

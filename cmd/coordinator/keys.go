@@ -148,6 +148,9 @@ func printStatus(w io.Writer, st *fedpb.StatusResponse) error {
 		}
 		fmt.Fprintf(w, "differential privacy: ε = %.4g spent at δ = %g (%s)\n", st.Epsilon, st.Delta, budget)
 	}
+	if st.SecureAggregation {
+		fmt.Fprintln(w, "secure aggregation: on (SecAgg+: the coordinator sees only the sum of each round's updates)")
+	}
 	if len(st.Cohort) > 0 {
 		fmt.Fprintf(w, "cohort: %s; uploaded: %s\n", strings.Join(st.Cohort, ", "), strings.Join(st.Accepted, ", "))
 	}
@@ -157,10 +160,14 @@ func printStatus(w io.Writer, st *fedpb.StatusResponse) error {
 		fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s ago\n", m.Name, m.Live, m.Examples, m.Capability,
 			time.Since(time.UnixMilli(m.LastSeenUnixMs)).Round(time.Second))
 	}
-	fmt.Fprintln(tw, "\nROUND\tOUTCOME\tCLIENTS\tEXAMPLES\tLOSS\tVAL ACC\tWIRE BYTES\tRAW BYTES\tAGG ERR\tAGG SECONDS\tε")
+	fmt.Fprintln(tw, "\nROUND\tOUTCOME\tCLIENTS\tEXAMPLES\tLOSS\tVAL ACC\tWIRE BYTES\tRAW BYTES\tAGG ERR\tAGG SECONDS\tε\tSECURE AGGREGATION")
 	for _, r := range st.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%.4f\t%.4f\t%d\t%d\t%.3g\t%.3f\t%.4g\n", r.Round, r.Outcome, len(r.Clients), r.Examples,
-			r.TrainLoss, r.ValAccuracy, r.WireBytes, r.RawBytes, r.AggregationError, r.AggregateSeconds, r.Epsilon)
+		sa := "-"
+		if r.SecureAggregation != "" {
+			sa = fmt.Sprintf("%s, %d survivors", r.SecureAggregation, r.Survivors)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%.4f\t%.4f\t%d\t%d\t%.3g\t%.3f\t%.4g\t%s\n", r.Round, r.Outcome, len(r.Clients), r.Examples,
+			r.TrainLoss, r.ValAccuracy, r.WireBytes, r.RawBytes, r.AggregationError, r.AggregateSeconds, r.Epsilon, sa)
 	}
 	return tw.Flush()
 }
