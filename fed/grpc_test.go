@@ -6,9 +6,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"math"
-	"strings"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 

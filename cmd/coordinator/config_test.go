@@ -72,11 +72,11 @@ func TestServeConfigSecureAggregation(t *testing.T) {
 		t.Fatalf("secure aggregation policy %+v", p.SecAgg)
 	}
 	for want, cfg := range map[string]string{
-		"key agreement \"rsa\"": "[secure_aggregation]\nenabled = true\nkey_agreement = \"rsa\"\n",
-		"use fedavg":            "[rounds]\nrule = \"median\"\n[secure_aggregation]\nenabled = true\n",
-		"upload bits 32":        "[secure_aggregation]\nenabled = true\n[train]\nbits = 32\n",
+		"key agreement \"rsa\"":  "[secure_aggregation]\nenabled = true\nkey_agreement = \"rsa\"\n",
+		"use fedavg":             "[rounds]\nrule = \"median\"\n[secure_aggregation]\nenabled = true\n",
+		"upload bits 32":         "[secure_aggregation]\nenabled = true\n[train]\nbits = 32\n",
 		"stage_timeout \"soon\"": "[secure_aggregation]\nenabled = true\nstage_timeout = \"soon\"\n",
-		"range -1":              "[secure_aggregation]\nenabled = true\nrange = -1\n",
+		"range -1":               "[secure_aggregation]\nenabled = true\nrange = -1\n",
 	} {
 		c, err := loadServeConfig(write(cfg))
 		if err == nil {
