@@ -59,6 +59,9 @@ type Options struct {
 	ValItems int
 	// DP, when set, runs client-level DP-FedAvg (see fed.DPPolicy).
 	DP *fed.DPPolicy
+	// SecAgg, when set, runs every round as a secure aggregation (see
+	// fed.SecAggPolicy).
+	SecAgg *fed.SecAggPolicy
 	// Transport is "memory" (default: direct calls) or "grpc": real gRPC
 	// over mutually authenticated TLS 1.3 on loopback, with certificates
 	// from a federation CA made in Dir.
@@ -224,7 +227,8 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 		val = val[:f.opts.ValItems]
 	}
 	policy := fed.Policy{Rounds: f.published + rounds, CohortSize: f.opts.CohortSize, Fraction: f.opts.Fraction,
-		MinClients: f.opts.Clients, RoundTimeout: 24 * time.Hour, Seed: f.opts.Seed, Train: f.opts.Train, DP: f.opts.DP}
+		MinClients: f.opts.Clients, RoundTimeout: 24 * time.Hour, Seed: f.opts.Seed, Train: f.opts.Train, DP: f.opts.DP,
+		SecAgg: f.opts.SecAgg}
 	if policy.CohortSize == 0 && policy.Fraction == 0 {
 		policy.Fraction = 1
 	}

@@ -69,6 +69,11 @@ type forgettingConfig struct {
 	// DPCryptoNoise draws the noise from a cryptographic generator; by
 	// default a simulation seeds it (reproducible, NOT private).
 	DPCryptoNoise bool `toml:"dp_crypto_noise"`
+	// Secure aggregation (SecAgg+) of every round: range bounds each
+	// update coordinate (0: learning rate × local steps).
+	SecAgg             bool    `toml:"secagg"`
+	SecAggRange        float64 `toml:"secagg_range"`
+	SecAggKeyAgreement string  `toml:"secagg_key_agreement"`
 }
 
 func defaultForgetting() forgettingConfig {
@@ -317,6 +322,9 @@ func loadConfig(name string, args []string, cfg *forgettingConfig, extra func(*f
 	fs.Float64Var(&cfg.DPBudget, "dp-budget", cfg.DPBudget, "DP: stop before ε would pass this (0: no budget)")
 	fs.Float64Var(&cfg.DPDelta, "dp-delta", cfg.DPDelta, "DP: δ")
 	fs.BoolVar(&cfg.DPCryptoNoise, "dp-crypto-noise", cfg.DPCryptoNoise, "DP: cryptographic noise (default: seeded noise, reproducible but NOT private)")
+	fs.BoolVar(&cfg.SecAgg, "secagg", cfg.SecAgg, "secure aggregation (SecAgg+): the coordinator sees only each round's sum; needs rule fedavg and bits 2..8")
+	fs.Float64Var(&cfg.SecAggRange, "secagg-range", cfg.SecAggRange, "secure aggregation: bound on every update coordinate (0: learning rate × local steps)")
+	fs.StringVar(&cfg.SecAggKeyAgreement, "secagg-key-agreement", cfg.SecAggKeyAgreement, "secure aggregation: x25519 or xwing (hybrid post-quantum)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -464,7 +472,21 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 			return nil, fmt.Errorf("differential privacy needs rule fedavg, not %s", rule)
 		}
 	}
-	probe := fed.Policy{CohortSize: cfg.Cohort, Fraction: cfg.Fraction, RoundTimeout: time.Hour, Train: rc, DP: dp}
+	var sa *fed.SecAggPolicy
+	if cfg.SecAgg {
+		ka, err := fed.ParseKeyAgreement(cfg.SecAggKeyAgreement)
+		if err != nil {
+			return nil, fmt.Errorf("secagg_key_agreement: %w", err)
+		}
+		if rule.Name != "fedavg" {
+			return nil, fmt.Errorf("secure aggregation reveals only each round's sum: rule %s needs every update (use fedavg)", rule)
+		}
+		sa = &fed.SecAggPolicy{Range: cfg.SecAggRange, KeyAgreement: ka}
+		if n := cfg.Cohort; n == 0 && int(math.Ceil(cfg.Fraction*float64(cfg.Clients)-1e-9)) < fed.MinSecAggCohort {
+			return nil, fmt.Errorf("secure aggregation needs cohorts of at least %d clients (fraction %v of %d clients)", fed.MinSecAggCohort, cfg.Fraction, cfg.Clients)
+		}
+	}
+	probe := fed.Policy{CohortSize: cfg.Cohort, Fraction: cfg.Fraction, RoundTimeout: time.Hour, Train: rc, DP: dp, SecAgg: sa}
 	if err := probe.Validate(); err != nil {
 		return nil, err
 	}
@@ -503,7 +525,7 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 	}
 	return &simulate.Experiment{
 		Base: simulate.Options{Model: m, Clients: cfg.Clients, CohortSize: cfg.Cohort, Fraction: cfg.Fraction, Rule: rule,
-			Train: rc, Partition: cfg.Partition, Seed: cfg.Seed, Workers: cfg.Workers, DP: dp, Transport: cfg.Transport,
+			Train: rc, Partition: cfg.Partition, Seed: cfg.Seed, Workers: cfg.Workers, DP: dp, SecAgg: sa, Transport: cfg.Transport,
 			Logger: slog.New(slog.DiscardHandler)},
 		Adapters: adapters, Pairs: pairs, RoundsA: simulate.ScaleRounds(cfg.RoundsA, cfg.Scale), RoundsB: simulate.ScaleRounds(cfg.RoundsB, cfg.Scale),
 		Splits:    func(name string) (*task.Splits, error) { return splits[name], nil },
@@ -613,11 +635,18 @@ func scheduleLines(cfg forgettingConfig, exp *simulate.Experiment) []string {
 				ub = r
 			}
 		}
-		l := fmt.Sprintf("%s: phase A %s %d rounds, phase B %s %d rounds", p.Name(), p.A, a, p.B, b)
+		l := fmt.Sprintf("%s: phase A %s %s, phase B %s %s", p.Name(), p.A, roundsText(a), p.B, roundsText(b))
 		if cfg.Scale != 1 {
 			l += fmt.Sprintf(" (%d + %d before scale %g)", ua, ub, cfg.Scale)
 		}
 		lines = append(lines, l)
 	}
 	return lines
+}
+
+func roundsText(n int) string {
+	if n == 1 {
+		return "1 round"
+	}
+	return fmt.Sprintf("%d rounds", n)
 }
