@@ -161,7 +161,7 @@ func TestPaperPresetTinyRun(t *testing.T) {
 	}
 	t.Logf("tiny paper-preset run: %s", time.Since(start).Round(time.Millisecond))
 	s := buf.String()
-	sched := strings.Index(s, "arc-challenge→arc-easy: phase A arc-challenge 1 rounds, phase B arc-easy 2 rounds (10 + 20 before scale 0.1)")
+	sched := strings.Index(s, "arc-challenge→arc-easy: phase A arc-challenge 1 round, phase B arc-easy 2 rounds (10 + 20 before scale 0.1)")
 	if sched < 0 || sched > strings.Index(s, "round 1/3") || !strings.Contains(s, "round 3/3") || !strings.Contains(s, "epochs → rounds") {
 		t.Fatalf("output:\n%s", s)
 	}
