@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/aggregate"
 	"github.com/kronfed/kronfed/fed/fedpb"
 	"github.com/kronfed/kronfed/secure"
 )
@@ -314,6 +315,11 @@ func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEven
 	h := fnv.New64a()
 	h.Write([]byte(c.cfg.Name))
 	rng := mrand.New(mrand.NewPCG(a.Config.Seed, h.Sum64()))
+	if rc := a.Config; rc.LocalNoise > 0 {
+		if err := c.addLocalNoise(local, rc, h.Sum64()); err != nil {
+			return Failed{Class: SkipRound, Err: fmt.Errorf("round %d local DP: %w", a.Round, err)}
+		}
+	}
 	var payload []byte
 	if a.Secagg != nil {
 		if c.sa == nil || c.sa.round != a.Round || c.sa.bundle == nil {
@@ -342,6 +348,35 @@ func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEven
 	}
 	c.prepared = &preparedUpload{round: a.Round, payload: len(payload), header: hd, ct: ct}
 	return Trained{Now: c.cfg.Now()}
+}
+
+// addLocalNoise is local DP: the update local − global is clipped to the
+// round's norm and noised (aggregate.AddLocalNoise) before it leaves the
+// client; local becomes global + the noisy update.
+func (c *Client) addLocalNoise(local *adapter.Set, rc *fedpb.RoundConfig, nameHash uint64) error {
+	delta := local.Clone()
+	g, d := c.global.Params(), delta.Params()
+	for i := range d {
+		for j := range d[i].Data {
+			d[i].Data[j] -= g[i].Data[j]
+		}
+	}
+	src := aggregate.CryptoNoise()
+	if rc.LocalNoiseSeeded {
+		src = aggregate.SeededNoise(rc.Seed ^ nameHash)
+	}
+	norm, clipped, err := aggregate.AddLocalNoise(delta, rc.LocalClip, rc.LocalNoise, src)
+	if err != nil {
+		return err
+	}
+	l := local.Params()
+	for i := range l {
+		for j := range l[i].Data {
+			l[i].Data[j] = g[i].Data[j] + d[i].Data[j]
+		}
+	}
+	c.log.Info("local DP", "norm", norm, "clipped", clipped, "clip", rc.LocalClip, "noise_multiplier", rc.LocalNoise, "seeded", rc.LocalNoiseSeeded)
+	return nil
 }
 
 // IsHandshakeError reports whether err is a failed TLS handshake with the

@@ -3,6 +3,7 @@ package fed
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -79,6 +80,15 @@ type DPPolicy struct {
 	// only: such noise is NOT private.
 	SeededNoise bool
 	Seed        uint64
+	// Local makes it local DP: every client clips its own update to Clip
+	// and adds the Gaussian noise before upload (aggregate.AddLocalNoise),
+	// so not even the coordinator sees an unnoised update; the coordinator
+	// aggregates the noisy updates with any rule. Each round is then a
+	// Gaussian mechanism on each participating client with no
+	// amplification by sampling, accounted as such (an upper bound for a
+	// client selected in every round). Costlier in accuracy: the mean's
+	// noise is z·C/√n rather than z·C/n.
+	Local bool
 }
 
 // Validate reports a DP policy that cannot run.
@@ -92,6 +102,8 @@ func (d *DPPolicy) Validate() error {
 		return fmt.Errorf("dp: delta %v must be in (0, 1)", d.Delta)
 	case d.Epsilon < 0 || math.IsNaN(d.Epsilon):
 		return fmt.Errorf("dp: budget epsilon %v must not be negative", d.Epsilon)
+	case d.Local && d.Adaptive:
+		return errors.New("dp: adaptive clipping needs the server's noisy count of unclipped updates; local DP uses a fixed clip")
 	}
 	return nil
 }
@@ -100,9 +112,13 @@ func (d *DPPolicy) Validate() error {
 // clients, at accountant.DefaultOrders: fixed-size sampling without
 // replacement, and noise multiplier z/2 because replacing one client moves
 // the clipped sum by up to 2C.
-func roundRDP(z float64, cohort, eligible int) ([]float64, error) {
+func roundRDP(dp *DPPolicy, cohort, eligible int) ([]float64, error) {
 	orders := accountant.DefaultOrders()
+	z := dp.Noise
 	q := float64(cohort) / float64(max(eligible, 1))
+	if dp.Local {
+		q = 1 // a client's own noisy update: no amplification by sampling
+	}
 	out := make([]float64, len(orders))
 	for i, a := range orders {
 		r, err := accountant.WithoutReplacementRDP(min(q, 1), z/2, a)
@@ -152,6 +168,9 @@ func (p Policy) Validate() error {
 		return err
 	}
 	if p.SecAgg != nil {
+		if p.DP != nil && p.DP.Local {
+			return errors.New("local DP noise (z·C per coordinate) swamps the secure-aggregation range; use central DP with secure aggregation")
+		}
 		return p.SecAgg.validate(p)
 	}
 	return nil
@@ -165,6 +184,10 @@ func validateRoundConfig(c *fedpb.RoundConfig) error {
 		return fmt.Errorf("batch size %d < 1", c.BatchSize)
 	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
 		return fmt.Errorf("learning rate %v must be positive", c.LearningRate)
+	case c.LocalNoise < 0 || math.IsNaN(c.LocalNoise) || math.IsInf(c.LocalNoise, 0):
+		return fmt.Errorf("local DP noise multiplier %v must be positive (or 0: off)", c.LocalNoise)
+	case c.LocalNoise > 0 && (!(c.LocalClip > 0) || math.IsInf(c.LocalClip, 0)):
+		return fmt.Errorf("local DP clipping norm %v must be positive", c.LocalClip)
 	}
 	switch c.Bits {
 	case 2, 3, 4, 8, 32:
@@ -662,7 +685,7 @@ func (m *Machine) Accept(now time.Time, r Receipt) []Effect {
 
 // spend is the ε after one more round with cohort of eligible clients.
 func (m *Machine) spend(cohort, eligible int) (float64, error) {
-	r, err := roundRDP(m.policy.DP.Noise, cohort, eligible)
+	r, err := roundRDP(m.policy.DP, cohort, eligible)
 	if err != nil {
 		return 0, err
 	}
@@ -682,7 +705,7 @@ func (m *Machine) Aggregated(round, version uint64, nextClip float64) []Effect {
 		return nil
 	}
 	if dp := m.policy.DP; dp != nil {
-		r, err := roundRDP(dp.Noise, len(m.st.Cohort), m.st.Eligible)
+		r, err := roundRDP(dp, len(m.st.Cohort), m.st.Eligible)
 		if err != nil {
 			return m.abandon("privacy accounting: " + err.Error())
 		}

@@ -3,9 +3,12 @@ package fed
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"math"
+	"strings"
 	"testing"
 
+	"github.com/kronfed/kronfed/aggregate"
 	"github.com/kronfed/kronfed/aggregate/accountant"
 )
 
@@ -96,6 +99,88 @@ func TestDPRoundsInMemory(t *testing.T) {
 		for i := range g.Data {
 			if d := float64(g.Data[i]-init[k].Data[i]) - mean; math.Abs(d) > 2*0.04/127+1e-6 {
 				t.Fatalf("%s[%d] moved by %v, want the unweighted mean %v", g.Name, i, float64(g.Data[i]-init[k].Data[i]), mean)
+			}
+		}
+	}
+}
+
+// TestLocalDPRound: with local DP every client clips and noises its own
+// update before upload. The noise is seeded here, so the test rebuilds
+// each client's noisy update independently and checks the published
+// adapter is their weighted mean (within 8-bit rounding); ε is that of the
+// Gaussian mechanism with multiplier z/2 (replace-one), α/(2(z/2)²) at
+// every order, without amplification by sampling.
+func TestLocalDPRound(t *testing.T) {
+	p := testPolicy()
+	p.Rounds, p.CohortSize = 1, 2
+	p.DP = &DPPolicy{Clip: 0.05, Noise: 2, Delta: 1e-5, SeededNoise: true, Local: true}
+	f := newTestFed(t, p, 0)
+	defer f.st.Close()
+	shifts := []float32{0.01, -0.02, 0.04}
+	examples := []int{10, 20, 30}
+	var clients []*testClient
+	for i, s := range shifts {
+		clients = append(clients, f.client(t, fmt.Sprintf("c%d", i), s, examples[i], 1))
+	}
+	// Cohort of 2 from 3: only the selected clients upload.
+	serr, _ := runAll(t, context.Background(), f.srv, clients...)
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	st := f.srv.Status()
+	r := st.Results[0]
+	if r.Outcome != "published" || r.Clip != 0.05 || r.NoiseStd != 0.1 || !strings.HasPrefix(r.Noise, "local") {
+		t.Fatalf("result %v", r)
+	}
+	orders := accountant.DefaultOrders()
+	rdp := make([]float64, len(orders))
+	for i, a := range orders {
+		rdp[i] = a / (2 * 1 * 1) // σ = z/2 = 1
+	}
+	want, _, err := accountant.EpsilonFromRDP(orders, rdp, 1e-5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(st.Epsilon-want) > 1e-6*want {
+		t.Fatalf("ε %v, want the Gaussian mechanism's %v", st.Epsilon, want)
+	}
+	// Rebuild every selected client's noisy update.
+	seed := mixSeed(p.Train.Seed, 1)
+	sum := make([][]float64, len(f.initial.Params()))
+	tol, weight := 0.0, 0.0
+	for _, name := range r.Clients {
+		i := int(name[1] - '0')
+		delta := f.initial.Clone()
+		for _, q := range delta.Params() {
+			for j := range q.Data {
+				q.Data[j] = shifts[i]
+			}
+		}
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		if _, _, err := aggregate.AddLocalNoise(delta, 0.05, 2, aggregate.SeededNoise(seed^h.Sum64())); err != nil {
+			t.Fatal(err)
+		}
+		w := float64(examples[i])
+		weight += w
+		worst := 0.0
+		for k, q := range delta.Params() {
+			if sum[k] == nil {
+				sum[k] = make([]float64, len(q.Data))
+			}
+			for j, v := range q.Data {
+				sum[k][j] += w * float64(v)
+				worst = math.Max(worst, math.Abs(float64(v)))
+			}
+		}
+		tol += w * worst / 127 // one 8-bit step of this client's largest row scale
+	}
+	got, _ := f.srv.GlobalAdapter()
+	init := f.initial.Params()
+	for k, q := range got.Params() {
+		for j := range q.Data {
+			if d := float64(q.Data[j]-init[k].Data[j]) - sum[k][j]/weight; math.Abs(d) > tol/weight+1e-6 {
+				t.Fatalf("%s[%d]: moved %v, want the mean noisy update %v (tolerance %v)", q.Name, j, q.Data[j]-init[k].Data[j], sum[k][j]/weight, tol/weight)
 			}
 		}
 	}

@@ -48,6 +48,12 @@ func AssignmentSigningBytes(a *fedpb.RoundAssignment) []byte {
 	if rc := a.Config; rc != nil {
 		c = c.u64(uint64(rc.LocalEpochs)).u64(uint64(rc.BatchSize)).f64(rc.LearningRate).u64(uint64(rc.Bits)).
 			u64(rc.Seed).u64(uint64(rc.MaxItems))
+		if rc.LocalNoise != 0 || rc.LocalClip != 0 || rc.LocalNoiseSeeded {
+			c = c.str("local-dp").f64(rc.LocalNoise).f64(rc.LocalClip)
+			if rc.LocalNoiseSeeded {
+				c = c.u64(1)
+			}
+		}
 	}
 	return c.secAggSetup(a.Secagg)
 }

@@ -253,6 +253,10 @@ func TestSecAggPolicyRefusals(t *testing.T) {
 		{func(p *Policy) { p.CohortSize, p.Quorum = 2, 2 }, "at least 3"},
 		{func(p *Policy) { p.SecAgg.Range = -1 }, "range -1"},
 		{func(p *Policy) { p.SecAgg.Neighbours = -2 }, "neighbours -2"},
+		{func(p *Policy) { p.DP = &DPPolicy{Clip: 1, Noise: 1, Delta: 1e-5, Local: true} }, "use central DP with secure aggregation"},
+		{func(p *Policy) {
+			p.SecAgg, p.DP = nil, &DPPolicy{Clip: 1, Noise: 1, Delta: 1e-5, Local: true, Adaptive: true}
+		}, "local DP uses a fixed clip"},
 	} {
 		p := testPolicy()
 		p.SecAgg = &SecAggPolicy{}

@@ -192,7 +192,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("coordinator: secure aggregation reveals only the sum of the updates; aggregation rule %s needs each one (use fedavg)", cfg.Rule)
 	}
 	if dp := cfg.Policy.DP; dp != nil {
-		if cfg.Rule.Name != "fedavg" {
+		if cfg.Rule.Name != "fedavg" && !dp.Local {
 			return nil, fmt.Errorf("coordinator: differential privacy averages clipped updates; aggregation rule %s cannot be combined with it (use fedavg)", cfg.Rule)
 		}
 		if dp.SeededNoise {
@@ -444,6 +444,9 @@ func (s *Server) pushResult(r *fedpb.RoundResult) {
 func (s *Server) signAssignment(st State) *fedpb.RoundAssignment {
 	rc := proto.Clone(s.cfg.Policy.Train).(*fedpb.RoundConfig)
 	rc.Seed = mixSeed(rc.Seed, st.Round)
+	if dp := s.cfg.Policy.DP; dp != nil && dp.Local {
+		rc.LocalNoise, rc.LocalClip, rc.LocalNoiseSeeded = dp.Noise, st.Clip, dp.SeededNoise
+	}
 	a := &fedpb.RoundAssignment{Round: st.Round, GlobalVersion: st.GlobalVersion, GlobalDigest: s.cur.digest,
 		GlobalSize: uint64(len(s.cur.file)), Config: rc, DeadlineUnixMs: st.Deadline.UnixMilli(),
 		Model: s.cur.set.BaseModel, Adapter: s.cur.set.Config.String()}
@@ -781,7 +784,7 @@ func (s *Server) combine(job StartAggregation) (next *adapter.Set, res *fedpb.Ro
 		}
 		updates = append(updates, aggregate.Update{Set: set, Weight: float64(r.Examples)})
 	}
-	if dp := s.cfg.Policy.DP; dp != nil {
+	if dp := s.cfg.Policy.DP; dp != nil && !dp.Local {
 		next, nextClip, err = s.privateAverage(dp, job, base.set, updates, res)
 		return next, res, nextClip, err
 	}
@@ -790,6 +793,12 @@ func (s *Server) combine(job StartAggregation) (next *adapter.Set, res *fedpb.Ro
 		return nil, nil, 0, err
 	}
 	res.AggregationError = relErr
+	if dp := s.cfg.Policy.DP; dp != nil && dp.Local {
+		s.mu.Lock()
+		res.Clip = s.m.State().Clip
+		s.mu.Unlock()
+		res.NoiseStd, res.Noise = dp.Noise*res.Clip, "local: each client noised its own update"
+	}
 	return next, res, 0, nil
 }
 

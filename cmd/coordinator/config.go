@@ -52,6 +52,8 @@ type dpConfig struct {
 	Adaptive bool    `toml:"adaptive"`
 	Budget   float64 `toml:"budget"` // ε budget (0: none)
 	Delta    float64 `toml:"delta"`
+	// Local: clients clip and noise their own updates (local DP).
+	Local bool `toml:"local"`
 }
 
 type adapterConfig struct {
@@ -143,7 +145,8 @@ func (c serveConfig) policy() (fed.Policy, fed.Rule, error) {
 			Bits: uint32(t.Bits), Seed: t.Seed, MaxItems: uint32(t.MaxItems)},
 	}
 	if c.DP.Enabled {
-		p.DP = &fed.DPPolicy{Clip: c.DP.Clip, Noise: c.DP.Noise, Adaptive: c.DP.Adaptive, Epsilon: c.DP.Budget, Delta: c.DP.Delta}
+		p.DP = &fed.DPPolicy{Clip: c.DP.Clip, Noise: c.DP.Noise, Adaptive: c.DP.Adaptive, Epsilon: c.DP.Budget, Delta: c.DP.Delta,
+			Local: c.DP.Local}
 	}
 	if sa := c.SecAgg; sa.Enabled {
 		ka, err := fed.ParseKeyAgreement(sa.KeyAgreement)

@@ -302,9 +302,16 @@ type RoundConfig struct {
 	// round (mixed with the client's name).
 	Seed uint64 `protobuf:"varint,5,opt,name=seed,proto3" json:"seed,omitempty"`
 	// At most this many local training items per round (0: all).
-	MaxItems      uint32 `protobuf:"varint,6,opt,name=max_items,json=maxItems,proto3" json:"max_items,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxItems uint32 `protobuf:"varint,6,opt,name=max_items,json=maxItems,proto3" json:"max_items,omitempty"`
+	// Local differential privacy (0: off): before upload the client clips
+	// its update to local_clip and adds Gaussian noise of std
+	// local_noise·local_clip to every coordinate; seeded noise (simulations
+	// only, NOT private) when local_noise_seeded.
+	LocalNoise       float64 `protobuf:"fixed64,7,opt,name=local_noise,json=localNoise,proto3" json:"local_noise,omitempty"`
+	LocalClip        float64 `protobuf:"fixed64,8,opt,name=local_clip,json=localClip,proto3" json:"local_clip,omitempty"`
+	LocalNoiseSeeded bool    `protobuf:"varint,9,opt,name=local_noise_seeded,json=localNoiseSeeded,proto3" json:"local_noise_seeded,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RoundConfig) Reset() {
@@ -377,6 +384,27 @@ func (x *RoundConfig) GetMaxItems() uint32 {
 		return x.MaxItems
 	}
 	return 0
+}
+
+func (x *RoundConfig) GetLocalNoise() float64 {
+	if x != nil {
+		return x.LocalNoise
+	}
+	return 0
+}
+
+func (x *RoundConfig) GetLocalClip() float64 {
+	if x != nil {
+		return x.LocalClip
+	}
+	return 0
+}
+
+func (x *RoundConfig) GetLocalNoiseSeeded() bool {
+	if x != nil {
+		return x.LocalNoiseSeeded
+	}
+	return false
 }
 
 type RoundAssignment struct {
@@ -1840,7 +1868,7 @@ const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	"\x10NextRoundRequest\x12\x1f\n" +
 	"\vafter_round\x18\x01 \x01(\x04R\n" +
 	"afterRound\x12\x17\n" +
-	"\await_ms\x18\x02 \x01(\rR\x06waitMs\"\xb9\x01\n" +
+	"\await_ms\x18\x02 \x01(\rR\x06waitMs\"\xa7\x02\n" +
 	"\vRoundConfig\x12!\n" +
 	"\flocal_epochs\x18\x01 \x01(\rR\vlocalEpochs\x12\x1d\n" +
 	"\n" +
@@ -1848,7 +1876,12 @@ const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	"\rlearning_rate\x18\x03 \x01(\x01R\flearningRate\x12\x12\n" +
 	"\x04bits\x18\x04 \x01(\rR\x04bits\x12\x12\n" +
 	"\x04seed\x18\x05 \x01(\x04R\x04seed\x12\x1b\n" +
-	"\tmax_items\x18\x06 \x01(\rR\bmaxItems\"\x99\x03\n" +
+	"\tmax_items\x18\x06 \x01(\rR\bmaxItems\x12\x1f\n" +
+	"\vlocal_noise\x18\a \x01(\x01R\n" +
+	"localNoise\x12\x1d\n" +
+	"\n" +
+	"local_clip\x18\b \x01(\x01R\tlocalClip\x12,\n" +
+	"\x12local_noise_seeded\x18\t \x01(\bR\x10localNoiseSeeded\"\x99\x03\n" +
 	"\x0fRoundAssignment\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x04R\x05round\x12%\n" +
 	"\x0eglobal_version\x18\x02 \x01(\x04R\rglobalVersion\x12#\n" +
