@@ -69,6 +69,8 @@ type forgettingConfig struct {
 	// DPCryptoNoise draws the noise from a cryptographic generator; by
 	// default a simulation seeds it (reproducible, NOT private).
 	DPCryptoNoise bool `toml:"dp_crypto_noise"`
+	// DPLocal: clients clip and noise their own updates (local DP).
+	DPLocal bool `toml:"dp_local"`
 	// Secure aggregation (SecAgg+) of every round: range bounds each
 	// update coordinate (0: learning rate × local steps).
 	SecAgg             bool    `toml:"secagg"`
@@ -322,6 +324,7 @@ func loadConfig(name string, args []string, cfg *forgettingConfig, extra func(*f
 	fs.Float64Var(&cfg.DPBudget, "dp-budget", cfg.DPBudget, "DP: stop before ε would pass this (0: no budget)")
 	fs.Float64Var(&cfg.DPDelta, "dp-delta", cfg.DPDelta, "DP: δ")
 	fs.BoolVar(&cfg.DPCryptoNoise, "dp-crypto-noise", cfg.DPCryptoNoise, "DP: cryptographic noise (default: seeded noise, reproducible but NOT private)")
+	fs.BoolVar(&cfg.DPLocal, "dp-local", cfg.DPLocal, "DP: local DP, each client clips and noises its own update before upload")
 	fs.BoolVar(&cfg.SecAgg, "secagg", cfg.SecAgg, "secure aggregation (SecAgg+): the coordinator sees only each round's sum; needs rule fedavg and bits 2..8")
 	fs.Float64Var(&cfg.SecAggRange, "secagg-range", cfg.SecAggRange, "secure aggregation: bound on every update coordinate (0: learning rate × local steps)")
 	fs.StringVar(&cfg.SecAggKeyAgreement, "secagg-key-agreement", cfg.SecAggKeyAgreement, "secure aggregation: x25519 or xwing (hybrid post-quantum)")
@@ -467,8 +470,8 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 	var dp *fed.DPPolicy
 	if cfg.DPNoise != 0 {
 		dp = &fed.DPPolicy{Clip: cfg.DPClip, Noise: cfg.DPNoise, Adaptive: cfg.DPAdaptive, Epsilon: cfg.DPBudget,
-			Delta: cfg.DPDelta, SeededNoise: !cfg.DPCryptoNoise, Seed: cfg.Seed}
-		if rule.Name != "fedavg" {
+			Delta: cfg.DPDelta, SeededNoise: !cfg.DPCryptoNoise, Seed: cfg.Seed, Local: cfg.DPLocal}
+		if rule.Name != "fedavg" && !cfg.DPLocal {
 			return nil, fmt.Errorf("differential privacy needs rule fedavg, not %s", rule)
 		}
 	}
