@@ -429,3 +429,55 @@ func freeAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// TestSecureAggregationEndToEnd: SecAgg+ rounds with real processes. Four
+// clients exchange keys and shares through the coordinator; c3 is killed
+// while training in round 1, after sharing, so the coordinator unmasks the
+// three survivors' sum by reconstructing c3's pairwise masks from its
+// neighbours' shares; round 2 runs without it.
+func TestSecureAggregationEndToEnd(t *testing.T) {
+	gossip := freeAddr(t)
+	f := newFederation(t, 4, `[rounds]
+rounds = 2
+fraction = 1.0
+min_clients = 3
+quorum = 3
+timeout = "40s"
+
+[secure_aggregation]
+enabled = true
+range = 0.05`, fmt.Sprintf("gossip = %q", gossip))
+	coord, addr := f.serve(t)
+	var clients []*proc
+	for i := range 4 {
+		args := []string{"--gossip-seed", gossip}
+		if i == 3 { // c3 trains on its whole shard: still training when killed
+			args = append(args, "--train-limit", "0")
+		}
+		clients = append(clients, f.join(t, i, addr, args...))
+	}
+	clients[3].waitFor(t, `secure aggregation keys exchanged.*round=1`, 60*time.Second)
+	clients[3].kill()
+	m := coord.waitFor(t, `aggregated round=1 .*clients=(\d+)`, 90*time.Second)
+	if m[1] != "3" {
+		t.Fatalf("round 1, whose client c3 was killed after sharing its keys, aggregated %s clients", m[1])
+	}
+	if err := coord.wait(t, 90*time.Second); err != nil {
+		t.Fatalf("coordinator: %v", err)
+	}
+	for _, c := range clients[:3] {
+		if err := c.wait(t, 30*time.Second); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+	}
+	res := f.results(t)
+	if len(res) != 2 {
+		t.Fatalf("results: %v", res)
+	}
+	for _, r := range res {
+		if r.Outcome != "published" || r.Survivors != 3 || !strings.HasPrefix(r.SecureAggregation, "secagg+") {
+			t.Fatalf("round %d: %v", r.Round, r)
+		}
+	}
+	logLines(t, coord, "secure aggregation", "unmask stage closed", "aggregated")
+}
