@@ -16,17 +16,23 @@ import (
 // naming what is wrong, before any training.
 func TestBadConfigRefusedBeforeWork(t *testing.T) {
 	cases := map[string][]string{
-		"unknown task":          {"--pairs", "add-mod-10:nope"},
-		"cohort 9 exceeds":      {"--cohort", "9"},
-		"upload bits 5":         {"--bits", "5"},
-		"partition":             {"--partition", "skewed"},
-		"adapter":               {"--adapters", "dora:8"},
-		"dA2 applies":           {"--adapters", "lora:8:4"},
-		"kron-exact needs":      {"--adapters", "lora:8", "--rule", "kron-exact"},
-		"rounds-a and rounds-b": {"--rounds-a", "0"},
-		"transport \"tcp\"":     {"--transport", "tcp"},
-		"dp: noise multiplier":  {"--dp-noise", "-1"},
-		"unknown keys: colour":  {"--config", writeConfig(t, "colour = 1\n")},
+		"unknown task":                     {"--pairs", "add-mod-10:nope"},
+		"cohort 9 exceeds":                 {"--cohort", "9"},
+		"upload bits 5":                    {"--bits", "5"},
+		"partition":                        {"--partition", "skewed"},
+		"adapter":                          {"--adapters", "dora:8"},
+		"dA2 applies":                      {"--adapters", "lora:8:4"},
+		"kron-exact needs":                 {"--adapters", "lora:8", "--rule", "kron-exact"},
+		"rounds-a and rounds-b":            {"--rounds-a", "0"},
+		"transport \"tcp\"":                {"--transport", "tcp"},
+		"dp: noise multiplier":             {"--dp-noise", "-1"},
+		"secure aggregation sums integers": {"--secagg", "--bits", "32"},
+		"use fedavg":                       {"--secagg", "--rule", "median"},
+		"key agreement \"rsa\"":            {"--secagg", "--secagg-key-agreement", "rsa"},
+		"at least 3":                       {"--secagg", "--clients", "2"},
+		"use central DP":                   {"--secagg", "--dp-noise", "1", "--dp-local"},
+		"local DP uses a fixed clip":       {"--dp-noise", "1", "--dp-local", "--dp-adaptive"},
+		"unknown keys: colour":             {"--config", writeConfig(t, "colour = 1\n")},
 	}
 	for want, args := range cases {
 		var out bytes.Buffer
