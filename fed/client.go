@@ -354,13 +354,8 @@ func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEven
 // round's norm and noised (aggregate.AddLocalNoise) before it leaves the
 // client; local becomes global + the noisy update.
 func (c *Client) addLocalNoise(local *adapter.Set, rc *fedpb.RoundConfig, nameHash uint64) error {
-	delta := local.Clone()
+	delta := updateOf(local, c.global)
 	g, d := c.global.Params(), delta.Params()
-	for i := range d {
-		for j := range d[i].Data {
-			d[i].Data[j] -= g[i].Data[j]
-		}
-	}
 	src := aggregate.CryptoNoise()
 	if rc.LocalNoiseSeeded {
 		src = aggregate.SeededNoise(rc.Seed ^ nameHash)

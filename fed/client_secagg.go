@@ -83,12 +83,13 @@ func (c *Client) exchange(ctx context.Context, round uint64, stage fedpb.SecAggS
 	}
 }
 
-func marshal(m encoding.BinaryMarshaler) []byte {
+func marshal(m encoding.BinaryMarshaler, dst *[]byte) error {
 	b, err := m.MarshalBinary()
 	if err != nil {
-		panic(fmt.Sprintf("fed: marshal %T: %v", m, err)) // only invalid in-memory values fail
+		return fmt.Errorf("encode %T: %w", m, err)
 	}
-	return b
+	*dst = b
+	return nil
 }
 
 // keying runs the key and share stages of a round.
@@ -102,7 +103,9 @@ func (c *Client) keying(ctx context.Context, a *fedpb.RoundAssignment) ClientEve
 		if err != nil {
 			return Failed{Class: SkipRound, Err: err}
 		}
-		sa.keys = marshal(ak)
+		if err := marshal(ak, &sa.keys); err != nil {
+			return Failed{Class: SkipRound, Err: err}
+		}
 		c.sa = sa
 	}
 	sa := c.sa
@@ -119,7 +122,9 @@ func (c *Client) keying(ctx context.Context, a *fedpb.RoundAssignment) ClientEve
 		if err != nil {
 			return Failed{Class: SkipRound, Err: fmt.Errorf("round %d share keys: %w", a.Round, err)}
 		}
-		sa.shares = marshal(sk)
+		if err := marshal(sk, &sa.shares); err != nil {
+			return Failed{Class: SkipRound, Err: err}
+		}
 	}
 	if sa.bundle == nil {
 		b, err := c.exchange(ctx, a.Round, fedpb.SecAggStage_SECAGG_STAGE_SHARES, sa.shares)
@@ -143,13 +148,7 @@ func (c *Client) keying(ctx context.Context, a *fedpb.RoundAssignment) ClientEve
 // coordinates the range clipped.
 func (c *Client) maskedUpdate(local *adapter.Set, rng *mrand.Rand) ([]byte, int, error) {
 	sa := c.sa
-	delta := local.Clone()
-	g, d := c.global.Params(), delta.Params()
-	for i := range d {
-		for j := range d[i].Data {
-			d[i].Data[j] -= g[i].Data[j]
-		}
-	}
+	delta := updateOf(local, c.global)
 	s := sa.setup
 	unclipped := true
 	if s.Clip > 0 {
@@ -192,7 +191,11 @@ func (c *Client) maskedUpdate(local *adapter.Set, rng *mrand.Rand) ([]byte, int,
 	if err != nil {
 		return nil, 0, err
 	}
-	return marshal(mi), cut, nil
+	var out []byte
+	if err := marshal(mi, &out); err != nil {
+		return nil, 0, err
+	}
+	return out, cut, nil
 }
 
 // unmasking answers the coordinator's unmask request.
@@ -216,7 +219,9 @@ func (c *Client) unmasking(ctx context.Context, a *fedpb.RoundAssignment) Client
 			// client saw (both secrets of one neighbour) is never answered.
 			return Failed{Class: SkipRound, Err: fmt.Errorf("round %d unmask: %w", a.Round, err)}
 		}
-		sa.unmask = marshal(resp)
+		if err := marshal(resp, &sa.unmask); err != nil {
+			return Failed{Class: SkipRound, Err: err}
+		}
 	}
 	if _, err := c.exchange(ctx, a.Round, fedpb.SecAggStage_SECAGG_STAGE_UNMASK, sa.unmask); err != nil {
 		return c.failed(ClientUnmasking, err)

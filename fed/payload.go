@@ -127,13 +127,7 @@ func EncodeUpdate(global, local *adapter.Set, round uint64, client string, base 
 	if err := global.SameShape(local); err != nil {
 		return nil, fmt.Errorf("encode update: %w", err)
 	}
-	delta := local.Clone()
-	g, d := global.Params(), delta.Params()
-	for i := range d {
-		for j := range d[i].Data {
-			d[i].Data[j] -= g[i].Data[j]
-		}
-	}
+	delta := updateOf(local, global)
 	opts := adapter.SaveOptions{Bits: 32}
 	if bits != 32 {
 		opts = adapter.SaveOptions{Bits: bits, Scheme: UploadScheme(bits), Rng: rng}
@@ -182,6 +176,30 @@ func DecodeUpdate(payload []byte, global *adapter.Set, round uint64, client stri
 		return nil, fmt.Errorf("update payload: %w", err)
 	}
 	return delta, nil
+}
+
+// updateOf returns local − global, tensor by tensor (same shape).
+func updateOf(local, global *adapter.Set) *adapter.Set {
+	delta := local.Clone()
+	g, d := global.Params(), delta.Params()
+	for i := range d {
+		for j := range d[i].Data {
+			d[i].Data[j] -= g[i].Data[j]
+		}
+	}
+	return delta
+}
+
+// applyUpdate returns global + delta (same shape).
+func applyUpdate(global, delta *adapter.Set) *adapter.Set {
+	next := global.Clone()
+	n, d := next.Params(), delta.Params()
+	for k := range n {
+		for j := range n[k].Data {
+			n[k].Data[j] += d[k].Data[j]
+		}
+	}
+	return next
 }
 
 // Digest is the SHA-256 of b.

@@ -830,15 +830,8 @@ func (s *Server) privateAverage(dp *DPPolicy, job StartAggregation, global *adap
 	st := s.m.State()
 	s.mu.Unlock()
 	deltas := make([]*adapter.Set, len(updates))
-	g := global.Params()
 	for i, u := range updates {
-		d := u.Set.Clone()
-		for k, p := range d.Params() {
-			for j := range p.Data {
-				p.Data[j] -= g[k].Data[j]
-			}
-		}
-		deltas[i] = d
+		deltas[i] = updateOf(u.Set, global)
 	}
 	cohort := float64(len(st.Cohort))
 	d := aggregate.DP{Clip: st.Clip, NoiseMultiplier: dp.Noise, ExpectedClients: cohort, Noise: s.noise}
@@ -849,13 +842,7 @@ func (s *Server) privateAverage(dp *DPPolicy, job StartAggregation, global *adap
 	if err != nil {
 		return nil, 0, err
 	}
-	next := global.Clone()
-	n, m := next.Params(), mean.Params()
-	for k := range n {
-		for j := range n[k].Data {
-			n[k].Data[j] += m[k].Data[j]
-		}
-	}
+	next := applyUpdate(global, mean)
 	res.Clip, res.NoiseStd, res.Noise = rep.Clip, rep.NoiseStd, rep.Noise
 	s.log.Info("differential privacy", "round", job.Round, "clip", rep.Clip, "next_clip", d.Clip, "noise_std", rep.NoiseStd,
 		"noise", rep.Noise, "clipped", rep.Clipped, "clients", rep.Clients)

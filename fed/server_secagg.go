@@ -232,12 +232,5 @@ func (s *Server) secureAverage(job StartAggregation, base *global, res *fedpb.Ro
 			}
 		}
 	}
-	next := base.set.Clone()
-	nx, m := next.Params(), mean.Params()
-	for k := range nx {
-		for j := range nx[k].Data {
-			nx[k].Data[j] += m[k].Data[j]
-		}
-	}
-	return next, nextClip, nil
+	return applyUpdate(base.set, mean), nextClip, nil
 }
