@@ -33,6 +33,15 @@ import (
 // Every client quantizes on one common grid, [−Range, Range] at the round's
 // upload bits (DESIGN §3), with stochastic rounding so the sum is unbiased,
 // and clips every coordinate of its update to that range first.
+//
+// Trust: every stage message is signed with the client's certificate key
+// and checked by the coordinator against the caller's TLS identity, so no
+// one else can advertise keys in a client's name. Clients do not check
+// their neighbours' keys themselves: the coordinator issues the
+// certificates (it holds the CA), so such a check would not bind it; the
+// guarantee is SecAgg+'s against an honest-but-curious coordinator (see
+// package secagg). The key and share exchange lives in memory only: a
+// coordinator restart abandons the open round (the next one starts fresh).
 type SecAggPolicy struct {
 	// Range bounds each coordinate of an update. Zero derives it from the
 	// round's training settings: learning rate × the most local optimizer
