@@ -177,7 +177,10 @@ func loadForgetting(args []string, cfg *forgettingConfig) error {
 	if err != nil {
 		return err
 	}
+	// A copy with its own slices: the TOML decoder reuses a slice's
+	// backing array, which would write the file's lists into cfg's.
 	file := *cfg
+	file.Pairs, file.Adapters, file.PairTables = slices.Clone(cfg.Pairs), slices.Clone(cfg.Adapters), slices.Clone(cfg.PairTables)
 	if path != "" {
 		if err := cli.DecodeTOML(path, &file); err != nil {
 			return err

@@ -87,6 +87,11 @@ func TestPaperPreset(t *testing.T) {
 	if a, b := e.Schedule(pairs[0]); a != 4 || b != 7 {
 		t.Fatalf("table schedule %d+%d, want 4+7", a, b)
 	}
+	// A file with both: its pairs, then its tables.
+	file = writeConfig(t, "preset = \"paper\"\npairs = [\"add-mod-10:larger\", \"larger:add-mod-10:2:2\"]\n[[pair]]\na = \"hellaswag\"\nb = \"piqa\"\n")
+	if _, pairs = resolve(t, "--config", file); len(pairs) != 3 || pairs[0].B != "larger" || pairs[1].RoundsA != 2 || pairs[2].B != "piqa" {
+		t.Fatalf("pairs and tables: %+v", pairs)
+	}
 }
 
 // TestPairSchedules: per-pair phase lengths beside the old A:B and A:B:label
