@@ -206,6 +206,8 @@ type State struct {
 	Cohort   []string  `json:"cohort,omitempty"` // sorted
 	Started  time.Time `json:"started"`
 	Deadline time.Time `json:"deadline"`
+	// Accepted holds the round's accepted uploads; after publication they
+	// stay until the next round starts, so a retried upload is recognised.
 	Accepted []Receipt `json:"accepted,omitempty"` // sorted by client
 	// Excluded cohort members cannot upload this round (they missed a
 	// secure-aggregation stage); the round does not wait for them.
@@ -726,7 +728,10 @@ func (m *Machine) Aggregated(round, version uint64, nextClip float64) []Effect {
 	}
 	m.st.GlobalVersion = version
 	m.st.Published++
-	m.st.Phase, m.st.Accepted, m.st.Excluded = PhaseIdle, nil, nil
+	// The receipts stay until the next round starts: a client whose
+	// receipt was lost (the coordinator died between committing its upload
+	// and answering) retries, and CheckUpload answers it as accepted.
+	m.st.Phase, m.st.Excluded = PhaseIdle, nil
 	return []Effect{RoundPublished{Round: round, Version: version}}
 }
 

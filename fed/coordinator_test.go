@@ -216,7 +216,18 @@ func TestCheckUploadRefusals(t *testing.T) {
 	// Uploads for a finished round are late.
 	only[StartAggregation](t, m.Accept(t0, receipt(header(m, sr.Cohort[1], 2))))
 	only[RoundPublished](t, m.Aggregated(1, 2, 0))
+	// Published but the next round not started: a retry whose receipt was
+	// lost is still recognised, anything else for round 1 is refused.
+	if dup, ref := m.CheckUpload(t0, in, ok); !dup || ref != nil {
+		t.Fatalf("retry of an accepted upload after publication: dup=%v refusal=%v", dup, ref)
+	}
+	if dup, ref := m.CheckUpload(t0, in, header(m, in, 5)); dup || ref == nil || ref.Reason != "duplicate" {
+		t.Fatalf("another upload after publication: dup=%v refusal=%v", dup, ref)
+	}
 	only[StartRound](t, m.Tick(t0))
+	if dup, ref := m.CheckUpload(t0, in, ok); dup || ref == nil || ref.Reason != "late" {
+		t.Fatalf("retry of round 1's upload during round 2: dup=%v refusal=%v", dup, ref)
+	}
 	if _, ref := m.CheckUpload(t0, in, &fedpb.UploadHeader{Round: 1, Client: in}); ref == nil || ref.Reason != "late" {
 		t.Fatalf("upload for round 1 during round 2: %v", ref)
 	}

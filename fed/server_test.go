@@ -322,8 +322,12 @@ func TestUploadRefusals(t *testing.T) {
 	if st := f.srv.Status(); st.GlobalVersion != 2 || len(st.Results) != 1 || st.Results[0].Examples != 10 {
 		t.Fatalf("after round 1: %v", st)
 	}
-	// Late: round 1 is over.
-	check("late upload", a.conn, clone(), ct(), codes.FailedPrecondition)
+	// Round 1 is published: a's retry (its receipt lost) is still answered
+	// as accepted, another upload is a duplicate.
+	if r, err := a.conn.Upload(ctx, good.header, good.ct); err != nil || r.Round != 1 {
+		t.Fatalf("retry after publication: %v %v", r, err)
+	}
+	check("second upload after publication", a.conn, h2, ct(), codes.AlreadyExists)
 }
 
 func TestRuleParse(t *testing.T) {
