@@ -5,12 +5,13 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"gonum.org/v1/plot"
 
 	"github.com/kronfed/kronfed/task"
 )
@@ -60,8 +61,9 @@ func (s *Single) Run(ctx context.Context) ([]RoundRecord, error) {
 	return records, err
 }
 
-// WriteRunResults writes rounds.jsonl, summary.csv (one row per round) and
-// accuracy.svg for a single run, and returns a Markdown table.
+// WriteRunResults writes rounds.jsonl, summary.csv (one row per round),
+// accuracy.svg/.png and, with DP on, epsilon.svg/.png for a single run, and
+// returns a Markdown table.
 func WriteRunResults(dir string, records []RoundRecord) (string, error) {
 	var jl strings.Builder
 	var cs strings.Builder
@@ -82,29 +84,36 @@ func WriteRunResults(dir string, records []RoundRecord) (string, error) {
 		fmt.Fprintf(&md, "| %d | %d | %.4f | %.3f | %.3g | %s |\n", r.Round, r.Clients, r.TrainLoss, r.AccA, r.Epsilon, humanBytes(r.WireBytes))
 	}
 	w.Flush()
-	var svg strings.Builder
-	if err := runPlot(&svg, records); err != nil {
-		return "", err
-	}
-	for name, data := range map[string]string{"rounds.jsonl": jl.String(), "summary.csv": cs.String(), "table.md": md.String(), "accuracy.svg": svg.String()} {
+	for name, data := range map[string]string{"rounds.jsonl": jl.String(), "summary.csv": cs.String(), "table.md": md.String()} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			return "", err
 		}
 	}
+	figs := []figureMaker{{"accuracy", func() (*plot.Plot, error) { return runPlot(records) }}}
+	if hasEpsilon(records) {
+		figs = append(figs, figureMaker{"epsilon", func() (*plot.Plot, error) { return epsilonPlot(records) }})
+	}
+	if err := writeFigures(dir, figs); err != nil {
+		return "", err
+	}
 	return md.String(), nil
 }
 
-func runPlot(w io.Writer, records []RoundRecord) error {
-	n := max(len(records), 2)
-	p := newPlot("Test accuracy per round", "round", "test accuracy", 1, float64(n), 0, 1)
+// runPlot: test accuracy per round of a single-task run.
+func runPlot(records []RoundRecord) (*plot.Plot, error) {
+	p := newFigure("Test accuracy per round", "round", "test accuracy")
+	roundAxis(p, len(records))
+	p.Y.Min, p.Y.Max = 0, 1
+	if len(records) == 0 {
+		return p, nil
+	}
 	var xs, ys []float64
 	for _, r := range records {
 		xs = append(xs, float64(r.Round))
 		ys = append(ys, r.AccA)
 	}
-	if len(records) > 0 {
-		p.line(xs, ys, palette[0], "")
-		p.legend(0, records[0].Adapter+" "+records[0].TaskA, palette[0], "")
+	if err := addLine(p, seriesKey(records[0]), 0, false, xs, ys); err != nil {
+		return nil, err
 	}
-	return p.finish(w)
+	return p, addPoints(p, 0, xs, ys)
 }

@@ -61,7 +61,7 @@ func TestForgettingRunIsReproducible(t *testing.T) {
 		if !strings.Contains(table, "kron-r8") {
 			t.Fatalf("table:\n%s", table)
 		}
-		for _, f := range []string{"rounds.jsonl", "summary.csv", "table.md", "accuracy.svg", "forgetting.svg", "bytes.svg"} {
+		for _, f := range []string{"rounds.jsonl", "summary.csv", "table.md", "accuracy.svg", "forgetting.svg", "bytes.svg", "accuracy.png", "forgetting.png", "bytes.png"} {
 			if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 				t.Fatalf("%s: %v", f, err)
 			}

@@ -392,9 +392,22 @@ func runForgetting(args []string, stdout io.Writer) error {
 	if runErr != nil {
 		return fmt.Errorf("forgetting: %w (partial results in %s)", runErr, exp.Out)
 	}
-	fmt.Fprintf(stdout, "\n%s\nforgetting = acc A after A − acc A after B. Results: %s (rounds.jsonl, summary.csv, table.md, accuracy.svg, forgetting.svg, bytes.svg)\n",
-		table, exp.Out)
+	fmt.Fprintf(stdout, "\n%s\nforgetting = acc A after A − acc A after B. Results: %s\n", table, runFolderListing(exp.Out))
 	return nil
+}
+
+// runFolderListing is "DIR (file, file, ...)": what the run wrote, read
+// back from the folder so the list never drifts from the writers.
+func runFolderListing(dir string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return dir
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return fmt.Sprintf("%s (%s)", dir, strings.Join(names, ", "))
 }
 
 // startRunFolder creates the run folder and sends the coordinator's and

@@ -67,6 +67,6 @@ func runRun(args []string, stdout io.Writer) error {
 	if runErr != nil {
 		return fmt.Errorf("run: %w (partial results in %s)", runErr, exp.Out)
 	}
-	fmt.Fprintf(stdout, "\n%s\nResults: %s (rounds.jsonl, summary.csv, table.md, accuracy.svg, simulate.log)\n", table, exp.Out)
+	fmt.Fprintf(stdout, "\n%s\nResults: %s\n", table, runFolderListing(exp.Out))
 	return nil
 }
