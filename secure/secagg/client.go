@@ -49,10 +49,12 @@ type Client struct {
 	revealed map[uint32]ShareKind      // what round 4 has handed out, per owner
 }
 
-// NewClient prepares client id (1..N) for a round. rnd supplies all of the
-// client's randomness (key pairs, seeds, share polynomials, nonces); nil
-// means crypto/rand. Tests pass a seeded ChaCha8 stream for reproducible
-// rounds; production must not.
+// NewClient prepares client id (1..N) for a round. rnd supplies the
+// client's randomness (key pairs, seeds, nonces); nil means crypto/rand.
+// Tests pass a seeded ChaCha8 stream for reproducible rounds; production
+// must not. The coefficients of the Shamir polynomials always come from
+// crypto/rand (circl's Ristretto255 ignores the reader it is given), so the
+// shares differ from run to run; the seeds and the sum do not.
 func NewClient(cfg Config, id uint32, rnd io.Reader) (*Client, error) {
 	cfg, err := cfg.Normalize()
 	if err != nil {
@@ -90,9 +92,15 @@ func (c *Client) AdvertiseKeys() (*AdvertiseKeys, error) {
 	if c.state != clientNew {
 		return nil, c.errorf("keys already advertised")
 	}
+	// The share key pair's seed is never shared: 32 random bytes. The two
+	// seeds that are Shamir-shared are Ristretto255 scalars (see newSeed).
 	var shareSeed, maskSeed, selfSeed [32]byte
-	for _, s := range []*[32]byte{&shareSeed, &maskSeed, &selfSeed} {
-		if _, err := io.ReadFull(c.rnd, s[:]); err != nil {
+	if _, err := io.ReadFull(c.rnd, shareSeed[:]); err != nil {
+		return nil, c.errorf("randomness: %v", err)
+	}
+	for _, s := range []*[32]byte{&maskSeed, &selfSeed} {
+		var err error
+		if *s, err = newSeed(c.rnd); err != nil {
 			return nil, c.errorf("randomness: %v", err)
 		}
 	}

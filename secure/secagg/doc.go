@@ -73,30 +73,32 @@
 //
 //	y_i = x_i + PRG(b_i) + Σ_{j∈S, j>i} PRG(s_ij) − Σ_{j∈S, j<i} PRG(s_ij)   (mod 2^M)
 //
-// where b_i is a fresh 256-bit self-mask seed and s_ij the secret i and j
-// agree on (X25519: Diffie-Hellman of their mask keys; X-Wing: the lower id
-// encapsulates to the higher id's mask key, deterministically from its own
-// mask seed so that a reconstructed seed can redo it, and the server relays
-// the ciphertext). The pairwise terms cancel in the sum over survivors; the
-// server removes the self masks of survivors and the pairwise masks between
-// survivors and dropped clients. PRG(K) is AES-256-CTR keyed by
+// where b_i is a fresh self-mask seed (a random scalar, 32 bytes) and s_ij
+// the secret i and j agree on (X25519: Diffie-Hellman of their mask keys;
+// X-Wing: the lower id encapsulates to the higher id's mask key,
+// deterministically from its own mask seed so that a reconstructed seed can
+// redo it, and the server relays the ciphertext). The pairwise terms
+// cancel in the sum over survivors; the server removes the self masks of
+// survivors and the pairwise masks between survivors and dropped clients.
+// PRG(K) is AES-256-CTR keyed by
 // HKDF-SHA256(K, salt = config digest, info = label ‖ round ‖ ids), read as
 // 1/2/4/8-byte little-endian words reduced mod 2^M (uniform, since 2^M
 // divides the word range). Every key derivation is domain-separated by
 // label, round, configuration digest and the ids involved.
 //
-// Secrets are shared with Shamir's scheme over GF(2^128), a 32-byte secret
-// as two field elements evaluated at the holder's id (constant-time field
-// arithmetic). circl's secretsharing over a group scalar field was the
-// first choice, but circl/group imports github.com/bwesterb/go-ristretto,
-// which the module's go.sum lacks. Shares travel sealed with AES-256-GCM
-// under a key from HKDF of the share-channel agreement (X25519 DH, or an
-// X-Wing encapsulation to the receiver), with the configuration digest,
-// round, sender and receiver as associated data; a share that fails to open
-// is an error naming its sender. The server checks every reconstructed seed
-// against the owner's commitment (self-mask seed) or advertised mask key
-// (mask-key seed), so inconsistent shares make the round fail, never
-// produce a wrong sum.
+// Secrets are shared with Shamir's scheme from circl's secretsharing
+// package over the scalar field of Ristretto255 (integers modulo the prime
+// ℓ ≈ 2^252; constant-time arithmetic from go-ristretto), evaluated at the
+// holder's id. The two shared seeds are therefore drawn as uniform scalars
+// (≈ 252 bits of entropy) and a seed or a share is one scalar's canonical
+// 32-byte encoding; a non-canonical share is an error naming its holder.
+// Shares travel sealed with AES-256-GCM under a key from HKDF of the
+// share-channel agreement (X25519 DH, or an X-Wing encapsulation to the
+// receiver), with the configuration digest, round, sender and receiver as
+// associated data; a share that fails to open is an error naming its
+// sender. The server checks every reconstructed seed against the owner's
+// commitment (self-mask seed) or advertised mask key (mask-key seed), so
+// inconsistent shares make the round fail, never produce a wrong sum.
 //
 // # Threat model: what SecAgg+ guarantees
 //

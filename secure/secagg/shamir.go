@@ -1,190 +1,154 @@
 package secagg
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/bwesterb/go-ristretto"
+	"github.com/cloudflare/circl/group"
+	"github.com/cloudflare/circl/secretsharing"
 )
 
-// Shamir secret sharing of 32-byte secrets over GF(2^128).
+// Shamir secret sharing of the two 32-byte seeds a client shares (self-mask
+// seed, mask-key seed), with circl's secretsharing package over the scalar
+// field of Ristretto255, the integers modulo the prime group order
+// ℓ = 2^252 + 27742317777372353535851937790883648493. circl's Ristretto255
+// scalar arithmetic (go-ristretto) is constant time; its P-256/384/521
+// scalars are not, so those groups are not used.
 //
-// A secret is split into two 16-byte halves; each half is an element of
-// GF(2^128) and is shared with its own random polynomial of degree t−1 whose
-// constant term is the half. Both polynomials are evaluated at the same
-// point, the receiving client's id (ids are 1..N, distinct and non-zero, so
-// they are valid evaluation points), and a share is the two 16-byte values.
-// Any t shares determine the secret by Lagrange interpolation at zero; any
-// t−1 are uniformly distributed whatever the secret (perfect secrecy), as
-// in every Shamir scheme over a field.
-//
-// Why not circl's secretsharing over a group scalar field: that package
-// needs circl/group, which imports github.com/bwesterb/go-ristretto, and the
-// module's go.sum has no entry for it. A binary field also sidesteps the
-// "does the secret fit below the group order" question: every 128-bit
-// string is a field element.
-//
-// The field is GF(2)[x]/(x^128 + x^7 + x^2 + x + 1) (the GCM polynomial, in
-// the natural bit order: bit i of the 128-bit little-endian integer is the
-// coefficient of x^i). Multiplication is a branch-free shift-and-add over
-// all 128 bits, so its timing does not depend on secret data.
+// A seed is a scalar: [newSeed] draws it uniformly below ℓ and the seed is
+// its canonical 32-byte little-endian encoding. A share is the value of a
+// random polynomial of degree t−1 with the seed as constant term, evaluated
+// at the holder's client id (ids are 1..N, distinct, non-zero and below ℓ,
+// so valid evaluation points), encoded the same way in 32 bytes; the id is
+// implicit (the share's holder), so a share is exactly shareSize bytes on
+// the wire. Any t shares determine the seed by Lagrange interpolation at
+// zero; any t−1 are uniformly distributed whatever the seed.
 
-// shareSize is the size of one share of one 32-byte secret.
+// shareSize is the size of one share of one 32-byte seed: one canonically
+// encoded Ristretto255 scalar.
 const shareSize = 32
 
-type gf128 struct{ lo, hi uint64 }
+// scalars is the group whose scalar field the shares live in.
+var scalars = group.Ristretto255
 
-func (a gf128) add(b gf128) gf128 { return gf128{a.lo ^ b.lo, a.hi ^ b.hi} }
+// newSeed draws a seed that can be Shamir-shared: a uniformly random
+// Ristretto255 scalar, as its canonical 32-byte little-endian encoding.
+// It reads 64 bytes from rnd and reduces them modulo ℓ in constant time
+// (statistical distance from uniform below 2^−259), so a seed has
+// log2 ℓ ≈ 252 bits of entropy rather than 256, ample for a key-derivation
+// seed.
+//
+// It does not use circl's group.Ristretto255.RandomScalar, which ignores its
+// io.Reader argument and always reads crypto/rand: seeds must come from the
+// client's rnd (so that seeded test rounds are reproducible).
+func newSeed(rnd io.Reader) ([32]byte, error) {
+	var seed [32]byte
+	var wide [64]byte
+	if _, err := io.ReadFull(rnd, wide[:]); err != nil {
+		return seed, err
+	}
+	var s ristretto.Scalar
+	s.SetReduced(&wide).BytesInto(&seed)
+	clear(wide[:])
+	s.SetZero()
+	return seed, nil
+}
 
-func (a gf128) isZero() bool { return a.lo|a.hi == 0 }
-
-// mul returns a·b in constant time.
-func (a gf128) mul(b gf128) gf128 {
-	var r gf128
-	for i := 0; i < 128; i++ {
-		var bit uint64
-		if i < 64 {
-			bit = (b.lo >> uint(i)) & 1
-		} else {
-			bit = (b.hi >> uint(i-64)) & 1
+// checkPoints checks that the evaluation points xs are non-zero and
+// distinct (circl panics on a zero or repeated id).
+func checkPoints(xs []uint32) error {
+	seen := make(map[uint32]bool, len(xs))
+	for _, x := range xs {
+		if x == 0 {
+			return errors.New("secagg: shamir: share point 0 (ids start at 1)")
 		}
-		m := -bit
-		r.lo ^= a.lo & m
-		r.hi ^= a.hi & m
-		// a ← a·x mod P
-		carry := a.hi >> 63
-		a.hi = a.hi<<1 | a.lo>>63
-		a.lo = a.lo<<1 ^ (0x87 & -carry)
+		if seen[x] {
+			return fmt.Errorf("secagg: shamir: share point %d repeated", x)
+		}
+		seen[x] = true
 	}
-	return r
+	return nil
 }
 
-// inv returns a^(2^128 − 2), which is 1/a for a ≠ 0 (and 0 for a = 0).
-func (a gf128) inv() gf128 {
-	// 2^128 − 2 = 0b111...10: square-and-multiply over 127 ones then a
-	// final squaring.
-	r := a
-	for i := 0; i < 126; i++ {
-		r = r.mul(r).mul(a)
-	}
-	return r.mul(r)
-}
-
-func gfFromBytes(b []byte) gf128 {
-	return gf128{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:16])}
-}
-
-func (a gf128) put(b []byte) {
-	binary.LittleEndian.PutUint64(b[:8], a.lo)
-	binary.LittleEndian.PutUint64(b[8:16], a.hi)
-}
-
-func gfFromID(id uint32) gf128 { return gf128{lo: uint64(id)} }
-
-// shamirSplit shares secret among the points xs with threshold t: it returns
-// one share per point, in the order of xs. Points must be distinct and
-// non-zero.
+// shamirSplit shares secret among the points xs with threshold t (any t
+// shares recover it, t−1 reveal nothing): it returns one share per point,
+// in the order of xs. Points must be distinct and non-zero; the secret must
+// be a canonical scalar encoding, such as [newSeed] returns.
+//
+// rnd is passed to circl for the polynomial's coefficients, but circl's
+// Ristretto255 draws them from crypto/rand whatever rnd is, so shares are
+// not reproducible from rnd (the seeds they share are). circl keeps the
+// coefficients in its SecretSharing value, which cannot be wiped here.
 func shamirSplit(secret [32]byte, t int, xs []uint32, rnd io.Reader) ([][shareSize]byte, error) {
 	if t < 1 || t > len(xs) {
 		return nil, fmt.Errorf("secagg: cannot split with threshold %d among %d holders", t, len(xs))
 	}
-	seen := make(map[uint32]bool, len(xs))
-	for _, x := range xs {
-		if x == 0 || seen[x] {
-			return nil, fmt.Errorf("secagg: share point %d is zero or repeated", x)
-		}
-		seen[x] = true
+	if err := checkPoints(xs); err != nil {
+		return nil, err
 	}
-	// coef[h][d]: coefficient of degree d of the polynomial for half h.
-	var coef [2][]gf128
-	buf := make([]byte, 16)
-	for h := range coef {
-		coef[h] = make([]gf128, t)
-		coef[h][0] = gfFromBytes(secret[16*h : 16*h+16])
-		for d := 1; d < t; d++ {
-			if _, err := io.ReadFull(rnd, buf); err != nil {
-				return nil, fmt.Errorf("secagg: randomness for secret sharing: %w", err)
-			}
-			coef[h][d] = gfFromBytes(buf)
-		}
+	s := scalars.NewScalar()
+	if err := s.UnmarshalBinary(secret[:]); err != nil {
+		return nil, errors.New("secagg: shamir: the secret is not a canonical Ristretto255 scalar")
 	}
-	clear(buf)
+	// circl's threshold is the number of shares that reveal nothing (t−1);
+	// recovery needs one more.
+	ss := secretsharing.New(rnd, uint(t-1), s)
+	s.SetUint64(0)
+	id := scalars.NewScalar()
 	out := make([][shareSize]byte, len(xs))
 	for i, x := range xs {
-		px := gfFromID(x)
-		for h := range coef {
-			// Horner's rule.
-			var y gf128
-			for d := t - 1; d >= 0; d-- {
-				y = y.mul(px).add(coef[h][d])
-			}
-			y.put(out[i][16*h:])
+		sh := ss.ShareWithID(id.SetUint64(uint64(x)))
+		b, err := sh.Value.MarshalBinary()
+		if err != nil || len(b) != shareSize {
+			return nil, fmt.Errorf("secagg: shamir: encoding a share: %d bytes, %v", len(b), err)
 		}
-	}
-	for h := range coef {
-		clear(coef[h])
+		copy(out[i][:], b)
+		clear(b)
+		sh.Value.SetUint64(0)
 	}
 	return out, nil
 }
 
-var errShamirInput = errors.New("secagg: shamir: points and shares differ in number, or a point is zero or repeated")
+var errShamirInput = errors.New("secagg: shamir: no shares, or points and shares differ in number")
 
 // shamirCombine reconstructs a secret from exactly t shares taken at the
 // points xs. With shares from a different polynomial, or fewer than the
 // threshold used to split, it returns a wrong secret: callers check the
-// result against a commitment or a public key.
+// result against a commitment or a public key. A zero or repeated point, or
+// a share that is not a canonical scalar encoding (which no honest client
+// produces), is an error naming the point.
 func shamirCombine(xs []uint32, shares [][shareSize]byte) ([32]byte, error) {
 	var secret [32]byte
 	t := len(xs)
 	if t == 0 || len(shares) != t {
 		return secret, errShamirInput
 	}
-	pts := make([]gf128, t)
+	if err := checkPoints(xs); err != nil {
+		return secret, err
+	}
+	pts := make([]secretsharing.Share, t)
 	for i, x := range xs {
-		if x == 0 {
-			return secret, errShamirInput
+		v := scalars.NewScalar()
+		if err := v.UnmarshalBinary(shares[i][:]); err != nil {
+			return secret, fmt.Errorf("secagg: shamir: the share held by client %d is not a canonical Ristretto255 scalar", x)
 		}
-		pts[i] = gfFromID(x)
-		for j := 0; j < i; j++ {
-			if xs[j] == x {
-				return secret, errShamirInput
-			}
-		}
+		pts[i] = secretsharing.Share{ID: scalars.NewScalar().SetUint64(uint64(x)), Value: v}
 	}
-	// λ_i = Π_{j≠i} x_j / (x_j − x_i); in characteristic 2, minus is plus.
-	num := make([]gf128, t)
-	den := make([]gf128, t)
+	s, err := secretsharing.Recover(uint(t-1), pts)
 	for i := range pts {
-		n, d := gf128{lo: 1}, gf128{lo: 1}
-		for j := range pts {
-			if j == i {
-				continue
-			}
-			n = n.mul(pts[j])
-			d = d.mul(pts[j].add(pts[i]))
-		}
-		num[i], den[i] = n, d
+		pts[i].Value.SetUint64(0)
 	}
-	// Invert all denominators with one field inversion (Montgomery's trick).
-	prefix := make([]gf128, t)
-	acc := gf128{lo: 1}
-	for i := range den {
-		prefix[i] = acc
-		acc = acc.mul(den[i])
+	if err != nil {
+		return secret, fmt.Errorf("secagg: shamir: %w", err)
 	}
-	inv := acc.inv()
-	for i := t - 1; i >= 0; i-- {
-		d := den[i]
-		den[i] = inv.mul(prefix[i])
-		inv = inv.mul(d)
+	b, err := s.MarshalBinary()
+	s.SetUint64(0)
+	if err != nil || len(b) != len(secret) {
+		return secret, fmt.Errorf("secagg: shamir: encoding the secret: %d bytes, %v", len(b), err)
 	}
-	for h := 0; h < 2; h++ {
-		var s gf128
-		for i := range pts {
-			y := gfFromBytes(shares[i][16*h:])
-			s = s.add(y.mul(num[i].mul(den[i])))
-		}
-		s.put(secret[16*h:])
-	}
+	copy(secret[:], b)
+	clear(b)
 	return secret, nil
 }
