@@ -141,3 +141,44 @@ func svgTexts(t *testing.T, path string) string {
 	}
 	return sb.String()
 }
+
+// TestSweepResults: the table lists DP points by ε ascending and then the
+// run without DP, per adapter; the accuracy-vs-ε plot is a real image with
+// every series' colour and names every series and baseline.
+func TestSweepResults(t *testing.T) {
+	pts := []SweepPoint{
+		{Name: "k-nodp", Adapter: "kron:8", Bits: 8, FinalAcc: 0.9, Rounds: 3},
+		{Name: "k-z1", Adapter: "kron:8", Bits: 8, Noise: 1, Clip: 0.5, Epsilon: 4, Delta: 1e-5, FinalAcc: 0.6, Rounds: 3},
+		{Name: "k-z2", Adapter: "kron:8", Bits: 8, Noise: 2, Clip: 0.5, Epsilon: 1.5, Delta: 1e-5, FinalAcc: 0.4, Rounds: 3},
+		{Name: "l-nodp", Adapter: "lora:8", Bits: 8, FinalAcc: 0.95, Rounds: 3},
+		{Name: "l-z1", Adapter: "lora:8", Bits: 8, Noise: 1, Clip: 0.5, Epsilon: 4, Delta: 1e-5, FinalAcc: 0.5, Rounds: 3},
+		{Name: "l-z2", Adapter: "lora:8", Bits: 8, Noise: 2, Clip: 0.5, Epsilon: 1.5, Delta: 1e-5, FinalAcc: 0.3, Rounds: 3},
+	}
+	var order []string
+	for _, p := range sortedSweep(pts) {
+		order = append(order, p.Name)
+	}
+	if want := "k-z2 k-z1 k-nodp l-z2 l-z1 l-nodp"; strings.Join(order, " ") != want {
+		t.Fatalf("table order %v, want %s", order, want)
+	}
+	dir := t.TempDir()
+	table, err := WriteSweepResults(dir, pts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table, "| kron:8 | 8 | 2 | 0.5 | 3 | 1.5 | 0.400 |") || !strings.Contains(table, "∞ (no DP)") {
+		t.Fatalf("table:\n%s", table)
+	}
+	img := readPNG(t, filepath.Join(dir, "accuracy_vs_epsilon.png"))
+	for i := range 2 {
+		if n := countColour(img, palette[i]); n < 50 {
+			t.Errorf("series %d's colour on %d pixels", i, n)
+		}
+	}
+	texts := svgTexts(t, filepath.Join(dir, "accuracy_vs_epsilon.svg"))
+	for _, want := range []string{"kron:8 8-bit C=0.5", "lora:8 8-bit C=0.5", "kron:8 8-bit, no DP", "lora:8 8-bit, no DP"} {
+		if !strings.Contains(texts, want) {
+			t.Errorf("plot does not name %q: %q", want, texts)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,6 +77,8 @@ type forgettingConfig struct {
 	SecAgg             bool    `toml:"secagg"`
 	SecAggRange        float64 `toml:"secagg_range"`
 	SecAggKeyAgreement string  `toml:"secagg_key_agreement"`
+	// Sweep is simulate sweep's grid, the [sweep] table.
+	Sweep sweepGrid `toml:"sweep,omitempty"`
 }
 
 func defaultForgetting() forgettingConfig {
@@ -342,6 +345,9 @@ func loadConfig(name string, args []string, cfg *forgettingConfig, extra func(*f
 	if fs.Lookup("preset") == nil && (cfg.Preset != "" || cfg.Scale != 1) {
 		return fmt.Errorf("preset and scale apply to simulate forgetting only, not %s", name)
 	}
+	if name != "sweep" && !reflect.DeepEqual(cfg.Sweep, sweepGrid{}) {
+		return fmt.Errorf("a [sweep] table applies to simulate sweep only, not %s", name)
+	}
 	return nil
 }
 
@@ -459,54 +465,12 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 			return nil, err
 		}
 	}
-	if _, _, err := simulate.ParsePartition(cfg.Partition); err != nil {
-		return nil, err
-	}
-	rule, err := fed.ParseRule(cfg.Rule)
+	set, err := resolveSettings(cfg)
 	if err != nil {
 		return nil, err
-	}
-	var adapters []adapter.Config
-	for _, s := range cfg.Adapters {
-		c, err := parseAdapterSpec(s)
-		if err != nil {
-			return nil, err
-		}
-		if err := rule.Check(c.Kind); err != nil {
-			return nil, err
-		}
-		adapters = append(adapters, c)
 	}
 	pairs, err := resolvePairs(cfg)
 	if err != nil {
-		return nil, err
-	}
-	rc := &fedpb.RoundConfig{LocalEpochs: uint32(max(cfg.Epochs, 0)), BatchSize: uint32(max(cfg.Batch, 0)), LearningRate: cfg.LR,
-		Bits: uint32(max(cfg.Bits, 0)), Seed: cfg.Seed, MaxItems: uint32(cfg.MaxItems)}
-	var dp *fed.DPPolicy
-	if cfg.DPNoise != 0 {
-		dp = &fed.DPPolicy{Clip: cfg.DPClip, Noise: cfg.DPNoise, Adaptive: cfg.DPAdaptive, Epsilon: cfg.DPBudget,
-			Delta: cfg.DPDelta, SeededNoise: !cfg.DPCryptoNoise, Seed: cfg.Seed, Local: cfg.DPLocal}
-		if rule.Name != "fedavg" && !cfg.DPLocal {
-			return nil, fmt.Errorf("differential privacy needs rule fedavg, not %s", rule)
-		}
-	}
-	var sa *fed.SecAggPolicy
-	if cfg.SecAgg {
-		ka, err := fed.ParseKeyAgreement(cfg.SecAggKeyAgreement)
-		if err != nil {
-			return nil, fmt.Errorf("secagg_key_agreement: %w", err)
-		}
-		if rule.Name != "fedavg" {
-			return nil, fmt.Errorf("secure aggregation reveals only each round's sum: rule %s needs every update (use fedavg)", rule)
-		}
-		sa = &fed.SecAggPolicy{Range: cfg.SecAggRange, KeyAgreement: ka}
-		if n := cfg.Cohort; n == 0 && int(math.Ceil(cfg.Fraction*float64(cfg.Clients)-1e-9)) < fed.MinSecAggCohort {
-			return nil, fmt.Errorf("secure aggregation needs cohorts of at least %d clients (fraction %v of %d clients)", fed.MinSecAggCohort, cfg.Fraction, cfg.Clients)
-		}
-	}
-	probe := fed.Policy{CohortSize: cfg.Cohort, Fraction: cfg.Fraction, RoundTimeout: time.Hour, Train: rc, DP: dp, SecAgg: sa}
-	if err := probe.Validate(); err != nil {
 		return nil, err
 	}
 	// Load every task once now, so a missing data file fails before training.
@@ -533,7 +497,7 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range adapters { // an adapter shape the model cannot take fails here
+	for _, c := range set.adapters { // an adapter shape the model cannot take fails here
 		if _, err := train.NewAdapterSet(m, c, 0); err != nil {
 			return nil, fmt.Errorf("adapter %s on %s: %w", c, m.Name, err)
 		}
@@ -543,13 +507,74 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 		out = filepath.Join("runs", "forgetting-"+time.Now().Format("20060102-150405"))
 	}
 	return &simulate.Experiment{
-		Base: simulate.Options{Model: m, Clients: cfg.Clients, CohortSize: cfg.Cohort, Fraction: cfg.Fraction, Rule: rule,
-			Train: rc, Partition: cfg.Partition, Seed: cfg.Seed, Workers: cfg.Workers, DP: dp, SecAgg: sa, Transport: cfg.Transport,
-			Logger: slog.New(slog.DiscardHandler)},
-		Adapters: adapters, Pairs: pairs, RoundsA: simulate.ScaleRounds(cfg.RoundsA, cfg.Scale), RoundsB: simulate.ScaleRounds(cfg.RoundsB, cfg.Scale),
+		Base: simulate.Options{Model: m, Clients: cfg.Clients, CohortSize: cfg.Cohort, Fraction: cfg.Fraction, Rule: set.rule,
+			Train: set.train, Partition: cfg.Partition, Seed: cfg.Seed, Workers: cfg.Workers, DP: set.dp, SecAgg: set.secAgg,
+			Transport: cfg.Transport, Logger: slog.New(slog.DiscardHandler)},
+		Adapters: set.adapters, Pairs: pairs, RoundsA: simulate.ScaleRounds(cfg.RoundsA, cfg.Scale), RoundsB: simulate.ScaleRounds(cfg.RoundsB, cfg.Scale),
 		Splits:    func(name string) (*task.Splits, error) { return splits[name], nil },
 		EvalItems: cfg.EvalItems, Out: out,
 	}, nil
+}
+
+// settings is what a configuration's training, privacy and aggregation
+// keys resolve to; resolving reads no file, so a sweep checks every point
+// this way before any work starts.
+type settings struct {
+	rule     fed.Rule
+	adapters []adapter.Config
+	train    *fedpb.RoundConfig
+	dp       *fed.DPPolicy
+	secAgg   *fed.SecAggPolicy
+}
+
+func resolveSettings(cfg forgettingConfig) (settings, error) {
+	if _, _, err := simulate.ParsePartition(cfg.Partition); err != nil {
+		return settings{}, err
+	}
+	rule, err := fed.ParseRule(cfg.Rule)
+	if err != nil {
+		return settings{}, err
+	}
+	var adapters []adapter.Config
+	for _, s := range cfg.Adapters {
+		c, err := parseAdapterSpec(s)
+		if err != nil {
+			return settings{}, err
+		}
+		if err := rule.Check(c.Kind); err != nil {
+			return settings{}, err
+		}
+		adapters = append(adapters, c)
+	}
+	rc := &fedpb.RoundConfig{LocalEpochs: uint32(max(cfg.Epochs, 0)), BatchSize: uint32(max(cfg.Batch, 0)), LearningRate: cfg.LR,
+		Bits: uint32(max(cfg.Bits, 0)), Seed: cfg.Seed, MaxItems: uint32(cfg.MaxItems)}
+	var dp *fed.DPPolicy
+	if cfg.DPNoise != 0 {
+		dp = &fed.DPPolicy{Clip: cfg.DPClip, Noise: cfg.DPNoise, Adaptive: cfg.DPAdaptive, Epsilon: cfg.DPBudget,
+			Delta: cfg.DPDelta, SeededNoise: !cfg.DPCryptoNoise, Seed: cfg.Seed, Local: cfg.DPLocal}
+		if rule.Name != "fedavg" && !cfg.DPLocal {
+			return settings{}, fmt.Errorf("differential privacy needs rule fedavg, not %s", rule)
+		}
+	}
+	var sa *fed.SecAggPolicy
+	if cfg.SecAgg {
+		ka, err := fed.ParseKeyAgreement(cfg.SecAggKeyAgreement)
+		if err != nil {
+			return settings{}, fmt.Errorf("secagg_key_agreement: %w", err)
+		}
+		if rule.Name != "fedavg" {
+			return settings{}, fmt.Errorf("secure aggregation reveals only each round's sum: rule %s needs every update (use fedavg)", rule)
+		}
+		sa = &fed.SecAggPolicy{Range: cfg.SecAggRange, KeyAgreement: ka}
+		if n := cfg.Cohort; n == 0 && int(math.Ceil(cfg.Fraction*float64(cfg.Clients)-1e-9)) < fed.MinSecAggCohort {
+			return settings{}, fmt.Errorf("secure aggregation needs cohorts of at least %d clients (fraction %v of %d clients)", fed.MinSecAggCohort, cfg.Fraction, cfg.Clients)
+		}
+	}
+	probe := fed.Policy{CohortSize: cfg.Cohort, Fraction: cfg.Fraction, RoundTimeout: time.Hour, Train: rc, DP: dp, SecAgg: sa}
+	if err := probe.Validate(); err != nil {
+		return settings{}, err
+	}
+	return settings{rule: rule, adapters: adapters, train: rc, dp: dp, secAgg: sa}, nil
 }
 
 // pairSpec is a parsed pair and where it came from, for error messages.

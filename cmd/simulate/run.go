@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kronfed/kronfed/simulate"
+	"github.com/kronfed/kronfed/task"
 )
 
 // runRun is `simulate run`: one federated training run on one task, with
@@ -50,23 +51,36 @@ func runRun(args []string, stdout io.Writer) error {
 	defer closeLog()
 	base := exp.Base
 	base.Adapter = exp.Adapters[0]
-	single := &simulate.Single{Base: base, Splits: splits, Rounds: rounds, EvalItems: cfg.EvalItems, Out: exp.Out,
-		Progress: func(p simulate.Progress) {
-			fmt.Fprintf(stdout, "round %d/%d  loss %.3f  test acc %.3f%s  (%s)\n", p.Round, p.Rounds, p.Loss, p.AccA,
-				epsilonNote(p.Epsilon), p.Elapsed.Round(time.Second))
-		}}
 	fmt.Fprintf(stdout, "run: %d clients, %s on %s, %s, %d rounds, %d-bit uploads over %s; results in %s\n",
 		cfg.Clients, cfg.Adapters[0], base.Model.Name, taskName, rounds, cfg.Bits, cfg.Transport, exp.Out)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	records, runErr := single.Run(ctx)
-	table, err := simulate.WriteRunResults(exp.Out, records)
+	_, table, err := trainOne(ctx, base, splits, rounds, cfg.EvalItems, exp.Out, "", stdout)
 	if err != nil {
-		return fmt.Errorf("run: write results: %w", err)
-	}
-	if runErr != nil {
-		return fmt.Errorf("run: %w (partial results in %s)", runErr, exp.Out)
+		return fmt.Errorf("run: %w", err)
 	}
 	fmt.Fprintf(stdout, "\n%s\nResults: %s\n", table, runFolderListing(exp.Out))
 	return nil
+}
+
+// trainOne is one federated training run of opts on splits in the run
+// folder out: a progress line per round (after prefix), then the run's
+// result files. It returns the records and the Markdown table; after an
+// error the files hold what was published so far.
+func trainOne(ctx context.Context, opts simulate.Options, splits *task.Splits, rounds, evalItems int, out, prefix string,
+	stdout io.Writer) ([]simulate.RoundRecord, string, error) {
+	single := &simulate.Single{Base: opts, Splits: splits, Rounds: rounds, EvalItems: evalItems, Out: out,
+		Progress: func(p simulate.Progress) {
+			fmt.Fprintf(stdout, "%sround %d/%d  loss %.3f  test acc %.3f%s  (%s)\n", prefix, p.Round, p.Rounds, p.Loss, p.AccA,
+				epsilonNote(p.Epsilon), p.Elapsed.Round(time.Second))
+		}}
+	records, runErr := single.Run(ctx)
+	table, err := simulate.WriteRunResults(out, records)
+	if err != nil {
+		return records, "", fmt.Errorf("write results: %w", err)
+	}
+	if runErr != nil {
+		return records, table, fmt.Errorf("%w (partial results in %s)", runErr, out)
+	}
+	return records, table, nil
 }

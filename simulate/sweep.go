@@ -1,0 +1,228 @@
+package simulate
+
+import (
+	"cmp"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+)
+
+// SweepPoint is one run of a privacy sweep: one combination of adapter,
+// noise multiplier, clipping norm and upload bits trained on the sweep's
+// task, and what it reached.
+type SweepPoint struct {
+	// Name is the point's folder inside the sweep's run folder.
+	Name    string `json:"name"`
+	Adapter string `json:"adapter"` // the spec as given: kron:8, lora:8, kron:8:4
+	// Noise is the noise multiplier z (0: DP off, ε = ∞); Clip the
+	// clipping norm C (0 with DP off, where it does nothing).
+	Noise float64 `json:"noise"`
+	Clip  float64 `json:"clip"`
+	Bits  int     `json:"bits"`
+	// Rounds is how many rounds were published (fewer than asked when the
+	// privacy budget stopped the run).
+	Rounds int `json:"rounds"`
+	// FinalAcc is the test accuracy after the last round, BestAcc the best
+	// after any round.
+	FinalAcc float64 `json:"final_accuracy"`
+	BestAcc  float64 `json:"best_accuracy"`
+	// Epsilon is the privacy spent at Delta after the last round (0 with
+	// DP off).
+	Epsilon   float64 `json:"epsilon,omitempty"`
+	Delta     float64 `json:"delta,omitempty"`
+	WireBytes uint64  `json:"wire_bytes"`
+	Seconds   float64 `json:"seconds"`
+}
+
+// DP reports whether the point ran with differential privacy.
+func (p SweepPoint) DP() bool { return p.Noise > 0 }
+
+// Summarize fills the point's results from its round records.
+func (p *SweepPoint) Summarize(records []RoundRecord) {
+	p.Rounds, p.FinalAcc, p.BestAcc, p.Epsilon, p.WireBytes = len(records), 0, 0, 0, 0
+	for _, r := range records {
+		p.FinalAcc = r.AccA
+		p.BestAcc = max(p.BestAcc, r.AccA)
+		p.Epsilon = r.Epsilon
+		p.WireBytes += r.WireBytes
+	}
+}
+
+// setting names the point's adapter and bits: the axes a run without DP
+// shares with its DP curves.
+func (p SweepPoint) setting() string { return fmt.Sprintf("%s %d-bit", p.Adapter, p.Bits) }
+
+// series is the legend name of the point's curve: every sweep axis but
+// the noise (the curve runs along it).
+func (p SweepPoint) series() string {
+	if p.DP() {
+		return p.setting() + " C=" + strconv.FormatFloat(p.Clip, 'g', -1, 64)
+	}
+	return p.setting()
+}
+
+// epsilonText is ε for tables: "∞ (no DP)" without DP.
+func (p SweepPoint) epsilonText() string {
+	if !p.DP() {
+		return "∞ (no DP)"
+	}
+	return strconv.FormatFloat(p.Epsilon, 'g', 4, 64)
+}
+
+// sortedSweep orders points for the table: by adapter and bits, DP points by
+// ε ascending (the most private first), then the no-DP baseline.
+func sortedSweep(points []SweepPoint) []SweepPoint {
+	out := slices.Clone(points)
+	slices.SortStableFunc(out, func(a, b SweepPoint) int {
+		if c := cmp.Or(strings.Compare(a.Adapter, b.Adapter), cmp.Compare(b.Bits, a.Bits)); c != 0 {
+			return c
+		}
+		switch {
+		case a.DP() != b.DP():
+			if a.DP() {
+				return -1
+			}
+			return 1
+		case !a.DP():
+			return 0
+		}
+		return cmp.Or(cmp.Compare(a.Epsilon, b.Epsilon), cmp.Compare(a.Clip, b.Clip))
+	})
+	return out
+}
+
+// WriteSweepResults writes a sweep's summary into dir: sweep.jsonl (one
+// point a line), sweep.csv, table.md and the accuracy-vs-ε plot
+// (accuracy_vs_epsilon.svg and .png). It returns the Markdown table.
+func WriteSweepResults(dir string, points []SweepPoint) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	var jl strings.Builder
+	for _, p := range points {
+		b, err := json.Marshal(p)
+		if err != nil {
+			return "", err
+		}
+		jl.Write(b)
+		jl.WriteByte('\n')
+	}
+	var cs strings.Builder
+	w := csv.NewWriter(&cs)
+	w.Write([]string{"name", "adapter", "noise", "clip", "bits", "rounds", "final_accuracy", "best_accuracy", "epsilon", "delta", "wire_bytes", "seconds"})
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	sorted := sortedSweep(points)
+	var md strings.Builder
+	md.WriteString("| adapter | bits | noise z | clip C | rounds | ε | final test accuracy | best | uploaded |\n")
+	md.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, p := range sorted {
+		eps := ""
+		if p.DP() {
+			eps = f(p.Epsilon)
+		}
+		w.Write([]string{p.Name, p.Adapter, f(p.Noise), f(p.Clip), strconv.Itoa(p.Bits), strconv.Itoa(p.Rounds),
+			f(p.FinalAcc), f(p.BestAcc), eps, f(p.Delta), strconv.FormatUint(p.WireBytes, 10), f(p.Seconds)})
+		clip := "–"
+		if p.DP() {
+			clip = f(p.Clip)
+		}
+		fmt.Fprintf(&md, "| %s | %d | %s | %s | %d | %s | %.3f | %.3f | %s |\n", p.Adapter, p.Bits, f(p.Noise), clip, p.Rounds,
+			p.epsilonText(), p.FinalAcc, p.BestAcc, humanBytes(p.WireBytes))
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return "", err
+	}
+	for name, data := range map[string]string{"sweep.jsonl": jl.String(), "sweep.csv": cs.String(), "table.md": md.String()} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			return "", err
+		}
+	}
+	err := writeFigures(dir, []figureMaker{{"accuracy_vs_epsilon", func() (*plot.Plot, error) { return accuracyVsEpsilonPlot(sorted) }}})
+	return md.String(), err
+}
+
+// accuracyVsEpsilonPlot: final test accuracy against ε (log scale), one
+// curve per adapter × bits × clip; a series' run without DP is its dashed
+// horizontal line (ε = ∞).
+func accuracyVsEpsilonPlot(points []SweepPoint) (*plot.Plot, error) {
+	p := newFigure("Test accuracy vs privacy (dashed: the same setting without DP)", "ε (log scale; δ as in the table)", "final test accuracy")
+	p.Y.Min, p.Y.Max = 0, 1
+	var keys []string
+	curves := map[string][]SweepPoint{}
+	baselines := map[string][]SweepPoint{} // no-DP points, by setting
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, pt := range points {
+		if !pt.DP() {
+			k := pt.setting()
+			baselines[k] = append(baselines[k], pt)
+			continue
+		}
+		if pt.Epsilon <= 0 || math.IsInf(pt.Epsilon, 0) || math.IsNaN(pt.Epsilon) {
+			continue // no round published: nothing to place on a log axis
+		}
+		k := pt.series()
+		if _, ok := curves[k]; !ok {
+			keys = append(keys, k)
+		}
+		curves[k] = append(curves[k], pt)
+		lo, hi = min(lo, pt.Epsilon), max(hi, pt.Epsilon)
+	}
+	if len(keys) == 0 { // no DP point: a plain axis for the baselines alone
+		lo, hi = 0.1, 10
+	}
+	// Half a decade either side, so end points and baselines show.
+	lo, hi = lo/math.Sqrt(10), hi*math.Sqrt(10)
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.X.Min, p.X.Max = lo, hi
+	colour := 0
+	baseColour := map[string]int{}
+	for _, k := range keys {
+		var xs, ys []float64
+		for _, pt := range curves[k] { // already sorted by ε
+			xs = append(xs, pt.Epsilon)
+			ys = append(ys, pt.FinalAcc)
+		}
+		if err := addLine(p, k, colour, false, xs, ys); err != nil {
+			return nil, err
+		}
+		if err := addPoints(p, colour, xs, ys); err != nil {
+			return nil, err
+		}
+		// The baseline of the same setting takes its first curve's colour.
+		if _, ok := baseColour[curves[k][0].setting()]; !ok {
+			baseColour[curves[k][0].setting()] = colour
+		}
+		colour++
+	}
+	var baseKeys []string
+	for k := range baselines {
+		baseKeys = append(baseKeys, k)
+	}
+	slices.Sort(baseKeys)
+	for _, k := range baseKeys {
+		c, ok := baseColour[k]
+		if !ok {
+			c = colour
+			colour++
+		}
+		for _, pt := range baselines[k] {
+			if err := addLine(p, k+", no DP", c, true, []float64{lo, hi}, []float64{pt.FinalAcc, pt.FinalAcc}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// Room above accuracy 1 for the legend, a line of it per entry, so it
+	// never covers a curve or a baseline at the top.
+	p.Y.Max = 1 + 0.065*float64(len(keys)+len(baseKeys))
+	return p, nil
+}
