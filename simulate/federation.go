@@ -67,6 +67,10 @@ type Options struct {
 	// from a federation CA made in Dir.
 	Transport string
 	Logger    *slog.Logger
+	// Uploads, when set, is told how many of the open round's cohort have
+	// uploaded, each time that count grows (best effort: two uploads
+	// landing together are one call). It runs on Phase's goroutine.
+	Uploads func(accepted, cohort int)
 }
 
 // ParsePartition checks a partition spec: "iid" or "dirichlet:ALPHA".
@@ -301,6 +305,18 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 		}
 		return nil
 	}
+	// The previous phase's last round keeps its receipts until this phase's
+	// first round starts: count from there.
+	st0 := srv.Status()
+	lastRound, lastAccepted := st0.Round, len(st0.Accepted)
+	uploads := func() {
+		st := srv.Status()
+		if f.opts.Uploads == nil || len(st.Accepted) == 0 || (st.Round == lastRound && len(st.Accepted) <= lastAccepted) {
+			return
+		}
+		lastRound, lastAccepted = st.Round, len(st.Accepted)
+		f.opts.Uploads(len(st.Accepted), len(st.Cohort))
+	}
 	var result error
 	for done := false; !done; {
 		select {
@@ -308,6 +324,7 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 			done, result = true, err
 		case <-srv.Changed():
 		}
+		uploads()
 		if err := report(); err != nil && result == nil {
 			result = err
 			cancel()

@@ -115,3 +115,26 @@ func TestParsePartition(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadsProgress: Options.Uploads hears the cohort's uploads as they
+// are accepted: counts within 1..cohort, growing within a round.
+func TestUploadsProgress(t *testing.T) {
+	e := tinyExperiment(t, t.TempDir())
+	type call struct{ accepted, cohort int }
+	var calls []call
+	e.Base.Uploads = func(accepted, cohort int) { calls = append(calls, call{accepted, cohort}) }
+	if _, _, err := e.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) == 0 {
+		t.Fatal("no upload progress in two rounds of three uploads")
+	}
+	for i, c := range calls {
+		if c.cohort != 3 || c.accepted < 1 || c.accepted > 3 {
+			t.Fatalf("call %d: %+v", i, c)
+		}
+		if i > 0 && c.accepted == calls[i-1].accepted {
+			t.Fatalf("call %d repeats %+v: %v", i, c, calls)
+		}
+	}
+}

@@ -383,8 +383,10 @@ func runForgetting(args []string, stdout io.Writer) error {
 	for _, l := range schedule {
 		fmt.Fprintln(stdout, "  "+l)
 	}
+	status := newStatusLine(stdout)
+	exp.Base.Uploads = status.uploads("  this round: ")
 	exp.Progress = func(p simulate.Progress) {
-		fmt.Fprintf(stdout, "[%d/%d] %-8s %-8s phase %s round %d/%d  loss %.3f  acc %s %.3f  acc %s %.3f%s  (%s)\n",
+		status.printf("[%d/%d] %-8s %-8s phase %s round %d/%d  loss %.3f  acc %s %.3f  acc %s %.3f%s  (%s)\n",
 			p.Run, p.Runs, p.Adapter, p.Pair.Name(), p.Phase, p.Round, p.Rounds, p.Loss, p.Pair.A, p.AccA, p.Pair.B, p.AccB, epsilonNote(p.Epsilon),
 			p.Elapsed.Round(time.Second))
 	}

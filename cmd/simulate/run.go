@@ -69,9 +69,11 @@ func runRun(args []string, stdout io.Writer) error {
 // error the files hold what was published so far.
 func trainOne(ctx context.Context, opts simulate.Options, splits *task.Splits, rounds, evalItems int, out, prefix string,
 	stdout io.Writer) ([]simulate.RoundRecord, string, error) {
+	status := newStatusLine(stdout)
+	opts.Uploads = status.uploads(prefix + "this round: ")
 	single := &simulate.Single{Base: opts, Splits: splits, Rounds: rounds, EvalItems: evalItems, Out: out,
 		Progress: func(p simulate.Progress) {
-			fmt.Fprintf(stdout, "%sround %d/%d  loss %.3f  test acc %.3f%s  (%s)\n", prefix, p.Round, p.Rounds, p.Loss, p.AccA,
+			status.printf("%sround %d/%d  loss %.3f  test acc %.3f%s  (%s)\n", prefix, p.Round, p.Rounds, p.Loss, p.AccA,
 				epsilonNote(p.Epsilon), p.Elapsed.Round(time.Second))
 		}}
 	records, runErr := single.Run(ctx)
