@@ -22,16 +22,11 @@ func WriteResults(dir string, outcomes []Outcome, records []RoundRecord) (string
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	var jl strings.Builder
-	for _, r := range records {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return "", err
-		}
-		jl.Write(b)
-		jl.WriteByte('\n')
+	jl, err := jsonLines(records)
+	if err != nil {
+		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "rounds.jsonl"), []byte(jl.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "rounds.jsonl"), []byte(jl), 0o644); err != nil {
 		return "", err
 	}
 	var cs strings.Builder
@@ -206,46 +201,41 @@ func forgettingPlot(outcomes []Outcome) (*plot.Plot, error) {
 
 // bytesPlot: cumulative uploaded bytes per run.
 func bytesPlot(records []RoundRecord) (*plot.Plot, error) {
-	keys, by := series(records)
-	maxRound := 1
-	p := newFigure("Bytes uploaded (all clients, cumulative)", "round", "MiB")
-	p.Y.Min = 0
-	for i, k := range keys {
-		var xs, ys []float64
-		s := 0.0
-		for _, r := range by[k] {
-			s += float64(r.WireBytes)
-			xs = append(xs, float64(r.Round))
-			ys = append(ys, s/(1<<20))
-			maxRound = max(maxRound, r.Round)
+	return roundSeriesPlot("Bytes uploaded (all clients, cumulative)", "MiB", records, func(run []RoundRecord) (xs, ys []float64) {
+		sum := 0.0
+		for _, r := range run {
+			sum += float64(r.WireBytes)
+			xs, ys = append(xs, float64(r.Round)), append(ys, sum/(1<<20))
 		}
-		if err := addLine(p, k, i, false, xs, ys); err != nil {
-			return nil, err
-		}
-		if err := addPoints(p, i, xs, ys); err != nil {
-			return nil, err
-		}
-	}
-	roundAxis(p, maxRound)
-	return p, nil
+		return xs, ys
+	})
 }
 
 // epsilonPlot: the privacy spent so far (ε at the run's δ) after each
 // round, per run; only meaningful with DP on.
 func epsilonPlot(records []RoundRecord) (*plot.Plot, error) {
+	return roundSeriesPlot("Privacy spent: ε after each round (client-level DP)", "ε", records, func(run []RoundRecord) (xs, ys []float64) {
+		for _, r := range run {
+			if r.Epsilon > 0 {
+				xs, ys = append(xs, float64(r.Round)), append(ys, r.Epsilon)
+			}
+		}
+		return xs, ys
+	})
+}
+
+// roundSeriesPlot draws, per run of records, a line with a marker at every
+// point that points picks from the run's records; the y axis starts at 0.
+func roundSeriesPlot(title, ylabel string, records []RoundRecord, points func(run []RoundRecord) (xs, ys []float64)) (*plot.Plot, error) {
 	keys, by := series(records)
 	maxRound := 1
-	p := newFigure("Privacy spent: ε after each round (client-level DP)", "round", "ε")
+	p := newFigure(title, "round", ylabel)
 	p.Y.Min = 0
 	for i, k := range keys {
-		var xs, ys []float64
 		for _, r := range by[k] {
-			if r.Epsilon > 0 {
-				xs = append(xs, float64(r.Round))
-				ys = append(ys, r.Epsilon)
-			}
 			maxRound = max(maxRound, r.Round)
 		}
+		xs, ys := points(by[k])
 		if len(xs) == 0 {
 			continue
 		}
@@ -258,4 +248,16 @@ func epsilonPlot(records []RoundRecord) (*plot.Plot, error) {
 	}
 	roundAxis(p, maxRound)
 	return p, nil
+}
+
+// jsonLines encodes one JSON object a line: the .jsonl result files.
+func jsonLines[T any](items []T) (string, error) {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	for _, it := range items {
+		if err := enc.Encode(it); err != nil {
+			return "", err
+		}
+	}
+	return b.String(), nil
 }

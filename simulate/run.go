@@ -3,7 +3,6 @@ package simulate
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,26 +64,23 @@ func (s *Single) Run(ctx context.Context) ([]RoundRecord, error) {
 // accuracy.svg/.png and, with DP on, epsilon.svg/.png for a single run, and
 // returns a Markdown table.
 func WriteRunResults(dir string, records []RoundRecord) (string, error) {
-	var jl strings.Builder
+	jl, err := jsonLines(records)
+	if err != nil {
+		return "", err
+	}
 	var cs strings.Builder
 	w := csv.NewWriter(&cs)
 	w.Write([]string{"round", "clients", "train_loss", "test_accuracy", "epsilon", "wire_bytes", "raw_bytes", "aggregation_error"})
 	var md strings.Builder
 	md.WriteString("| round | clients | train loss | test accuracy | ε | uploaded |\n|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range records {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return "", err
-		}
-		jl.Write(b)
-		jl.WriteByte('\n')
 		f := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 		w.Write([]string{strconv.Itoa(r.Round), strconv.Itoa(r.Clients), f(r.TrainLoss), f(r.AccA), f(r.Epsilon),
 			strconv.FormatUint(r.WireBytes, 10), strconv.FormatUint(r.RawBytes, 10), f(r.AggError)})
 		fmt.Fprintf(&md, "| %d | %d | %.4f | %.3f | %.3g | %s |\n", r.Round, r.Clients, r.TrainLoss, r.AccA, r.Epsilon, humanBytes(r.WireBytes))
 	}
 	w.Flush()
-	for name, data := range map[string]string{"rounds.jsonl": jl.String(), "summary.csv": cs.String(), "table.md": md.String()} {
+	for name, data := range map[string]string{"rounds.jsonl": jl, "summary.csv": cs.String(), "table.md": md.String()} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			return "", err
 		}

@@ -3,7 +3,6 @@ package simulate
 import (
 	"cmp"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -106,14 +105,9 @@ func WriteSweepResults(dir string, points []SweepPoint) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	var jl strings.Builder
-	for _, p := range points {
-		b, err := json.Marshal(p)
-		if err != nil {
-			return "", err
-		}
-		jl.Write(b)
-		jl.WriteByte('\n')
+	jl, err := jsonLines(points)
+	if err != nil {
+		return "", err
 	}
 	var cs strings.Builder
 	w := csv.NewWriter(&cs)
@@ -141,12 +135,12 @@ func WriteSweepResults(dir string, points []SweepPoint) (string, error) {
 	if err := w.Error(); err != nil {
 		return "", err
 	}
-	for name, data := range map[string]string{"sweep.jsonl": jl.String(), "sweep.csv": cs.String(), "table.md": md.String()} {
+	for name, data := range map[string]string{"sweep.jsonl": jl, "sweep.csv": cs.String(), "table.md": md.String()} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			return "", err
 		}
 	}
-	err := writeFigures(dir, []figureMaker{{"accuracy_vs_epsilon", func() (*plot.Plot, error) { return accuracyVsEpsilonPlot(sorted) }}})
+	err = writeFigures(dir, []figureMaker{{"accuracy_vs_epsilon", func() (*plot.Plot, error) { return accuracyVsEpsilonPlot(sorted) }}})
 	return md.String(), err
 }
 

@@ -34,14 +34,21 @@ func TestBadConfigRefusedBeforeWork(t *testing.T) {
 		"local DP uses a fixed clip":       {"--dp-noise", "1", "--dp-local", "--dp-adaptive"},
 		"unknown keys: colour":             {"--config", writeConfig(t, "colour = 1\n")},
 	}
+	refusedBeforeWork(t, "forgetting", cases)
+}
+
+// refusedBeforeWork runs command with each case's arguments: each must fail
+// with an error mentioning the case's key, before any round is printed.
+func refusedBeforeWork(t *testing.T, command string, cases map[string][]string) {
+	t.Helper()
 	for want, args := range cases {
 		var out bytes.Buffer
-		err := program.Run(append([]string{"forgetting", "--out", t.TempDir()}, args...), &out)
+		err := program.Run(append([]string{command, "--out", t.TempDir()}, args...), &out)
 		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%v: error %v, want it to mention %q", args, err, want)
+			t.Errorf("%s %v: error %v, want it to mention %q", command, args, err, want)
 		}
 		if strings.Contains(out.String(), "round") {
-			t.Errorf("%v: work started before the error:\n%s", args, out.String())
+			t.Errorf("%s %v: work started before the error:\n%s", command, args, out.String())
 		}
 	}
 }

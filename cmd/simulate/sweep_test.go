@@ -152,16 +152,7 @@ func TestSweepBadInputRefusedBeforeWork(t *testing.T) {
 		"transport \"tcp\": want memory":    {"--transport", "tcp"},
 		"sweep noise NaN: a noise multipli": {"--sweep-noise", "NaN"},
 	}
-	for want, args := range cases {
-		var out bytes.Buffer
-		err := program.Run(append([]string{"sweep", "--out", t.TempDir()}, args...), &out)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%v: error %v, want it to mention %q", args, err, want)
-		}
-		if strings.Contains(out.String(), "round") {
-			t.Errorf("%v: work started before the error:\n%s", args, out.String())
-		}
-	}
+	refusedBeforeWork(t, "sweep", cases)
 	// A [sweep] table is refused by the other commands, not ignored.
 	var out bytes.Buffer
 	err := program.Run([]string{"run", "--config", writeConfig(t, "[sweep]\nnoise = [1]\n"), "--out", t.TempDir()}, &out)
