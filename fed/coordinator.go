@@ -44,6 +44,11 @@ type Policy struct {
 	// MinClients eligible (joined, live) clients are needed before a round
 	// starts (default: the cohort size, or 1 with Fraction).
 	MinClients int
+	// StartClients eligible clients are needed before the first round
+	// starts (default: MinClients); later rounds need only MinClients. A
+	// federation whose clients come up one by one would otherwise run its
+	// first round with whichever MinClients joined first.
+	StartClients int
 	// Quorum uploads are needed to aggregate at the deadline (default: half
 	// the cohort, rounded up). A round whose whole live cohort has uploaded
 	// aggregates at once.
@@ -150,6 +155,8 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("cohort: give a size ≥ 1 or a fraction in (0, 1] (fraction %v)", p.Fraction)
 	case p.MinClients < 0:
 		return fmt.Errorf("min clients %d < 0", p.MinClients)
+	case p.StartClients < 0:
+		return fmt.Errorf("start clients %d < 0", p.StartClients)
 	case p.Quorum < 0:
 		return fmt.Errorf("quorum %d < 0", p.Quorum)
 	case p.CohortSize > 0 && p.Quorum > p.CohortSize:
@@ -465,14 +472,19 @@ func (m *Machine) cohortSize(eligible int) int {
 	return max(1, int(math.Ceil(m.policy.Fraction*float64(eligible)-1e-9)))
 }
 
+// minClients is how many eligible clients the next round needs.
 func (m *Machine) minClients() int {
-	if m.policy.MinClients > 0 {
-		return m.policy.MinClients
+	n := 1
+	switch {
+	case m.policy.MinClients > 0:
+		n = m.policy.MinClients
+	case m.policy.CohortSize > 0:
+		n = m.policy.CohortSize
 	}
-	if m.policy.CohortSize > 0 {
-		return m.policy.CohortSize
+	if m.st.Round == 0 {
+		n = max(n, m.policy.StartClients)
 	}
-	return 1
+	return n
 }
 
 func (m *Machine) quorum() int {

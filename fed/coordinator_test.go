@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -230,6 +231,35 @@ func TestCheckUploadRefusals(t *testing.T) {
 	}
 	if _, ref := m.CheckUpload(t0, in, &fedpb.UploadHeader{Round: 1, Client: in}); ref == nil || ref.Reason != "late" {
 		t.Fatalf("upload for round 1 during round 2: %v", ref)
+	}
+}
+
+// TestStartClients: the first round waits for StartClients eligible
+// clients even though MinClients would do; later rounds need only
+// MinClients.
+func TestStartClients(t *testing.T) {
+	p := testPolicy()
+	p.CohortSize, p.Fraction, p.MinClients, p.StartClients, p.Quorum = 0, 1, 2, 3, 2
+	m := newTestMachine(t, p, "a", "b")
+	if e := m.Tick(t0); len(e) != 0 {
+		t.Fatalf("first round started with 2 of the 3 start clients: %#v", e)
+	}
+	m.Join(t0, "c", 10, "cpu:1")
+	sr := only[StartRound](t, m.Tick(t0))
+	if !slices.Equal(sr.Cohort, []string{"a", "b", "c"}) {
+		t.Fatalf("first cohort %v", sr.Cohort)
+	}
+	m.MemberDown(t0, "c")
+	m.Accept(t0, receipt(header(m, "a", 'a')))
+	only[StartAggregation](t, m.Accept(t0, receipt(header(m, "b", 'b'))))
+	only[RoundPublished](t, m.Aggregated(1, 2, 0))
+	sr = only[StartRound](t, m.Tick(t0))
+	if !slices.Equal(sr.Cohort, []string{"a", "b"}) {
+		t.Fatalf("second round with 2 live clients (min 2): cohort %v", sr.Cohort)
+	}
+	p.StartClients = -1
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "start clients") {
+		t.Fatalf("start clients -1: %v", err)
 	}
 }
 

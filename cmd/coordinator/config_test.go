@@ -37,6 +37,7 @@ func TestServeConfigDP(t *testing.T) {
 		"unknown keys: dp.z":   "[dp]\nz = 1\n",
 		"upload bits 5":        "[train]\nbits = 5\n",
 		"rounds.timeout \"x\"": "[rounds]\ntimeout = \"x\"\n",
+		"start clients -2":     "[rounds]\nstart_clients = -2\n",
 	} {
 		c, err := loadServeConfig(write(cfg))
 		if err == nil {
@@ -45,6 +46,10 @@ func TestServeConfigDP(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want it to mention %q", cfg, err, want)
 		}
+	}
+	c, _ = loadServeConfig(write("[rounds]\nmin_clients = 2\nstart_clients = 5\n"))
+	if p, _, err := c.policy(); err != nil || p.MinClients != 2 || p.StartClients != 5 {
+		t.Fatalf("start_clients: %+v %v", p, err)
 	}
 	c, _ = loadServeConfig(write("[adapter]\nmodel = \"builtin\"\n"))
 	if c.Adapter.Model != "builtin" {
