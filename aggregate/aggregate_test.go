@@ -1,12 +1,14 @@
 package aggregate
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/safetensors"
 )
 
 func kronSet(t *testing.T, seed uint64, targets []adapter.Target) *adapter.Set {
@@ -208,5 +210,105 @@ func TestFedAdam(t *testing.T) {
 	}
 	if err := o.Step(global, kronSet(t, 3, targets[:1])); err == nil {
 		t.Error("mismatched aggregate accepted")
+	}
+}
+
+// TestFedAdamMomentsRoundTrip: an optimizer restored from MarshalMoments
+// takes the next step bit for bit like the one that never stopped; a clone
+// steps without touching the original; damaged or foreign moments are
+// refused with the reason.
+func TestFedAdamMomentsRoundTrip(t *testing.T) {
+	global := kronSet(t, 1, targets)
+	target := kronSet(t, 2, targets)
+	o := NewFedAdam(0.1, 1e-2)
+	if b, err := o.MarshalMoments(global); b != nil || err != nil {
+		t.Fatalf("moments before the first step: %d bytes, %v", len(b), err)
+	}
+	for range 2 {
+		if err := o.Step(global, target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	saved, err := o.MarshalMoments(global)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := NewFedAdam(0.1, 1e-2)
+	if err := restored.UnmarshalMoments(saved, global); err != nil {
+		t.Fatal(err)
+	}
+	a, b := global.Clone(), global.Clone()
+	trial := o.Clone()
+	if err := trial.Step(global.Clone(), target); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := o.MarshalMoments(global); !bytes.Equal(again, saved) {
+		t.Fatal("stepping a clone changed the original's moments")
+	}
+	if err := o.Step(a, target); err != nil {
+		t.Fatal(err)
+	}
+	if err := restored.Step(b, target); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range a.Params() {
+		for k := range p.Data {
+			if math.Float32bits(p.Data[k]) != math.Float32bits(b.Params()[i].Data[k]) {
+				t.Fatalf("%s[%d]: %v uninterrupted, %v restored", p.Name, k, p.Data[k], b.Params()[i].Data[k])
+			}
+		}
+	}
+
+	name := global.Params()[0].Name
+	rows, cols := global.Params()[0].Rows, global.Params()[0].Cols
+	rewrite := func(edit func(ts []safetensors.Tensor, meta map[string]string) []safetensors.Tensor) []byte {
+		f, err := safetensors.Parse(saved)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ts []safetensors.Tensor
+		for _, info := range f.Tensors() {
+			data, _ := f.Float64(info.Name)
+			ts = append(ts, safetensors.F64Tensor(info.Name, info.Shape, data))
+		}
+		meta := map[string]string{"format": "kronfed-fedadam-moments"}
+		ts = edit(ts, meta)
+		var buf bytes.Buffer
+		if err := safetensors.Write(&buf, meta, ts); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	cases := map[string][]byte{
+		"safetensors":   []byte("not a file"),
+		`format "x"`:    rewrite(func(ts []safetensors.Tensor, m map[string]string) []safetensors.Tensor { m["format"] = "x"; return ts }),
+		"tensors, want": rewrite(func(ts []safetensors.Tensor, _ map[string]string) []safetensors.Tensor { return ts[1:] }),
+		"has shape": rewrite(func(ts []safetensors.Tensor, _ map[string]string) []safetensors.Tensor {
+			for i := range ts {
+				if ts[i].Name == "v."+name {
+					ts[i].Shape = []int{rows * cols} // same values, not the factor's shape
+				}
+			}
+			return ts
+		}),
+		"want finite, v ≥ 0": rewrite(func(ts []safetensors.Tensor, _ map[string]string) []safetensors.Tensor {
+			for i := range ts {
+				if ts[i].Name == "v."+name {
+					v := make([]float64, rows*cols)
+					v[0] = -1
+					ts[i] = safetensors.F64Tensor(ts[i].Name, ts[i].Shape, v)
+				}
+			}
+			return ts
+		}),
+	}
+	for want, b := range cases {
+		err := NewFedAdam(0.1, 1e-2).UnmarshalMoments(b, global)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v", want, err)
+		}
+	}
+	if err := NewFedAdam(0.1, 1e-2).UnmarshalMoments(saved, kronSet(t, 3, targets[:1])); err == nil {
+		t.Error("moments of another adapter layout accepted")
 	}
 }

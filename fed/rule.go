@@ -110,9 +110,13 @@ func NewAggregator(rule Rule, kind adapter.Kind) (*Aggregator, error) {
 }
 
 // Apply combines the clients' adapters into the next global adapter.
-// global is not modified. relErr is the largest per-module relative error
-// of the Kron-aware re-fit (0 for the other rules).
-func (a *Aggregator) Apply(global *adapter.Set, updates []aggregate.Update) (next *adapter.Set, relErr float64, err error) {
+// global is not modified, and neither is the optimizer's state: with
+// FedAdam, opt is the state after this step (nil for the other rules), to
+// be persisted together with next and then adopted with Commit, so an
+// aggregation that fails or is redone after a crash starts from the same
+// moments. relErr is the largest per-module relative error of the
+// Kron-aware re-fit (0 for the other rules).
+func (a *Aggregator) Apply(global *adapter.Set, updates []aggregate.Update) (next *adapter.Set, opt *aggregate.FedAdam, relErr float64, err error) {
 	switch a.Rule.Name {
 	case "fedavg":
 		next, err = aggregate.FedAvg(updates)
@@ -129,15 +133,46 @@ func (a *Aggregator) Apply(global *adapter.Set, updates []aggregate.Update) (nex
 	case "fedadam":
 		var avg *adapter.Set
 		if avg, err = aggregate.FedAvg(updates); err == nil {
-			next = global.Clone()
-			err = a.adam.Step(next, avg)
+			next, opt = global.Clone(), a.adam.Clone()
+			err = opt.Step(next, avg)
 		}
 	default:
 		err = fmt.Errorf("unknown aggregation rule %q", a.Rule.Name)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("aggregate (%s): %w", a.Rule, err)
+		return nil, nil, 0, fmt.Errorf("aggregate (%s): %w", a.Rule, err)
 	}
 	next.BaseModel = global.BaseModel
-	return next, relErr, nil
+	return next, opt, relErr, nil
+}
+
+// Commit adopts the optimizer state an Apply returned, once its global
+// adapter is stored (nil: nothing to adopt).
+func (a *Aggregator) Commit(opt *aggregate.FedAdam) {
+	if opt != nil {
+		a.adam = opt
+	}
+}
+
+// marshalOptimizer encodes opt (from Apply) for the store, shaped like the
+// global adapter; nil when there is nothing to keep.
+func marshalOptimizer(opt *aggregate.FedAdam, shape *adapter.Set) ([]byte, error) {
+	if opt == nil {
+		return nil, nil
+	}
+	return opt.MarshalMoments(shape)
+}
+
+// Restore continues from the optimizer state stored with the current
+// global adapter (shape). Empty state is a fresh start; state stored for a
+// rule without one (the operator changed the rule) is dropped, and
+// reported so.
+func (a *Aggregator) Restore(state []byte, shape *adapter.Set) (dropped bool, err error) {
+	switch {
+	case len(state) == 0:
+		return false, nil
+	case a.adam == nil:
+		return true, nil
+	}
+	return false, a.adam.UnmarshalMoments(state, shape)
 }

@@ -75,6 +75,9 @@ type global struct {
 	file    []byte
 	digest  []byte
 	set     *adapter.Set
+	// optimizer is the server optimizer's state stored with this version
+	// (see fedpb.StoredGlobal.Optimizer); kept only until it is restored.
+	optimizer []byte
 }
 
 // Server is the coordinator: the round state machine driven by a clock,
@@ -188,6 +191,16 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if s.agg, err = NewAggregator(cfg.Rule, s.cur.set.Config.Kind); err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
+	// A restarted coordinator continues the server optimizer where the
+	// current version left it, not from zero moments.
+	dropped, err := s.agg.Restore(s.cur.optimizer, s.cur.set)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: global adapter version %d: %w", s.cur.version, err)
+	}
+	if dropped {
+		s.log.Warn("the stored server optimizer state is not used by this rule: dropped", "rule", cfg.Rule.String(), "global_version", s.cur.version)
+	}
+	s.cur.optimizer = nil
 	if cfg.Policy.SecAgg != nil && cfg.Rule.Name != "fedavg" {
 		return nil, fmt.Errorf("coordinator: secure aggregation reveals only the sum of the updates; aggregation rule %s needs each one (use fedavg)", cfg.Rule)
 	}
@@ -250,11 +263,11 @@ func (s *Server) loadGlobal(version uint64) (*global, error) {
 	if err != nil {
 		return nil, fmt.Errorf("global adapter version %d: %w", version, err)
 	}
-	return &global{version: version, round: sg.Round, file: sg.Adapter, digest: sg.Digest, set: set}, nil
+	return &global{version: version, round: sg.Round, file: sg.Adapter, digest: sg.Digest, set: set, optimizer: sg.Optimizer}, nil
 }
 
 func (s *Server) putGlobal(g *global, st State) error {
-	rec, err := proto.Marshal(&fedpb.StoredGlobal{Version: g.version, Round: g.round, Adapter: g.file, Digest: g.digest})
+	rec, err := proto.Marshal(&fedpb.StoredGlobal{Version: g.version, Round: g.round, Adapter: g.file, Digest: g.digest, Optimizer: g.optimizer})
 	if err != nil {
 		return err
 	}
@@ -714,7 +727,7 @@ func (s *Server) remember(round uint64, client string, set *adapter.Set) {
 // outcome back into the state machine.
 func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 	start := time.Now()
-	next, res, nextClip, err := s.combine(job)
+	next, opt, res, nextClip, err := s.combine(job)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -728,6 +741,9 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 	res.Epsilon = after.Epsilon
 	g, err := newGlobal(job.BaseVersion+1, job.Round, next)
 	if err == nil {
+		g.optimizer, err = marshalOptimizer(opt, next)
+	}
+	if err == nil {
 		err = s.putGlobal(g, after)
 	}
 	if err != nil {
@@ -736,6 +752,8 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 		s.step(func() []Effect { return s.m.AggregationFailed(job.Round, err.Error()) })
 		return
 	}
+	s.agg.Commit(opt)
+	g.optimizer = nil
 	s.prev, s.cur = s.cur, g
 	elapsed := time.Since(start).Seconds()
 	s.met.AggregateSecond.Observe(elapsed)
@@ -754,8 +772,9 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 }
 
 // combine decrypts and decodes the round's stored uploads and aggregates
-// them onto the base version.
-func (s *Server) combine(job StartAggregation) (next *adapter.Set, res *fedpb.RoundResult, nextClip float64, err error) {
+// them onto the base version. opt is the server optimizer's state after
+// the step (FedAdam), to be stored with next before it is adopted.
+func (s *Server) combine(job StartAggregation) (next *adapter.Set, opt *aggregate.FedAdam, res *fedpb.RoundResult, nextClip float64, err error) {
 	s.mu.Lock()
 	base := s.cur
 	var cached map[string]*adapter.Set // read-only from here: uploads are closed
@@ -764,33 +783,33 @@ func (s *Server) combine(job StartAggregation) (next *adapter.Set, res *fedpb.Ro
 	}
 	s.mu.Unlock()
 	if base.version != job.BaseVersion {
-		return nil, nil, 0, fmt.Errorf("round %d trains from version %d but version %d is current", job.Round, job.BaseVersion, base.version)
+		return nil, nil, nil, 0, fmt.Errorf("round %d trains from version %d but version %d is current", job.Round, job.BaseVersion, base.version)
 	}
 	if len(job.Uploads) == 0 {
-		return nil, nil, 0, errors.New("no uploads to aggregate")
+		return nil, nil, nil, 0, errors.New("no uploads to aggregate")
 	}
 	res = summarize(job.Uploads)
 	if s.cfg.Policy.SecAgg != nil {
 		next, nextClip, err = s.secureAverage(job, base, res)
-		return next, res, nextClip, err
+		return next, nil, res, nextClip, err
 	}
 	updates := make([]aggregate.Update, 0, len(job.Uploads))
 	for _, r := range job.Uploads {
 		set := cached[r.Client]
 		if set == nil {
 			if set, err = s.loadUpload(job, r.Client, base); err != nil {
-				return nil, nil, 0, err
+				return nil, nil, nil, 0, err
 			}
 		}
 		updates = append(updates, aggregate.Update{Set: set, Weight: float64(r.Examples)})
 	}
 	if dp := s.cfg.Policy.DP; dp != nil && !dp.Local {
 		next, nextClip, err = s.privateAverage(dp, job, base.set, updates, res)
-		return next, res, nextClip, err
+		return next, nil, res, nextClip, err
 	}
-	next, relErr, err := s.agg.Apply(base.set, updates)
+	next, opt, relErr, err := s.agg.Apply(base.set, updates)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, nil, 0, err
 	}
 	res.AggregationError = relErr
 	if dp := s.cfg.Policy.DP; dp != nil && dp.Local {
@@ -799,7 +818,7 @@ func (s *Server) combine(job StartAggregation) (next *adapter.Set, res *fedpb.Ro
 		s.mu.Unlock()
 		res.NoiseStd, res.Noise = dp.Noise*res.Clip, "local: each client noised its own update"
 	}
-	return next, res, 0, nil
+	return next, opt, res, 0, nil
 }
 
 // summarize starts a round's result from its accepted uploads: clients,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -90,6 +91,7 @@ type testFed struct {
 	initial  *adapter.Set
 	dir      string
 	policy   Policy
+	rule     Rule // zero: fedavg
 }
 
 func newTestFed(t *testing.T, p Policy, dense int) *testFed {
@@ -119,7 +121,11 @@ func (f *testFed) open(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(ServerConfig{Policy: f.policy, Rule: Rule{Name: "fedavg"}, Store: st, Initial: f.initial,
+	rule := f.rule
+	if rule.Name == "" {
+		rule = Rule{Name: "fedavg"}
+	}
+	srv, err := NewServer(ServerConfig{Policy: f.policy, Rule: rule, Store: st, Initial: f.initial,
 		Identity: f.identity, Signer: f.signer, TickEvery: 5 * time.Millisecond, KeepUploads: 1, Logger: testLogger()})
 	if err != nil {
 		st.Close()
@@ -225,6 +231,64 @@ func TestFederatedRoundsInMemory(t *testing.T) {
 	if r.WireBytes == 0 || r.WireBytes >= r.RawBytes+uint64(3*1024) {
 		t.Fatalf("round 1 wire bytes %d, raw %d", r.WireBytes, r.RawBytes)
 	}
+}
+
+// TestFedAdamSurvivesRestart: FedAdam's moments are stored with every
+// global version, so two rounds with a coordinator restart between them
+// publish bit for bit the adapter of two uninterrupted rounds (float32
+// uploads, deterministic clients). A restart under another rule drops the
+// stored moments and runs.
+func TestFedAdamSurvivesRestart(t *testing.T) {
+	p := testPolicy()
+	p.Train.Bits = 32
+	shifts, examples := []float32{0.01, -0.02, 0.04}, []int{10, 30, 60}
+	rounds := func(f *testFed, n int) {
+		t.Helper()
+		var clients []*testClient
+		for i := range shifts {
+			clients = append(clients, f.client(t, fmt.Sprintf("c%d", i), shifts[i], examples[i], n))
+		}
+		if serr, cerrs := runAll(t, context.Background(), f.srv, clients...); serr != nil || errors.Join(cerrs...) != nil {
+			t.Fatalf("rounds: %v %v", serr, cerrs)
+		}
+	}
+	adam := Rule{Name: "fedadam", LR: 0.05, Tau: 1e-3}
+	p.Rounds = 2
+	whole := newTestFed(t, p, 0)
+	whole.rule = adam
+	whole.st.Close()
+	whole.open(t)
+	rounds(whole, 2)
+	want, _ := whole.srv.GlobalAdapter()
+	whole.st.Close()
+
+	p.Rounds = 1
+	f := newTestFed(t, p, 0)
+	f.rule = adam
+	f.st.Close()
+	f.open(t)
+	rounds(f, 1)
+	f.st.Close()
+	f.policy.Rounds = 2
+	f.open(t)
+	rounds(f, 1)
+	got, version := f.srv.GlobalAdapter()
+	if version != 3 {
+		t.Fatalf("version %d", version)
+	}
+	for i, g := range got.Params() {
+		for k := range g.Data {
+			if math.Float32bits(g.Data[k]) != math.Float32bits(want.Params()[i].Data[k]) {
+				t.Fatalf("%s[%d]: %v after a restart, %v uninterrupted", g.Name, k, g.Data[k], want.Params()[i].Data[k])
+			}
+		}
+	}
+	f.st.Close()
+	f.rule = Rule{}
+	f.policy.Rounds = 3
+	f.open(t)
+	defer f.st.Close()
+	rounds(f, 1)
 }
 
 func TestUploadRefusals(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 
 	"github.com/kronfed/kronfed/internal/mmap"
@@ -218,6 +219,24 @@ func (f *File) Float32(name string) ([]float32, error) {
 	out := make([]float32, t.NumElements())
 	if err := DecodeFloat32(out, t.DType, b); err != nil {
 		return nil, fileErr(f.name, fmt.Errorf("tensor %q: %w", name, err))
+	}
+	return out, nil
+}
+
+// Float64 returns the named F64 tensor as a new float64 slice, exactly; any
+// other dtype is refused (use Float32 to convert).
+func (f *File) Float64(name string) ([]float64, error) {
+	b, err := f.Bytes(name)
+	if err != nil {
+		return nil, err
+	}
+	t := &f.h.tensors[f.h.index[name]]
+	if t.DType != F64 {
+		return nil, fileErr(f.name, fmt.Errorf("tensor %q is %s, not F64", name, t.DType))
+	}
+	out := make([]float64, t.NumElements())
+	for i := range out {
+		out[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
 	}
 	return out, nil
 }

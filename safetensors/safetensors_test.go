@@ -490,3 +490,32 @@ func TestWriteFile(t *testing.T) {
 		t.Error("write into a missing directory succeeded")
 	}
 }
+
+// TestFloat64Exact: F64 tensors round-trip bit for bit (extremes, subnormals,
+// negative zero), and Float64 refuses other dtypes instead of converting.
+func TestFloat64Exact(t *testing.T) {
+	vals := []float64{0, math.Copysign(0, -1), 1, -1.5, math.MaxFloat64, math.SmallestNonzeroFloat64, 1e-300, math.Pi, math.Inf(-1)}
+	var b bytes.Buffer
+	if err := Write(&b, nil, []Tensor{F64Tensor("m", []int{3, 3}, vals), F32Tensor("x", []int{1}, []float32{1})}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Float64("m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range vals {
+		if math.Float64bits(got[i]) != math.Float64bits(vals[i]) {
+			t.Errorf("[%d] = %v, want %v", i, got[i], vals[i])
+		}
+	}
+	if _, err := f.Float64("x"); err == nil || !strings.Contains(err.Error(), "not F64") {
+		t.Errorf("F32 tensor read as F64: %v", err)
+	}
+	if _, err := f.Float64("nope"); err == nil {
+		t.Error("missing tensor read")
+	}
+}

@@ -33,6 +33,15 @@ func F32Tensor(name string, shape []int, data []float32) Tensor {
 	return Tensor{Name: name, DType: F32, Shape: slices.Clone(shape), Data: b}
 }
 
+// F64Tensor encodes data as an F64 tensor.
+func F64Tensor(name string, shape []int, data []float64) Tensor {
+	b := make([]byte, 8*len(data))
+	for i, v := range data {
+		binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(v))
+	}
+	return Tensor{Name: name, DType: F64, Shape: slices.Clone(shape), Data: b}
+}
+
 // F16Tensor encodes data as an F16 tensor, rounding to nearest even.
 func F16Tensor(name string, shape []int, data []float32) Tensor {
 	b := make([]byte, 2*len(data))

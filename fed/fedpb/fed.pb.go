@@ -1783,8 +1783,12 @@ type StoredGlobal struct {
 	// The round that produced it (0 for the initial adapter).
 	Round uint64 `protobuf:"varint,2,opt,name=round,proto3" json:"round,omitempty"`
 	// The adapter file (safetensors, float32 factors).
-	Adapter       []byte `protobuf:"bytes,3,opt,name=adapter,proto3" json:"adapter,omitempty"`
-	Digest        []byte `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	Adapter []byte `protobuf:"bytes,3,opt,name=adapter,proto3" json:"adapter,omitempty"`
+	Digest  []byte `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	// The server optimizer's state after producing this version, so a
+	// restarted coordinator continues it: FedAdam's moments (a safetensors
+	// file of F64 tensors m.NAME and v.NAME); empty for stateless rules.
+	Optimizer     []byte `protobuf:"bytes,5,opt,name=optimizer,proto3" json:"optimizer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1843,6 +1847,13 @@ func (x *StoredGlobal) GetAdapter() []byte {
 func (x *StoredGlobal) GetDigest() []byte {
 	if x != nil {
 		return x.Digest
+	}
+	return nil
+}
+
+func (x *StoredGlobal) GetOptimizer() []byte {
+	if x != nil {
+		return x.Optimizer
 	}
 	return nil
 }
@@ -2001,12 +2012,13 @@ const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	"ciphertext\x18\x02 \x01(\fR\n" +
 	"ciphertext\x12\x19\n" +
 	"\bcert_der\x18\x03 \x01(\fR\acertDer\x12(\n" +
-	"\x10received_unix_ms\x18\x04 \x01(\x03R\x0ereceivedUnixMs\"p\n" +
+	"\x10received_unix_ms\x18\x04 \x01(\x03R\x0ereceivedUnixMs\"\x8e\x01\n" +
 	"\fStoredGlobal\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x04R\x05round\x12\x18\n" +
 	"\aadapter\x18\x03 \x01(\fR\aadapter\x12\x16\n" +
-	"\x06digest\x18\x04 \x01(\fR\x06digest*\x95\x01\n" +
+	"\x06digest\x18\x04 \x01(\fR\x06digest\x12\x1c\n" +
+	"\toptimizer\x18\x05 \x01(\fR\toptimizer*\x95\x01\n" +
 	"\vSecAggStage\x12\x1c\n" +
 	"\x18SECAGG_STAGE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11SECAGG_STAGE_KEYS\x10\x01\x12\x17\n" +
