@@ -319,9 +319,7 @@ func decodeLayer(f *safetensors.File, c Config, module string, bits int, used ma
 				return nil, e
 			}
 		}
-		k := newKronZero(shape, c.Alpha)
-		k.A, k.B1, k.B2 = got["A"].data, got["B1"].data, got["B2"].data
-		return k, nil
+		return newKronWith(shape, c.Alpha, got["A"].data, got["B1"].data, got["B2"].data), nil
 	default:
 		b := got["B"]
 		shape, err := NewLoRAShape(b.rows, got["A"].cols, c.Rank)
@@ -334,9 +332,7 @@ func decodeLayer(f *safetensors.File, c Config, module string, bits int, used ma
 		if err := want("B", shape.DOut, c.Rank); err != nil {
 			return nil, err
 		}
-		l := newLoRAZero(shape, c.Alpha)
-		l.A, l.B = got["A"].data, b.data
-		return l, nil
+		return newLoRAWith(shape, c.Alpha, got["A"].data, b.data), nil
 	}
 }
 

@@ -395,3 +395,31 @@ func checkFactorBound(t *testing.T, f, g Factor, s quant.Scheme) {
 		}
 	}
 }
+
+// TestReleaseGrads: a Set without gradients keeps its values, and its Clone
+// has zero gradients of every factor's size again, so it can be trained.
+func TestReleaseGrads(t *testing.T) {
+	for _, kind := range []Kind{KindKron, KindLoRA} {
+		s := testSet(t, kind, 4, smallTargets)
+		want := s.Clone()
+		s.ReleaseGrads()
+		for _, p := range s.Params() {
+			if p.Grad != nil {
+				t.Fatalf("%v %s: gradient kept", kind, p.Name)
+			}
+		}
+		c := s.Clone()
+		for i, p := range c.Params() {
+			if len(p.Grad) != len(p.Data) || len(p.Data) != p.Rows*p.Cols {
+				t.Fatalf("%v %s: clone has %d gradients for %d values", kind, p.Name, len(p.Grad), len(p.Data))
+			}
+			for k := range p.Data {
+				if p.Data[k] != want.Params()[i].Data[k] || p.Grad[k] != 0 {
+					t.Fatalf("%v %s[%d]: %v (grad %v), want %v", kind, p.Name, k, p.Data[k], p.Grad[k], want.Params()[i].Data[k])
+				}
+				p.Grad[k] = 1 // writable
+			}
+		}
+		c.ZeroGrad()
+	}
+}

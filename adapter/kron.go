@@ -34,11 +34,14 @@ func NewKron(shape KronShape, alpha float32, rng *rand.Rand) (*Kron, error) {
 // newKronZero allocates all-zero factors for a validated shape.
 func newKronZero(shape KronShape, alpha float32) *Kron {
 	r, dA2, dB1, dB2 := shape.Rank, shape.DA2, shape.DB1(), shape.DB2()
-	return &Kron{
-		Shape: shape, Alpha: alpha,
-		A: make([]float32, dA2*KronDA1), B1: make([]float32, dB2*r), B2: make([]float32, r*dB1),
-		GradA: make([]float32, dA2*KronDA1), GradB1: make([]float32, dB2*r), GradB2: make([]float32, r*dB1),
-	}
+	return newKronWith(shape, alpha, make([]float32, dA2*KronDA1), make([]float32, dB2*r), make([]float32, r*dB1))
+}
+
+// newKronWith wraps factors of a validated shape (a: dA2×2, b1: dB2×r,
+// b2: r×dB1, row-major; not copied) with zero gradients.
+func newKronWith(shape KronShape, alpha float32, a, b1, b2 []float32) *Kron {
+	return &Kron{Shape: shape, Alpha: alpha, A: a, B1: b1, B2: b2,
+		GradA: make([]float32, len(a)), GradB1: make([]float32, len(b1)), GradB2: make([]float32, len(b2))}
 }
 
 func (k *Kron) Kind() Kind            { return KindKron }

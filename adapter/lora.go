@@ -31,11 +31,13 @@ func NewLoRA(shape LoRAShape, alpha float32, rng *rand.Rand) (*LoRA, error) {
 
 func newLoRAZero(shape LoRAShape, alpha float32) *LoRA {
 	q := shape.Rank
-	return &LoRA{
-		Shape: shape, Alpha: alpha,
-		A: make([]float32, q*shape.DIn), B: make([]float32, shape.DOut*q),
-		GradA: make([]float32, q*shape.DIn), GradB: make([]float32, shape.DOut*q),
-	}
+	return newLoRAWith(shape, alpha, make([]float32, q*shape.DIn), make([]float32, shape.DOut*q))
+}
+
+// newLoRAWith wraps factors of a validated shape (a: r×dIn, b: dOut×r,
+// row-major; not copied) with zero gradients.
+func newLoRAWith(shape LoRAShape, alpha float32, a, b []float32) *LoRA {
+	return &LoRA{Shape: shape, Alpha: alpha, A: a, B: b, GradA: make([]float32, len(a)), GradB: make([]float32, len(b))}
 }
 
 func (l *LoRA) Kind() Kind            { return KindLoRA }

@@ -140,11 +140,30 @@ func (s *Set) Clone() *Set {
 		c.Modules = append(c.Modules, Module{Name: m.Name, Layer: l})
 	}
 	for _, d := range s.Dense {
-		d.Data = append([]float32(nil), d.Data...)
-		d.Grad = append([]float32(nil), d.Grad...)
+		grad := make([]float32, len(d.Data)) // also for a Set whose gradients were released
+		copy(grad, d.Grad)
+		d.Data, d.Grad = append([]float32(nil), d.Data...), grad
 		c.Dense = append(c.Dense, d)
 	}
 	return c
+}
+
+// ReleaseGrads drops the gradient buffers, halving the memory of a Set that
+// is only read from now on: a decoded upload waiting for aggregation, a
+// global adapter being served. Training it afterwards would fail; train a
+// Clone, which has gradients again.
+func (s *Set) ReleaseGrads() {
+	for _, m := range s.Modules {
+		switch l := m.Layer.(type) {
+		case *Kron:
+			l.GradA, l.GradB1, l.GradB2 = nil, nil, nil
+		case *LoRA:
+			l.GradA, l.GradB = nil, nil
+		}
+	}
+	for i := range s.Dense {
+		s.Dense[i].Grad = nil
+	}
 }
 
 // SameShape reports why o cannot be combined with s tensor by tensor (a

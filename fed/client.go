@@ -94,6 +94,11 @@ type ClientConfig struct {
 	// simulator) so each global version is downloaded, checked and decoded
 	// once and held once: clients only read it.
 	Globals *GlobalCache
+	// Slots, when set, bounds how many clients sharing it train at once
+	// (the simulator: one per core). A client takes a slot before it copies
+	// the global adapter and gives it back once its upload is encoded, so
+	// a thousand waiting clients hold no adapter copies.
+	Slots chan struct{}
 }
 
 // GlobalCache holds the newest decoded global adapter for clients in one
@@ -246,6 +251,7 @@ func (c *Client) do(ctx context.Context, act ClientAction) ClientEvent {
 		if err != nil {
 			return Failed{Class: SkipRound, Err: fmt.Errorf("global adapter version %d: %w", a.GlobalVersion, err)}
 		}
+		set.ReleaseGrads() // the base of every local training, which trains a Clone
 		c.global, c.version = set, a.GlobalVersion
 		if c.cfg.Globals != nil {
 			c.cfg.Globals.put(a.GlobalVersion, a.GlobalDigest, set)
@@ -299,6 +305,14 @@ func (c *Client) checkAssignment(a *fedpb.RoundAssignment) error {
 // train runs local training and prepares the upload: update = local −
 // global, quantized, encrypted to the coordinator and signed.
 func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEvent {
+	if c.cfg.Slots != nil {
+		select {
+		case c.cfg.Slots <- struct{}{}:
+		case <-ctx.Done():
+			return Failed{Class: Fatal, Err: ctx.Err()}
+		}
+		defer func() { <-c.cfg.Slots }()
+	}
 	local := c.global.Clone()
 	start := time.Now()
 	stats, err := c.cfg.Trainer.Train(ctx, local, a.Config)

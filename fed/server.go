@@ -719,6 +719,7 @@ func (s *Server) remember(round uint64, client string, set *adapter.Set) {
 	if s.decodedBytes+size > s.cfg.CacheBytes {
 		return
 	}
+	set.ReleaseGrads() // only read from here on: half the memory of a waiting update
 	s.decoded[client] = set
 	s.decodedBytes += size
 }

@@ -101,7 +101,7 @@ type Federation struct {
 	keys      []ed25519.PrivateKey
 	names     []string
 	initial   *adapter.Set
-	sem       chan struct{}
+	sem       chan struct{} // worker slots: fed.ClientConfig.Slots of every client
 	published int
 	// grpc transport: the coordinator's material and the clients' bundles.
 	material *secure.Coordinator
@@ -264,7 +264,7 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 			Conn:  conns[i],
 			Model: f.initial.BaseModel, Adapter: f.initial.Config.String(), Examples: int64(len(items)),
 			Key: f.keys[i], Recipient: f.recipient, Verifier: f.signer.Verifier(), PollWait: time.Second, Logger: f.log,
-			Globals: globals})
+			Globals: globals, Slots: f.sem})
 		if err != nil {
 			return fmt.Errorf("simulate: %w", err)
 		}
@@ -393,13 +393,8 @@ type simTrainer struct {
 	items, val []task.Item
 }
 
+// Train runs in one of the federation's worker slots (fed.ClientConfig.Slots).
 func (t *simTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.RoundConfig) (fed.TrainStats, error) {
-	select {
-	case t.f.sem <- struct{}{}:
-	case <-ctx.Done():
-		return fed.TrainStats{}, ctx.Err()
-	}
-	defer func() { <-t.f.sem }()
 	h := fnv.New64a()
 	h.Write([]byte(t.name))
 	l, err := train.NewLearner(t.f.opts.Model, local, t.f.opts.MaxLen, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
