@@ -182,3 +182,25 @@ func TestSweepResults(t *testing.T) {
 		}
 	}
 }
+
+// TestRunResultsEpsilonColumn: a single run's table and figures carry ε
+// exactly when the run had DP.
+func TestRunResultsEpsilonColumn(t *testing.T) {
+	for _, dp := range []bool{false, true} {
+		_, recs := plotRecords(dp)
+		recs = recs[:4] // one run
+		dir := t.TempDir()
+		table, err := WriteRunResults(dir, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(table, "ε") != dp || (dp && !strings.Contains(table, "| 1 | 4 | 0.0000 | 0.400 | 0.5 | 1.0 MiB |")) {
+			t.Errorf("dp=%v: table\n%s", dp, table)
+		}
+		_, err = os.Stat(filepath.Join(dir, "epsilon.png"))
+		if dp != (err == nil) {
+			t.Errorf("dp=%v: epsilon.png: %v", dp, err)
+		}
+		readPNG(t, filepath.Join(dir, "accuracy.png"))
+	}
+}

@@ -71,13 +71,27 @@ func WriteRunResults(dir string, records []RoundRecord) (string, error) {
 	var cs strings.Builder
 	w := csv.NewWriter(&cs)
 	w.Write([]string{"round", "clients", "train_loss", "test_accuracy", "epsilon", "wire_bytes", "raw_bytes", "aggregation_error"})
+	// The ε column only with DP on, as in the forgetting table.
+	dp := hasEpsilon(records)
 	var md strings.Builder
-	md.WriteString("| round | clients | train loss | test accuracy | ε | uploaded |\n|---:|---:|---:|---:|---:|---:|\n")
+	md.WriteString("| round | clients | train loss | test accuracy |")
+	if dp {
+		md.WriteString(" ε |")
+	}
+	md.WriteString(" uploaded |\n|---:|---:|---:|---:|")
+	if dp {
+		md.WriteString("---:|")
+	}
+	md.WriteString("---:|\n")
 	for _, r := range records {
 		f := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 		w.Write([]string{strconv.Itoa(r.Round), strconv.Itoa(r.Clients), f(r.TrainLoss), f(r.AccA), f(r.Epsilon),
 			strconv.FormatUint(r.WireBytes, 10), strconv.FormatUint(r.RawBytes, 10), f(r.AggError)})
-		fmt.Fprintf(&md, "| %d | %d | %.4f | %.3f | %.3g | %s |\n", r.Round, r.Clients, r.TrainLoss, r.AccA, r.Epsilon, humanBytes(r.WireBytes))
+		fmt.Fprintf(&md, "| %d | %d | %.4f | %.3f |", r.Round, r.Clients, r.TrainLoss, r.AccA)
+		if dp {
+			fmt.Fprintf(&md, " %.3g |", r.Epsilon)
+		}
+		fmt.Fprintf(&md, " %s |\n", humanBytes(r.WireBytes))
 	}
 	w.Flush()
 	for name, data := range map[string]string{"rounds.jsonl": jl, "summary.csv": cs.String(), "table.md": md.String()} {
