@@ -252,21 +252,21 @@ func TestFedAdamSurvivesRestart(t *testing.T) {
 			t.Fatalf("rounds: %v %v", serr, cerrs)
 		}
 	}
-	adam := Rule{Name: "fedadam", LR: 0.05, Tau: 1e-3}
-	p.Rounds = 2
-	whole := newTestFed(t, p, 0)
-	whole.rule = adam
-	whole.st.Close()
-	whole.open(t)
+	// A federation under FedAdam that publishes n rounds in all.
+	fedAdam := func(n int) *testFed {
+		p.Rounds = n
+		f := newTestFed(t, p, 0)
+		f.rule = Rule{Name: "fedadam", LR: 0.05, Tau: 1e-3}
+		f.st.Close()
+		f.open(t)
+		return f
+	}
+	whole := fedAdam(2)
 	rounds(whole, 2)
 	want, _ := whole.srv.GlobalAdapter()
 	whole.st.Close()
 
-	p.Rounds = 1
-	f := newTestFed(t, p, 0)
-	f.rule = adam
-	f.st.Close()
-	f.open(t)
+	f := fedAdam(1)
 	rounds(f, 1)
 	f.st.Close()
 	f.policy.Rounds = 2

@@ -68,15 +68,11 @@ func MarkdownTable(outcomes []Outcome) string {
 		dp = dp || o.Epsilon > 0
 	}
 	var b strings.Builder
-	b.WriteString("| adapter | params | pair | A after A | B after A | A after B | B after B | forgetting | uploaded | vs float32 |")
+	cols := []string{"adapter", "params:", "pair", "A after A:", "B after A:", "A after B:", "B after B:", "forgetting:", "uploaded:", "vs float32:"}
 	if dp {
-		b.WriteString(" ε |")
+		cols = append(cols, "ε:")
 	}
-	b.WriteString("\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-	if dp {
-		b.WriteString("---:|")
-	}
-	b.WriteString("\n")
+	writeHeader(&b, cols...)
 	for _, o := range outcomes {
 		ratio := 0.0
 		if o.UploadedBytes > 0 {
@@ -260,4 +256,21 @@ func jsonLines[T any](items []T) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// writeHeader writes a Markdown table's header and alignment rows; a column
+// named with a trailing ":" holds numbers and is right-aligned.
+func writeHeader(b *strings.Builder, cols ...string) {
+	var align strings.Builder
+	for _, c := range cols {
+		name, numeric := strings.CutSuffix(c, ":")
+		fmt.Fprintf(b, "| %s ", name)
+		if numeric {
+			align.WriteString("|---:")
+		} else {
+			align.WriteString("|---")
+		}
+	}
+	b.WriteString("|\n")
+	b.WriteString(align.String() + "|\n")
 }

@@ -74,15 +74,11 @@ func WriteRunResults(dir string, records []RoundRecord) (string, error) {
 	// The ε column only with DP on, as in the forgetting table.
 	dp := hasEpsilon(records)
 	var md strings.Builder
-	md.WriteString("| round | clients | train loss | test accuracy |")
+	cols := []string{"round:", "clients:", "train loss:", "test accuracy:"}
 	if dp {
-		md.WriteString(" ε |")
+		cols = append(cols, "ε:")
 	}
-	md.WriteString(" uploaded |\n|---:|---:|---:|---:|")
-	if dp {
-		md.WriteString("---:|")
-	}
-	md.WriteString("---:|\n")
+	writeHeader(&md, append(cols, "uploaded:")...)
 	for _, r := range records {
 		f := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 		w.Write([]string{strconv.Itoa(r.Round), strconv.Itoa(r.Clients), f(r.TrainLoss), f(r.AccA), f(r.Epsilon),

@@ -115,8 +115,7 @@ func WriteSweepResults(dir string, points []SweepPoint) (string, error) {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	sorted := sortedSweep(points)
 	var md strings.Builder
-	md.WriteString("| adapter | bits | noise z | clip C | rounds | ε | final test accuracy | best | uploaded |\n")
-	md.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	writeHeader(&md, "adapter", "bits:", "noise z:", "clip C:", "rounds:", "ε:", "final test accuracy:", "best:", "uploaded:")
 	for _, p := range sorted {
 		eps := ""
 		if p.DP() {
