@@ -173,9 +173,9 @@ type BERTRun struct {
 }
 
 type encoderActs struct {
-	x, q, k, v, att, attD, ctx, o, s1, mean1, rstd1, x1 []float32
-	f1, gl, glGrad, f2, s2, mean2, rstd2                []float32
-	attMask, oMask, fMask                               adapter.Mask
+	x, q, k, v, attProbs, attStats, ctx, o, s1, mean1, rstd1, x1 []float32
+	f1, gl, glGrad, f2, s2, mean2, rstd2                         []float32
+	attMask, oMask, fMask                                        adapter.Mask
 }
 
 // NewRun binds a Set (adapters on the block linears, head tensors in Dense).
@@ -273,9 +273,14 @@ func (r *BERTRun) Forward(b EncoderBatch) error {
 		lin[0].Forward(x, n, a.q, r.Drop)
 		lin[1].Forward(x, n, a.k, r.Drop)
 		lin[2].Forward(x, n, a.v, r.Drop)
-		a.att, a.attD, a.ctx = grow(a.att, N*c.Heads*T*T), grow(a.attD, N*c.Heads*T*T), grow(a.ctx, n*d)
+		a.attStats, a.ctx = grow(a.attStats, N*c.Heads*T*2), grow(a.ctx, n*d)
+		if keepAttention(len(r.blocks), N, c.Heads, T) {
+			a.attProbs = grow(a.attProbs, N*c.Heads*T*T)
+		} else {
+			a.attProbs = nil // a longer batch than before: let the old buffer go
+		}
 		r.dropout(c.AttnDropout).Sample(&a.attMask, N*c.Heads*T*T)
-		attentionForward(a.ctx, a.att, a.attD, a.q, a.k, a.v, b.Mask, s, &a.attMask)
+		attentionForward(a.ctx, a.attStats, a.attProbs, a.q, a.k, a.v, b.Mask, s, &a.attMask)
 		a.o = grow(a.o, n*d)
 		lin[3].Forward(a.ctx, n, a.o, r.Drop)
 		a.oMask = adapter.Mask{}
@@ -437,7 +442,7 @@ func (r *BERTRun) Backward() {
 		clear(dq)
 		clear(dk)
 		clear(dv)
-		attentionBackward(dq, dk, dv, dctx, a.att, a.attD, a.q, a.k, a.v, s, &a.attMask)
+		attentionBackward(dq, dk, dv, dctx, a.attStats, a.attProbs, a.q, a.k, a.v, b.Mask, s, &a.attMask)
 		// The first block's input is the frozen embeddings: nothing below needs
 		// its gradient, so skip the three input-gradient GEMMs there.
 		dIn := dx

@@ -57,7 +57,9 @@ func tinyBatch(cfg *Config, rng *rand.Rand) EncoderBatch {
 // TestEncoderGradients checks adapter and head gradients of DistilBERT and
 // BERT (with every training-mode dropout on, the masks replayed identically by
 // reseeding) against finite differences of the multiple-choice loss.
-func TestEncoderGradients(t *testing.T) {
+func TestEncoderGradients(t *testing.T) { bothAttentionModes(t, testEncoderGradients) }
+
+func testEncoderGradients(t *testing.T) {
 	for _, mt := range []string{"distilbert", "bert"} {
 		for _, kind := range []adapter.Kind{adapter.KindKron, adapter.KindLoRA} {
 			t.Run(fmt.Sprintf("%s_%s", mt, kind), func(t *testing.T) {

@@ -182,129 +182,193 @@ func (s attentionShape) allowed(i, j int) bool {
 }
 
 // attentionForward computes softmax(q·kᵀ/√hd + mask)·v per sequence and head.
-// keyMask (B×T, or nil) is 1 for real tokens and 0 for padding keys.
-// att (B·H·T·T) keeps the probabilities for the backward; out is (B·T)×(H·hd).
-// When drop is active (training an encoder), the probabilities are dropped
-// out before multiplying v, and attD (B·H·T·T) keeps the dropped copy.
-func attentionForward(out, att, attD, q, k, v []float32, keyMask []float32, s attentionShape, drop *adapter.Mask) {
+// keyMask (B×T, or nil) is 1 for real tokens and 0 for padding keys; out is
+// (B·T)×(H·hd). When drop is active (training an encoder) the probabilities
+// are dropped out before multiplying v.
+//
+// The backward needs the T×T probabilities. With kept (B·H·T·T) they are
+// kept there; with kept nil, stats (B·H·T·2) keeps only each query row's
+// max score and 1/Σexp, from which attentionBackward rebuilds the row bit
+// for bit, at the price of one more q·kᵀ GEMM and T² exponentials per head
+// (see keepAttention for the choice). Both may be nil when no backward
+// follows.
+func attentionForward(out, stats, kept, q, k, v []float32, keyMask []float32, s attentionShape, drop *adapter.Mask) {
 	// Sequences and key/value groups are independent: spread them over the
-	// cores (each part writes only its own heads' rows of att and out).
+	// cores (each part writes only its own heads' rows of stats, kept and
+	// out).
 	compute.ParallelRange(s.B*s.KV, 1, func(lo, hi int) {
+		var probs, dropped []float32
+		if kept == nil {
+			probs = make([]float32, s.T*s.T)
+		}
+		if drop.Active() {
+			dropped = make([]float32, s.T*s.T)
+		}
 		for p := lo; p < hi; p++ {
-			attentionForwardGroup(out, att, attD, q, k, v, keyMask, s, drop, p/s.KV, p%s.KV)
+			attentionForwardGroup(out, stats, kept, probs, dropped, q, k, v, keyMask, s, drop, p/s.KV, p%s.KV)
 		}
 	})
 }
 
+// keepAttentionBytes bounds the probabilities a training forward keeps for
+// its backward, all layers together; above it they are rebuilt from row
+// statistics. Keeping is faster (a DistilBERT-shaped step at 128 tokens
+// takes 6–20% longer rebuilding), rebuilding bounds the memory at long
+// contexts (a 5-layer decoder with 8 heads at 512 tokens would keep 0.3 GB
+// per 8-sequence batch, twice that with attention dropout's copy).
+var keepAttentionBytes int64 = 128 << 20 // a var so tests can take both paths
+
+// keepAttention reports whether a model of the given layers keeps its
+// attention probabilities for a forward of b sequences of t tokens and h
+// heads.
+func keepAttention(layers, b, h, t int) bool {
+	return int64(layers)*int64(b)*int64(h)*int64(t)*int64(t)*4 <= keepAttentionBytes
+}
+
 // attentionForwardGroup computes sequence b's heads that share key/value
-// head kvh.
-func attentionForwardGroup(out, att, attD, q, k, v []float32, keyMask []float32, s attentionShape, drop *adapter.Mask, b, kvh int) {
+// head kvh; probs (unless kept) and dropped (T×T) are its scratch.
+func attentionForwardGroup(out, stats, kept, probs, dropped, q, k, v []float32, keyMask []float32, s attentionShape, drop *adapter.Mask, b, kvh int) {
 	qw, kw := s.H*s.HD, s.KV*s.HD
-	group := s.H / s.KV
+	T := s.T
+	for h := kvh * (s.H / s.KV); h < (kvh+1)*(s.H/s.KV); h++ {
+		var st []float32
+		if stats != nil {
+			st = stats[(b*s.H+h)*T*2 : (b*s.H+h+1)*T*2]
+		}
+		a := probs
+		if kept != nil {
+			a = kept[(b*s.H+h)*T*T : (b*s.H+h+1)*T*T]
+		}
+		attentionProbs(a, st, false, q, k, keyMask, s, b, h)
+		if drop.Active() {
+			drop.ApplyAt(dropped, a, (b*s.H+h)*T*T)
+			a = dropped
+		}
+		// out_h = att·v_h (T×hd) into the strided output.
+		compute.Gemm(compute.NoTrans, compute.NoTrans, T, s.HD, T, 1, a, T, v[b*T*kw+kvh*s.HD:], kw, 0, out[b*T*qw+h*s.HD:], qw)
+	}
+}
+
+// attentionProbs fills a (T×T) with sequence b's head-h attention
+// probabilities. With rebuild false it computes each row's softmax and
+// records the row's max score and 1/Σexp in st (2 per row; st may be nil);
+// with rebuild true it reads them back and repeats exactly the forward's
+// float32 operations, so the rows come out bit for bit the same. A row whose
+// keys are all masked attends to nothing (max −Inf, all zeros).
+func attentionProbs(a, st []float32, rebuild bool, q, k, keyMask []float32, s attentionShape, b, h int) {
+	qw, kw := s.H*s.HD, s.KV*s.HD
+	kvh := h / (s.H / s.KV)
 	scale := float32(1 / math.Sqrt(float64(s.HD)))
 	T := s.T
-	{
-		for h := kvh * group; h < (kvh+1)*group; h++ {
-			qb := q[b*T*qw+h*s.HD:]
-			kb := k[b*T*kw+kvh*s.HD:]
-			vb := v[b*T*kw+kvh*s.HD:]
-			a := att[(b*s.H+h)*T*T : (b*s.H+h+1)*T*T]
-			// scores = q_h·k_hᵀ (T×T), strided views of the token matrices.
-			compute.Gemm(compute.NoTrans, compute.Trans, T, T, s.HD, scale, qb, qw, kb, kw, 0, a, T)
-			for i := 0; i < T; i++ {
-				row := a[i*T : (i+1)*T]
-				lo, hi := s.keyRange(i)
-				maxv := float32(math.Inf(-1))
-				for j := lo; j < hi; j++ {
-					if keyMask != nil && keyMask[b*T+j] == 0 {
-						row[j] = float32(math.Inf(-1))
-					} else if row[j] > maxv {
-						maxv = row[j]
-					}
-				}
-				clear(row[:lo])
-				clear(row[hi:])
-				if math.IsInf(float64(maxv), -1) { // every key masked: attend to nothing
-					clear(row[lo:hi])
-					continue
-				}
-				var sum float32
-				for j := lo; j < hi; j++ {
-					e := float32(math.Exp(float64(row[j] - maxv))) // exp(−Inf) = 0 for padding keys
-					row[j] = e
-					sum += e
-				}
-				if sum > 0 {
-					inv := 1 / sum
-					for j := lo; j < hi; j++ {
-						row[j] *= inv
-					}
+	// scores = q_h·k_hᵀ (T×T), strided views of the token matrices.
+	compute.Gemm(compute.NoTrans, compute.Trans, T, T, s.HD, scale, q[b*T*qw+h*s.HD:], qw, k[b*T*kw+kvh*s.HD:], kw, 0, a, T)
+	for i := 0; i < T; i++ {
+		row := a[i*T : (i+1)*T]
+		lo, hi := s.keyRange(i)
+		clear(row[:lo])
+		clear(row[hi:])
+		if keyMask != nil {
+			for j := lo; j < hi; j++ {
+				if keyMask[b*T+j] == 0 {
+					row[j] = float32(math.Inf(-1)) // exp(−Inf − max) = 0 below
 				}
 			}
-			if drop.Active() {
-				ad := attD[(b*s.H+h)*T*T : (b*s.H+h+1)*T*T]
-				drop.ApplyAt(ad, a, (b*s.H+h)*T*T)
-				a = ad
+		}
+		maxv, inv := float32(math.Inf(-1)), float32(0)
+		if rebuild {
+			maxv, inv = st[2*i], st[2*i+1]
+		} else {
+			for j := lo; j < hi; j++ {
+				maxv = max(maxv, row[j])
 			}
-			// out_h = att·v_h (T×hd) into the strided output.
-			compute.Gemm(compute.NoTrans, compute.NoTrans, T, s.HD, T, 1, a, T, vb, kw, 0, out[b*T*qw+h*s.HD:], qw)
+		}
+		if math.IsInf(float64(maxv), -1) { // every key masked: attend to nothing
+			clear(row[lo:hi])
+		} else {
+			var sum float32
+			for j := lo; j < hi; j++ {
+				e := float32(math.Exp(float64(row[j] - maxv)))
+				row[j] = e
+				sum += e
+			}
+			if !rebuild {
+				inv = 1 / sum // sum ≥ 1: the max key contributes exp(0)
+			}
+			for j := lo; j < hi; j++ {
+				row[j] *= inv
+			}
+		}
+		if st != nil && !rebuild {
+			st[2*i], st[2*i+1] = maxv, inv
 		}
 	}
 }
 
 // attentionBackward adds ∂L/∂q, ∂L/∂k, ∂L/∂v given dout ((B·T)×(H·hd)).
-// att, attD and drop are the forward's.
+// stats, kept, keyMask and drop are the forward's; without kept
+// probabilities they are rebuilt from stats (attentionProbs).
 //
 //	dv  += attDᵀ·dout_h                          (attD = dropout(att), or att)
 //	datt = dropout-backward(dout_h·vᵀ)
 //	ds   = att ⊙ (datt − rowsum(att ⊙ datt))     softmax backward
 //	dq  += scale·ds·k,   dk += scale·dsᵀ·q
-func attentionBackward(dq, dk, dv, dout, att, attD, q, k, v []float32, s attentionShape, drop *adapter.Mask) {
+func attentionBackward(dq, dk, dv, dout, stats, kept, q, k, v, keyMask []float32, s attentionShape, drop *adapter.Mask) {
 	T := s.T
 	// Parallel over (sequence, key/value group): the heads of one group all
 	// accumulate into the same dk and dv columns, so a group stays on one
 	// goroutine.
 	compute.ParallelRange(s.B*s.KV, 1, func(lo, hi int) {
+		var probs, dropped []float32
+		if kept == nil {
+			probs = make([]float32, T*T)
+		}
+		if drop.Active() {
+			dropped = make([]float32, T*T)
+		}
 		datt := make([]float32, T*T)
 		for p := lo; p < hi; p++ {
-			attentionBackwardGroup(dq, dk, dv, datt, dout, att, attD, q, k, v, s, drop, p/s.KV, p%s.KV)
+			attentionBackwardGroup(dq, dk, dv, probs, dropped, datt, dout, stats, kept, q, k, v, keyMask, s, drop, p/s.KV, p%s.KV)
 		}
 	})
 }
 
 // attentionBackwardGroup is the backward of sequence b's heads that share
-// key/value head kvh; datt (T×T) is its scratch.
-func attentionBackwardGroup(dq, dk, dv, datt, dout, att, attD, q, k, v []float32, s attentionShape, drop *adapter.Mask, b, kvh int) {
+// key/value head kvh; probs (unless kept), dropped and datt (T×T) are its
+// scratch.
+func attentionBackwardGroup(dq, dk, dv, probs, dropped, datt, dout, stats, kept, q, k, v, keyMask []float32, s attentionShape, drop *adapter.Mask, b, kvh int) {
 	qw, kw := s.H*s.HD, s.KV*s.HD
-	group := s.H / s.KV
 	scale := float32(1 / math.Sqrt(float64(s.HD)))
 	T := s.T
-	{
-		for h := kvh * group; h < (kvh+1)*group; h++ {
-			a := att[(b*s.H+h)*T*T : (b*s.H+h+1)*T*T]
-			ad := a
-			if drop.Active() {
-				ad = attD[(b*s.H+h)*T*T : (b*s.H+h+1)*T*T]
-			}
-			do := dout[b*T*qw+h*s.HD:]
-			compute.Gemm(compute.Trans, compute.NoTrans, T, s.HD, T, 1, ad, T, do, qw, 1, dv[b*T*kw+kvh*s.HD:], kw)
-			compute.Gemm(compute.NoTrans, compute.Trans, T, T, s.HD, 1, do, qw, v[b*T*kw+kvh*s.HD:], kw, 0, datt, T)
-			if drop.Active() {
-				drop.ScaleAt(datt, (b*s.H+h)*T*T)
-			}
-			for i := 0; i < T; i++ {
-				ar, dr := a[i*T:(i+1)*T], datt[i*T:(i+1)*T]
-				var dotp float32
-				for j := range ar {
-					dotp += ar[j] * dr[j]
-				}
-				for j := range ar {
-					dr[j] = ar[j] * (dr[j] - dotp)
-				}
-			}
-			compute.Gemm(compute.NoTrans, compute.NoTrans, T, s.HD, T, scale, datt, T, k[b*T*kw+kvh*s.HD:], kw, 1, dq[b*T*qw+h*s.HD:], qw)
-			compute.Gemm(compute.Trans, compute.NoTrans, T, s.HD, T, scale, datt, T, q[b*T*qw+h*s.HD:], qw, 1, dk[b*T*kw+kvh*s.HD:], kw)
+	for h := kvh * (s.H / s.KV); h < (kvh+1)*(s.H/s.KV); h++ {
+		a := probs
+		if kept != nil {
+			a = kept[(b*s.H+h)*T*T : (b*s.H+h+1)*T*T]
+		} else {
+			attentionProbs(a, stats[(b*s.H+h)*T*2:(b*s.H+h+1)*T*2], true, q, k, keyMask, s, b, h)
 		}
+		ad := a
+		if drop.Active() {
+			drop.ApplyAt(dropped, a, (b*s.H+h)*T*T)
+			ad = dropped
+		}
+		do := dout[b*T*qw+h*s.HD:]
+		compute.Gemm(compute.Trans, compute.NoTrans, T, s.HD, T, 1, ad, T, do, qw, 1, dv[b*T*kw+kvh*s.HD:], kw)
+		compute.Gemm(compute.NoTrans, compute.Trans, T, T, s.HD, 1, do, qw, v[b*T*kw+kvh*s.HD:], kw, 0, datt, T)
+		if drop.Active() {
+			drop.ScaleAt(datt, (b*s.H+h)*T*T)
+		}
+		for i := 0; i < T; i++ {
+			ar, dr := a[i*T:(i+1)*T], datt[i*T:(i+1)*T]
+			var dotp float32
+			for j := range ar {
+				dotp += ar[j] * dr[j]
+			}
+			for j := range ar {
+				dr[j] = ar[j] * (dr[j] - dotp)
+			}
+		}
+		compute.Gemm(compute.NoTrans, compute.NoTrans, T, s.HD, T, scale, datt, T, k[b*T*kw+kvh*s.HD:], kw, 1, dq[b*T*qw+h*s.HD:], qw)
+		compute.Gemm(compute.Trans, compute.NoTrans, T, s.HD, T, scale, datt, T, q[b*T*qw+h*s.HD:], qw, 1, dk[b*T*kw+kvh*s.HD:], kw)
 	}
 }
 

@@ -138,7 +138,9 @@ type LlamaRun struct {
 }
 
 type blockActs struct {
-	x, xn1, rstd1, q, k, v, att, ao, x2, xn2, rstd2, g, u, h []float32
+	// attProbs (kept) or attStats (rebuilt from): the attention
+	// probabilities for the backward (attentionForward).
+	x, xn1, rstd1, q, k, v, attProbs, attStats, ao, x2, xn2, rstd2, g, u, h []float32
 }
 
 // NewRun binds a Set of adapters (or nil) to the decoder.
@@ -197,8 +199,13 @@ func (r *LlamaRun) Forward(tokens []int, B, T int) error {
 		lin[2].Forward(a.xn1, n, a.v, r.Drop)
 		ropeApply(a.q, r.pos, c.Heads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, 1)
 		ropeApply(a.k, r.pos, c.KVHeads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, 1)
-		a.att, a.ao = grow(a.att, B*c.Heads*T*T), grow(a.ao, n*qw)
-		attentionForward(a.ao, a.att, nil, a.q, a.k, a.v, nil, s, nil)
+		a.attStats, a.ao = grow(a.attStats, B*c.Heads*T*2), grow(a.ao, n*qw)
+		if keepAttention(len(r.blocks), B, c.Heads, T) {
+			a.attProbs = grow(a.attProbs, B*c.Heads*T*T)
+		} else {
+			a.attProbs = nil // a longer batch than before: let the old buffer go
+		}
+		attentionForward(a.ao, a.attStats, a.attProbs, a.q, a.k, a.v, nil, s, nil)
 		a.x2 = make([]float32, n*d)
 		lin[3].Forward(a.ao, n, a.x2, r.Drop)
 		for i := range a.x2 {
@@ -300,7 +307,7 @@ func (r *LlamaRun) Backward() {
 		clear(dq)
 		clear(dk)
 		clear(dv)
-		attentionBackward(dq, dk, dv, dao, a.att, nil, a.q, a.k, a.v, s, nil)
+		attentionBackward(dq, dk, dv, dao, a.attStats, a.attProbs, a.q, a.k, a.v, nil, s, nil)
 		ropeApply(dq, r.pos, c.Heads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, -1)
 		ropeApply(dk, r.pos, c.KVHeads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, -1)
 		if l == 0 {

@@ -78,7 +78,9 @@ func randomAdapters(t *testing.T, cfg *Config, kind adapter.Kind, seed uint64) *
 // TestLlamaAdapterGradients checks the whole model's adapter gradients against
 // central finite differences of the loss, along random directions through all
 // factors (a large, well-conditioned signal) and on single entries.
-func TestLlamaAdapterGradients(t *testing.T) {
+func TestLlamaAdapterGradients(t *testing.T) { bothAttentionModes(t, testLlamaAdapterGradients) }
+
+func testLlamaAdapterGradients(t *testing.T) {
 	for _, c := range []struct {
 		kind   adapter.Kind
 		window int
