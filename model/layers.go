@@ -285,18 +285,13 @@ func attentionProbs(a, st []float32, rebuild bool, q, k, keyMask []float32, s at
 		if math.IsInf(float64(maxv), -1) { // every key masked: attend to nothing
 			clear(row[lo:hi])
 		} else {
-			var sum float32
-			for j := lo; j < hi; j++ {
-				e := float32(math.Exp(float64(row[j] - maxv)))
-				row[j] = e
-				sum += e
-			}
+			// Masked keys hold −Inf: exp(−Inf − max) = 0. The same kernel
+			// in the forward and the rebuild gives the same bits.
+			sum := compute.ExpShift(row[lo:hi], maxv)
 			if !rebuild {
 				inv = 1 / sum // sum ≥ 1: the max key contributes exp(0)
 			}
-			for j := lo; j < hi; j++ {
-				row[j] *= inv
-			}
+			compute.Scale(inv, row[lo:hi])
 		}
 		if st != nil && !rebuild {
 			st[2*i], st[2*i+1] = maxv, inv
