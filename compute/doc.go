@@ -13,6 +13,9 @@
 //     y = x·Wᵀ is PackB(Trans, dIn, dOut, W, dIn)) and reuse it; a PackedB is
 //     read-only and may be shared by any number of goroutines.
 //   - Axpy, Axpy2, Dot, Scale: vector kernels for the per-token adapter math.
+//   - ExpShift: exp(x − shift) of a softmax row in place, with its sum (≤ 1
+//     ulp; the assembly and the portable path agree bit for bit).
+//   - GELU: BERT's exact GELU and its derivative.
 //   - SetThreads / Threads: how many goroutines a large product uses.
 //   - MeasureGemm: GFLOP/s of a shape on this machine (for `client bench`).
 //
