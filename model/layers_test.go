@@ -61,16 +61,19 @@ func naiveAttention64(q, k, v []float64, keyMask []float32, s attentionShape) []
 	return out
 }
 
+// randNormal is n standard normal float32s.
+func randNormal(rng *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
 func TestAttentionForwardMatchesNaive(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, s := range []attentionShape{{B: 2, T: 7, H: 4, KV: 2, HD: 4, Causal: true}, {B: 1, T: 9, H: 2, KV: 2, HD: 8, Causal: true, Window: 3}, {B: 2, T: 5, H: 3, KV: 1, HD: 6}} {
-		r := func(n int) []float32 {
-			x := make([]float32, n)
-			for i := range x {
-				x[i] = float32(rng.NormFloat64())
-			}
-			return x
-		}
+		r := func(n int) []float32 { return randNormal(rng, n) }
 		q, k, v := r(s.B*s.T*s.H*s.HD), r(s.B*s.T*s.KV*s.HD), r(s.B*s.T*s.KV*s.HD)
 		out := make([]float32, len(q))
 		attentionForward(out, nil, nil, q, k, v, nil, s, nil)
@@ -100,13 +103,7 @@ func TestAttentionBackwardFiniteDifferences(t *testing.T) {
 	}
 	for _, c := range cases {
 		s := c.s
-		r := func(n int) []float32 {
-			x := make([]float32, n)
-			for i := range x {
-				x[i] = float32(rng.NormFloat64())
-			}
-			return x
-		}
+		r := func(n int) []float32 { return randNormal(rng, n) }
 		q, k, v := r(s.B*s.T*s.H*s.HD), r(s.B*s.T*s.KV*s.HD), r(s.B*s.T*s.KV*s.HD)
 		var keyMask []float32
 		if c.mask {
