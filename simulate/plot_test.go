@@ -147,12 +147,12 @@ func svgTexts(t *testing.T, path string) string {
 // every series' colour and names every series and baseline.
 func TestSweepResults(t *testing.T) {
 	pts := []SweepPoint{
-		{Name: "k-nodp", Adapter: "kron:8", Bits: 8, FinalAcc: 0.9, Rounds: 3},
-		{Name: "k-z1", Adapter: "kron:8", Bits: 8, Noise: 1, Clip: 0.5, Epsilon: 4, Delta: 1e-5, FinalAcc: 0.6, Rounds: 3},
-		{Name: "k-z2", Adapter: "kron:8", Bits: 8, Noise: 2, Clip: 0.5, Epsilon: 1.5, Delta: 1e-5, FinalAcc: 0.4, Rounds: 3},
-		{Name: "l-nodp", Adapter: "lora:8", Bits: 8, FinalAcc: 0.95, Rounds: 3},
-		{Name: "l-z1", Adapter: "lora:8", Bits: 8, Noise: 1, Clip: 0.5, Epsilon: 4, Delta: 1e-5, FinalAcc: 0.5, Rounds: 3},
-		{Name: "l-z2", Adapter: "lora:8", Bits: 8, Noise: 2, Clip: 0.5, Epsilon: 1.5, Delta: 1e-5, FinalAcc: 0.3, Rounds: 3},
+		{Name: "k-nodp", Adapter: "kron:8", LR: 0.003, Bits: 8, FinalAcc: 0.9, Rounds: 3},
+		{Name: "k-z1", Adapter: "kron:8", LR: 0.003, Bits: 8, Noise: 1, Clip: 0.5, Epsilon: 4, Delta: 1e-5, FinalAcc: 0.6, Rounds: 3},
+		{Name: "k-z2", Adapter: "kron:8", LR: 0.003, Bits: 8, Noise: 2, Clip: 0.5, Epsilon: 1.5, Delta: 1e-5, FinalAcc: 0.4, Rounds: 3},
+		{Name: "l-nodp", Adapter: "lora:8", LR: 0.001, Bits: 8, FinalAcc: 0.95, Rounds: 3},
+		{Name: "l-z1", Adapter: "lora:8", LR: 0.001, Bits: 8, Noise: 1, Clip: 0.5, Epsilon: 4, Delta: 1e-5, FinalAcc: 0.5, Rounds: 3},
+		{Name: "l-z2", Adapter: "lora:8", LR: 0.001, Bits: 8, Noise: 2, Clip: 0.5, Epsilon: 1.5, Delta: 1e-5, FinalAcc: 0.3, Rounds: 3},
 	}
 	var order []string
 	for _, p := range sortedSweep(pts) {
@@ -166,7 +166,7 @@ func TestSweepResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(table, "| kron:8 | 8 | 2 | 0.5 | 3 | 1.5 | 0.400 |") || !strings.Contains(table, "∞ (no DP)") {
+	if !strings.Contains(table, "| kron:8 | 0.003 | 8 | 2 | 0.5 | 3 | 1.5 | 0.400 |") || !strings.Contains(table, "∞ (no DP)") {
 		t.Fatalf("table:\n%s", table)
 	}
 	img := readPNG(t, filepath.Join(dir, "accuracy_vs_epsilon.png"))
@@ -176,7 +176,7 @@ func TestSweepResults(t *testing.T) {
 		}
 	}
 	texts := svgTexts(t, filepath.Join(dir, "accuracy_vs_epsilon.svg"))
-	for _, want := range []string{"kron:8 8-bit C=0.5", "lora:8 8-bit C=0.5", "kron:8 8-bit, no DP", "lora:8 8-bit, no DP"} {
+	for _, want := range []string{"kron:8 lr=0.003 8-bit C=0.5", "lora:8 lr=0.001 8-bit C=0.5", "kron:8 lr=0.003 8-bit, no DP", "lora:8 lr=0.001 8-bit, no DP"} {
 		if !strings.Contains(texts, want) {
 			t.Errorf("plot does not name %q: %q", want, texts)
 		}

@@ -21,6 +21,8 @@ type SweepPoint struct {
 	// Name is the point's folder inside the sweep's run folder.
 	Name    string `json:"name"`
 	Adapter string `json:"adapter"` // the spec as given: kron:8, lora:8, kron:8:4
+	// LR is the clients' local learning rate.
+	LR float64 `json:"lr"`
 	// Noise is the noise multiplier z (0: DP off, ε = ∞); Clip the
 	// clipping norm C (0 with DP off, where it does nothing).
 	Noise float64 `json:"noise"`
@@ -55,9 +57,14 @@ func (p *SweepPoint) Summarize(records []RoundRecord) {
 	}
 }
 
-// setting names the point's adapter and bits: the axes a run without DP
-// shares with its DP curves.
-func (p SweepPoint) setting() string { return fmt.Sprintf("%s %d-bit", p.Adapter, p.Bits) }
+// setting names the point's adapter, learning rate and bits: the axes a run
+// without DP shares with its DP curves.
+func (p SweepPoint) setting() string {
+	if p.LR > 0 {
+		return fmt.Sprintf("%s lr=%s %d-bit", p.Adapter, strconv.FormatFloat(p.LR, 'g', -1, 64), p.Bits)
+	}
+	return fmt.Sprintf("%s %d-bit", p.Adapter, p.Bits)
+}
 
 // series is the legend name of the point's curve: every sweep axis but
 // the noise (the curve runs along it).
@@ -76,12 +83,13 @@ func (p SweepPoint) epsilonText() string {
 	return strconv.FormatFloat(p.Epsilon, 'g', 4, 64)
 }
 
-// sortedSweep orders points for the table: by adapter and bits, DP points by
-// ε ascending (the most private first), then the no-DP baseline.
+// sortedSweep orders points for the table: by adapter, learning rate and
+// bits, DP points by ε ascending (the most private first), then the no-DP
+// baseline.
 func sortedSweep(points []SweepPoint) []SweepPoint {
 	out := slices.Clone(points)
 	slices.SortStableFunc(out, func(a, b SweepPoint) int {
-		if c := cmp.Or(strings.Compare(a.Adapter, b.Adapter), cmp.Compare(b.Bits, a.Bits)); c != 0 {
+		if c := cmp.Or(strings.Compare(a.Adapter, b.Adapter), cmp.Compare(a.LR, b.LR), cmp.Compare(b.Bits, a.Bits)); c != 0 {
 			return c
 		}
 		switch {
@@ -111,23 +119,23 @@ func WriteSweepResults(dir string, points []SweepPoint) (string, error) {
 	}
 	var cs strings.Builder
 	w := csv.NewWriter(&cs)
-	w.Write([]string{"name", "adapter", "noise", "clip", "bits", "rounds", "final_accuracy", "best_accuracy", "epsilon", "delta", "wire_bytes", "seconds"})
+	w.Write([]string{"name", "adapter", "lr", "noise", "clip", "bits", "rounds", "final_accuracy", "best_accuracy", "epsilon", "delta", "wire_bytes", "seconds"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	sorted := sortedSweep(points)
 	var md strings.Builder
-	writeHeader(&md, "adapter", "bits:", "noise z:", "clip C:", "rounds:", "ε:", "final test accuracy:", "best:", "uploaded:")
+	writeHeader(&md, "adapter", "lr:", "bits:", "noise z:", "clip C:", "rounds:", "ε:", "final test accuracy:", "best:", "uploaded:")
 	for _, p := range sorted {
 		eps := ""
 		if p.DP() {
 			eps = f(p.Epsilon)
 		}
-		w.Write([]string{p.Name, p.Adapter, f(p.Noise), f(p.Clip), strconv.Itoa(p.Bits), strconv.Itoa(p.Rounds),
+		w.Write([]string{p.Name, p.Adapter, f(p.LR), f(p.Noise), f(p.Clip), strconv.Itoa(p.Bits), strconv.Itoa(p.Rounds),
 			f(p.FinalAcc), f(p.BestAcc), eps, f(p.Delta), strconv.FormatUint(p.WireBytes, 10), f(p.Seconds)})
 		clip := "–"
 		if p.DP() {
 			clip = f(p.Clip)
 		}
-		fmt.Fprintf(&md, "| %s | %d | %s | %s | %d | %s | %.3f | %.3f | %s |\n", p.Adapter, p.Bits, f(p.Noise), clip, p.Rounds,
+		fmt.Fprintf(&md, "| %s | %s | %d | %s | %s | %d | %s | %.3f | %.3f | %s |\n", p.Adapter, f(p.LR), p.Bits, f(p.Noise), clip, p.Rounds,
 			p.epsilonText(), p.FinalAcc, p.BestAcc, humanBytes(p.WireBytes))
 	}
 	w.Flush()

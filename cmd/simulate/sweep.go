@@ -29,6 +29,9 @@ type sweepGrid struct {
 	Noise  []float64 `toml:"noise,omitempty"` // noise multipliers z; 0 is the run without DP
 	Clip   []float64 `toml:"clip,omitempty"`  // clipping norms C (default: dp_clip)
 	Bits   []int     `toml:"bits,omitempty"`  // upload bits (default: bits)
+	// LR are local learning rates (default: lr). Kron-LoRA and LoRA want
+	// different ones, so comparing them at one rate can mislead.
+	LR []float64 `toml:"lr,omitempty"`
 }
 
 // Without a [sweep] table or flags: 32 clients of which 16 take part in
@@ -53,12 +56,12 @@ type sweepPoint struct {
 	set settings
 }
 
-// runSweep is `simulate sweep`: the product of adapters × bits × noise ×
-// clip, each point one federated run on the sweep's task, summarised as an
+// runSweep is `simulate sweep`: the product of adapters × lr × bits × noise
+// × clip, each point one federated run on the sweep's task, summarised as an
 // accuracy-vs-ε table and plot.
 func runSweep(args []string, stdout io.Writer) error {
 	cfg := defaultSweep()
-	var noise, clip []float64
+	var noise, clip, lr []float64
 	var bits []int
 	err := loadConfig("sweep", args, &cfg, func(fs *flag.FlagSet) {
 		fs.StringVar(&cfg.Sweep.Task, "task", cfg.Sweep.Task, "the task every point trains on")
@@ -67,6 +70,7 @@ func runSweep(args []string, stdout io.Writer) error {
 			joinNums(defaultSweepNoise)+")")
 		fs.Var(numList[float64]{&clip, parseFloat}, "sweep-clip", "clipping norms C, comma-separated (default: --dp-clip)")
 		fs.Var(numList[int]{&bits, strconv.Atoi}, "sweep-bits", "upload bits, comma-separated (default: --bits)")
+		fs.Var(numList[float64]{&lr, parseFloat}, "sweep-lr", "local learning rates, comma-separated (default: --lr)")
 	})
 	if err != nil {
 		return fmt.Errorf("sweep: %w", err)
@@ -82,18 +86,13 @@ func runSweep(args []string, stdout io.Writer) error {
 	if bits != nil {
 		g.Bits = bits
 	}
+	if lr != nil {
+		g.LR = lr
+	}
 	if cfg.DPNoise != 0 {
 		return errors.New("sweep: the noise is an axis of the sweep: give --sweep-noise (or [sweep] noise), not --dp-noise")
 	}
-	if len(g.Noise) == 0 {
-		g.Noise = defaultSweepNoise
-	}
-	if len(g.Clip) == 0 {
-		g.Clip = []float64{cfg.DPClip}
-	}
-	if len(g.Bits) == 0 {
-		g.Bits = []int{cfg.Bits}
-	}
+	fillGridDefaults(&cfg)
 	if cfg.Out == "" {
 		cfg.Out = filepath.Join("runs", "sweep-"+time.Now().Format("20060102-150405"))
 	}
@@ -123,9 +122,9 @@ func runSweep(args []string, stdout io.Writer) error {
 	if err := os.WriteFile(filepath.Join(exp.Out, "config.toml"), []byte(resolved.String()), 0o644); err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}
-	fmt.Fprintf(stdout, "sweep: %d points (adapters %s × bits %s × noise %s × clip %s; no clip axis without DP) on %s, %d rounds each, "+
+	fmt.Fprintf(stdout, "sweep: %d points (adapters %s × lr %s × bits %s × noise %s × clip %s; no clip axis without DP) on %s, %d rounds each, "+
 		"%d clients (%s a round), %s; results in %s\n",
-		len(points), strings.Join(cfg.Adapters, ","), joinNums(g.Bits), joinNums(g.Noise), joinNums(g.Clip), g.Task, g.Rounds,
+		len(points), strings.Join(cfg.Adapters, ","), joinNums(g.LR), joinNums(g.Bits), joinNums(g.Noise), joinNums(g.Clip), g.Task, g.Rounds,
 		cfg.Clients, cohortText(cfg), exp.Base.Model.Name, exp.Out)
 	if !cfg.DPCryptoNoise {
 		fmt.Fprintln(stdout, "  DP noise is seeded for reproducibility: these runs measure utility, they are NOT private (--dp-crypto-noise for real noise)")
@@ -159,6 +158,25 @@ func runSweep(args []string, stdout io.Writer) error {
 	return nil
 }
 
+// fillGridDefaults gives every axis the flags, file and defaults left
+// empty its single default value: the default noise list, --dp-clip,
+// --bits, --lr.
+func fillGridDefaults(cfg *forgettingConfig) {
+	g := &cfg.Sweep
+	if len(g.Noise) == 0 {
+		g.Noise = defaultSweepNoise
+	}
+	if len(g.Clip) == 0 {
+		g.Clip = []float64{cfg.DPClip}
+	}
+	if len(g.Bits) == 0 {
+		g.Bits = []int{cfg.Bits}
+	}
+	if len(g.LR) == 0 {
+		g.LR = []float64{cfg.LR}
+	}
+}
+
 // sweepPoints expands the grid and resolves every point's settings, so a
 // bad value anywhere fails before the first run. Without DP the clipping
 // norm does nothing: the no-DP point of an adapter and bits runs once.
@@ -169,13 +187,13 @@ func sweepPoints(cfg forgettingConfig) ([]sweepPoint, error) {
 		return nil, errors.New("give the task to sweep on (--task or [sweep] task)")
 	case g.Rounds < 1:
 		return nil, fmt.Errorf("rounds %d < 1", g.Rounds)
-	case len(cfg.Adapters) == 0:
-		return nil, errors.New("give at least one adapter")
+	case len(cfg.Adapters) == 0 || len(g.Noise) == 0 || len(g.Clip) == 0 || len(g.Bits) == 0 || len(g.LR) == 0:
+		return nil, fmt.Errorf("an axis of the grid is empty: adapters %v, lr %v, bits %v, noise %v, clip %v", cfg.Adapters, g.LR, g.Bits, g.Noise, g.Clip)
 	}
 	for _, axis := range []struct {
 		name string
 		vals []string
-	}{{"adapters", cfg.Adapters}, {"noise", numStrings(g.Noise)}, {"clip", numStrings(g.Clip)}, {"bits", numStrings(g.Bits)}} {
+	}{{"adapters", cfg.Adapters}, {"noise", numStrings(g.Noise)}, {"clip", numStrings(g.Clip)}, {"bits", numStrings(g.Bits)}, {"lr", numStrings(g.LR)}} {
 		for i, v := range axis.vals {
 			if slices.Contains(axis.vals[:i], v) {
 				return nil, fmt.Errorf("sweep %s lists %s twice", axis.name, v)
@@ -189,27 +207,34 @@ func sweepPoints(cfg forgettingConfig) ([]sweepPoint, error) {
 	}
 	var points []sweepPoint
 	for _, a := range cfg.Adapters {
-		for _, b := range g.Bits {
-			for _, z := range g.Noise {
-				for ci, c := range g.Clip {
-					if z == 0 && ci > 0 {
-						break
+		for _, lr := range g.LR {
+			// The folder names a rate only when the rate is an axis.
+			stem := strings.ReplaceAll(a, ":", "_")
+			if len(g.LR) > 1 {
+				stem += "-lr" + fmtNum(lr)
+			}
+			for _, b := range g.Bits {
+				for _, z := range g.Noise {
+					for ci, c := range g.Clip {
+						if z == 0 && ci > 0 {
+							break
+						}
+						pc := cfg
+						pc.Adapters, pc.LR, pc.Bits, pc.DPNoise, pc.DPClip = []string{a}, lr, b, z, c
+						name := fmt.Sprintf("%s-b%d-nodp", stem, b)
+						if z > 0 {
+							name = fmt.Sprintf("%s-b%d-z%s-c%s", stem, b, fmtNum(z), fmtNum(c))
+						}
+						set, err := resolveSettings(pc)
+						if err != nil {
+							return nil, fmt.Errorf("point %s: %w", name, err)
+						}
+						pt := sweepPoint{SweepPoint: simulate.SweepPoint{Name: name, Adapter: a, LR: lr, Noise: z, Bits: b}, set: set}
+						if z > 0 {
+							pt.Clip, pt.Delta = c, cfg.DPDelta
+						}
+						points = append(points, pt)
 					}
-					pc := cfg
-					pc.Adapters, pc.Bits, pc.DPNoise, pc.DPClip = []string{a}, b, z, c
-					name := fmt.Sprintf("%s-b%d-nodp", strings.ReplaceAll(a, ":", "_"), b)
-					if z > 0 {
-						name = fmt.Sprintf("%s-b%d-z%s-c%s", strings.ReplaceAll(a, ":", "_"), b, fmtNum(z), fmtNum(c))
-					}
-					set, err := resolveSettings(pc)
-					if err != nil {
-						return nil, fmt.Errorf("point %s: %w", name, err)
-					}
-					pt := sweepPoint{SweepPoint: simulate.SweepPoint{Name: name, Adapter: a, Noise: z, Bits: b}, set: set}
-					if z > 0 {
-						pt.Clip, pt.Delta = c, cfg.DPDelta
-					}
-					points = append(points, pt)
 				}
 			}
 		}

@@ -151,6 +151,8 @@ func TestSweepBadInputRefusedBeforeWork(t *testing.T) {
 		"secure aggregation needs cohorts":  {"--secagg", "--clients", "2", "--cohort", "0", "--fraction", "1"},
 		"transport \"tcp\": want memory":    {"--transport", "tcp"},
 		"sweep noise NaN: a noise multipli": {"--sweep-noise", "NaN"},
+		"learning rate 0 must be positive":  {"--sweep-lr", "0.001,0"},
+		"sweep lr lists 0.001 twice":        {"--sweep-lr", "0.001,0.001"},
 	}
 	refusedBeforeWork(t, "sweep", cases)
 	// A [sweep] table is refused by the other commands, not ignored.
@@ -158,5 +160,35 @@ func TestSweepBadInputRefusedBeforeWork(t *testing.T) {
 	err := program.Run([]string{"run", "--config", writeConfig(t, "[sweep]\nnoise = [1]\n"), "--out", t.TempDir()}, &out)
 	if err == nil || !strings.Contains(err.Error(), "[sweep] table applies to simulate sweep only") {
 		t.Errorf("run with a [sweep] table: %v", err)
+	}
+}
+
+// TestSweepLearningRateAxis: with several learning rates every adapter runs
+// at each (folders name the rate), and each point's round config carries
+// its own rate.
+func TestSweepLearningRateAxis(t *testing.T) {
+	cfg := defaultSweep()
+	if err := loadConfig("sweep", []string{"--adapters", "kron:8,lora:8", "--config", writeConfig(t, "[sweep]\nlr = [0.001, 0.003]\nnoise = [0, 1]\n")}, &cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sweepPoints(cfg); err == nil || !strings.Contains(err.Error(), "an axis of the grid is empty") {
+		t.Fatalf("grid without bits and clip: %v", err)
+	}
+	fillGridDefaults(&cfg)
+	points, err := sweepPoints(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range points {
+		names = append(names, p.Name)
+		if float64(p.set.train.LearningRate) != p.LR {
+			t.Errorf("%s: round config lr %v, point lr %v", p.Name, p.set.train.LearningRate, p.LR)
+		}
+	}
+	want := "kron_8-lr0.001-b8-nodp kron_8-lr0.001-b8-z1-c0.5 kron_8-lr0.003-b8-nodp kron_8-lr0.003-b8-z1-c0.5 " +
+		"lora_8-lr0.001-b8-nodp lora_8-lr0.001-b8-z1-c0.5 lora_8-lr0.003-b8-nodp lora_8-lr0.003-b8-z1-c0.5"
+	if got := strings.Join(names, " "); got != want {
+		t.Fatalf("points\n%s\nwant\n%s", got, want)
 	}
 }
