@@ -388,18 +388,22 @@ func (c *Client) addLocalNoise(local *adapter.Set, rc *fedpb.RoundConfig, nameHa
 	return nil
 }
 
-// IsHandshakeError reports whether err is a failed TLS handshake with the
-// coordinator (an unknown CA, an expired or revoked certificate, a clock
-// far off): retrying cannot help, so callers stop and show it. gRPC reports
-// these only as Unavailable with the TLS error in the message.
+// IsHandshakeError reports whether err is a TLS handshake with the
+// coordinator that failed on a certificate (an unknown CA, an expired or
+// revoked certificate, a clock far off, a TLS alert from the coordinator):
+// retrying cannot help, so callers stop and show it. gRPC reports these
+// only as Unavailable with the TLS error in the message. A handshake cut
+// off by the network ("authentication handshake failed: ... connection
+// reset by peer", EOF, refused: the coordinator restarting) is not one of
+// them: that is retried like any other unavailability. (`client join`
+// probes the certificates first, see ProbeTLS.)
 func IsHandshakeError(err error) bool {
 	st, ok := status.FromError(err)
 	if !ok || st.Code() != codes.Unavailable {
 		return false
 	}
 	msg := st.Message()
-	return strings.Contains(msg, "authentication handshake failed") || strings.Contains(msg, "tls: ") ||
-		strings.Contains(msg, "x509: ")
+	return strings.Contains(msg, "tls: ") || strings.Contains(msg, "x509: ")
 }
 
 // failed classifies an operation's error for the state machine.

@@ -313,3 +313,38 @@ func TestGRPCSecAggRound(t *testing.T) {
 		}
 	}
 }
+
+// TestHandshakeErrorClasses: a handshake that fails on a certificate stops
+// the client; one cut off by the network while the coordinator restarts
+// (the message gRPC gave in a real run) is retried.
+func TestHandshakeErrorClasses(t *testing.T) {
+	cases := []struct {
+		msg   string
+		code  codes.Code
+		fatal bool
+	}{
+		{`connection error: desc = "transport: authentication handshake failed: write tcp 127.0.0.1:35996->127.0.0.1:44165: write: connection reset by peer"`, codes.Unavailable, false},
+		{`connection error: desc = "transport: authentication handshake failed: EOF"`, codes.Unavailable, false},
+		{`connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:44165: connect: connection refused"`, codes.Unavailable, false},
+		{`connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`, codes.Unavailable, true},
+		{`connection error: desc = "transport: authentication handshake failed: remote error: tls: bad certificate"`, codes.Unavailable, true},
+		{`x509: certificate has expired`, codes.Internal, false}, // not a transport error
+	}
+	c := &Client{}
+	for _, tc := range cases {
+		err := status.Error(tc.code, tc.msg)
+		if got := IsHandshakeError(err); got != tc.fatal {
+			t.Errorf("%q: IsHandshakeError = %v, want %v", tc.msg, got, tc.fatal)
+		}
+		if tc.code != codes.Unavailable {
+			continue
+		}
+		want := Retry
+		if tc.fatal {
+			want = Fatal
+		}
+		if ev, ok := c.failed(ClientUploading, err).(Failed); !ok || ev.Class != want {
+			t.Errorf("%q while uploading: %+v, want class %v", tc.msg, ev, want)
+		}
+	}
+}
