@@ -310,8 +310,11 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 	st0 := srv.Status()
 	lastRound, lastAccepted := st0.Round, len(st0.Accepted)
 	uploads := func() {
+		if f.opts.Uploads == nil {
+			return
+		}
 		st := srv.Status()
-		if f.opts.Uploads == nil || len(st.Accepted) == 0 || (st.Round == lastRound && len(st.Accepted) <= lastAccepted) {
+		if len(st.Accepted) == 0 || (st.Round == lastRound && len(st.Accepted) <= lastAccepted) {
 			return
 		}
 		lastRound, lastAccepted = st.Round, len(st.Accepted)
