@@ -29,12 +29,13 @@ func newStatusLine(w io.Writer) *statusLine {
 	return &statusLine{w: w, tty: err == nil && st.Mode()&os.ModeCharDevice != 0, since: time.Now()}
 }
 
-// uploads shows how many of the round's cohort have uploaded so far.
+// uploads shows how many of the round's cohort have uploaded so far; off a
+// terminal it is nil, so the simulator does not even collect the counts.
 func (s *statusLine) uploads(prefix string) func(accepted, cohort int) {
+	if !s.tty {
+		return nil
+	}
 	return func(accepted, cohort int) {
-		if !s.tty {
-			return
-		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		fmt.Fprintf(s.w, "\r\033[K%s%d/%d clients uploaded (%s)", prefix, accepted, cohort, time.Since(s.since).Round(time.Second))
