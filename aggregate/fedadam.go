@@ -84,10 +84,10 @@ const momentsFormat = "kronfed-fedadam-moments"
 
 // MarshalMoments encodes the moments as a safetensors file: F64 tensors
 // "m.NAME" and "v.NAME" shaped like each factor NAME of shape (the adapter
-// the optimizer steps). Before the first step there are no moments and it
-// returns nil.
+// the optimizer steps). A nil optimizer, or one before its first step, has
+// no moments: it returns nil.
 func (o *FedAdam) MarshalMoments(shape *adapter.Set) ([]byte, error) {
-	if o.m == nil {
+	if o == nil || o.m == nil {
 		return nil, nil
 	}
 	params := shape.Params()

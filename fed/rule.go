@@ -154,15 +154,6 @@ func (a *Aggregator) Commit(opt *aggregate.FedAdam) {
 	}
 }
 
-// marshalOptimizer encodes opt (from Apply) for the store, shaped like the
-// global adapter; nil when there is nothing to keep.
-func marshalOptimizer(opt *aggregate.FedAdam, shape *adapter.Set) ([]byte, error) {
-	if opt == nil {
-		return nil, nil
-	}
-	return opt.MarshalMoments(shape)
-}
-
 // Restore continues from the optimizer state stored with the current
 // global adapter (shape). Empty state is a fresh start; state stored for a
 // rule without one (the operator changed the rule) is dropped, and

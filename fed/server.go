@@ -75,9 +75,6 @@ type global struct {
 	file    []byte
 	digest  []byte
 	set     *adapter.Set
-	// optimizer is the server optimizer's state stored with this version
-	// (see fedpb.StoredGlobal.Optimizer); kept only until it is restored.
-	optimizer []byte
 }
 
 // Server is the coordinator: the round state machine driven by a clock,
@@ -158,15 +155,16 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
 	var st State
+	var optimizer []byte // the server optimizer's state at the current version
 	if ok {
 		if st, err = UnmarshalState(raw); err != nil {
 			return nil, fmt.Errorf("coordinator: %s: %w", s.store.Path(), err)
 		}
-		if s.cur, err = s.loadGlobal(st.GlobalVersion); err != nil {
+		if s.cur, optimizer, err = s.loadGlobal(st.GlobalVersion); err != nil {
 			return nil, fmt.Errorf("coordinator: %w", err)
 		}
 		if st.GlobalVersion > 1 {
-			if s.prev, err = s.loadGlobal(st.GlobalVersion - 1); err != nil {
+			if s.prev, _, err = s.loadGlobal(st.GlobalVersion - 1); err != nil {
 				s.prev = nil // pruned: only the current version is served
 			}
 		}
@@ -183,7 +181,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		if s.cur, err = newGlobal(1, 0, cfg.Initial); err != nil {
 			return nil, fmt.Errorf("coordinator: initial adapter: %w", err)
 		}
-		if err := s.putGlobal(s.cur, st); err != nil {
+		if err := s.putGlobal(s.cur, nil, st); err != nil {
 			return nil, err
 		}
 		s.log.Info("new federation", "store", s.store.Path(), "model", cfg.Initial.BaseModel, "adapter", cfg.Initial.Config.String())
@@ -193,14 +191,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	// A restarted coordinator continues the server optimizer where the
 	// current version left it, not from zero moments.
-	dropped, err := s.agg.Restore(s.cur.optimizer, s.cur.set)
+	dropped, err := s.agg.Restore(optimizer, s.cur.set)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: global adapter version %d: %w", s.cur.version, err)
 	}
 	if dropped {
 		s.log.Warn("the stored server optimizer state is not used by this rule: dropped", "rule", cfg.Rule.String(), "global_version", s.cur.version)
 	}
-	s.cur.optimizer = nil
 	if cfg.Policy.SecAgg != nil && cfg.Rule.Name != "fedavg" {
 		return nil, fmt.Errorf("coordinator: secure aggregation reveals only the sum of the updates; aggregation rule %s needs each one (use fedavg)", cfg.Rule)
 	}
@@ -247,27 +244,31 @@ func newGlobal(version, round uint64, set *adapter.Set) (*global, error) {
 	return &global{version: version, round: round, file: file, digest: Digest(file), set: set}, nil
 }
 
-func (s *Server) loadGlobal(version uint64) (*global, error) {
+// loadGlobal reads a stored version and the server optimizer's state kept
+// with it (nil for none).
+func (s *Server) loadGlobal(version uint64) (g *global, optimizer []byte, err error) {
 	rec, err := s.store.Global(version)
 	if err != nil {
-		return nil, fmt.Errorf("global adapter version %d: %w", version, err)
+		return nil, nil, fmt.Errorf("global adapter version %d: %w", version, err)
 	}
 	var sg fedpb.StoredGlobal
 	if err := proto.Unmarshal(rec, &sg); err != nil {
-		return nil, fmt.Errorf("global adapter version %d: %w", version, err)
+		return nil, nil, fmt.Errorf("global adapter version %d: %w", version, err)
 	}
 	if sg.Version != version || !bytes.Equal(sg.Digest, Digest(sg.Adapter)) {
-		return nil, fmt.Errorf("global adapter version %d: stored record is damaged (version %d, digest mismatch %v)", version, sg.Version, !bytes.Equal(sg.Digest, Digest(sg.Adapter)))
+		return nil, nil, fmt.Errorf("global adapter version %d: stored record is damaged (version %d, digest mismatch %v)", version, sg.Version, !bytes.Equal(sg.Digest, Digest(sg.Adapter)))
 	}
 	set, _, err := DecodeAdapter(sg.Adapter)
 	if err != nil {
-		return nil, fmt.Errorf("global adapter version %d: %w", version, err)
+		return nil, nil, fmt.Errorf("global adapter version %d: %w", version, err)
 	}
-	return &global{version: version, round: sg.Round, file: sg.Adapter, digest: sg.Digest, set: set, optimizer: sg.Optimizer}, nil
+	return &global{version: version, round: sg.Round, file: sg.Adapter, digest: sg.Digest, set: set}, sg.Optimizer, nil
 }
 
-func (s *Server) putGlobal(g *global, st State) error {
-	rec, err := proto.Marshal(&fedpb.StoredGlobal{Version: g.version, Round: g.round, Adapter: g.file, Digest: g.digest, Optimizer: g.optimizer})
+// putGlobal stores a version with the server optimizer's state after it
+// (optimizer, nil for none) and the coordinator state, in one transaction.
+func (s *Server) putGlobal(g *global, optimizer []byte, st State) error {
+	rec, err := proto.Marshal(&fedpb.StoredGlobal{Version: g.version, Round: g.round, Adapter: g.file, Digest: g.digest, Optimizer: optimizer})
 	if err != nil {
 		return err
 	}
@@ -741,11 +742,12 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 	after := s.m.State()
 	res.Epsilon = after.Epsilon
 	g, err := newGlobal(job.BaseVersion+1, job.Round, next)
+	var moments []byte
 	if err == nil {
-		g.optimizer, err = marshalOptimizer(opt, next)
+		moments, err = opt.MarshalMoments(next)
 	}
 	if err == nil {
-		err = s.putGlobal(g, after)
+		err = s.putGlobal(g, moments, after)
 	}
 	if err != nil {
 		s.m.Restore(before)
@@ -754,7 +756,6 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 		return
 	}
 	s.agg.Commit(opt)
-	g.optimizer = nil
 	s.prev, s.cur = s.cur, g
 	elapsed := time.Since(start).Seconds()
 	s.met.AggregateSecond.Observe(elapsed)
@@ -941,7 +942,7 @@ func (s *Server) Changed() <-chan struct{} {
 // StoredGlobal returns a published global adapter version from the store
 // (versions older than the retention setting are gone).
 func (s *Server) StoredGlobal(version uint64) (*adapter.Set, error) {
-	g, err := s.loadGlobal(version)
+	g, _, err := s.loadGlobal(version)
 	if err != nil {
 		return nil, err
 	}

@@ -117,9 +117,13 @@ func addLine(p *plot.Plot, label string, i int, dash bool, xs, ys []float64) err
 	return nil
 }
 
-// addPoints marks each point of a series with a filled circle (a single
-// point draws no line, so a one-round run would otherwise be invisible).
-func addPoints(p *plot.Plot, i int, xs, ys []float64) error {
+// addMarkedLine draws a solid series like addLine and marks each point
+// with a filled circle (a single point draws no line, so a one-round run
+// would otherwise be invisible).
+func addMarkedLine(p *plot.Plot, label string, i int, xs, ys []float64) error {
+	if err := addLine(p, label, i, false, xs, ys); err != nil {
+		return err
+	}
 	pts := make(plotter.XYs, len(xs))
 	for j := range xs {
 		pts[j] = plotter.XY{X: xs[j], Y: ys[j]}

@@ -235,10 +235,7 @@ func roundSeriesPlot(title, ylabel string, records []RoundRecord, points func(ru
 		if len(xs) == 0 {
 			continue
 		}
-		if err := addLine(p, k, i, false, xs, ys); err != nil {
-			return nil, err
-		}
-		if err := addPoints(p, i, xs, ys); err != nil {
+		if err := addMarkedLine(p, k, i, xs, ys); err != nil {
 			return nil, err
 		}
 	}

@@ -118,8 +118,5 @@ func runPlot(records []RoundRecord) (*plot.Plot, error) {
 		xs = append(xs, float64(r.Round))
 		ys = append(ys, r.AccA)
 	}
-	if err := addLine(p, seriesKey(records[0]), 0, false, xs, ys); err != nil {
-		return nil, err
-	}
-	return p, addPoints(p, 0, xs, ys)
+	return p, addMarkedLine(p, seriesKey(records[0]), 0, xs, ys)
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/csv"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -156,15 +157,14 @@ func WriteSweepResults(dir string, points []SweepPoint) (string, error) {
 // horizontal line (ε = ∞).
 func accuracyVsEpsilonPlot(points []SweepPoint) (*plot.Plot, error) {
 	p := newFigure("Test accuracy vs privacy (dashed: the same setting without DP)", "ε (log scale; δ as in the table)", "final test accuracy")
-	p.Y.Min, p.Y.Max = 0, 1
+	p.Y.Min = 0
 	var keys []string
 	curves := map[string][]SweepPoint{}
-	baselines := map[string][]SweepPoint{} // no-DP points, by setting
+	baselines := map[string]SweepPoint{} // the grid's one no-DP point per setting
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, pt := range points {
 		if !pt.DP() {
-			k := pt.setting()
-			baselines[k] = append(baselines[k], pt)
+			baselines[pt.setting()] = pt
 			continue
 		}
 		if pt.Epsilon <= 0 || math.IsInf(pt.Epsilon, 0) || math.IsNaN(pt.Epsilon) {
@@ -193,10 +193,7 @@ func accuracyVsEpsilonPlot(points []SweepPoint) (*plot.Plot, error) {
 			xs = append(xs, pt.Epsilon)
 			ys = append(ys, pt.FinalAcc)
 		}
-		if err := addLine(p, k, colour, false, xs, ys); err != nil {
-			return nil, err
-		}
-		if err := addPoints(p, colour, xs, ys); err != nil {
+		if err := addMarkedLine(p, k, colour, xs, ys); err != nil {
 			return nil, err
 		}
 		// The baseline of the same setting takes its first curve's colour.
@@ -205,21 +202,16 @@ func accuracyVsEpsilonPlot(points []SweepPoint) (*plot.Plot, error) {
 		}
 		colour++
 	}
-	var baseKeys []string
-	for k := range baselines {
-		baseKeys = append(baseKeys, k)
-	}
-	slices.Sort(baseKeys)
+	baseKeys := slices.Sorted(maps.Keys(baselines))
 	for _, k := range baseKeys {
 		c, ok := baseColour[k]
 		if !ok {
 			c = colour
 			colour++
 		}
-		for _, pt := range baselines[k] {
-			if err := addLine(p, k+", no DP", c, true, []float64{lo, hi}, []float64{pt.FinalAcc, pt.FinalAcc}); err != nil {
-				return nil, err
-			}
+		acc := baselines[k].FinalAcc
+		if err := addLine(p, k+", no DP", c, true, []float64{lo, hi}, []float64{acc, acc}); err != nil {
+			return nil, err
 		}
 	}
 	// Room above accuracy 1 for the legend, a line of it per entry, so it

@@ -366,16 +366,7 @@ func runForgetting(args []string, stdout io.Writer) error {
 	}
 	defer closeLog()
 	schedule := scheduleLines(cfg, exp)
-	var resolved strings.Builder
-	resolved.WriteString("# Resolved settings of this run; rerun it with --config on this file.\n#\n")
-	for _, l := range schedule {
-		resolved.WriteString("# " + l + "\n")
-	}
-	resolved.WriteString("\n")
-	if err := toml.NewEncoder(&resolved).Encode(cfg); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(exp.Out, "config.toml"), []byte(resolved.String()), 0o644); err != nil {
+	if err := writeResolvedConfig(exp.Out, cfg, append([]string{"Resolved settings of this run; rerun it with --config on this file.", ""}, schedule...)); err != nil {
 		return fmt.Errorf("forgetting: %w", err)
 	}
 	fmt.Fprintf(stdout, "forgetting: %d clients, %s, %d pairs, adapters %s, %d-bit uploads; results in %s\n",
@@ -402,6 +393,20 @@ func runForgetting(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\n%s\nforgetting = acc A after A − acc A after B. Results: %s\n", table, runFolderListing(exp.Out))
 	return nil
+}
+
+// writeResolvedConfig writes config.toml into the run folder: the comment
+// lines, then cfg as TOML, itself a valid --config for the same run.
+func writeResolvedConfig(dir string, cfg forgettingConfig, comments []string) error {
+	var b strings.Builder
+	for _, l := range comments {
+		b.WriteString(strings.TrimRight("# "+l, " ") + "\n")
+	}
+	b.WriteString("\n")
+	if err := toml.NewEncoder(&b).Encode(cfg); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "config.toml"), []byte(b.String()), 0o644)
 }
 
 // runFolderListing is "DIR (file, file, ...)": what the run wrote, read

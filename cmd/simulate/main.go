@@ -4,7 +4,7 @@
 //
 //	simulate forgetting [--config FILE] [flags]   the sequential-task forgetting protocol (the default experiment)
 //	simulate run [--config FILE] --task T --rounds R [flags]       one task, accuracy and ε per round
-//	simulate sweep [--config FILE] --task T --sweep-noise 0,0.5,1 [--sweep-clip ..] [--sweep-bits ..] [--adapters ..]
+//	simulate sweep [--config FILE] --task T --sweep-noise 0,0.5,1 [--sweep-clip ..] [--sweep-bits ..] [--sweep-lr ..] [--adapters ..]
 //	simulate accountant --noise Z --sample-rate Q --steps T --delta D [--json]
 package main
 
@@ -16,7 +16,7 @@ import (
 
 var program = &cli.Program{Name: "simulate", Commands: []cli.Command{
 	{Name: "run", Summary: "federated training on one task: clients, rounds, DP, bits, rule, transport; accuracy and ε per round", Run: runRun},
-	{Name: "sweep", Summary: "privacy sweep: adapters × bits × noise multiplier × clipping norm on one task; accuracy-vs-ε table and plot", Run: runSweep},
+	{Name: "sweep", Summary: "privacy sweep: adapters × learning rate × bits × noise multiplier × clipping norm on one task; accuracy-vs-ε table and plot", Run: runSweep},
 	{Name: "accountant", Summary: "ε of client-level DP-FedAvg (Rényi DP of the subsampled Gaussian), or the noise a target ε needs", Run: runAccountant},
 	{Name: "forgetting", Summary: "federated sequential-task forgetting: train on A, then B, measure A again; Kron-LoRA vs LoRA side by side", Run: runForgetting},
 }}

@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/kronfed/kronfed/simulate"
 )
 
@@ -114,12 +112,7 @@ func runSweep(args []string, stdout io.Writer) error {
 		return fmt.Errorf("sweep: %w", err)
 	}
 	defer closeLog()
-	var resolved strings.Builder
-	fmt.Fprintf(&resolved, "# Resolved settings of this sweep (%d points); rerun it with simulate sweep --config on this file.\n\n", len(points))
-	if err := toml.NewEncoder(&resolved).Encode(cfg); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(exp.Out, "config.toml"), []byte(resolved.String()), 0o644); err != nil {
+	if err := writeResolvedConfig(exp.Out, cfg, []string{fmt.Sprintf("Resolved settings of this sweep (%d points); rerun it with simulate sweep --config on this file.", len(points))}); err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}
 	fmt.Fprintf(stdout, "sweep: %d points (adapters %s × lr %s × bits %s × noise %s × clip %s; no clip axis without DP) on %s, %d rounds each, "+
