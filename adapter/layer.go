@@ -146,6 +146,17 @@ func keepWord(src *rand.PCG, threshold uint64, rem int) uint64 {
 	return word
 }
 
+// Words is the mask's keep bits, element i at bit i&63 of word i>>6 (bits
+// past the last element are 0), or nil when the mask is inactive. The GPU
+// engine uploads them so that a device step drops exactly what the CPU
+// engine would. The slice aliases the mask: read it, don't keep it.
+func (m *Mask) Words() []uint64 {
+	if !m.Active() {
+		return nil
+	}
+	return m.keep
+}
+
 // Kept reports whether element i survives.
 func (m *Mask) Kept(i int) bool { return !m.on || m.keep[i>>6]&(1<<(i&63)) != 0 }
 

@@ -152,39 +152,41 @@ func (b *EncoderBatch) choices(q int) int {
 type BERTRun struct {
 	m    *BERT
 	lin  []*AdaptedLinear
-	head map[string]*adapter.Dense
+	head *EncoderHead
 	// Drop is the adapter input dropout; Base is the frozen model's own
 	// training-mode dropout (hidden, attention, classifier). Both nil at
 	// inference.
 	Drop *adapter.Dropout
 	Base *rand.Rand
 
-	batch   EncoderBatch
-	blocks  []encoderActs
-	hidden  []float32 // final hidden states (n×d)
-	cls     []float32 // (B·C)×d CLS rows
-	pre     []float32 // head pre-activation (DistilBERT: pre_classifier; BERT: pooler) (B·C)×d
-	act     []float32 // relu(pre) or tanh(pre)
-	actD    []float32 // after classifier dropout
-	clsMask adapter.Mask
+	batch  EncoderBatch
+	blocks []encoderActs
+	hidden []float32 // final hidden states (n×d)
+	cls    []float32 // (B·C)×d CLS rows
 	// Logits are the choice scores, B×C.
 	Logits []float32
-	dlog   []float32
 }
 
-type encoderActs struct {
-	x, q, k, v, attProbs, attStats, ctx, o, s1, mean1, rstd1, x1 []float32
-	f1, gl, glGrad, f2, s2, mean2, rstd2                         []float32
-	attMask, oMask, fMask                                        adapter.Mask
+// EncoderHead is the multiple-choice head on each sequence's first ([CLS])
+// hidden state: DistilBERT's relu(pre_classifier) or BERT's frozen
+// tanh(pooler), dropout, then classifier, with the loss over each
+// question's choices. Its work is (B·C)×d², so both engines run it on the
+// host (the GPU engine downloads the CLS rows and uploads their gradient).
+type EncoderHead struct {
+	m                *BERT
+	t                map[string]*adapter.Dense
+	cls              []float32 // (B·C)×d input rows
+	pre, act, actD   []float32 // (B·C)×d: pre-activation (pre_classifier or pooler), relu/tanh, after dropout
+	mask             adapter.Mask
+	batch            EncoderBatch
+	Logits           []float32 // B×C
+	dlog, dact, dpre []float32
+	dcls             []float32
 }
 
-// NewRun binds a Set (adapters on the block linears, head tensors in Dense).
-func (m *BERT) NewRun(set *adapter.Set) (*BERTRun, error) {
-	lin, err := bindAdapters(m.Cfg, m.linears(), set)
-	if err != nil {
-		return nil, err
-	}
-	r := &BERTRun{m: m, lin: lin, blocks: make([]encoderActs, len(m.Blocks)), head: map[string]*adapter.Dense{}}
+// NewEncoderHead binds the Set's head tensors (model.NewHead) to m.
+func NewEncoderHead(m *BERT, set *adapter.Set) (*EncoderHead, error) {
+	h := &EncoderHead{m: m, t: map[string]*adapter.Dense{}}
 	d := m.Cfg.Hidden
 	names := []string{HeadClsW, HeadClsB}
 	want := map[string][2]int{HeadClsW: {1, d}, HeadClsB: {1, 1}}
@@ -199,30 +201,54 @@ func (m *BERT) NewRun(set *adapter.Set) (*BERTRun, error) {
 				if t.Rows != s[0] || t.Cols != s[1] {
 					return nil, fmt.Errorf("head tensor %s is %d×%d, want %d×%d", t.Name, t.Rows, t.Cols, s[0], s[1])
 				}
-				r.head[t.Name] = t
+				h.t[t.Name] = t
 			}
 		}
 	}
 	for _, name := range names {
-		if r.head[name] == nil {
+		if h.t[name] == nil {
 			return nil, fmt.Errorf("adapter set lacks the multiple-choice head tensor %s (see model.NewHead)", name)
 		}
 	}
-	return r, nil
+	return h, nil
 }
 
-func (r *BERTRun) dropout(p float32) *adapter.Dropout {
-	if r.Base == nil || p <= 0 {
+type encoderActs struct {
+	x, q, k, v, attProbs, attStats, ctx, o, s1, mean1, rstd1, x1 []float32
+	f1, gl, glGrad, f2, s2, mean2, rstd2                         []float32
+	attMask, oMask, fMask                                        adapter.Mask
+}
+
+// NewRun binds a Set (adapters on the block linears, head tensors in Dense).
+func (m *BERT) NewRun(set *adapter.Set) (*BERTRun, error) {
+	lin, err := bindAdapters(m.Cfg, m.linears(), set)
+	if err != nil {
+		return nil, err
+	}
+	head, err := NewEncoderHead(m, set)
+	if err != nil {
+		return nil, err
+	}
+	return &BERTRun{m: m, lin: lin, blocks: make([]encoderActs, len(m.Blocks)), head: head}, nil
+}
+
+// Dropout is the frozen model's training-mode dropout of probability p
+// drawing from base, or nil at inference (base nil) or when p is 0.
+func Dropout(base *rand.Rand, p float32) *adapter.Dropout {
+	if base == nil || p <= 0 {
 		return nil
 	}
-	return &adapter.Dropout{P: p, Rng: r.Base}
+	return &adapter.Dropout{P: p, Rng: base}
 }
 
-// Forward scores every choice of the batch into Logits (B×C).
-func (r *BERTRun) Forward(b EncoderBatch) error {
-	c := r.m.Cfg
+func (r *BERTRun) dropout(p float32) *adapter.Dropout { return Dropout(r.Base, p) }
+
+// CheckBatch validates an encoder batch's sizes, token ids and token types
+// against the model (both engines' Forward start with it).
+func (m *BERT) CheckBatch(b EncoderBatch) error {
+	c := m.Cfg
 	N, T := b.B*b.C, b.T
-	n, d, f := N*T, c.Hidden, c.Intermediate
+	n := N * T
 	switch {
 	case b.B <= 0 || b.C <= 0 || T <= 0:
 		return fmt.Errorf("encoder forward: empty batch %d×%d×%d", b.B, b.C, T)
@@ -236,9 +262,24 @@ func (r *BERTRun) Forward(b EncoderBatch) error {
 			return fmt.Errorf("encoder forward: token %d at position %d is outside the vocabulary of %d", id, i, c.Vocab)
 		}
 		// DistilBERT has no token-type embedding and ignores the ids.
-		if b.Types != nil && r.m.TypeEmb != nil && (b.Types[i] < 0 || b.Types[i] >= c.TypeVocab) {
+		if b.Types != nil && m.TypeEmb != nil && (b.Types[i] < 0 || b.Types[i] >= c.TypeVocab) {
 			return fmt.Errorf("encoder forward: token type %d at position %d (want < %d)", b.Types[i], i, c.TypeVocab)
 		}
+	}
+	return nil
+}
+
+// DropsAttentionOutput reports whether a block drops out its attention
+// output before the residual (BERT does, DistilBERT does not).
+func (m *BERT) DropsAttentionOutput() bool { return m.dropAfter }
+
+// Forward scores every choice of the batch into Logits (B×C).
+func (r *BERTRun) Forward(b EncoderBatch) error {
+	c := r.m.Cfg
+	N, T := b.B*b.C, b.T
+	n, d, f := N*T, c.Hidden, c.Intermediate
+	if err := r.m.CheckBatch(b); err != nil {
+		return err
 	}
 	r.batch = b
 	eps := float32(c.LayerNormEps)
@@ -310,45 +351,59 @@ func (r *BERTRun) Forward(b EncoderBatch) error {
 		layernormForward(x, a.mean2, a.rstd2, a.s2, w.LN2W, w.LN2B, n, d, eps)
 	}
 	r.hidden = x
-	// Head on the first ([CLS]) token of each sequence.
-	r.cls, r.pre, r.act, r.actD = grow(r.cls, N*d), grow(r.pre, N*d), grow(r.act, N*d), grow(r.actD, N*d)
+	r.cls = grow(r.cls, N*d)
 	for sq := 0; sq < N; sq++ {
 		copy(r.cls[sq*d:(sq+1)*d], x[sq*T*d:(sq*T+1)*d])
 	}
-	if r.m.Pooler != nil { // BERT: tanh(pooler)
-		r.m.Pooler.Forward(r.cls, N, r.pre)
-		for i, v := range r.pre {
-			r.act[i] = float32(math.Tanh(float64(v)))
+	r.head.Forward(r.cls, b, r.dropout(c.ClassifierDropout))
+	r.Logits = r.head.Logits
+	return nil
+}
+
+// Forward scores the batch's sequences from their [CLS] rows cls
+// ((B·C)×d) into Logits (B×C); drop is the classifier dropout (nil at
+// inference).
+func (h *EncoderHead) Forward(cls []float32, b EncoderBatch, drop *adapter.Dropout) {
+	d := h.m.Cfg.Hidden
+	N := b.B * b.C
+	h.batch, h.cls = b, cls
+	h.pre, h.act, h.actD = grow(h.pre, N*d), grow(h.act, N*d), grow(h.actD, N*d)
+	if h.m.Pooler != nil { // BERT: tanh(pooler)
+		h.m.Pooler.Forward(cls, N, h.pre)
+		for i, v := range h.pre {
+			h.act[i] = float32(math.Tanh(float64(v)))
 		}
 	} else { // DistilBERT: relu(pre_classifier)
-		pw, pb := r.head[HeadPreW], r.head[HeadPreB]
-		compute.Gemm(compute.NoTrans, compute.Trans, N, d, d, 1, r.cls, d, pw.Data, d, 0, r.pre, d)
+		pw, pb := h.t[HeadPreW], h.t[HeadPreB]
+		compute.Gemm(compute.NoTrans, compute.Trans, N, d, d, 1, cls, d, pw.Data, d, 0, h.pre, d)
 		for sq := 0; sq < N; sq++ {
-			compute.Axpy(1, pb.Data, r.pre[sq*d:(sq+1)*d])
+			compute.Axpy(1, pb.Data, h.pre[sq*d:(sq+1)*d])
 		}
-		for i, v := range r.pre {
-			r.act[i] = max(v, 0)
+		for i, v := range h.pre {
+			h.act[i] = max(v, 0)
 		}
 	}
-	r.dropout(c.ClassifierDropout).Sample(&r.clsMask, N*d)
-	r.clsMask.Apply(r.actD, r.act)
-	cw, cb := r.head[HeadClsW], r.head[HeadClsB]
-	r.Logits = grow(r.Logits, N)
+	drop.Sample(&h.mask, N*d)
+	h.mask.Apply(h.actD, h.act)
+	cw, cb := h.t[HeadClsW], h.t[HeadClsB]
+	h.Logits = grow(h.Logits, N)
 	for sq := 0; sq < N; sq++ {
-		r.Logits[sq] = compute.Dot(r.actD[sq*d:(sq+1)*d], cw.Data) + cb.Data[0]
+		h.Logits[sq] = compute.Dot(h.actD[sq*d:(sq+1)*d], cw.Data) + cb.Data[0]
 	}
-	return nil
 }
 
 // LossAndGrad is the mean cross-entropy of softmax over each question's
 // choices against batch.Labels; it stores ∂loss/∂logits for Backward.
-func (r *BERTRun) LossAndGrad() (float64, error) {
-	b := r.batch
+func (r *BERTRun) LossAndGrad() (float64, error) { return r.head.LossAndGrad() }
+
+// LossAndGrad is BERTRun.LossAndGrad on the head's last Forward.
+func (h *EncoderHead) LossAndGrad() (float64, error) {
+	b := h.batch
 	if len(b.Labels) != b.B {
 		return 0, fmt.Errorf("loss: %d labels for %d questions", len(b.Labels), b.B)
 	}
-	r.dlog = grow(r.dlog, b.B*b.C)
-	clear(r.dlog)
+	h.dlog = grow(h.dlog, b.B*b.C)
+	clear(h.dlog)
 	lp := make([]float32, b.C)
 	var loss float64
 	for q, y := range b.Labels {
@@ -359,12 +414,12 @@ func (r *BERTRun) LossAndGrad() (float64, error) {
 		if y < 0 || y >= nc {
 			return 0, fmt.Errorf("loss: label %d of question %d is not one of %d choices", y, q, nc)
 		}
-		LogSoftmax(lp[:nc], r.Logits[q*b.C:q*b.C+nc])
+		LogSoftmax(lp[:nc], h.Logits[q*b.C:q*b.C+nc])
 		loss -= float64(lp[y])
 		for c, l := range lp[:nc] {
-			r.dlog[q*b.C+c] = float32(math.Exp(float64(l))) / float32(b.B)
+			h.dlog[q*b.C+c] = float32(math.Exp(float64(l))) / float32(b.B)
 		}
-		r.dlog[q*b.C+y] -= 1 / float32(b.B)
+		h.dlog[q*b.C+y] -= 1 / float32(b.B)
 	}
 	return loss / float64(b.B), nil
 }
@@ -375,37 +430,7 @@ func (r *BERTRun) Backward() {
 	b := r.batch
 	N, T := b.B*b.C, b.T
 	n, d, f := N*T, c.Hidden, c.Intermediate
-	cw, cb := r.head[HeadClsW], r.head[HeadClsB]
-	// logit = actD·w + b
-	dactD := make([]float32, N*d)
-	for sq := 0; sq < N; sq++ {
-		g := r.dlog[sq]
-		cb.Grad[0] += g
-		compute.Axpy(g, r.actD[sq*d:(sq+1)*d], cw.Grad)
-		compute.Axpy(g, cw.Data, dactD[sq*d:(sq+1)*d])
-	}
-	dact := make([]float32, N*d)
-	r.clsMask.AddBackward(dact, dactD)
-	dpre := make([]float32, N*d)
-	dcls := make([]float32, N*d)
-	if r.m.Pooler != nil {
-		for i, a := range r.act {
-			dpre[i] = dact[i] * (1 - a*a)
-		}
-		r.m.Pooler.BackwardInput(dpre, N, dcls)
-	} else {
-		for i, v := range r.pre {
-			if v > 0 {
-				dpre[i] = dact[i]
-			}
-		}
-		pw, pb := r.head[HeadPreW], r.head[HeadPreB]
-		compute.Gemm(compute.Trans, compute.NoTrans, d, d, N, 1, dpre, d, r.cls, d, 1, pw.Grad, d)
-		for sq := 0; sq < N; sq++ {
-			compute.Axpy(1, dpre[sq*d:(sq+1)*d], pb.Grad)
-		}
-		compute.Gemm(compute.NoTrans, compute.NoTrans, N, d, d, 1, dpre, d, pw.Data, d, 0, dcls, d)
-	}
+	dcls := r.head.Backward()
 	dx := make([]float32, n*d)
 	for sq := 0; sq < N; sq++ {
 		copy(dx[sq*T*d:(sq*T+1)*d], dcls[sq*d:(sq+1)*d])
@@ -453,4 +478,45 @@ func (r *BERTRun) Backward() {
 		lin[1].Backward(dk, n, dIn)
 		lin[2].Backward(dv, n, dIn)
 	}
+}
+
+// Backward accumulates the head tensors' gradients from the loss
+// LossAndGrad kept and returns ∂L/∂cls ((B·C)×d; valid until the next
+// call).
+func (h *EncoderHead) Backward() []float32 {
+	d := h.m.Cfg.Hidden
+	N := h.batch.B * h.batch.C
+	cw, cb := h.t[HeadClsW], h.t[HeadClsB]
+	// logit = actD·w + b
+	h.dact, h.dpre, h.dcls = grow(h.dact, N*d), grow(h.dpre, N*d), grow(h.dcls, N*d)
+	dactD := make([]float32, N*d)
+	for sq := 0; sq < N; sq++ {
+		g := h.dlog[sq]
+		cb.Grad[0] += g
+		compute.Axpy(g, h.actD[sq*d:(sq+1)*d], cw.Grad)
+		compute.Axpy(g, cw.Data, dactD[sq*d:(sq+1)*d])
+	}
+	clear(h.dact)
+	h.mask.AddBackward(h.dact, dactD)
+	clear(h.dpre)
+	clear(h.dcls)
+	if h.m.Pooler != nil {
+		for i, a := range h.act {
+			h.dpre[i] = h.dact[i] * (1 - a*a)
+		}
+		h.m.Pooler.BackwardInput(h.dpre, N, h.dcls)
+	} else {
+		for i, v := range h.pre {
+			if v > 0 {
+				h.dpre[i] = h.dact[i]
+			}
+		}
+		pw, pb := h.t[HeadPreW], h.t[HeadPreB]
+		compute.Gemm(compute.Trans, compute.NoTrans, d, d, N, 1, h.dpre, d, h.cls, d, 1, pw.Grad, d)
+		for sq := 0; sq < N; sq++ {
+			compute.Axpy(1, h.dpre[sq*d:(sq+1)*d], pb.Grad)
+		}
+		compute.Gemm(compute.NoTrans, compute.NoTrans, N, d, d, 1, h.dpre, d, pw.Data, d, 0, h.dcls, d)
+	}
+	return h.dcls
 }

@@ -111,9 +111,10 @@ const (
 	RopeHalf
 )
 
-// ropeTable precomputes cos and sin of pos·θ_i, θ_i = base^(−2i/hd), for
-// positions 0…maxPos−1 and i < hd/2: cos, sin are maxPos×(hd/2).
-func ropeTable(maxPos, hd int, base float64) (cos, sin []float32) {
+// RopeTable precomputes cos and sin of pos·θ_i, θ_i = base^(−2i/hd), for
+// positions 0…maxPos−1 and i < hd/2: cos, sin are maxPos×(hd/2). The GPU
+// engine uploads the same table.
+func RopeTable(maxPos, hd int, base float64) (cos, sin []float32) {
 	half := hd / 2
 	cos, sin = make([]float32, maxPos*half), make([]float32, maxPos*half)
 	for p := 0; p < maxPos; p++ {

@@ -187,7 +187,7 @@ func bothAttentionModes(t *testing.T, f func(t *testing.T)) {
 
 func TestRopeStylesArePermutations(t *testing.T) {
 	const heads, hd, T = 2, 8, 5
-	cos, sin := ropeTable(16, hd, 10000)
+	cos, sin := RopeTable(16, hd, 10000)
 	rng := rand.New(rand.NewPCG(2, 2))
 	x := make([]float32, T*heads*hd)
 	for i := range x {

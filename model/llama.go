@@ -76,7 +76,7 @@ func NewLlama(cfg *Config, rope RopeStyle, src TensorSource) (*Llama, error) {
 	if wl.err != nil {
 		return nil, wl.err
 	}
-	m.cos, m.sin = ropeTable(cfg.MaxPositions, cfg.HeadDim, cfg.RopeTheta)
+	m.cos, m.sin = RopeTable(cfg.MaxPositions, cfg.HeadDim, cfg.RopeTheta)
 	return m, nil
 }
 

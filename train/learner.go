@@ -58,7 +58,7 @@ type Learner interface {
 // choices by their continuations' log-likelihood, as lm-evaluation-harness
 // does (acc and length-normalized acc_norm).
 type DecoderLearner struct {
-	run    *model.LlamaRun
+	run    decoderRun
 	set    *adapter.Set
 	tok    tokenizer.Tokenizer
 	bos    int
@@ -73,14 +73,19 @@ func NewDecoderLearner(m *model.Llama, tok tokenizer.Tokenizer, set *adapter.Set
 	if err != nil {
 		return nil, err
 	}
+	return newDecoderLearner(cpuDecoderRun{run}, m.Cfg, tok, set, rng)
+}
+
+// newDecoderLearner wraps a decoder run of either engine.
+func newDecoderLearner(run decoderRun, cfg *model.Config, tok tokenizer.Tokenizer, set *adapter.Set, rng *rand.Rand) (*DecoderLearner, error) {
 	bos := tok.Special().BOS
 	if bos < 0 {
 		return nil, fmt.Errorf("decoder tokenizer has no BOS token")
 	}
-	if tok.VocabSize() > m.Cfg.Vocab {
-		return nil, fmt.Errorf("tokenizer has %d tokens, the model's vocabulary %d", tok.VocabSize(), m.Cfg.Vocab)
+	if tok.VocabSize() > cfg.Vocab {
+		return nil, fmt.Errorf("tokenizer has %d tokens, the model's vocabulary %d", tok.VocabSize(), cfg.Vocab)
 	}
-	return &DecoderLearner{run: run, set: set, tok: tok, bos: bos, maxLen: m.Cfg.MaxPositions,
+	return &DecoderLearner{run: run, set: set, tok: tok, bos: bos, maxLen: cfg.MaxPositions,
 		drop: &adapter.Dropout{P: set.Config.Dropout, Rng: rng}}, nil
 }
 
@@ -164,8 +169,8 @@ func (l *DecoderLearner) goldLoss(items []task.Item, train bool) (float64, error
 	}
 	tokens, targets, T := l.batch(seqs, lens)
 	if train {
-		l.run.Drop = l.drop
-		defer func() { l.run.Drop = nil }()
+		l.run.SetDropout(l.drop)
+		defer l.run.SetDropout(nil)
 	}
 	if err := l.run.Forward(tokens, len(seqs), T); err != nil {
 		return 0, err
@@ -175,7 +180,9 @@ func (l *DecoderLearner) goldLoss(items []task.Item, train bool) (float64, error
 		return 0, err
 	}
 	if train {
-		l.run.Backward()
+		if err := l.run.Backward(); err != nil {
+			return 0, err
+		}
 	}
 	return loss, nil
 }
@@ -193,12 +200,14 @@ func (l *DecoderLearner) Score(items []task.Item) ([]Score, error) {
 		}
 	}
 	tokens, targets, T := l.batch(seqs, lens)
-	l.run.Drop = nil
+	l.run.SetDropout(nil)
 	if err := l.run.Forward(tokens, len(seqs), T); err != nil {
 		return nil, err
 	}
-	V := len(l.run.Logits) / (len(seqs) * T)
-	lp := make([]float32, V)
+	logProbs, err := l.run.TargetLogProbs(targets)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Score, len(items))
 	k := 0
 	for i := range items {
@@ -207,9 +216,8 @@ func (l *DecoderLearner) Score(items []task.Item) ([]Score, error) {
 		for c := range it.Choices {
 			var ll float64
 			for p := k * T; p < (k+1)*T; p++ {
-				if t := targets[p]; t >= 0 {
-					model.LogSoftmax(lp, l.run.Logits[p*V:(p+1)*V])
-					ll += float64(lp[t])
+				if targets[p] >= 0 {
+					ll += float64(logProbs[p])
 				}
 			}
 			sc.LogLik[c] = ll
@@ -224,7 +232,7 @@ func (l *DecoderLearner) Score(items []task.Item) ([]Score, error) {
 // EncoderLearner trains a BERT-family encoder's multiple-choice head and
 // adapters on (context, choice) pairs with cross-entropy over the choices.
 type EncoderLearner struct {
-	run    *model.BERTRun
+	run    encoderRun
 	set    *adapter.Set
 	tok    tokenizer.PairEncoder
 	maxLen int
@@ -240,11 +248,16 @@ func NewEncoderLearner(m *model.BERT, tok tokenizer.PairEncoder, set *adapter.Se
 	if err != nil {
 		return nil, err
 	}
-	if maxLen <= 0 || maxLen > m.Cfg.MaxPositions {
-		maxLen = m.Cfg.MaxPositions
+	return newEncoderLearner(cpuEncoderRun{run}, m.Cfg, tok, set, maxLen, rng)
+}
+
+// newEncoderLearner wraps an encoder run of either engine.
+func newEncoderLearner(run encoderRun, cfg *model.Config, tok tokenizer.PairEncoder, set *adapter.Set, maxLen int, rng *rand.Rand) (*EncoderLearner, error) {
+	if maxLen <= 0 || maxLen > cfg.MaxPositions {
+		maxLen = cfg.MaxPositions
 	}
-	if tok.VocabSize() > m.Cfg.Vocab {
-		return nil, fmt.Errorf("tokenizer has %d tokens, the model's vocabulary %d", tok.VocabSize(), m.Cfg.Vocab)
+	if tok.VocabSize() > cfg.Vocab {
+		return nil, fmt.Errorf("tokenizer has %d tokens, the model's vocabulary %d", tok.VocabSize(), cfg.Vocab)
 	}
 	return &EncoderLearner{run: run, set: set, tok: tok, maxLen: maxLen,
 		drop: &adapter.Dropout{P: set.Config.Dropout, Rng: rng}, base: rng}, nil
@@ -316,8 +329,8 @@ func (l *EncoderLearner) loss(items []task.Item, train bool) (float64, error) {
 		return 0, err
 	}
 	if train {
-		l.run.Drop, l.run.Base = l.drop, l.base
-		defer func() { l.run.Drop, l.run.Base = nil, nil }()
+		l.run.SetDropout(l.drop, l.base)
+		defer l.run.SetDropout(nil, nil)
 	}
 	if err := l.run.Forward(b); err != nil {
 		return 0, err
@@ -327,7 +340,9 @@ func (l *EncoderLearner) loss(items []task.Item, train bool) (float64, error) {
 		return 0, err
 	}
 	if train {
-		l.run.Backward()
+		if err := l.run.Backward(); err != nil {
+			return 0, err
+		}
 	}
 	return loss, nil
 }
@@ -337,16 +352,17 @@ func (l *EncoderLearner) Score(items []task.Item) ([]Score, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.run.Drop, l.run.Base = nil, nil
+	l.run.SetDropout(nil, nil)
 	if err := l.run.Forward(b); err != nil {
 		return nil, err
 	}
+	logits := l.run.ChoiceLogits()
 	out := make([]Score, len(items))
 	for q := range items {
 		nc := len(items[q].Choices)
 		s := Score{Label: items[q].Label, LogLik: make([]float64, nc)}
 		for c := 0; c < nc; c++ {
-			s.LogLik[c] = float64(l.run.Logits[q*b.C+c])
+			s.LogLik[c] = float64(logits[q*b.C+c])
 		}
 		s.Norm = s.LogLik
 		out[q] = s

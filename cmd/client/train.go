@@ -111,6 +111,7 @@ func runTrain(args []string, stdout io.Writer) error {
 	seed := fs.Uint64("seed", 1, "seed of initialization, shuffling and dropout")
 	out := fs.String("out", "adapter.safetensors", "adapter file to write (the best epoch's)")
 	resultPath := fs.String("result", "", "JSON result file (default: next to --out with .json)")
+	devFlags := addDeviceFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -124,6 +125,11 @@ func runTrain(args []string, stdout io.Writer) error {
 	if *epochs < 1 || *batch < 1 {
 		return errors.New("train: --epochs and --batch must be ≥ 1")
 	}
+	engine, err := devFlags.open("train")
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
 	splits, err := train.LoadSplits(*taskName, *dataDir, *seed)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -149,7 +155,7 @@ func runTrain(args []string, stdout io.Writer) error {
 	}
 	ac = set.Config
 	rng := rand.New(rand.NewPCG(*seed, 0x64726f70))
-	l, err := train.NewLearner(m, set, *maxLen, rng)
+	l, err := engine.NewLearner(m, set, *maxLen, rng)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
@@ -201,12 +207,18 @@ func runEval(args []string, stdout io.Writer) error {
 	maxLen := fs.Int("max-len", 128, "encoders: tokens per (context, choice) pair")
 	seed := fs.Uint64("seed", 1, "seed of synthetic tasks")
 	asJSON := fs.Bool("json", false, "print JSON")
+	devFlags := addDeviceFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *modelPath == "" || *taskName == "" {
 		return errors.New("eval: --model and --task are required")
 	}
+	engine, err := devFlags.open("eval")
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
 	splits, err := train.LoadSplits(*taskName, *dataDir, *seed)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
@@ -239,7 +251,7 @@ func runEval(args []string, stdout io.Writer) error {
 	} else {
 		set = &adapter.Set{Config: adapter.DefaultConfig(adapter.KindLoRA), BaseModel: m.Name}
 	}
-	l, err := train.NewLearner(m, set, *maxLen, nil)
+	l, err := engine.NewLearner(m, set, *maxLen, nil)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}

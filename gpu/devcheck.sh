@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The GPU device check: parity tests of the CUDA engine against the CPU
+# engine, and a Mistral-7B-shaped training-step benchmark, on a machine with
+# an NVIDIA GPU but no Go toolchain.
+#
+#   bash gpu/devcheck.sh build    # here: static test binaries into .devcheck/
+#   bash gpu/devcheck.sh run      # on the GPU machine, from the repository root
+#
+# `run` prints one table: the device, the libraries found, each test (PASS,
+# FAIL or SKIP with its reason) and the benchmark's tokens/s. Its exit status
+# is non-zero when any test failed. ../shared (or $KRONFED_SHARED) beside the
+# checkout provides stories260K for the generation test.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=.devcheck
+
+build() {
+	export PATH="$PATH:/usr/local/go/bin"
+	mkdir -p "$out"
+	for p in cuda kernels; do
+		CGO_ENABLED=0 go test -c -o "$out/gpu-$p.test" "./gpu/$p" || exit 1
+	done
+	CGO_ENABLED=0 go test -c -o "$out/gpu.test" ./gpu || exit 1
+	echo "built: $(ls "$out" | tr '\n' ' ')"
+}
+
+run() {
+	[ -d "$out" ] || { echo "devcheck: $out missing: run 'bash gpu/devcheck.sh build' first" >&2; exit 2; }
+	export KRONFED_KERNEL_CACHE="${KRONFED_KERNEL_CACHE:-$PWD/$out/kernel-cache}"
+	export KRONFED_SHARED="${KRONFED_SHARED:-$PWD/../shared}"
+	logs="$out/logs"
+	mkdir -p "$logs"
+	echo "## device"
+	nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1 | sed 's/^/    /'
+	fail=0
+	root=$PWD
+	for pkg in gpu/cuda gpu/kernels gpu; do
+		bin=${pkg//\//-}
+		(cd "$pkg" && "$root/$out/$bin.test" -test.v -test.count=1 -test.timeout=300s) >"$logs/$bin.log" 2>&1 || fail=1
+		echo "## $pkg"
+		# One line per test and subtest: status, name, time, and a skip's reason.
+		awk '
+			/^ *--- (PASS|FAIL|SKIP)/ {
+				st = $2; sub(":", "", st); name = $3; t = $4; reason = ""
+				if (st == "SKIP" && (getline nxt) > 0 && nxt ~ /\.go:[0-9]+: /) { sub(/^ *[^ ]+\.go:[0-9]+: /, "", nxt); reason = nxt }
+				printf "    %-5s %-64s %s %s\n", st, name, t, reason
+				next
+			}
+			/^(ok|FAIL|PASS)$/ || /^(ok|FAIL) / { print "    " $0 }
+		' "$logs/$bin.log"
+		grep -h "libraries:" "$logs/$bin.log" | head -1 | sed 's/^ */    /'
+	done
+	echo "## benchmark (Mistral-7B-shaped layers, bf16 frozen weights)"
+	(cd gpu && "$root/$out/gpu.test" -test.run '^$' -test.bench BenchmarkMistralLayers -test.benchtime 5x -test.timeout 300s) \
+		>"$logs/bench.log" 2>&1 || fail=1
+	grep -E "^Benchmark|FAIL|panic|Error|error" "$logs/bench.log" | sed 's/^/    /'
+	[ $fail = 0 ] && echo "devcheck: PASS" || echo "devcheck: FAIL (logs in $logs)"
+	return $fail
+}
+
+case "${1:-}" in
+build) build ;;
+run) run ;;
+*) echo "usage: bash gpu/devcheck.sh build|run" >&2; exit 2 ;;
+esac

@@ -1,0 +1,90 @@
+package gpu
+
+import (
+	"fmt"
+
+	"github.com/kronfed/kronfed/gpu/cuda"
+	"github.com/kronfed/kronfed/gpu/kernels"
+	"github.com/kronfed/kronfed/model"
+)
+
+// frozenLinear is model.FrozenLinear on the device: y = x·Wᵀ + b with W
+// (d_out×d_in, row-major) in the engine's precision and the bias in fp32.
+type frozenLinear struct {
+	dOut, dIn int
+	w, bias   buf
+	dtype     cuda.DataType // R32F or R16BF
+}
+
+// uploadLinear copies a CPU layer's weight (converted to bf16 on the host
+// when the engine stores bf16) and bias to the device.
+func (e *Engine) uploadLinear(l *model.FrozenLinear) (*frozenLinear, error) {
+	d := &frozenLinear{dOut: l.DOut, dIn: l.DIn, dtype: cuda.R32F}
+	var err error
+	if e.Precision == BF16 {
+		d.dtype = cuda.R16BF
+		err = upload(e, &d.w, toBF16(l.W))
+	} else {
+		err = upload(e, &d.w, l.W)
+	}
+	if err == nil && l.Bias != nil {
+		err = upload(e, &d.bias, l.Bias)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gpu: upload %d×%d linear: %w", l.DOut, l.DIn, err)
+	}
+	return d, nil
+}
+
+// scratch is the bf16 copy of a GEMM's activation operand, shared by all the
+// layers of a run (each uses it only within one call).
+type scratch struct{ act buf }
+
+// operand returns x (n×width fp32) as the GEMM operand for weights of type
+// dt: x itself for fp32, a bf16 copy for bf16.
+func (e *Engine) operand(s *scratch, x buf, n, width int, dt cuda.DataType) (uintptr, error) {
+	if dt == cuda.R32F {
+		return x.p(), nil
+	}
+	if err := e.grow(&s.act, n*width, 2); err != nil {
+		return 0, err
+	}
+	return s.act.p(), kernels.F32ToBF16(e, s.act.p(), x.p(), n*width)
+}
+
+// forward sets y = x·Wᵀ + b. x: n×d_in, y: n×d_out (fp32).
+func (l *frozenLinear) forward(e *Engine, s *scratch, x buf, n int, y buf) error {
+	a, err := e.operand(s, x, n, l.dIn, l.dtype)
+	if err != nil {
+		return err
+	}
+	err = e.blas.Gemm(false, true, n, l.dOut, l.dIn, 1, cuda.DevicePtr(a), l.dtype, l.dIn, l.w.ptr, l.dtype, l.dIn, 0, y.ptr, cuda.R32F, l.dOut)
+	if err != nil {
+		return err
+	}
+	if l.bias.n > 0 {
+		return kernels.BiasAdd(e, y.p(), l.bias.p(), n, l.dOut)
+	}
+	return nil
+}
+
+// backwardInput adds dy·W to dx. dy: n×d_out, dx: n×d_in. The weight is
+// frozen: no weight gradient.
+func (l *frozenLinear) backwardInput(e *Engine, s *scratch, dy buf, n int, dx buf) error {
+	a, err := e.operand(s, dy, n, l.dOut, l.dtype)
+	if err != nil {
+		return err
+	}
+	return e.blas.Gemm(false, false, n, l.dIn, l.dOut, 1, cuda.DevicePtr(a), l.dtype, l.dOut, l.w.ptr, l.dtype, l.dIn, 1, dx.ptr, cuda.R32F, l.dIn)
+}
+
+func (l *frozenLinear) free(e *Engine) {
+	e.release(&l.w)
+	e.release(&l.bias)
+}
+
+// gemm32 is a row-major fp32 GEMM on device buffers with compute.Gemm's
+// argument order: C (m×n) = alpha·op(A)·op(B) + beta·C.
+func (e *Engine) gemm32(tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
+	return e.blas.Gemm(tA, tB, m, n, k, alpha, cuda.DevicePtr(a), cuda.R32F, lda, cuda.DevicePtr(b), cuda.R32F, ldb, beta, cuda.DevicePtr(c), cuda.R32F, ldc)
+}

@@ -1,0 +1,223 @@
+package train
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/gpu"
+	"github.com/kronfed/kronfed/model"
+	"github.com/kronfed/kronfed/model/tokenizer"
+)
+
+// Engine is where learners compute: the CPU (package model's runs over
+// package compute) or a CUDA device (package gpu). It is the one place that
+// picks; Learner, Fit and everything above them are the same on both.
+//
+// A GPU engine uploads each frozen base once and shares it among all the
+// learners it makes (the simulator's clients), each with its own adapters
+// and activations; its learners take turns on the device's one stream, so
+// use them from one goroutine at a time.
+type Engine struct {
+	device string
+	gpu    *gpu.Engine // nil on the CPU
+
+	mu     sync.Mutex
+	llamas map[*model.Llama]*gpu.Llama
+	berts  map[*model.BERT]*gpu.BERT
+}
+
+// CPU is the CPU engine: NewLearner on it is the package-level NewLearner.
+var CPU = &Engine{device: "cpu"}
+
+// ParseDevice checks a --device value: "cpu" (or ""), "cuda", "cuda:N",
+// "gpu" or "gpu:N".
+func ParseDevice(device string) (string, error) {
+	d := strings.ToLower(strings.TrimSpace(device))
+	if d == "" || d == "cpu" {
+		return "cpu", nil
+	}
+	if d == "cuda" || d == "gpu" || strings.HasPrefix(d, "cuda:") || strings.HasPrefix(d, "gpu:") {
+		return d, nil
+	}
+	return "", fmt.Errorf("unknown device %q (want cpu, cuda or cuda:N)", device)
+}
+
+// OpenEngine starts the engine for device. For a GPU it loads the CUDA
+// libraries and compiles the kernels; a machine without a usable GPU gets
+// the error that says what is missing and where it was looked for.
+func OpenEngine(device string, opt gpu.Options) (*Engine, error) {
+	d, err := ParseDevice(device)
+	if err != nil {
+		return nil, err
+	}
+	if d == "cpu" {
+		return CPU, nil
+	}
+	g, err := gpu.Open(d, opt)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{device: d, gpu: g, llamas: map[*model.Llama]*gpu.Llama{}, berts: map[*model.BERT]*gpu.BERT{}}, nil
+}
+
+// Device names the engine's device: "cpu" or the GPU's description.
+func (e *Engine) Device() string {
+	if e.gpu == nil {
+		return "cpu"
+	}
+	return e.gpu.Device().String()
+}
+
+// GPU is the CUDA engine, or nil on the CPU.
+func (e *Engine) GPU() *gpu.Engine { return e.gpu }
+
+// Close frees the device and every base uploaded to it. Learners made by
+// the engine must not be used afterwards.
+func (e *Engine) Close() error {
+	if e.gpu == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range e.llamas {
+		m.Free()
+	}
+	for _, m := range e.berts {
+		m.Free()
+	}
+	e.llamas, e.berts = nil, nil
+	return e.gpu.Close()
+}
+
+// NewLearner binds set to the loaded model as the right kind of learner on
+// this engine (see the package-level NewLearner).
+func (e *Engine) NewLearner(m *model.Model, set *adapter.Set, maxLen int, rng *rand.Rand) (Learner, error) {
+	if e.gpu == nil {
+		return NewLearner(m, set, maxLen, rng)
+	}
+	if m.BERT != nil {
+		pe, ok := m.Tok.(tokenizer.PairEncoder)
+		if !ok {
+			return nil, fmt.Errorf("encoder %s needs a tokenizer with a pair template (tokenizer.json with a post_processor)", m.Name)
+		}
+		dev, err := e.deviceBERT(m.BERT)
+		if err != nil {
+			return nil, err
+		}
+		run, err := dev.NewRun(set)
+		if err != nil {
+			return nil, err
+		}
+		return newEncoderLearner(gpuEncoderRun{run}, m.Cfg, pe, set, maxLen, rng)
+	}
+	dev, err := e.deviceLlama(m.Llama)
+	if err != nil {
+		return nil, err
+	}
+	run, err := dev.NewRun(set)
+	if err != nil {
+		return nil, err
+	}
+	return newDecoderLearner(gpuDecoderRun{run}, m.Cfg, m.Tok, set, rng)
+}
+
+// deviceLlama uploads m the first time it is asked for.
+func (e *Engine) deviceLlama(m *model.Llama) (*gpu.Llama, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if d, ok := e.llamas[m]; ok {
+		return d, nil
+	}
+	d, err := gpu.UploadLlama(e.gpu, m)
+	if err != nil {
+		return nil, err
+	}
+	e.llamas[m] = d
+	return d, nil
+}
+
+// deviceBERT uploads m the first time it is asked for.
+func (e *Engine) deviceBERT(m *model.BERT) (*gpu.BERT, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if d, ok := e.berts[m]; ok {
+		return d, nil
+	}
+	d, err := gpu.UploadBERT(e.gpu, m)
+	if err != nil {
+		return nil, err
+	}
+	e.berts[m] = d
+	return d, nil
+}
+
+// decoderRun is one decoder forward/backward state on either engine:
+// model.LlamaRun or gpu.LlamaRun, method for method.
+type decoderRun interface {
+	SetDropout(d *adapter.Dropout)
+	Forward(tokens []int, B, T int) error
+	LossAndGrad(targets []int) (float64, int, error)
+	Backward() error
+	// TargetLogProbs is the log-probability of each position's target token
+	// (0 where the target is < 0) after Forward.
+	TargetLogProbs(targets []int) ([]float32, error)
+}
+
+type cpuDecoderRun struct{ *model.LlamaRun }
+
+func (r cpuDecoderRun) SetDropout(d *adapter.Dropout) { r.Drop = d }
+
+func (r cpuDecoderRun) Backward() error {
+	r.LlamaRun.Backward()
+	return nil
+}
+
+func (r cpuDecoderRun) TargetLogProbs(targets []int) ([]float32, error) {
+	if len(targets) == 0 || len(r.Logits)%len(targets) != 0 {
+		return nil, fmt.Errorf("score: %d targets for %d logits", len(targets), len(r.Logits))
+	}
+	V := len(r.Logits) / len(targets)
+	out := make([]float32, len(targets))
+	lp := make([]float32, V)
+	for p, t := range targets {
+		if t >= 0 {
+			model.LogSoftmax(lp, r.Logits[p*V:(p+1)*V])
+			out[p] = lp[t]
+		}
+	}
+	return out, nil
+}
+
+type gpuDecoderRun struct{ *gpu.LlamaRun }
+
+func (r gpuDecoderRun) SetDropout(d *adapter.Dropout) { r.Drop = d }
+
+// encoderRun is one encoder forward/backward state on either engine:
+// model.BERTRun or gpu.BERTRun.
+type encoderRun interface {
+	// SetDropout sets the adapter input dropout and the frozen model's own
+	// training-mode dropout generator (both nil at inference).
+	SetDropout(d *adapter.Dropout, base *rand.Rand)
+	Forward(b model.EncoderBatch) error
+	LossAndGrad() (float64, error)
+	Backward() error
+	// ChoiceLogits are the last Forward's choice scores (B×C).
+	ChoiceLogits() []float32
+}
+
+type cpuEncoderRun struct{ *model.BERTRun }
+
+func (r cpuEncoderRun) SetDropout(d *adapter.Dropout, base *rand.Rand) { r.Drop, r.Base = d, base }
+func (r cpuEncoderRun) ChoiceLogits() []float32                        { return r.Logits }
+func (r cpuEncoderRun) Backward() error {
+	r.BERTRun.Backward()
+	return nil
+}
+
+type gpuEncoderRun struct{ *gpu.BERTRun }
+
+func (r gpuEncoderRun) SetDropout(d *adapter.Dropout, base *rand.Rand) { r.Drop, r.Base = d, base }
+func (r gpuEncoderRun) ChoiceLogits() []float32                        { return r.Logits() }

@@ -1,0 +1,113 @@
+package train
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/gpu"
+	"github.com/kronfed/kronfed/model"
+)
+
+func TestParseDevice(t *testing.T) {
+	for in, want := range map[string]string{"": "cpu", "cpu": "cpu", " CPU ": "cpu", "cuda": "cuda", "cuda:1": "cuda:1", "gpu:0": "gpu:0"} {
+		if got, err := ParseDevice(in); err != nil || got != want {
+			t.Errorf("ParseDevice(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"tpu", "cuda0", "metal"} {
+		if _, err := ParseDevice(bad); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("ParseDevice(%q): error %v should name the value", bad, err)
+		}
+	}
+}
+
+// TestOpenEngineWithoutGPU: where there is no usable GPU (this is every CI
+// machine), asking for one fails with the discovery error, which names what
+// is missing and the variable that points at it; with a GPU the engine
+// describes it.
+func TestOpenEngineWithoutGPU(t *testing.T) {
+	e, err := OpenEngine("cuda", gpu.Options{KernelCache: t.TempDir()})
+	if err == nil {
+		defer e.Close()
+		if e.GPU() == nil || e.Device() == "cpu" {
+			t.Fatalf("OpenEngine(cuda) opened %q", e.Device())
+		}
+		t.Skipf("a GPU is present (%s): the no-GPU error is not reachable here", e.Device())
+	}
+	msg := err.Error()
+	for _, want := range []string{"gpu:", "KRONFED_CUDA_PATH"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q should contain %q", msg, want)
+		}
+	}
+	if cpu, err := OpenEngine("cpu", gpu.Options{}); err != nil || cpu != CPU || cpu.Device() != "cpu" {
+		t.Errorf("OpenEngine(cpu) = %v, %v", cpu, err)
+	}
+}
+
+// TestGPUFitMatchesCPU fine-tunes the built-in decoder for a few steps on
+// both engines from the same initialization (fp32 frozen weights, no
+// dropout, so both compute the same function): every epoch's loss and the
+// final factors agree to float32 rounding. Needs a GPU; skips elsewhere.
+func TestGPUFitMatchesCPU(t *testing.T) {
+	e, err := OpenEngine("cuda", gpu.Options{Precision: gpu.FP32, KernelCache: t.TempDir()})
+	if err != nil {
+		t.Skipf("no GPU engine: %v", err)
+	}
+	defer e.Close()
+	m, err := model.Load(model.BuiltinPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	splits, err := LoadSplits("word-category", "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac := adapter.DefaultConfig(adapter.KindKron)
+	ac.Dropout = 0
+	items := splits.Train.Items[:32]
+	val := splits.Validation.Items[:16]
+	cfg := Config{Epochs: 2, Optim: DefaultAdamW(), Seed: 3}
+	cfg.Optim.LR = 3e-3
+	fit := func(eng *Engine) (*Result, *adapter.Set) {
+		set, err := NewAdapterSet(m, ac, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := eng.NewLearner(m, set, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Fit(context.Background(), l, items, val, nil, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, set
+	}
+	wantRes, wantSet := fit(CPU)
+	gotRes, gotSet := fit(e)
+	for i := range wantRes.Epochs {
+		w, g := wantRes.Epochs[i].TrainLoss, gotRes.Epochs[i].TrainLoss
+		if math.Abs(w-g) > 1e-4*math.Abs(w) {
+			t.Errorf("epoch %d train loss: GPU %v, CPU %v", i+1, g, w)
+		}
+		if wantRes.Epochs[i].Val.Acc != gotRes.Epochs[i].Val.Acc {
+			t.Errorf("epoch %d validation acc: GPU %v, CPU %v", i+1, gotRes.Epochs[i].Val.Acc, wantRes.Epochs[i].Val.Acc)
+		}
+	}
+	wp, gp := wantSet.Params(), gotSet.Params()
+	for i := range wp {
+		var num, den float64
+		for j := range wp[i].Data {
+			d := float64(gp[i].Data[j] - wp[i].Data[j])
+			num += d * d
+			den += float64(wp[i].Data[j]) * float64(wp[i].Data[j])
+		}
+		if den > 0 && math.Sqrt(num/den) > 1e-3 {
+			t.Errorf("factor %d (%s) differs by %.3g relative after training", i, wp[i].Name, math.Sqrt(num/den))
+		}
+	}
+}
