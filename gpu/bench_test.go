@@ -28,7 +28,7 @@ func BenchmarkMistralLayers(b *testing.B) {
 	const B, T = 8, 512
 	e, err := Open("cuda", Options{Precision: BF16})
 	if err != nil {
-		b.Skipf("no GPU engine: %v", err)
+		skipWithoutGPU(b, err)
 	}
 	defer e.Close()
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -34,10 +34,21 @@ func requireEngine(t *testing.T, p Precision) *Engine {
 	}
 	e, err := Open("cuda", Options{Precision: p, KernelCache: filepath.Join(os.TempDir(), "kronfed-kernel-cache-test")})
 	if err != nil {
-		t.Skipf("no GPU engine: %v", err)
+		skipWithoutGPU(t, err)
 	}
 	engines[p] = e
 	return e
+}
+
+// skipWithoutGPU skips a device test with the reason, unless
+// KRONFED_REQUIRE_GPU is set (the device check sets it, so a broken setup
+// fails instead of passing as skipped).
+func skipWithoutGPU(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv("KRONFED_REQUIRE_GPU") != "" {
+		t.Fatalf("KRONFED_REQUIRE_GPU is set but: %v", err)
+	}
+	t.Skipf("no GPU engine: %v", err)
 }
 
 func TestMain(m *testing.M) {

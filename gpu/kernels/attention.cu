@@ -25,7 +25,7 @@
 // HD+1 (odd) floats so the strided reads hit distinct banks.
 //
 // Each entry is one instantiation for head dims up to 32, 64, 128 or 256
-// (any even HD up to that bound); the Go wrapper (attention.go, tileConfigs)
+// (any even HD up to that bound); the Go wrapper (attention.go, attnTiles)
 // picks the smallest that fits and sizes the dynamic shared memory. Every
 // configuration needs at most 42 KiB, under the 48 KiB default, so no
 // cuFuncSetAttribute is needed. Tile sizes (rows × columns, threads):
@@ -163,26 +163,29 @@ static __device__ __forceinline__ void kf_attention_forward(
 
         float s[RM][CN];
 #pragma unroll
-        for (int i = 0; i < RM; i++)
+        for (int i = 0; i < RM; i++) {
 #pragma unroll
             for (int j = 0; j < CN; j++)
                 s[i][j] = 0.f;
+        }
         // HD is even: two head dims per iteration, no remainder.
-        for (int d0 = 0; d0 < HD; d0 += 2)
+        for (int d0 = 0; d0 < HD; d0 += 2) {
 #pragma unroll
             for (int d = d0; d < d0 + 2; d++) {
-            float qv[RM], kv[CN];
+                float qv[RM], kv[CN];
 #pragma unroll
-            for (int i = 0; i < RM; i++)
-                qv[i] = sQ[(rg + i * RG) * ld + d];
-#pragma unroll
-            for (int j = 0; j < CN; j++)
-                kv[j] = sKV[(cg + j * CG) * ld + d];
-#pragma unroll
-            for (int i = 0; i < RM; i++)
+                for (int i = 0; i < RM; i++)
+                    qv[i] = sQ[(rg + i * RG) * ld + d];
 #pragma unroll
                 for (int j = 0; j < CN; j++)
-                    s[i][j] = fmaf(qv[i], kv[j], s[i][j]);
+                    kv[j] = sKV[(cg + j * CG) * ld + d];
+#pragma unroll
+                for (int i = 0; i < RM; i++) {
+#pragma unroll
+                    for (int j = 0; j < CN; j++)
+                        s[i][j] = fmaf(qv[i], kv[j], s[i][j]);
+                }
+            }
         }
 
 #pragma unroll
@@ -318,34 +321,37 @@ static __device__ __forceinline__ void kf_attention_dq(
 
         float s[RM][CN], dp[RM][CN];
 #pragma unroll
-        for (int i = 0; i < RM; i++)
+        for (int i = 0; i < RM; i++) {
 #pragma unroll
             for (int j = 0; j < CN; j++) {
                 s[i][j] = 0.f;
                 dp[i][j] = 0.f;
             }
+        }
         // HD is even: two head dims per iteration, no remainder.
-        for (int d0 = 0; d0 < HD; d0 += 2)
+        for (int d0 = 0; d0 < HD; d0 += 2) {
 #pragma unroll
             for (int d = d0; d < d0 + 2; d++) {
-            float qv[RM], gv[RM], kv[CN], vv[CN];
+                float qv[RM], gv[RM], kv[CN], vv[CN];
 #pragma unroll
-            for (int i = 0; i < RM; i++) {
-                qv[i] = sQ[(rg + i * RG) * ld + d];
-                gv[i] = sG[(rg + i * RG) * ld + d];
-            }
-#pragma unroll
-            for (int j = 0; j < CN; j++) {
-                kv[j] = sK[(cg + j * CG) * ld + d];
-                vv[j] = sV[(cg + j * CG) * ld + d];
-            }
-#pragma unroll
-            for (int i = 0; i < RM; i++)
+                for (int i = 0; i < RM; i++) {
+                    qv[i] = sQ[(rg + i * RG) * ld + d];
+                    gv[i] = sG[(rg + i * RG) * ld + d];
+                }
 #pragma unroll
                 for (int j = 0; j < CN; j++) {
-                    s[i][j] = fmaf(qv[i], kv[j], s[i][j]);
-                    dp[i][j] = fmaf(gv[i], vv[j], dp[i][j]);
+                    kv[j] = sK[(cg + j * CG) * ld + d];
+                    vv[j] = sV[(cg + j * CG) * ld + d];
                 }
+#pragma unroll
+                for (int i = 0; i < RM; i++) {
+#pragma unroll
+                    for (int j = 0; j < CN; j++) {
+                        s[i][j] = fmaf(qv[i], kv[j], s[i][j]);
+                        dp[i][j] = fmaf(gv[i], vv[j], dp[i][j]);
+                    }
+                }
+            }
         }
 
 #pragma unroll
@@ -442,12 +448,13 @@ static __device__ __forceinline__ void kf_attention_dkdv(
 
     float ak[RM][DPT], av[RM][DPT];
 #pragma unroll
-    for (int i = 0; i < RM; i++)
+    for (int i = 0; i < RM; i++) {
 #pragma unroll
         for (int j = 0; j < DPT; j++) {
             ak[i][j] = 0.f;
             av[i][j] = 0.f;
         }
+    }
 
     // Queries that can see a key of this tile: i ≥ k0 when causal, and
     // i ≤ (k0+BC−1) + window − 1 with a window.
@@ -472,34 +479,37 @@ static __device__ __forceinline__ void kf_attention_dkdv(
 
             float s[RM][CN], dp[RM][CN];
 #pragma unroll
-            for (int i = 0; i < RM; i++)
+            for (int i = 0; i < RM; i++) {
 #pragma unroll
                 for (int j = 0; j < CN; j++) {
                     s[i][j] = 0.f;
                     dp[i][j] = 0.f;
                 }
+            }
             // HD is even: two head dims per iteration, no remainder.
-            for (int d0 = 0; d0 < HD; d0 += 2)
+            for (int d0 = 0; d0 < HD; d0 += 2) {
 #pragma unroll
                 for (int d = d0; d < d0 + 2; d++) {
-                float kv[RM], vv[RM], qv[CN], gv[CN];
+                    float kv[RM], vv[RM], qv[CN], gv[CN];
 #pragma unroll
-                for (int i = 0; i < RM; i++) {
-                    kv[i] = sK[(rg + i * RG) * ld + d];
-                    vv[i] = sV[(rg + i * RG) * ld + d];
-                }
-#pragma unroll
-                for (int j = 0; j < CN; j++) {
-                    qv[j] = sQ[(cg + j * CG) * ld + d];
-                    gv[j] = sG[(cg + j * CG) * ld + d];
-                }
-#pragma unroll
-                for (int i = 0; i < RM; i++)
+                    for (int i = 0; i < RM; i++) {
+                        kv[i] = sK[(rg + i * RG) * ld + d];
+                        vv[i] = sV[(rg + i * RG) * ld + d];
+                    }
 #pragma unroll
                     for (int j = 0; j < CN; j++) {
-                        s[i][j] = fmaf(kv[i], qv[j], s[i][j]);
-                        dp[i][j] = fmaf(vv[i], gv[j], dp[i][j]);
+                        qv[j] = sQ[(cg + j * CG) * ld + d];
+                        gv[j] = sG[(cg + j * CG) * ld + d];
                     }
+#pragma unroll
+                    for (int i = 0; i < RM; i++) {
+#pragma unroll
+                        for (int j = 0; j < CN; j++) {
+                            s[i][j] = fmaf(kv[i], qv[j], s[i][j]);
+                            dp[i][j] = fmaf(vv[i], gv[j], dp[i][j]);
+                        }
+                    }
+                }
             }
 
 #pragma unroll

@@ -30,7 +30,7 @@ var (
 // openCUDA is the one place device tests decide to skip: with no usable
 // CUDA driver, NVRTC or device it skips with gpu/cuda's Load or Open error
 // text. A kernel that NVRTC rejects, or a missing entry, fails the test.
-func openCUDA(t *testing.T) *cudaDevice {
+func openCUDA(t testing.TB) *cudaDevice {
 	t.Helper()
 	cudaOnce.Do(func() { cudaDev, cudaSkip, cudaErr = buildCUDA() })
 	if cudaSkip != "" {
@@ -114,7 +114,7 @@ func (d *cudaDevice) download(dst []byte, src uintptr) error {
 func (d *cudaDevice) sync() error { return d.stream.Sync() }
 
 // free releases the test's buffers.
-func (d *cudaDevice) free(t *testing.T) {
+func (d *cudaDevice) free(t testing.TB) {
 	if err := d.stream.Sync(); err != nil {
 		t.Errorf("sync: %v", err)
 	}
@@ -132,4 +132,44 @@ func TestDeviceParity(t *testing.T) {
 	d := openCUDA(t)
 	defer d.free(t)
 	runParity(t, d)
+}
+
+// BenchmarkDeviceAttention times the fused attention on the device at a
+// Mistral-7B-like shape (HD 128, 32 heads over 8 KV heads, causal) and a
+// BERT-base-like one, reporting the useful TFLOP/s (causal: half the dense
+// work). It skips without a device.
+func BenchmarkDeviceAttention(b *testing.B) {
+	d := openCUDA(b)
+	defer d.free(b)
+	for _, s := range []kernels.AttentionShape{
+		{B: 2, T: 1024, H: 32, KV: 8, HD: 128, Causal: true},
+		{B: 8, T: 128, H: 12, KV: 12, HD: 64},
+	} {
+		rng := newRNG(1)
+		qn, kn := s.B*s.T*s.H*s.HD, s.B*s.T*s.KV*s.HD
+		q, k, v, dout := put(b, d, randn(rng, qn, 1)), put(b, d, randn(rng, kn, 1)), put(b, d, randn(rng, kn, 1)), put(b, d, randn(rng, qn, 1))
+		out, stats, dsum := put(b, d, make([]float32, qn)), put(b, d, make([]float32, s.B*s.H*s.T*2)), put(b, d, make([]float32, s.B*s.H*s.T))
+		dq, dk, dv := put(b, d, make([]float32, qn)), put(b, d, make([]float32, kn)), put(b, d, make([]float32, kn))
+		// Forward: 2 GEMM-like products of B·H·T²·HD multiply-adds.
+		flops := 4 * float64(s.B*s.H) * float64(s.T) * float64(s.T) * float64(s.HD)
+		if s.Causal {
+			flops /= 2
+		}
+		name := fmt.Sprintf("T%d_H%d_KV%d_HD%d", s.T, s.H, s.KV, s.HD)
+		b.Run(name+"/forward", func(b *testing.B) {
+			for b.Loop() {
+				must(b, kernels.AttentionForward(d, out, stats, q, k, v, 0, 0, 0, s))
+				must(b, d.sync()) // time the kernel, not the launch queue
+			}
+			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
+		})
+		b.Run(name+"/backward", func(b *testing.B) {
+			for b.Loop() {
+				must(b, kernels.AttentionBackward(d, dq, dk, dv, dout, out, stats, dsum, q, k, v, 0, 0, 0, s))
+				must(b, d.sync())
+			}
+			// Backward: 5 products (s, dP, dq, dk, dv), 2.5× the forward.
+			b.ReportMetric(2.5*flops*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
+		})
+	}
 }

@@ -32,7 +32,7 @@ func bytesOf[T float32 | float64 | int32 | uint16 | uint64](s []T) []byte {
 
 // put uploads s to a fresh device buffer (at least 8 bytes, so an empty
 // slice still has an address).
-func put[T float32 | float64 | int32 | uint16 | uint64](t *testing.T, d device, s []T) uintptr {
+func put[T float32 | float64 | int32 | uint16 | uint64](t testing.TB, d device, s []T) uintptr {
 	t.Helper()
 	var zero T
 	n := max(len(s)*int(unsafe.Sizeof(zero)), 8)
@@ -49,7 +49,7 @@ func put[T float32 | float64 | int32 | uint16 | uint64](t *testing.T, d device, 
 }
 
 // get downloads n elements from p (after the launches before it finish).
-func get[T float32 | float64 | int32 | uint16 | uint64](t *testing.T, d device, p uintptr, n int) []T {
+func get[T float32 | float64 | int32 | uint16 | uint64](t testing.TB, d device, p uintptr, n int) []T {
 	t.Helper()
 	if err := d.sync(); err != nil {
 		t.Fatalf("sync: %v", err)
@@ -64,7 +64,7 @@ func get[T float32 | float64 | int32 | uint16 | uint64](t *testing.T, d device, 
 }
 
 // must fails the test on a launch error.
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

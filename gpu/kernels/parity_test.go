@@ -209,11 +209,14 @@ func testGELU(t *testing.T, d device) {
 	px, po, pg := put(t, d, x), put(t, d, make([]float32, n)), put(t, d, make([]float32, n))
 	must(t, kernels.GELUForward(d, po, pg, px, n))
 	out, grad := get[float32](t, d, po, n), get[float32](t, d, pg, n)
-	// The CPU function defines the kernel (the same erf approximation).
+	// The CPU function defines the kernel (the same erf approximation). In
+	// the tails 1 + erf and the derivative's numerator cancel, so float32
+	// rounding (FMA or not: the CPU's AVX2 path fuses) leaves absolute
+	// differences near 1e-7·|x| in out and 1e-6 in grad.
 	cpuOut, cpuGrad := make([]float32, n), make([]float32, n)
 	compute.GELU(cpuOut, cpuGrad, x)
-	closeTo(t, "gelu_forward vs CPU", out, f64(cpuOut), 1e-7, 1e-6)
-	closeTo(t, "gelu_forward grad vs CPU", grad, f64(cpuGrad), 1e-7, 1e-5)
+	closeTo(t, "gelu_forward vs CPU", out, f64(cpuOut), 1e-6, 1e-5)
+	closeTo(t, "gelu_forward grad vs CPU", grad, f64(cpuGrad), 4e-6, 1e-5)
 	// And both are the exact erf GELU to the approximation's accuracy.
 	wo, wg := make([]float64, n), make([]float64, n)
 	for i, v := range x {
@@ -222,13 +225,15 @@ func testGELU(t *testing.T, d device) {
 		wo[i] = z * cdf
 		wg[i] = cdf + z*math.Exp(-z*z/2)/math.Sqrt(2*math.Pi)
 	}
-	closeTo(t, "gelu_forward vs exact", out, wo, 1e-6, 1e-5)
-	closeTo(t, "gelu_forward grad vs exact", grad, wg, 2e-6, 1e-4)
+	// The approximation's derivative strays up to ~1e-5 from the true one
+	// near its clamp at |x/√2| = 4.
+	closeTo(t, "gelu_forward vs exact", out, wo, 2e-6, 1e-5)
+	closeTo(t, "gelu_forward grad vs exact", grad, wg, 2e-5, 1e-4)
 	// Without grad (inference).
 	po2 := put(t, d, make([]float32, n))
 	must(t, kernels.GELUForward(d, po2, 0, px, n))
 	compute.GELU(cpuOut, nil, x)
-	closeTo(t, "gelu_forward (no grad) vs CPU", get[float32](t, d, po2, n), f64(cpuOut), 1e-7, 1e-6)
+	closeTo(t, "gelu_forward (no grad) vs CPU", get[float32](t, d, po2, n), f64(cpuOut), 1e-6, 1e-5)
 
 	dx, dout := randn(rng, n, 1), randn(rng, n, 1)
 	pdx, pdout := put(t, d, dx), put(t, d, dout)
