@@ -369,7 +369,7 @@ func (r *BERTRun) Backward() error {
 	s.do(upload(e, &r.cls, dcls))
 	s.do(e.zero(r.dx, 4))
 	for sq := 0; sq < N; sq++ {
-		s.do(e.stream.CopyDtoD(r.dx.ptr+ptrOffset(sq*T*d), r.cls.ptr+ptrOffset(sq*d), int64(d)*4))
+		s.do(e.b.copy(r.dx.ptr+ptrOffset(sq*T*d), r.cls.ptr+ptrOffset(sq*d), int64(d)*4))
 	}
 	sh := kernels.AttentionShape{B: N, T: T, H: c.Heads, KV: c.Heads, HD: c.HeadDim}
 	clear := func(p buf) { s.do(e.zero(p, 4)) }
@@ -380,7 +380,7 @@ func (r *BERTRun) Backward() error {
 		// out = LN2(dropout(ff2(gelu(ff1(x1)))) + x1)
 		clear(r.ds)
 		s.do(kernels.LayerNormBackward(e, r.ds.p(), r.dx.p(), a.s2.p(), w.ln2w.p(), a.mean2.p(), a.rstd2.p(), n, d))
-		s.do(e.stream.CopyDtoD(r.dx1.ptr, r.ds.ptr, int64(n*d)*4)) // residual
+		s.do(e.b.copy(r.dx1.ptr, r.ds.ptr, int64(n*d)*4)) // residual
 		s.do(r.maskBackward(r.df, r.ds, a.fMask, a.fScale, a.hasFDrop, n*d))
 		clear(r.dgl)
 		s.do(lin[5].backward(e, &r.scr, r.df, n, r.dgl))
@@ -390,7 +390,7 @@ func (r *BERTRun) Backward() error {
 		// x1 = LN1(dropout?(o(attention(q(x), k(x), v(x)))) + x)
 		clear(r.ds)
 		s.do(kernels.LayerNormBackward(e, r.ds.p(), r.dx1.p(), a.s1.p(), w.ln1w.p(), a.mean1.p(), a.rstd1.p(), n, d))
-		s.do(e.stream.CopyDtoD(r.dx.ptr, r.ds.ptr, int64(n*d)*4)) // residual
+		s.do(e.b.copy(r.dx.ptr, r.ds.ptr, int64(n*d)*4)) // residual
 		s.do(r.maskBackward(r.df, r.ds, a.oMask, a.oScale, a.hasO, n*d))
 		clear(r.dctx)
 		s.do(lin[3].backward(e, &r.scr, r.df, n, r.dctx))
@@ -425,7 +425,7 @@ func (r *BERTRun) Backward() error {
 func (r *BERTRun) maskBackward(dst, g, mask buf, scale float32, active bool, size int) error {
 	e := r.m.e
 	if !active {
-		return e.stream.CopyDtoD(dst.ptr, g.ptr, int64(size)*4)
+		return e.b.copy(dst.ptr, g.ptr, int64(size)*4)
 	}
 	return kernels.DropoutApply(e, dst.p(), g.p(), mask.p(), scale, size, 0)
 }

@@ -10,25 +10,10 @@ import (
 	"github.com/kronfed/kronfed/model"
 )
 
-// randomBERT builds a small encoder with random weights.
-func randomBERT(t *testing.T, cfg *model.Config, seed uint64) *model.BERT {
+// randomBERT builds a small encoder with random weights (randomWeights).
+func randomBERT(t *testing.T, cfg *model.Config, seed uint64, p Precision) *model.BERT {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 4))
-	m, err := model.NewBERT(cfg, func(name string, shape ...int) ([]float32, error) {
-		n := 1
-		for _, d := range shape {
-			n *= d
-		}
-		w := make([]float32, n)
-		for i := range w {
-			if len(shape) == 1 {
-				w[i] = 1 + 0.1*float32(rng.NormFloat64())
-			} else {
-				w[i] = float32(rng.NormFloat64()) / float32(math.Sqrt(float64(shape[len(shape)-1])))
-			}
-		}
-		return w, nil
-	})
+	m, err := model.NewBERT(cfg, randomWeights(cfg, seed, p == BF16))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,14 +71,14 @@ func TestBERTParity(t *testing.T) {
 					if prec == BF16 {
 						tol = 2e-2
 					}
-					checkBERTParity(t, e, randomBERT(t, cfg, uint64(ci+1)), kind, tol)
+					checkBERTParity(t, e, randomBERT(t, cfg, uint64(ci+1), prec), kind, 3, 4, 29, tol)
 				})
 			}
 		}
 	}
 }
 
-func checkBERTParity(t *testing.T, e *Engine, m *model.BERT, kind adapter.Kind, tol float64) {
+func checkBERTParity(t *testing.T, e *Engine, m *model.BERT, kind adapter.Kind, B, C, T int, tol float64) {
 	t.Helper()
 	cfg := m.Cfg
 	hostSet := randomSet(t, cfg, kind, 31)
@@ -102,7 +87,7 @@ func checkBERTParity(t *testing.T, e *Engine, m *model.BERT, kind adapter.Kind, 
 	for i := range devSet.Dense {
 		clear(devSet.Dense[i].Grad)
 	}
-	b := encoderBatch(cfg, 3, 4, 29, 34)
+	b := encoderBatch(cfg, B, C, T, 34)
 
 	cpu, err := m.NewRun(hostSet)
 	if err != nil {
@@ -147,17 +132,5 @@ func checkBERTParity(t *testing.T, e *Engine, m *model.BERT, kind adapter.Kind, 
 	if err := run.Backward(); err != nil {
 		t.Fatal(err)
 	}
-	for i, mod := range hostSet.Modules {
-		want, got := mod.Layer.Factors(), devSet.Modules[i].Layer.Factors()
-		for j := range want {
-			if r := relErr(got[j].Grad, want[j].Grad); r > tol {
-				t.Errorf("%s.%s gradient differs by %.3g relative (tolerance %g)", mod.Name, want[j].Name, r, tol)
-			}
-		}
-	}
-	for i, d := range hostSet.Dense {
-		if r := relErr(devSet.Dense[i].Grad, d.Grad); r > tol {
-			t.Errorf("head %s gradient differs by %.3g relative", d.Name, r)
-		}
-	}
+	checkGradients(t, hostSet, devSet, tol)
 }

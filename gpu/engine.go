@@ -60,13 +60,30 @@ type Options struct {
 type Engine struct {
 	Libs      *cuda.Libs
 	Precision Precision
+	b         backend
+}
 
-	ctx     *cuda.Context
-	stream  *cuda.Stream
-	blas    *cuda.BLAS
-	pool    *cuda.Pool
-	modules []*cuda.Module
-	funcs   map[string]*cuda.Function
+// backend is the device an Engine computes on: cudaBackend, or in this
+// package's tests the kernels' CPU emulator (gpu/internal/emu), which checks
+// the engine's logic where there is no GPU. Every call is ordered after the
+// ones before it.
+type backend interface {
+	kernels.Launcher
+	alloc(bytes int64) (cuda.DevicePtr, error)
+	free(p cuda.DevicePtr) error
+	upload(dst cuda.DevicePtr, src unsafe.Pointer, bytes int64) error
+	// download waits for the work queued before it.
+	download(dst unsafe.Pointer, src cuda.DevicePtr, bytes int64) error
+	memset(dst cuda.DevicePtr, bytes int64) error
+	copy(dst, src cuda.DevicePtr, bytes int64) error
+	// gemm is cuda.BLAS.Gemm: row-major C (m×n) = alpha·op(A)·op(B) + beta·C.
+	gemm(tA, tB bool, m, n, k int, alpha float32, a cuda.DevicePtr, at cuda.DataType, lda int,
+		b cuda.DevicePtr, bt cuda.DataType, ldb int, beta float32, c cuda.DevicePtr, ct cuda.DataType, ldc int) error
+	setMaxDynamicShared(entry string, bytes int) error
+	sync() error
+	device() cuda.Device
+	memStats() cuda.PoolStats
+	close() error
 }
 
 // Open starts an engine on device ("cuda", "cuda:N", "gpu", "gpu:N"). It
@@ -86,23 +103,34 @@ func Open(device string, opt Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{Libs: libs, Precision: opt.Precision, ctx: ctx, funcs: map[string]*cuda.Function{}}
-	if err := e.start(opt); err != nil {
-		e.Close()
+	b := &cudaBackend{ctx: ctx, funcs: map[string]*cuda.Function{}}
+	if err := b.start(libs, opt); err != nil {
+		b.close()
 		return nil, err
 	}
-	return e, nil
+	return &Engine{Libs: libs, Precision: opt.Precision, b: b}, nil
 }
 
-func (e *Engine) start(opt Options) error {
+// cudaBackend is the real device: a context, one stream, a cuBLAS handle on
+// it, a caching allocator and the compiled kernels.
+type cudaBackend struct {
+	ctx     *cuda.Context
+	stream  *cuda.Stream
+	blas    *cuda.BLAS
+	pool    *cuda.Pool
+	modules []*cuda.Module
+	funcs   map[string]*cuda.Function
+}
+
+func (b *cudaBackend) start(libs *cuda.Libs, opt Options) error {
 	var err error
-	if e.stream, err = e.ctx.NewStream(); err != nil {
+	if b.stream, err = b.ctx.NewStream(); err != nil {
 		return err
 	}
-	if e.blas, err = e.ctx.NewBLAS(e.stream); err != nil {
+	if b.blas, err = b.ctx.NewBLAS(b.stream); err != nil {
 		return err
 	}
-	e.pool = cuda.NewPool(e.ctx)
+	b.pool = cuda.NewPool(b.ctx)
 	log := opt.Log
 	if log == nil {
 		log = slog.Default()
@@ -111,7 +139,7 @@ func (e *Engine) start(opt Options) error {
 	if err != nil {
 		return err
 	}
-	return e.loadKernels(cache, log)
+	return b.loadKernels(libs, cache, log)
 }
 
 func openCache(dir string) (*kernels.Cache, error) {
@@ -124,11 +152,11 @@ func openCache(dir string) (*kernels.Cache, error) {
 // loadKernels compiles every kernel source for this device with NVRTC, or
 // loads the image an earlier run cached (keyed by source hash, device
 // architecture, driver and NVRTC versions).
-func (e *Engine) loadKernels(cache *kernels.Cache, log *slog.Logger) error {
-	dev := e.ctx.Device()
+func (b *cudaBackend) loadKernels(libs *cuda.Libs, cache *kernels.Cache, log *slog.Logger) error {
+	dev := b.ctx.Device()
 	arch := fmt.Sprintf("sm_%d%d", dev.Major, dev.Minor)
 	for _, src := range kernels.Sources() {
-		key := kernels.CacheKey(src.Hash, arch, e.Libs.DriverVersion, e.Libs.NVRTCMajor, e.Libs.NVRTCMinor)
+		key := kernels.CacheKey(src.Hash, arch, libs.DriverVersion, libs.NVRTCMajor, libs.NVRTCMinor)
 		image, ok := cache.Get(key)
 		if !ok {
 			var target string
@@ -143,83 +171,117 @@ func (e *Engine) loadKernels(cache *kernels.Cache, log *slog.Logger) error {
 				log.Warn("gpu: kernel cache not written", "err", err)
 			}
 		}
-		mod, err := e.ctx.LoadModule(image)
+		mod, err := b.ctx.LoadModule(image)
 		if err != nil {
 			return fmt.Errorf("gpu: load %s on %s: %w", src.Name, dev, err)
 		}
-		e.modules = append(e.modules, mod)
+		b.modules = append(b.modules, mod)
 		for _, name := range src.Entries {
 			f, err := mod.Function(name)
 			if err != nil {
 				return fmt.Errorf("gpu: %s: %w", src.Name, err)
 			}
-			e.funcs[name] = f
+			b.funcs[name] = f
 		}
 	}
 	return nil
 }
 
-// Launch runs a compiled kernel on the engine's stream (kernels.Launcher).
-func (e *Engine) Launch(entry string, grid, block [3]uint32, sharedBytes uint32, args ...any) error {
-	f, ok := e.funcs[entry]
+func (b *cudaBackend) Launch(entry string, grid, block [3]uint32, sharedBytes uint32, args ...any) error {
+	f, ok := b.funcs[entry]
 	if !ok {
 		return fmt.Errorf("gpu: no kernel %q in the compiled sources", entry)
 	}
-	if err := e.stream.Launch(f, grid, block, sharedBytes, args...); err != nil {
+	if err := b.stream.Launch(f, grid, block, sharedBytes, args...); err != nil {
 		return fmt.Errorf("gpu: launch %s: %w", entry, err)
 	}
 	return nil
 }
 
-// SetMaxDynamicShared lets a kernel use more than the default 48 KiB of
-// dynamic shared memory.
-func (e *Engine) SetMaxDynamicShared(entry string, bytes int) error {
-	f, ok := e.funcs[entry]
+func (b *cudaBackend) setMaxDynamicShared(entry string, bytes int) error {
+	f, ok := b.funcs[entry]
 	if !ok {
 		return fmt.Errorf("gpu: no kernel %q in the compiled sources", entry)
 	}
 	return f.SetMaxDynamicShared(bytes)
 }
 
-// Device describes the engine's GPU.
-func (e *Engine) Device() cuda.Device { return e.ctx.Device() }
+func (b *cudaBackend) alloc(bytes int64) (cuda.DevicePtr, error) { return b.pool.Get(bytes) }
+func (b *cudaBackend) free(p cuda.DevicePtr) error               { return b.pool.Put(p) }
+func (b *cudaBackend) upload(dst cuda.DevicePtr, src unsafe.Pointer, bytes int64) error {
+	return b.stream.CopyHtoD(dst, src, bytes)
+}
+func (b *cudaBackend) download(dst unsafe.Pointer, src cuda.DevicePtr, bytes int64) error {
+	if err := b.stream.CopyDtoH(dst, src, bytes); err != nil {
+		return err
+	}
+	return b.stream.Sync()
+}
+func (b *cudaBackend) memset(dst cuda.DevicePtr, bytes int64) error { return b.stream.Memset(dst, bytes) }
+func (b *cudaBackend) copy(dst, src cuda.DevicePtr, bytes int64) error {
+	return b.stream.CopyDtoD(dst, src, bytes)
+}
+func (b *cudaBackend) gemm(tA, tB bool, m, n, k int, alpha float32, a cuda.DevicePtr, at cuda.DataType, lda int,
+	bm cuda.DevicePtr, bt cuda.DataType, ldb int, beta float32, c cuda.DevicePtr, ct cuda.DataType, ldc int) error {
+	return b.blas.Gemm(tA, tB, m, n, k, alpha, a, at, lda, bm, bt, ldb, beta, c, ct, ldc)
+}
+func (b *cudaBackend) sync() error              { return b.stream.Sync() }
+func (b *cudaBackend) device() cuda.Device      { return b.ctx.Device() }
+func (b *cudaBackend) memStats() cuda.PoolStats { return b.pool.Stats() }
 
-// Sync waits for everything queued on the engine's stream and returns the
-// first asynchronous error.
-func (e *Engine) Sync() error { return e.stream.Sync() }
-
-// MemStats is the caching allocator's account.
-func (e *Engine) MemStats() cuda.PoolStats { return e.pool.Stats() }
-
-// Close frees everything the engine holds. Buffers still held by runs are
-// freed with the context.
-func (e *Engine) Close() error {
+// close frees everything the backend holds; what it never made is skipped.
+func (b *cudaBackend) close() error {
 	var first error
 	keep := func(err error) {
 		if first == nil {
 			first = err
 		}
 	}
-	if e.stream != nil {
-		keep(e.stream.Sync())
+	if b.stream != nil {
+		keep(b.stream.Sync())
 	}
-	for _, m := range e.modules {
+	for _, m := range b.modules {
 		keep(m.Unload())
 	}
-	if e.pool != nil {
-		keep(e.pool.Close())
+	if b.pool != nil {
+		keep(b.pool.Close())
 	}
-	if e.blas != nil {
-		keep(e.blas.Destroy())
+	if b.blas != nil {
+		keep(b.blas.Destroy())
 	}
-	if e.stream != nil {
-		keep(e.stream.Destroy())
+	if b.stream != nil {
+		keep(b.stream.Destroy())
 	}
-	if e.ctx != nil {
-		keep(e.ctx.Close())
+	if b.ctx != nil {
+		keep(b.ctx.Close())
 	}
 	return first
 }
+
+// Launch runs a compiled kernel on the engine's stream (kernels.Launcher).
+func (e *Engine) Launch(entry string, grid, block [3]uint32, sharedBytes uint32, args ...any) error {
+	return e.b.Launch(entry, grid, block, sharedBytes, args...)
+}
+
+// SetMaxDynamicShared lets a kernel use more than the default 48 KiB of
+// dynamic shared memory.
+func (e *Engine) SetMaxDynamicShared(entry string, bytes int) error {
+	return e.b.setMaxDynamicShared(entry, bytes)
+}
+
+// Device describes the engine's GPU.
+func (e *Engine) Device() cuda.Device { return e.b.device() }
+
+// Sync waits for everything queued on the engine's stream and returns the
+// first asynchronous error.
+func (e *Engine) Sync() error { return e.b.sync() }
+
+// MemStats is the caching allocator's account.
+func (e *Engine) MemStats() cuda.PoolStats { return e.b.memStats() }
+
+// Close frees everything the engine holds. Buffers still held by runs are
+// freed with the context.
+func (e *Engine) Close() error { return e.b.close() }
 
 // buf is a device array of float32 (or, for bf16, uint16) elements from the
 // engine's pool. The zero buf is empty.
@@ -247,7 +309,7 @@ func (e *Engine) grow(b *buf, n int, elem int64) error {
 	if n == 0 {
 		return nil
 	}
-	p, err := e.pool.Get(need)
+	p, err := e.b.alloc(need)
 	if err != nil {
 		return err
 	}
@@ -258,7 +320,7 @@ func (e *Engine) grow(b *buf, n int, elem int64) error {
 // release returns b's memory to the pool.
 func (e *Engine) release(b *buf) {
 	if b.ptr != 0 {
-		_ = e.pool.Put(b.ptr) // only fails for pointers the pool never gave out
+		_ = e.b.free(b.ptr) // only fails for pointers the pool never gave out
 	}
 	*b = buf{}
 }
@@ -272,7 +334,7 @@ func upload[T float32 | int32 | uint16 | uint64](e *Engine, b *buf, data []T) er
 	if len(data) == 0 {
 		return nil
 	}
-	return cuda.Upload(e.stream, b.ptr, data)
+	return e.b.upload(b.ptr, unsafe.Pointer(&data[0]), int64(len(data))*int64(unsafe.Sizeof(zero)))
 }
 
 // download copies a device buffer's first len(dst) elements to dst,
@@ -284,7 +346,8 @@ func download[T float32 | int32 | uint16 | uint64](e *Engine, dst []T, b buf) er
 	if len(dst) == 0 {
 		return e.Sync()
 	}
-	return cuda.Download(e.stream, dst, b.ptr)
+	var zero T
+	return e.b.download(unsafe.Pointer(&dst[0]), b.ptr, int64(len(dst))*int64(unsafe.Sizeof(zero)))
 }
 
 // zero clears a device buffer.
@@ -292,7 +355,7 @@ func (e *Engine) zero(b buf, elem int64) error {
 	if b.n == 0 {
 		return nil
 	}
-	return e.stream.Memset(b.ptr, int64(b.n)*elem)
+	return e.b.memset(b.ptr, int64(b.n)*elem)
 }
 
 // errs keeps the first error of a sequence of launches, so a layer's forward

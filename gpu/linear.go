@@ -58,7 +58,7 @@ func (l *frozenLinear) forward(e *Engine, s *scratch, x buf, n int, y buf) error
 	if err != nil {
 		return err
 	}
-	err = e.blas.Gemm(false, true, n, l.dOut, l.dIn, 1, cuda.DevicePtr(a), l.dtype, l.dIn, l.w.ptr, l.dtype, l.dIn, 0, y.ptr, cuda.R32F, l.dOut)
+	err = e.b.gemm(false, true, n, l.dOut, l.dIn, 1, cuda.DevicePtr(a), l.dtype, l.dIn, l.w.ptr, l.dtype, l.dIn, 0, y.ptr, cuda.R32F, l.dOut)
 	if err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ func (l *frozenLinear) backwardInput(e *Engine, s *scratch, dy buf, n int, dx bu
 	if err != nil {
 		return err
 	}
-	return e.blas.Gemm(false, false, n, l.dIn, l.dOut, 1, cuda.DevicePtr(a), l.dtype, l.dOut, l.w.ptr, l.dtype, l.dIn, 1, dx.ptr, cuda.R32F, l.dIn)
+	return e.b.gemm(false, false, n, l.dIn, l.dOut, 1, cuda.DevicePtr(a), l.dtype, l.dOut, l.w.ptr, l.dtype, l.dIn, 1, dx.ptr, cuda.R32F, l.dIn)
 }
 
 func (l *frozenLinear) free(e *Engine) {
@@ -86,5 +86,5 @@ func (l *frozenLinear) free(e *Engine) {
 // gemm32 is a row-major fp32 GEMM on device buffers with compute.Gemm's
 // argument order: C (m×n) = alpha·op(A)·op(B) + beta·C.
 func (e *Engine) gemm32(tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
-	return e.blas.Gemm(tA, tB, m, n, k, alpha, cuda.DevicePtr(a), cuda.R32F, lda, cuda.DevicePtr(b), cuda.R32F, ldb, beta, cuda.DevicePtr(c), cuda.R32F, ldc)
+	return e.b.gemm(tA, tB, m, n, k, alpha, cuda.DevicePtr(a), cuda.R32F, lda, cuda.DevicePtr(b), cuda.R32F, ldb, beta, cuda.DevicePtr(c), cuda.R32F, ldc)
 }

@@ -1,8 +1,6 @@
 package kernels_test
 
 import (
-	"encoding/binary"
-	"fmt"
 	"math"
 	"testing"
 	"unsafe"
@@ -117,31 +115,3 @@ func f64(s []float32) []float64 {
 	return out
 }
 
-// packArgs lays out launch arguments as cuLaunchKernel's kernelParams
-// expects them: one 8-byte slot per argument holding its C value.
-func packArgs(args []any) ([]uint64, error) {
-	vals := make([]uint64, len(args))
-	for i, a := range args {
-		var b [8]byte
-		switch v := a.(type) {
-		case uintptr:
-			binary.NativeEndian.PutUint64(b[:], uint64(v))
-		case int32:
-			binary.NativeEndian.PutUint32(b[:], uint32(v))
-		case uint32:
-			binary.NativeEndian.PutUint32(b[:], v)
-		case int64:
-			binary.NativeEndian.PutUint64(b[:], uint64(v))
-		case uint64:
-			binary.NativeEndian.PutUint64(b[:], v)
-		case float32:
-			binary.NativeEndian.PutUint32(b[:], math.Float32bits(v))
-		case float64:
-			binary.NativeEndian.PutUint64(b[:], math.Float64bits(v))
-		default:
-			return nil, fmt.Errorf("launch argument %d has unsupported type %T", i, a)
-		}
-		vals[i] = binary.NativeEndian.Uint64(b[:])
-	}
-	return vals, nil
-}

@@ -1,0 +1,208 @@
+//go:build linux && (amd64 || arm64)
+
+package gpu
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"unsafe"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/compute"
+	"github.com/kronfed/kronfed/gpu/cuda"
+	"github.com/kronfed/kronfed/gpu/internal/emu"
+	"github.com/kronfed/kronfed/model"
+)
+
+// The engine on the kernels' CPU emulator: the very .cu sources run as host
+// code (gpu/internal/emu) and the GEMMs that cuBLAS does on a device are
+// compute.Gemm over the same memory (bf16 operands widened exactly). This
+// checks everything the engine itself decides — buffer sizes and reuse,
+// the order of layers, which kernel gets which pointer, dropout masks,
+// gradient transfer — against the CPU engine where no GPU is present. It is
+// not a device check: NVRTC, cuBLAS and the real hardware are the device
+// tests' (devcheck.sh).
+
+// emuBackend implements backend on the emulator.
+type emuBackend struct {
+	*emu.Device
+	stats cuda.PoolStats
+	live  map[cuda.DevicePtr]int64
+}
+
+func (b *emuBackend) alloc(bytes int64) (cuda.DevicePtr, error) {
+	p, err := b.Alloc(int(bytes))
+	if err != nil {
+		return 0, err
+	}
+	b.live[cuda.DevicePtr(p)] = bytes
+	b.stats.InUse += bytes
+	b.stats.Peak = max(b.stats.Peak, b.stats.InUse)
+	return cuda.DevicePtr(p), nil
+}
+
+func (b *emuBackend) free(p cuda.DevicePtr) error {
+	b.stats.InUse -= b.live[p]
+	delete(b.live, p)
+	return b.Free(uintptr(p))
+}
+
+func (b *emuBackend) upload(dst cuda.DevicePtr, src unsafe.Pointer, bytes int64) error {
+	return b.Upload(uintptr(dst), unsafe.Slice((*byte)(src), bytes))
+}
+
+func (b *emuBackend) download(dst unsafe.Pointer, src cuda.DevicePtr, bytes int64) error {
+	return b.Download(unsafe.Slice((*byte)(dst), bytes), uintptr(src))
+}
+
+func (b *emuBackend) memset(dst cuda.DevicePtr, bytes int64) error {
+	m, err := b.Bytes(uintptr(dst), int(bytes))
+	clear(m)
+	return err
+}
+
+func (b *emuBackend) copy(dst, src cuda.DevicePtr, bytes int64) error {
+	from, err := b.Bytes(uintptr(src), int(bytes))
+	if err != nil {
+		return err
+	}
+	return b.Upload(uintptr(dst), from)
+}
+
+// floats views rows×ld (the last row only cols long) elements of type dt at
+// p as float32, widening bf16.
+func (b *emuBackend) floats(p cuda.DevicePtr, dt cuda.DataType, rows, cols, ld int) ([]float32, error) {
+	n := (rows-1)*ld + cols
+	raw, err := b.Bytes(uintptr(p), n*dt.Size())
+	if err != nil {
+		return nil, err
+	}
+	switch dt {
+	case cuda.R32F:
+		return unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), n), nil
+	case cuda.R16BF:
+		h := unsafe.Slice((*uint16)(unsafe.Pointer(&raw[0])), n)
+		out := make([]float32, n)
+		for i, v := range h {
+			out[i] = fromBF16(v)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("emulated gemm: type %v", dt)
+}
+
+func (b *emuBackend) gemm(tA, tB bool, m, n, k int, alpha float32, a cuda.DevicePtr, at cuda.DataType, lda int,
+	bm cuda.DevicePtr, bt cuda.DataType, ldb int, beta float32, c cuda.DevicePtr, ct cuda.DataType, ldc int) error {
+	if ct != cuda.R32F || at != bt {
+		return fmt.Errorf("emulated gemm: types %v·%v→%v", at, bt, ct)
+	}
+	ar, ac := m, k
+	if tA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if tB {
+		br, bc = n, k
+	}
+	av, err := b.floats(a, at, ar, ac, lda)
+	if err != nil {
+		return err
+	}
+	bv, err := b.floats(bm, bt, br, bc, ldb)
+	if err != nil {
+		return err
+	}
+	cv, err := b.floats(c, ct, m, n, ldc)
+	if err != nil {
+		return err
+	}
+	tr := func(t bool) compute.Transpose {
+		if t {
+			return compute.Trans
+		}
+		return compute.NoTrans
+	}
+	compute.Gemm(tr(tA), tr(tB), m, n, k, alpha, av, lda, bv, ldb, beta, cv, ldc)
+	return nil
+}
+
+func (b *emuBackend) setMaxDynamicShared(string, int) error { return nil }
+func (b *emuBackend) sync() error                          { return nil }
+func (b *emuBackend) device() cuda.Device                  { return cuda.Device{Name: "CPU emulator"} }
+func (b *emuBackend) memStats() cuda.PoolStats             { return b.stats }
+func (b *emuBackend) close() error {
+	for p := range b.live {
+		b.free(p)
+	}
+	return nil
+}
+
+// emuEngine is an Engine on the emulator, or skips when clang++ is missing
+// outside CI.
+func emuEngine(t *testing.T, p Precision) *Engine {
+	t.Helper()
+	d, skip, err := emu.Open()
+	if skip != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s (CI=true: clang++ is required)", skip)
+		}
+		t.Skip(skip)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{Precision: p, b: &emuBackend{Device: d, live: map[cuda.DevicePtr]int64{}}}
+	t.Cleanup(func() {
+		if in := e.MemStats().InUse; in != 0 {
+			// Every run and model of a test frees what it took.
+			t.Errorf("%d bytes still allocated after the test", in)
+		}
+		e.Close()
+	})
+	return e
+}
+
+// TestEmulatedLlamaParity runs the decoder parity check on the emulator:
+// GQA, a sliding window, both RoPE layouts, Kron-LoRA and LoRA, adapter
+// dropout from the host, fp32 and bf16 frozen weights.
+func TestEmulatedLlamaParity(t *testing.T) {
+	cfg := &model.Config{ModelType: "mistral", Family: model.Decoder, Hidden: 32, Intermediate: 48, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8,
+		Vocab: 40, MaxPositions: 32, RMSNormEps: 1e-5, RopeTheta: 10000, SlidingWindow: 5}
+	for _, rope := range []model.RopeStyle{model.RopeInterleaved, model.RopeHalf} {
+		for _, kind := range []adapter.Kind{adapter.KindKron, adapter.KindLoRA} {
+			for _, prec := range []Precision{FP32, BF16} {
+				t.Run(fmt.Sprintf("rope%d/%s/%s", rope, kind, prec), func(t *testing.T) {
+					tol := 1e-4
+					if prec == BF16 {
+						tol = 2e-2
+					}
+					checkLlamaParity(t, emuEngine(t, prec), randomLlama(t, cfg, rope, 1, prec), kind, 2, 11, tol)
+				})
+			}
+		}
+	}
+}
+
+// TestEmulatedBERTParity runs the encoder parity check on the emulator.
+func TestEmulatedBERTParity(t *testing.T) {
+	cfgs := []*model.Config{
+		{ModelType: "distilbert", Family: model.Encoder, Hidden: 32, Intermediate: 64, Layers: 2, Heads: 4, KVHeads: 4, HeadDim: 8,
+			Vocab: 41, MaxPositions: 32, LayerNormEps: 1e-12, Activation: "gelu", HiddenDropout: 0.1, AttnDropout: 0.1, ClassifierDropout: 0.2},
+		{ModelType: "bert", Family: model.Encoder, Hidden: 32, Intermediate: 48, Layers: 2, Heads: 2, KVHeads: 2, HeadDim: 16,
+			Vocab: 43, MaxPositions: 32, LayerNormEps: 1e-12, TypeVocab: 2, Activation: "gelu", HiddenDropout: 0.1, AttnDropout: 0.1, ClassifierDropout: 0.1},
+	}
+	for _, cfg := range cfgs {
+		for _, kind := range []adapter.Kind{adapter.KindKron, adapter.KindLoRA} {
+			for _, prec := range []Precision{FP32, BF16} {
+				t.Run(fmt.Sprintf("%s/%s/%s", cfg.ModelType, kind, prec), func(t *testing.T) {
+					tol := 1e-4
+					if prec == BF16 {
+						tol = 2e-2
+					}
+					checkBERTParity(t, emuEngine(t, prec), randomBERT(t, cfg, 1, prec), kind, 2, 3, 9, tol)
+				})
+			}
+		}
+	}
+}
