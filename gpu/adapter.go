@@ -73,16 +73,18 @@ func newDeviceAdapter(e *Engine, l adapter.Layer) (*deviceAdapter, error) {
 	a := &deviceAdapter{host: l}
 	for _, f := range l.Factors() {
 		var d, g buf
-		if err := e.grow(&d, len(f.Data), 4); err != nil {
-			return nil, err
+		err := e.grow(&d, len(f.Data), 4)
+		if err == nil {
+			err = e.grow(&g, len(f.Data), 4)
 		}
-		if err := e.grow(&g, len(f.Data), 4); err != nil {
-			return nil, err
-		}
-		if err := e.zero(g, 4); err != nil {
-			return nil, err
+		if err == nil {
+			err = e.zero(g, 4)
 		}
 		a.factors, a.grads = append(a.factors, d), append(a.grads, g)
+		if err != nil {
+			a.free(e)
+			return nil, err
+		}
 		a.hostTmp = append(a.hostTmp, make([]float32, len(f.Data)))
 	}
 	return a, nil

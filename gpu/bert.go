@@ -137,10 +137,6 @@ type bertActs struct {
 // NewRun binds a Set (adapters on the block linears, the head tensors in
 // Dense) to the device encoder.
 func (m *BERT) NewRun(set *adapter.Set) (*BERTRun, error) {
-	layers, err := bindTargets(m.Cfg, set)
-	if err != nil {
-		return nil, err
-	}
 	head, err := model.NewEncoderHead(m.host, set)
 	if err != nil {
 		return nil, err
@@ -150,19 +146,8 @@ func (m *BERT) NewRun(set *adapter.Set) (*BERTRun, error) {
 	for i := range m.blocks {
 		frozen = append(frozen, m.blocks[i].linears()...)
 	}
-	r.lin = make([]adaptedLinear, len(frozen))
-	for i, f := range frozen {
-		r.lin[i].frozen = f
-		if layers[i] == nil {
-			continue
-		}
-		a, err := newDeviceAdapter(m.e, layers[i])
-		if err != nil {
-			r.Free()
-			return nil, err
-		}
-		r.lin[i].adapter = a
-		r.ads = append(r.ads, a)
+	if r.lin, r.ads, err = bindDeviceAdapters(m.e, m.Cfg, frozen, set); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -8,8 +8,11 @@
 #
 # `run` prints one table: the device, the libraries found, each test (PASS,
 # FAIL or SKIP with its reason) and the benchmark's tokens/s. Its exit status
-# is non-zero when any test failed. ../shared (or $KRONFED_SHARED) beside the
-# checkout provides stories260K for the generation test.
+# is non-zero when any test failed. `build` copies stories260K (for the
+# generation test) from ../shared (or $KRONFED_SHARED) into .devcheck/shared.
+#
+# With the device tool: build here, then run `bash gpu/devcheck.sh run` there
+# with carry [".devcheck"] and a timeout that leaves room for a rerun.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=.devcheck
@@ -21,13 +24,24 @@ build() {
 	for pkg in gpu/cuda gpu/kernels gpu train; do
 		CGO_ENABLED=0 go test -c -ldflags="-s -w" -o "$out/${pkg//\//-}.test" "./$pkg" || exit 1
 	done
+	# The device machine gets the working tree, not ../shared: take the one
+	# real model the tests read along (1 MB, in the ignored .devcheck/).
+	shared="${KRONFED_SHARED:-../shared}"
+	if [ -f "$shared/models/stories260K.gguf" ]; then
+		mkdir -p "$out/shared/models"
+		cp "$shared/models/stories260K.gguf" "$out/shared/models/"
+	fi
 	echo "built: $(ls "$out" | tr '\n' ' ')"
 }
 
 run() {
 	[ -d "$out" ] || { echo "devcheck: $out missing: run 'bash gpu/devcheck.sh build' first" >&2; exit 2; }
 	export KRONFED_KERNEL_CACHE="${KRONFED_KERNEL_CACHE:-$PWD/$out/kernel-cache}"
-	export KRONFED_SHARED="${KRONFED_SHARED:-$PWD/../shared}"
+	if [ -z "${KRONFED_SHARED:-}" ]; then
+		KRONFED_SHARED=$PWD/../shared
+		[ -d "$out/shared" ] && KRONFED_SHARED=$PWD/$out/shared
+	fi
+	export KRONFED_SHARED
 	export KRONFED_REQUIRE_GPU=1 # a device test that cannot open the GPU fails instead of skipping
 	logs="$out/logs"
 	mkdir -p "$logs"

@@ -4,7 +4,6 @@ package gpu
 
 import (
 	"fmt"
-	"os"
 	"testing"
 	"unsafe"
 
@@ -128,9 +127,9 @@ func (b *emuBackend) gemm(tA, tB bool, m, n, k int, alpha float32, a cuda.Device
 }
 
 func (b *emuBackend) setMaxDynamicShared(string, int) error { return nil }
-func (b *emuBackend) sync() error                          { return nil }
-func (b *emuBackend) device() cuda.Device                  { return cuda.Device{Name: "CPU emulator"} }
-func (b *emuBackend) memStats() cuda.PoolStats             { return b.stats }
+func (b *emuBackend) sync() error                           { return nil }
+func (b *emuBackend) device() cuda.Device                   { return cuda.Device{Name: "CPU emulator"} }
+func (b *emuBackend) memStats() cuda.PoolStats              { return b.stats }
 func (b *emuBackend) close() error {
 	for p := range b.live {
 		b.free(p)
@@ -142,17 +141,7 @@ func (b *emuBackend) close() error {
 // outside CI.
 func emuEngine(t *testing.T, p Precision) *Engine {
 	t.Helper()
-	d, skip, err := emu.Open()
-	if skip != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s (CI=true: clang++ is required)", skip)
-		}
-		t.Skip(skip)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &Engine{Precision: p, b: &emuBackend{Device: d, live: map[cuda.DevicePtr]int64{}}}
+	e := &Engine{Precision: p, b: &emuBackend{Device: emu.Require(t), live: map[cuda.DevicePtr]int64{}}}
 	t.Cleanup(func() {
 		if in := e.MemStats().InUse; in != 0 {
 			// Every run and model of a test frees what it took.

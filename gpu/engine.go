@@ -217,7 +217,9 @@ func (b *cudaBackend) download(dst unsafe.Pointer, src cuda.DevicePtr, bytes int
 	}
 	return b.stream.Sync()
 }
-func (b *cudaBackend) memset(dst cuda.DevicePtr, bytes int64) error { return b.stream.Memset(dst, bytes) }
+func (b *cudaBackend) memset(dst cuda.DevicePtr, bytes int64) error {
+	return b.stream.Memset(dst, bytes)
+}
 func (b *cudaBackend) copy(dst, src cuda.DevicePtr, bytes int64) error {
 	return b.stream.CopyDtoD(dst, src, bytes)
 }

@@ -138,53 +138,43 @@ type llamaActs struct {
 // NewRun binds a Set of adapters (or nil) to the device decoder. The Set
 // stays on the host and remains the master copy (see deviceAdapter).
 func (m *Llama) NewRun(set *adapter.Set) (*LlamaRun, error) {
-	layers, err := bindTargets(m.Cfg, set)
-	if err != nil {
+	r := &LlamaRun{m: m, blocks: make([]llamaActs, len(m.blocks))}
+	var err error
+	if r.lin, r.ads, err = bindDeviceAdapters(m.e, m.Cfg, m.linears(), set); err != nil {
 		return nil, err
-	}
-	frozen := m.linears()
-	r := &LlamaRun{m: m, lin: make([]adaptedLinear, len(frozen)), blocks: make([]llamaActs, len(m.blocks))}
-	for i, f := range frozen {
-		r.lin[i].frozen = f
-		if layers[i] == nil {
-			continue
-		}
-		a, err := newDeviceAdapter(m.e, layers[i])
-		if err != nil {
-			r.Free()
-			return nil, err
-		}
-		r.lin[i].adapter = a
-		r.ads = append(r.ads, a)
 	}
 	return r, nil
 }
 
-// bindTargets pairs each adaptable layer (Config.AdaptedLinears order) with
-// the Set's adapter of the same module name, nil where there is none, with
-// model's checks (unknown module, wrong shape).
-func bindTargets(cfg *model.Config, set *adapter.Set) ([]adapter.Layer, error) {
-	targets := cfg.AdaptedLinears()
-	out := make([]adapter.Layer, len(targets))
-	if set == nil {
-		return out, nil
+// bindDeviceAdapters puts the Set's adapters (model.AdapterLayers) on the
+// device beside the frozen layers, in Config.AdaptedLinears order; it
+// returns every layer and the adapters among them.
+func bindDeviceAdapters(e *Engine, cfg *model.Config, frozen []*frozenLinear, set *adapter.Set) ([]adaptedLinear, []*deviceAdapter, error) {
+	layers, err := model.AdapterLayers(cfg, set)
+	if err != nil {
+		return nil, nil, err
 	}
-	index := make(map[string]int, len(targets))
-	for i, t := range targets {
-		index[t.Name] = i
+	if len(layers) != len(frozen) {
+		return nil, nil, fmt.Errorf("internal: %d adapted linears for %d layers", len(layers), len(frozen))
 	}
-	for _, mod := range set.Modules {
-		i, ok := index[mod.Name]
-		if !ok {
-			return nil, fmt.Errorf("adapter module %s: the %s model has no such layer", mod.Name, cfg.ModelType)
+	lin := make([]adaptedLinear, len(frozen))
+	var ads []*deviceAdapter
+	for i, f := range frozen {
+		lin[i].frozen = f
+		if layers[i] == nil {
+			continue
 		}
-		dOut, dIn := mod.Layer.Dims()
-		if dOut != targets[i].DOut || dIn != targets[i].DIn {
-			return nil, fmt.Errorf("adapter module %s is %d×%d, the model's layer is %d×%d", mod.Name, dOut, dIn, targets[i].DOut, targets[i].DIn)
+		a, err := newDeviceAdapter(e, layers[i])
+		if err != nil {
+			for _, a := range ads {
+				a.free(e)
+			}
+			return nil, nil, err
 		}
-		out[i] = mod.Layer
+		lin[i].adapter = a
+		ads = append(ads, a)
 	}
-	return out, nil
+	return lin, ads, nil
 }
 
 // Free releases the run's device memory (not the shared weights).

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/compute"
@@ -10,15 +11,18 @@ import (
 // FrozenLinear is a linear layer whose weight never changes: y = x·Wᵀ + b.
 // W is packed once for each product the layer needs, so the forward pass
 // (x·Wᵀ) and the input gradient (dy·W) skip per-call packing. The packed
-// copies cost 2·d_out·d_in floats on top of W; they are read-only, so one
-// FrozenLinear can serve many goroutines (all clients of a simulation).
+// copies cost 2·d_out·d_in floats on top of W, so they are made on first
+// use: a model that only travels to the GPU engine never pays for them (a
+// Mistral-7B base would need 56 GB more host memory). They are read-only, so
+// one FrozenLinear can serve many goroutines (all clients of a simulation).
 type FrozenLinear struct {
 	DOut, DIn int
 	W         []float32 // d_out×d_in
 	Bias      []float32 // d_out, or nil
 
-	fwd *compute.PackedB // Wᵀ as the right operand: d_in×d_out
-	bwd *compute.PackedB // W as the right operand: d_out×d_in
+	fwdOnce, bwdOnce sync.Once
+	fwd              *compute.PackedB // Wᵀ as the right operand: d_in×d_out
+	bwd              *compute.PackedB // W as the right operand: d_out×d_in
 }
 
 // NewFrozenLinear packs w (d_out×d_in, row-major) and keeps bias (length
@@ -33,16 +37,24 @@ func NewFrozenLinear(dOut, dIn int, w, bias []float32) (*FrozenLinear, error) {
 	if bias != nil && len(bias) != dOut {
 		return nil, fmt.Errorf("linear %d×%d: bias has %d elements, want %d", dOut, dIn, len(bias), dOut)
 	}
-	return &FrozenLinear{
-		DOut: dOut, DIn: dIn, W: w, Bias: bias,
-		fwd: compute.PackB(compute.Trans, dIn, dOut, w, dIn),
-		bwd: compute.PackB(compute.NoTrans, dOut, dIn, w, dIn),
-	}, nil
+	return &FrozenLinear{DOut: dOut, DIn: dIn, W: w, Bias: bias}, nil
+}
+
+// packedFwd is Wᵀ packed as a right operand (d_in×d_out), made once.
+func (l *FrozenLinear) packedFwd() *compute.PackedB {
+	l.fwdOnce.Do(func() { l.fwd = compute.PackB(compute.Trans, l.DIn, l.DOut, l.W, l.DIn) })
+	return l.fwd
+}
+
+// packedBwd is W packed as a right operand (d_out×d_in), made once.
+func (l *FrozenLinear) packedBwd() *compute.PackedB {
+	l.bwdOnce.Do(func() { l.bwd = compute.PackB(compute.NoTrans, l.DOut, l.DIn, l.W, l.DIn) })
+	return l.bwd
 }
 
 // Forward sets y = x·Wᵀ + b. x: n×d_in, y: n×d_out.
 func (l *FrozenLinear) Forward(x []float32, n int, y []float32) {
-	compute.GemmPacked(compute.NoTrans, n, 1, x, l.DIn, l.fwd, 0, y, l.DOut)
+	compute.GemmPacked(compute.NoTrans, n, 1, x, l.DIn, l.packedFwd(), 0, y, l.DOut)
 	if l.Bias != nil {
 		for t := 0; t < n; t++ {
 			compute.Axpy(1, l.Bias, y[t*l.DOut:(t+1)*l.DOut])
@@ -53,7 +65,7 @@ func (l *FrozenLinear) Forward(x []float32, n int, y []float32) {
 // BackwardInput adds dy·W to dx. dy: n×d_out, dx: n×d_in. The weight is
 // frozen, so there is no weight gradient.
 func (l *FrozenLinear) BackwardInput(dy []float32, n int, dx []float32) {
-	compute.GemmPacked(compute.NoTrans, n, 1, dy, l.DOut, l.bwd, 1, dx, l.DIn)
+	compute.GemmPacked(compute.NoTrans, n, 1, dy, l.DOut, l.packedBwd(), 1, dx, l.DIn)
 }
 
 // AdaptedLinear is a frozen linear layer with an adapter on it:

@@ -90,21 +90,35 @@ func (m *Llama) linears() []*FrozenLinear {
 }
 
 // bindAdapters pairs each adaptable layer with the Set's adapter of the same
-// module name (nil where the Set has none) and rejects modules the model does
-// not have or whose shapes differ.
+// module name (see AdapterLayers).
 func bindAdapters(cfg *Config, frozen []*FrozenLinear, set *adapter.Set) ([]*AdaptedLinear, error) {
-	targets := cfg.AdaptedLinears()
-	if len(targets) != len(frozen) {
-		return nil, fmt.Errorf("internal: %d adapted linears for %d layers", len(targets), len(frozen))
+	layers, err := AdapterLayers(cfg, set)
+	if err != nil {
+		return nil, err
 	}
-	index := make(map[string]int, len(targets))
+	if len(layers) != len(frozen) {
+		return nil, fmt.Errorf("internal: %d adapted linears for %d layers", len(layers), len(frozen))
+	}
 	out := make([]*AdaptedLinear, len(frozen))
-	for i, t := range targets {
-		index[t.Name] = i
-		out[i] = &AdaptedLinear{Frozen: frozen[i]}
+	for i := range frozen {
+		out[i] = &AdaptedLinear{Frozen: frozen[i], Adapter: layers[i]}
 	}
+	return out, nil
+}
+
+// AdapterLayers lists, in Config.AdaptedLinears order, the Set's adapter on
+// each adaptable layer (nil where it has none; all nil for a nil Set), and
+// rejects modules the model does not have or whose shapes differ. Both
+// engines bind adapters with it.
+func AdapterLayers(cfg *Config, set *adapter.Set) ([]adapter.Layer, error) {
+	targets := cfg.AdaptedLinears()
+	out := make([]adapter.Layer, len(targets))
 	if set == nil {
 		return out, nil
+	}
+	index := make(map[string]int, len(targets))
+	for i, t := range targets {
+		index[t.Name] = i
 	}
 	for _, mod := range set.Modules {
 		i, ok := index[mod.Name]
@@ -115,7 +129,7 @@ func bindAdapters(cfg *Config, frozen []*FrozenLinear, set *adapter.Set) ([]*Ada
 		if dOut != targets[i].DOut || dIn != targets[i].DIn {
 			return nil, fmt.Errorf("adapter module %s is %d×%d, the model's layer is %d×%d", mod.Name, dOut, dIn, targets[i].DOut, targets[i].DIn)
 		}
-		out[i].Adapter = mod.Layer
+		out[i] = mod.Layer
 	}
 	return out, nil
 }

@@ -114,4 +114,3 @@ func f64(s []float32) []float64 {
 	}
 	return out
 }
-

@@ -3,7 +3,6 @@
 package kernels_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/kronfed/kronfed/gpu/internal/emu"
@@ -19,22 +18,8 @@ func (d emuDevice) alloc(n int) (uintptr, error)           { return d.Alloc(n) }
 func (d emuDevice) upload(dst uintptr, src []byte) error   { return d.Upload(dst, src) }
 func (d emuDevice) download(dst []byte, src uintptr) error { return d.Download(dst, src) }
 
-// openEmu returns the emulated device, or skips when clang++ is missing
-// outside CI.
-func openEmu(t *testing.T) emuDevice {
-	t.Helper()
-	d, skip, err := emu.Open()
-	if skip != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s (CI=true: clang++ is required)", skip)
-		}
-		t.Skip(skip)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return emuDevice{d}
-}
+// openEmu returns the emulated device (emu.Require).
+func openEmu(t *testing.T) emuDevice { return emuDevice{emu.Require(t)} }
 
 // TestEmulatedParity runs every parity test on the CPU emulation of the
 // kernels.

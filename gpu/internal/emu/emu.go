@@ -27,6 +27,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -66,6 +67,24 @@ var (
 	openErr error
 	skip    string
 )
+
+// Require returns the emulator for a test, or skips the test when clang++
+// is missing — except under CI=true, where the emulated tests must run and
+// a missing clang++ fails them.
+func Require(t testing.TB) *Device {
+	t.Helper()
+	d, skip, err := Open()
+	if skip != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s (CI=true: clang++ is required)", skip)
+		}
+		t.Skip(skip)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
 
 // Open builds the emulator (once per process) from kernels.Sources(). When
 // clang++ is missing it returns a non-empty skip reason instead.
