@@ -8,20 +8,19 @@ import (
 	"strings"
 
 	"github.com/kronfed/kronfed/model/tokenizer"
-	"github.com/kronfed/kronfed/task"
 )
 
 // BuiltinName is the identity of the built-in model, recorded in adapter
 // files and checked by the coordinator. Every seed gives the same name, but
 // adapters trained on one seed's weights are meaningless on another's:
-// federations use Load("builtin"), which is always BuiltinSeed.
+// federations use train.LoadModel("builtin"), which is always BuiltinSeed.
 const BuiltinName = "kronfed-tiny"
 
 // BuiltinPath is the name Load recognizes for the built-in model (its
 // Model.Path).
 const BuiltinPath = "builtin"
 
-// BuiltinSeed is the seed Load("builtin") draws the weights from.
+// BuiltinSeed is the seed train.LoadModel("builtin") draws the weights from.
 const BuiltinSeed = 1
 
 // builtinSpec is the architecture and initialization of the built-in model.
@@ -48,15 +47,16 @@ var builtinDefault = builtinSpec{
 // Llama-family decoder with hidden size 128, 4 layers, 8 attention heads
 // sharing 4 key/value heads (head size 16), a SwiGLU MLP of 352, RoPE, at
 // most 128 positions, and lm_head tied to the embeddings, whose rows are the
-// built-in tokenizer's vocabulary rounded up to a multiple of 16.
-func BuiltinConfig() *Config { return builtinDefault.config() }
+// built-in tokenizer's vocabulary (vocab: the words of the synthetic tasks,
+// task.Vocabulary()) rounded up to a multiple of 16.
+func BuiltinConfig(vocab []string) *Config { return builtinDefault.config(vocab) }
 
-func (s builtinSpec) config() *Config {
+func (s builtinSpec) config(vocab []string) *Config {
 	return &Config{
 		ModelType: "llama", Family: Decoder, Activation: "silu",
 		Hidden: s.hidden, Intermediate: s.ffn, Layers: s.layers,
 		Heads: s.heads, KVHeads: s.kvHeads, HeadDim: s.hidden / s.heads,
-		Vocab: builtinVocab(), MaxPositions: s.maxPos,
+		Vocab: builtinVocab(vocab), MaxPositions: s.maxPos,
 		RMSNormEps: 1e-5, RopeTheta: 10000, TieWordEmbeddings: true,
 	}
 }
@@ -65,19 +65,22 @@ func (s builtinSpec) config() *Config {
 // vocabulary rounded up to a multiple of 16, so that any Kron-LoRA dA2 up to
 // 16 that divides the other layers also divides lm_head. The extra rows are
 // never produced by the tokenizer.
-func builtinVocab() int {
-	n := len(tokenizer.WordSpecials) + len(tokenizer.WordPunctuation) + len(task.Vocabulary())
+func builtinVocab(vocab []string) int {
+	n := len(tokenizer.WordSpecials) + len(tokenizer.WordPunctuation) + len(vocab)
 	return (n + 15) / 16 * 16
 }
 
 // BuiltinTokenizer is the built-in model's tokenizer: tokenizer.Word over
-// task.Vocabulary(), which covers every item of every synthetic task.
-func BuiltinTokenizer() (*tokenizer.Word, error) {
-	return tokenizer.NewWord(task.Vocabulary())
+// vocab (task.Vocabulary(), which covers every item of every synthetic
+// task).
+func BuiltinTokenizer(vocab []string) (*tokenizer.Word, error) {
+	return tokenizer.NewWord(vocab)
 }
 
-// Builtin builds the built-in model, which needs no files (see
-// BuiltinConfig; 765,056 frozen parameters). Its weights are drawn
+// Builtin builds the built-in model over the word list vocab (the synthetic
+// tasks' task.Vocabulary(): the model package does not depend on the
+// tasks), which needs no files (see BuiltinConfig; 765,056 frozen
+// parameters with the tasks' vocabulary). Its weights are drawn
 // from seed and never trained; adapters learn the synthetic tasks on top of
 // its random features. Initialization: Gaussian, standard deviation 0.02
 // (GPT-2 and Llama's), o_proj and down_proj scaled by 1/sqrt(2·layers),
@@ -96,16 +99,16 @@ func BuiltinTokenizer() (*tokenizer.Word, error) {
 //
 // The same seed gives the same weights on every machine: each tensor is
 // drawn from its own PCG stream, keyed by seed and the tensor's name.
-func Builtin(seed uint64) (*Model, error) {
-	return builtinDefault.build(seed)
+func Builtin(seed uint64, vocab []string) (*Model, error) {
+	return builtinDefault.build(seed, vocab)
 }
 
-func (s builtinSpec) build(seed uint64) (*Model, error) {
-	tok, err := BuiltinTokenizer()
+func (s builtinSpec) build(seed uint64, vocab []string) (*Model, error) {
+	tok, err := BuiltinTokenizer(vocab)
 	if err != nil {
 		return nil, fmt.Errorf("builtin model: %w", err)
 	}
-	cfg := s.config()
+	cfg := s.config(vocab)
 	if tok.VocabSize() > cfg.Vocab {
 		return nil, fmt.Errorf("builtin model: tokenizer has %d tokens, the embedding %d rows", tok.VocabSize(), cfg.Vocab)
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/kronfed/kronfed/adapter"
@@ -35,7 +36,7 @@ func sameWeights(a, b *model.Model) bool {
 }
 
 func TestBuiltin(t *testing.T) {
-	m, err := model.Builtin(1)
+	m, err := model.Builtin(1, task.Vocabulary())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +51,8 @@ func TestBuiltin(t *testing.T) {
 		c.Heads != 8 || c.KVHeads != 4 || c.HeadDim != 16 || c.Intermediate != 352 || c.MaxPositions != 128 || !c.TieWordEmbeddings {
 		t.Fatalf("config %+v", c)
 	}
-	if *c != *model.BuiltinConfig() {
-		t.Fatalf("config %+v differs from BuiltinConfig %+v", c, model.BuiltinConfig())
+	if *c != *model.BuiltinConfig(task.Vocabulary()) {
+		t.Fatalf("config %+v differs from BuiltinConfig %+v", c, model.BuiltinConfig(task.Vocabulary()))
 	}
 	if v := m.Tok.VocabSize(); c.Vocab < v || c.Vocab%16 != 0 || c.Vocab >= v+16 {
 		t.Fatalf("embedding of %d rows for %d tokens", c.Vocab, v)
@@ -79,18 +80,18 @@ func TestBuiltin(t *testing.T) {
 }
 
 func TestBuiltinDeterministic(t *testing.T) {
-	a, err := model.Builtin(1)
+	a, err := model.Builtin(1, task.Vocabulary())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := model.Builtin(1)
+	b, err := model.Builtin(1, task.Vocabulary())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !sameWeights(a, b) {
 		t.Fatal("two builds from seed 1 differ")
 	}
-	c, err := model.Builtin(2)
+	c, err := model.Builtin(2, task.Vocabulary())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,12 +122,16 @@ func TestBuiltinDeterministic(t *testing.T) {
 			t.Errorf("weights %v, want %v", p.got, p.want)
 		}
 	}
-	l, err := model.Load("builtin")
+	l, err := train.LoadModel("builtin")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !sameWeights(a, l) || l.Name != model.BuiltinName || l.Path != model.BuiltinPath {
-		t.Fatal(`Load("builtin") is not Builtin(1)`)
+		t.Fatal(`train.LoadModel("builtin") is not Builtin(1)`)
+	}
+	// model itself does not know the tasks' vocabulary, and says where to go.
+	if _, err := model.Load("builtin"); err == nil || !strings.Contains(err.Error(), "train.LoadModel") {
+		t.Fatalf(`model.Load("builtin"): %v`, err)
 	}
 	for _, x := range a.Llama.Norm {
 		if x != 10 {
@@ -145,7 +150,7 @@ func TestBuiltinDeterministic(t *testing.T) {
 }
 
 func TestBuiltinForward(t *testing.T) {
-	m, err := model.Builtin(model.BuiltinSeed)
+	m, err := model.Builtin(model.BuiltinSeed, task.Vocabulary())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +220,7 @@ func TestBuiltinLearns(t *testing.T) {
 	if raceEnabled() {
 		nTrain, nVal, maxSteps = 40, 8, 5
 	}
-	m, err := model.Load("builtin")
+	m, err := train.LoadModel("builtin")
 	if err != nil {
 		t.Fatal(err)
 	}

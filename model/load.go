@@ -33,12 +33,13 @@ func (m *Model) Targets() []adapter.Target {
 }
 
 // Load opens a model: a .gguf file, or a Hugging Face folder (config.json,
-// model.safetensors or a sharded index, tokenizer.json), or, when path is
-// exactly "builtin" (BuiltinPath), the built-in model Builtin(BuiltinSeed),
-// which needs no files. A folder of that name is reached as "./builtin".
+// model.safetensors or a sharded index, tokenizer.json). The built-in model
+// ("builtin", BuiltinPath) is built from the synthetic tasks' vocabulary,
+// which this package does not know: train.LoadModel opens it, and every
+// path Load opens. A folder of that name is reached as "./builtin".
 func Load(path string) (*Model, error) {
 	if path == BuiltinPath {
-		return Builtin(BuiltinSeed)
+		return nil, fmt.Errorf("load model: the built-in model is built from the synthetic tasks' vocabulary: open it with train.LoadModel (or model.Builtin)")
 	}
 	st, err := os.Stat(path)
 	if err != nil {

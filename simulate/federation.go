@@ -28,6 +28,7 @@ import (
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/fedtrain"
 	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/secure"
 	"github.com/kronfed/kronfed/store"
@@ -404,7 +405,7 @@ func (t *simTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.Ro
 	if err != nil {
 		return fed.TrainStats{}, err
 	}
-	et := fed.EngineTrainer{Learner: l, TrainItems: t.items, ValItems: t.val}
+	et := fedtrain.Trainer{Learner: l, TrainItems: t.items, ValItems: t.val}
 	return et.Train(ctx, local, rc)
 }
 

@@ -35,7 +35,7 @@ func globalDigest(s *adapter.Set) string {
 // aggregate/) must leave every published global bit for bit the same. When
 // a change means to alter the numbers, say why and update the digests.
 func TestPublishedGlobalsGolden(t *testing.T) {
-	m, err := model.Load(model.BuiltinPath)
+	m, err := train.LoadModel(model.BuiltinPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,14 +11,13 @@ import (
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
-	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/task"
 	"github.com/kronfed/kronfed/train"
 )
 
 func tinyExperiment(t *testing.T, out string) *Experiment {
 	t.Helper()
-	m, err := model.Load("builtin")
+	m, err := train.LoadModel("builtin")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func TestGPUFitMatchesCPU(t *testing.T) {
 		t.Skipf("no GPU engine: %v", err)
 	}
 	defer e.Close()
-	m, err := model.Load(model.BuiltinPath)
+	m, err := LoadModel(model.BuiltinPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,19 @@ import (
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/model/tokenizer"
+	"github.com/kronfed/kronfed/task"
 )
+
+// LoadModel opens a model as model.Load does, and the built-in model
+// ("builtin", model.BuiltinPath) over the synthetic tasks' vocabulary with
+// model.BuiltinSeed's weights: what every command and federation means by
+// --model builtin.
+func LoadModel(path string) (*model.Model, error) {
+	if path == model.BuiltinPath {
+		return model.Builtin(model.BuiltinSeed, task.Vocabulary())
+	}
+	return model.Load(path)
+}
 
 // NewAdapterSet puts adapters of config ac on every targeted linear of m,
 // plus a fresh classification head for encoders, initialized from seed. Every

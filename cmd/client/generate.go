@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/kronfed/kronfed/adapter"
-	"github.com/kronfed/kronfed/model"
+	"github.com/kronfed/kronfed/train"
 )
 
 func runGenerate(args []string, stdout io.Writer) error {
@@ -27,7 +27,7 @@ func runGenerate(args []string, stdout io.Writer) error {
 	if *maxTokens < 1 || *temperature < 0 {
 		return fmt.Errorf("generate: --max-tokens must be ≥ 1 and --temperature ≥ 0")
 	}
-	m, err := model.Load(*modelPath)
+	m, err := train.LoadModel(*modelPath)
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}

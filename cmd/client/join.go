@@ -21,6 +21,7 @@ import (
 	"github.com/kronfed/kronfed/cluster"
 	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/fedtrain"
 	"github.com/kronfed/kronfed/internal/cli"
 	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/secure"
@@ -103,7 +104,7 @@ func runJoin(args []string, stdout io.Writer) error {
 	if len(trainItems) == 0 {
 		return fmt.Errorf("join: shard %s of %s's %d training items is empty", *shard, *taskName, len(splits.Train.Items))
 	}
-	m, err := model.Load(*modelPath)
+	m, err := train.LoadModel(*modelPath)
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
@@ -156,7 +157,7 @@ func runJoin(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "client %s: %s on %s, %d training items (shard %s of %s), coordinator %s\n",
 		b.Name, set.Config, set.BaseModel, len(trainItems), *shard, *taskName, *addr)
 	c, err := fed.NewClient(fed.ClientConfig{
-		Name: b.Name, Conn: conn, Trainer: &fed.EngineTrainer{Learner: learner, TrainItems: trainItems, ValItems: limit(splits.Validation, *evalLimit)},
+		Name: b.Name, Conn: conn, Trainer: &fedtrain.Trainer{Learner: learner, TrainItems: trainItems, ValItems: limit(splits.Validation, *evalLimit)},
 		Model: set.BaseModel, Adapter: set.Config.String(), Examples: int64(len(trainItems)), Capability: *capability,
 		Key: key, Recipient: recipient, Verifier: verifier, Rounds: *rounds, Logger: log,
 		OnRound: func(r fed.RoundReport) {

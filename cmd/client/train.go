@@ -15,7 +15,6 @@ import (
 
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/internal/cli"
-	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/task"
 	"github.com/kronfed/kronfed/train"
 )
@@ -137,7 +136,7 @@ func runTrain(args []string, stdout io.Writer) error {
 	if splits.Validation == nil || len(splits.Validation.Items) == 0 {
 		return fmt.Errorf("train: task %s has no validation split", *taskName)
 	}
-	m, err := model.Load(*modelPath)
+	m, err := train.LoadModel(*modelPath)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
@@ -237,7 +236,7 @@ func runEval(args []string, stdout io.Writer) error {
 	if t == nil || len(t.Items) == 0 {
 		return fmt.Errorf("eval: task %s has no %s split (%s)", *taskName, *split, splits.Note)
 	}
-	m, err := model.Load(*modelPath)
+	m, err := train.LoadModel(*modelPath)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}

@@ -184,7 +184,7 @@ func (c serveConfig) initialAdapter() (*adapter.Set, error) {
 	if a.Model == "" {
 		return nil, errors.New("adapter: give file (an adapter file) or model (a base model to put fresh adapters on)")
 	}
-	m, err := model.Load(a.Model)
+	m, err := train.LoadModel(a.Model)
 	if err != nil {
 		return nil, err
 	}

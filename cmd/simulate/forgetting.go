@@ -23,7 +23,6 @@ import (
 	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
 	"github.com/kronfed/kronfed/internal/cli"
-	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/simulate"
 	"github.com/kronfed/kronfed/task"
 	"github.com/kronfed/kronfed/train"
@@ -500,7 +499,7 @@ func buildExperiment(cfg forgettingConfig) (*simulate.Experiment, error) {
 			splits[n] = s
 		}
 	}
-	m, err := model.Load(cfg.Model)
+	m, err := train.LoadModel(cfg.Model)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,7 @@
-package fed
+// Package fedtrain is a federated client's local training: a fed.Trainer
+// over a train.Learner (either engine), so the protocol package never
+// depends on the model or the training code. cmd/client and simulate use it.
+package fedtrain
 
 import (
 	"context"
@@ -7,15 +10,16 @@ import (
 	"math/rand/v2"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
 	"github.com/kronfed/kronfed/task"
 	"github.com/kronfed/kronfed/train"
 )
 
-// EngineTrainer trains rounds with kronfed's transformer engine: a Learner
-// bound to the client's shared frozen model, its training shard and a
-// validation shard (for the best-epoch choice and the reported accuracy).
-type EngineTrainer struct {
+// Trainer trains rounds with kronfed's transformer engine: a Learner bound
+// to the client's shared frozen model, its training shard and a validation
+// shard (for the best-epoch choice and the reported accuracy).
+type Trainer struct {
 	Learner    train.Learner
 	TrainItems []task.Item
 	ValItems   []task.Item
@@ -23,17 +27,17 @@ type EngineTrainer struct {
 	EvalBatch int
 }
 
-var _ Trainer = (*EngineTrainer)(nil)
+var _ fed.Trainer = (*Trainer)(nil)
 
 // Train copies local's tensors into the learner's Set, fits one round with
 // the round's settings, and copies the trained tensors back.
-func (t *EngineTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.RoundConfig) (TrainStats, error) {
+func (t *Trainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.RoundConfig) (fed.TrainStats, error) {
 	set := t.Learner.Set()
 	if err := set.SameShape(local); err != nil {
-		return TrainStats{}, fmt.Errorf("global adapter does not fit the client's model: %w", err)
+		return fed.TrainStats{}, fmt.Errorf("global adapter does not fit the client's model: %w", err)
 	}
 	if len(t.TrainItems) == 0 || len(t.ValItems) == 0 {
-		return TrainStats{}, errors.New("client has no training or no validation items")
+		return fed.TrainStats{}, errors.New("client has no training or no validation items")
 	}
 	copyParams(set, local)
 	items := t.TrainItems
@@ -53,14 +57,14 @@ func (t *EngineTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb
 		Epochs: int(rc.LocalEpochs), BatchSize: int(rc.BatchSize), EvalBatch: t.EvalBatch, Seed: rc.Seed, Optim: optim,
 	}, nil)
 	if err != nil {
-		return TrainStats{}, err
+		return fed.TrainStats{}, err
 	}
 	copyParams(local, set)
 	loss := 0.0
 	for _, e := range res.Epochs {
 		loss += e.TrainLoss
 	}
-	return TrainStats{Examples: len(items), Loss: loss / float64(len(res.Epochs)), Accuracy: res.BestVal.Acc}, nil
+	return fed.TrainStats{Examples: len(items), Loss: loss / float64(len(res.Epochs)), Accuracy: res.BestVal.Acc}, nil
 }
 
 // copyParams copies src's tensors into dst (same shape); nothing to do
