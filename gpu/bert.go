@@ -224,7 +224,7 @@ func (r *BERTRun) Forward(b model.EncoderBatch) error {
 	for l := range r.m.blocks {
 		w := &r.m.blocks[l]
 		a := &r.blocks[l]
-		lin := r.lin[l*6 : l*6+6]
+		lin := r.lin[l*model.EncoderLinears : (l+1)*model.EncoderLinears]
 		a.x = x
 		for _, p := range []*buf{&a.q, &a.k, &a.v, &a.ctx, &a.o, &a.x1, &a.f2, &a.out} {
 			grow(p, n*d)
@@ -239,15 +239,15 @@ func (r *BERTRun) Forward(b model.EncoderBatch) error {
 		if s.err != nil {
 			return s.err
 		}
-		s.do(lin[0].forward(e, &r.scr, x, n, a.q, r.Drop, r.Masks))
-		s.do(lin[1].forward(e, &r.scr, x, n, a.k, r.Drop, r.Masks))
-		s.do(lin[2].forward(e, &r.scr, x, n, a.v, r.Drop, r.Masks))
+		s.do(lin[model.EncQ].forward(e, &r.scr, x, n, a.q, r.Drop, r.Masks))
+		s.do(lin[model.EncK].forward(e, &r.scr, x, n, a.k, r.Drop, r.Masks))
+		s.do(lin[model.EncV].forward(e, &r.scr, x, n, a.v, r.Drop, r.Masks))
 		var err error
 		a.attScale, err = e.dropoutMask(&a.attMask, &a.attHost, model.Dropout(r.Base, c.AttnDropout), N*c.Heads*T*T, r.Masks)
 		s.do(err)
 		a.hasAttDrop = a.attScale != 0
 		s.do(kernels.AttentionForward(e, a.ctx.p(), a.attStats.p(), a.q.p(), a.k.p(), a.v.p(), r.mask.p(), maskPtr(a.attMask, a.hasAttDrop), a.attScale, sh))
-		s.do(lin[3].forward(e, &r.scr, a.ctx, n, a.o, r.Drop, r.Masks))
+		s.do(lin[model.EncO].forward(e, &r.scr, a.ctx, n, a.o, r.Drop, r.Masks))
 		a.hasO = false
 		if r.m.dropAttentionOut {
 			a.oScale, err = e.dropoutMask(&a.oMask, &a.oHost, model.Dropout(r.Base, c.HiddenDropout), n*d, r.Masks)
@@ -261,9 +261,9 @@ func (r *BERTRun) Forward(b model.EncoderBatch) error {
 		s.do(kernels.AddF32(e, a.o.p(), x.p(), n*d))
 		a.s1 = a.o
 		s.do(kernels.LayerNormForward(e, a.x1.p(), a.mean1.p(), a.rstd1.p(), a.s1.p(), w.ln1w.p(), w.ln1b.p(), n, d, eps))
-		s.do(lin[4].forward(e, &r.scr, a.x1, n, a.f1, r.Drop, r.Masks))
+		s.do(lin[model.EncFF1].forward(e, &r.scr, a.x1, n, a.f1, r.Drop, r.Masks))
 		s.do(kernels.GELUForward(e, a.gl.p(), a.glGrad.p(), a.f1.p(), n*f))
-		s.do(lin[5].forward(e, &r.scr, a.gl, n, a.f2, r.Drop, r.Masks))
+		s.do(lin[model.EncFF2].forward(e, &r.scr, a.gl, n, a.f2, r.Drop, r.Masks))
 		a.fScale, err = e.dropoutMask(&a.fMask, &a.fHost, model.Dropout(r.Base, c.HiddenDropout), n*d, r.Masks)
 		s.do(err)
 		if a.hasFDrop = a.fScale != 0; a.hasFDrop {
@@ -361,24 +361,24 @@ func (r *BERTRun) Backward() error {
 	for l := len(r.m.blocks) - 1; l >= 0 && s.err == nil; l-- {
 		w := &r.m.blocks[l]
 		a := &r.blocks[l]
-		lin := r.lin[l*6 : l*6+6]
+		lin := r.lin[l*model.EncoderLinears : (l+1)*model.EncoderLinears]
 		// out = LN2(dropout(ff2(gelu(ff1(x1)))) + x1)
 		clear(r.ds)
 		s.do(kernels.LayerNormBackward(e, r.ds.p(), r.dx.p(), a.s2.p(), w.ln2w.p(), a.mean2.p(), a.rstd2.p(), n, d))
 		s.do(e.b.copy(r.dx1.ptr, r.ds.ptr, int64(n*d)*4)) // residual
 		s.do(r.maskBackward(r.df, r.ds, a.fMask, a.fScale, a.hasFDrop, n*d))
 		clear(r.dgl)
-		s.do(lin[5].backward(e, &r.scr, r.df, n, r.dgl))
+		s.do(lin[model.EncFF2].backward(e, &r.scr, r.df, n, r.dgl))
 		clear(r.df1)
 		s.do(kernels.GELUBackward(e, r.df1.p(), r.dgl.p(), a.glGrad.p(), n*f))
-		s.do(lin[4].backward(e, &r.scr, r.df1, n, r.dx1))
+		s.do(lin[model.EncFF1].backward(e, &r.scr, r.df1, n, r.dx1))
 		// x1 = LN1(dropout?(o(attention(q(x), k(x), v(x)))) + x)
 		clear(r.ds)
 		s.do(kernels.LayerNormBackward(e, r.ds.p(), r.dx1.p(), a.s1.p(), w.ln1w.p(), a.mean1.p(), a.rstd1.p(), n, d))
 		s.do(e.b.copy(r.dx.ptr, r.ds.ptr, int64(n*d)*4)) // residual
 		s.do(r.maskBackward(r.df, r.ds, a.oMask, a.oScale, a.hasO, n*d))
 		clear(r.dctx)
-		s.do(lin[3].backward(e, &r.scr, r.df, n, r.dctx))
+		s.do(lin[model.EncO].backward(e, &r.scr, r.df, n, r.dctx))
 		clear(r.dq)
 		clear(r.dk)
 		clear(r.dv)
@@ -390,9 +390,9 @@ func (r *BERTRun) Backward() error {
 		if l == 0 {
 			dIn = buf{}
 		}
-		s.do(lin[0].backward(e, &r.scr, r.dq, n, dIn))
-		s.do(lin[1].backward(e, &r.scr, r.dk, n, dIn))
-		s.do(lin[2].backward(e, &r.scr, r.dv, n, dIn))
+		s.do(lin[model.EncQ].backward(e, &r.scr, r.dq, n, dIn))
+		s.do(lin[model.EncK].backward(e, &r.scr, r.dk, n, dIn))
+		s.do(lin[model.EncV].backward(e, &r.scr, r.dv, n, dIn))
 	}
 	if s.err != nil {
 		return s.err

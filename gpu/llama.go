@@ -245,7 +245,7 @@ func (r *LlamaRun) Forward(tokens []int, B, T int) error {
 	for l := range r.m.blocks {
 		w := &r.m.blocks[l]
 		a := &r.blocks[l]
-		lin := r.lin[l*7 : l*7+7]
+		lin := r.lin[l*model.DecoderLinears : (l+1)*model.DecoderLinears]
 		grow(&a.xn1, n*d)
 		grow(&a.rstd1, n)
 		grow(&a.q, n*qw)
@@ -268,19 +268,19 @@ func (r *LlamaRun) Forward(tokens []int, B, T int) error {
 			return s.err
 		}
 		s.do(kernels.RMSNormForward(e, a.xn1.p(), a.rstd1.p(), a.x.p(), w.attnNorm.p(), n, d, eps))
-		s.do(lin[0].forward(e, &r.scr, a.xn1, n, a.q, r.Drop, r.Masks))
-		s.do(lin[1].forward(e, &r.scr, a.xn1, n, a.k, r.Drop, r.Masks))
-		s.do(lin[2].forward(e, &r.scr, a.xn1, n, a.v, r.Drop, r.Masks))
+		s.do(lin[model.DecQ].forward(e, &r.scr, a.xn1, n, a.q, r.Drop, r.Masks))
+		s.do(lin[model.DecK].forward(e, &r.scr, a.xn1, n, a.k, r.Drop, r.Masks))
+		s.do(lin[model.DecV].forward(e, &r.scr, a.xn1, n, a.v, r.Drop, r.Masks))
 		s.do(kernels.RopeApply(e, a.q.p(), r.pos.p(), r.m.cos.p(), r.m.sin.p(), n, c.Heads, c.HeadDim, half, 1))
 		s.do(kernels.RopeApply(e, a.k.p(), r.pos.p(), r.m.cos.p(), r.m.sin.p(), n, c.KVHeads, c.HeadDim, half, 1))
 		s.do(kernels.AttentionForward(e, a.ao.p(), a.attStats.p(), a.q.p(), a.k.p(), a.v.p(), 0, 0, 0, sh))
-		s.do(lin[3].forward(e, &r.scr, a.ao, n, a.x2, r.Drop, r.Masks))
+		s.do(lin[model.DecO].forward(e, &r.scr, a.ao, n, a.x2, r.Drop, r.Masks))
 		s.do(kernels.AddF32(e, a.x2.p(), a.x.p(), n*d))
 		s.do(kernels.RMSNormForward(e, a.xn2.p(), a.rstd2.p(), a.x2.p(), w.ffnNorm.p(), n, d, eps))
-		s.do(lin[4].forward(e, &r.scr, a.xn2, n, a.g, r.Drop, r.Masks))
-		s.do(lin[5].forward(e, &r.scr, a.xn2, n, a.u, r.Drop, r.Masks))
+		s.do(lin[model.DecGate].forward(e, &r.scr, a.xn2, n, a.g, r.Drop, r.Masks))
+		s.do(lin[model.DecUp].forward(e, &r.scr, a.xn2, n, a.u, r.Drop, r.Masks))
 		s.do(kernels.SwiGLUForward(e, a.h.p(), a.g.p(), a.u.p(), n*f))
-		s.do(lin[6].forward(e, &r.scr, a.h, n, *next, r.Drop, r.Masks))
+		s.do(lin[model.DecDown].forward(e, &r.scr, a.h, n, *next, r.Drop, r.Masks))
 		s.do(kernels.AddF32(e, next.p(), a.x2.p(), n*d))
 		if s.err != nil {
 			return s.err
@@ -430,18 +430,18 @@ func (r *LlamaRun) Backward() error {
 	for l := len(r.m.blocks) - 1; l >= 0 && s.err == nil; l-- {
 		w := &r.m.blocks[l]
 		a := &r.blocks[l]
-		lin := r.lin[l*7 : l*7+7]
+		lin := r.lin[l*model.DecoderLinears : (l+1)*model.DecoderLinears]
 		// x3 = x2 + down(swiglu(gate(xn2), up(xn2)))
 		clear(r.dh)
-		s.do(lin[6].backward(e, &r.scr, r.dx, n, r.dh))
+		s.do(lin[model.DecDown].backward(e, &r.scr, r.dx, n, r.dh))
 		s.do(kernels.SwiGLUBackward(e, r.dg.p(), r.du.p(), r.dh.p(), a.g.p(), a.u.p(), n*f))
 		clear(r.dxn)
-		s.do(lin[4].backward(e, &r.scr, r.dg, n, r.dxn))
-		s.do(lin[5].backward(e, &r.scr, r.du, n, r.dxn))
+		s.do(lin[model.DecGate].backward(e, &r.scr, r.dg, n, r.dxn))
+		s.do(lin[model.DecUp].backward(e, &r.scr, r.du, n, r.dxn))
 		s.do(kernels.RMSNormBackward(e, r.dx.p(), r.dxn.p(), a.x2.p(), w.ffnNorm.p(), a.rstd2.p(), n, d))
 		// x2 = x + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1)))
 		clear(r.dao)
-		s.do(lin[3].backward(e, &r.scr, r.dx, n, r.dao))
+		s.do(lin[model.DecO].backward(e, &r.scr, r.dx, n, r.dao))
 		clear(r.dq)
 		clear(r.dk)
 		clear(r.dv)
@@ -452,15 +452,15 @@ func (r *LlamaRun) Backward() error {
 		if l == 0 {
 			// The embeddings are frozen: only the adapters' gradients are
 			// needed from the first block's projections.
-			s.do(lin[0].backward(e, &r.scr, r.dq, n, buf{}))
-			s.do(lin[1].backward(e, &r.scr, r.dk, n, buf{}))
-			s.do(lin[2].backward(e, &r.scr, r.dv, n, buf{}))
+			s.do(lin[model.DecQ].backward(e, &r.scr, r.dq, n, buf{}))
+			s.do(lin[model.DecK].backward(e, &r.scr, r.dk, n, buf{}))
+			s.do(lin[model.DecV].backward(e, &r.scr, r.dv, n, buf{}))
 			break
 		}
 		clear(r.dxn)
-		s.do(lin[0].backward(e, &r.scr, r.dq, n, r.dxn))
-		s.do(lin[1].backward(e, &r.scr, r.dk, n, r.dxn))
-		s.do(lin[2].backward(e, &r.scr, r.dv, n, r.dxn))
+		s.do(lin[model.DecQ].backward(e, &r.scr, r.dq, n, r.dxn))
+		s.do(lin[model.DecK].backward(e, &r.scr, r.dk, n, r.dxn))
+		s.do(lin[model.DecV].backward(e, &r.scr, r.dv, n, r.dxn))
 		s.do(kernels.RMSNormBackward(e, r.dx.p(), r.dxn.p(), a.x.p(), w.attnNorm.p(), a.rstd1.p(), n, d))
 	}
 	if s.err != nil {

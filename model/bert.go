@@ -308,12 +308,12 @@ func (r *BERTRun) Forward(b EncoderBatch) error {
 	for l := range r.m.Blocks {
 		w := &r.m.Blocks[l]
 		a := &r.blocks[l]
-		lin := r.lin[l*6 : l*6+6]
+		lin := r.lin[l*EncoderLinears : (l+1)*EncoderLinears]
 		a.x = x
 		a.q, a.k, a.v = grow(a.q, n*d), grow(a.k, n*d), grow(a.v, n*d)
-		lin[0].Forward(x, n, a.q, r.Drop)
-		lin[1].Forward(x, n, a.k, r.Drop)
-		lin[2].Forward(x, n, a.v, r.Drop)
+		lin[EncQ].Forward(x, n, a.q, r.Drop)
+		lin[EncK].Forward(x, n, a.k, r.Drop)
+		lin[EncV].Forward(x, n, a.v, r.Drop)
 		a.attStats, a.ctx = grow(a.attStats, N*c.Heads*T*2), grow(a.ctx, n*d)
 		if keepAttention(len(r.blocks), N, c.Heads, T) {
 			a.attProbs = grow(a.attProbs, N*c.Heads*T*T)
@@ -323,7 +323,7 @@ func (r *BERTRun) Forward(b EncoderBatch) error {
 		r.dropout(c.AttnDropout).Sample(&a.attMask, N*c.Heads*T*T)
 		attentionForward(a.ctx, a.attStats, a.attProbs, a.q, a.k, a.v, b.Mask, s, &a.attMask)
 		a.o = grow(a.o, n*d)
-		lin[3].Forward(a.ctx, n, a.o, r.Drop)
+		lin[EncO].Forward(a.ctx, n, a.o, r.Drop)
 		a.oMask = adapter.Mask{}
 		if r.m.dropAfter {
 			r.dropout(c.HiddenDropout).Sample(&a.oMask, n*d)
@@ -336,10 +336,10 @@ func (r *BERTRun) Forward(b EncoderBatch) error {
 		a.x1, a.mean1, a.rstd1 = grow(a.x1, n*d), grow(a.mean1, n), grow(a.rstd1, n)
 		layernormForward(a.x1, a.mean1, a.rstd1, a.s1, w.LN1W, w.LN1B, n, d, eps)
 		a.f1, a.gl, a.glGrad = grow(a.f1, n*f), grow(a.gl, n*f), grow(a.glGrad, n*f)
-		lin[4].Forward(a.x1, n, a.f1, r.Drop)
+		lin[EncFF1].Forward(a.x1, n, a.f1, r.Drop)
 		geluForward(a.gl, a.glGrad, a.f1)
 		a.f2 = grow(a.f2, n*d)
-		lin[5].Forward(a.gl, n, a.f2, r.Drop)
+		lin[EncFF2].Forward(a.gl, n, a.f2, r.Drop)
 		r.dropout(c.HiddenDropout).Sample(&a.fMask, n*d)
 		a.fMask.Apply(a.f2, a.f2)
 		a.s2 = grow(a.s2, n*d)
@@ -444,7 +444,7 @@ func (r *BERTRun) Backward() {
 	for l := len(r.m.Blocks) - 1; l >= 0; l-- {
 		w := &r.m.Blocks[l]
 		a := &r.blocks[l]
-		lin := r.lin[l*6 : l*6+6]
+		lin := r.lin[l*EncoderLinears : (l+1)*EncoderLinears]
 		// out = LN2(dropout(ff2(gelu(ff1(x1)))) + x1)
 		clear(ds)
 		layernormBackward(ds, dx, a.s2, w.LN2W, a.mean2, a.rstd2, n, d)
@@ -452,10 +452,10 @@ func (r *BERTRun) Backward() {
 		clear(df)
 		a.fMask.AddBackward(df, ds)
 		clear(dgl)
-		lin[5].Backward(df, n, dgl)
+		lin[EncFF2].Backward(df, n, dgl)
 		clear(df1)
 		geluBackward(df1, dgl, a.glGrad)
-		lin[4].Backward(df1, n, dx1)
+		lin[EncFF1].Backward(df1, n, dx1)
 		// x1 = LN1(dropout?(o(attention(q(x), k(x), v(x)))) + x)
 		clear(ds)
 		layernormBackward(ds, dx1, a.s1, w.LN1W, a.mean1, a.rstd1, n, d)
@@ -463,7 +463,7 @@ func (r *BERTRun) Backward() {
 		clear(df)
 		a.oMask.AddBackward(df, ds)
 		clear(dctx)
-		lin[3].Backward(df, n, dctx)
+		lin[EncO].Backward(df, n, dctx)
 		clear(dq)
 		clear(dk)
 		clear(dv)
@@ -474,9 +474,9 @@ func (r *BERTRun) Backward() {
 		if l == 0 {
 			dIn = nil
 		}
-		lin[0].Backward(dq, n, dIn)
-		lin[1].Backward(dk, n, dIn)
-		lin[2].Backward(dv, n, dIn)
+		lin[EncQ].Backward(dq, n, dIn)
+		lin[EncK].Backward(dk, n, dIn)
+		lin[EncV].Backward(dv, n, dIn)
 	}
 }
 

@@ -72,11 +72,11 @@ func (g *Generator) Next(token int) ([]float32, error) {
 	}
 	for l := range g.m.Blocks {
 		w := &g.m.Blocks[l]
-		lin := g.lin[l*7 : l*7+7]
+		lin := g.lin[l*DecoderLinears : (l+1)*DecoderLinears]
 		rmsnormForward(g.xn, g.rstd, g.x, w.AttnNorm, 1, d, eps)
-		lin[0].Forward(g.xn, 1, g.q, nil)
-		lin[1].Forward(g.xn, 1, g.k, nil)
-		lin[2].Forward(g.xn, 1, g.v, nil)
+		lin[DecQ].Forward(g.xn, 1, g.q, nil)
+		lin[DecK].Forward(g.xn, 1, g.k, nil)
+		lin[DecV].Forward(g.xn, 1, g.v, nil)
 		ropeApply(g.q, pos, c.Heads, hd, g.m.Rope, g.m.cos, g.m.sin, 1)
 		ropeApply(g.k, pos, c.KVHeads, hd, g.m.Rope, g.m.cos, g.m.sin, 1)
 		copy(g.kc[l][g.pos*kw:], g.k)
@@ -109,15 +109,15 @@ func (g *Generator) Next(token int) ([]float32, error) {
 				}
 			}
 		}
-		lin[3].Forward(g.ao, 1, g.o, nil)
+		lin[DecO].Forward(g.ao, 1, g.o, nil)
 		for i := range g.x {
 			g.x[i] += g.o[i]
 		}
 		rmsnormForward(g.xn, g.rstd, g.x, w.FFNNorm, 1, d, eps)
-		lin[4].Forward(g.xn, 1, g.g, nil)
-		lin[5].Forward(g.xn, 1, g.u, nil)
+		lin[DecGate].Forward(g.xn, 1, g.g, nil)
+		lin[DecUp].Forward(g.xn, 1, g.u, nil)
 		swigluForward(g.h, g.g, g.u)
-		lin[6].Forward(g.h, 1, g.o, nil)
+		lin[DecDown].Forward(g.h, 1, g.o, nil)
 		for i := range g.x {
 			g.x[i] += g.o[i]
 		}

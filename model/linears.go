@@ -9,6 +9,31 @@ type Linear struct {
 	Bias      bool
 }
 
+// The adapted linears of one decoder block, in their AdaptedLinears order
+// (as llm.c names its l_qkvw, l_attprojw, …): block l's layer i is number
+// l·DecoderLinears + i, and a decoder's lm_head comes last.
+const (
+	DecQ = iota
+	DecK
+	DecV
+	DecO
+	DecGate
+	DecUp
+	DecDown
+	DecoderLinears // per block
+)
+
+// The adapted linears of one encoder block, in their AdaptedLinears order.
+const (
+	EncQ = iota
+	EncK
+	EncV
+	EncO
+	EncFF1
+	EncFF2
+	EncoderLinears // per block
+)
+
 // AdaptedLinears lists the linear layers that carry adapters, counting as the
 // Kron-LoRA paper does: every linear of every transformer block, and for
 // decoders also lm_head. Names follow the Hugging Face checkpoints, so adapter

@@ -203,14 +203,14 @@ func (r *LlamaRun) Forward(tokens []int, B, T int) error {
 	for l := range r.m.Blocks {
 		w := &r.m.Blocks[l]
 		a := &r.blocks[l]
-		lin := r.lin[l*7 : l*7+7]
+		lin := r.lin[l*DecoderLinears : (l+1)*DecoderLinears]
 		a.x = x
 		a.xn1, a.rstd1 = grow(a.xn1, n*d), grow(a.rstd1, n)
 		rmsnormForward(a.xn1, a.rstd1, x, w.AttnNorm, n, d, eps)
 		a.q, a.k, a.v = grow(a.q, n*qw), grow(a.k, n*kw), grow(a.v, n*kw)
-		lin[0].Forward(a.xn1, n, a.q, r.Drop)
-		lin[1].Forward(a.xn1, n, a.k, r.Drop)
-		lin[2].Forward(a.xn1, n, a.v, r.Drop)
+		lin[DecQ].Forward(a.xn1, n, a.q, r.Drop)
+		lin[DecK].Forward(a.xn1, n, a.k, r.Drop)
+		lin[DecV].Forward(a.xn1, n, a.v, r.Drop)
 		ropeApply(a.q, r.pos, c.Heads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, 1)
 		ropeApply(a.k, r.pos, c.KVHeads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, 1)
 		a.attStats, a.ao = grow(a.attStats, B*c.Heads*T*2), grow(a.ao, n*qw)
@@ -221,18 +221,18 @@ func (r *LlamaRun) Forward(tokens []int, B, T int) error {
 		}
 		attentionForward(a.ao, a.attStats, a.attProbs, a.q, a.k, a.v, nil, s, nil)
 		a.x2 = make([]float32, n*d)
-		lin[3].Forward(a.ao, n, a.x2, r.Drop)
+		lin[DecO].Forward(a.ao, n, a.x2, r.Drop)
 		for i := range a.x2 {
 			a.x2[i] += x[i]
 		}
 		a.xn2, a.rstd2 = grow(a.xn2, n*d), grow(a.rstd2, n)
 		rmsnormForward(a.xn2, a.rstd2, a.x2, w.FFNNorm, n, d, eps)
 		a.g, a.u, a.h = grow(a.g, n*f), grow(a.u, n*f), grow(a.h, n*f)
-		lin[4].Forward(a.xn2, n, a.g, r.Drop)
-		lin[5].Forward(a.xn2, n, a.u, r.Drop)
+		lin[DecGate].Forward(a.xn2, n, a.g, r.Drop)
+		lin[DecUp].Forward(a.xn2, n, a.u, r.Drop)
 		swigluForward(a.h, a.g, a.u)
 		x = make([]float32, n*d)
-		lin[6].Forward(a.h, n, x, r.Drop)
+		lin[DecDown].Forward(a.h, n, x, r.Drop)
 		for i := range x {
 			x[i] += a.x2[i]
 		}
@@ -306,18 +306,18 @@ func (r *LlamaRun) Backward() {
 	for l := len(r.m.Blocks) - 1; l >= 0; l-- {
 		w := &r.m.Blocks[l]
 		a := &r.blocks[l]
-		lin := r.lin[l*7 : l*7+7]
+		lin := r.lin[l*DecoderLinears : (l+1)*DecoderLinears]
 		// x3 = x2 + down(swiglu(gate(xn2), up(xn2)))
 		clear(dh)
-		lin[6].Backward(dx, n, dh)
+		lin[DecDown].Backward(dx, n, dh)
 		swigluBackward(dg, du, dh, a.g, a.u)
 		clear(dxn)
-		lin[4].Backward(dg, n, dxn)
-		lin[5].Backward(du, n, dxn)
+		lin[DecGate].Backward(dg, n, dxn)
+		lin[DecUp].Backward(du, n, dxn)
 		rmsnormBackward(dx, dxn, a.x2, w.FFNNorm, a.rstd2, n, d)
 		// x2 = x + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1)))
 		clear(dao)
-		lin[3].Backward(dx, n, dao)
+		lin[DecO].Backward(dx, n, dao)
 		clear(dq)
 		clear(dk)
 		clear(dv)
@@ -327,15 +327,15 @@ func (r *LlamaRun) Backward() {
 		if l == 0 {
 			// The embeddings are frozen: only the adapters' gradients are
 			// needed from the first block's projections.
-			lin[0].Backward(dq, n, nil)
-			lin[1].Backward(dk, n, nil)
-			lin[2].Backward(dv, n, nil)
+			lin[DecQ].Backward(dq, n, nil)
+			lin[DecK].Backward(dk, n, nil)
+			lin[DecV].Backward(dv, n, nil)
 			break
 		}
 		clear(dxn)
-		lin[0].Backward(dq, n, dxn)
-		lin[1].Backward(dk, n, dxn)
-		lin[2].Backward(dv, n, dxn)
+		lin[DecQ].Backward(dq, n, dxn)
+		lin[DecK].Backward(dk, n, dxn)
+		lin[DecV].Backward(dv, n, dxn)
 		rmsnormBackward(dx, dxn, a.x, w.AttnNorm, a.rstd1, n, d)
 	}
 }
