@@ -55,9 +55,9 @@ var targets = []adapter.Target{{Name: "m.q", DOut: 24, DIn: 20}, {Name: "m.down"
 // the re-fit against the dense weighted sum, the re-fit beats factor
 // averaging, and identical clients aggregate exactly.
 func TestKronExactAgainstDense(t *testing.T) {
-	var ups []Update
+	var ups []Weighted
 	for i := 0; i < 5; i++ {
-		ups = append(ups, Update{Set: kronSet(t, uint64(i), targets), Weight: float64(10 + 7*i)})
+		ups = append(ups, Weighted{Set: kronSet(t, uint64(i), targets), Weight: float64(10 + 7*i)})
 	}
 	got, errs, err := KronExact(ups)
 	if err != nil {
@@ -95,7 +95,7 @@ func TestKronExactAgainstDense(t *testing.T) {
 	}
 	// Identical clients: the sum is one Kronecker product of rank r: exact.
 	same := kronSet(t, 9, targets)
-	_, errs, err = KronExact([]Update{{same, 1}, {same.Clone(), 3}})
+	_, errs, err = KronExact([]Weighted{{same, 1}, {same.Clone(), 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,9 +107,9 @@ func TestKronExactAgainstDense(t *testing.T) {
 }
 
 func TestRobustRules(t *testing.T) {
-	var ups []Update
+	var ups []Weighted
 	for i := 0; i < 5; i++ {
-		ups = append(ups, Update{Set: kronSet(t, uint64(i), targets), Weight: 1})
+		ups = append(ups, Weighted{Set: kronSet(t, uint64(i), targets), Weight: 1})
 	}
 	// One poisoned client.
 	for _, p := range ups[4].Set.Params() {
@@ -155,10 +155,10 @@ func TestRobustRules(t *testing.T) {
 func TestAggregateErrors(t *testing.T) {
 	a := kronSet(t, 1, targets)
 	b := kronSet(t, 2, targets[:1])
-	if _, err := FedAvg([]Update{{a, 1}, {b, 1}}); err == nil || !strings.Contains(err.Error(), "update 1") {
+	if _, err := FedAvg([]Weighted{{a, 1}, {b, 1}}); err == nil || !strings.Contains(err.Error(), "update 1") {
 		t.Errorf("mismatched module lists: %v", err)
 	}
-	if _, err := FedAvg([]Update{{a, 0}}); err == nil || !strings.Contains(err.Error(), "weight 0") {
+	if _, err := FedAvg([]Weighted{{a, 0}}); err == nil || !strings.Contains(err.Error(), "weight 0") {
 		t.Errorf("zero weight: %v", err)
 	}
 	if _, err := FedAvg(nil); err == nil {
@@ -166,10 +166,10 @@ func TestAggregateErrors(t *testing.T) {
 	}
 	c := a.Clone()
 	c.Modules[0].Layer.Factors()[1].Data[3] = float32(math.NaN())
-	if _, err := FedAvg([]Update{{a, 1}, {c, 1}}); err == nil || !strings.Contains(err.Error(), "NaN") {
+	if _, err := FedAvg([]Weighted{{a, 1}, {c, 1}}); err == nil || !strings.Contains(err.Error(), "NaN") {
 		t.Errorf("NaN update: %v", err)
 	}
-	if _, err := TrimmedMean([]Update{{a, 1}}, 0.5); err == nil {
+	if _, err := TrimmedMean([]Weighted{{a, 1}}, 0.5); err == nil {
 		t.Error("trim fraction 0.5 accepted")
 	}
 }

@@ -234,22 +234,6 @@ func CheckClip(c float64) error {
 	return nil
 }
 
-// Norm returns the L2 norm of the whole Set — every factor of every module
-// and every dense tensor taken as one vector — computed in float64.
-func Norm(s *adapter.Set) float64 {
-	return paramsNorm(s.Params())
-}
-
-func paramsNorm(ps []adapter.Factor) float64 {
-	var ss float64
-	for _, p := range ps {
-		for _, v := range p.Data {
-			ss += float64(v) * float64(v)
-		}
-	}
-	return math.Sqrt(ss)
-}
-
 // ClipUpdate scales the whole update delta in place so that its L2 norm (all
 // tensors together, see Norm) is at most c, and returns the norm before
 // clipping and whether it was clipped (norm > c). The direction is kept: every
@@ -271,7 +255,7 @@ func ClipUpdate(delta *adapter.Set, c float64) (norm float64, clipped bool) {
 		panic("aggregate: ClipUpdate: " + err.Error())
 	}
 	ps := delta.Params()
-	norm = paramsNorm(ps)
+	norm = adapter.ParamsNorm(ps)
 	if math.IsNaN(norm) || math.IsInf(norm, 0) {
 		for _, p := range ps {
 			clear(p.Data)
@@ -290,7 +274,7 @@ func ClipUpdate(delta *adapter.Set, c float64) (norm float64, clipped bool) {
 				p.Data[k] = float32(float64(v) * scale)
 			}
 		}
-		if paramsNorm(ps) <= c {
+		if adapter.ParamsNorm(ps) <= c {
 			return norm, true
 		}
 		if try == 8 {
@@ -484,7 +468,7 @@ func (d *DP) Aggregate(deltas []*adapter.Set, unclipped []bool) (*adapter.Set, D
 	}
 	for i, s := range deltas {
 		ps := s.Params()
-		norm := paramsNorm(ps)
+		norm := adapter.ParamsNorm(ps)
 		rep.Norms[i] = norm
 		scale := 1.0
 		if norm > c {

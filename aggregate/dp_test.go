@@ -116,7 +116,7 @@ func TestClipUpdateAgainstDense(t *testing.T) {
 		if !clipped || !(math.IsNaN(norm) || math.IsInf(norm, 1)) {
 			t.Errorf("%v in update: norm %v, clipped %v", bad, norm, clipped)
 		}
-		if n := Norm(s); n != 0 {
+		if n := s.Norm(); n != 0 {
 			t.Errorf("%v in update: norm after clipping %v, want the update zeroed", bad, n)
 		}
 	}

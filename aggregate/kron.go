@@ -30,7 +30,7 @@ type ModuleError struct {
 // d_out·d_in beyond the factors' own size. Dense tensors are averaged. It
 // returns the new Set and each module's relative error (exact, from inner
 // products of the factors).
-func KronExact(updates []Update) (*adapter.Set, []ModuleError, error) {
+func KronExact(updates []Weighted) (*adapter.Set, []ModuleError, error) {
 	p, err := check(updates)
 	if err != nil {
 		return nil, nil, err

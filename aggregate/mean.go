@@ -8,14 +8,16 @@ import (
 	"github.com/kronfed/kronfed/adapter"
 )
 
-// Update is one client's adapter and its weight (usually its example count).
-type Update struct {
+// Weighted is one client's adapter θ (its factors, not its change) and its
+// weight (usually its example count): what the rules defined on the clients'
+// factors (FedAvg, KronExact, Median, TrimmedMean) combine.
+type Weighted struct {
 	Set    *adapter.Set
 	Weight float64
 }
 
 // check validates the updates and returns their weights normalized to sum 1.
-func check(updates []Update) ([]float64, error) {
+func check(updates []Weighted) ([]float64, error) {
 	if len(updates) == 0 {
 		return nil, fmt.Errorf("aggregate: no updates")
 	}
@@ -46,7 +48,7 @@ func check(updates []Update) ([]float64, error) {
 // normalized weights: FedAvg applied to the factors themselves. For Kron-LoRA
 // and LoRA this is not the average of the clients' ΔW (the mean of products is
 // not the product of means); see KronExact.
-func FedAvg(updates []Update) (*adapter.Set, error) {
+func FedAvg(updates []Weighted) (*adapter.Set, error) {
 	p, err := check(updates)
 	if err != nil {
 		return nil, err
@@ -70,7 +72,7 @@ func FedAvg(updates []Update) (*adapter.Set, error) {
 // Median returns the coordinate-wise median of the clients' tensors (weights
 // ignored; the mean of the two middle values for an even count): robust to a
 // minority of arbitrarily bad updates.
-func Median(updates []Update) (*adapter.Set, error) {
+func Median(updates []Weighted) (*adapter.Set, error) {
 	return coordinatewise(updates, func(vals []float64) float64 {
 		slices.Sort(vals)
 		n := len(vals)
@@ -83,7 +85,7 @@ func Median(updates []Update) (*adapter.Set, error) {
 
 // TrimmedMean drops the ⌊beta·n⌋ largest and smallest values of every
 // coordinate and averages the rest (weights ignored). beta in [0, 0.5).
-func TrimmedMean(updates []Update, beta float64) (*adapter.Set, error) {
+func TrimmedMean(updates []Weighted, beta float64) (*adapter.Set, error) {
 	if !(beta >= 0 && beta < 0.5) {
 		return nil, fmt.Errorf("aggregate: trimmed-mean fraction %v must be in [0, 0.5)", beta)
 	}
@@ -99,7 +101,7 @@ func TrimmedMean(updates []Update, beta float64) (*adapter.Set, error) {
 	})
 }
 
-func coordinatewise(updates []Update, reduce func([]float64) float64) (*adapter.Set, error) {
+func coordinatewise(updates []Weighted, reduce func([]float64) float64) (*adapter.Set, error) {
 	if _, err := check(updates); err != nil {
 		return nil, err
 	}

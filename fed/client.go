@@ -302,8 +302,8 @@ func (c *Client) checkAssignment(a *fedpb.RoundAssignment) error {
 	return nil
 }
 
-// train runs local training and prepares the upload: update = local −
-// global, quantized, encrypted to the coordinator and signed.
+// train runs local training and prepares the upload: the update
+// Δ = local − global, quantized, encrypted to the coordinator and signed.
 func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEvent {
 	if c.cfg.Slots != nil {
 		select {
@@ -329,8 +329,9 @@ func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEven
 	h := fnv.New64a()
 	h.Write([]byte(c.cfg.Name))
 	rng := mrand.New(mrand.NewPCG(a.Config.Seed, h.Sum64()))
+	delta := local.Sub(c.global) // the round's update Δ = local − global, in local's storage
 	if rc := a.Config; rc.LocalNoise > 0 {
-		if err := c.addLocalNoise(local, rc, h.Sum64()); err != nil {
+		if err := c.addLocalNoise(delta, rc, h.Sum64()); err != nil {
 			return Failed{Class: SkipRound, Err: fmt.Errorf("round %d local DP: %w", a.Round, err)}
 		}
 	}
@@ -340,13 +341,13 @@ func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEven
 			return Failed{Class: SkipRound, Err: fmt.Errorf("round %d: trained without a finished key exchange", a.Round)}
 		}
 		var cut int
-		if payload, cut, err = c.maskedUpdate(local, rng); err != nil {
+		if payload, cut, err = c.maskedUpdate(delta, rng); err != nil {
 			return Failed{Class: SkipRound, Err: fmt.Errorf("round %d masked input: %w", a.Round, err)}
 		}
 		if cut > 0 {
 			c.log.Warn("update coordinates clipped to the secure-aggregation range", "round", a.Round, "clipped", cut, "range", a.Secagg.Range)
 		}
-	} else if payload, err = EncodeUpdate(c.global, local, a.Round, c.cfg.Name, a.GlobalVersion, int(a.Config.Bits), rng); err != nil {
+	} else if payload, err = EncodeUpdate(c.global, delta, a.Round, c.cfg.Name, a.GlobalVersion, int(a.Config.Bits), rng); err != nil {
 		return Failed{Class: SkipRound, Err: err}
 	}
 	ct, err := secure.Encrypt(c.cfg.Recipient, payload)
@@ -356,7 +357,7 @@ func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEven
 	nonce := make([]byte, NonceSize)
 	rand.Read(nonce)
 	hd := &fedpb.UploadHeader{Round: a.Round, Client: c.cfg.Name, BaseVersion: a.GlobalVersion, Examples: int64(stats.Examples),
-		Size: uint64(len(ct)), Digest: Digest(ct), Nonce: nonce, RawBytes: RawBytes(local), TrainLoss: stats.Loss, ValAccuracy: stats.Accuracy}
+		Size: uint64(len(ct)), Digest: Digest(ct), Nonce: nonce, RawBytes: RawBytes(delta), TrainLoss: stats.Loss, ValAccuracy: stats.Accuracy}
 	if hd.Signature, err = secure.SignWithKey(c.cfg.Key, UploadSigningBytes(hd)); err != nil {
 		return Failed{Class: Fatal, Err: err}
 	}
@@ -364,12 +365,10 @@ func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEven
 	return Trained{Now: c.cfg.Now()}
 }
 
-// addLocalNoise is local DP: the update local − global is clipped to the
-// round's norm and noised (aggregate.AddLocalNoise) before it leaves the
-// client; local becomes global + the noisy update.
-func (c *Client) addLocalNoise(local *adapter.Set, rc *fedpb.RoundConfig, nameHash uint64) error {
-	delta := updateOf(local, c.global)
-	g, d := c.global.Params(), delta.Params()
+// addLocalNoise is local DP: the update delta (local − global) is clipped
+// to the round's norm and noised in place (aggregate.AddLocalNoise) before
+// it leaves the client.
+func (c *Client) addLocalNoise(delta *adapter.Set, rc *fedpb.RoundConfig, nameHash uint64) error {
 	src := aggregate.CryptoNoise()
 	if rc.LocalNoiseSeeded {
 		src = aggregate.SeededNoise(rc.Seed ^ nameHash)
@@ -377,12 +376,6 @@ func (c *Client) addLocalNoise(local *adapter.Set, rc *fedpb.RoundConfig, nameHa
 	norm, clipped, err := aggregate.AddLocalNoise(delta, rc.LocalClip, rc.LocalNoise, src)
 	if err != nil {
 		return err
-	}
-	l := local.Params()
-	for i := range l {
-		for j := range l[i].Data {
-			l[i].Data[j] = g[i].Data[j] + d[i].Data[j]
-		}
 	}
 	c.log.Info("local DP", "norm", norm, "clipped", clipped, "clip", rc.LocalClip, "noise_multiplier", rc.LocalNoise, "seeded", rc.LocalNoiseSeeded)
 	return nil

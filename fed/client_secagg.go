@@ -141,14 +141,13 @@ func (c *Client) keying(ctx context.Context, a *fedpb.RoundAssignment) ClientEve
 	return Keyed{}
 }
 
-// maskedUpdate is the secure-aggregation payload of a trained round:
-// update = local − global, clipped to the round's L2 norm under DP, every
-// coordinate clipped to ±range, encoded on the common grid with the
-// client's weight, and masked. It returns the payload and how many
-// coordinates the range clipped.
-func (c *Client) maskedUpdate(local *adapter.Set, rng *mrand.Rand) ([]byte, int, error) {
+// maskedUpdate is the secure-aggregation payload of a trained round: the
+// update delta (local − global; clipped here, in place, to the round's L2
+// norm under DP), every coordinate clipped to ±range, encoded on the common
+// grid with the client's weight, and masked. It returns the payload and how
+// many coordinates the range clipped.
+func (c *Client) maskedUpdate(delta *adapter.Set, rng *mrand.Rand) ([]byte, int, error) {
 	sa := c.sa
-	delta := updateOf(local, c.global)
 	s := sa.setup
 	unclipped := true
 	if s.Clip > 0 {

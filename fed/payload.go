@@ -119,15 +119,15 @@ const (
 	metaPayload = "kronfed_payload"
 )
 
-// EncodeUpdate is the client's side of an upload: update = local − global
-// for every tensor, quantized to bits (stochastic rounding driven by rng; 32
-// sends float32), as an adapter file bound to (round, client, base). Dense
-// tensors (task heads) always travel as float32.
-func EncodeUpdate(global, local *adapter.Set, round uint64, client string, base uint64, bits int, rng *rand.Rand) ([]byte, error) {
-	if err := global.SameShape(local); err != nil {
+// EncodeUpdate is the client's side of an upload: its change delta
+// (local − global, of the global adapter's shape), quantized to bits
+// (stochastic rounding driven by rng; 32 sends float32), as an adapter file
+// bound to (round, client, base). Dense tensors (task heads) always travel
+// as float32.
+func EncodeUpdate(global, delta *adapter.Set, round uint64, client string, base uint64, bits int, rng *rand.Rand) ([]byte, error) {
+	if err := global.SameShape(delta); err != nil {
 		return nil, fmt.Errorf("encode update: %w", err)
 	}
-	delta := updateOf(local, global)
 	opts := adapter.SaveOptions{Bits: 32}
 	if bits != 32 {
 		opts = adapter.SaveOptions{Bits: bits, Scheme: UploadScheme(bits), Rng: rng}
@@ -144,7 +144,7 @@ func EncodeUpdate(global, local *adapter.Set, round uint64, client string, base 
 // DecodeUpdate is the coordinator's side: it parses a decrypted payload,
 // checks that it is an update for (round, client, base) of the global
 // adapter's exact shape, base model and bit width, and returns the client's
-// adapter θ = global + dequantized update.
+// dequantized change Δ (what the aggregation strategies take).
 func DecodeUpdate(payload []byte, global *adapter.Set, round uint64, client string, base uint64, bits int) (*adapter.Set, error) {
 	delta, meta, err := DecodeAdapter(payload)
 	if err != nil {
@@ -166,40 +166,10 @@ func DecodeUpdate(payload []byte, global *adapter.Set, round uint64, client stri
 	if err := global.SameShape(delta); err != nil {
 		return nil, fmt.Errorf("update payload: %w", err)
 	}
-	g, d := global.Params(), delta.Params()
-	for i := range d {
-		for j := range d[i].Data {
-			d[i].Data[j] += g[i].Data[j]
-		}
-	}
 	if err := delta.CheckFinite(); err != nil {
 		return nil, fmt.Errorf("update payload: %w", err)
 	}
 	return delta, nil
-}
-
-// updateOf returns local − global, tensor by tensor (same shape).
-func updateOf(local, global *adapter.Set) *adapter.Set {
-	delta := local.Clone()
-	g, d := global.Params(), delta.Params()
-	for i := range d {
-		for j := range d[i].Data {
-			d[i].Data[j] -= g[i].Data[j]
-		}
-	}
-	return delta
-}
-
-// applyUpdate returns global + delta (same shape).
-func applyUpdate(global, delta *adapter.Set) *adapter.Set {
-	next := global.Clone()
-	n, d := next.Params(), delta.Params()
-	for k := range n {
-		for j := range n[k].Data {
-			n[k].Data[j] += d[k].Data[j]
-		}
-	}
-	return next
 }
 
 // Digest is the SHA-256 of b.

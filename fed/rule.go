@@ -82,88 +82,21 @@ func (r Rule) String() string {
 	return r.Name
 }
 
-// Check reports a rule that cannot aggregate adapters of kind.
-func (r Rule) Check(kind adapter.Kind) error {
-	if r.Name == "kron-exact" && kind != adapter.KindKron {
-		return fmt.Errorf("aggregation rule kron-exact needs Kron-LoRA adapters, the federation trains %s", kind)
+// Strategy builds the aggregation strategy of this rule for a federation
+// of adapters of kind under policy (central DP wraps it; secure aggregation
+// needs a strategy that works from the sum), refusing the combinations that
+// cannot work. noise is central DP's noise source (nil: CryptoNoise).
+func (r Rule) Strategy(kind adapter.Kind, policy Policy, noise aggregate.NoiseSource) (aggregate.Strategy, error) {
+	c := aggregate.StrategyConfig{Rule: r.Name, Beta: r.Beta, LR: r.LR, Tau: r.Tau, Kind: kind, SecureSum: policy.SecAgg != nil}
+	if dp := policy.DP; dp != nil && !dp.Local {
+		c.DP = &aggregate.CentralDPConfig{NoiseMultiplier: dp.Noise, Adaptive: dp.Adaptive, Noise: noise}
 	}
-	return nil
+	return aggregate.NewStrategy(c)
 }
 
-// Aggregator applies a Rule round after round, keeping the server
-// optimizer's state between rounds.
-type Aggregator struct {
-	Rule Rule
-	adam *aggregate.FedAdam
-}
-
-// NewAggregator prepares rule for adapters of kind.
-func NewAggregator(rule Rule, kind adapter.Kind) (*Aggregator, error) {
-	if err := rule.Check(kind); err != nil {
-		return nil, err
-	}
-	a := &Aggregator{Rule: rule}
-	if rule.Name == "fedadam" {
-		a.adam = aggregate.NewFedAdam(rule.LR, rule.Tau)
-	}
-	return a, nil
-}
-
-// Apply combines the clients' adapters into the next global adapter.
-// global is not modified, and neither is the optimizer's state: with
-// FedAdam, opt is the state after this step (nil for the other rules), to
-// be persisted together with next and then adopted with Commit, so an
-// aggregation that fails or is redone after a crash starts from the same
-// moments. relErr is the largest per-module relative error of the
-// Kron-aware re-fit (0 for the other rules).
-func (a *Aggregator) Apply(global *adapter.Set, updates []aggregate.Update) (next *adapter.Set, opt *aggregate.FedAdam, relErr float64, err error) {
-	switch a.Rule.Name {
-	case "fedavg":
-		next, err = aggregate.FedAvg(updates)
-	case "kron-exact":
-		var errs []aggregate.ModuleError
-		next, errs, err = aggregate.KronExact(updates)
-		for _, e := range errs {
-			relErr = max(relErr, e.Rel)
-		}
-	case "median":
-		next, err = aggregate.Median(updates)
-	case "trimmed-mean":
-		next, err = aggregate.TrimmedMean(updates, a.Rule.Beta)
-	case "fedadam":
-		var avg *adapter.Set
-		if avg, err = aggregate.FedAvg(updates); err == nil {
-			next, opt = global.Clone(), a.adam.Clone()
-			err = opt.Step(next, avg)
-		}
-	default:
-		err = fmt.Errorf("unknown aggregation rule %q", a.Rule.Name)
-	}
-	if err != nil {
-		return nil, nil, 0, fmt.Errorf("aggregate (%s): %w", a.Rule, err)
-	}
-	next.BaseModel = global.BaseModel
-	return next, opt, relErr, nil
-}
-
-// Commit adopts the optimizer state an Apply returned, once its global
-// adapter is stored (nil: nothing to adopt).
-func (a *Aggregator) Commit(opt *aggregate.FedAdam) {
-	if opt != nil {
-		a.adam = opt
-	}
-}
-
-// Restore continues from the optimizer state stored with the current
-// global adapter (shape). Empty state is a fresh start; state stored for a
-// rule without one (the operator changed the rule) is dropped, and
-// reported so.
-func (a *Aggregator) Restore(state []byte, shape *adapter.Set) (dropped bool, err error) {
-	switch {
-	case len(state) == 0:
-		return false, nil
-	case a.adam == nil:
-		return true, nil
-	}
-	return false, a.adam.UnmarshalMoments(state, shape)
+// Check reports a rule that cannot aggregate adapters of kind under policy
+// (aggregate.NewStrategy's refusals; kind "" checks the policy alone).
+func (r Rule) Check(kind adapter.Kind, policy Policy) error {
+	_, err := r.Strategy(kind, policy, nil)
+	return err
 }

@@ -81,11 +81,11 @@ type global struct {
 // with durable storage, payload verification and aggregation around it.
 // Transports (gRPC, in-memory) call its methods with an authenticated Peer.
 type Server struct {
-	cfg   ServerConfig
-	log   *slog.Logger
-	met   *Metrics
-	store *store.Store
-	agg   *Aggregator
+	cfg      ServerConfig
+	log      *slog.Logger
+	met      *Metrics
+	store    *store.Store
+	strategy aggregate.Strategy
 
 	mu         sync.Mutex
 	m          *Machine
@@ -186,31 +186,25 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 		s.log.Info("new federation", "store", s.store.Path(), "model", cfg.Initial.BaseModel, "adapter", cfg.Initial.Config.String())
 	}
-	if s.agg, err = NewAggregator(cfg.Rule, s.cur.set.Config.Kind); err != nil {
-		return nil, fmt.Errorf("coordinator: %w", err)
-	}
-	// A restarted coordinator continues the server optimizer where the
-	// current version left it, not from zero moments.
-	dropped, err := s.agg.Restore(optimizer, s.cur.set)
-	if err != nil {
-		return nil, fmt.Errorf("coordinator: global adapter version %d: %w", s.cur.version, err)
-	}
-	if dropped {
-		s.log.Warn("the stored server optimizer state is not used by this rule: dropped", "rule", cfg.Rule.String(), "global_version", s.cur.version)
-	}
-	if cfg.Policy.SecAgg != nil && cfg.Rule.Name != "fedavg" {
-		return nil, fmt.Errorf("coordinator: secure aggregation reveals only the sum of the updates; aggregation rule %s needs each one (use fedavg)", cfg.Rule)
-	}
 	if dp := cfg.Policy.DP; dp != nil {
-		if cfg.Rule.Name != "fedavg" && !dp.Local {
-			return nil, fmt.Errorf("coordinator: differential privacy averages clipped updates; aggregation rule %s cannot be combined with it (use fedavg)", cfg.Rule)
-		}
 		if dp.SeededNoise {
 			s.noise = aggregate.SeededNoise(dp.Seed)
 			s.log.Warn("DP noise is seeded: reproducible but NOT private (simulation only)")
 		} else {
 			s.noise = aggregate.CryptoNoise()
 		}
+	}
+	if s.strategy, err = cfg.Rule.Strategy(s.cur.set.Config.Kind, cfg.Policy, s.noise); err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	// A restarted coordinator continues the server optimizer where the
+	// current version left it, not from zero moments.
+	dropped, err := s.strategy.Restore(optimizer, s.cur.set)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: global adapter version %d: %w", s.cur.version, err)
+	}
+	if dropped {
+		s.log.Warn("the stored server optimizer state is not used by this rule: dropped", "rule", cfg.Rule.String(), "global_version", s.cur.version)
 	}
 	if s.cfg.MaxUploadBytes <= 0 {
 		s.cfg.MaxUploadBytes = 4*int64(RawBytes(s.cur.set)) + 1<<20
@@ -729,7 +723,7 @@ func (s *Server) remember(round uint64, client string, set *adapter.Set) {
 // outcome back into the state machine.
 func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 	start := time.Now()
-	next, opt, res, nextClip, err := s.combine(job)
+	out, res, err := s.combine(job)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -738,16 +732,12 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 		return
 	}
 	before := s.m.State()
-	effects := s.m.Aggregated(job.Round, job.BaseVersion+1, nextClip)
+	effects := s.m.Aggregated(job.Round, job.BaseVersion+1, out.NextClip)
 	after := s.m.State()
 	res.Epsilon = after.Epsilon
-	g, err := newGlobal(job.BaseVersion+1, job.Round, next)
-	var moments []byte
+	g, err := newGlobal(job.BaseVersion+1, job.Round, out.Next)
 	if err == nil {
-		moments, err = opt.MarshalMoments(next)
-	}
-	if err == nil {
-		err = s.putGlobal(g, moments, after)
+		err = s.putGlobal(g, out.State, after)
 	}
 	if err != nil {
 		s.m.Restore(before)
@@ -755,7 +745,7 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 		s.step(func() []Effect { return s.m.AggregationFailed(job.Round, err.Error()) })
 		return
 	}
-	s.agg.Commit(opt)
+	out.Commit()
 	s.prev, s.cur = s.cur, g
 	elapsed := time.Since(start).Seconds()
 	s.met.AggregateSecond.Observe(elapsed)
@@ -767,60 +757,61 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 	res.AggregateSeconds = elapsed
 	res.StartedUnixMs, res.FinishedUnixMs = before.Started.UnixMilli(), s.cfg.Now().UnixMilli()
 	s.recordResult(res, after)
-	s.log.Info("aggregated", "round", job.Round, "rule", s.agg.Rule.String(), "clients", len(job.Uploads), "examples", res.Examples,
+	s.log.Info("aggregated", "round", job.Round, "rule", s.strategy.String(), "clients", len(job.Uploads), "examples", res.Examples,
 		"train_loss", res.TrainLoss, "val_accuracy", res.ValAccuracy, "wire_bytes", res.WireBytes, "raw_bytes", res.RawBytes,
 		"aggregation_error", res.AggregationError, "epsilon", res.Epsilon, "secure_aggregation", res.SecureAggregation, "seconds", elapsed)
 	s.handle(effects)
 }
 
-// combine decrypts and decodes the round's stored uploads and aggregates
-// them onto the base version. opt is the server optimizer's state after
-// the step (FedAdam), to be stored with next before it is adopted.
-func (s *Server) combine(job StartAggregation) (next *adapter.Set, opt *aggregate.FedAdam, res *fedpb.RoundResult, nextClip float64, err error) {
+// combine hands the round's updates — decrypted and decoded as the clients'
+// changes Δ, or with secure aggregation only their sum — to the strategy,
+// and starts the round's result.
+func (s *Server) combine(job StartAggregation) (*aggregate.Result, *fedpb.RoundResult, error) {
 	s.mu.Lock()
-	base := s.cur
+	base, st := s.cur, s.m.State()
 	var cached map[string]*adapter.Set // read-only from here: uploads are closed
 	if s.decodedRound == job.Round {
 		cached = s.decoded
 	}
 	s.mu.Unlock()
 	if base.version != job.BaseVersion {
-		return nil, nil, nil, 0, fmt.Errorf("round %d trains from version %d but version %d is current", job.Round, job.BaseVersion, base.version)
+		return nil, nil, fmt.Errorf("round %d trains from version %d but version %d is current", job.Round, job.BaseVersion, base.version)
 	}
 	if len(job.Uploads) == 0 {
-		return nil, nil, nil, 0, errors.New("no uploads to aggregate")
+		return nil, nil, errors.New("no uploads to aggregate")
 	}
-	res = summarize(job.Uploads)
+	res := summarize(job.Uploads)
+	var out *aggregate.Result
+	var err error
 	if s.cfg.Policy.SecAgg != nil {
-		next, nextClip, err = s.secureAverage(job, base, res)
-		return next, nil, res, nextClip, err
-	}
-	updates := make([]aggregate.Update, 0, len(job.Uploads))
-	for _, r := range job.Uploads {
-		set := cached[r.Client]
-		if set == nil {
-			if set, err = s.loadUpload(job, r.Client, base); err != nil {
-				return nil, nil, nil, 0, err
+		out, err = s.secureSum(job, base, st, res)
+	} else {
+		r := aggregate.Round{Base: base.set, Cohort: len(st.Cohort), Clip: st.Clip}
+		for _, u := range job.Uploads {
+			delta := cached[u.Client]
+			if delta == nil {
+				if delta, err = s.loadUpload(job, u.Client, base); err != nil {
+					return nil, nil, err
+				}
 			}
+			r.Updates = append(r.Updates, aggregate.Update{Delta: delta, Weight: float64(u.Examples)})
 		}
-		updates = append(updates, aggregate.Update{Set: set, Weight: float64(r.Examples)})
+		out, err = s.strategy.Aggregate(r)
 	}
-	if dp := s.cfg.Policy.DP; dp != nil && !dp.Local {
-		next, nextClip, err = s.privateAverage(dp, job, base.set, updates, res)
-		return next, nil, res, nextClip, err
-	}
-	next, opt, relErr, err := s.agg.Apply(base.set, updates)
 	if err != nil {
-		return nil, nil, nil, 0, err
+		return nil, nil, fmt.Errorf("aggregate (%s): %w", s.strategy, err)
 	}
-	res.AggregationError = relErr
+	res.AggregationError = out.AggregationError
+	if rep := out.DP; rep != nil {
+		res.Clip, res.NoiseStd, res.Noise = rep.Clip, rep.NoiseStd, rep.Noise
+		s.log.Info("differential privacy", "round", job.Round, "clip", rep.Clip, "next_clip", out.NextClip, "noise_std", rep.NoiseStd,
+			"noise", rep.Noise, "clipped", rep.Clipped, "unclipped", rep.Unclipped, "clients", rep.Clients)
+	}
 	if dp := s.cfg.Policy.DP; dp != nil && dp.Local {
-		s.mu.Lock()
-		res.Clip = s.m.State().Clip
-		s.mu.Unlock()
+		res.Clip = st.Clip
 		res.NoiseStd, res.Noise = dp.Noise*res.Clip, "local: each client noised its own update"
 	}
-	return next, opt, res, 0, nil
+	return out, res, nil
 }
 
 // summarize starts a round's result from its accepted uploads: clients,
@@ -841,35 +832,6 @@ func summarize(uploads []Receipt) *fedpb.RoundResult {
 	return res
 }
 
-// privateAverage is DP-FedAvg: every client's update Δ_i = θ_i − global
-// clipped to C, Gaussian noise added to the sum, divided by the cohort size
-// (the fixed denominator), added to the global adapter. Weights are not
-// used: each client must move the sum by at most C. res gets the round's
-// clip (the next round's, with adaptive clipping) and noise.
-func (s *Server) privateAverage(dp *DPPolicy, job StartAggregation, global *adapter.Set, updates []aggregate.Update, res *fedpb.RoundResult) (*adapter.Set, float64, error) {
-	s.mu.Lock()
-	st := s.m.State()
-	s.mu.Unlock()
-	deltas := make([]*adapter.Set, len(updates))
-	for i, u := range updates {
-		deltas[i] = updateOf(u.Set, global)
-	}
-	cohort := float64(len(st.Cohort))
-	d := aggregate.DP{Clip: st.Clip, NoiseMultiplier: dp.Noise, ExpectedClients: cohort, Noise: s.noise}
-	if dp.Adaptive {
-		d.Adaptive = aggregate.DefaultAdaptiveClip(cohort)
-	}
-	mean, rep, err := d.Aggregate(deltas, nil)
-	if err != nil {
-		return nil, 0, err
-	}
-	next := applyUpdate(global, mean)
-	res.Clip, res.NoiseStd, res.Noise = rep.Clip, rep.NoiseStd, rep.Noise
-	s.log.Info("differential privacy", "round", job.Round, "clip", rep.Clip, "next_clip", d.Clip, "noise_std", rep.NoiseStd,
-		"noise", rep.Noise, "clipped", rep.Clipped, "clients", rep.Clients)
-	return next, d.Clip, nil
-}
-
 // loadUpload decrypts and decodes a stored upload (after a restart, or
 // beyond the cache budget).
 func (s *Server) loadUpload(job StartAggregation, client string, base *global) (*adapter.Set, error) {
@@ -881,27 +843,27 @@ func (s *Server) loadUpload(job StartAggregation, client string, base *global) (
 	if err := proto.Unmarshal(rec, &su); err != nil {
 		return nil, fmt.Errorf("stored upload of %s: %w", client, err)
 	}
-	set, err := s.open(su.Ciphertext, base, job.Round, client)
+	delta, err := s.open(su.Ciphertext, base, job.Round, client)
 	if err != nil {
 		return nil, fmt.Errorf("stored upload of %s: %w", client, err)
 	}
-	return set, nil
+	return delta, nil
 }
 
-// open decrypts an upload's ciphertext and decodes it as client's update
-// for round against base, returning the client's adapter θ = base + Δ. The
-// plaintext is capped well above any honest update of base's shape, so a
-// forged size cannot make the coordinator allocate without bound.
+// open decrypts an upload's ciphertext and decodes it as client's update Δ
+// for round against base. The plaintext is capped well above any honest
+// update of base's shape, so a forged size cannot make the coordinator
+// allocate without bound.
 func (s *Server) open(ct []byte, base *global, round uint64, client string) (*adapter.Set, error) {
 	plain, err := s.decrypt(ct, base)
 	if err != nil {
 		return nil, err
 	}
-	set, err := DecodeUpdate(plain, base.set, round, client, base.version, int(s.cfg.Policy.Train.Bits))
+	delta, err := DecodeUpdate(plain, base.set, round, client, base.version, int(s.cfg.Policy.Train.Bits))
 	if err != nil {
 		return nil, refuse(codes.InvalidArgument, "bad_payload", "%v", err)
 	}
-	return set, nil
+	return delta, nil
 }
 
 // Status reports the coordinator's state.

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/aggregate"
 	"github.com/kronfed/kronfed/fed/fedpb"
 )
@@ -187,50 +186,30 @@ func (s *Server) secAggStep(client string, req *fedpb.SecAggRequest, offer bool)
 	return resp, s.changed, nil
 }
 
-// secureAverage reconstructs the survivors' sum from the secure
-// aggregation and turns it into the next global adapter: the weighted mean
-// update (FedAvg), or with DP the noised sum of clipped updates over the
-// expected cohort size.
-func (s *Server) secureAverage(job StartAggregation, base *global, res *fedpb.RoundResult) (*adapter.Set, float64, error) {
+// secureSum reconstructs the survivors' sum from the secure aggregation and
+// hands it to the strategy (a SumStrategy: FedAvg's weighted mean, or with
+// central DP the noised sum of the clipped updates over the cohort).
+func (s *Server) secureSum(job StartAggregation, base *global, st State, res *fedpb.RoundResult) (*aggregate.Result, error) {
 	s.mu.Lock()
-	sa, st := s.sa, s.m.State()
+	sa := s.sa
 	s.mu.Unlock()
 	if sa == nil || sa.round != job.Round {
-		return nil, 0, fmt.Errorf("round %d has no secure aggregation state", job.Round)
+		return nil, fmt.Errorf("round %d has no secure aggregation state", job.Round)
 	}
 	sum, err := sa.srv.Result()
 	if err != nil {
-		return nil, 0, fmt.Errorf("secure aggregation: %w", err)
+		return nil, fmt.Errorf("secure aggregation: %w", err)
 	}
 	weight, n := sa.survivorWeight()
 	total, unclipped, err := decodeSecAggSum(sum, sa.setup, int(s.cfg.Policy.Train.Bits), weight, n, base.set)
 	if err != nil {
-		return nil, 0, fmt.Errorf("secure aggregation: %w", err)
+		return nil, fmt.Errorf("secure aggregation: %w", err)
 	}
 	res.SecureAggregation, res.Survivors = sa.describe(), uint32(n)
-	var mean *adapter.Set
-	nextClip := 0.0
-	if dp := s.cfg.Policy.DP; dp != nil {
-		cohort := float64(len(st.Cohort))
-		d := aggregate.DP{Clip: st.Clip, NoiseMultiplier: dp.Noise, ExpectedClients: cohort, Noise: s.noise}
-		if dp.Adaptive {
-			d.Adaptive = aggregate.DefaultAdaptiveClip(cohort)
-		}
-		var rep aggregate.DPReport
-		if mean, rep, err = d.NoiseSum(total, n, unclipped); err != nil {
-			return nil, 0, err
-		}
-		res.Clip, res.NoiseStd, res.Noise = rep.Clip, rep.NoiseStd, rep.Noise
-		nextClip = d.Clip
-		s.log.Info("differential privacy", "round", job.Round, "clip", rep.Clip, "next_clip", d.Clip, "noise_std", rep.NoiseStd,
-			"noise", rep.Noise, "unclipped", unclipped, "clients", n)
-	} else {
-		mean = total
-		for _, p := range mean.Params() {
-			for j := range p.Data {
-				p.Data[j] = float32(float64(p.Data[j]) / float64(weight))
-			}
-		}
+	strategy, ok := s.strategy.(aggregate.SumStrategy)
+	if !ok { // NewStrategy refuses such a policy
+		return nil, fmt.Errorf("secure aggregation: %s cannot work from a sum", s.strategy)
 	}
-	return applyUpdate(base.set, mean), nextClip, nil
+	return strategy.AggregateSum(aggregate.Sum{Base: base.set, Total: total, Weight: float64(weight), Clients: n, Unclipped: unclipped,
+		Cohort: len(st.Cohort), Clip: st.Clip})
 }

@@ -11,6 +11,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -406,8 +407,36 @@ func TestRuleParse(t *testing.T) {
 		}
 	}
 	r, _ := ParseRule("kron-exact")
-	if err := r.Check(adapter.KindLoRA); err == nil {
+	if err := r.Check(adapter.KindLoRA, Policy{}); err == nil {
 		t.Error("kron-exact accepted for LoRA")
+	}
+	// Each combination that cannot work is refused by the one constructor
+	// (aggregate.NewStrategy), with the reason.
+	dp := &DPPolicy{Clip: 1, Noise: 1, Delta: 1e-5}
+	for _, c := range []struct {
+		rule   string
+		policy Policy
+		want   string
+	}{
+		{"median", Policy{DP: dp}, "cannot be combined"},
+		{"fedadam", Policy{SecAgg: &SecAggPolicy{}}, "reveals only the sum"},
+		{"kron-exact", Policy{SecAgg: &SecAggPolicy{}}, "reveals only the sum"},
+	} {
+		r, _ := ParseRule(c.rule)
+		if err := r.Check(adapter.KindKron, c.policy); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s with %+v: %v, want %q", c.rule, c.policy, err, c.want)
+		}
+	}
+	for _, rule := range []string{"median", "fedadam", "kron-exact"} {
+		r, _ := ParseRule(rule)
+		if err := r.Check(adapter.KindKron, Policy{DP: &DPPolicy{Clip: 1, Noise: 1, Local: true}}); err != nil {
+			t.Errorf("%s with local DP refused: %v", rule, err)
+		}
+	}
+	for _, p := range []Policy{{DP: dp}, {SecAgg: &SecAggPolicy{}}, {DP: dp, SecAgg: &SecAggPolicy{}}} {
+		if err := (Rule{Name: "fedavg"}).Check(adapter.KindLoRA, p); err != nil {
+			t.Errorf("fedavg with %+v refused: %v", p, err)
+		}
 	}
 }
 

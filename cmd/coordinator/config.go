@@ -162,12 +162,14 @@ func (c serveConfig) policy() (fed.Policy, fed.Rule, error) {
 				return fed.Policy{}, fed.Rule{}, fmt.Errorf("secure_aggregation.stage_timeout %q: %w", sa.StageTimeout, err)
 			}
 		}
-		if rule.Name != "fedavg" {
-			return fed.Policy{}, fed.Rule{}, fmt.Errorf("secure_aggregation reveals only the sum of the updates: rounds.rule %s needs each one (use fedavg)", rule)
-		}
 	}
 	if err := p.Validate(); err != nil {
 		return fed.Policy{}, fed.Rule{}, err
+	}
+	// The rule against DP and secure aggregation (the adapter's kind is
+	// checked when the federation's adapter is made).
+	if err := rule.Check("", p); err != nil {
+		return fed.Policy{}, fed.Rule{}, fmt.Errorf("rounds.rule: %w", err)
 	}
 	return p, rule, nil
 }

@@ -547,9 +547,6 @@ func resolveSettings(cfg forgettingConfig) (settings, error) {
 		if err != nil {
 			return settings{}, err
 		}
-		if err := rule.Check(c.Kind); err != nil {
-			return settings{}, err
-		}
 		adapters = append(adapters, c)
 	}
 	rc := &fedpb.RoundConfig{LocalEpochs: uint32(max(cfg.Epochs, 0)), BatchSize: uint32(max(cfg.Batch, 0)), LearningRate: cfg.LR,
@@ -558,9 +555,6 @@ func resolveSettings(cfg forgettingConfig) (settings, error) {
 	if cfg.DPNoise != 0 {
 		dp = &fed.DPPolicy{Clip: cfg.DPClip, Noise: cfg.DPNoise, Adaptive: cfg.DPAdaptive, Epsilon: cfg.DPBudget,
 			Delta: cfg.DPDelta, SeededNoise: !cfg.DPCryptoNoise, Seed: cfg.Seed, Local: cfg.DPLocal}
-		if rule.Name != "fedavg" && !cfg.DPLocal {
-			return settings{}, fmt.Errorf("differential privacy needs rule fedavg, not %s", rule)
-		}
 	}
 	var sa *fed.SecAggPolicy
 	if cfg.SecAgg {
@@ -568,15 +562,17 @@ func resolveSettings(cfg forgettingConfig) (settings, error) {
 		if err != nil {
 			return settings{}, fmt.Errorf("secagg_key_agreement: %w", err)
 		}
-		if rule.Name != "fedavg" {
-			return settings{}, fmt.Errorf("secure aggregation reveals only each round's sum: rule %s needs every update (use fedavg)", rule)
-		}
 		sa = &fed.SecAggPolicy{Range: cfg.SecAggRange, KeyAgreement: ka}
 		if n := cfg.Cohort; n == 0 && int(math.Ceil(cfg.Fraction*float64(cfg.Clients)-1e-9)) < fed.MinSecAggCohort {
 			return settings{}, fmt.Errorf("secure aggregation needs cohorts of at least %d clients (fraction %v of %d clients)", fed.MinSecAggCohort, cfg.Fraction, cfg.Clients)
 		}
 	}
 	probe := fed.Policy{CohortSize: cfg.Cohort, Fraction: cfg.Fraction, RoundTimeout: time.Hour, Train: rc, DP: dp, SecAgg: sa}
+	for _, c := range adapters {
+		if err := rule.Check(c.Kind, probe); err != nil {
+			return settings{}, err
+		}
+	}
 	if err := probe.Validate(); err != nil {
 		return settings{}, err
 	}

@@ -147,7 +147,7 @@ func TestSweepBadInputRefusedBeforeWork(t *testing.T) {
 		"cohort 9 exceeds the 4 clients":    {"--clients", "4", "--cohort", "9"},
 		"adapter \"dora:8\"":                {"--adapters", "dora:8"},
 		"sweep noise lists 0.5 twice":       {"--config", writeConfig(t, "[sweep]\nnoise = [0.5, 0.5]\n")},
-		"differential privacy needs rule":   {"--rule", "median"},
+		"cannot be combined with it":        {"--rule", "median"},
 		"secure aggregation needs cohorts":  {"--secagg", "--clients", "2", "--cohort", "0", "--fraction", "1"},
 		"transport \"tcp\": want memory":    {"--transport", "tcp"},
 		"sweep noise NaN: a noise multipli": {"--sweep-noise", "NaN"},
