@@ -372,9 +372,17 @@ func refuse(code codes.Code, reason, format string, args ...any) *Refusal {
 // machine: joins, member failures, uploads and clock ticks go in; effects
 // come out. It does no I/O and reads no clock, so tests drive it exactly and
 // a restart rebuilds it from the stored State.
+//
+// Persistence follows etcd raft's Ready/Advance: every transition that
+// changes the durable State marks it unstable; the driver asks Ready for
+// the state to persist, writes it (with whatever must go atomically with it)
+// before performing the transition's effects, then calls Advance — or
+// Rollback when the write failed, so memory never runs ahead of disk.
 type Machine struct {
 	policy  Policy
 	st      State
+	stable  State // the state last persisted (Advance)
+	dirty   bool  // st differs from stable
 	members map[string]*Member
 }
 
@@ -394,15 +402,47 @@ func NewMachine(p Policy, st State) (*Machine, error) {
 	if st.Phase == PhaseDone && st.Stopped == "" && (p.Rounds == 0 || st.Published < p.Rounds) {
 		st.Phase = PhaseIdle
 	}
-	return &Machine{policy: p, st: st.clone(), members: map[string]*Member{}}, nil
+	return &Machine{policy: p, st: st.clone(), stable: st.clone(), members: map[string]*Member{}}, nil
 }
 
 // State returns a copy of the durable state.
 func (m *Machine) State() State { return m.st.clone() }
 
-// Restore puts back a state returned by State: the driver undoes a
-// transition whose persistence failed, so memory never runs ahead of disk.
-func (m *Machine) Restore(st State) { m.st = st.clone() }
+// Ready returns the state to persist and whether it changed since the last
+// Advance: the driver writes it before performing the effects of the
+// transitions that changed it.
+func (m *Machine) Ready() (st State, persist bool) { return m.st.clone(), m.dirty }
+
+// Advance records that the state Ready returned is durable.
+func (m *Machine) Advance() {
+	if m.dirty {
+		m.stable, m.dirty = m.st.clone(), false
+	}
+}
+
+// Rollback returns the machine to the last durable state: the driver undoes
+// the transitions whose persistence failed.
+func (m *Machine) Rollback() {
+	if m.dirty {
+		m.st, m.dirty = m.stable.clone(), false
+	}
+}
+
+// touch marks the durable state changed; every transition that writes m.st
+// calls it.
+func (m *Machine) touch() { m.dirty = true }
+
+// IsMember reports whether name has joined since the machine started.
+func (m *Machine) IsMember(name string) bool { return m.members[name] != nil }
+
+// Member returns a copy of a joined client's record.
+func (m *Machine) Member(name string) (Member, bool) {
+	mb := m.members[name]
+	if mb == nil {
+		return Member{}, false
+	}
+	return *mb, true
+}
 
 // Policy returns the policy the machine runs.
 func (m *Machine) Policy() Policy { return m.policy }
@@ -523,6 +563,7 @@ func (m *Machine) Tick(now time.Time) []Effect {
 	switch m.st.Phase {
 	case PhaseIdle:
 		if m.policy.Rounds > 0 && m.st.Published >= m.policy.Rounds {
+			m.touch()
 			m.st.Phase = PhaseDone
 			return []Effect{AllPublished{}}
 		}
@@ -538,11 +579,13 @@ func (m *Machine) Tick(now time.Time) []Effect {
 			// Stop before the budget is exceeded, not after.
 			next, err := m.spend(n, len(eligible))
 			if err == nil && next > dp.Epsilon {
+				m.touch()
 				m.st.Phase = PhaseDone
 				m.st.Stopped = fmt.Sprintf("privacy budget: one more round would reach ε = %.4g > %.4g (δ = %g); spent ε = %.4g", next, dp.Epsilon, dp.Delta, m.st.Epsilon)
 				return []Effect{BudgetExhausted{Epsilon: m.st.Epsilon, Next: next, Budget: dp.Epsilon}}
 			}
 		}
+		m.touch()
 		m.st.Round++
 		m.st.Eligible = len(eligible)
 		m.st.Cohort = SelectCohort(m.policy.Seed, m.st.Round, eligible, n)
@@ -577,12 +620,14 @@ func (m *Machine) Resume() []Effect {
 }
 
 func (m *Machine) closeUploads() []Effect {
+	m.touch()
 	m.st.Phase = PhaseAggregating
 	return []Effect{StartAggregation{Round: m.st.Round, BaseVersion: m.st.GlobalVersion, Uploads: slices.Clone(m.st.Accepted)}}
 }
 
 func (m *Machine) abandon(reason string) []Effect {
 	round := m.st.Round
+	m.touch()
 	m.st.Phase, m.st.Cohort, m.st.Accepted, m.st.Excluded = PhaseIdle, nil, nil, nil
 	return []Effect{RoundAbandoned{Round: round, Reason: reason}}
 }
@@ -608,6 +653,7 @@ func (m *Machine) Exclude(now time.Time, round uint64, names []string) []Effect 
 			continue
 		}
 		if i, found := slices.BinarySearch(m.st.Excluded, n); !found {
+			m.touch()
 			m.st.Excluded = slices.Insert(m.st.Excluded, i, n)
 		}
 	}
@@ -689,6 +735,7 @@ func (m *Machine) Accept(now time.Time, r Receipt) []Effect {
 		return nil // CheckUpload guards this; never accept twice
 	}
 	i, _ = slices.BinarySearchFunc(m.st.Accepted, r.Client, byClient)
+	m.touch()
 	m.st.Accepted = slices.Insert(m.st.Accepted, i, r)
 	m.Seen(now, r.Client)
 	if len(m.st.Accepted) == len(m.st.Cohort) || (m.liveCohortDone() && len(m.st.Accepted) >= m.quorum()) {
@@ -718,6 +765,7 @@ func (m *Machine) Aggregated(round, version uint64, nextClip float64) []Effect {
 	if m.st.Phase != PhaseAggregating || round != m.st.Round {
 		return nil
 	}
+	m.touch()
 	if dp := m.policy.DP; dp != nil {
 		r, err := roundRDP(dp, len(m.st.Cohort), m.st.Eligible)
 		if err != nil {

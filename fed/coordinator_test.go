@@ -313,11 +313,14 @@ func TestStateRoundTripAndRestore(t *testing.T) {
 	m2.Accept(t0, receipt(header(m2, sr.Cohort[1], 2)))
 	only[StartAggregation](t, m2.Tick(sr.Deadline))
 
-	before := m.State()
+	m.Advance()
 	m.Accept(t0, receipt(header(m, sr.Cohort[1], 2)))
-	m.Restore(before)
+	if _, persist := m.Ready(); !persist {
+		t.Fatal("an accepted upload did not ask to be persisted")
+	}
+	m.Rollback()
 	if len(m.State().Accepted) != 1 {
-		t.Fatalf("Restore left %d accepted", len(m.State().Accepted))
+		t.Fatalf("Rollback left %d accepted", len(m.State().Accepted))
 	}
 	for _, bad := range []string{`{"phase":"weird"}`, `{"phase":"idle","cohort":["b","a"]}`,
 		`{"phase":"collecting","cohort":["a"],"accepted":[{"client":"z"}]}`, `{"phase":"idle","extra":1}`, `[`} {
@@ -370,4 +373,69 @@ func FuzzUnmarshalState(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestReadyMarksEveryChange drives the machine with random joins, ticks,
+// member failures, uploads, exclusions and aggregation outcomes, with DP
+// accounting on, and checks after every event that Ready asks to persist
+// exactly when the durable state (as stored, JSON) differs from the last
+// persisted one — so no transition can forget to mark its change, and no
+// tick rewrites an unchanged state. Rollback restores the persisted state.
+func TestReadyMarksEveryChange(t *testing.T) {
+	p := testPolicy()
+	p.Rounds = 0
+	p.DP = &DPPolicy{Clip: 1, Noise: 1, Delta: 1e-5, Epsilon: 50}
+	m := newTestMachine(t, p)
+	rng := uint64(12345)
+	next := func(n int) int { // a small deterministic generator
+		rng = rng*6364136223846793005 + 1442695040888963407
+		return int((rng >> 33) % uint64(n))
+	}
+	stable, _ := MarshalState(m.State())
+	now := t0
+	names := []string{"a", "b", "c", "d", "e"}
+	for step := 0; step < 3000; step++ {
+		st := m.State()
+		name := names[next(len(names))]
+		switch next(8) {
+		case 0:
+			m.Join(now, name, int64(1+next(20)), "")
+		case 1:
+			now = now.Add(time.Duration(next(90)) * time.Second)
+			m.Tick(now)
+		case 2:
+			m.MemberDown(now, name)
+		case 3, 4:
+			if st.Phase == PhaseCollecting {
+				h := header(m, name, byte(step))
+				if dup, ref := m.CheckUpload(now, name, h); ref == nil && !dup {
+					m.Accept(now, receipt(h))
+				}
+			}
+		case 5:
+			m.Exclude(now, st.Round, []string{name})
+		case 6:
+			if next(4) == 0 {
+				m.AggregationFailed(st.Round, "test")
+			} else {
+				m.Aggregated(st.Round, st.GlobalVersion+1, 0.5+float64(next(10))/10)
+			}
+		case 7:
+			m.Seen(now, name)
+		}
+		cur, persist := m.Ready()
+		b, _ := MarshalState(cur)
+		if changed := !bytes.Equal(b, stable); persist != changed {
+			t.Fatalf("step %d: Ready says persist=%v but the state changed=%v\n%s\n%s", step, persist, changed, stable, b)
+		}
+		if next(10) == 0 {
+			m.Rollback()
+			if b, _ := MarshalState(m.State()); !bytes.Equal(b, stable) {
+				t.Fatalf("step %d: Rollback did not restore the persisted state", step)
+			}
+			continue
+		}
+		m.Advance()
+		stable = b
+	}
 }

@@ -320,23 +320,16 @@ func (s *Server) Run(ctx context.Context) error {
 // it changed, and handles the effects. A failed write rolls the machine
 // back, so memory never runs ahead of disk.
 func (s *Server) step(fn func() []Effect) {
-	before := s.m.State()
 	effects := fn()
-	after := s.m.State()
-	if !stateEqual(before, after) {
-		if err := s.saveState(after); err != nil {
+	if st, persist := s.m.Ready(); persist {
+		if err := s.saveState(st); err != nil {
 			s.log.Error("persist state; transition undone", "err", err)
-			s.m.Restore(before)
+			s.m.Rollback()
 			return
 		}
+		s.m.Advance()
 	}
 	s.handle(effects)
-}
-
-func stateEqual(a, b State) bool {
-	x, _ := MarshalState(a)
-	y, _ := MarshalState(b)
-	return bytes.Equal(x, y)
 }
 
 func (s *Server) saveState(st State) error {
@@ -523,7 +516,7 @@ func (s *Server) NextRound(ctx context.Context, peer Peer, afterRound uint64, wa
 	defer timer.Stop()
 	for {
 		s.mu.Lock()
-		if s.m.members[peer.Name] == nil {
+		if !s.m.IsMember(peer.Name) {
 			s.mu.Unlock()
 			return nil, status.Errorf(codes.NotFound, "client %s has not joined (call Join first)", peer.Name)
 		}
@@ -652,9 +645,10 @@ func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.Upl
 			return nil, ref
 		}
 	}
-	before := s.m.State()
+	// The receipt and the state it moves the machine to are written in one
+	// transaction before the client hears "accepted".
 	effects := s.m.Accept(s.cfg.Now(), receipt)
-	after := s.m.State()
+	after, _ := s.m.Ready()
 	sb, err := MarshalState(after)
 	if err == nil {
 		err = s.store.AcceptUpload(h.Round, peer.Name, rec, sb)
@@ -663,12 +657,13 @@ func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.Upl
 		if secAgg {
 			s.sa.failed = fmt.Errorf("an input was added to the secure sum but could not be stored: %v", err)
 		}
-		s.m.Restore(before)
+		s.m.Rollback()
 		if errors.Is(err, store.ErrDuplicate) {
 			return nil, refuse(codes.AlreadyExists, "duplicate", "client %s already has an accepted upload in round %d", peer.Name, h.Round)
 		}
 		return nil, refuse(codes.Internal, "store", "persist upload: %v", err)
 	}
+	s.m.Advance()
 	if clientSet != nil {
 		s.remember(h.Round, peer.Name, clientSet)
 	}
@@ -731,20 +726,23 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 		s.step(func() []Effect { return s.m.AggregationFailed(job.Round, err.Error()) })
 		return
 	}
-	before := s.m.State()
+	started := s.m.State().Started
 	effects := s.m.Aggregated(job.Round, job.BaseVersion+1, out.NextClip)
-	after := s.m.State()
+	after, _ := s.m.Ready()
 	res.Epsilon = after.Epsilon
+	// The global adapter, the strategy's state and the machine's state go
+	// to disk in one transaction before anyone hears of the new version.
 	g, err := newGlobal(job.BaseVersion+1, job.Round, out.Next)
 	if err == nil {
 		err = s.putGlobal(g, out.State, after)
 	}
 	if err != nil {
-		s.m.Restore(before)
+		s.m.Rollback()
 		s.log.Error("persist global adapter", "round", job.Round, "err", err)
 		s.step(func() []Effect { return s.m.AggregationFailed(job.Round, err.Error()) })
 		return
 	}
+	s.m.Advance()
 	out.Commit()
 	s.prev, s.cur = s.cur, g
 	elapsed := time.Since(start).Seconds()
@@ -752,10 +750,10 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 	s.met.AggregationErr.Set(res.AggregationError)
 	s.met.Epsilon.Set(after.Epsilon)
 	s.met.SecAggSurvivors.Set(float64(res.Survivors))
-	s.met.RoundSeconds.WithLabelValues("published").Observe(s.cfg.Now().Sub(before.Started).Seconds())
+	s.met.RoundSeconds.WithLabelValues("published").Observe(s.cfg.Now().Sub(started).Seconds())
 	res.Round, res.Outcome, res.GlobalVersion = job.Round, "published", g.version
 	res.AggregateSeconds = elapsed
-	res.StartedUnixMs, res.FinishedUnixMs = before.Started.UnixMilli(), s.cfg.Now().UnixMilli()
+	res.StartedUnixMs, res.FinishedUnixMs = started.UnixMilli(), s.cfg.Now().UnixMilli()
 	s.recordResult(res, after)
 	s.log.Info("aggregated", "round", job.Round, "rule", s.strategy.String(), "clients", len(job.Uploads), "examples", res.Examples,
 		"train_loss", res.TrainLoss, "val_accuracy", res.ValAccuracy, "wire_bytes", res.WireBytes, "raw_bytes", res.RawBytes,

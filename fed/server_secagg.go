@@ -21,7 +21,7 @@ func (s *Server) startSecAgg(st State) error {
 	maxSteps := 0
 	for i, name := range st.Cohort {
 		items := int64(1)
-		if mb := s.m.members[name]; mb != nil {
+		if mb, ok := s.m.Member(name); ok {
 			items = mb.Examples
 		}
 		if rc.MaxItems > 0 {
@@ -56,8 +56,8 @@ func (s *Server) startSecAgg(st State) error {
 
 // secAggLive says whether a cohort member may still send (not known down).
 func (s *Server) secAggLive(name string) bool {
-	mb := s.m.members[name]
-	return mb == nil || mb.Live
+	mb, ok := s.m.Member(name)
+	return !ok || mb.Live
 }
 
 // secAggTick closes secure-aggregation stages that are complete or past
