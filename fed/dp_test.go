@@ -36,7 +36,7 @@ func TestPrivacyBudgetStopsRounds(t *testing.T) {
 				t.Fatalf("stopped at %+v, state %+v", b, m.State())
 			}
 			// Restarting does not resume a federation stopped by its budget.
-			m2, _ := NewMachine(p, m.State())
+			m2, _ := NewCoordinatorMachine(p, m.State())
 			for _, c := range names {
 				m2.Join(t0, c, 1, "")
 			}

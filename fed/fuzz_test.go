@@ -59,7 +59,7 @@ func FuzzCheckUpload(f *testing.F) {
 		if proto.Unmarshal(data, &h) != nil {
 			return
 		}
-		m, err := NewMachine(testPolicy(), State{GlobalVersion: 1})
+		m, err := NewCoordinatorMachine(testPolicy(), State{GlobalVersion: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

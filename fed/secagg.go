@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/fed/fedpb"
 	"github.com/kronfed/kronfed/secure/secagg"
@@ -221,13 +219,13 @@ func (sa *secAggRound) offer(id uint32, stage fedpb.SecAggStage, msg []byte) *Re
 		if st < sa.stage {
 			return nil // a retry after the stage closed: answered from its relay
 		}
-		return refuse(codes.FailedPrecondition, "secagg_stage", "secure aggregation of round %d is in its %s stage, not %s", sa.round, sa.stage, st)
+		return refuse(RefuseNotNow, "secagg_stage", "secure aggregation of round %d is in its %s stage, not %s", sa.round, sa.stage, st)
 	}
 	if prev, ok := sa.sent[id]; ok {
 		if string(prev) == string(msg) {
 			return nil
 		}
-		return refuse(codes.AlreadyExists, "duplicate", "client %d already sent a different %s message in round %d", id, stage, sa.round)
+		return refuse(RefuseDuplicate, "duplicate", "client %d already sent a different %s message in round %d", id, stage, sa.round)
 	}
 	var err error
 	switch stage {
@@ -235,7 +233,7 @@ func (sa *secAggRound) offer(id uint32, stage fedpb.SecAggStage, msg []byte) *Re
 		var m secagg.AdvertiseKeys
 		if err = m.UnmarshalBinary(msg); err == nil {
 			if m.ID != id {
-				return refuse(codes.PermissionDenied, "identity", "keys claim client id %d; the caller is id %d", m.ID, id)
+				return refuse(RefuseDenied, "identity", "keys claim client id %d; the caller is id %d", m.ID, id)
 			}
 			err = sa.srv.AddKeys(&m)
 		}
@@ -243,13 +241,13 @@ func (sa *secAggRound) offer(id uint32, stage fedpb.SecAggStage, msg []byte) *Re
 		var m secagg.ShareKeys
 		if err = m.UnmarshalBinary(msg); err == nil {
 			if m.From != id {
-				return refuse(codes.PermissionDenied, "identity", "shares claim client id %d; the caller is id %d", m.From, id)
+				return refuse(RefuseDenied, "identity", "shares claim client id %d; the caller is id %d", m.From, id)
 			}
 			err = sa.srv.AddShares(&m)
 		}
 	}
 	if err != nil {
-		return refuse(codes.InvalidArgument, "bad_secagg", "%s message of client %d: %v", stage, id, err)
+		return refuse(RefuseInvalid, "bad_secagg", "%s message of client %d: %v", stage, id, err)
 	}
 	sa.sent[id] = msg
 	return nil
@@ -336,13 +334,13 @@ func (sa *secAggRound) canUpload(client string) *Refusal {
 	id := sa.ids[client]
 	switch {
 	case sa.failed != nil:
-		return refuse(codes.Aborted, "secagg_failed", "secure aggregation of round %d failed: %v", sa.round, sa.failed)
+		return refuse(RefuseAborted, "secagg_failed", "secure aggregation of round %d failed: %v", sa.round, sa.failed)
 	case sa.stage < saInput:
-		return refuse(codes.FailedPrecondition, "secagg_stage", "secure aggregation of round %d is still in its %s stage", sa.round, sa.stage)
+		return refuse(RefuseNotNow, "secagg_stage", "secure aggregation of round %d is still in its %s stage", sa.round, sa.stage)
 	case sa.stage > saInput:
-		return refuse(codes.FailedPrecondition, "late", "round %d's masked inputs are closed", sa.round)
+		return refuse(RefuseNotNow, "late", "round %d's masked inputs are closed", sa.round)
 	case sa.relays[saShares][id] == nil:
-		return refuse(codes.FailedPrecondition, "not_in_secagg", "client %s missed round %d's key or share exchange and is not in its masks", client, sa.round)
+		return refuse(RefuseNotNow, "not_in_secagg", "client %s missed round %d's key or share exchange and is not in its masks", client, sa.round)
 	}
 	return nil
 }
@@ -355,13 +353,13 @@ func (sa *secAggRound) addInput(client string, payload []byte) *Refusal {
 	id := sa.ids[client]
 	var m secagg.MaskedInput
 	if err := m.UnmarshalBinary(payload); err != nil {
-		return refuse(codes.InvalidArgument, "bad_payload", "masked input of %s: %v", client, err)
+		return refuse(RefuseInvalid, "bad_payload", "masked input of %s: %v", client, err)
 	}
 	if m.ID != id {
-		return refuse(codes.PermissionDenied, "identity", "masked input claims client id %d; %s is id %d", m.ID, client, id)
+		return refuse(RefuseDenied, "identity", "masked input claims client id %d; %s is id %d", m.ID, client, id)
 	}
 	if err := sa.srv.AddMaskedInput(&m); err != nil {
-		return refuse(codes.InvalidArgument, "bad_payload", "masked input of %s: %v", client, err)
+		return refuse(RefuseInvalid, "bad_payload", "masked input of %s: %v", client, err)
 	}
 	sa.uploaded[id] = true
 	return nil
@@ -393,23 +391,23 @@ func (sa *secAggRound) unmask(id uint32, msg []byte) *Refusal {
 		if sa.stage == saDone && sa.answered[id] {
 			return nil // a retry after the stage closed
 		}
-		return refuse(codes.FailedPrecondition, "secagg_stage", "secure aggregation of round %d is in its %s stage, not unmasking", sa.round, sa.stage)
+		return refuse(RefuseNotNow, "secagg_stage", "secure aggregation of round %d is in its %s stage, not unmasking", sa.round, sa.stage)
 	}
 	if sa.answered[id] {
 		return nil
 	}
 	if !sa.uploaded[id] {
-		return refuse(codes.PermissionDenied, "not_in_secagg", "client %d sent no masked input in round %d", id, sa.round)
+		return refuse(RefuseDenied, "not_in_secagg", "client %d sent no masked input in round %d", id, sa.round)
 	}
 	var m secagg.UnmaskResponse
 	if err := m.UnmarshalBinary(msg); err != nil {
-		return refuse(codes.InvalidArgument, "bad_secagg", "unmask response of client %d: %v", id, err)
+		return refuse(RefuseInvalid, "bad_secagg", "unmask response of client %d: %v", id, err)
 	}
 	if m.From != id {
-		return refuse(codes.PermissionDenied, "identity", "unmask response claims client id %d; the caller is id %d", m.From, id)
+		return refuse(RefuseDenied, "identity", "unmask response claims client id %d; the caller is id %d", m.From, id)
 	}
 	if err := sa.srv.AddUnmask(&m); err != nil {
-		return refuse(codes.InvalidArgument, "bad_secagg", "unmask response of client %d: %v", id, err)
+		return refuse(RefuseInvalid, "bad_secagg", "unmask response of client %d: %v", id, err)
 	}
 	sa.answered[id] = true
 	return nil

@@ -228,7 +228,7 @@ func TestSecAggDPRound(t *testing.T) {
 func TestSecAggRestartAbandonsRound(t *testing.T) {
 	p := testPolicy()
 	p.SecAgg = &SecAggPolicy{}
-	m, err := NewMachine(p, State{Round: 3, Phase: PhaseCollecting, Cohort: []string{"a", "b", "c"}, GlobalVersion: 2})
+	m, err := NewCoordinatorMachine(p, State{Round: 3, Phase: PhaseCollecting, Cohort: []string{"a", "b", "c"}, GlobalVersion: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

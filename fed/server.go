@@ -1,14 +1,11 @@
 package fed
 
 import (
-	"bytes"
 	"context"
 	"crypto"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -68,15 +65,6 @@ type ServerConfig struct {
 	KeepUploads, KeepGlobals int
 }
 
-// global is one published global adapter version, decoded.
-type global struct {
-	version uint64
-	round   uint64
-	file    []byte
-	digest  []byte
-	set     *adapter.Set
-}
-
 // Server is the coordinator: the round state machine driven by a clock,
 // with durable storage, payload verification and aggregation around it.
 // Transports (gRPC, in-memory) call its methods with an authenticated Peer.
@@ -88,9 +76,9 @@ type Server struct {
 	strategy aggregate.Strategy
 
 	mu         sync.Mutex
-	m          *Machine
-	cur        *global // the current global adapter (version m.State().GlobalVersion)
-	prev       *global // the one before, still downloadable
+	m          *CoordinatorMachine
+	cur        *publishedGlobal // the current global adapter (version m.State().GlobalVersion)
+	prev       *publishedGlobal // the one before, still downloadable
 	assignment *fedpb.RoundAssignment
 	changed    chan struct{} // closed and replaced on every state change
 	results    []*fedpb.RoundResult
@@ -209,7 +197,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if s.cfg.MaxUploadBytes <= 0 {
 		s.cfg.MaxUploadBytes = 4*int64(RawBytes(s.cur.set)) + 1<<20
 	}
-	if s.m, err = NewMachine(cfg.Policy, st); err != nil {
+	if s.m, err = NewCoordinatorMachine(cfg.Policy, st); err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
 	if err := s.store.Rounds(0, func(round uint64, rec []byte) error {
@@ -228,49 +216,6 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.met.Round.Set(float64(st.Round))
 	s.met.GlobalVersion.Set(float64(st.GlobalVersion))
 	return s, nil
-}
-
-func newGlobal(version, round uint64, set *adapter.Set) (*global, error) {
-	file, err := EncodeAdapter(set, adapter.Float32, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &global{version: version, round: round, file: file, digest: Digest(file), set: set}, nil
-}
-
-// loadGlobal reads a stored version and the server optimizer's state kept
-// with it (nil for none).
-func (s *Server) loadGlobal(version uint64) (g *global, optimizer []byte, err error) {
-	rec, err := s.store.Global(version)
-	if err != nil {
-		return nil, nil, fmt.Errorf("global adapter version %d: %w", version, err)
-	}
-	var sg fedpb.StoredGlobal
-	if err := proto.Unmarshal(rec, &sg); err != nil {
-		return nil, nil, fmt.Errorf("global adapter version %d: %w", version, err)
-	}
-	if sg.Version != version || !bytes.Equal(sg.Digest, Digest(sg.Adapter)) {
-		return nil, nil, fmt.Errorf("global adapter version %d: stored record is damaged (version %d, digest mismatch %v)", version, sg.Version, !bytes.Equal(sg.Digest, Digest(sg.Adapter)))
-	}
-	set, _, err := DecodeAdapter(sg.Adapter)
-	if err != nil {
-		return nil, nil, fmt.Errorf("global adapter version %d: %w", version, err)
-	}
-	return &global{version: version, round: sg.Round, file: sg.Adapter, digest: sg.Digest, set: set}, sg.Optimizer, nil
-}
-
-// putGlobal stores a version with the server optimizer's state after it
-// (optimizer, nil for none) and the coordinator state, in one transaction.
-func (s *Server) putGlobal(g *global, optimizer []byte, st State) error {
-	rec, err := proto.Marshal(&fedpb.StoredGlobal{Version: g.version, Round: g.round, Adapter: g.file, Digest: g.digest, Optimizer: optimizer})
-	if err != nil {
-		return err
-	}
-	sb, err := MarshalState(st)
-	if err != nil {
-		return err
-	}
-	return s.store.PutGlobal(g.version, rec, sb)
 }
 
 // Run drives the coordinator until ctx ends or the configured rounds are
@@ -404,44 +349,6 @@ func (s *Server) handle(effects []Effect) {
 	s.changed = make(chan struct{})
 }
 
-// prune applies the retention settings after round was published: old
-// uploads (already aggregated) and old global versions are deleted, so the
-// store does not grow without bound.
-func (s *Server) prune(round uint64) {
-	if round >= uint64(s.cfg.KeepUploads) {
-		if _, err := s.store.DeleteUploads(round - uint64(s.cfg.KeepUploads) + 1); err != nil {
-			s.log.Error("prune uploads", "err", err)
-		}
-	}
-	if _, err := s.store.PruneGlobals(s.cfg.KeepGlobals); err != nil {
-		s.log.Error("prune global adapters", "err", err)
-	}
-}
-
-func (s *Server) recordResult(r *fedpb.RoundResult, st State) {
-	rec, err := proto.Marshal(r)
-	if err == nil {
-		var sb []byte
-		if sb, err = MarshalState(st); err == nil {
-			err = s.store.PutRound(r.Round, rec, sb)
-		}
-	}
-	if err != nil {
-		s.log.Error("persist round result", "round", r.Round, "err", err)
-	}
-	s.pushResult(r)
-}
-
-func (s *Server) pushResult(r *fedpb.RoundResult) {
-	// A round number can close more than once only if it was abandoned
-	// and re-run; keep the latest.
-	s.results = slices.DeleteFunc(s.results, func(x *fedpb.RoundResult) bool { return x.Round == r.Round })
-	s.results = append(s.results, r)
-	if len(s.results) > s.cfg.Results {
-		s.results = s.results[len(s.results)-s.cfg.Results:]
-	}
-}
-
 func (s *Server) signAssignment(st State) *fedpb.RoundAssignment {
 	rc := proto.Clone(s.cfg.Policy.Train).(*fedpb.RoundConfig)
 	rc.Seed = mixSeed(rc.Seed, st.Round)
@@ -547,7 +454,7 @@ func (s *Server) NextRound(ctx context.Context, peer Peer, afterRound uint64, wa
 func (s *Server) Global(version uint64) (file, digest []byte, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, g := range []*global{s.cur, s.prev} {
+	for _, g := range []*publishedGlobal{s.cur, s.prev} {
 		if g != nil && g.version == version {
 			return g.file, g.digest, nil
 		}
@@ -557,312 +464,6 @@ func (s *Server) Global(version uint64) (file, digest []byte, err error) {
 
 // MaxUploadBytes is the largest ciphertext an upload may carry.
 func (s *Server) MaxUploadBytes() int64 { return s.cfg.MaxUploadBytes }
-
-// Upload verifies, decrypts, validates and durably accepts one client's
-// update. The receipt is returned only after the encrypted upload and the
-// state that records it are committed together.
-func (s *Server) Upload(ctx context.Context, peer Peer, h *fedpb.UploadHeader, ciphertext []byte) (*fedpb.UploadReceipt, error) {
-	received := time.Now()
-	r, err := s.upload(peer, h, ciphertext)
-	if err != nil {
-		reason := "invalid"
-		var ref *Refusal
-		if errors.As(err, &ref) {
-			reason = ref.Reason
-			err = status.Error(ref.Code, ref.Msg)
-		}
-		s.met.Uploads.WithLabelValues("refused", reason).Inc()
-		s.log.Warn("upload refused", "client", peer.Name, "round", h.GetRound(), "reason", reason, "err", err)
-		return nil, err
-	}
-	s.met.UploadSeconds.Observe(time.Since(received).Seconds())
-	return r, nil
-}
-
-func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.UploadReceipt, error) {
-	if h == nil {
-		return nil, refuse(codes.InvalidArgument, "bad_header", "upload has no header")
-	}
-	s.mu.Lock()
-	dup, ref := s.m.CheckUpload(s.cfg.Now(), peer.Name, h)
-	base := s.cur
-	s.mu.Unlock()
-	if ref != nil {
-		return nil, ref
-	}
-	switch {
-	case uint64(len(ct)) != h.Size:
-		return nil, refuse(codes.InvalidArgument, "truncated", "upload carries %d bytes, its header says %d", len(ct), h.Size)
-	case !bytes.Equal(Digest(ct), h.Digest):
-		return nil, refuse(codes.InvalidArgument, "tampered", "upload payload does not match its signed digest (tampered or corrupted)")
-	}
-	if err := verifyPeerSignature(peer, UploadSigningBytes(h), h.Signature); err != nil {
-		return nil, refuse(codes.Unauthenticated, "bad_signature", "upload signature of client %s: %v", peer.Name, err)
-	}
-	if dup {
-		s.mu.Lock()
-		n := len(s.m.State().Accepted)
-		s.mu.Unlock()
-		return &fedpb.UploadReceipt{Round: h.Round, Bytes: uint64(len(ct)), Accepted: uint32(n)}, nil
-	}
-	if base.version != h.BaseVersion {
-		return nil, refuse(codes.FailedPrecondition, "stale_base", "update is relative to global version %d, current is %d", h.BaseVersion, base.version)
-	}
-	var clientSet *adapter.Set
-	secAgg := s.cfg.Policy.SecAgg != nil
-	var masked []byte // a secure-aggregation round's masked input
-	var err error
-	if secAgg {
-		if masked, err = s.decrypt(ct, base); err != nil {
-			return nil, err
-		}
-	} else if clientSet, err = s.open(ct, base, h.Round, peer.Name); err != nil {
-		return nil, err
-	}
-	rec, err := proto.Marshal(&fedpb.StoredUpload{Header: h, Ciphertext: ct, CertDer: peer.CertDER, ReceivedUnixMs: s.cfg.Now().UnixMilli()})
-	if err != nil {
-		return nil, err
-	}
-	receipt := Receipt{Client: peer.Name, Examples: h.Examples, Nonce: h.Nonce, Digest: h.Digest,
-		WireBytes: uint64(len(ct)), RawBytes: h.RawBytes, Loss: h.TrainLoss, Accuracy: h.ValAccuracy}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// The state may have moved while the payload was checked: decide again.
-	if dup, ref := s.m.CheckUpload(s.cfg.Now(), peer.Name, h); ref != nil || dup {
-		if ref != nil {
-			return nil, ref
-		}
-		return &fedpb.UploadReceipt{Round: h.Round, Bytes: uint64(len(ct)), Accepted: uint32(len(s.m.State().Accepted))}, nil
-	}
-	if secAgg {
-		// Into the secure sum first: it validates the input fully, and an
-		// input the sum refused must not be stored as accepted.
-		if s.sa == nil || s.sa.round != h.Round {
-			return nil, refuse(codes.FailedPrecondition, "late", "round %d has no secure aggregation open", h.Round)
-		}
-		if ref := s.sa.addInput(peer.Name, masked); ref != nil {
-			return nil, ref
-		}
-	}
-	// The receipt and the state it moves the machine to are written in one
-	// transaction before the client hears "accepted".
-	effects := s.m.Accept(s.cfg.Now(), receipt)
-	after, _ := s.m.Ready()
-	sb, err := MarshalState(after)
-	if err == nil {
-		err = s.store.AcceptUpload(h.Round, peer.Name, rec, sb)
-	}
-	if err != nil {
-		if secAgg {
-			s.sa.failed = fmt.Errorf("an input was added to the secure sum but could not be stored: %v", err)
-		}
-		s.m.Rollback()
-		if errors.Is(err, store.ErrDuplicate) {
-			return nil, refuse(codes.AlreadyExists, "duplicate", "client %s already has an accepted upload in round %d", peer.Name, h.Round)
-		}
-		return nil, refuse(codes.Internal, "store", "persist upload: %v", err)
-	}
-	s.m.Advance()
-	if clientSet != nil {
-		s.remember(h.Round, peer.Name, clientSet)
-	}
-	s.met.Uploads.WithLabelValues("accepted", "").Inc()
-	s.met.WireBytes.Add(float64(len(ct)))
-	s.met.RawBytes.Add(float64(h.RawBytes))
-	s.log.Info("upload accepted", "client", peer.Name, "round", h.Round, "wire_bytes", len(ct), "raw_bytes", h.RawBytes,
-		"examples", h.Examples, "accepted", len(after.Accepted), "cohort", len(after.Cohort))
-	s.handle(effects)
-	return &fedpb.UploadReceipt{Round: h.Round, Bytes: uint64(len(ct)), Accepted: uint32(len(after.Accepted))}, nil
-}
-
-// decrypt opens an upload's ciphertext, capped like open's.
-func (s *Server) decrypt(ct []byte, base *global) ([]byte, error) {
-	plain, err := secure.Decrypt(s.cfg.Identity, ct, 2*int64(len(base.file))+1<<20)
-	if err != nil {
-		return nil, refuse(codes.InvalidArgument, "undecryptable", "%v", err)
-	}
-	return plain, nil
-}
-
-func verifyPeerSignature(peer Peer, msg, sig []byte) error {
-	switch pk := peer.PublicKey.(type) {
-	case ed25519.PublicKey:
-		if !ed25519.Verify(pk, msg, sig) {
-			return errors.New("signature does not verify (tampered, replayed under another header, or signed by another key)")
-		}
-		return nil
-	case nil:
-		return errors.New("the caller presented no public key")
-	default:
-		return fmt.Errorf("unsupported client key type %T (enrolment issues Ed25519 keys)", pk)
-	}
-}
-
-// remember keeps an accepted client adapter for the round's aggregation,
-// within the cache budget; s.mu is held.
-func (s *Server) remember(round uint64, client string, set *adapter.Set) {
-	if s.decodedRound != round {
-		s.decoded, s.decodedRound, s.decodedBytes = map[string]*adapter.Set{}, round, 0
-	}
-	size := int64(RawBytes(set))
-	if s.decodedBytes+size > s.cfg.CacheBytes {
-		return
-	}
-	set.ReleaseGrads() // only read from here on: half the memory of a waiting update
-	s.decoded[client] = set
-	s.decodedBytes += size
-}
-
-// aggregate runs one round's aggregation outside the lock and feeds the
-// outcome back into the state machine.
-func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
-	start := time.Now()
-	out, res, err := s.combine(job)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err != nil {
-		s.log.Error("aggregation failed", "round", job.Round, "err", err)
-		s.step(func() []Effect { return s.m.AggregationFailed(job.Round, err.Error()) })
-		return
-	}
-	started := s.m.State().Started
-	effects := s.m.Aggregated(job.Round, job.BaseVersion+1, out.NextClip)
-	after, _ := s.m.Ready()
-	res.Epsilon = after.Epsilon
-	// The global adapter, the strategy's state and the machine's state go
-	// to disk in one transaction before anyone hears of the new version.
-	g, err := newGlobal(job.BaseVersion+1, job.Round, out.Next)
-	if err == nil {
-		err = s.putGlobal(g, out.State, after)
-	}
-	if err != nil {
-		s.m.Rollback()
-		s.log.Error("persist global adapter", "round", job.Round, "err", err)
-		s.step(func() []Effect { return s.m.AggregationFailed(job.Round, err.Error()) })
-		return
-	}
-	s.m.Advance()
-	out.Commit()
-	s.prev, s.cur = s.cur, g
-	elapsed := time.Since(start).Seconds()
-	s.met.AggregateSecond.Observe(elapsed)
-	s.met.AggregationErr.Set(res.AggregationError)
-	s.met.Epsilon.Set(after.Epsilon)
-	s.met.SecAggSurvivors.Set(float64(res.Survivors))
-	s.met.RoundSeconds.WithLabelValues("published").Observe(s.cfg.Now().Sub(started).Seconds())
-	res.Round, res.Outcome, res.GlobalVersion = job.Round, "published", g.version
-	res.AggregateSeconds = elapsed
-	res.StartedUnixMs, res.FinishedUnixMs = started.UnixMilli(), s.cfg.Now().UnixMilli()
-	s.recordResult(res, after)
-	s.log.Info("aggregated", "round", job.Round, "rule", s.strategy.String(), "clients", len(job.Uploads), "examples", res.Examples,
-		"train_loss", res.TrainLoss, "val_accuracy", res.ValAccuracy, "wire_bytes", res.WireBytes, "raw_bytes", res.RawBytes,
-		"aggregation_error", res.AggregationError, "epsilon", res.Epsilon, "secure_aggregation", res.SecureAggregation, "seconds", elapsed)
-	s.handle(effects)
-}
-
-// combine hands the round's updates — decrypted and decoded as the clients'
-// changes Δ, or with secure aggregation only their sum — to the strategy,
-// and starts the round's result.
-func (s *Server) combine(job StartAggregation) (*aggregate.Result, *fedpb.RoundResult, error) {
-	s.mu.Lock()
-	base, st := s.cur, s.m.State()
-	var cached map[string]*adapter.Set // read-only from here: uploads are closed
-	if s.decodedRound == job.Round {
-		cached = s.decoded
-	}
-	s.mu.Unlock()
-	if base.version != job.BaseVersion {
-		return nil, nil, fmt.Errorf("round %d trains from version %d but version %d is current", job.Round, job.BaseVersion, base.version)
-	}
-	if len(job.Uploads) == 0 {
-		return nil, nil, errors.New("no uploads to aggregate")
-	}
-	res := summarize(job.Uploads)
-	var out *aggregate.Result
-	var err error
-	if s.cfg.Policy.SecAgg != nil {
-		out, err = s.secureSum(job, base, st, res)
-	} else {
-		r := aggregate.Round{Base: base.set, Cohort: len(st.Cohort), Clip: st.Clip}
-		for _, u := range job.Uploads {
-			delta := cached[u.Client]
-			if delta == nil {
-				if delta, err = s.loadUpload(job, u.Client, base); err != nil {
-					return nil, nil, err
-				}
-			}
-			r.Updates = append(r.Updates, aggregate.Update{Delta: delta, Weight: float64(u.Examples)})
-		}
-		out, err = s.strategy.Aggregate(r)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("aggregate (%s): %w", s.strategy, err)
-	}
-	res.AggregationError = out.AggregationError
-	if rep := out.DP; rep != nil {
-		res.Clip, res.NoiseStd, res.Noise = rep.Clip, rep.NoiseStd, rep.Noise
-		s.log.Info("differential privacy", "round", job.Round, "clip", rep.Clip, "next_clip", out.NextClip, "noise_std", rep.NoiseStd,
-			"noise", rep.Noise, "clipped", rep.Clipped, "unclipped", rep.Unclipped, "clients", rep.Clients)
-	}
-	if dp := s.cfg.Policy.DP; dp != nil && dp.Local {
-		res.Clip = st.Clip
-		res.NoiseStd, res.Noise = dp.Noise*res.Clip, "local: each client noised its own update"
-	}
-	return out, res, nil
-}
-
-// summarize starts a round's result from its accepted uploads: clients,
-// examples, bytes, and the example-weighted loss and accuracy they
-// reported.
-func summarize(uploads []Receipt) *fedpb.RoundResult {
-	res := &fedpb.RoundResult{}
-	var lossW, accW float64
-	for _, r := range uploads {
-		res.Clients = append(res.Clients, r.Client)
-		res.Examples += r.Examples
-		res.WireBytes += r.WireBytes
-		res.RawBytes += r.RawBytes
-		lossW += r.Loss * float64(r.Examples)
-		accW += r.Accuracy * float64(r.Examples)
-	}
-	res.TrainLoss, res.ValAccuracy = lossW/float64(res.Examples), accW/float64(res.Examples)
-	return res
-}
-
-// loadUpload decrypts and decodes a stored upload (after a restart, or
-// beyond the cache budget).
-func (s *Server) loadUpload(job StartAggregation, client string, base *global) (*adapter.Set, error) {
-	rec, err := s.store.Upload(job.Round, client)
-	if err != nil {
-		return nil, err
-	}
-	var su fedpb.StoredUpload
-	if err := proto.Unmarshal(rec, &su); err != nil {
-		return nil, fmt.Errorf("stored upload of %s: %w", client, err)
-	}
-	delta, err := s.open(su.Ciphertext, base, job.Round, client)
-	if err != nil {
-		return nil, fmt.Errorf("stored upload of %s: %w", client, err)
-	}
-	return delta, nil
-}
-
-// open decrypts an upload's ciphertext and decodes it as client's update Δ
-// for round against base. The plaintext is capped well above any honest
-// update of base's shape, so a forged size cannot make the coordinator
-// allocate without bound.
-func (s *Server) open(ct []byte, base *global, round uint64, client string) (*adapter.Set, error) {
-	plain, err := s.decrypt(ct, base)
-	if err != nil {
-		return nil, err
-	}
-	delta, err := DecodeUpdate(plain, base.set, round, client, base.version, int(s.cfg.Policy.Train.Bits))
-	if err != nil {
-		return nil, refuse(codes.InvalidArgument, "bad_payload", "%v", err)
-	}
-	return delta, nil
-}
 
 // Status reports the coordinator's state.
 func (s *Server) Status() *fedpb.StatusResponse {

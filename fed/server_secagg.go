@@ -157,7 +157,7 @@ func (s *Server) secAggStep(client string, req *fedpb.SecAggRequest, offer bool)
 			ref = sa.unmask(id, req.Message)
 		}
 		if ref != nil {
-			return nil, nil, status.Error(ref.Code, ref.Msg)
+			return nil, nil, refusalStatus(ref)
 		}
 		s.secAggTick() // the message may complete its stage
 		if s.sa != sa || sa.failed != nil {
@@ -189,7 +189,7 @@ func (s *Server) secAggStep(client string, req *fedpb.SecAggRequest, offer bool)
 // secureSum reconstructs the survivors' sum from the secure aggregation and
 // hands it to the strategy (a SumStrategy: FedAvg's weighted mean, or with
 // central DP the noised sum of the clipped updates over the cohort).
-func (s *Server) secureSum(job StartAggregation, base *global, st State, res *fedpb.RoundResult) (*aggregate.Result, error) {
+func (s *Server) secureSum(job StartAggregation, base *publishedGlobal, st State, res *fedpb.RoundResult) (*aggregate.Result, error) {
 	s.mu.Lock()
 	sa := s.sa
 	s.mu.Unlock()

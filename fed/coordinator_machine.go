@@ -3,7 +3,6 @@ package fed
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -12,9 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-
-	"github.com/kronfed/kronfed/aggregate/accountant"
 	"github.com/kronfed/kronfed/fed/fedpb"
 )
 
@@ -32,177 +28,6 @@ const (
 	// PhaseDone: the configured number of rounds has been published.
 	PhaseDone Phase = "done"
 )
-
-// Policy is how the coordinator runs rounds.
-type Policy struct {
-	// Rounds to publish before stopping (0: until stopped).
-	Rounds int
-	// CohortSize clients are selected per round; when 0, Fraction of the
-	// eligible clients (rounded up) are.
-	CohortSize int
-	Fraction   float64
-	// MinClients eligible (joined, live) clients are needed before a round
-	// starts (default: the cohort size, or 1 with Fraction).
-	MinClients int
-	// StartClients eligible clients are needed before the first round
-	// starts (default: MinClients); later rounds need only MinClients. A
-	// federation whose clients come up one by one would otherwise run its
-	// first round with whichever MinClients joined first.
-	StartClients int
-	// Quorum uploads are needed to aggregate at the deadline (default: half
-	// the cohort, rounded up). A round whose whole live cohort has uploaded
-	// aggregates at once.
-	Quorum int
-	// RoundTimeout is the time from a round's start to its upload deadline.
-	RoundTimeout time.Duration
-	// Seed makes cohort selection reproducible: round r's cohort is a
-	// function of (Seed, r, the eligible clients).
-	Seed uint64
-	// Train is sent to every client of a round (its seed is mixed with the
-	// round number).
-	Train *fedpb.RoundConfig
-	// DP, when set, makes every round client-level DP-FedAvg and accounts
-	// for it.
-	DP *DPPolicy
-	// SecAgg, when set, makes every round a secure aggregation (SecAgg+):
-	// the coordinator sees only the sum of the survivors' updates.
-	SecAgg *SecAggPolicy
-}
-
-// DPPolicy is client-level differential privacy: each client's whole update
-// clipped to Clip, Gaussian noise of std Noise·Clip added to the sum, the
-// privacy spent accounted round by round (Rényi DP of fixed-size sampling
-// without replacement, cohort of the eligible clients, replace-one
-// adjacency), and rounds stopped before ε would pass Epsilon at Delta.
-type DPPolicy struct {
-	Clip  float64 // initial clipping norm C
-	Noise float64 // noise multiplier z
-	// Adaptive adapts C every round (Andrew et al. 2021, γ = 0.5, η = 0.2).
-	Adaptive bool
-	// Epsilon is the budget (0: none, ε is still reported); Delta the δ.
-	Epsilon, Delta float64
-	// SeededNoise draws the noise from Seed, for reproducible simulations
-	// only: such noise is NOT private.
-	SeededNoise bool
-	Seed        uint64
-	// Local makes it local DP: every client clips its own update to Clip
-	// and adds the Gaussian noise before upload (aggregate.AddLocalNoise),
-	// so not even the coordinator sees an unnoised update; the coordinator
-	// aggregates the noisy updates with any rule. Each round is then a
-	// Gaussian mechanism on each participating client with no
-	// amplification by sampling, accounted as such (an upper bound for a
-	// client selected in every round). Costlier in accuracy: the mean's
-	// noise is z·C/√n rather than z·C/n.
-	Local bool
-}
-
-// Validate reports a DP policy that cannot run.
-func (d *DPPolicy) Validate() error {
-	switch {
-	case !(d.Noise > 0) || math.IsInf(d.Noise, 0):
-		return fmt.Errorf("dp: noise multiplier %v must be positive", d.Noise)
-	case !(d.Clip > 0) || math.IsInf(d.Clip, 0):
-		return fmt.Errorf("dp: clipping norm %v must be positive", d.Clip)
-	case !(d.Delta > 0 && d.Delta < 1):
-		return fmt.Errorf("dp: delta %v must be in (0, 1)", d.Delta)
-	case d.Epsilon < 0 || math.IsNaN(d.Epsilon):
-		return fmt.Errorf("dp: budget epsilon %v must not be negative", d.Epsilon)
-	case d.Local && d.Adaptive:
-		return errors.New("dp: adaptive clipping needs the server's noisy count of unclipped updates; local DP uses a fixed clip")
-	}
-	return nil
-}
-
-// roundRDP is the Rényi DP of one round that selects cohort of eligible
-// clients, at accountant.DefaultOrders: fixed-size sampling without
-// replacement, and noise multiplier z/2 because replacing one client moves
-// the clipped sum by up to 2C.
-func roundRDP(dp *DPPolicy, cohort, eligible int) ([]float64, error) {
-	orders := accountant.DefaultOrders()
-	z := dp.Noise
-	q := float64(cohort) / float64(max(eligible, 1))
-	if dp.Local {
-		q = 1 // a client's own noisy update: no amplification by sampling
-	}
-	out := make([]float64, len(orders))
-	for i, a := range orders {
-		r, err := accountant.WithoutReplacementRDP(min(q, 1), z/2, a)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = r
-	}
-	return out, nil
-}
-
-// epsilonOf converts accumulated RDP to ε at delta.
-func epsilonOf(rdp []float64, delta float64) (float64, error) {
-	if rdp == nil {
-		return 0, nil
-	}
-	eps, _, err := accountant.EpsilonFromRDP(accountant.DefaultOrders(), rdp, delta)
-	return eps, err
-}
-
-// Validate reports a policy that cannot run.
-func (p Policy) Validate() error {
-	switch {
-	case p.Rounds < 0:
-		return fmt.Errorf("rounds %d < 0", p.Rounds)
-	case p.CohortSize < 0:
-		return fmt.Errorf("cohort size %d < 0", p.CohortSize)
-	case p.CohortSize == 0 && !(p.Fraction > 0 && p.Fraction <= 1):
-		return fmt.Errorf("cohort: give a size ≥ 1 or a fraction in (0, 1] (fraction %v)", p.Fraction)
-	case p.MinClients < 0:
-		return fmt.Errorf("min clients %d < 0", p.MinClients)
-	case p.StartClients < 0:
-		return fmt.Errorf("start clients %d < 0", p.StartClients)
-	case p.Quorum < 0:
-		return fmt.Errorf("quorum %d < 0", p.Quorum)
-	case p.CohortSize > 0 && p.Quorum > p.CohortSize:
-		return fmt.Errorf("quorum %d exceeds the cohort size %d", p.Quorum, p.CohortSize)
-	case p.RoundTimeout <= 0:
-		return fmt.Errorf("round timeout %v must be positive", p.RoundTimeout)
-	case p.Train == nil:
-		return fmt.Errorf("no training config")
-	}
-	if p.DP != nil {
-		if err := p.DP.Validate(); err != nil {
-			return err
-		}
-	}
-	if err := validateRoundConfig(p.Train); err != nil {
-		return err
-	}
-	if p.SecAgg != nil {
-		if p.DP != nil && p.DP.Local {
-			return errors.New("local DP noise (z·C per coordinate) swamps the secure-aggregation range; use central DP with secure aggregation")
-		}
-		return p.SecAgg.validate(p)
-	}
-	return nil
-}
-
-func validateRoundConfig(c *fedpb.RoundConfig) error {
-	switch {
-	case c.LocalEpochs < 1:
-		return fmt.Errorf("local epochs %d < 1", c.LocalEpochs)
-	case c.BatchSize < 1:
-		return fmt.Errorf("batch size %d < 1", c.BatchSize)
-	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
-		return fmt.Errorf("learning rate %v must be positive", c.LearningRate)
-	case c.LocalNoise < 0 || math.IsNaN(c.LocalNoise) || math.IsInf(c.LocalNoise, 0):
-		return fmt.Errorf("local DP noise multiplier %v must be positive (or 0: off)", c.LocalNoise)
-	case c.LocalNoise > 0 && (!(c.LocalClip > 0) || math.IsInf(c.LocalClip, 0)):
-		return fmt.Errorf("local DP clipping norm %v must be positive", c.LocalClip)
-	}
-	switch c.Bits {
-	case 2, 3, 4, 8, 32:
-	default:
-		return fmt.Errorf("upload bits %d: want 2, 3, 4, 8 or 32", c.Bits)
-	}
-	return nil
-}
 
 // State is the coordinator's durable state: everything needed to continue
 // the current round after a restart. It is persisted (as JSON) in the same
@@ -348,27 +173,51 @@ type BudgetExhausted struct {
 
 func (BudgetExhausted) effect() {}
 
-func (StartRound) effect()       {}
-func (StartAggregation) effect() {}
-func (RoundAbandoned) effect()   {}
-func (RoundPublished) effect()   {}
-func (AllPublished) effect()     {}
+func (StartRound) effect() {}
 
-// Refusal is why an upload is refused: a gRPC status code, a short reason
-// for metrics, and a message for the client.
+func (StartAggregation) effect() {}
+
+func (RoundAbandoned) effect() {}
+
+func (RoundPublished) effect() {}
+
+func (AllPublished) effect() {}
+
+// Refusal is why an upload (or a secure-aggregation message) is refused:
+// its kind, a short machine-readable reason ("late", "duplicate", ...) for
+// metrics, and a message for the client. The machine knows nothing of
+// transports: the Server maps the kind to a gRPC status (refusalStatus).
 type Refusal struct {
-	Code   codes.Code
+	Kind   RefusalKind
 	Reason string
 	Msg    string
 }
 
 func (r *Refusal) Error() string { return r.Msg }
 
-func refuse(code codes.Code, reason, format string, args ...any) *Refusal {
-	return &Refusal{Code: code, Reason: reason, Msg: fmt.Sprintf(format, args...)}
+// RefusalKind is the class of a refusal.
+type RefusalKind int
+
+const (
+	RefuseInvalid         RefusalKind = iota // the message is malformed
+	RefuseDenied                             // the caller may not do this
+	RefuseUnauthenticated                    // a signature does not verify
+	RefuseNotNow                             // valid, but not in the current state of the round
+	RefuseDuplicate                          // already done
+	RefuseLate                               // past the round's deadline
+	RefuseAborted                            // the round cannot complete
+	RefuseInternal                           // the coordinator failed (storage)
+)
+
+func (k RefusalKind) String() string {
+	return [...]string{"invalid", "denied", "unauthenticated", "not now", "duplicate", "late", "aborted", "internal"}[k]
 }
 
-// Machine is the coordinator's round logic as a deterministic state
+func refuse(kind RefusalKind, reason, format string, args ...any) *Refusal {
+	return &Refusal{Kind: kind, Reason: reason, Msg: fmt.Sprintf(format, args...)}
+}
+
+// CoordinatorMachine is the coordinator's round logic as a deterministic state
 // machine: joins, member failures, uploads and clock ticks go in; effects
 // come out. It does no I/O and reads no clock, so tests drive it exactly and
 // a restart rebuilds it from the stored State.
@@ -378,7 +227,7 @@ func refuse(code codes.Code, reason, format string, args ...any) *Refusal {
 // the state to persist, writes it (with whatever must go atomically with it)
 // before performing the transition's effects, then calls Advance — or
 // Rollback when the write failed, so memory never runs ahead of disk.
-type Machine struct {
+type CoordinatorMachine struct {
 	policy  Policy
 	st      State
 	stable  State // the state last persisted (Advance)
@@ -386,9 +235,9 @@ type Machine struct {
 	members map[string]*Member
 }
 
-// NewMachine starts from a stored state (the zero State for a new
+// NewCoordinatorMachine starts from a stored state (the zero State for a new
 // federation, with GlobalVersion set to the initial adapter's version).
-func NewMachine(p Policy, st State) (*Machine, error) {
+func NewCoordinatorMachine(p Policy, st State) (*CoordinatorMachine, error) {
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("coordinator policy: %w", err)
 	}
@@ -402,19 +251,19 @@ func NewMachine(p Policy, st State) (*Machine, error) {
 	if st.Phase == PhaseDone && st.Stopped == "" && (p.Rounds == 0 || st.Published < p.Rounds) {
 		st.Phase = PhaseIdle
 	}
-	return &Machine{policy: p, st: st.clone(), stable: st.clone(), members: map[string]*Member{}}, nil
+	return &CoordinatorMachine{policy: p, st: st.clone(), stable: st.clone(), members: map[string]*Member{}}, nil
 }
 
 // State returns a copy of the durable state.
-func (m *Machine) State() State { return m.st.clone() }
+func (m *CoordinatorMachine) State() State { return m.st.clone() }
 
 // Ready returns the state to persist and whether it changed since the last
 // Advance: the driver writes it before performing the effects of the
 // transitions that changed it.
-func (m *Machine) Ready() (st State, persist bool) { return m.st.clone(), m.dirty }
+func (m *CoordinatorMachine) Ready() (st State, persist bool) { return m.st.clone(), m.dirty }
 
 // Advance records that the state Ready returned is durable.
-func (m *Machine) Advance() {
+func (m *CoordinatorMachine) Advance() {
 	if m.dirty {
 		m.stable, m.dirty = m.st.clone(), false
 	}
@@ -422,7 +271,7 @@ func (m *Machine) Advance() {
 
 // Rollback returns the machine to the last durable state: the driver undoes
 // the transitions whose persistence failed.
-func (m *Machine) Rollback() {
+func (m *CoordinatorMachine) Rollback() {
 	if m.dirty {
 		m.st, m.dirty = m.stable.clone(), false
 	}
@@ -430,13 +279,13 @@ func (m *Machine) Rollback() {
 
 // touch marks the durable state changed; every transition that writes m.st
 // calls it.
-func (m *Machine) touch() { m.dirty = true }
+func (m *CoordinatorMachine) touch() { m.dirty = true }
 
 // IsMember reports whether name has joined since the machine started.
-func (m *Machine) IsMember(name string) bool { return m.members[name] != nil }
+func (m *CoordinatorMachine) IsMember(name string) bool { return m.members[name] != nil }
 
 // Member returns a copy of a joined client's record.
-func (m *Machine) Member(name string) (Member, bool) {
+func (m *CoordinatorMachine) Member(name string) (Member, bool) {
 	mb := m.members[name]
 	if mb == nil {
 		return Member{}, false
@@ -445,10 +294,10 @@ func (m *Machine) Member(name string) (Member, bool) {
 }
 
 // Policy returns the policy the machine runs.
-func (m *Machine) Policy() Policy { return m.policy }
+func (m *CoordinatorMachine) Policy() Policy { return m.policy }
 
 // Members returns the known clients sorted by name.
-func (m *Machine) Members() []Member {
+func (m *CoordinatorMachine) Members() []Member {
 	out := make([]Member, 0, len(m.members))
 	for _, mb := range m.members {
 		out = append(out, *mb)
@@ -459,7 +308,7 @@ func (m *Machine) Members() []Member {
 
 // InCohort reports whether client is selected for the open round and has
 // not uploaded yet.
-func (m *Machine) InCohort(client string) bool {
+func (m *CoordinatorMachine) InCohort(client string) bool {
 	if m.st.Phase != PhaseCollecting {
 		return false
 	}
@@ -467,7 +316,7 @@ func (m *Machine) InCohort(client string) bool {
 	return in && m.accepted(client) < 0
 }
 
-func (m *Machine) accepted(client string) int {
+func (m *CoordinatorMachine) accepted(client string) int {
 	i, ok := slices.BinarySearchFunc(m.st.Accepted, client, byClient)
 	if !ok {
 		return -1
@@ -476,7 +325,7 @@ func (m *Machine) accepted(client string) int {
 }
 
 // Join records a client joining (or re-joining) with its weight.
-func (m *Machine) Join(now time.Time, name string, examples int64, capability string) {
+func (m *CoordinatorMachine) Join(now time.Time, name string, examples int64, capability string) {
 	mb := m.members[name]
 	if mb == nil {
 		mb = &Member{Name: name}
@@ -486,7 +335,7 @@ func (m *Machine) Join(now time.Time, name string, examples int64, capability st
 }
 
 // Seen marks a client alive (it called in).
-func (m *Machine) Seen(now time.Time, name string) {
+func (m *CoordinatorMachine) Seen(now time.Time, name string) {
 	if mb := m.members[name]; mb != nil {
 		mb.Live, mb.LastSeen = true, now
 	}
@@ -494,7 +343,7 @@ func (m *Machine) Seen(now time.Time, name string) {
 
 // MemberDown records that a client failed or left; if every live member of
 // the cohort has uploaded and the quorum is met, the round closes at once.
-func (m *Machine) MemberDown(now time.Time, name string) []Effect {
+func (m *CoordinatorMachine) MemberDown(now time.Time, name string) []Effect {
 	if mb := m.members[name]; mb != nil {
 		mb.Live = false
 	}
@@ -505,7 +354,7 @@ func (m *Machine) MemberDown(now time.Time, name string) []Effect {
 }
 
 // cohortSize is how many clients a round selects from eligible ones.
-func (m *Machine) cohortSize(eligible int) int {
+func (m *CoordinatorMachine) cohortSize(eligible int) int {
 	if m.policy.CohortSize > 0 {
 		return m.policy.CohortSize
 	}
@@ -513,7 +362,7 @@ func (m *Machine) cohortSize(eligible int) int {
 }
 
 // minClients is how many eligible clients the next round needs.
-func (m *Machine) minClients() int {
+func (m *CoordinatorMachine) minClients() int {
 	n := 1
 	switch {
 	case m.policy.MinClients > 0:
@@ -527,14 +376,14 @@ func (m *Machine) minClients() int {
 	return n
 }
 
-func (m *Machine) quorum() int {
+func (m *CoordinatorMachine) quorum() int {
 	if m.policy.Quorum > 0 {
 		return min(m.policy.Quorum, len(m.st.Cohort))
 	}
 	return max(1, (len(m.st.Cohort)+1)/2)
 }
 
-func (m *Machine) eligible() []string {
+func (m *CoordinatorMachine) eligible() []string {
 	var names []string
 	for _, mb := range m.members {
 		if mb.Live {
@@ -559,7 +408,7 @@ func SelectCohort(seed, round uint64, eligible []string, n int) []string {
 // Tick advances time: it starts a round when enough clients are live, and
 // closes a round whose deadline passed (aggregating at quorum, abandoning
 // below it).
-func (m *Machine) Tick(now time.Time) []Effect {
+func (m *CoordinatorMachine) Tick(now time.Time) []Effect {
 	switch m.st.Phase {
 	case PhaseIdle:
 		if m.policy.Rounds > 0 && m.st.Published >= m.policy.Rounds {
@@ -609,7 +458,7 @@ func (m *Machine) Tick(now time.Time) []Effect {
 
 // Resume returns what a restarted driver must redo: the aggregation of a
 // round that was closed but not published when the coordinator stopped.
-func (m *Machine) Resume() []Effect {
+func (m *CoordinatorMachine) Resume() []Effect {
 	if m.policy.SecAgg != nil && (m.st.Phase == PhaseCollecting || m.st.Phase == PhaseAggregating) {
 		return m.abandon(errSecAggRestart.Error())
 	}
@@ -619,13 +468,13 @@ func (m *Machine) Resume() []Effect {
 	return nil
 }
 
-func (m *Machine) closeUploads() []Effect {
+func (m *CoordinatorMachine) closeUploads() []Effect {
 	m.touch()
 	m.st.Phase = PhaseAggregating
 	return []Effect{StartAggregation{Round: m.st.Round, BaseVersion: m.st.GlobalVersion, Uploads: slices.Clone(m.st.Accepted)}}
 }
 
-func (m *Machine) abandon(reason string) []Effect {
+func (m *CoordinatorMachine) abandon(reason string) []Effect {
 	round := m.st.Round
 	m.touch()
 	m.st.Phase, m.st.Cohort, m.st.Accepted, m.st.Excluded = PhaseIdle, nil, nil, nil
@@ -634,7 +483,7 @@ func (m *Machine) abandon(reason string) []Effect {
 
 // Abandon closes the open round without publishing (the driver found it
 // cannot complete, e.g. its secure aggregation failed).
-func (m *Machine) Abandon(round uint64, reason string) []Effect {
+func (m *CoordinatorMachine) Abandon(round uint64, reason string) []Effect {
 	if round != m.st.Round || (m.st.Phase != PhaseCollecting && m.st.Phase != PhaseAggregating) {
 		return nil
 	}
@@ -644,7 +493,7 @@ func (m *Machine) Abandon(round uint64, reason string) []Effect {
 // Exclude records cohort members that can no longer upload this round.
 // The round stops waiting for them: it closes when everyone else has
 // uploaded, and is abandoned at once when the quorum is out of reach.
-func (m *Machine) Exclude(now time.Time, round uint64, names []string) []Effect {
+func (m *CoordinatorMachine) Exclude(now time.Time, round uint64, names []string) []Effect {
 	if m.st.Phase != PhaseCollecting || round != m.st.Round {
 		return nil
 	}
@@ -669,7 +518,7 @@ func (m *Machine) Exclude(now time.Time, round uint64, names []string) []Effect 
 // liveCohortDone reports whether every cohort member not known to be down
 // has uploaded. A member unknown since a restart counts as pending: it may
 // be about to re-join.
-func (m *Machine) liveCohortDone() bool {
+func (m *CoordinatorMachine) liveCohortDone() bool {
 	for _, c := range m.st.Cohort {
 		if _, out := slices.BinarySearch(m.st.Excluded, c); out {
 			continue
@@ -687,40 +536,40 @@ func (m *Machine) liveCohortDone() bool {
 // and validates the payload. A header identical to an accepted one (same
 // nonce and digest: a retry whose receipt was lost) is reported with
 // dup=true and no refusal, so the driver can answer it idempotently.
-func (m *Machine) CheckUpload(now time.Time, client string, h *fedpb.UploadHeader) (dup bool, r *Refusal) {
+func (m *CoordinatorMachine) CheckUpload(now time.Time, client string, h *fedpb.UploadHeader) (dup bool, r *Refusal) {
 	switch {
 	case h.Client != client:
-		return false, refuse(codes.PermissionDenied, "identity", "upload names client %q but the caller is %q", h.Client, client)
+		return false, refuse(RefuseDenied, "identity", "upload names client %q but the caller is %q", h.Client, client)
 	case h.Round == 0 || h.Round > m.st.Round:
-		return false, refuse(codes.FailedPrecondition, "wrong_round", "round %d has not started (current round %d)", h.Round, m.st.Round)
+		return false, refuse(RefuseNotNow, "wrong_round", "round %d has not started (current round %d)", h.Round, m.st.Round)
 	case h.Round < m.st.Round:
-		return false, refuse(codes.FailedPrecondition, "late", "round %d is over (current round %d): late upload refused", h.Round, m.st.Round)
+		return false, refuse(RefuseNotNow, "late", "round %d is over (current round %d): late upload refused", h.Round, m.st.Round)
 	}
 	if i := m.accepted(client); i >= 0 {
 		a := m.st.Accepted[i]
 		if bytes.Equal(a.Nonce, h.Nonce) && bytes.Equal(a.Digest, h.Digest) {
 			return true, nil
 		}
-		return false, refuse(codes.AlreadyExists, "duplicate", "client %s already has an accepted upload in round %d", client, h.Round)
+		return false, refuse(RefuseDuplicate, "duplicate", "client %s already has an accepted upload in round %d", client, h.Round)
 	}
 	switch {
 	case m.st.Phase != PhaseCollecting:
-		return false, refuse(codes.FailedPrecondition, "late", "round %d is closed for uploads (%s)", h.Round, m.st.Phase)
+		return false, refuse(RefuseNotNow, "late", "round %d is closed for uploads (%s)", h.Round, m.st.Phase)
 	case !now.Before(m.st.Deadline):
-		return false, refuse(codes.DeadlineExceeded, "late", "round %d's deadline passed at %s", h.Round, m.st.Deadline.UTC().Format(time.RFC3339Nano))
+		return false, refuse(RefuseLate, "late", "round %d's deadline passed at %s", h.Round, m.st.Deadline.UTC().Format(time.RFC3339Nano))
 	}
 	if _, in := slices.BinarySearch(m.st.Cohort, client); !in {
-		return false, refuse(codes.PermissionDenied, "not_in_cohort", "client %s is not in round %d's cohort", client, h.Round)
+		return false, refuse(RefuseDenied, "not_in_cohort", "client %s is not in round %d's cohort", client, h.Round)
 	}
 	switch {
 	case h.BaseVersion != m.st.GlobalVersion:
-		return false, refuse(codes.FailedPrecondition, "stale_base", "update is relative to global version %d, round %d trains from version %d", h.BaseVersion, h.Round, m.st.GlobalVersion)
+		return false, refuse(RefuseNotNow, "stale_base", "update is relative to global version %d, round %d trains from version %d", h.BaseVersion, h.Round, m.st.GlobalVersion)
 	case h.Examples <= 0:
-		return false, refuse(codes.InvalidArgument, "bad_header", "examples %d must be positive", h.Examples)
+		return false, refuse(RefuseInvalid, "bad_header", "examples %d must be positive", h.Examples)
 	case len(h.Digest) != 32:
-		return false, refuse(codes.InvalidArgument, "bad_header", "digest has %d bytes, want 32 (SHA-256)", len(h.Digest))
+		return false, refuse(RefuseInvalid, "bad_header", "digest has %d bytes, want 32 (SHA-256)", len(h.Digest))
 	case len(h.Nonce) != NonceSize:
-		return false, refuse(codes.InvalidArgument, "bad_header", "nonce has %d bytes, want %d", len(h.Nonce), NonceSize)
+		return false, refuse(RefuseInvalid, "bad_header", "nonce has %d bytes, want %d", len(h.Nonce), NonceSize)
 	}
 	return false, nil
 }
@@ -729,7 +578,7 @@ func (m *Machine) CheckUpload(now time.Time, client string, h *fedpb.UploadHeade
 // payload checks. The driver persists the returned state together with the
 // upload before acknowledging it. When the whole live cohort has uploaded,
 // uploads close and aggregation starts.
-func (m *Machine) Accept(now time.Time, r Receipt) []Effect {
+func (m *CoordinatorMachine) Accept(now time.Time, r Receipt) []Effect {
 	i := m.accepted(r.Client)
 	if i >= 0 || m.st.Phase != PhaseCollecting {
 		return nil // CheckUpload guards this; never accept twice
@@ -745,7 +594,7 @@ func (m *Machine) Accept(now time.Time, r Receipt) []Effect {
 }
 
 // spend is the ε after one more round with cohort of eligible clients.
-func (m *Machine) spend(cohort, eligible int) (float64, error) {
+func (m *CoordinatorMachine) spend(cohort, eligible int) (float64, error) {
 	r, err := roundRDP(m.policy.DP, cohort, eligible)
 	if err != nil {
 		return 0, err
@@ -761,7 +610,7 @@ func (m *Machine) spend(cohort, eligible int) (float64, error) {
 // Aggregated records that round's aggregate was published as version. With
 // DP, the round's privacy cost is added to the accountant's state and
 // nextClip (adaptive clipping; 0: unchanged) becomes the clipping norm.
-func (m *Machine) Aggregated(round, version uint64, nextClip float64) []Effect {
+func (m *CoordinatorMachine) Aggregated(round, version uint64, nextClip float64) []Effect {
 	if m.st.Phase != PhaseAggregating || round != m.st.Round {
 		return nil
 	}
@@ -796,7 +645,7 @@ func (m *Machine) Aggregated(round, version uint64, nextClip float64) []Effect {
 }
 
 // AggregationFailed abandons a round whose uploads could not be aggregated.
-func (m *Machine) AggregationFailed(round uint64, reason string) []Effect {
+func (m *CoordinatorMachine) AggregationFailed(round uint64, reason string) []Effect {
 	if m.st.Phase != PhaseAggregating || round != m.st.Round {
 		return nil
 	}

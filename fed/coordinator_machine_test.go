@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kronfed/kronfed/fed/fedpb"
@@ -21,7 +20,7 @@ func testPolicy() Policy {
 		Train: &fedpb.RoundConfig{LocalEpochs: 1, BatchSize: 4, LearningRate: 1e-3, Bits: 8, Seed: 1}}
 }
 
-func header(m *Machine, client string, nonce byte) *fedpb.UploadHeader {
+func header(m *CoordinatorMachine, client string, nonce byte) *fedpb.UploadHeader {
 	st := m.State()
 	return &fedpb.UploadHeader{Round: st.Round, Client: client, BaseVersion: st.GlobalVersion, Examples: 10,
 		Size: 100, Digest: bytes.Repeat([]byte{nonce}, 32), Nonce: bytes.Repeat([]byte{nonce}, NonceSize)}
@@ -31,9 +30,9 @@ func receipt(h *fedpb.UploadHeader) Receipt {
 	return Receipt{Client: h.Client, Examples: h.Examples, Nonce: h.Nonce, Digest: h.Digest}
 }
 
-func newTestMachine(t *testing.T, p Policy, clients ...string) *Machine {
+func newTestMachine(t *testing.T, p Policy, clients ...string) *CoordinatorMachine {
 	t.Helper()
-	m, err := NewMachine(p, State{GlobalVersion: 1})
+	m, err := NewCoordinatorMachine(p, State{GlobalVersion: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +112,7 @@ func TestRoundLifecycle(t *testing.T) {
 	// Restarted with more rounds to run, the federation continues.
 	more := testPolicy()
 	more.Rounds = 3
-	m2, err := NewMachine(more, m.State())
+	m2, err := NewCoordinatorMachine(more, m.State())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,24 +189,24 @@ func TestCheckUploadRefusals(t *testing.T) {
 		caller string
 		h      *fedpb.UploadHeader
 		now    time.Time
-		code   codes.Code
+		kind   RefusalKind
 		reason string
 	}{
-		{"identity", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Client = in }), t0, codes.PermissionDenied, "identity"},
-		{"future round", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Round = 2 }), t0, codes.FailedPrecondition, "wrong_round"},
-		{"round zero", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Round = 0 }), t0, codes.FailedPrecondition, "wrong_round"},
-		{"duplicate", in, header(m, in, 3), t0, codes.AlreadyExists, "duplicate"},
-		{"after deadline", sr.Cohort[1], mod(func(*fedpb.UploadHeader) {}), sr.Deadline, codes.DeadlineExceeded, "late"},
-		{"not in cohort", out, func() *fedpb.UploadHeader { h := header(m, out, 4); return h }(), t0, codes.PermissionDenied, "not_in_cohort"},
-		{"stale base", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.BaseVersion = 0 }), t0, codes.FailedPrecondition, "stale_base"},
-		{"no examples", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Examples = 0 }), t0, codes.InvalidArgument, "bad_header"},
-		{"short digest", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Digest = h.Digest[:31] }), t0, codes.InvalidArgument, "bad_header"},
-		{"short nonce", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Nonce = nil }), t0, codes.InvalidArgument, "bad_header"},
+		{"identity", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Client = in }), t0, RefuseDenied, "identity"},
+		{"future round", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Round = 2 }), t0, RefuseNotNow, "wrong_round"},
+		{"round zero", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Round = 0 }), t0, RefuseNotNow, "wrong_round"},
+		{"duplicate", in, header(m, in, 3), t0, RefuseDuplicate, "duplicate"},
+		{"after deadline", sr.Cohort[1], mod(func(*fedpb.UploadHeader) {}), sr.Deadline, RefuseLate, "late"},
+		{"not in cohort", out, func() *fedpb.UploadHeader { h := header(m, out, 4); return h }(), t0, RefuseDenied, "not_in_cohort"},
+		{"stale base", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.BaseVersion = 0 }), t0, RefuseNotNow, "stale_base"},
+		{"no examples", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Examples = 0 }), t0, RefuseInvalid, "bad_header"},
+		{"short digest", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Digest = h.Digest[:31] }), t0, RefuseInvalid, "bad_header"},
+		{"short nonce", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Nonce = nil }), t0, RefuseInvalid, "bad_header"},
 	}
 	for _, c := range cases {
 		dup, ref := m.CheckUpload(c.now, c.caller, c.h)
-		if dup || ref == nil || ref.Code != c.code || ref.Reason != c.reason {
-			t.Errorf("%s: dup=%v refusal=%+v, want %v/%s", c.name, dup, ref, c.code, c.reason)
+		if dup || ref == nil || ref.Kind != c.kind || ref.Reason != c.reason {
+			t.Errorf("%s: dup=%v refusal=%+v, want %v/%s", c.name, dup, ref, c.kind, c.reason)
 		}
 	}
 	// A retry of the accepted upload (same nonce and digest) is recognized.
@@ -301,13 +300,13 @@ func TestStateRoundTripAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m2, err := NewMachine(testPolicy(), back)
+	m2, err := NewCoordinatorMachine(testPolicy(), back)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The restarted machine refuses the accepted client's second upload and
 	// closes the round at the deadline with the quorum it persisted.
-	if _, ref := m2.CheckUpload(t0, sr.Cohort[0], header(m2, sr.Cohort[0], 9)); ref == nil || ref.Code != codes.AlreadyExists {
+	if _, ref := m2.CheckUpload(t0, sr.Cohort[0], header(m2, sr.Cohort[0], 9)); ref == nil || ref.Kind != RefuseDuplicate {
 		t.Fatalf("after restart, second upload: %v", ref)
 	}
 	m2.Accept(t0, receipt(header(m2, sr.Cohort[1], 2)))
@@ -356,7 +355,7 @@ func TestPolicyValidate(t *testing.T) {
 }
 
 func FuzzUnmarshalState(f *testing.F) {
-	m, _ := NewMachine(testPolicy(), State{GlobalVersion: 1})
+	m, _ := NewCoordinatorMachine(testPolicy(), State{GlobalVersion: 1})
 	for _, c := range []string{"a", "b", "c"} {
 		m.Join(t0, c, 1, "")
 	}
@@ -369,7 +368,7 @@ func FuzzUnmarshalState(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := NewMachine(testPolicy(), st); err != nil {
+		if _, err := NewCoordinatorMachine(testPolicy(), st); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -1,0 +1,182 @@
+package fed
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/kronfed/kronfed/aggregate/accountant"
+	"github.com/kronfed/kronfed/fed/fedpb"
+)
+
+// Policy is how the coordinator runs rounds.
+type Policy struct {
+	// Rounds to publish before stopping (0: until stopped).
+	Rounds int
+	// CohortSize clients are selected per round; when 0, Fraction of the
+	// eligible clients (rounded up) are.
+	CohortSize int
+	Fraction   float64
+	// MinClients eligible (joined, live) clients are needed before a round
+	// starts (default: the cohort size, or 1 with Fraction).
+	MinClients int
+	// StartClients eligible clients are needed before the first round
+	// starts (default: MinClients); later rounds need only MinClients. A
+	// federation whose clients come up one by one would otherwise run its
+	// first round with whichever MinClients joined first.
+	StartClients int
+	// Quorum uploads are needed to aggregate at the deadline (default: half
+	// the cohort, rounded up). A round whose whole live cohort has uploaded
+	// aggregates at once.
+	Quorum int
+	// RoundTimeout is the time from a round's start to its upload deadline.
+	RoundTimeout time.Duration
+	// Seed makes cohort selection reproducible: round r's cohort is a
+	// function of (Seed, r, the eligible clients).
+	Seed uint64
+	// Train is sent to every client of a round (its seed is mixed with the
+	// round number).
+	Train *fedpb.RoundConfig
+	// DP, when set, makes every round client-level DP-FedAvg and accounts
+	// for it.
+	DP *DPPolicy
+	// SecAgg, when set, makes every round a secure aggregation (SecAgg+):
+	// the coordinator sees only the sum of the survivors' updates.
+	SecAgg *SecAggPolicy
+}
+
+// DPPolicy is client-level differential privacy: each client's whole update
+// clipped to Clip, Gaussian noise of std Noise·Clip added to the sum, the
+// privacy spent accounted round by round (Rényi DP of fixed-size sampling
+// without replacement, cohort of the eligible clients, replace-one
+// adjacency), and rounds stopped before ε would pass Epsilon at Delta.
+type DPPolicy struct {
+	Clip  float64 // initial clipping norm C
+	Noise float64 // noise multiplier z
+	// Adaptive adapts C every round (Andrew et al. 2021, γ = 0.5, η = 0.2).
+	Adaptive bool
+	// Epsilon is the budget (0: none, ε is still reported); Delta the δ.
+	Epsilon, Delta float64
+	// SeededNoise draws the noise from Seed, for reproducible simulations
+	// only: such noise is NOT private.
+	SeededNoise bool
+	Seed        uint64
+	// Local makes it local DP: every client clips its own update to Clip
+	// and adds the Gaussian noise before upload (aggregate.AddLocalNoise),
+	// so not even the coordinator sees an unnoised update; the coordinator
+	// aggregates the noisy updates with any rule. Each round is then a
+	// Gaussian mechanism on each participating client with no
+	// amplification by sampling, accounted as such (an upper bound for a
+	// client selected in every round). Costlier in accuracy: the mean's
+	// noise is z·C/√n rather than z·C/n.
+	Local bool
+}
+
+// Validate reports a DP policy that cannot run.
+func (d *DPPolicy) Validate() error {
+	switch {
+	case !(d.Noise > 0) || math.IsInf(d.Noise, 0):
+		return fmt.Errorf("dp: noise multiplier %v must be positive", d.Noise)
+	case !(d.Clip > 0) || math.IsInf(d.Clip, 0):
+		return fmt.Errorf("dp: clipping norm %v must be positive", d.Clip)
+	case !(d.Delta > 0 && d.Delta < 1):
+		return fmt.Errorf("dp: delta %v must be in (0, 1)", d.Delta)
+	case d.Epsilon < 0 || math.IsNaN(d.Epsilon):
+		return fmt.Errorf("dp: budget epsilon %v must not be negative", d.Epsilon)
+	case d.Local && d.Adaptive:
+		return errors.New("dp: adaptive clipping needs the server's noisy count of unclipped updates; local DP uses a fixed clip")
+	}
+	return nil
+}
+
+// roundRDP is the Rényi DP of one round that selects cohort of eligible
+// clients, at accountant.DefaultOrders: fixed-size sampling without
+// replacement, and noise multiplier z/2 because replacing one client moves
+// the clipped sum by up to 2C.
+func roundRDP(dp *DPPolicy, cohort, eligible int) ([]float64, error) {
+	orders := accountant.DefaultOrders()
+	z := dp.Noise
+	q := float64(cohort) / float64(max(eligible, 1))
+	if dp.Local {
+		q = 1 // a client's own noisy update: no amplification by sampling
+	}
+	out := make([]float64, len(orders))
+	for i, a := range orders {
+		r, err := accountant.WithoutReplacementRDP(min(q, 1), z/2, a)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// epsilonOf converts accumulated RDP to ε at delta.
+func epsilonOf(rdp []float64, delta float64) (float64, error) {
+	if rdp == nil {
+		return 0, nil
+	}
+	eps, _, err := accountant.EpsilonFromRDP(accountant.DefaultOrders(), rdp, delta)
+	return eps, err
+}
+
+// Validate reports a policy that cannot run.
+func (p Policy) Validate() error {
+	switch {
+	case p.Rounds < 0:
+		return fmt.Errorf("rounds %d < 0", p.Rounds)
+	case p.CohortSize < 0:
+		return fmt.Errorf("cohort size %d < 0", p.CohortSize)
+	case p.CohortSize == 0 && !(p.Fraction > 0 && p.Fraction <= 1):
+		return fmt.Errorf("cohort: give a size ≥ 1 or a fraction in (0, 1] (fraction %v)", p.Fraction)
+	case p.MinClients < 0:
+		return fmt.Errorf("min clients %d < 0", p.MinClients)
+	case p.StartClients < 0:
+		return fmt.Errorf("start clients %d < 0", p.StartClients)
+	case p.Quorum < 0:
+		return fmt.Errorf("quorum %d < 0", p.Quorum)
+	case p.CohortSize > 0 && p.Quorum > p.CohortSize:
+		return fmt.Errorf("quorum %d exceeds the cohort size %d", p.Quorum, p.CohortSize)
+	case p.RoundTimeout <= 0:
+		return fmt.Errorf("round timeout %v must be positive", p.RoundTimeout)
+	case p.Train == nil:
+		return fmt.Errorf("no training config")
+	}
+	if p.DP != nil {
+		if err := p.DP.Validate(); err != nil {
+			return err
+		}
+	}
+	if err := validateRoundConfig(p.Train); err != nil {
+		return err
+	}
+	if p.SecAgg != nil {
+		if p.DP != nil && p.DP.Local {
+			return errors.New("local DP noise (z·C per coordinate) swamps the secure-aggregation range; use central DP with secure aggregation")
+		}
+		return p.SecAgg.validate(p)
+	}
+	return nil
+}
+
+func validateRoundConfig(c *fedpb.RoundConfig) error {
+	switch {
+	case c.LocalEpochs < 1:
+		return fmt.Errorf("local epochs %d < 1", c.LocalEpochs)
+	case c.BatchSize < 1:
+		return fmt.Errorf("batch size %d < 1", c.BatchSize)
+	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
+		return fmt.Errorf("learning rate %v must be positive", c.LearningRate)
+	case c.LocalNoise < 0 || math.IsNaN(c.LocalNoise) || math.IsInf(c.LocalNoise, 0):
+		return fmt.Errorf("local DP noise multiplier %v must be positive (or 0: off)", c.LocalNoise)
+	case c.LocalNoise > 0 && (!(c.LocalClip > 0) || math.IsInf(c.LocalClip, 0)):
+		return fmt.Errorf("local DP clipping norm %v must be positive", c.LocalClip)
+	}
+	switch c.Bits {
+	case 2, 3, 4, 8, 32:
+	default:
+		return fmt.Errorf("upload bits %d: want 2, 3, 4, 8 or 32", c.Bits)
+	}
+	return nil
+}

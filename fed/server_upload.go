@@ -1,0 +1,223 @@
+package fed
+
+// The coordinator's upload path: receive, verify the signature, decrypt,
+// decode the client's update Δ, check it against the round, and accept it
+// durably (the receipt and the machine's new state in one transaction).
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/secure"
+	"github.com/kronfed/kronfed/store"
+)
+
+// refusalStatus is a refusal as the gRPC status both transports carry.
+func refusalStatus(r *Refusal) error {
+	code := map[RefusalKind]codes.Code{
+		RefuseInvalid: codes.InvalidArgument, RefuseDenied: codes.PermissionDenied, RefuseUnauthenticated: codes.Unauthenticated,
+		RefuseNotNow: codes.FailedPrecondition, RefuseDuplicate: codes.AlreadyExists, RefuseLate: codes.DeadlineExceeded,
+		RefuseAborted: codes.Aborted, RefuseInternal: codes.Internal,
+	}[r.Kind]
+	return status.Error(code, r.Msg)
+}
+
+// Upload verifies, decrypts, validates and durably accepts one client's
+// update. The receipt is returned only after the encrypted upload and the
+// state that records it are committed together.
+func (s *Server) Upload(ctx context.Context, peer Peer, h *fedpb.UploadHeader, ciphertext []byte) (*fedpb.UploadReceipt, error) {
+	received := time.Now()
+	r, err := s.upload(peer, h, ciphertext)
+	if err != nil {
+		reason := "invalid"
+		var ref *Refusal
+		if errors.As(err, &ref) {
+			reason = ref.Reason
+			err = refusalStatus(ref)
+		}
+		s.met.Uploads.WithLabelValues("refused", reason).Inc()
+		s.log.Warn("upload refused", "client", peer.Name, "round", h.GetRound(), "reason", reason, "err", err)
+		return nil, err
+	}
+	s.met.UploadSeconds.Observe(time.Since(received).Seconds())
+	return r, nil
+}
+
+func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.UploadReceipt, error) {
+	if h == nil {
+		return nil, refuse(RefuseInvalid, "bad_header", "upload has no header")
+	}
+	s.mu.Lock()
+	dup, ref := s.m.CheckUpload(s.cfg.Now(), peer.Name, h)
+	base := s.cur
+	s.mu.Unlock()
+	if ref != nil {
+		return nil, ref
+	}
+	switch {
+	case uint64(len(ct)) != h.Size:
+		return nil, refuse(RefuseInvalid, "truncated", "upload carries %d bytes, its header says %d", len(ct), h.Size)
+	case !bytes.Equal(Digest(ct), h.Digest):
+		return nil, refuse(RefuseInvalid, "tampered", "upload payload does not match its signed digest (tampered or corrupted)")
+	}
+	if err := verifyPeerSignature(peer, UploadSigningBytes(h), h.Signature); err != nil {
+		return nil, refuse(RefuseUnauthenticated, "bad_signature", "upload signature of client %s: %v", peer.Name, err)
+	}
+	if dup {
+		s.mu.Lock()
+		n := len(s.m.State().Accepted)
+		s.mu.Unlock()
+		return &fedpb.UploadReceipt{Round: h.Round, Bytes: uint64(len(ct)), Accepted: uint32(n)}, nil
+	}
+	if base.version != h.BaseVersion {
+		return nil, refuse(RefuseNotNow, "stale_base", "update is relative to global version %d, current is %d", h.BaseVersion, base.version)
+	}
+	var clientSet *adapter.Set
+	secAgg := s.cfg.Policy.SecAgg != nil
+	var masked []byte // a secure-aggregation round's masked input
+	var err error
+	if secAgg {
+		if masked, err = s.decrypt(ct, base); err != nil {
+			return nil, err
+		}
+	} else if clientSet, err = s.open(ct, base, h.Round, peer.Name); err != nil {
+		return nil, err
+	}
+	rec, err := proto.Marshal(&fedpb.StoredUpload{Header: h, Ciphertext: ct, CertDer: peer.CertDER, ReceivedUnixMs: s.cfg.Now().UnixMilli()})
+	if err != nil {
+		return nil, err
+	}
+	receipt := Receipt{Client: peer.Name, Examples: h.Examples, Nonce: h.Nonce, Digest: h.Digest,
+		WireBytes: uint64(len(ct)), RawBytes: h.RawBytes, Loss: h.TrainLoss, Accuracy: h.ValAccuracy}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The state may have moved while the payload was checked: decide again.
+	if dup, ref := s.m.CheckUpload(s.cfg.Now(), peer.Name, h); ref != nil || dup {
+		if ref != nil {
+			return nil, ref
+		}
+		return &fedpb.UploadReceipt{Round: h.Round, Bytes: uint64(len(ct)), Accepted: uint32(len(s.m.State().Accepted))}, nil
+	}
+	if secAgg {
+		// Into the secure sum first: it validates the input fully, and an
+		// input the sum refused must not be stored as accepted.
+		if s.sa == nil || s.sa.round != h.Round {
+			return nil, refuse(RefuseNotNow, "late", "round %d has no secure aggregation open", h.Round)
+		}
+		if ref := s.sa.addInput(peer.Name, masked); ref != nil {
+			return nil, ref
+		}
+	}
+	// The receipt and the state it moves the machine to are written in one
+	// transaction before the client hears "accepted".
+	effects := s.m.Accept(s.cfg.Now(), receipt)
+	after, _ := s.m.Ready()
+	sb, err := MarshalState(after)
+	if err == nil {
+		err = s.store.AcceptUpload(h.Round, peer.Name, rec, sb)
+	}
+	if err != nil {
+		if secAgg {
+			s.sa.failed = fmt.Errorf("an input was added to the secure sum but could not be stored: %v", err)
+		}
+		s.m.Rollback()
+		if errors.Is(err, store.ErrDuplicate) {
+			return nil, refuse(RefuseDuplicate, "duplicate", "client %s already has an accepted upload in round %d", peer.Name, h.Round)
+		}
+		return nil, refuse(RefuseInternal, "store", "persist upload: %v", err)
+	}
+	s.m.Advance()
+	if clientSet != nil {
+		s.remember(h.Round, peer.Name, clientSet)
+	}
+	s.met.Uploads.WithLabelValues("accepted", "").Inc()
+	s.met.WireBytes.Add(float64(len(ct)))
+	s.met.RawBytes.Add(float64(h.RawBytes))
+	s.log.Info("upload accepted", "client", peer.Name, "round", h.Round, "wire_bytes", len(ct), "raw_bytes", h.RawBytes,
+		"examples", h.Examples, "accepted", len(after.Accepted), "cohort", len(after.Cohort))
+	s.handle(effects)
+	return &fedpb.UploadReceipt{Round: h.Round, Bytes: uint64(len(ct)), Accepted: uint32(len(after.Accepted))}, nil
+}
+
+// decrypt opens an upload's ciphertext, capped like open's.
+func (s *Server) decrypt(ct []byte, base *publishedGlobal) ([]byte, error) {
+	plain, err := secure.Decrypt(s.cfg.Identity, ct, 2*int64(len(base.file))+1<<20)
+	if err != nil {
+		return nil, refuse(RefuseInvalid, "undecryptable", "%v", err)
+	}
+	return plain, nil
+}
+
+func verifyPeerSignature(peer Peer, msg, sig []byte) error {
+	switch pk := peer.PublicKey.(type) {
+	case ed25519.PublicKey:
+		if !ed25519.Verify(pk, msg, sig) {
+			return errors.New("signature does not verify (tampered, replayed under another header, or signed by another key)")
+		}
+		return nil
+	case nil:
+		return errors.New("the caller presented no public key")
+	default:
+		return fmt.Errorf("unsupported client key type %T (enrolment issues Ed25519 keys)", pk)
+	}
+}
+
+// remember keeps an accepted client adapter for the round's aggregation,
+// within the cache budget; s.mu is held.
+func (s *Server) remember(round uint64, client string, set *adapter.Set) {
+	if s.decodedRound != round {
+		s.decoded, s.decodedRound, s.decodedBytes = map[string]*adapter.Set{}, round, 0
+	}
+	size := int64(RawBytes(set))
+	if s.decodedBytes+size > s.cfg.CacheBytes {
+		return
+	}
+	set.ReleaseGrads() // only read from here on: half the memory of a waiting update
+	s.decoded[client] = set
+	s.decodedBytes += size
+}
+
+// loadUpload decrypts and decodes a stored upload (after a restart, or
+// beyond the cache budget).
+func (s *Server) loadUpload(job StartAggregation, client string, base *publishedGlobal) (*adapter.Set, error) {
+	rec, err := s.store.Upload(job.Round, client)
+	if err != nil {
+		return nil, err
+	}
+	var su fedpb.StoredUpload
+	if err := proto.Unmarshal(rec, &su); err != nil {
+		return nil, fmt.Errorf("stored upload of %s: %w", client, err)
+	}
+	delta, err := s.open(su.Ciphertext, base, job.Round, client)
+	if err != nil {
+		return nil, fmt.Errorf("stored upload of %s: %w", client, err)
+	}
+	return delta, nil
+}
+
+// open decrypts an upload's ciphertext and decodes it as client's update Δ
+// for round against base. The plaintext is capped well above any honest
+// update of base's shape, so a forged size cannot make the coordinator
+// allocate without bound.
+func (s *Server) open(ct []byte, base *publishedGlobal, round uint64, client string) (*adapter.Set, error) {
+	plain, err := s.decrypt(ct, base)
+	if err != nil {
+		return nil, err
+	}
+	delta, err := DecodeUpdate(plain, base.set, round, client, base.version, int(s.cfg.Policy.Train.Bits))
+	if err != nil {
+		return nil, refuse(RefuseInvalid, "bad_payload", "%v", err)
+	}
+	return delta, nil
+}
