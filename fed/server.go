@@ -169,7 +169,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		if s.cur, err = newGlobal(1, 0, cfg.Initial); err != nil {
 			return nil, fmt.Errorf("coordinator: initial adapter: %w", err)
 		}
-		if err := s.putGlobal(s.cur, nil, st); err != nil {
+		sb, err := MarshalState(st)
+		if err == nil {
+			err = s.putGlobal(s.cur, nil, sb)
+		}
+		if err != nil {
 			return nil, err
 		}
 		s.log.Info("new federation", "store", s.store.Path(), "model", cfg.Initial.BaseModel, "adapter", cfg.Initial.Config.String())
@@ -266,23 +270,33 @@ func (s *Server) Run(ctx context.Context) error {
 // back, so memory never runs ahead of disk.
 func (s *Server) step(fn func() []Effect) {
 	effects := fn()
-	if st, persist := s.m.Ready(); persist {
-		if err := s.saveState(st); err != nil {
-			s.log.Error("persist state; transition undone", "err", err)
-			s.m.Rollback()
-			return
-		}
-		s.m.Advance()
+	if err := s.commit(s.store.SaveState); err != nil {
+		s.log.Error("persist state; transition undone", "err", err)
+		return
 	}
 	s.handle(effects)
 }
 
-func (s *Server) saveState(st State) error {
+// commit is the one persist-or-roll-back path: when the machine's state
+// changed (Ready), write hands it, marshalled, to the store together with
+// whatever must be durable in the same transaction (an accepted upload, a
+// new global adapter); the machine then advances, or rolls back when the
+// write failed, so memory never runs ahead of disk.
+func (s *Server) commit(write func(state []byte) error) error {
+	st, persist := s.m.Ready()
+	if !persist {
+		return nil
+	}
 	b, err := MarshalState(st)
+	if err == nil {
+		err = write(b)
+	}
 	if err != nil {
+		s.m.Rollback()
 		return err
 	}
-	return s.store.SaveState(b)
+	s.m.Advance()
+	return nil
 }
 
 // handle performs effects; s.mu is held.

@@ -60,16 +60,12 @@ func (s *Server) loadGlobal(version uint64) (g *publishedGlobal, optimizer []byt
 
 // putGlobal stores a version with the server optimizer's state after it
 // (optimizer, nil for none) and the coordinator state, in one transaction.
-func (s *Server) putGlobal(g *publishedGlobal, optimizer []byte, st State) error {
+func (s *Server) putGlobal(g *publishedGlobal, optimizer []byte, state []byte) error {
 	rec, err := proto.Marshal(&fedpb.StoredGlobal{Version: g.version, Round: g.round, Adapter: g.file, Digest: g.digest, Optimizer: optimizer})
 	if err != nil {
 		return err
 	}
-	sb, err := MarshalState(st)
-	if err != nil {
-		return err
-	}
-	return s.store.PutGlobal(g.version, rec, sb)
+	return s.store.PutGlobal(g.version, rec, state)
 }
 
 // prune applies the retention settings after round was published: old
@@ -124,21 +120,23 @@ func (s *Server) aggregate(ctx context.Context, job StartAggregation) {
 	}
 	started := s.m.State().Started
 	effects := s.m.Aggregated(job.Round, job.BaseVersion+1, out.NextClip)
-	after, _ := s.m.Ready()
+	if _, changed := s.m.Ready(); !changed {
+		s.log.Error("aggregation finished for a round that is not aggregating", "round", job.Round)
+		return
+	}
+	after := s.m.State()
 	res.Epsilon = after.Epsilon
 	// The global adapter, the strategy's state and the machine's state go
 	// to disk in one transaction before anyone hears of the new version.
 	g, err := newGlobal(job.BaseVersion+1, job.Round, out.Next)
 	if err == nil {
-		err = s.putGlobal(g, out.State, after)
+		err = s.commit(func(state []byte) error { return s.putGlobal(g, out.State, state) })
 	}
 	if err != nil {
-		s.m.Rollback()
 		s.log.Error("persist global adapter", "round", job.Round, "err", err)
 		s.step(func() []Effect { return s.m.AggregationFailed(job.Round, err.Error()) })
 		return
 	}
-	s.m.Advance()
 	out.Commit()
 	s.prev, s.cur = s.cur, g
 	elapsed := time.Since(start).Seconds()

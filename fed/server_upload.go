@@ -122,22 +122,20 @@ func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.Upl
 	// The receipt and the state it moves the machine to are written in one
 	// transaction before the client hears "accepted".
 	effects := s.m.Accept(s.cfg.Now(), receipt)
-	after, _ := s.m.Ready()
-	sb, err := MarshalState(after)
-	if err == nil {
-		err = s.store.AcceptUpload(h.Round, peer.Name, rec, sb)
+	if _, changed := s.m.Ready(); !changed { // CheckUpload, under the same lock, guards this
+		return nil, refuse(RefuseInternal, "store", "round %d did not take the upload of %s", h.Round, peer.Name)
 	}
+	err = s.commit(func(state []byte) error { return s.store.AcceptUpload(h.Round, peer.Name, rec, state) })
 	if err != nil {
 		if secAgg {
 			s.sa.failed = fmt.Errorf("an input was added to the secure sum but could not be stored: %v", err)
 		}
-		s.m.Rollback()
 		if errors.Is(err, store.ErrDuplicate) {
 			return nil, refuse(RefuseDuplicate, "duplicate", "client %s already has an accepted upload in round %d", peer.Name, h.Round)
 		}
 		return nil, refuse(RefuseInternal, "store", "persist upload: %v", err)
 	}
-	s.m.Advance()
+	after := s.m.State()
 	if clientSet != nil {
 		s.remember(h.Round, peer.Name, clientSet)
 	}
