@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/kronfed/kronfed/adapter"
 )
@@ -211,10 +212,55 @@ type fedAvg struct{ stateless }
 func (fedAvg) String() string { return "fedavg" }
 
 func (fedAvg) Aggregate(r Round) (*Result, error) {
-	return onFactors(r, func(ws []Weighted) (*adapter.Set, float64, error) {
-		next, err := FedAvg(ws)
-		return next, 0, err
-	})
+	next, err := meanOfClients(r)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Next: next}, nil
+}
+
+// meanOfClients is FedAvg of the clients' adapters, Σ p_i·θ_i with
+// θ_i = base + Δ_i formed element by element as it is summed (FedAvg's
+// arithmetic exactly, without a copy of every client's adapter).
+func meanOfClients(r Round) (*adapter.Set, error) {
+	if len(r.Updates) == 0 {
+		return nil, fmt.Errorf("aggregate: no updates")
+	}
+	var total float64
+	for i, u := range r.Updates {
+		if u.Delta == nil {
+			return nil, fmt.Errorf("aggregate: update %d has no adapter", i)
+		}
+		if !(u.Weight > 0) || math.IsInf(u.Weight, 0) {
+			return nil, fmt.Errorf("aggregate: update %d has weight %v (want positive and finite)", i, u.Weight)
+		}
+		if err := r.Base.SameShape(u.Delta); err != nil {
+			return nil, fmt.Errorf("aggregate: update %d: %w", i, err)
+		}
+		if err := u.Delta.CheckFinite(); err != nil {
+			return nil, fmt.Errorf("aggregate: update %d: %w", i, err)
+		}
+		total += u.Weight
+	}
+	out := r.Base.Clone()
+	dst, base := out.Params(), r.Base.Params()
+	for _, d := range dst {
+		clear(d.Data)
+		clear(d.Grad)
+	}
+	for _, u := range r.Updates {
+		p := u.Weight / total
+		for j, src := range u.Delta.Params() {
+			b, o := base[j].Data, dst[j].Data
+			for k, v := range src.Data {
+				o[k] += float32(p * float64(b[k]+v))
+			}
+		}
+	}
+	if err := out.CheckFinite(); err != nil {
+		return nil, fmt.Errorf("aggregate: the mean is not finite: %w", err)
+	}
+	return out, nil
 }
 
 // AggregateSum is FedAvg from the weighted sum: base + Total/Weight.
@@ -278,11 +324,7 @@ type fedAdam struct{ adam *FedAdam }
 func (f *fedAdam) String() string { return fmt.Sprintf("fedadam:%g:%g", f.adam.LR, f.adam.Tau) }
 
 func (f *fedAdam) Aggregate(r Round) (*Result, error) {
-	ws, err := clients(r)
-	if err != nil {
-		return nil, err
-	}
-	avg, err := FedAvg(ws)
+	avg, err := meanOfClients(r)
 	if err != nil {
 		return nil, err
 	}
