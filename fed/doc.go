@@ -24,6 +24,7 @@
 //
 // Files:
 //
+//	coordinator_state.go    State (what is persisted), the effects, refusals
 //	coordinator_machine.go  CoordinatorMachine: joins, member failures, uploads,
 //	                        ticks in; effects out. Ready/Advance/Rollback tell
 //	                        the driver what to persist before acting.

@@ -16,7 +16,7 @@ import (
 
 // resolve runs forgetting's settings resolution (defaults, preset, file,
 // flags) and the pair parsing and scaling, without loading anything.
-func resolve(t *testing.T, args ...string) (forgettingConfig, []simulate.Pair) {
+func resolve(t *testing.T, args ...string) (simConfig, []simulate.Pair) {
 	t.Helper()
 	cfg := defaultForgetting()
 	if err := loadForgetting(args, &cfg); err != nil {

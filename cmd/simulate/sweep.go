@@ -39,7 +39,7 @@ type sweepGrid struct {
 // With 16 clients a round the noise on the average, z·C/16 per coordinate,
 // swamps the signal unless z is small: the default noise runs from nearly
 // no harm to no learning, which is the honest curve at this cohort size.
-func defaultSweep() forgettingConfig {
+func defaultSweep() simConfig {
 	cfg := defaultForgetting()
 	cfg.Clients, cfg.Cohort, cfg.MaxItems, cfg.DPClip = 32, 16, 32, 0.5
 	cfg.Sweep = sweepGrid{Task: "word-category", Rounds: 4}
@@ -154,7 +154,7 @@ func runSweep(args []string, stdout io.Writer) error {
 // fillGridDefaults gives every axis the flags, file and defaults left
 // empty its single default value: the default noise list, --dp-clip,
 // --bits, --lr.
-func fillGridDefaults(cfg *forgettingConfig) {
+func fillGridDefaults(cfg *simConfig) {
 	g := &cfg.Sweep
 	if len(g.Noise) == 0 {
 		g.Noise = defaultSweepNoise
@@ -173,7 +173,7 @@ func fillGridDefaults(cfg *forgettingConfig) {
 // sweepPoints expands the grid and resolves every point's settings, so a
 // bad value anywhere fails before the first run. Without DP the clipping
 // norm does nothing: the no-DP point of an adapter and bits runs once.
-func sweepPoints(cfg forgettingConfig) ([]sweepPoint, error) {
+func sweepPoints(cfg simConfig) ([]sweepPoint, error) {
 	g := cfg.Sweep
 	switch {
 	case g.Task == "":
@@ -235,7 +235,7 @@ func sweepPoints(cfg forgettingConfig) ([]sweepPoint, error) {
 	return points, nil
 }
 
-func cohortText(cfg forgettingConfig) string {
+func cohortText(cfg simConfig) string {
 	if cfg.Cohort > 0 {
 		return strconv.Itoa(cfg.Cohort)
 	}
