@@ -15,17 +15,16 @@ import (
 // PEFT stores adapter tensors under the wrapped model's prefix.
 const peftPrefix = "base_model.model."
 
-// PEFTFactorization is PEFT LoKr's factorization(dimension, factor): it splits
-// dimension into m·n with m ≤ n, taking m = factor when factor divides it, and
-// otherwise the most square split whose m does not exceed factor (factor < 0:
-// no limit). LoKr puts A's shape at (m of d_out, m of d_in).
+// PEFTFactorization is PEFT LoKr's factorization(dimension, factor)
+// (peft/tuners/lokr/layer.py): when factor divides dimension it returns
+// (factor, dimension/factor) as they are — even when factor is the larger,
+// e.g. (64, 32) → (32, 2), unlike LyCORIS's version, which swaps them —
+// and otherwise the most square split m·n, m ≤ n, whose m does not exceed
+// factor (factor < 0: no limit). LoKr puts A's shape at (m of d_out, m of
+// d_in).
 func PEFTFactorization(dimension, factor int) (m, n int) {
 	if factor > 0 && dimension%factor == 0 {
-		m, n = factor, dimension/factor
-		if m > n {
-			m, n = n, m
-		}
-		return m, n
+		return factor, dimension / factor
 	}
 	if factor < 0 {
 		factor = dimension
@@ -109,8 +108,7 @@ func loKrFits(sh KronShape, f int) error {
 }
 
 // loKrCandidates lists decompose_factor values worth trying: −1, every f up
-// to 64, and each module's dA2, dA1, dB2 and dB1 (a dividing f yields
-// m = min(f, d/f)).
+// to 64, and each module's dA2, dB2 and dB1 (a dividing f yields m = f).
 func loKrCandidates(s *Set) []int {
 	seen := map[int]bool{}
 	var out []int

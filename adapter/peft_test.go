@@ -12,10 +12,14 @@ import (
 )
 
 func TestPEFTFactorization(t *testing.T) {
-	// Worked through PEFT's (LyCORIS's) loop by hand.
+	// PEFT's answers: computed by running peft.tuners.lokr.layer.factorization's
+	// code (CPython 3.11) on each pair. A dividing factor is returned first even
+	// when it is the larger part: (768, 384) → (384, 2), (64, 32) → (32, 2).
 	for _, c := range []struct{ dim, f, m, n int }{
-		{768, -1, 24, 32}, {4096, -1, 64, 64}, {768, 4, 4, 192}, {768, 2, 2, 384},
-		{3072, 8, 8, 384}, {10, 3, 2, 5}, {7, -1, 1, 7}, {768, 384, 2, 384}, {12, 5, 3, 4},
+		{768, -1, 24, 32}, {4096, -1, 64, 64}, {768, 4, 4, 192}, {768, 2, 2, 384}, {3072, 8, 8, 384},
+		{10, 3, 2, 5}, {7, -1, 1, 7}, {768, 384, 384, 2}, {12, 5, 3, 4}, {64, 32, 32, 2}, {128, 4, 4, 32},
+		{256, -1, 16, 16}, {127, -1, 1, 127}, {128, -1, 8, 16}, {4096, 16, 16, 256}, {14336, 16, 16, 896},
+		{3072, 1536, 1536, 2}, {1024, 512, 512, 2}, {96, 48, 48, 2}, {360, 7, 6, 60}, {100, 200, 10, 10},
 	} {
 		if m, n := PEFTFactorization(c.dim, c.f); m != c.m || n != c.n {
 			t.Errorf("factorization(%d, %d) = (%d, %d), want (%d, %d)", c.dim, c.f, m, n, c.m, c.n)

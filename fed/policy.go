@@ -112,6 +112,42 @@ func roundRDP(dp *DPPolicy, cohort, eligible int) ([]float64, error) {
 	return out, nil
 }
 
+// SpentAfter is the ε (at d.Delta) the federation has spent after rounds
+// rounds that each select cohort of population clients, as the coordinator
+// accounts it (sampling without replacement; local DP: no amplification).
+// A run checks its budget with it before it starts.
+func (d *DPPolicy) SpentAfter(rounds, cohort, population int) (float64, error) {
+	if rounds <= 0 {
+		return 0, nil
+	}
+	r, err := roundRDP(d, cohort, population)
+	if err != nil {
+		return 0, err
+	}
+	for i := range r {
+		r[i] *= float64(rounds)
+	}
+	return epsilonOf(r, d.Delta)
+}
+
+// AffordableRounds is how many such rounds fit in the budget d.Epsilon
+// (−1 when there is no budget), counting up to limit.
+func (d *DPPolicy) AffordableRounds(cohort, population, limit int) (int, error) {
+	if d.Epsilon <= 0 {
+		return -1, nil
+	}
+	for n := 1; n <= limit; n++ {
+		eps, err := d.SpentAfter(n, cohort, population)
+		if err != nil {
+			return 0, err
+		}
+		if eps > d.Epsilon {
+			return n - 1, nil
+		}
+	}
+	return limit, nil
+}
+
 // epsilonOf converts accumulated RDP to ε at delta.
 func epsilonOf(rdp []float64, delta float64) (float64, error) {
 	if rdp == nil {

@@ -506,6 +506,14 @@ func (s *Server) Status() *fedpb.StatusResponse {
 	return out
 }
 
+// Stopped says why the federation stopped before its configured rounds
+// (the privacy budget), or "" while it may run on.
+func (s *Server) Stopped() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.State().Stopped
+}
+
 // Changed returns a channel closed at the next state change (for tests and
 // the simulator).
 func (s *Server) Changed() <-chan struct{} {

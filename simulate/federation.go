@@ -242,6 +242,9 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
+	if why := srv.Stopped(); why != "" { // an earlier phase spent the budget
+		return &StoppedError{Published: f.published, Reason: why}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	conns, stop, err := f.connect(srv)
@@ -343,8 +346,28 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 	if result != nil {
 		return fmt.Errorf("simulate: %w", result)
 	}
+	_, version := srv.GlobalAdapter()
+	published := int(version) - 1 // version 1 is the initial adapter
+	if why := srv.Stopped(); why != "" || published < f.published+rounds {
+		f.published = published
+		if why == "" {
+			why = fmt.Sprintf("the coordinator stopped after %d of %d rounds", published, policy.Rounds)
+		}
+		return &StoppedError{Published: published, Reason: why}
+	}
 	f.published += rounds
 	return nil
+}
+
+// StoppedError is a federation that stopped before the rounds it was asked
+// for (its privacy budget reached): the rounds after Published did not run.
+type StoppedError struct {
+	Published int    // rounds published in all, before the stop
+	Reason    string // the coordinator's reason, with the ε spent
+}
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("the federation stopped after round %d: %s", e.Published, e.Reason)
 }
 
 // connect links every client to srv: directly, or through a gRPC server

@@ -405,5 +405,30 @@ func resolveSettings(cfg simConfig) (settings, error) {
 	if err := probe.Validate(); err != nil {
 		return settings{}, err
 	}
+	if err := checkBudget(dp, cfg); err != nil {
+		return settings{}, err
+	}
 	return settings{rule: rule, adapters: adapters, train: rc, dp: dp, secAgg: sa}, nil
+}
+
+// checkBudget refuses a privacy budget that not even one round fits, before
+// any work (the accountant knows a round's cost from the noise, the cohort
+// and the population).
+func checkBudget(dp *fed.DPPolicy, cfg simConfig) error {
+	if dp == nil || dp.Epsilon <= 0 {
+		return nil
+	}
+	cohort := cfg.Cohort
+	if cohort == 0 {
+		cohort = int(math.Ceil(cfg.Fraction*float64(cfg.Clients) - 1e-9))
+	}
+	eps, err := dp.SpentAfter(1, cohort, cfg.Clients)
+	if err != nil {
+		return fmt.Errorf("dp: %w", err)
+	}
+	if eps > dp.Epsilon {
+		return fmt.Errorf("dp_budget %g cannot be met: one round already spends ε = %.4g (noise %g, cohort %d of %d clients sampled without replacement, δ = %g); raise dp_budget or dp_noise, or take a smaller share of the clients a round",
+			dp.Epsilon, eps, dp.Noise, cohort, cfg.Clients, dp.Delta)
+	}
+	return nil
 }

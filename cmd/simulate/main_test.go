@@ -33,6 +33,8 @@ func TestBadConfigRefusedBeforeWork(t *testing.T) {
 		"use central DP":                   {"--secagg", "--dp-noise", "1", "--dp-local"},
 		"local DP uses a fixed clip":       {"--dp-noise", "1", "--dp-local", "--dp-adaptive"},
 		"unknown keys: colour":             {"--config", writeConfig(t, "colour = 1\n")},
+		// z = 1 with every one of 8 clients in the round costs ε 10.77 per round.
+		"dp_budget 10 cannot be met: one round already spends ε = 10.77": {"--dp-noise", "1", "--dp-clip", "0.5", "--dp-budget", "10"},
 	}
 	refusedBeforeWork(t, "forgetting", cases)
 }
