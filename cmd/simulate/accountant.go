@@ -45,8 +45,15 @@ func runAccountant(args []string, stdout io.Writer) error {
 		}
 		s, name, *q = w, "without-replacement", w.Rate()
 	}
-	if *steps < 0 {
-		return errors.New("accountant: --steps must not be negative")
+	switch {
+	case *steps <= 0:
+		return errors.New("accountant: --steps (the rounds) is required and must be ≥ 1")
+	case !(*q > 0 && *q <= 1):
+		return fmt.Errorf("accountant: the sampling rate is required: --sample-rate in (0, 1] (Poisson sampling), or --cohort and --population (a fixed cohort drawn without replacement, as coordinators and the simulator sample); got %v", *q)
+	case *target > 0 && *z != 0:
+		return errors.New("accountant: give --noise (to get ε) or --epsilon (to get the noise), not both")
+	case *target == 0 && !(*z > 0):
+		return errors.New("accountant: --noise (the noise multiplier z > 0) or --epsilon is required")
 	}
 	acct, err := accountant.NewAccountant(s, accountant.DefaultOrders())
 	if err != nil {

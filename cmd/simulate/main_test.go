@@ -107,6 +107,22 @@ func TestAccountantCommand(t *testing.T) {
 			t.Errorf("%v accepted", bad)
 		}
 	}
+	// What a first user types: required settings missing, or two that
+	// contradict each other, are refused with the reason (no ε = 0).
+	for want, args := range map[string][]string{
+		"--steps (the rounds) is required":     {"--noise", "1.1"},
+		"the sampling rate is required":        {"--noise", "1.1", "--steps", "10"},
+		"not both":                             {"--noise", "1.1", "--epsilon", "2", "--sample-rate", "0.1", "--steps", "10"},
+		"--noise (the noise multiplier z > 0)": {"--sample-rate", "0.1", "--steps", "10"},
+	} {
+		out.Reset()
+		if err := program.Run(append([]string{"accountant"}, args...), &out); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: %v, want it to mention %q (output %q)", args, err, want, out.String())
+		}
+	}
+	if err := program.Run([]string{"run", "--task", "word-categroy", "--out", t.TempDir()}, &out); err == nil || !strings.Contains(err.Error(), "--task: unknown task") {
+		t.Errorf("run --task typo: %v", err)
+	}
 }
 
 // TestRunCommand: a tiny real `simulate run` writes its results.

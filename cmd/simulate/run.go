@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/kronfed/kronfed/simulate"
@@ -30,6 +32,9 @@ func runRun(args []string, stdout io.Writer) error {
 	}
 	if rounds < 1 {
 		return fmt.Errorf("run: --rounds %d < 1", rounds)
+	}
+	if all := append(task.SyntheticNames(), task.Names()...); !slices.Contains(all, taskName) {
+		return fmt.Errorf("run: --task: unknown task %q (known: %s)", taskName, strings.Join(all, ", "))
 	}
 	if len(cfg.Adapters) != 1 {
 		return fmt.Errorf("run: give one adapter (--adapters %v); forgetting compares several", cfg.Adapters)

@@ -28,14 +28,22 @@ type Program struct {
 	Commands []Command
 }
 
-// Main runs the program on os.Args and exits 2 on error.
+// Main runs the program on os.Args and exits with ExitCode.
 func (p *Program) Main() {
-	if err := p.Run(os.Args[1:], os.Stdout); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", p.Name, err)
-		}
-		os.Exit(2)
+	err := p.Run(os.Args[1:], os.Stdout)
+	if code := ExitCode(err); code != 0 {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", p.Name, err)
+		os.Exit(code)
 	}
+}
+
+// ExitCode is the status a command's error exits with: 0 for success and
+// for a request for help (-h: the usage was printed), 2 for anything else.
+func ExitCode(err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }
 
 // Run dispatches args to a subcommand.

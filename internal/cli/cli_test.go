@@ -1,0 +1,34 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+)
+
+// TestHelpExitsZero: -h on a command prints its flags and is a success;
+// bad flags and command errors exit 2.
+func TestHelpExitsZero(t *testing.T) {
+	p := &Program{Name: "x", Commands: []Command{{Name: "do", Summary: "does", Run: func(args []string, _ io.Writer) error {
+		fs := NewFlags("x", "do")
+		fs.Int("n", 1, "a number")
+		if err := ParseFlags(fs, args); err != nil {
+			return err
+		}
+		return errors.New("failed")
+	}}}}
+	var out bytes.Buffer
+	for args, want := range map[string]int{"-h": 0, "--help": 0, "--n=x": 2, "": 2} {
+		a := []string{"do"}
+		if args != "" {
+			a = append(a, args)
+		}
+		if got := ExitCode(p.Run(a, &out)); got != want {
+			t.Errorf("do %s: exit %d, want %d", args, got, want)
+		}
+	}
+	if got := ExitCode(p.Run([]string{"--help"}, &out)); got != 0 {
+		t.Errorf("--help: exit %d", got)
+	}
+}
