@@ -131,6 +131,23 @@ func loKrCandidates(s *Set) []int {
 	return out
 }
 
+// ExportPEFTBest writes the Set in the PEFT form that expresses it with the
+// fewest parameters: LoKr where PEFT's shape rules can (LoKrDecomposeFactor),
+// else the exact rank-2r LoRA rewrite of Kron-LoRA (LoRA adapters export
+// as LoRA). It returns which it wrote: "lokr" or "lora".
+func (s *Set) ExportPEFTBest(dir string) (string, error) {
+	if s.Config.Kind == KindKron {
+		err := s.ExportPEFT(dir)
+		if err == nil {
+			return "lokr", nil
+		}
+		if !errors.Is(err, ErrNotLoKr) {
+			return "", err
+		}
+	}
+	return "lora", s.ExportPEFTLoRA(dir)
+}
+
 // peftConfig is the subset of PEFT's adapter_config.json we write.
 type peftConfig map[string]any
 

@@ -381,6 +381,34 @@ func (c *Client) addLocalNoise(delta *adapter.Set, rc *fedpb.RoundConfig, nameHa
 	return nil
 }
 
+// FetchLatest downloads the coordinator's current global adapter — after
+// the last round, the federation's result, which no assignment carries —
+// and checks it: the file matches the digest the coordinator sends with
+// it, and it is an adapter of the federation's model and configuration.
+// It returns the file as published and its version.
+func (c *Client) FetchLatest(ctx context.Context) (file []byte, version uint64, err error) {
+	st, err := c.cfg.Conn.Status(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("ask for the current global version: %w", err)
+	}
+	file, digest, err := c.cfg.Conn.Download(ctx, st.GlobalVersion)
+	if err != nil {
+		return nil, 0, fmt.Errorf("download global adapter version %d: %w", st.GlobalVersion, err)
+	}
+	if !bytes.Equal(Digest(file), digest) {
+		return nil, 0, fmt.Errorf("global adapter version %d does not match its digest", st.GlobalVersion)
+	}
+	set, _, err := DecodeAdapter(file)
+	if err != nil {
+		return nil, 0, fmt.Errorf("global adapter version %d: %w", st.GlobalVersion, err)
+	}
+	if set.BaseModel != c.cfg.Model || set.Config.String() != c.cfg.Adapter {
+		return nil, 0, fmt.Errorf("global adapter version %d is %s on %q, this client trains %s on %q",
+			st.GlobalVersion, set.Config, set.BaseModel, c.cfg.Adapter, c.cfg.Model)
+	}
+	return file, st.GlobalVersion, nil
+}
+
 // IsHandshakeError reports whether err is a TLS handshake with the
 // coordinator that failed on a certificate (an unknown CA, an expired or
 // revoked certificate, a clock far off, a TLS alert from the coordinator):

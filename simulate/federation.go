@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -200,6 +201,20 @@ func New(opts Options) (*Federation, error) {
 
 // Close closes the store.
 func (f *Federation) Close() error { return f.st.Close() }
+
+// WriteGlobal writes the federation's current global adapter — the file
+// exactly as the coordinator published it — to path, and returns its
+// version (1: the initial adapter, nothing published yet).
+func (f *Federation) WriteGlobal(path string) (uint64, error) {
+	g, err := fed.ReadStoredGlobal(f.st, 0)
+	if err != nil {
+		return 0, fmt.Errorf("simulate: %w", err)
+	}
+	if err := os.WriteFile(path, g.File, 0o644); err != nil {
+		return 0, fmt.Errorf("simulate: %w", err)
+	}
+	return g.Version, nil
+}
 
 // Initial is the federation's starting adapter (with its resolved config).
 func (f *Federation) Initial() *adapter.Set { return f.initial }

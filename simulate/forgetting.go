@@ -249,14 +249,26 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, ac adapter.Confi
 			return nil
 		})
 	}
+	// Each phase's result is kept as a PEFT-exportable adapter file in the
+	// experiment's folder: global-after-A.safetensors, global-after-B.
+	keep := func(name string) error {
+		_, err := f.WriteGlobal(filepath.Join(opts.Dir, "global-after-"+name+".safetensors"))
+		return err
+	}
 	if err := phase("A", sa, roundsA); err != nil {
 		return o, records, err
 	}
 	o.AccAAfterA, o.AccBAfterA = lastA, lastB
+	if err := keep("A"); err != nil {
+		return o, records, err
+	}
 	if err := phase("B", sb, roundsB); err != nil {
 		return o, records, err
 	}
 	o.AccAAfterB, o.AccBAfterB = lastA, lastB
+	if err := keep("B"); err != nil {
+		return o, records, err
+	}
 	o.Forgetting = o.AccAAfterA - o.AccAAfterB
 	o.Seconds = time.Since(start).Seconds()
 	return o, records, nil

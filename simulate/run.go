@@ -57,6 +57,11 @@ func (s *Single) Run(ctx context.Context) ([]RoundRecord, error) {
 		}
 		return nil
 	})
+	if len(records) > 0 { // the result so far, as a PEFT-exportable adapter file
+		if _, werr := f.WriteGlobal(filepath.Join(s.Out, "global-final.safetensors")); werr != nil && err == nil {
+			err = werr
+		}
+	}
 	return records, err
 }
 

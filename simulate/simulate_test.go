@@ -65,6 +65,17 @@ func TestForgettingRunIsReproducible(t *testing.T) {
 				t.Fatalf("%s: %v", f, err)
 			}
 		}
+		// Each experiment keeps its global adapter after each phase, as
+		// published: readable adapter files, and phase B moved it.
+		after, err := filepath.Glob(filepath.Join(dir, "federations", "*", "global-after-*.safetensors"))
+		if err != nil || len(after) != 2 {
+			t.Fatalf("global-after files: %v %v", after, err)
+		}
+		a, errA := adapter.ReadFile(after[0])
+		b, errB := adapter.ReadFile(after[1])
+		if errA != nil || errB != nil || a.Clone().Sub(b).Norm() == 0 {
+			t.Fatalf("global after A and B: %v, %v (or equal)", errA, errB)
+		}
 	}
 	if len(runs[0]) != 2 || runs[0][0].Phase != "A" || runs[0][1].Phase != "B" || runs[0][0].Clients != 3 {
 		t.Fatalf("records: %+v", runs[0])

@@ -243,7 +243,7 @@ func runExport(args []string, stdout io.Writer) error {
 	fs := newFlags("export")
 	path := fs.String("adapter", "", "adapter file (required)")
 	out := fs.String("out", "", "output folder (lokr, lora) or .safetensors file (merged) (required)")
-	format := fs.String("format", "lokr", "lokr (PEFT LoKr; LoRA adapters export as PEFT LoRA), lora (PEFT LoRA; exact rank-2r rewrite of Kron-LoRA) or merged (dense ΔW per module)")
+	format := fs.String("format", "peft", "peft (PEFT LoKr where PEFT's shape rules express the adapter, else the exact PEFT LoRA rewrite), lokr (PEFT LoKr only; LoRA adapters export as PEFT LoRA), lora (PEFT LoRA; exact rank-2r rewrite of Kron-LoRA) or merged (dense ΔW per module)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -254,7 +254,10 @@ func runExport(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
+	written := *format
 	switch *format {
+	case "peft":
+		written, err = set.ExportPEFTBest(*out)
 	case "lokr":
 		err = set.ExportPEFT(*out)
 		if errors.Is(err, adapter.ErrNotLoKr) {
@@ -265,11 +268,11 @@ func runExport(args []string, stdout io.Writer) error {
 	case "merged":
 		err = set.ExportMerged(*out)
 	default:
-		return fmt.Errorf("export: --format %q: want lokr, lora or merged", *format)
+		return fmt.Errorf("export: --format %q: want peft, lokr, lora or merged", *format)
 	}
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	fmt.Fprintf(stdout, "exported %s (%s, %d modules) to %s as %s\n", *path, set.Config, len(set.Modules), *out, *format)
+	fmt.Fprintf(stdout, "exported %s (%s, %d modules) to %s as %s\n", *path, set.Config, len(set.Modules), *out, written)
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -61,11 +62,17 @@ func runJoin(args []string, stdout io.Writer) error {
 	capability := fs.String("capability", fmt.Sprintf("cpu:%d", runtime.GOMAXPROCS(0)), "what this client runs on, reported to the coordinator")
 	seed := fs.Uint64("seed", 1, "seed of this client's dropout")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	outPath := fs.String("out", "", "when the federation ends, write its final global adapter (verified) to this .safetensors file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *bundlePath == "" || *modelPath == "" || *taskName == "" {
 		return errors.New("join: --bundle, --model and --task are required")
+	}
+	if *outPath != "" {
+		if st, err := os.Stat(filepath.Dir(*outPath)); err != nil || !st.IsDir() {
+			return fmt.Errorf("join: --out %s: its folder does not exist", *outPath)
+		}
 	}
 	shardI, shardN, err := parseShard(*shard)
 	if err != nil {
@@ -176,6 +183,18 @@ func runJoin(args []string, stdout io.Writer) error {
 		return fmt.Errorf("join: %w", err)
 	}
 	fmt.Fprintf(stdout, "client %s: done after %d rounds\n", b.Name, c.Rounds())
+	if *outPath != "" {
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		file, version, err := c.FetchLatest(fctx)
+		if err != nil {
+			return fmt.Errorf("join: --out: the federation's final adapter: %w", err)
+		}
+		if err := os.WriteFile(*outPath, file, 0o644); err != nil {
+			return fmt.Errorf("join: --out: %w", err)
+		}
+		fmt.Fprintf(stdout, "client %s: wrote global adapter version %d to %s\n", b.Name, version, *outPath)
+	}
 	return nil
 }
 

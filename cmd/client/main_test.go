@@ -72,9 +72,17 @@ func TestAdapterCommands(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	err := run([]string{"export", "--adapter", file, "--out", filepath.Join(tmp, "lokr")}, &out)
+	err := run([]string{"export", "--adapter", file, "--out", filepath.Join(tmp, "lokr"), "--format", "lokr"}, &out)
 	if err == nil || !strings.Contains(err.Error(), "--format lora") {
 		t.Errorf("LoKr export of dA2 = 4 should fail pointing to --format lora, got %v", err)
+	}
+	// By default the export picks what PEFT can load: here (dA2 = 4, which no
+	// single decompose_factor gives with dA1 = 2) the exact LoRA rewrite.
+	if got := runOK(t, "export", "--adapter", file, "--out", filepath.Join(tmp, "auto")); !strings.Contains(got, "as lora") {
+		t.Errorf("default export: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "auto", "adapter_config.json")); err != nil {
+		t.Error(err)
 	}
 	runOK(t, "export", "--adapter", file, "--out", filepath.Join(tmp, "lora"), "--format", "lora")
 	runOK(t, "export", "--adapter", file, "--out", filepath.Join(tmp, "delta.safetensors"), "--format", "merged")

@@ -24,6 +24,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/fed/fedpb"
 	"github.com/kronfed/kronfed/internal/sharedtest"
 	"github.com/kronfed/kronfed/store"
@@ -277,7 +278,7 @@ seed = 5`, "")
 
 	var clients []*proc
 	for i := range 3 {
-		clients = append(clients, f.join(t, i, addr))
+		clients = append(clients, f.join(t, i, addr, "--out", filepath.Join(f.dir, fmt.Sprintf("c%d-final.safetensors", i))))
 	}
 
 	// The coordinator lingers after its last round: read its metrics and status then.
@@ -320,6 +321,39 @@ seed = 5`, "")
 		if r.Outcome != "published" || len(r.Clients) != 3 || r.GlobalVersion != r.Round+1 {
 			t.Errorf("round %d: %v", r.Round, r)
 		}
+	}
+
+	// The result out of the stopped federation: the coordinator's export is,
+	// byte for byte, the final adapter every client verified and kept.
+	coordDir := filepath.Join(f.dir, "coord")
+	exported := filepath.Join(f.dir, "final.safetensors")
+	if out := runCmd(t, f.coord, "export", "--dir", coordDir, "--out", exported); !strings.Contains(out, "global version 4 (round 3") {
+		t.Errorf("export: %s", out)
+	}
+	want, err := os.ReadFile(exported)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		got, err := os.ReadFile(filepath.Join(f.dir, fmt.Sprintf("c%d-final.safetensors", i)))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("client %d's final adapter (%v) differs from the coordinator's export", i, err)
+		}
+	}
+	if _, err := adapter.ReadFile(exported); err != nil {
+		t.Errorf("the exported file does not read back: %v", err)
+	}
+	runCmd(t, f.coord, "export", "--dir", coordDir, "--version", "2", "--format", "peft", "--out", filepath.Join(f.dir, "peft"))
+	if _, err := os.Stat(filepath.Join(f.dir, "peft", "adapter_config.json")); err != nil {
+		t.Error(err)
+	}
+	if out, err := exec.Command(f.coord, "export", "--dir", coordDir, "--version", "9", "--out", filepath.Join(f.dir, "x")).CombinedOutput(); err == nil {
+		t.Errorf("export of a version that was never published succeeded:\n%s", out)
+	}
+	// And its status, read from the store now that nothing answers.
+	st = runCmd(t, f.coord, "status", "--addr", addr, "--dir", coordDir)
+	if !strings.Contains(st, "stopped") || !strings.Contains(st, "global version 4") || !strings.Contains(st, "published") {
+		t.Errorf("offline status output:\n%s", st)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/kronfed/kronfed/fed"
@@ -120,6 +122,14 @@ func runStatus(args []string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	st, err := conn.Status(ctx)
+	if err != nil && status.Code(err) == codes.Unavailable && *dir != "" {
+		// No coordinator answers: read what the stopped one left in its store.
+		offline, oerr := offlineStatus(*dir)
+		if oerr != nil {
+			return fmt.Errorf("status: %s: %w; and from the store: %v", *addr, err, oerr)
+		}
+		st, err = offline, nil
+	}
 	if err != nil {
 		return fmt.Errorf("status: %s: %w", *addr, err)
 	}
@@ -132,6 +142,16 @@ func runStatus(args []string, stdout io.Writer) error {
 		return err
 	}
 	return printStatus(stdout, st)
+}
+
+// offlineStatus reads a stopped coordinator's status from its store.
+func offlineStatus(dir string) (*fedpb.StatusResponse, error) {
+	st, err := openStoreOffline(dir, "")
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return fed.OfflineStatus(st)
 }
 
 func printStatus(w io.Writer, st *fedpb.StatusResponse) error {

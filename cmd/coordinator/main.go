@@ -17,7 +17,8 @@ var program = &cli.Program{Name: "coordinator", Commands: []cli.Command{
 	{Name: "init", Summary: "create the federation's CA, TLS certificate, age identity, signing and gossip keys in a folder", Run: runInit},
 	{Name: "enroll", Summary: "issue a client bundle (certificate, key, CA, the coordinator's recipient and verification key)", Run: runEnroll},
 	{Name: "serve", Summary: "run rounds: cohort selection, signed broadcast, deadlines and quorum, aggregation, publication", Run: runServe},
-	{Name: "status", Summary: "show a running coordinator's rounds, members and last results", Run: runStatus},
+	{Name: "status", Summary: "show a coordinator's rounds, members and last results (from its store when it is not running)", Run: runStatus},
+	{Name: "export", Summary: "write a published global adapter from a stopped coordinator's store (kronfed file or PEFT folder)", Run: runExport},
 }}
 
 func main() { program.Main() }

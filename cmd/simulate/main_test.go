@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/aggregate/accountant"
 )
 
@@ -140,6 +141,9 @@ func TestRunCommand(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(out, "rounds.jsonl"))
 	if err != nil || strings.Count(string(b), "\n") != 2 {
 		t.Fatalf("rounds.jsonl: %v\n%s", err, b)
+	}
+	if _, err := adapter.ReadFile(filepath.Join(out, "global-final.safetensors")); err != nil {
+		t.Fatalf("the run's final global adapter: %v", err)
 	}
 	if err := program.Run([]string{"run", "--adapters", "kron:8,lora:8", "--out", t.TempDir()}, &buf); err == nil {
 		t.Fatal("two adapters accepted by run")
