@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/kronfed/kronfed/compute"
 	"github.com/kronfed/kronfed/safetensors"
@@ -135,9 +136,9 @@ func loKrCandidates(s *Set) []int {
 // fewest parameters: LoKr where PEFT's shape rules can (LoKrDecomposeFactor),
 // else the exact rank-2r LoRA rewrite of Kron-LoRA (LoRA adapters export
 // as LoRA). It returns which it wrote: "lokr" or "lora".
-func (s *Set) ExportPEFTBest(dir string) (string, error) {
+func (s *Set) ExportPEFTBest(dir string, opts ...PEFTOptions) (string, error) {
 	if s.Config.Kind == KindKron {
-		err := s.ExportPEFT(dir)
+		err := s.ExportPEFT(dir, opts...)
 		if err == nil {
 			return "lokr", nil
 		}
@@ -145,7 +146,7 @@ func (s *Set) ExportPEFTBest(dir string) (string, error) {
 			return "", err
 		}
 	}
-	return "lora", s.ExportPEFTLoRA(dir)
+	return "lora", s.ExportPEFTLoRA(dir, opts...)
 }
 
 // peftConfig is the subset of PEFT's adapter_config.json we write.
@@ -154,16 +155,17 @@ type peftConfig map[string]any
 // ExportPEFT writes the Set as a PEFT adapter folder (adapter_config.json and
 // adapter_model.safetensors) in dir:
 //
-//   - Kron-LoRA as LoKr (lokr_w1 = scale·A, lokr_w2_a = B1, lokr_w2_b = B2,
-//     alpha = r so PEFT's scale alpha/r is 1), when LoKrDecomposeFactor finds a
-//     decompose_factor; otherwise the error wraps ErrNotLoKr.
+//   - Kron-LoRA as LoKr (lokr_w1 = A, lokr_w2_a = B1, lokr_w2_b = B2, alpha and
+//     r as trained: PEFT's LoKr scales by alpha/r as we do), when
+//     LoKrDecomposeFactor finds a decompose_factor; otherwise the error wraps
+//     ErrNotLoKr.
 //   - LoRA as LoRA (lora_A.weight q×d_in, lora_B.weight d_out×q, lora_alpha =
 //     alpha: PEFT's scaling convention is ours).
 //
 // Dense tensors go to modules_to_save.
-func (s *Set) ExportPEFT(dir string) error {
+func (s *Set) ExportPEFT(dir string, opts ...PEFTOptions) error {
 	var tensors []safetensors.Tensor
-	cfg := s.peftCommon()
+	cfg := s.peftCommon(opts)
 	switch s.Config.Kind {
 	case KindKron:
 		f, err := s.LoKrDecomposeFactor()
@@ -172,19 +174,15 @@ func (s *Set) ExportPEFT(dir string) error {
 		}
 		for _, m := range s.Modules {
 			k := m.Layer.(*Kron)
-			w1 := make([]float32, len(k.A))
-			for i, v := range k.A {
-				w1[i] = v * k.Scale()
-			}
 			p := peftPrefix + m.Name
 			tensors = append(tensors,
-				safetensors.F32Tensor(p+".lokr_w1", []int{k.Shape.DA2, KronDA1}, w1),
+				safetensors.F32Tensor(p+".lokr_w1", []int{k.Shape.DA2, KronDA1}, k.A),
 				safetensors.F32Tensor(p+".lokr_w2_a", []int{k.Shape.DB2(), k.Shape.Rank}, k.B1),
 				safetensors.F32Tensor(p+".lokr_w2_b", []int{k.Shape.Rank, k.Shape.DB1()}, k.B2))
 		}
 		cfg["peft_type"] = "LOKR"
 		cfg["r"] = s.Config.Rank
-		cfg["alpha"] = s.Config.Rank
+		cfg["alpha"] = shortest(s.Config.Alpha)
 		cfg["decompose_factor"] = f
 		cfg["decompose_both"] = false
 		cfg["rank_dropout"] = 0.0
@@ -216,9 +214,9 @@ func (s *Set) ExportPEFT(dir string) error {
 // lora_alpha = dA1·alpha so PEFT's alpha/rank equals our alpha/r. Any PEFT
 // version, and any tool that reads PEFT LoRA, can load it; nothing is
 // approximated. A LoRA Set exports as itself.
-func (s *Set) ExportPEFTLoRA(dir string) error {
+func (s *Set) ExportPEFTLoRA(dir string, opts ...PEFTOptions) error {
 	if s.Config.Kind == KindLoRA {
-		return s.ExportPEFT(dir)
+		return s.ExportPEFT(dir, opts...)
 	}
 	var tensors []safetensors.Tensor
 	r := s.Config.Rank
@@ -248,32 +246,77 @@ func (s *Set) ExportPEFTLoRA(dir string) error {
 			safetensors.F32Tensor(p+".lora_A.weight", []int{q, k.Shape.DIn}, loraA),
 			safetensors.F32Tensor(p+".lora_B.weight", []int{k.Shape.DOut, q}, loraB))
 	}
-	cfg := s.peftCommon()
-	s.peftLoRAConfig(cfg, q, float64(KronDA1)*float64(s.Config.Alpha))
+	cfg := s.peftCommon(opts)
+	s.peftLoRAConfig(cfg, q, float64(KronDA1)*shortest(s.Config.Alpha))
 	return s.writePEFT(dir, cfg, tensors)
 }
 
-func (s *Set) peftCommon() peftConfig {
+// PEFTOptions say what a PEFT export records about the base model.
+type PEFTOptions struct {
+	// BaseModel is base_model_name_or_path: the model's Hugging Face id
+	// (config.json's _name_or_path) so PeftModel.from_pretrained finds it;
+	// "" writes the Set's BaseModel.
+	BaseModel string
+	// TaskType is PEFT's task_type; "" infers it: CAUSAL_LM for decoders
+	// (adapters on model.layers.* or lm_head), none for encoders, since PEFT
+	// has no multiple-choice task type (load those with PeftModel on an
+	// AutoModelForMultipleChoice; the head travels in modules_to_save).
+	TaskType string
+}
+
+func (s *Set) peftCommon(opts []PEFTOptions) peftConfig {
+	var o PEFTOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	var saves []string
 	for _, d := range s.Dense {
 		saves = append(saves, d.Name)
 	}
+	base := s.BaseModel
+	if o.BaseModel != "" {
+		base = o.BaseModel
+	}
+	var task any
+	switch {
+	case o.TaskType != "":
+		task = o.TaskType
+	case s.isDecoder():
+		task = "CAUSAL_LM"
+	}
 	return peftConfig{
-		"base_model_name_or_path": s.BaseModel,
+		"base_model_name_or_path": base,
 		"target_modules":          s.ModuleNames(),
 		"modules_to_save":         saves,
 		"inference_mode":          true,
 		"revision":                nil,
-		"task_type":               nil,
+		"task_type":               task,
 	}
+}
+
+// isDecoder reports adapters on a Llama-family decoder (Hugging Face's
+// module names model.layers.N.… and lm_head).
+func (s *Set) isDecoder() bool {
+	for _, m := range s.Modules {
+		if m.Name == "lm_head" || strings.HasPrefix(m.Name, "model.layers.") {
+			return true
+		}
+	}
+	return false
+}
+
+// shortest is a float32 setting as the shortest decimal that reads back to
+// it, so 0.1 is written as 0.1, not 0.10000000149.
+func shortest(v float32) float64 {
+	f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(v), 'g', -1, 32), 64)
+	return f
 }
 
 func (s *Set) peftLoRAConfig(cfg peftConfig, rank int, alpha float64) {
 	cfg["peft_type"] = "LORA"
 	cfg["r"] = rank
 	cfg["lora_alpha"] = alpha
-	// Through the shortest decimal, so 0.1 is written as 0.1, not 0.10000000149.
-	cfg["lora_dropout"], _ = strconv.ParseFloat(strconv.FormatFloat(float64(s.Config.Dropout), 'g', -1, 32), 64)
+	cfg["lora_dropout"] = shortest(s.Config.Dropout)
 	cfg["bias"] = "none"
 	cfg["fan_in_fan_out"] = false
 	cfg["use_rslora"] = false

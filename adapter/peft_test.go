@@ -64,7 +64,8 @@ func TestExportLoKrRebuildsDeltaW(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, vals, shapes := readPEFT(t, dir)
-	if cfg["peft_type"] != "LOKR" || cfg["decompose_factor"].(float64) != 2 || cfg["r"].(float64) != 8 || cfg["alpha"].(float64) != 8 {
+	// alpha stays as trained (PEFT's LoKr scales by alpha/r, as we do).
+	if cfg["peft_type"] != "LOKR" || cfg["decompose_factor"].(float64) != 2 || cfg["r"].(float64) != 8 || cfg["alpha"].(float64) != float64(s.Config.Alpha) {
 		t.Fatalf("config %v", cfg)
 	}
 	scale := cfg["alpha"].(float64) / cfg["r"].(float64)
@@ -163,5 +164,33 @@ func checkRebuilt(t *testing.T, m Module, got []float64, scale float64) {
 	}
 	if num > 1e-12*den {
 		t.Errorf("%s %s: rebuilt ΔW differs (rel² %.3g)", m.Layer.Kind(), m.Name, num/den)
+	}
+}
+
+// TestPEFTTaskTypeAndBaseModel: a decoder's export says CAUSAL_LM, an
+// encoder's says none (PEFT has no multiple-choice type); the Hugging Face
+// id given replaces the Set's model name.
+func TestPEFTTaskTypeAndBaseModel(t *testing.T) {
+	dec := testSet(t, KindKron, 2, []Target{{"model.layers.0.self_attn.q_proj", 64, 64}, {"lm_head", 96, 64}})
+	enc := testSet(t, KindKron, 2, []Target{{"distilbert.transformer.layer.0.attention.q_lin", 64, 64}})
+	for _, c := range []struct {
+		set  *Set
+		opts []PEFTOptions
+		task any
+		base string
+	}{
+		{dec, nil, "CAUSAL_LM", dec.BaseModel},
+		{enc, nil, nil, enc.BaseModel},
+		{dec, []PEFTOptions{{BaseModel: "mistralai/Mistral-7B-v0.1"}}, "CAUSAL_LM", "mistralai/Mistral-7B-v0.1"},
+		{enc, []PEFTOptions{{TaskType: "SEQ_CLS", BaseModel: "distilbert-base-uncased"}}, "SEQ_CLS", "distilbert-base-uncased"},
+	} {
+		dir := t.TempDir()
+		if _, err := c.set.ExportPEFTBest(dir, c.opts...); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, _ := readPEFT(t, dir)
+		if cfg["task_type"] != c.task || cfg["base_model_name_or_path"] != c.base {
+			t.Errorf("%v: task_type %v, base %v; want %v, %v", c.opts, cfg["task_type"], cfg["base_model_name_or_path"], c.task, c.base)
+		}
 	}
 }

@@ -244,12 +244,15 @@ func runExport(args []string, stdout io.Writer) error {
 	path := fs.String("adapter", "", "adapter file (required)")
 	out := fs.String("out", "", "output folder (lokr, lora) or .safetensors file (merged) (required)")
 	format := fs.String("format", "peft", "peft (PEFT LoKr where PEFT's shape rules express the adapter, else the exact PEFT LoRA rewrite), lokr (PEFT LoKr only; LoRA adapters export as PEFT LoRA), lora (PEFT LoRA; exact rank-2r rewrite of Kron-LoRA) or merged (dense ΔW per module)")
+	baseModel := fs.String("base-model", "", "PEFT: the base model's Hugging Face id for base_model_name_or_path (default: the name the adapter records)")
+	taskType := fs.String("task-type", "", "PEFT: task_type (default: CAUSAL_LM for decoders, none for multiple-choice encoders)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *path == "" || *out == "" {
 		return errors.New("export: --adapter and --out are required")
 	}
+	peft := adapter.PEFTOptions{BaseModel: *baseModel, TaskType: *taskType}
 	set, err := adapter.ReadFile(*path)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
@@ -257,14 +260,14 @@ func runExport(args []string, stdout io.Writer) error {
 	written := *format
 	switch *format {
 	case "peft":
-		written, err = set.ExportPEFTBest(*out)
+		written, err = set.ExportPEFTBest(*out, peft)
 	case "lokr":
-		err = set.ExportPEFT(*out)
+		err = set.ExportPEFT(*out, peft)
 		if errors.Is(err, adapter.ErrNotLoKr) {
 			return fmt.Errorf("export: %w\n  instead use --format lora (exact: A ⊗ (B1·B2) = (A ⊗ B1)·(I ⊗ B2), a PEFT LoRA of rank %d) or --format merged (dense ΔW)", err, adapter.KronDA1*set.Config.Rank)
 		}
 	case "lora":
-		err = set.ExportPEFTLoRA(*out)
+		err = set.ExportPEFTLoRA(*out, peft)
 	case "merged":
 		err = set.ExportMerged(*out)
 	default:

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/store"
 )
@@ -42,6 +43,7 @@ func runExport(args []string, stdout io.Writer) error {
 	version := fs.String("version", "latest", "global adapter version to export: a number or latest")
 	out := fs.String("out", "", "output: a .safetensors file (kronfed) or a folder (peft) (required)")
 	format := fs.String("format", "kronfed", "kronfed (the adapter file as published, digest-checked) or peft (LoKr where PEFT's shape rules express it, else the exact LoRA rewrite)")
+	baseModel := fs.String("base-model", "", "peft: the base model's Hugging Face id for base_model_name_or_path (default: the name the federation records)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -72,7 +74,7 @@ func runExport(args []string, stdout io.Writer) error {
 	if *format == "kronfed" {
 		err = os.WriteFile(*out, g.File, 0o644)
 	} else {
-		written, err = g.Set.ExportPEFTBest(*out)
+		written, err = g.Set.ExportPEFTBest(*out, adapter.PEFTOptions{BaseModel: *baseModel})
 		written = "PEFT " + written
 	}
 	if err != nil {
