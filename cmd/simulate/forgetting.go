@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -300,7 +301,32 @@ func scheduleLines(cfg simConfig, exp *simulate.Experiment) []string {
 		}
 		lines = append(lines, l)
 	}
+	if note := dpNote(cfg); note != "" {
+		lines = append(lines, note)
+	}
 	return lines
+}
+
+// dpNote says how a run's ε is accounted and where its noise comes from,
+// or "" without DP: every output that shows an ε is read with it.
+func dpNote(cfg simConfig) string {
+	if cfg.DPNoise == 0 {
+		return ""
+	}
+	cohort := cfg.Cohort
+	if cohort == 0 {
+		cohort = int(math.Ceil(cfg.Fraction*float64(cfg.Clients) - 1e-9))
+	}
+	kind, where := "central", "added by the coordinator to the sum of the clipped updates"
+	if cfg.DPLocal {
+		kind, where = "local", "added by each client to its own clipped update"
+	}
+	noise := "seeded from --seed: reproducible, NOT private (a simulation)"
+	if cfg.DPCryptoNoise {
+		noise = "drawn from the OS's CSPRNG (crypto/rand)"
+	}
+	return fmt.Sprintf("differential privacy (%s): noise multiplier %g, clip %g, %s; ε at δ = %g accounts a fixed cohort of %d of %d clients sampled without replacement each round (Rényi DP; `simulate accountant --cohort %d --population %d` gives the same figure); noise %s",
+		kind, cfg.DPNoise, cfg.DPClip, where, cfg.DPDelta, cohort, cfg.Clients, cohort, cfg.Clients, noise)
 }
 
 func roundsText(n int) string {

@@ -58,6 +58,9 @@ func runRun(args []string, stdout io.Writer) error {
 	base.Adapter = exp.Adapters[0]
 	fmt.Fprintf(stdout, "run: %d clients, %s on %s, %s, %d rounds, %d-bit uploads over %s; results in %s\n",
 		cfg.Clients, cfg.Adapters[0], base.Model.Name, taskName, rounds, cfg.Bits, cfg.Transport, exp.Out)
+	if note := dpNote(cfg); note != "" {
+		fmt.Fprintln(stdout, "  "+note)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	_, table, err := trainOne(ctx, base, splits, rounds, cfg.EvalItems, exp.Out, "", stdout)
