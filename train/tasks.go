@@ -12,9 +12,13 @@ import (
 const SyntheticSize = 2000
 
 // LoadSplits resolves a task name to its splits: a dataset of the shared data
-// folder (task.Names) or a built-in synthetic family (task.SyntheticNames),
-// generated with seed.
+// folder (task.Names), a built-in synthetic family (task.SyntheticNames),
+// generated with seed, or the path of your own multiple-choice JSON-lines
+// file (task.LoadJSONL; split with seed when its lines name no split).
 func LoadSplits(name, dataDir string, seed uint64) (*task.Splits, error) {
+	if task.IsJSONLPath(name) {
+		return task.LoadJSONL(name, seed)
+	}
 	if slices.Contains(task.SyntheticNames(), name) {
 		all, err := task.Synthetic(name, SyntheticSize, seed)
 		if err != nil {
@@ -28,5 +32,5 @@ func LoadSplits(name, dataDir string, seed uint64) (*task.Splits, error) {
 	if slices.Contains(task.Names(), name) {
 		return task.Load(name, dataDir)
 	}
-	return nil, fmt.Errorf("unknown task %q (datasets: %v; synthetic: %v)", name, task.Names(), task.SyntheticNames())
+	return nil, fmt.Errorf("unknown task %q (datasets: %v; synthetic: %v; or a file of your own questions, path/to/file.jsonl)", name, task.Names(), task.SyntheticNames())
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -90,5 +91,44 @@ func TestTrainEvalEncoderCommand(t *testing.T) {
 	text := runOK(t, "eval", "--model", modelDir, "--task", "word-category", "--adapter", out, "--limit", "8", "--json")
 	if !strings.Contains(text, `"n": 8`) {
 		t.Fatalf("eval printed %s", text)
+	}
+}
+
+// TestTrainOnOwnJSONL: a file of your own multiple-choice questions trains
+// and evaluates like any task (the real stories260K decoder), and a bad
+// line is refused with its file, line and field before training.
+func TestTrainOnOwnJSONL(t *testing.T) {
+	modelPath := sharedtest.Path(t, "models", "stories260K.gguf")
+	dir := t.TempDir()
+	var lines []string
+	animals := []string{"cat", "dog", "bird", "fish", "frog", "duck"}
+	for i := range 40 {
+		a := animals[i%len(animals)]
+		lines = append(lines, fmt.Sprintf(`{"question": "Tom saw a %s. What did Tom see?", "choices": ["a %s", "a %s"], "answer": %d}`,
+			a, map[bool]string{true: a, false: "tree"}[i%2 == 0], map[bool]string{true: "tree", false: a}[i%2 == 0], i%2))
+	}
+	data := filepath.Join(dir, "animals.jsonl")
+	if err := os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "a.safetensors")
+	runOK(t, "train", "--model", modelPath, "--task", data, "--epochs", "1", "--out", out)
+	var rep trainReport
+	js, err := os.ReadFile(filepath.Join(dir, "a.json"))
+	if err != nil || json.Unmarshal(js, &rep) != nil {
+		t.Fatalf("result: %v %s", err, js)
+	}
+	if rep.TrainSize != 32 || rep.ValSize != 4 || rep.TestSize != 4 || !strings.Contains(rep.DataNote, "80/10/10") || rep.Result.Test == nil {
+		t.Fatalf("result %s", js)
+	}
+	if text := runOK(t, "eval", "--model", modelPath, "--task", data, "--adapter", out, "--split", "test", "--json"); !strings.Contains(text, `"n": 4`) {
+		t.Fatalf("eval printed %s", text)
+	}
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte(lines[0]+"\n"+`{"question": "q?", "choices": ["a", "b"], "answer": 5}`+"\n"), 0o644)
+	var buf strings.Builder
+	err = run([]string{"train", "--model", modelPath, "--task", bad, "--out", filepath.Join(dir, "b.safetensors")}, &buf)
+	if err == nil || !strings.Contains(err.Error(), bad+":2:") || !strings.Contains(err.Error(), `field "answer" is 5`) {
+		t.Fatalf("bad file: %v", err)
 	}
 }

@@ -234,8 +234,8 @@ func resolvePairs(cfg simConfig) ([]simulate.Pair, error) {
 	for _, sp := range specs {
 		p := sp.pair
 		for _, n := range []string{p.A, p.B} {
-			if !slices.Contains(all, n) {
-				return nil, fmt.Errorf("pair %s: unknown task %q (known: %s)", sp.source, n, strings.Join(all, ", "))
+			if !slices.Contains(all, n) && !task.IsJSONLPath(n) {
+				return nil, fmt.Errorf("pair %s: unknown task %q (known: %s; or a .jsonl file of your own questions)", sp.source, n, strings.Join(all, ", "))
 			}
 		}
 		if p.RoundsA > 0 {

@@ -33,8 +33,8 @@ func runRun(args []string, stdout io.Writer) error {
 	if rounds < 1 {
 		return fmt.Errorf("run: --rounds %d < 1", rounds)
 	}
-	if all := append(task.SyntheticNames(), task.Names()...); !slices.Contains(all, taskName) {
-		return fmt.Errorf("run: --task: unknown task %q (known: %s)", taskName, strings.Join(all, ", "))
+	if all := append(task.SyntheticNames(), task.Names()...); !slices.Contains(all, taskName) && !task.IsJSONLPath(taskName) {
+		return fmt.Errorf("run: --task: unknown task %q (known: %s; or a .jsonl file of your own questions)", taskName, strings.Join(all, ", "))
 	}
 	if len(cfg.Adapters) != 1 {
 		return fmt.Errorf("run: give one adapter (--adapters %v); forgetting compares several", cfg.Adapters)

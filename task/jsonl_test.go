@@ -1,0 +1,81 @@
+package task
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeJSONL(t *testing.T, lines ...string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "mine.jsonl")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestLoadJSONL reads a file without split fields (split 80/10/10, said in
+// the note) and one that names its splits; items carry ARC's prompt format.
+func TestLoadJSONL(t *testing.T) {
+	var lines []string
+	for i := range 20 {
+		lines = append(lines, fmt.Sprintf(`{"question": "q%d?", "choices": ["a%d", "b%d", "c%d"], "answer": %d}`, i, i, i, i, i%3))
+	}
+	lines[0] = `{"id": "first", "context": "A passage.", "question": "q0?", "choices": ["a0", "b0", "c0"], "answer": 0}`
+	s, err := LoadJSONL(writeJSONL(t, lines...), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "mine" || len(s.Train.Items) != 16 || len(s.Validation.Items) != 2 || len(s.Test.Items) != 2 || !strings.Contains(s.Note, "80/10/10") {
+		t.Fatalf("splits %s: %d/%d/%d, note %q", s.Name, len(s.Train.Items), len(s.Validation.Items), len(s.Test.Items), s.Note)
+	}
+	var first *Item
+	for _, tk := range []*Task{s.Train, s.Validation, s.Test} {
+		for i := range tk.Items {
+			if tk.Items[i].ID == "first" {
+				first = &tk.Items[i]
+			}
+		}
+	}
+	if first == nil || first.Context != "A passage.\n\nQuestion: q0?\nAnswer:" || first.Label != 0 || first.Choices[2] != "c0" {
+		t.Fatalf("first item: %+v", first)
+	}
+	s, err = LoadJSONL(writeJSONL(t,
+		`{"question": "a?", "choices": ["x", "y"], "answer": 1, "split": "train"}`,
+		`{"question": "b?", "choices": ["x", "y"], "answer": 0, "split": "train"}`,
+		`{"question": "c?", "choices": ["x", "y"], "answer": 0, "split": "validation"}`,
+		`{"question": "d?", "choices": ["x", "y"], "answer": 1, "split": "test"}`), 1)
+	if err != nil || len(s.Train.Items) != 2 || len(s.Validation.Items) != 1 || len(s.Test.Items) != 1 {
+		t.Fatalf("explicit splits: %v %+v", err, s)
+	}
+}
+
+// TestLoadJSONLBadInput: every bad line is refused naming the file, the
+// line and the field, before anything trains.
+func TestLoadJSONLBadInput(t *testing.T) {
+	ok := `{"question": "q?", "choices": ["a", "b"], "answer": 0}`
+	for want, bad := range map[string]string{
+		"malformed JSON":                             `{"question": "q?", "choices": ["a", "b"], "answer": 0`,
+		`missing field "question"`:                   `{"choices": ["a", "b"], "answer": 0}`,
+		`missing field "answer"`:                     `{"question": "q?", "choices": ["a", "b"]}`,
+		`field "answer" is 2, outside the 2 choices`: `{"question": "q?", "choices": ["a", "b"], "answer": 2}`,
+		`field "answer" must be the 0-based index`:   `{"question": "q?", "choices": ["a", "b"], "answer": "a"}`,
+		`field "choices": entry 1 is empty`:          `{"question": "q?", "choices": ["a", " "], "answer": 0}`,
+		`field "choices" has 1 entries`:              `{"question": "q?", "choices": ["a"], "answer": 0}`,
+		`field "question" is empty`:                  `{"question": "", "choices": ["a", "b"], "answer": 0}`,
+		`field "split" is "dev"`:                     `{"question": "q?", "choices": ["a", "b"], "answer": 0, "split": "dev"}`,
+	} {
+		p := writeJSONL(t, ok, ok, bad, ok)
+		_, err := LoadJSONL(p, 1)
+		if err == nil || !strings.Contains(err.Error(), p+":3:") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %s:3: … %s", bad, err, p, want)
+		}
+	}
+	p := writeJSONL(t, `{"id": "x", "question": "q?", "choices": ["a", "b"], "answer": 0}`, `{"id": "x", "question": "r?", "choices": ["a", "b"], "answer": 1}`, ok)
+	if _, err := LoadJSONL(p, 1); err == nil || !strings.Contains(err.Error(), `id "x" repeats line 1`) {
+		t.Errorf("repeated id: %v", err)
+	}
+}
