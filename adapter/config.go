@@ -49,8 +49,9 @@ func (c Config) Resolve(hidden int) Config {
 
 // FactorShape is the shape of one factor matrix.
 type FactorShape struct {
-	Name       string
-	Rows, Cols int
+	Name string `json:"name"`
+	Rows int    `json:"rows"`
+	Cols int    `json:"cols"`
 }
 
 // Factors returns the factor shapes this configuration gives a d_out×d_in layer,
