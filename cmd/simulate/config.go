@@ -37,17 +37,17 @@ type simConfig struct {
 	Cohort    int      `toml:"cohort"`
 	Fraction  float64  `toml:"fraction"`
 	Partition string   `toml:"partition"`
-	Pairs     []string `toml:"pairs"` // "A:B", "A:B:label", "A:B:RA:RB" or "A:B:label:RA:RB"
+	Pairs     []string `toml:"pairs,omitempty"` // "A:B", "A:B:label", "A:B:RA:RB" or "A:B:label:RA:RB"
 	// PairTables are [[pair]] tables, the TOML form of a pair with its own
 	// schedule; they follow Pairs.
 	PairTables []pairTable `toml:"pair,omitempty"`
 	// Preset names a set of defaults (presets); Scale multiplies every
 	// phase length (and with a preset, below 1, caps the items).
 	Preset    string   `toml:"preset,omitempty"`
-	Scale     float64  `toml:"scale"`
+	Scale     float64  `toml:"scale,omitzero"`
 	Adapters  []string `toml:"adapters"` // "kron:8", "lora:8", "kron:8:dA2"
-	RoundsA   int      `toml:"rounds_a"`
-	RoundsB   int      `toml:"rounds_b"`
+	RoundsA   int      `toml:"rounds_a,omitzero"`
+	RoundsB   int      `toml:"rounds_b,omitzero"`
 	Epochs    int      `toml:"epochs"`
 	Batch     int      `toml:"batch"`
 	LR        float64  `toml:"lr"`
@@ -95,7 +95,7 @@ type pairTable struct {
 	A       string `toml:"a"`
 	B       string `toml:"b"`
 	Label   string `toml:"label,omitempty"`
-	RoundsA int    `toml:"rounds_a,omitempty"`
+	RoundsA int    `toml:"rounds_a,omitzero"`
 	RoundsB int    `toml:"rounds_b,omitempty"`
 }
 

@@ -281,7 +281,9 @@ func scheduleLines(cfg simConfig, exp *simulate.Experiment) []string {
 	}
 	lines := []string{
 		fmt.Sprintf("schedule (scale %g): a round is %d local epoch(s) on %s, %s; %s scored after every round", cfg.Scale, cfg.Epochs, items, cohort, eval),
-		"epochs → rounds: " + epochMapping,
+	}
+	if cfg.Preset != "" { // the paper's schedules are in epochs
+		lines = append(lines, "epochs → rounds: "+epochMapping)
 	}
 	specs, _ := pairSpecs(cfg) // buildExperiment has parsed them already
 	for i, p := range exp.Pairs {

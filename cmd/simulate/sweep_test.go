@@ -88,7 +88,17 @@ func TestSweepCommand(t *testing.T) {
 		t.Errorf("simulate run reached %v, the sweep's no-DP Kron-LoRA point %v", got, points[0].FinalAcc)
 	}
 
-	// The written config.toml is a sweep config that resolves to the same grid.
+	// The written config.toml is a sweep config that resolves to the same
+	// grid, without forgetting's keys.
+	written, err := os.ReadFile(filepath.Join(out, "config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"pairs", "rounds_a", "rounds_b", "scale", "preset", "epochs → rounds"} {
+		if strings.Contains(string(written), key) {
+			t.Errorf("the sweep's config.toml carries forgetting's %q:\n%s", key, written)
+		}
+	}
 	cfg := defaultSweep()
 	if err := loadConfig("sweep", []string{"--config", filepath.Join(out, "config.toml")}, &cfg, nil); err != nil {
 		t.Fatal(err)
