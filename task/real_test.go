@@ -1,8 +1,10 @@
 package task
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -234,5 +236,40 @@ func TestLoadRegistry(t *testing.T) {
 	}
 	if _, err := Load("mmlu", d); err == nil {
 		t.Error("unknown dataset accepted")
+	}
+}
+
+// TestARCUsesPublishedTestFile: with a test file beside train and
+// validation, ARC's Test is that file and Train the whole train file; the
+// hold-out is only the fallback.
+func TestARCUsesPublishedTestFile(t *testing.T) {
+	src := dataDir(t)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "arc-easy"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for from, to := range map[string]string{"train.json": "train.json", "validation.json": "validation.json"} {
+		b, err := os.ReadFile(filepath.Join(src, "arc-easy", from))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "arc-easy", to), b, 0o644)
+	}
+	held, err := Load("arc-easy", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(held.Note, "no test file") {
+		t.Errorf("fallback note: %s", held.Note)
+	}
+	// The validation file stands in for a published test file here.
+	b, _ := os.ReadFile(filepath.Join(src, "arc-easy", "validation.json"))
+	os.WriteFile(filepath.Join(dir, "arc-easy", "test.json"), b, 0o644)
+	s, err := Load("arc-easy", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Test.Len() != s.Validation.Len() || s.Train.Len() != held.Train.Len()+held.Test.Len() || !strings.Contains(s.Note, "as published") {
+		t.Fatalf("with a test file: train %d, validation %d, test %d; note %s", s.Train.Len(), s.Validation.Len(), s.Test.Len(), s.Note)
 	}
 }

@@ -2,6 +2,7 @@ package task
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -48,9 +49,10 @@ func Load(name, dataDir string) (*Splits, error) {
 	p := func(elem ...string) string { return filepath.Join(append([]string{dataDir}, elem...)...) }
 	switch name {
 	case "arc-easy":
-		return loadARCSplits(name, p("arc-easy", "train.json"), p("arc-easy", "validation.json"))
+		return loadARCSplits(name, p("arc-easy", "train.json"), p("arc-easy", "validation.json"), p("arc-easy", "test.json"), p("arc-easy", "test.jsonl"))
 	case "arc-challenge":
-		return loadARCSplits(name, p("arc-challenge", "ARC-Challenge_train.jsonl"), p("arc-challenge", "ARC-Challenge_validation.jsonl"))
+		return loadARCSplits(name, p("arc-challenge", "ARC-Challenge_train.jsonl"), p("arc-challenge", "ARC-Challenge_validation.jsonl"),
+			p("arc-challenge", "ARC-Challenge_test.jsonl"), p("arc-challenge", "test.jsonl"))
 	case "piqa":
 		all, err := LoadPIQA(p("piqa", "valid.jsonl"), p("piqa", "valid-labels.lst"))
 		if err != nil {
@@ -81,7 +83,10 @@ func Load(name, dataDir string) (*Splits, error) {
 	return nil, fmt.Errorf("task: unknown dataset %q (known: %s; synthetic tasks via Synthetic)", name, strings.Join(Names(), ", "))
 }
 
-func loadARCSplits(name, trainPath, valPath string) (*Splits, error) {
+// loadARCSplits reads ARC's train and validation files and its published
+// test file when one of testPaths exists; only without one is a part of
+// train held back as Test, and the notes say so.
+func loadARCSplits(name, trainPath, valPath string, testPaths ...string) (*Splits, error) {
 	train, err := LoadARC(trainPath)
 	if err != nil {
 		return nil, err
@@ -91,13 +96,26 @@ func loadARCSplits(name, trainPath, valPath string) (*Splits, error) {
 		return nil, err
 	}
 	train.Name, val.Name = name, name
+	val.Note = "validation file as published"
+	for _, tp := range testPaths {
+		if _, err := os.Stat(tp); err != nil {
+			continue
+		}
+		test, err := LoadARC(tp)
+		if err != nil {
+			return nil, err
+		}
+		test.Name = name
+		train.Note, test.Note = "train file as published", "test file as published: "+tp
+		return &Splits{Name: name, Train: train, Validation: val, Test: test,
+			Note: fmt.Sprintf("%s: train, validation and test files as published", name)}, nil
+	}
 	tr, te := train.Split(1-ARCTestFraction, SplitSeed)
 	tr.Note = fmt.Sprintf("train file minus a held-back %s (seed %d): %d of %d items", pct(ARCTestFraction), SplitSeed, tr.Len(), train.Len())
 	te.Note = fmt.Sprintf("held back from the train file, not ARC's published test split: %s of it (seed %d), %d items", pct(ARCTestFraction), SplitSeed, te.Len())
-	val.Note = "validation file as published"
 	return &Splits{Name: name, Train: tr, Validation: val, Test: te,
-		Note: fmt.Sprintf("%s: ARC's test split is not available; Test is %s of the train file held back by seed %d, Train the rest, Validation as published",
-			name, pct(ARCTestFraction), SplitSeed)}, nil
+		Note: fmt.Sprintf("%s: no test file (%s); Test is %s of the train file held back by seed %d, Train the rest, Validation as published",
+			name, strings.Join(testPaths, " or "), pct(ARCTestFraction), SplitSeed)}, nil
 }
 
 func splitValidation(name string, all *Task) *Splits {
