@@ -48,6 +48,12 @@ type QuantError struct {
 	Norm, Err float64
 }
 
+// FrobBound is Bound in the units of Err: an entrywise bound b on a
+// d_out×d_in ΔW bounds its Frobenius error by b·√(d_out·d_in).
+func (e QuantError) FrobBound(dOut, dIn int) float64 {
+	return e.Bound * math.Sqrt(float64(dOut)*float64(dIn))
+}
+
 // Rel is the relative Frobenius error ‖ΔW − ΔW_q‖F / ‖ΔW‖F (0 when ΔW = 0).
 func (e QuantError) Rel() float64 {
 	if e.Norm == 0 {

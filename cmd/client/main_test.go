@@ -66,6 +66,14 @@ func TestAdapterCommands(t *testing.T) {
 	if len(rep.Modules) != 36 || len(rep.Total) != 2 {
 		t.Fatalf("report has %d modules, %d totals", len(rep.Modules), len(rep.Total))
 	}
+	// The paper's bound, in the error's units, bounds it: per module and in all.
+	for _, m := range append([]quantRow{{Module: "total", Bits: rep.Total}}, rep.Modules...) {
+		for _, b := range m.Bits {
+			if !(b.RelFrobBound >= b.RelFrobError && b.RelFrobError > 0) {
+				t.Errorf("%s at %d bits: error %g above its bound %g", m.Module, b.Bits, b.RelFrobError, b.RelFrobBound)
+			}
+		}
+	}
 	e8, e4 := rep.Total[0].RelFrobError, rep.Total[1].RelFrobError
 	if !(e8 > 0 && e8 < 0.02 && e4 > e8 && e4 < 0.3) {
 		t.Errorf("relative errors 8-bit %.4g, 4-bit %.4g out of the expected ranges", e8, e4)
