@@ -195,3 +195,44 @@ func TestEmulatedBERTParity(t *testing.T) {
 		}
 	}
 }
+
+// TestEmulatedLogitRows: the gathered logit rows are the full logits' rows
+// (scoring completions copies only those).
+func TestEmulatedLogitRows(t *testing.T) {
+	e := emuEngine(t, FP32)
+	cfg := &model.Config{ModelType: "llama", Family: model.Decoder, Hidden: 32, Intermediate: 48, Layers: 1, Heads: 4, KVHeads: 2, HeadDim: 8,
+		Vocab: 40, MaxPositions: 16, RMSNormEps: 1e-5, RopeTheta: 10000}
+	dm, err := UploadLlama(e, randomLlama(t, cfg, model.RopeHalf, 2, FP32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dm.Free()
+	run, err := dm.NewRun(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Free()
+	tokens, _ := parityBatch(cfg, 2, 7, 3)
+	if err := run.Forward(tokens, 2, 7); err != nil {
+		t.Fatal(err)
+	}
+	all, err := run.Logits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := []int{13, 0, 6}
+	rows, err := run.LogitRows(pos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pos {
+		for j := 0; j < cfg.Vocab; j++ {
+			if rows[i*cfg.Vocab+j] != all[p*cfg.Vocab+j] {
+				t.Fatalf("row %d (position %d) differs at %d", i, p, j)
+			}
+		}
+	}
+	if _, err := run.LogitRows([]int{14}); err == nil {
+		t.Fatal("a position outside the forward was gathered")
+	}
+}

@@ -124,6 +124,8 @@ type LlamaRun struct {
 	dlog    buf
 	rowLoss buf // n
 	targets buf // n int32
+	rowIdx  buf // LogitRows' positions (int32)
+	rows    buf // LogitRows' gathered rows
 	scr     scratch
 	// backward scratch
 	dx, dxf, dxn, dh, dg, du, dao, dq, dk, dv, attD buf
@@ -189,7 +191,7 @@ func (r *LlamaRun) Free() {
 			e.release(b)
 		}
 	}
-	for _, b := range []*buf{&r.pos, &r.tokens, &r.xL, &r.xf, &r.rstdF, &r.logits, &r.dlog, &r.rowLoss, &r.targets, &r.scr.act,
+	for _, b := range []*buf{&r.pos, &r.tokens, &r.xL, &r.xf, &r.rstdF, &r.logits, &r.dlog, &r.rowLoss, &r.targets, &r.rowIdx, &r.rows, &r.scr.act,
 		&r.dx, &r.dxf, &r.dxn, &r.dh, &r.dg, &r.du, &r.dao, &r.dq, &r.dk, &r.dv, &r.attD} {
 		e.release(b)
 	}
@@ -384,6 +386,34 @@ func (r *LlamaRun) TargetLogProbs(targets []int) ([]float32, error) {
 	s.do(kernels.TargetLogProb(e, r.rowLoss.p(), r.logits.p(), r.targets.p(), n, r.m.Cfg.Vocab))
 	out := make([]float32, n)
 	s.do(download(e, out, r.rowLoss))
+	return out, s.err
+}
+
+// LogitRows copies the logits of the given positions of the last forward
+// (len(pos)×vocab) to the host: a gather on the device first, so scoring a
+// few positions does not move the whole (B·T)×vocab matrix.
+func (r *LlamaRun) LogitRows(pos []int) ([]float32, error) {
+	e := r.m.e
+	V, n := r.m.Cfg.Vocab, r.B*r.T
+	if len(pos) == 0 {
+		return nil, nil
+	}
+	idx := make([]int32, len(pos))
+	for i, p := range pos {
+		if p < 0 || p >= n {
+			return nil, fmt.Errorf("logit rows: position %d outside the %d of the last forward", p, n)
+		}
+		idx[i] = int32(p)
+	}
+	var s errs
+	s.do(upload(e, &r.rowIdx, idx))
+	s.do(e.grow(&r.rows, len(pos)*V, 4))
+	if s.err != nil {
+		return nil, s.err
+	}
+	s.do(kernels.EmbedGatherF32(e, r.rows.p(), r.logits.p(), r.rowIdx.p(), len(pos), V))
+	out := make([]float32, len(pos)*V)
+	s.do(download(e, out, r.rows))
 	return out, s.err
 }
 

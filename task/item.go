@@ -35,6 +35,11 @@ type Item struct {
 	// ClassKey); empty means "the gold label index". Synthetic tasks set it to
 	// the gold answer's class (e.g. the answer digit).
 	Class string
+	// Completion marks a prompt (Context) and its one completion
+	// (Choices[0]) for causal-LM fine-tuning: trained on the completion's
+	// tokens only, evaluated by perplexity and exact match (greedy decoding
+	// reproduces it), not as a choice among several.
+	Completion bool
 }
 
 // ContextFor returns the context choice i is scored under.
@@ -62,6 +67,17 @@ func ClassKey(it *Item) string {
 // Label in range, non-empty choices (unless per-choice contexts carry the
 // difference), len(Contexts) == len(Choices) when Contexts is set.
 func (it *Item) Validate() error {
+	if it.Completion {
+		switch {
+		case len(it.Choices) != 1 || it.Label != 0 || it.Contexts != nil:
+			return errors.New("a completion item holds one completion (Choices[0], Label 0) and one context")
+		case strings.TrimSpace(it.Context) == "":
+			return errors.New("empty prompt")
+		case strings.TrimSpace(it.Choices[0]) == "":
+			return errors.New("empty completion")
+		}
+		return nil
+	}
 	if len(it.Choices) == 0 {
 		return errors.New("no choices")
 	}

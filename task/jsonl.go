@@ -31,13 +31,42 @@ const JSONLExt = ".jsonl"
 // IsJSONLPath reports whether a task name is a path to a JSON-lines file.
 func IsJSONLPath(name string) bool { return strings.HasSuffix(strings.ToLower(name), JSONLExt) }
 
-type mcRecord struct {
+// jsonlRecord is any line of a task file: a multiple-choice question, or
+// a completion record in one of three shapes (prompt/completion;
+// Alpaca/Self-Instruct instruction/input/output; chat messages).
+type jsonlRecord struct {
 	ID       *string         `json:"id"`
 	Context  *string         `json:"context"`
 	Question *string         `json:"question"`
 	Choices  []string        `json:"choices"`
 	Answer   json.RawMessage `json:"answer"`
 	Split    *string         `json:"split"`
+
+	Prompt      *string       `json:"prompt"`
+	Completion  *string       `json:"completion"`
+	Instruction *string       `json:"instruction"`
+	Input       *string       `json:"input"`
+	Output      *string       `json:"output"`
+	Messages    []chatMessage `json:"messages"`
+}
+
+type chatMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// completionShape names a completion record's shape, "" for a
+// multiple-choice question.
+func (r *jsonlRecord) completionShape() string {
+	switch {
+	case r.Prompt != nil || r.Completion != nil:
+		return "prompt/completion"
+	case r.Instruction != nil || r.Output != nil:
+		return "instruction/output"
+	case r.Messages != nil:
+		return "messages"
+	}
+	return ""
 }
 
 // LoadJSONL reads a multiple-choice JSON-lines file (see the format above)
@@ -53,8 +82,26 @@ func LoadJSONL(path string, seed uint64) (*Splits, error) {
 	var order []string
 	var all Task
 	explicit := 0
-	err = jsonLines(path, data, func(ln int, r *mcRecord) error {
-		it, split, err := mcItem(ln, r)
+	kind, kindLine := "", 0
+	err = jsonLines(path, data, func(ln int, r *jsonlRecord) error {
+		shape := r.completionShape()
+		k := "multiple-choice"
+		if shape != "" {
+			k = "completion"
+		}
+		if kind == "" {
+			kind, kindLine = k, ln
+		} else if k != kind {
+			return fmt.Errorf("a %s record in a file of %s records (line %d): one kind a file", k, kind, kindLine)
+		}
+		var it Item
+		var split string
+		var err error
+		if shape == "" {
+			it, split, err = mcItem(ln, r)
+		} else {
+			it, split, err = completionItem(ln, r, shape)
+		}
 		if err != nil {
 			return err
 		}
@@ -105,14 +152,114 @@ func LoadJSONL(path string, seed uint64) (*Splits, error) {
 		Note: fmt.Sprintf("%s: %d items without split fields, split 80/10/10 with seed %d", path, len(all.Items), seed)}, nil
 }
 
-// mcItem checks one record and builds its item.
-func mcItem(ln int, r *mcRecord) (Item, string, error) {
-	id := fmt.Sprint(ln)
-	if r.ID != nil {
-		if blank(*r.ID) {
-			return Item{}, "", errors.New(`field "id" is empty`)
+// recordID is a record's id, or its line number.
+func recordID(ln int, r *jsonlRecord) (string, error) {
+	if r.ID == nil {
+		return fmt.Sprint(ln), nil
+	}
+	if blank(*r.ID) {
+		return "", errors.New(`field "id" is empty`)
+	}
+	return *r.ID, nil
+}
+
+// recordSplit checks a record's split field.
+func recordSplit(r *jsonlRecord) (string, error) {
+	if r.Split == nil {
+		return "", nil
+	}
+	switch *r.Split {
+	case "train", "validation", "test":
+		return *r.Split, nil
+	}
+	return "", fmt.Errorf(`field "split" is %q, want train, validation or test`, *r.Split)
+}
+
+// Alpaca's prompt template (Taori et al. 2023), used by FlowerTune's
+// general-NLP instruction tuning.
+const (
+	alpacaWithInput = "Below is an instruction that describes a task, paired with an input that provides further context. " +
+		"Write a response that appropriately completes the request.\n\n### Instruction:\n%s\n\n### Input:\n%s\n\n### Response:"
+	alpacaNoInput = "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n" +
+		"### Instruction:\n%s\n\n### Response:"
+)
+
+// completionItem checks one completion record and builds its item: the
+// prompt as Context, the completion as its one choice.
+func completionItem(ln int, r *jsonlRecord, shape string) (Item, string, error) {
+	id, err := recordID(ln, r)
+	if err != nil {
+		return Item{}, "", err
+	}
+	split, err := recordSplit(r)
+	if err != nil {
+		return Item{}, "", err
+	}
+	need := func(name string, v *string) (string, error) {
+		if v == nil {
+			return "", fmt.Errorf("missing field %q (a %s record)", name, shape)
 		}
-		id = *r.ID
+		if blank(*v) {
+			return "", fmt.Errorf("field %q is empty", name)
+		}
+		return *v, nil
+	}
+	var prompt, completion string
+	switch shape {
+	case "prompt/completion":
+		if prompt, err = need("prompt", r.Prompt); err != nil {
+			return Item{}, "", err
+		}
+		if completion, err = need("completion", r.Completion); err != nil {
+			return Item{}, "", err
+		}
+	case "instruction/output":
+		instr, err := need("instruction", r.Instruction)
+		if err != nil {
+			return Item{}, "", err
+		}
+		if completion, err = need("output", r.Output); err != nil {
+			return Item{}, "", err
+		}
+		prompt = fmt.Sprintf(alpacaNoInput, instr)
+		if r.Input != nil && !blank(*r.Input) {
+			prompt = fmt.Sprintf(alpacaWithInput, instr, *r.Input)
+		}
+	case "messages":
+		if len(r.Messages) < 2 {
+			return Item{}, "", fmt.Errorf(`field "messages" has %d messages, want at least a user's and the assistant's reply`, len(r.Messages))
+		}
+		var b strings.Builder
+		for i, m := range r.Messages {
+			switch {
+			case m.Role != "system" && m.Role != "user" && m.Role != "assistant":
+				return Item{}, "", fmt.Errorf(`field "messages": message %d has role %q, want system, user or assistant`, i, m.Role)
+			case blank(m.Content):
+				return Item{}, "", fmt.Errorf(`field "messages": message %d is empty`, i)
+			}
+			if i == len(r.Messages)-1 {
+				if m.Role != "assistant" {
+					return Item{}, "", fmt.Errorf(`field "messages": the last message is the %s's, want the assistant's (the completion)`, m.Role)
+				}
+				completion = m.Content
+				break
+			}
+			fmt.Fprintf(&b, "### %s:\n%s\n\n", strings.ToUpper(m.Role[:1])+m.Role[1:], m.Content)
+		}
+		prompt = b.String() + "### Assistant:"
+	}
+	it := Item{ID: id, Context: prompt, Choices: []string{completion}, Completion: true, Query: prompt}
+	if err := it.Validate(); err != nil {
+		return Item{}, "", err
+	}
+	return it, split, nil
+}
+
+// mcItem checks one multiple-choice record and builds its item.
+func mcItem(ln int, r *jsonlRecord) (Item, string, error) {
+	id, err := recordID(ln, r)
+	if err != nil {
+		return Item{}, "", err
 	}
 	switch {
 	case r.Question == nil:
@@ -143,14 +290,9 @@ func mcItem(ln int, r *mcRecord) (Item, string, error) {
 	if answer < 0 || answer >= len(r.Choices) {
 		return Item{}, "", fmt.Errorf(`field "answer" is %d, outside the %d choices (0-based)`, answer, len(r.Choices))
 	}
-	split := ""
-	if r.Split != nil {
-		switch *r.Split {
-		case "train", "validation", "test":
-			split = *r.Split
-		default:
-			return Item{}, "", fmt.Errorf(`field "split" is %q, want train, validation or test`, *r.Split)
-		}
+	split, err := recordSplit(r)
+	if err != nil {
+		return Item{}, "", err
 	}
 	ctx := "Question: " + *r.Question + "\nAnswer:"
 	if r.Context != nil && !blank(*r.Context) {

@@ -79,3 +79,49 @@ func TestLoadJSONLBadInput(t *testing.T) {
 		t.Errorf("repeated id: %v", err)
 	}
 }
+
+// TestLoadJSONLCompletions reads the three completion shapes into
+// completion items (prompt as context, the completion its one choice).
+func TestLoadJSONLCompletions(t *testing.T) {
+	s, err := LoadJSONL(writeJSONL(t,
+		`{"prompt": "Say hi:", "completion": "hi", "split": "train"}`,
+		`{"instruction": "Add the numbers.", "input": "2 and 3", "output": "5", "split": "train"}`,
+		`{"instruction": "Name a colour.", "output": "red", "split": "validation"}`,
+		`{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Paris."}], "split": "test"}`), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, va, te := s.Train.Items, s.Validation.Items, s.Test.Items
+	if len(tr) != 2 || len(va) != 1 || len(te) != 1 {
+		t.Fatalf("splits %d/%d/%d", len(tr), len(va), len(te))
+	}
+	for _, it := range append(append(append([]Item(nil), tr...), va...), te...) {
+		if !it.Completion || len(it.Choices) != 1 || it.Validate() != nil {
+			t.Errorf("item %s: %+v", it.ID, it)
+		}
+	}
+	if tr[0].Context != "Say hi:" || tr[0].Choices[0] != "hi" {
+		t.Errorf("prompt/completion: %+v", tr[0])
+	}
+	if !strings.Contains(tr[1].Context, "### Instruction:\nAdd the numbers.\n\n### Input:\n2 and 3\n\n### Response:") || tr[1].Choices[0] != "5" {
+		t.Errorf("instruction with input: %q", tr[1].Context)
+	}
+	if strings.Contains(va[0].Context, "### Input:") || !strings.HasSuffix(va[0].Context, "### Response:") {
+		t.Errorf("instruction without input: %q", va[0].Context)
+	}
+	if te[0].Context != "### System:\nBe brief.\n\n### User:\nCapital of France?\n\n### Assistant:" || te[0].Choices[0] != "Paris." {
+		t.Errorf("messages: %q → %q", te[0].Context, te[0].Choices[0])
+	}
+	for want, bad := range map[string]string{
+		`missing field "completion"`:                       `{"prompt": "p"}`,
+		`field "output" is empty`:                          `{"instruction": "i", "output": " "}`,
+		`the last message is the user's`:                   `{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "u"}]}`,
+		`role "bot"`:                                       `{"messages": [{"role": "user", "content": "u"}, {"role": "bot", "content": "b"}]}`,
+		`a multiple-choice record in a file of completion`: `{"question": "q?", "choices": ["a", "b"], "answer": 0}`,
+	} {
+		p := writeJSONL(t, `{"prompt": "p", "completion": "c"}`, bad)
+		if _, err := LoadJSONL(p, 1); err == nil || !strings.Contains(err.Error(), p+":2:") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want line 2 and %q", bad, err, want)
+		}
+	}
+}

@@ -162,8 +162,9 @@ type decoderRun interface {
 	LossAndGrad(targets []int) (float64, int, error)
 	Backward() error
 	// TargetLogProbs is the log-probability of each position's target token
-	// (0 where the target is < 0) after Forward.
-	TargetLogProbs(targets []int) ([]float32, error)
+	// (0 where the target is < 0) after Forward, and whether the target is
+	// the position's most likely token (greedy decoding would emit it).
+	TargetLogProbs(targets []int) (logProbs []float32, top []bool, err error)
 }
 
 type cpuDecoderRun struct{ *model.LlamaRun }
@@ -175,23 +176,62 @@ func (r cpuDecoderRun) Backward() error {
 	return nil
 }
 
-func (r cpuDecoderRun) TargetLogProbs(targets []int) ([]float32, error) {
+func (r cpuDecoderRun) TargetLogProbs(targets []int) ([]float32, []bool, error) {
 	if len(targets) == 0 || len(r.Logits)%len(targets) != 0 {
-		return nil, fmt.Errorf("score: %d targets for %d logits", len(targets), len(r.Logits))
+		return nil, nil, fmt.Errorf("score: %d targets for %d logits", len(targets), len(r.Logits))
 	}
 	V := len(r.Logits) / len(targets)
-	out := make([]float32, len(targets))
+	out, top := make([]float32, len(targets)), make([]bool, len(targets))
 	lp := make([]float32, V)
 	for p, t := range targets {
 		if t >= 0 {
-			model.LogSoftmax(lp, r.Logits[p*V:(p+1)*V])
-			out[p] = lp[t]
+			row := r.Logits[p*V : (p+1)*V]
+			model.LogSoftmax(lp, row)
+			out[p], top[p] = lp[t], isArgmax(row, t)
 		}
 	}
-	return out, nil
+	return out, top, nil
+}
+
+// isArgmax reports whether row[t] is the row's largest value (the first
+// largest on ties, as greedy decoding picks).
+func isArgmax(row []float32, t int) bool {
+	for i, v := range row {
+		if v > row[t] || (v == row[t] && i < t) {
+			return false
+		}
+	}
+	return true
 }
 
 type gpuDecoderRun struct{ *gpu.LlamaRun }
+
+// TargetLogProbs adds the greedy check to the device's log-probabilities:
+// it copies only the target positions' logit rows to the host.
+func (r gpuDecoderRun) TargetLogProbs(targets []int) ([]float32, []bool, error) {
+	lp, err := r.LlamaRun.TargetLogProbs(targets)
+	if err != nil {
+		return nil, nil, err
+	}
+	var pos []int
+	for p, t := range targets {
+		if t >= 0 {
+			pos = append(pos, p)
+		}
+	}
+	rows, err := r.LogitRows(pos)
+	if err != nil {
+		return nil, nil, err
+	}
+	top := make([]bool, len(targets))
+	if len(pos) > 0 {
+		V := len(rows) / len(pos)
+		for i, p := range pos {
+			top[p] = isArgmax(rows[i*V:(i+1)*V], targets[p])
+		}
+	}
+	return lp, top, nil
+}
 
 func (r gpuDecoderRun) SetDropout(d *adapter.Dropout) { r.Drop = d }
 

@@ -11,7 +11,9 @@ import (
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/gpu"
 	"github.com/kronfed/kronfed/gpu/cuda"
+	"github.com/kronfed/kronfed/internal/sharedtest"
 	"github.com/kronfed/kronfed/model"
+	"github.com/kronfed/kronfed/task"
 )
 
 func TestParseDevice(t *testing.T) {
@@ -128,5 +130,53 @@ func TestGPUFitMatchesCPU(t *testing.T) {
 		if den > 0 && math.Sqrt(num/den) > 1e-3 {
 			t.Errorf("factor %d (%s) differs by %.3g relative after training", i, wp[i].Name, math.Sqrt(num/den))
 		}
+	}
+}
+
+// TestCompletionExactMatch: on the real stories260K decoder, a completion
+// that is the model's own greedy continuation of its prompt scores as an
+// exact match (teacher-forced argmax against the generator's cached greedy
+// decoding), and the same with its last word changed does not; perplexity
+// is exp of the mean negative log-likelihood per completion token.
+func TestCompletionExactMatch(t *testing.T) {
+	m, err := model.LoadGGUF(sharedtest.Path(t, "models", "stories260K.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := "Once upon a time, there was a little girl named Lily."
+	greedy, err := m.Generate(prompt, 12, 0, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Generate echoes the prompt; the rest is the continuation.
+	cont := strings.TrimSpace(strings.TrimPrefix(greedy, prompt))
+	if cont == "" {
+		t.Fatalf("no continuation in %q", greedy)
+	}
+	words := strings.Fields(cont)
+	changed := strings.Join(append(append([]string(nil), words[:len(words)-1]...), "banana"), " ")
+	set := &adapter.Set{Config: adapter.DefaultConfig(adapter.KindLoRA), BaseModel: m.Name}
+	l, err := NewDecoderLearner(m.Llama, m.Tok, set, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := []task.Item{
+		{ID: "own", Context: prompt, Choices: []string{cont}, Completion: true},
+		{ID: "changed", Context: prompt, Choices: []string{changed}, Completion: true},
+	}
+	scores, err := l.Score(items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !scores[0].Exact || scores[1].Exact {
+		t.Fatalf("exact match: own continuation %v, changed %v (continuation %q)", scores[0].Exact, scores[1].Exact, cont)
+	}
+	acc, err := Evaluate(context.Background(), l, items, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := math.Exp(-(scores[0].LogLik[0] + scores[1].LogLik[0]) / float64(scores[0].Tokens+scores[1].Tokens))
+	if acc.Acc != 0.5 || math.Abs(acc.Perplexity-want) > 1e-9*want || !(acc.Perplexity > 1) {
+		t.Fatalf("evaluation %+v, want exact match 0.5 and perplexity %v", acc, want)
 	}
 }

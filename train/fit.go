@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -49,6 +50,11 @@ type Accuracy struct {
 	N       int     `json:"n"`
 	Acc     float64 `json:"acc"`
 	AccNorm float64 `json:"acc_norm"`
+	// Perplexity is exp of the mean negative log-likelihood per completion
+	// token, for completion items (task.Item.Completion; 0 otherwise), whose
+	// Acc and AccNorm are the exact-match rate: greedy decoding reproduces
+	// the completion.
+	Perplexity float64 `json:"perplexity,omitempty"`
 }
 
 // Evaluate scores items in batches of batch.
@@ -57,6 +63,8 @@ func Evaluate(ctx context.Context, l Learner, items []task.Item, batch int) (Acc
 		batch = 8
 	}
 	var a Accuracy
+	var nll float64
+	tokens := 0
 	for i := 0; i < len(items); i += batch {
 		if err := ctx.Err(); err != nil {
 			return a, err
@@ -67,6 +75,15 @@ func Evaluate(ctx context.Context, l Learner, items []task.Item, batch int) (Acc
 		}
 		for _, s := range scores {
 			a.N++
+			if s.Completion {
+				nll -= s.LogLik[0]
+				tokens += s.Tokens
+				if s.Exact {
+					a.Acc++
+					a.AccNorm++
+				}
+				continue
+			}
 			if s.Correct() {
 				a.Acc++
 			}
@@ -78,6 +95,9 @@ func Evaluate(ctx context.Context, l Learner, items []task.Item, batch int) (Acc
 	if a.N > 0 {
 		a.Acc /= float64(a.N)
 		a.AccNorm /= float64(a.N)
+	}
+	if tokens > 0 {
+		a.Perplexity = math.Exp(nll / float64(tokens))
 	}
 	return a, nil
 }
@@ -218,6 +238,9 @@ func clipOrSkip(params []adapter.Factor, maxNorm float64) (float64, error) {
 }
 
 func metric(a Accuracy, norm bool) float64 {
+	if a.Perplexity > 0 { // completion tasks: the lowest perplexity is best
+		return -a.Perplexity
+	}
 	if norm {
 		return a.AccNorm
 	}

@@ -19,6 +19,12 @@ type Score struct {
 	// (lm-evaluation-harness acc_norm); equal to LogLik for encoders.
 	Norm  []float64
 	Label int
+	// Completion items (task.Item.Completion): how many tokens the
+	// completion has, and whether greedy decoding reproduces it (every
+	// token the most likely one given the ones before).
+	Completion bool
+	Tokens     int
+	Exact      bool
 }
 
 func argmax(x []float64) int {
@@ -204,7 +210,7 @@ func (l *DecoderLearner) Score(items []task.Item) ([]Score, error) {
 	if err := l.run.Forward(tokens, len(seqs), T); err != nil {
 		return nil, err
 	}
-	logProbs, err := l.run.TargetLogProbs(targets)
+	logProbs, top, err := l.run.TargetLogProbs(targets)
 	if err != nil {
 		return nil, err
 	}
@@ -212,12 +218,15 @@ func (l *DecoderLearner) Score(items []task.Item) ([]Score, error) {
 	k := 0
 	for i := range items {
 		it := &items[i]
-		sc := Score{Label: it.Label, LogLik: make([]float64, len(it.Choices)), Norm: make([]float64, len(it.Choices))}
+		sc := Score{Label: it.Label, LogLik: make([]float64, len(it.Choices)), Norm: make([]float64, len(it.Choices)),
+			Completion: it.Completion, Exact: it.Completion}
 		for c := range it.Choices {
 			var ll float64
 			for p := k * T; p < (k+1)*T; p++ {
 				if targets[p] >= 0 {
 					ll += float64(logProbs[p])
+					sc.Tokens++
+					sc.Exact = sc.Exact && top[p]
 				}
 			}
 			sc.LogLik[c] = ll
@@ -284,6 +293,9 @@ func (l *EncoderLearner) batch(items []task.Item) (model.EncoderBatch, error) {
 	var all [][]enc
 	for i := range items {
 		it := &items[i]
+		if it.Completion {
+			return b, fmt.Errorf("item %s is a prompt and its completion: completion tasks train decoders (Llama, Mistral), not encoders", it.ID)
+		}
 		b.C = max(b.C, len(it.Choices))
 		var row []enc
 		for c, ch := range it.Choices {

@@ -185,6 +185,10 @@ func runTrain(args []string, stdout io.Writer) error {
 		return fmt.Errorf("train: %w", err)
 	}
 	for _, e := range res.Epochs {
+		if e.Val.Perplexity > 0 {
+			fmt.Fprintf(stdout, "epoch %d: train loss %.4f, validation perplexity %.4g, exact match %.4f, %.1fs\n", e.Epoch, e.TrainLoss, e.Val.Perplexity, e.Val.Acc, e.Seconds)
+			continue
+		}
 		fmt.Fprintf(stdout, "epoch %d: train loss %.4f, validation acc %.4f (acc_norm %.4f), %.1fs\n", e.Epoch, e.TrainLoss, e.Val.Acc, e.Val.AccNorm, e.Seconds)
 	}
 	fmt.Fprintf(stdout, "best epoch %d: validation acc %.4f", res.BestEpoch, res.BestVal.Acc)
@@ -262,6 +266,10 @@ func runEval(args []string, stdout io.Writer) error {
 		js, _ := json.MarshalIndent(map[string]any{"model": m.Name, "task": *taskName, "split": *split, "adapter": *adapterPath, "accuracy": acc}, "", "  ")
 		_, err := fmt.Fprintln(stdout, string(js))
 		return err
+	}
+	if acc.Perplexity > 0 {
+		fmt.Fprintf(stdout, "%s on %s/%s (%d completions): perplexity %.4g, exact match %.4f\n", m.Name, *taskName, *split, acc.N, acc.Perplexity, acc.Acc)
+		return nil
 	}
 	fmt.Fprintf(stdout, "%s on %s/%s (%d items): acc %.4f, acc_norm %.4f\n", m.Name, *taskName, *split, acc.N, acc.Acc, acc.AccNorm)
 	return nil

@@ -132,3 +132,36 @@ func TestTrainOnOwnJSONL(t *testing.T) {
 		t.Fatalf("bad file: %v", err)
 	}
 }
+
+// TestTrainOnCompletions: prompt/completion records fine-tune the real
+// stories260K decoder on the completions' tokens; the run reports
+// validation perplexity and exact match, and picks its best epoch by
+// perplexity.
+func TestTrainOnCompletions(t *testing.T) {
+	modelPath := sharedtest.Path(t, "models", "stories260K.gguf")
+	dir := t.TempDir()
+	names := []string{"Lily", "Tom", "Sue", "Ben", "Max", "Amy", "Sam", "Mia"}
+	var lines []string
+	for i := range 40 {
+		n := names[i%len(names)]
+		lines = append(lines, fmt.Sprintf(`{"prompt": "%s went to the park. %s saw a", "completion": "big red ball."}`, n, n))
+	}
+	data := filepath.Join(dir, "park.jsonl")
+	if err := os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "c.safetensors")
+	runOK(t, "train", "--model", modelPath, "--task", data, "--epochs", "2", "--lr", "0.01", "--out", out)
+	var rep trainReport
+	js, err := os.ReadFile(filepath.Join(dir, "c.json"))
+	if err != nil || json.Unmarshal(js, &rep) != nil {
+		t.Fatalf("result: %v %s", err, js)
+	}
+	e := rep.Result.Epochs
+	if len(e) != 2 || !(e[0].Val.Perplexity > 1) || !(e[1].Val.Perplexity < e[0].Val.Perplexity) || rep.Result.BestEpoch != 2 {
+		t.Fatalf("epochs %+v, best %d: want perplexity falling and the second epoch kept", e, rep.Result.BestEpoch)
+	}
+	if text := runOK(t, "eval", "--model", modelPath, "--task", data, "--adapter", out, "--json"); !strings.Contains(text, `"perplexity"`) {
+		t.Fatalf("eval printed %s", text)
+	}
+}
