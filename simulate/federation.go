@@ -243,6 +243,22 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 	if err != nil {
 		return fmt.Errorf("simulate: partition: %w", err)
 	}
+	shards := make([][]task.Item, len(parts))
+	for i, part := range parts {
+		for _, j := range part {
+			shards[i] = append(shards[i], trainItems[j])
+		}
+	}
+	return f.PhaseOwnData(ctx, shards, val, rounds, onRound)
+}
+
+// PhaseOwnData is Phase for clients that bring their own data: client i
+// trains on shards[i] (one shard per client, as a federation of data
+// owners has it, no partitioning); an empty shard sits the phase out.
+func (f *Federation) PhaseOwnData(ctx context.Context, shards [][]task.Item, val []task.Item, rounds int, onRound func(RoundInfo) error) error {
+	if len(shards) != f.opts.Clients {
+		return fmt.Errorf("simulate: %d shards for %d clients", len(shards), f.opts.Clients)
+	}
 	if len(val) > f.opts.ValItems {
 		val = val[:f.opts.ValItems]
 	}
@@ -271,10 +287,7 @@ func (f *Federation) Phase(ctx context.Context, trainItems, val []task.Item, rou
 	errs := make(chan error, f.opts.Clients+1)
 	globals := &fed.GlobalCache{}
 	for i, name := range f.names {
-		items := make([]task.Item, 0, len(parts[i]))
-		for _, j := range parts[i] {
-			items = append(items, trainItems[j])
-		}
+		items := shards[i]
 		if len(items) == 0 {
 			continue // an empty shard (more clients than items): this client sits the phase out
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,8 +19,12 @@ import (
 // Single is one federated training run on one task, evaluated on its test
 // split after every round.
 type Single struct {
-	Base      Options
-	Splits    *task.Splits
+	Base   Options
+	Splits *task.Splits
+	// Shards, when set, are the clients' own training data (one per client,
+	// Base.Clients of them), used as they are instead of partitioning
+	// Splits.Train; Splits still gives the validation and test items.
+	Shards    [][]task.Item
 	Rounds    int
 	EvalItems int
 	Out       string
@@ -42,7 +47,13 @@ func (s *Single) Run(ctx context.Context) ([]RoundRecord, error) {
 	label := adapterLabel(f.Initial().Config)
 	test := evalSplit(s.Splits, s.EvalItems)
 	var records []RoundRecord
-	err = f.Phase(ctx, s.Splits.Train.Items, s.Splits.Validation.Items, s.Rounds, func(ri RoundInfo) error {
+	phase := func(onRound func(RoundInfo) error) error {
+		if s.Shards != nil {
+			return f.PhaseOwnData(ctx, s.Shards, s.Splits.Validation.Items, s.Rounds, onRound)
+		}
+		return f.Phase(ctx, s.Splits.Train.Items, s.Splits.Validation.Items, s.Rounds, onRound)
+	}
+	err = phase(func(ri RoundInfo) error {
 		acc, err := f.Evaluate(ctx, ri.Global, test)
 		if err != nil {
 			return err
@@ -124,4 +135,38 @@ func runPlot(records []RoundRecord) (*plot.Plot, error) {
 		ys = append(ys, r.AccA)
 	}
 	return p, addMarkedLine(p, seriesKey(records[0]), 0, xs, ys)
+}
+
+// OwnData reads a folder of clients' own data: every *.jsonl file in dir
+// (task.LoadJSONL), one client each in file-name order. It returns each
+// client's training items and, as Splits, the clients' validation and test
+// items pooled (Train holds every client's training items, for reports).
+func OwnData(dir string, seed uint64) (shards [][]task.Item, splits *task.Splits, names []string, err error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*"+task.JSONLExt))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if len(files) == 0 {
+		return nil, nil, nil, fmt.Errorf("%s holds no %s files (one per client)", dir, task.JSONLExt)
+	}
+	slices.Sort(files)
+	splits = &task.Splits{Name: filepath.Base(dir), Train: &task.Task{Name: filepath.Base(dir), Source: dir},
+		Validation: &task.Task{Name: filepath.Base(dir), Source: dir}, Test: &task.Task{Name: filepath.Base(dir), Source: dir},
+		Note: fmt.Sprintf("%d clients' own files in %s; validation and test pooled", len(files), dir)}
+	for _, file := range files {
+		s, err := task.LoadJSONL(file, seed)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		shards = append(shards, s.Train.Items)
+		names = append(names, strings.TrimSuffix(filepath.Base(file), task.JSONLExt))
+		splits.Train.Items = append(splits.Train.Items, s.Train.Items...)
+		if s.Validation != nil {
+			splits.Validation.Items = append(splits.Validation.Items, s.Validation.Items...)
+		}
+		if s.Test != nil {
+			splits.Test.Items = append(splits.Test.Items, s.Test.Items...)
+		}
+	}
+	return shards, splits, names, nil
 }

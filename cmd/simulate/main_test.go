@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/aggregate/accountant"
+	"github.com/kronfed/kronfed/internal/sharedtest"
+	"github.com/kronfed/kronfed/simulate"
 )
 
 // TestBadConfigRefusedBeforeWork: impossible settings fail with a message
@@ -147,5 +150,40 @@ func TestRunCommand(t *testing.T) {
 	}
 	if err := program.Run([]string{"run", "--adapters", "kron:8,lora:8", "--out", t.TempDir()}, &buf); err == nil {
 		t.Fatal("two adapters accepted by run")
+	}
+}
+
+// TestRunOwnDataFolder: `simulate run --task-dir` gives every client its
+// own file (three clients, three files of their own questions) instead of
+// partitioning one task.
+func TestRunOwnDataFolder(t *testing.T) {
+	dir := t.TempDir()
+	for c, words := range [][]string{{"cat", "dog"}, {"red", "blue"}, {"one", "two"}} {
+		var lines []string
+		for i := range 12 {
+			split := "train"
+			if i >= 10 {
+				split = "validation"
+			}
+			lines = append(lines, fmt.Sprintf(`{"question": "Pick %s %d", "choices": [%q, %q], "answer": %d, "split": %q}`, words[i%2], i, words[0], words[1], i%2, split))
+		}
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("client-%d.jsonl", c)), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	}
+	out := t.TempDir()
+	var buf bytes.Buffer
+	err := program.Run([]string{"run", "--task-dir", dir, "--model", sharedtest.Path(t, "models", "stories260K.gguf"), "--rounds", "1",
+		"--epochs", "1", "--eval-items", "6", "--out", out}, &buf)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
+	}
+	if !strings.Contains(buf.String(), "run: 3 clients") || !strings.Contains(buf.String(), "round 1/1") {
+		t.Fatalf("output:\n%s", buf.String())
+	}
+	recs := readLines[simulate.RoundRecord](t, filepath.Join(out, "rounds.jsonl"))
+	if len(recs) != 1 || recs[0].Clients != 3 {
+		t.Fatalf("records %+v", recs)
+	}
+	if err := program.Run([]string{"run", "--task-dir", t.TempDir(), "--out", t.TempDir()}, &buf); err == nil || !strings.Contains(err.Error(), "no .jsonl files") {
+		t.Errorf("empty folder: %v", err)
 	}
 }

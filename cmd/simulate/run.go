@@ -22,13 +22,27 @@ import (
 func runRun(args []string, stdout io.Writer) error {
 	cfg := defaultForgetting()
 	cfg.Adapters = []string{"kron:8"}
-	taskName, rounds := "word-category", 5
+	taskName, rounds, taskDir := "word-category", 5, ""
 	err := loadConfig("run", args, &cfg, func(fs *flag.FlagSet) {
-		fs.StringVar(&taskName, "task", taskName, "the task to train on")
+		fs.StringVar(&taskName, "task", taskName, "the task to train on: a built-in task, or a .jsonl file of your own data (docs/data.md)")
+		fs.StringVar(&taskDir, "task-dir", "", "clients' own data instead of --task: a folder of .jsonl files, one per client (their validation and test items pooled)")
 		fs.IntVar(&rounds, "rounds", rounds, "federated rounds")
 	})
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
+	}
+	var shards [][]task.Item
+	var own *task.Splits
+	if taskDir != "" {
+		var names []string
+		if shards, own, names, err = simulate.OwnData(taskDir, cfg.Seed); err != nil {
+			return fmt.Errorf("run: --task-dir: %w", err)
+		}
+		if own.Validation.Len() == 0 {
+			return fmt.Errorf("run: --task-dir %s: no client file has validation items", taskDir)
+		}
+		// One client per file; the first file stands for the task in the checks.
+		cfg.Clients, taskName = len(shards), filepath.Join(taskDir, names[0]+task.JSONLExt)
 	}
 	if rounds < 1 {
 		return fmt.Errorf("run: --rounds %d < 1", rounds)
@@ -49,6 +63,10 @@ func runRun(args []string, stdout io.Writer) error {
 		return fmt.Errorf("run: %w", err)
 	}
 	splits, _ := exp.Splits(taskName)
+	if own != nil {
+		splits = own
+		taskName = taskDir
+	}
 	closeLog, err := startRunFolder(exp)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
@@ -63,7 +81,7 @@ func runRun(args []string, stdout io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	_, table, err := trainOne(ctx, base, splits, rounds, cfg.EvalItems, exp.Out, "", stdout)
+	_, table, err := trainOne(ctx, base, splits, shards, rounds, cfg.EvalItems, exp.Out, "", stdout)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
@@ -75,11 +93,11 @@ func runRun(args []string, stdout io.Writer) error {
 // folder out: a progress line per round (after prefix), then the run's
 // result files. It returns the records and the Markdown table; after an
 // error the files hold what was published so far.
-func trainOne(ctx context.Context, opts simulate.Options, splits *task.Splits, rounds, evalItems int, out, prefix string,
+func trainOne(ctx context.Context, opts simulate.Options, splits *task.Splits, shards [][]task.Item, rounds, evalItems int, out, prefix string,
 	stdout io.Writer) ([]simulate.RoundRecord, string, error) {
 	status := newStatusLine(stdout)
 	opts.Uploads = status.uploads(prefix + "this round: ")
-	single := &simulate.Single{Base: opts, Splits: splits, Rounds: rounds, EvalItems: evalItems, Out: out,
+	single := &simulate.Single{Base: opts, Splits: splits, Shards: shards, Rounds: rounds, EvalItems: evalItems, Out: out,
 		Progress: func(p simulate.Progress) {
 			status.printf("%sround %d/%d  loss %.3f  test acc %.3f%s  (%s)\n", prefix, p.Round, p.Rounds, p.Loss, p.AccA,
 				epsilonNote(p.Epsilon), p.Elapsed.Round(time.Second))

@@ -136,7 +136,7 @@ func runSweep(args []string, stdout io.Writer) error {
 		dir := filepath.Join(exp.Out, pt.Name)
 		prefix := fmt.Sprintf("[%d/%d] %s  ", i+1, len(points), pt.Name)
 		start := time.Now()
-		records, _, runErr := trainOne(ctx, opts, splits, g.Rounds, cfg.EvalItems, dir, prefix, stdout)
+		records, _, runErr := trainOne(ctx, opts, splits, nil, g.Rounds, cfg.EvalItems, dir, prefix, stdout)
 		pt.Summarize(records)
 		pt.Seconds = time.Since(start).Seconds()
 		if len(records) > 0 || runErr == nil {
