@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 )
 
 // Family is the broad architecture of a model.
@@ -18,7 +19,10 @@ const (
 // family's key names mapped to one set of fields.
 type Config struct {
 	ModelType string // "distilbert", "bert", "llama", "mistral"
-	Family    Family
+	// NameOrPath is config.json's _name_or_path: the Hugging Face id the
+	// checkpoint was saved from, when it records one (PEFT exports name it).
+	NameOrPath string
+	Family     Family
 
 	Hidden       int // d_model
 	Intermediate int // feed-forward inner size
@@ -46,7 +50,8 @@ type Config struct {
 
 // rawConfig holds every key name the supported families use.
 type rawConfig struct {
-	ModelType string `json:"model_type"`
+	ModelType  string `json:"model_type"`
+	NameOrPath string `json:"_name_or_path"`
 
 	// Llama / Mistral / BERT names.
 	HiddenSize            *int     `json:"hidden_size"`
@@ -99,7 +104,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("invalid JSON: %w", err)
 	}
-	c := &Config{ModelType: r.ModelType}
+	c := &Config{ModelType: r.ModelType, NameOrPath: r.NameOrPath}
 	var err error
 	req := func(name string, v *int) int {
 		if err != nil {
@@ -208,4 +213,27 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("model_type %q: sliding_window %d is negative", c.ModelType, c.SlidingWindow)
 	}
 	return c, nil
+}
+
+// HubID resolves what an export records as base_model_name_or_path: a
+// Hugging Face id is returned as given; the path of a model folder or of
+// its config.json gives that config's _name_or_path (an error when it
+// records none, so no export names a local path by accident).
+func HubID(idOrPath string) (string, error) {
+	st, err := os.Stat(idOrPath)
+	if err != nil {
+		return idOrPath, nil // not a local path: an id
+	}
+	path := idOrPath
+	if st.IsDir() {
+		path = filepath.Join(idOrPath, "config.json")
+	}
+	c, err := LoadConfig(path)
+	if err != nil {
+		return "", err
+	}
+	if c.NameOrPath == "" {
+		return "", fmt.Errorf("%s records no _name_or_path: give the base model's Hugging Face id instead", path)
+	}
+	return c.NameOrPath, nil
 }

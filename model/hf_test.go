@@ -286,3 +286,21 @@ func TestLoadHFErrors(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestHubID(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"model_type": "llama", "_name_or_path": "meta-llama/Llama-2-7b-hf", "hidden_size": 64, "intermediate_size": 96,
+		"num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 32, "max_position_embeddings": 16}`), 0o644)
+	for in, want := range map[string]string{"mistralai/Mistral-7B-v0.1": "mistralai/Mistral-7B-v0.1", dir: "meta-llama/Llama-2-7b-hf",
+		filepath.Join(dir, "config.json"): "meta-llama/Llama-2-7b-hf"} {
+		if got, err := HubID(in); err != nil || got != want {
+			t.Errorf("HubID(%s) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	bare := t.TempDir()
+	os.WriteFile(filepath.Join(bare, "config.json"), []byte(`{"model_type": "llama", "hidden_size": 64, "intermediate_size": 96,
+		"num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 32, "max_position_embeddings": 16}`), 0o644)
+	if _, err := HubID(bare); err == nil || !strings.Contains(err.Error(), "_name_or_path") {
+		t.Errorf("a config without _name_or_path: %v", err)
+	}
+}

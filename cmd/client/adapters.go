@@ -14,6 +14,7 @@ import (
 
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/adapter/quant"
+	"github.com/kronfed/kronfed/model"
 )
 
 // runInit writes a freshly initialized adapter for a model: the starting point
@@ -256,7 +257,7 @@ func runExport(args []string, stdout io.Writer) error {
 	path := fs.String("adapter", "", "adapter file (required)")
 	out := fs.String("out", "", "output folder (lokr, lora) or .safetensors file (merged) (required)")
 	format := fs.String("format", "peft", "peft (PEFT LoKr where PEFT's shape rules express the adapter, else the exact PEFT LoRA rewrite), lokr (PEFT LoKr only; LoRA adapters export as PEFT LoRA), lora (PEFT LoRA; exact rank-2r rewrite of Kron-LoRA) or merged (dense ΔW per module)")
-	baseModel := fs.String("base-model", "", "PEFT: the base model's Hugging Face id for base_model_name_or_path (default: the name the adapter records)")
+	baseModel := fs.String("base-model", "", "PEFT: base_model_name_or_path: the base model's Hugging Face id, or its local folder whose config.json records one (_name_or_path) (default: the name the adapter records)")
 	taskType := fs.String("task-type", "", "PEFT: task_type (default: CAUSAL_LM for decoders, none for multiple-choice encoders)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -264,7 +265,14 @@ func runExport(args []string, stdout io.Writer) error {
 	if *path == "" || *out == "" {
 		return errors.New("export: --adapter and --out are required")
 	}
-	peft := adapter.PEFTOptions{BaseModel: *baseModel, TaskType: *taskType}
+	hubID := *baseModel
+	if hubID != "" {
+		var err error
+		if hubID, err = model.HubID(hubID); err != nil {
+			return fmt.Errorf("export: --base-model: %w", err)
+		}
+	}
+	peft := adapter.PEFTOptions{BaseModel: hubID, TaskType: *taskType}
 	set, err := adapter.ReadFile(*path)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/fed"
+	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/store"
 )
 
@@ -43,7 +44,7 @@ func runExport(args []string, stdout io.Writer) error {
 	version := fs.String("version", "latest", "global adapter version to export: a number or latest")
 	out := fs.String("out", "", "output: a .safetensors file (kronfed) or a folder (peft) (required)")
 	format := fs.String("format", "kronfed", "kronfed (the adapter file as published, digest-checked) or peft (LoKr where PEFT's shape rules express it, else the exact LoRA rewrite)")
-	baseModel := fs.String("base-model", "", "peft: the base model's Hugging Face id for base_model_name_or_path (default: the name the federation records)")
+	baseModel := fs.String("base-model", "", "peft: base_model_name_or_path: the base model's Hugging Face id, or its local folder whose config.json records one (default: the name the federation records)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -74,7 +75,13 @@ func runExport(args []string, stdout io.Writer) error {
 	if *format == "kronfed" {
 		err = os.WriteFile(*out, g.File, 0o644)
 	} else {
-		written, err = g.Set.ExportPEFTBest(*out, adapter.PEFTOptions{BaseModel: *baseModel})
+		hubID := *baseModel
+		if hubID != "" {
+			if hubID, err = model.HubID(hubID); err != nil {
+				return fmt.Errorf("export: --base-model: %w", err)
+			}
+		}
+		written, err = g.Set.ExportPEFTBest(*out, adapter.PEFTOptions{BaseModel: hubID})
 		written = "PEFT " + written
 	}
 	if err != nil {
