@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -171,6 +172,12 @@ type Outcome struct {
 	RawBytes        uint64  `json:"raw_bytes"`
 	Epsilon         float64 `json:"epsilon,omitempty"`
 	Seconds         float64 `json:"seconds"`
+	// NotRun names the phases that did not run ("B", or "A and B") when
+	// the run stopped (a privacy budget), and Stopped says why; their
+	// accuracies and the forgetting are then not results and are reported
+	// as not run.
+	NotRun  string `json:"not_run,omitempty"`
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // Run executes every (adapter, pair) combination in order and returns the
@@ -180,10 +187,25 @@ func (e *Experiment) Run(ctx context.Context) ([]Outcome, []RoundRecord, error) 
 	var records []RoundRecord
 	runs := len(e.Adapters) * len(e.Pairs)
 	run := 0
+	var stop *StoppedError
+	var stopErr error
 	for _, ac := range e.Adapters {
 		for _, pair := range e.Pairs {
 			run++
+			if stopErr != nil { // the run ended at a budget stop: the rest did not run
+				outcomes = append(outcomes, Outcome{Adapter: adapterLabel(ac.Resolve(e.Base.Model.Cfg.Hidden)), Pair: pair.label(),
+					TaskA: pair.A, TaskB: pair.B, NotRun: "A and B", Stopped: "an earlier experiment stopped the run"})
+				continue
+			}
 			o, recs, err := e.runOne(ctx, run, runs, ac, pair)
+			if err != nil && errors.As(err, &stop) && o.Adapter != "" {
+				// Keep what ran, marked: a stop is a result to report, not a
+				// row of zeros.
+				o.Stopped = stop.Reason
+				outcomes, records = append(outcomes, o), append(records, recs...)
+				stopErr = fmt.Errorf("%s, %s→%s: %w", ac, pair.A, pair.B, err)
+				continue
+			}
 			if err != nil {
 				return outcomes, records, fmt.Errorf("%s, %s→%s: %w", ac, pair.A, pair.B, err)
 			}
@@ -191,7 +213,7 @@ func (e *Experiment) Run(ctx context.Context) ([]Outcome, []RoundRecord, error) 
 			records = append(records, recs...)
 		}
 	}
-	return outcomes, records, nil
+	return outcomes, records, stopErr
 }
 
 func (e *Experiment) runOne(ctx context.Context, run, runs int, ac adapter.Config, pair Pair) (Outcome, []RoundRecord, error) {
@@ -256,6 +278,7 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, ac adapter.Confi
 		return err
 	}
 	if err := phase("A", sa, roundsA); err != nil {
+		o.NotRun = "A and B"
 		return o, records, err
 	}
 	o.AccAAfterA, o.AccBAfterA = lastA, lastB
@@ -263,6 +286,7 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, ac adapter.Confi
 		return o, records, err
 	}
 	if err := phase("B", sb, roundsB); err != nil {
+		o.NotRun = "B"
 		return o, records, err
 	}
 	o.AccAAfterB, o.AccBAfterB = lastA, lastB

@@ -32,12 +32,19 @@ func WriteResults(dir string, outcomes []Outcome, records []RoundRecord) (string
 	var cs strings.Builder
 	w := csv.NewWriter(&cs)
 	w.Write([]string{"adapter", "trainable_params", "pair", "task_a", "task_b", "acc_a_after_a", "acc_b_after_a",
-		"acc_a_after_b", "acc_b_after_b", "forgetting", "uploaded_bytes", "raw_bytes", "epsilon", "seconds"})
+		"acc_a_after_b", "acc_b_after_b", "forgetting", "uploaded_bytes", "raw_bytes", "epsilon", "seconds", "not_run"})
 	f4 := func(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
 	for _, o := range outcomes {
-		w.Write([]string{o.Adapter, strconv.Itoa(o.TrainableParams), o.Pair, o.TaskA, o.TaskB, f4(o.AccAAfterA), f4(o.AccBAfterA),
-			f4(o.AccAAfterB), f4(o.AccBAfterB), f4(o.Forgetting), strconv.FormatUint(o.UploadedBytes, 10),
-			strconv.FormatUint(o.RawBytes, 10), f4(o.Epsilon), strconv.FormatFloat(o.Seconds, 'f', 1, 64)})
+		aa, ba, ab, bb, fg := f4(o.AccAAfterA), f4(o.AccBAfterA), f4(o.AccAAfterB), f4(o.AccBAfterB), f4(o.Forgetting)
+		if o.NotRun != "" { // empty cells, never zeros that read as results
+			ab, bb, fg = "", "", ""
+			if o.NotRun != "B" {
+				aa, ba = "", ""
+			}
+		}
+		w.Write([]string{o.Adapter, strconv.Itoa(o.TrainableParams), o.Pair, o.TaskA, o.TaskB, aa, ba, ab, bb, fg,
+			strconv.FormatUint(o.UploadedBytes, 10), strconv.FormatUint(o.RawBytes, 10), f4(o.Epsilon),
+			strconv.FormatFloat(o.Seconds, 'f', 1, 64), o.NotRun})
 	}
 	w.Flush()
 	if err := os.WriteFile(filepath.Join(dir, "summary.csv"), []byte(cs.String()), 0o644); err != nil {
@@ -73,18 +80,34 @@ func MarkdownTable(outcomes []Outcome) string {
 		cols = append(cols, "ε:")
 	}
 	writeHeader(&b, cols...)
+	var stops []string
 	for _, o := range outcomes {
 		ratio := 0.0
 		if o.UploadedBytes > 0 {
 			ratio = float64(o.RawBytes) / float64(o.UploadedBytes)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s (%s→%s) | %.3f | %.3f | %.3f | %.3f | %+.3f | %s | %.1f× smaller |",
-			o.Adapter, o.TrainableParams, o.Pair, o.TaskA, o.TaskB, o.AccAAfterA, o.AccBAfterA, o.AccAAfterB, o.AccBAfterB,
-			o.Forgetting, humanBytes(o.UploadedBytes), ratio)
+		aa, ba := fmt.Sprintf("%.3f", o.AccAAfterA), fmt.Sprintf("%.3f", o.AccBAfterA)
+		ab, bb, fg := fmt.Sprintf("%.3f", o.AccAAfterB), fmt.Sprintf("%.3f", o.AccBAfterB), fmt.Sprintf("%+.3f", o.Forgetting)
+		if o.NotRun != "" {
+			ab, bb, fg = "not run", "not run", "not run"
+			if o.NotRun != "B" {
+				aa, ba = "not run", "not run"
+			}
+			stops = append(stops, fmt.Sprintf("%s %s: phase %s not run: %s", o.Adapter, o.Pair, o.NotRun, o.Stopped))
+		}
+		params, up, vs, eps := strconv.Itoa(o.TrainableParams), humanBytes(o.UploadedBytes), fmt.Sprintf("%.1f× smaller", ratio), fmt.Sprintf("%.3g", o.Epsilon)
+		if o.NotRun == "A and B" { // nothing of this experiment ran
+			params, up, vs, eps = "–", "–", "–", "–"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s (%s→%s) | %s | %s | %s | %s | %s | %s | %s |",
+			o.Adapter, params, o.Pair, o.TaskA, o.TaskB, aa, ba, ab, bb, fg, up, vs)
 		if dp {
-			fmt.Fprintf(&b, " %.3g |", o.Epsilon)
+			fmt.Fprintf(&b, " %s |", eps)
 		}
 		b.WriteString("\n")
+	}
+	for _, s := range stops {
+		b.WriteString("\n" + s + "\n")
 	}
 	return b.String()
 }
@@ -166,8 +189,14 @@ func accuracyPlot(records []RoundRecord) (*plot.Plot, error) {
 	return p, nil
 }
 
-// forgettingPlot: one forgetting bar per (adapter, pair).
-func forgettingPlot(outcomes []Outcome) (*plot.Plot, error) {
+// forgettingPlot: one forgetting bar per (adapter, pair) whose phase B ran.
+func forgettingPlot(all []Outcome) (*plot.Plot, error) {
+	var outcomes []Outcome
+	for _, o := range all {
+		if o.NotRun == "" {
+			outcomes = append(outcomes, o)
+		}
+	}
 	p := newFigure("Forgetting: acc A after A − acc A after B", "", "forgetting")
 	names := make([]string, len(outcomes))
 	lo, hi := 0.0, 0.05

@@ -53,3 +53,32 @@ func TestBudgetStopsPhase(t *testing.T) {
 		t.Fatal("the phases ran into the test's deadline")
 	}
 }
+
+// TestBudgetStopMarksNotRun: a budget one round fits stops the forgetting
+// protocol after phase A of the first experiment; the table marks that
+// experiment's phase B and the whole second experiment as not run — never
+// a row of zeros — and the run returns the stop.
+func TestBudgetStopMarksNotRun(t *testing.T) {
+	dir := t.TempDir()
+	e := tinyExperiment(t, dir)
+	e.Adapters = append(e.Adapters, adapter.DefaultConfig(adapter.KindLoRA))
+	dp := &fed.DPPolicy{Noise: 2, Clip: 0.5, Delta: 1e-5, SeededNoise: true, Seed: 3}
+	one, _ := dp.SpentAfter(1, 3, 3)
+	two, _ := dp.SpentAfter(2, 3, 3)
+	dp.Epsilon = (one + two) / 2
+	e.Base.DP = dp
+	outcomes, records, err := e.Run(context.Background())
+	var stop *StoppedError
+	if !errors.As(err, &stop) || len(outcomes) != 2 || outcomes[0].NotRun != "B" || outcomes[1].NotRun != "A and B" || len(records) != 1 {
+		t.Fatalf("run: %v; outcomes %+v; %d records", err, outcomes, len(records))
+	}
+	table, err := WriteResults(dir, outcomes, records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(table, "\n")
+	if strings.Count(rows[2], "not run") != 3 || strings.Count(rows[3], "not run") != 5 || strings.Contains(rows[3], " 0 B") ||
+		strings.Contains(table, "+0.000") || !strings.Contains(table, "privacy budget") {
+		t.Fatalf("table:\n%s", table)
+	}
+}
