@@ -48,6 +48,13 @@ type jsonlRecord struct {
 	Input       *string       `json:"input"`
 	Output      *string       `json:"output"`
 	Messages    []chatMessage `json:"messages"`
+	// Self-Instruct's seed tasks: one instruction, several instances.
+	Instances []struct {
+		Input  *string `json:"input"`
+		Output *string `json:"output"`
+	} `json:"instances"`
+	Name             *string `json:"name"`
+	IsClassification *bool   `json:"is_classification"`
 }
 
 type chatMessage struct {
@@ -61,6 +68,8 @@ func (r *jsonlRecord) completionShape() string {
 	switch {
 	case r.Prompt != nil || r.Completion != nil:
 		return "prompt/completion"
+	case r.Instances != nil:
+		return "self-instruct"
 	case r.Instruction != nil || r.Output != nil:
 		return "instruction/output"
 	case r.Messages != nil:
@@ -94,23 +103,32 @@ func LoadJSONL(path string, seed uint64) (*Splits, error) {
 		} else if k != kind {
 			return fmt.Errorf("a %s record in a file of %s records (line %d): one kind a file", k, kind, kindLine)
 		}
-		var it Item
+		var items []Item
 		var split string
 		var err error
-		if shape == "" {
+		switch shape {
+		case "":
+			var it Item
 			it, split, err = mcItem(ln, r)
-		} else {
+			items = []Item{it}
+		case "self-instruct":
+			items, split, err = selfInstructItems(ln, r)
+		default:
+			var it Item
 			it, split, err = completionItem(ln, r, shape)
+			items = []Item{it}
 		}
 		if err != nil {
 			return err
 		}
-		if first, dup := seen[it.ID]; dup {
-			return fmt.Errorf("id %q repeats line %d's", it.ID, first)
+		for _, it := range items {
+			if first, dup := seen[it.ID]; dup {
+				return fmt.Errorf("id %q repeats line %d's", it.ID, first)
+			}
+			seen[it.ID] = ln
 		}
-		seen[it.ID] = ln
 		if split == "" {
-			all.Items = append(all.Items, it)
+			all.Items = append(all.Items, items...)
 			return nil
 		}
 		explicit++
@@ -120,7 +138,7 @@ func LoadJSONL(path string, seed uint64) (*Splits, error) {
 			byName[split] = t
 			order = append(order, split)
 		}
-		t.Items = append(t.Items, it)
+		t.Items = append(t.Items, items...)
 		return nil
 	})
 	if err != nil {
@@ -253,6 +271,42 @@ func completionItem(ln int, r *jsonlRecord, shape string) (Item, string, error) 
 		return Item{}, "", err
 	}
 	return it, split, nil
+}
+
+// selfInstructItems turns one of Self-Instruct's seed tasks ({id, name,
+// instruction, instances: [{input, output}], is_classification}) into one
+// completion item per instance, in Alpaca's template.
+func selfInstructItems(ln int, r *jsonlRecord) ([]Item, string, error) {
+	id, err := recordID(ln, r)
+	if err != nil {
+		return nil, "", err
+	}
+	split, err := recordSplit(r)
+	if err != nil {
+		return nil, "", err
+	}
+	if r.Instruction == nil || blank(*r.Instruction) {
+		return nil, "", errors.New(`missing or empty field "instruction" (a self-instruct record)`)
+	}
+	if len(r.Instances) == 0 {
+		return nil, "", errors.New(`field "instances" is empty`)
+	}
+	var items []Item
+	for i, in := range r.Instances {
+		if in.Output == nil || blank(*in.Output) {
+			return nil, "", fmt.Errorf(`field "instances": instance %d has no output`, i)
+		}
+		prompt := fmt.Sprintf(alpacaNoInput, *r.Instruction)
+		if in.Input != nil && !blank(*in.Input) {
+			prompt = fmt.Sprintf(alpacaWithInput, *r.Instruction, *in.Input)
+		}
+		it := Item{ID: fmt.Sprintf("%s/%d", id, i), Context: prompt, Choices: []string{*in.Output}, Completion: true, Query: *r.Instruction}
+		if err := it.Validate(); err != nil {
+			return nil, "", fmt.Errorf(`field "instances": instance %d: %w`, i, err)
+		}
+		items = append(items, it)
+	}
+	return items, split, nil
 }
 
 // mcItem checks one multiple-choice record and builds its item.

@@ -125,3 +125,48 @@ func TestLoadJSONLCompletions(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadSelfInstruct reads Self-Instruct's seed-task records (one
+// instruction, several instances) as one completion item per instance;
+// the real 175 seed tasks are read too when ../shared has them.
+func TestLoadSelfInstruct(t *testing.T) {
+	p := writeJSONL(t,
+		`{"id": "seed_task_0", "name": "breakfast_suggestion", "instruction": "Is there anything I can eat for a breakfast that doesn't include eggs?", "instances": [{"input": "", "output": "Yes, oatmeal."}], "is_classification": false}`,
+		`{"id": "seed_task_1", "name": "antonym", "instruction": "Give the antonym.", "instances": [{"input": "hot", "output": "cold"}, {"input": "up", "output": "down"}], "is_classification": false}`,
+		`{"id": "seed_task_2", "name": "x", "instruction": "Say yes.", "instances": [{"input": "", "output": "yes"}], "is_classification": true}`)
+	s, err := LoadJSONL(p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append(append(append([]Item(nil), s.Train.Items...), s.Validation.Items...), s.Test.Items...)
+	if len(all) != 4 {
+		t.Fatalf("%d items, want one per instance (4)", len(all))
+	}
+	for _, it := range all {
+		if !it.Completion || !strings.Contains(it.Context, "### Instruction:") {
+			t.Errorf("%s: %+v", it.ID, it)
+		}
+		if it.ID == "seed_task_1/1" && (!strings.Contains(it.Context, "### Input:\nup") || it.Choices[0] != "down") {
+			t.Errorf("instance 1 of the antonym task: %q → %q", it.Context, it.Choices[0])
+		}
+	}
+	bad := writeJSONL(t, `{"id": "s", "instruction": "Do it.", "instances": [{"input": "x"}]}`)
+	if _, err := LoadJSONL(bad, 1); err == nil || !strings.Contains(err.Error(), "instance 0 has no output") {
+		t.Errorf("instance without output: %v", err)
+	}
+	real := filepath.Join("..", "..", "shared", "data", "self-instruct", "seed_tasks.jsonl")
+	if d := os.Getenv("KRONFED_SHARED"); d != "" {
+		real = filepath.Join(d, "data", "self-instruct", "seed_tasks.jsonl")
+	}
+	if _, err := os.Stat(real); err != nil {
+		t.Logf("the real seed tasks are not here (%v): checked the format only", err)
+		return
+	}
+	s, err = LoadJSONL(real, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Train.Len() + s.Validation.Len() + s.Test.Len(); n < 175 {
+		t.Errorf("the 175 seed tasks gave %d items", n)
+	}
+}
