@@ -152,6 +152,9 @@ type RoundRecord struct {
 	RawBytes  uint64  `json:"raw_bytes"`
 	AggError  float64 `json:"aggregation_error"`
 	Epsilon   float64 `json:"epsilon,omitempty"`
+	// PerplexityA is task A's test perplexity on completion tasks (whose
+	// AccA is the exact-match rate), 0 on multiple-choice tasks.
+	PerplexityA float64 `json:"perplexity_a,omitempty"`
 }
 
 // Outcome is one (adapter, pair) run's summary.

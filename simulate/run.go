@@ -60,7 +60,8 @@ func (s *Single) Run(ctx context.Context) ([]RoundRecord, error) {
 		}
 		r := ri.Result
 		rec := RoundRecord{Adapter: label, TaskA: s.Splits.Name, Phase: "run", Round: len(records) + 1, Clients: len(r.Clients),
-			TrainLoss: r.TrainLoss, AccA: acc.Acc, WireBytes: r.WireBytes, RawBytes: r.RawBytes, AggError: r.AggregationError, Epsilon: r.Epsilon}
+			TrainLoss: r.TrainLoss, AccA: acc.Acc, WireBytes: r.WireBytes, RawBytes: r.RawBytes, AggError: r.AggregationError, Epsilon: r.Epsilon,
+			PerplexityA: acc.Perplexity}
 		records = append(records, rec)
 		if s.Progress != nil {
 			s.Progress(Progress{Run: 1, Runs: 1, Adapter: label, Pair: Pair{A: s.Splits.Name}, Phase: "run", Round: rec.Round,
@@ -86,11 +87,16 @@ func WriteRunResults(dir string, records []RoundRecord) (string, error) {
 	}
 	var cs strings.Builder
 	w := csv.NewWriter(&cs)
-	w.Write([]string{"round", "clients", "train_loss", "test_accuracy", "epsilon", "wire_bytes", "raw_bytes", "aggregation_error"})
-	// The ε column only with DP on, as in the forgetting table.
+	w.Write([]string{"round", "clients", "train_loss", "test_accuracy", "epsilon", "wire_bytes", "raw_bytes", "aggregation_error", "test_perplexity"})
+	// The ε column only with DP on, as in the forgetting table; completion
+	// tasks report perplexity, and their accuracy is exact match.
 	dp := hasEpsilon(records)
+	completions := len(records) > 0 && records[0].PerplexityA > 0
 	var md strings.Builder
 	cols := []string{"round:", "clients:", "train loss:", "test accuracy:"}
+	if completions {
+		cols = []string{"round:", "clients:", "train loss:", "test perplexity:", "exact match:"}
+	}
 	if dp {
 		cols = append(cols, "ε:")
 	}
@@ -98,8 +104,12 @@ func WriteRunResults(dir string, records []RoundRecord) (string, error) {
 	for _, r := range records {
 		f := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 		w.Write([]string{strconv.Itoa(r.Round), strconv.Itoa(r.Clients), f(r.TrainLoss), f(r.AccA), f(r.Epsilon),
-			strconv.FormatUint(r.WireBytes, 10), strconv.FormatUint(r.RawBytes, 10), f(r.AggError)})
-		fmt.Fprintf(&md, "| %d | %d | %.4f | %.3f |", r.Round, r.Clients, r.TrainLoss, r.AccA)
+			strconv.FormatUint(r.WireBytes, 10), strconv.FormatUint(r.RawBytes, 10), f(r.AggError), f(r.PerplexityA)})
+		if completions {
+			fmt.Fprintf(&md, "| %d | %d | %.4f | %.4g | %.3f |", r.Round, r.Clients, r.TrainLoss, r.PerplexityA, r.AccA)
+		} else {
+			fmt.Fprintf(&md, "| %d | %d | %.4f | %.3f |", r.Round, r.Clients, r.TrainLoss, r.AccA)
+		}
 		if dp {
 			fmt.Fprintf(&md, " %.3g |", r.Epsilon)
 		}

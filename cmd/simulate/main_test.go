@@ -187,3 +187,32 @@ func TestRunOwnDataFolder(t *testing.T) {
 		t.Errorf("empty folder: %v", err)
 	}
 }
+
+// TestRunInstructionTuning: a federation fine-tunes the real stories260K
+// decoder on Alpaca-style instruction records (completion loss only); the
+// run reports test perplexity, which falls from round 1 to round 2.
+func TestRunInstructionTuning(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"Lily", "Tom", "Sue", "Ben", "Max", "Amy", "Sam", "Mia"}
+	var lines []string
+	for i := range 48 {
+		n := names[i%len(names)]
+		lines = append(lines, fmt.Sprintf(`{"instruction": "Finish the story.", "input": "%s went to the park. %s saw a", "output": "big red ball."}`, n, n))
+	}
+	data := filepath.Join(dir, "instr.jsonl")
+	os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	out := t.TempDir()
+	var buf bytes.Buffer
+	err := program.Run([]string{"run", "--task", data, "--model", sharedtest.Path(t, "models", "stories260K.gguf"), "--rounds", "2",
+		"--clients", "4", "--epochs", "1", "--lr", "0.01", "--eval-items", "8", "--out", out}, &buf)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
+	}
+	recs := readLines[simulate.RoundRecord](t, filepath.Join(out, "rounds.jsonl"))
+	if len(recs) != 2 || !(recs[0].PerplexityA > 1) || !(recs[1].PerplexityA < recs[0].PerplexityA) {
+		t.Fatalf("records %+v", recs)
+	}
+	if !strings.Contains(buf.String(), "test perplexity") {
+		t.Fatalf("table:\n%s", buf.String())
+	}
+}
