@@ -107,6 +107,18 @@ type quantReport struct {
 	Modules []quantRow `json:"modules"`
 	// Total is the error over all modules: √(Σ err²) / √(Σ ‖ΔW‖²) per bit width.
 	Total []quantBits `json:"total"`
+	// Compared is the comparison with --against, per bit width.
+	Compared []quantComparison `json:"compared,omitempty"`
+}
+
+// quantComparison is the whole-adapter relative error of this adapter over
+// another's, quantized alike.
+type quantComparison struct {
+	Bits                int     `json:"bits"`
+	Against             string  `json:"against"`
+	AgainstKind         string  `json:"against_kind"`
+	AgainstRelFrobError float64 `json:"against_rel_frob_error"`
+	ErrorRatio          float64 `json:"error_ratio"`
 }
 
 func runQuantReport(args []string, stdout io.Writer) error {
@@ -118,6 +130,7 @@ func runQuantReport(args []string, stdout io.Writer) error {
 	rounding := fs.String("rounding", "nearest", "nearest or stochastic")
 	seed := fs.Uint64("seed", 1, "seed of stochastic rounding")
 	asJSON := fs.Bool("json", false, "print JSON")
+	against := fs.String("against", "", "a second adapter of the same model (e.g. LoRA-8 beside Kron-LoRA) quantized the same way: prints the ratio of their relative errors (the paper: Kron-LoRA degrades less than LoRA)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -161,8 +174,41 @@ func runQuantReport(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("quant-report: %w", err)
 	}
-	rng := rand.New(rand.NewPCG(*seed, 0x7175616e))
-	rep := quantReport{Adapter: *path, Kind: string(set.Config.Kind)}
+	rep, err := measureQuant(*path, set, s, widths, *seed)
+	if err != nil {
+		return err
+	}
+	if *against != "" {
+		other, err := adapter.ReadFile(*against)
+		if err != nil {
+			return fmt.Errorf("quant-report: --against: %w", err)
+		}
+		orep, err := measureQuant(*against, other, s, widths, *seed)
+		if err != nil {
+			return err
+		}
+		for i := range rep.Total {
+			c := quantComparison{Bits: rep.Total[i].Bits, Against: *against, AgainstKind: orep.Kind,
+				AgainstRelFrobError: orep.Total[i].RelFrobError}
+			if c.AgainstRelFrobError > 0 {
+				c.ErrorRatio = rep.Total[i].RelFrobError / c.AgainstRelFrobError
+			}
+			rep.Compared = append(rep.Compared, c)
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return printQuantReport(stdout, set, rep)
+}
+
+// measureQuant quantizes every module of set at each width with scheme s
+// and measures how far ΔW moves, per module and in all.
+func measureQuant(path string, set *adapter.Set, s quant.Scheme, widths []int, seed uint64) (*quantReport, error) {
+	rng := rand.New(rand.NewPCG(seed, 0x7175616e))
+	rep := quantReport{Adapter: path, Kind: string(set.Config.Kind)}
 	errSq := make([]float64, len(widths))
 	boundSq := make([]float64, len(widths))
 	var normSq float64
@@ -172,11 +218,11 @@ func runQuantReport(args []string, stdout io.Writer) error {
 			s.Bits = b
 			q, err := adapter.QuantizeLayer(m.Layer, s, rng)
 			if err != nil {
-				return fmt.Errorf("quant-report: module %s: %w", m.Name, err)
+				return nil, fmt.Errorf("quant-report: module %s: %w", m.Name, err)
 			}
 			e, err := adapter.MeasureQuantError(m.Layer, q, b)
 			if err != nil {
-				return fmt.Errorf("quant-report: module %s: %w", m.Name, err)
+				return nil, fmt.Errorf("quant-report: module %s: %w", m.Name, err)
 			}
 			if i == 0 {
 				for j, f := range m.Layer.Factors() {
@@ -209,12 +255,7 @@ func runQuantReport(args []string, stdout io.Writer) error {
 		}
 		rep.Total = append(rep.Total, t)
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	return printQuantReport(stdout, set, &rep)
+	return &rep, nil
 }
 
 func printQuantReport(w io.Writer, set *adapter.Set, rep *quantReport) error {
@@ -248,6 +289,10 @@ func printQuantReport(w io.Writer, set *adapter.Set, rep *quantReport) error {
 	fmt.Fprintln(w, "rel.err: ‖ΔW − ΔW_q‖F/‖ΔW‖F, exact; rel.bound: the same ratio bounded by the paper's step-size bound on ΔW's entries (× √(d_out·d_in))")
 	for _, b := range rep.Total {
 		fmt.Fprintf(w, "%d bits: whole-adapter relative error %.4g (bound %.4g); largest entrywise bound %.4g\n", b.Bits, b.RelFrobError, b.RelFrobBound, b.PaperBound)
+	}
+	for _, c := range rep.Compared {
+		fmt.Fprintf(w, "%d bits: %s / %s (%s) relative error: %.4g / %.4g = %.3g× (the paper: Kron-LoRA's factors quantize with less degradation than LoRA's)\n",
+			c.Bits, rep.Kind, c.AgainstKind, c.Against, rep.Total[indexOfBits(rep.Total, c.Bits)].RelFrobError, c.AgainstRelFrobError, c.ErrorRatio)
 	}
 	return nil
 }
@@ -298,4 +343,13 @@ func runExport(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "exported %s (%s, %d modules) to %s as %s\n", *path, set.Config, len(set.Modules), *out, written)
 	return nil
+}
+
+func indexOfBits(bs []quantBits, bits int) int {
+	for i, b := range bs {
+		if b.Bits == bits {
+			return i
+		}
+	}
+	return 0
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,6 +66,19 @@ func TestAdapterCommands(t *testing.T) {
 	}
 	if len(rep.Modules) != 36 || len(rep.Total) != 2 {
 		t.Fatalf("report has %d modules, %d totals", len(rep.Modules), len(rep.Total))
+	}
+	// Against a LoRA-8 of the same model, quantized alike: the ratio is the
+	// two whole-adapter errors'.
+	lora := filepath.Join(tmp, "lora8.safetensors")
+	runOK(t, "init", "--config", filepath.Join(dir, "distilbert-base-uncased.json"), "--adapter", "lora", "--rank", "8", "--init", "random", "--out", lora)
+	var cmp quantReport
+	if err := json.Unmarshal([]byte(runOK(t, "quant-report", "--adapter", file, "--against", lora, "--bits", "8,4", "--json")), &cmp); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cmp.Compared {
+		if c.AgainstKind != "lora" || !(c.AgainstRelFrobError > 0) || math.Abs(c.ErrorRatio-cmp.Total[i].RelFrobError/c.AgainstRelFrobError) > 1e-12 {
+			t.Errorf("comparison at %d bits: %+v", c.Bits, c)
+		}
 	}
 	// The paper's bound, in the error's units, bounds it: per module and in all.
 	for _, m := range append([]quantRow{{Module: "total", Bits: rep.Total}}, rep.Modules...) {
