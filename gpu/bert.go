@@ -37,30 +37,23 @@ func (b *bertBlock) linears() []*frozenLinear {
 // UploadBERT copies a loaded encoder's frozen weights to the device.
 func UploadBERT(e *Engine, m *model.BERT) (*BERT, error) {
 	g := &BERT{e: e, Cfg: m.Cfg, host: m, dropAttentionOut: m.DropsAttentionOutput()}
-	var s errs
-	lin := func(l *model.FrozenLinear) *frozenLinear {
-		if s.err != nil {
-			return nil
-		}
-		d, err := e.uploadLinear(l)
-		s.do(err)
-		return d
-	}
-	s.do(upload(e, &g.wordEmb, m.WordEmb))
-	s.do(upload(e, &g.posEmb, m.PosEmb))
+	s := &weightUploader{e: e}
+	s.vec(&g.wordEmb, m.WordEmb)
+	s.vec(&g.posEmb, m.PosEmb)
 	if m.TypeEmb != nil {
-		s.do(upload(e, &g.typeEmb, m.TypeEmb))
+		s.vec(&g.typeEmb, m.TypeEmb)
 	}
-	s.do(upload(e, &g.embLNW, m.EmbLNW))
-	s.do(upload(e, &g.embLNB, m.EmbLNB))
+	s.vec(&g.embLNW, m.EmbLNW)
+	s.vec(&g.embLNB, m.EmbLNB)
 	for i := range m.Blocks {
 		b := &m.Blocks[i]
 		var gb bertBlock
-		gb.q, gb.k, gb.v, gb.o, gb.ff1, gb.ff2 = lin(b.Q), lin(b.K), lin(b.V), lin(b.O), lin(b.FF1), lin(b.FF2)
-		s.do(upload(e, &gb.ln1w, b.LN1W))
-		s.do(upload(e, &gb.ln1b, b.LN1B))
-		s.do(upload(e, &gb.ln2w, b.LN2W))
-		s.do(upload(e, &gb.ln2b, b.LN2B))
+		gb.q, gb.k, gb.v, gb.o = s.linear(b.Q), s.linear(b.K), s.linear(b.V), s.linear(b.O)
+		gb.ff1, gb.ff2 = s.linear(b.FF1), s.linear(b.FF2)
+		s.vec(&gb.ln1w, b.LN1W)
+		s.vec(&gb.ln1b, b.LN1B)
+		s.vec(&gb.ln2w, b.LN2W)
+		s.vec(&gb.ln2b, b.LN2B)
 		g.blocks = append(g.blocks, gb)
 	}
 	if s.err == nil {

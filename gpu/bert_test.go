@@ -67,11 +67,7 @@ func TestBERTParity(t *testing.T) {
 			for _, prec := range []Precision{FP32, BF16} {
 				t.Run(fmt.Sprintf("%s/%s/%s", cfg.ModelType, kind, prec), func(t *testing.T) {
 					e := requireEngine(t, prec)
-					tol := 1e-4
-					if prec == BF16 {
-						tol = 2e-2
-					}
-					checkBERTParity(t, e, randomBERT(t, cfg, uint64(ci+1), prec), kind, 3, 4, 29, tol)
+					checkBERTParity(t, e, randomBERT(t, cfg, uint64(ci+1), prec), kind, 3, 4, 29, tolerance(prec))
 				})
 			}
 		}

@@ -162,11 +162,7 @@ func TestEmulatedLlamaParity(t *testing.T) {
 		for _, kind := range []adapter.Kind{adapter.KindKron, adapter.KindLoRA} {
 			for _, prec := range []Precision{FP32, BF16} {
 				t.Run(fmt.Sprintf("rope%d/%s/%s", rope, kind, prec), func(t *testing.T) {
-					tol := 1e-4
-					if prec == BF16 {
-						tol = 2e-2
-					}
-					checkLlamaParity(t, emuEngine(t, prec), randomLlama(t, cfg, rope, 1, prec), kind, 2, 11, tol)
+					checkLlamaParity(t, emuEngine(t, prec), randomLlama(t, cfg, rope, 1, prec), kind, 2, 11, tolerance(prec))
 				})
 			}
 		}
@@ -185,11 +181,7 @@ func TestEmulatedBERTParity(t *testing.T) {
 		for _, kind := range []adapter.Kind{adapter.KindKron, adapter.KindLoRA} {
 			for _, prec := range []Precision{FP32, BF16} {
 				t.Run(fmt.Sprintf("%s/%s/%s", cfg.ModelType, kind, prec), func(t *testing.T) {
-					tol := 1e-4
-					if prec == BF16 {
-						tol = 2e-2
-					}
-					checkBERTParity(t, emuEngine(t, prec), randomBERT(t, cfg, 1, prec), kind, 2, 3, 9, tol)
+					checkBERTParity(t, emuEngine(t, prec), randomBERT(t, cfg, 1, prec), kind, 2, 3, 9, tolerance(prec))
 				})
 			}
 		}

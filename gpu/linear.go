@@ -36,6 +36,31 @@ func (e *Engine) uploadLinear(l *model.FrozenLinear) (*frozenLinear, error) {
 	return d, nil
 }
 
+// weightUploader copies a model's frozen tensors to the device one after
+// another, keeping the first error (like model's weightLoader), so an
+// upload reads as the list of its tensors.
+type weightUploader struct {
+	e *Engine
+	errs
+}
+
+// vec uploads a vector or table of fp32 values into b.
+func (u *weightUploader) vec(b *buf, data []float32) {
+	if u.err == nil {
+		u.do(upload(u.e, b, data))
+	}
+}
+
+// linear uploads a frozen linear layer (nil once anything failed).
+func (u *weightUploader) linear(l *model.FrozenLinear) *frozenLinear {
+	if u.err != nil {
+		return nil
+	}
+	d, err := u.e.uploadLinear(l)
+	u.do(err)
+	return d
+}
+
 // scratch is the bf16 copy of a GEMM's activation operand, shared by all the
 // layers of a run (each uses it only within one call).
 type scratch struct{ act buf }

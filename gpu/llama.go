@@ -34,30 +34,22 @@ type llamaBlock struct {
 func UploadLlama(e *Engine, m *model.Llama) (*Llama, error) {
 	c := m.Cfg
 	g := &Llama{e: e, Cfg: c, rope: m.Rope}
-	var s errs
-	lin := func(l *model.FrozenLinear) *frozenLinear {
-		if s.err != nil {
-			return nil
-		}
-		d, err := e.uploadLinear(l)
-		s.do(err)
-		return d
-	}
-	s.do(upload(e, &g.embed, m.Embed))
+	s := &weightUploader{e: e}
+	s.vec(&g.embed, m.Embed)
 	for i := range m.Blocks {
 		b := &m.Blocks[i]
 		var gb llamaBlock
-		s.do(upload(e, &gb.attnNorm, b.AttnNorm))
-		s.do(upload(e, &gb.ffnNorm, b.FFNNorm))
-		gb.q, gb.k, gb.v, gb.o = lin(b.Q), lin(b.K), lin(b.V), lin(b.O)
-		gb.gate, gb.up, gb.down = lin(b.Gate), lin(b.Up), lin(b.Down)
+		s.vec(&gb.attnNorm, b.AttnNorm)
+		s.vec(&gb.ffnNorm, b.FFNNorm)
+		gb.q, gb.k, gb.v, gb.o = s.linear(b.Q), s.linear(b.K), s.linear(b.V), s.linear(b.O)
+		gb.gate, gb.up, gb.down = s.linear(b.Gate), s.linear(b.Up), s.linear(b.Down)
 		g.blocks = append(g.blocks, gb)
 	}
-	s.do(upload(e, &g.norm, m.Norm))
-	g.lmHead = lin(m.LMHead)
+	s.vec(&g.norm, m.Norm)
+	g.lmHead = s.linear(m.LMHead)
 	cos, sin := model.RopeTable(c.MaxPositions, c.HeadDim, c.RopeTheta)
-	s.do(upload(e, &g.cos, cos))
-	s.do(upload(e, &g.sin, sin))
+	s.vec(&g.cos, cos)
+	s.vec(&g.sin, sin)
 	if s.err == nil {
 		s.do(e.Sync())
 	}

@@ -121,6 +121,15 @@ func relErr(got, want []float32) float64 {
 	return math.Sqrt(num) / max(math.Sqrt(den), 1e-3)
 }
 
+// tolerance is the parity bound on the whole adapter gradient: the issue's
+// 1e-4 relative in fp32 and 2e-2 with bf16 frozen weights.
+func tolerance(p Precision) float64 {
+	if p == BF16 {
+		return 2e-2
+	}
+	return 1e-4
+}
+
 // checkGradients compares every adapter gradient (and head tensor) of got
 // with want. The whole gradient — all factors as one vector, what the
 // optimizer steps along — must agree within tol; each factor within tol in
@@ -225,12 +234,8 @@ func TestLlamaParity(t *testing.T) {
 					name := fmt.Sprintf("%s/rope%d/%s/%s", cfg.ModelType, rope, kind, prec)
 					t.Run(name, func(t *testing.T) {
 						e := requireEngine(t, prec)
-						tol := 1e-4
-						if prec == BF16 {
-							tol = 2e-2
-						}
 						m := randomLlama(t, cfg, rope, uint64(ci+1), prec)
-						checkLlamaParity(t, e, m, kind, 3, 37, tol)
+						checkLlamaParity(t, e, m, kind, 3, 37, tolerance(prec))
 					})
 				}
 			}
