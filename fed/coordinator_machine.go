@@ -362,6 +362,12 @@ func (m *CoordinatorMachine) CheckUpload(now time.Time, client string, h *fedpb.
 		return false, refuse(RefuseNotNow, "stale_base", "update is relative to global version %d, round %d trains from version %d", h.BaseVersion, h.Round, m.st.GlobalVersion)
 	case h.Examples <= 0:
 		return false, refuse(RefuseInvalid, "bad_header", "examples %d must be positive", h.Examples)
+	case h.Examples > m.policy.ExampleBound():
+		return false, refuse(RefuseInvalid, "bad_header", "examples %d exceed the bound of %d a client may claim (its aggregation weight)", h.Examples, m.policy.ExampleBound())
+	case math.IsNaN(h.TrainLoss) || math.IsInf(h.TrainLoss, 0) || h.TrainLoss < 0:
+		return false, refuse(RefuseInvalid, "bad_header", "train loss %v: want a finite, non-negative number", h.TrainLoss)
+	case !(h.ValAccuracy >= 0 && h.ValAccuracy <= 1):
+		return false, refuse(RefuseInvalid, "bad_header", "validation accuracy %v: want a number in [0, 1]", h.ValAccuracy)
 	case len(h.Digest) != 32:
 		return false, refuse(RefuseInvalid, "bad_header", "digest has %d bytes, want 32 (SHA-256)", len(h.Digest))
 	case len(h.Nonce) != NonceSize:

@@ -3,6 +3,7 @@ package fed
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -202,6 +203,9 @@ func TestCheckUploadRefusals(t *testing.T) {
 		{"no examples", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Examples = 0 }), t0, RefuseInvalid, "bad_header"},
 		{"short digest", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Digest = h.Digest[:31] }), t0, RefuseInvalid, "bad_header"},
 		{"short nonce", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Nonce = nil }), t0, RefuseInvalid, "bad_header"},
+		{"weight 2^63-1", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.Examples = math.MaxInt64 }), t0, RefuseInvalid, "bad_header"},
+		{"infinite loss", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.TrainLoss = math.Inf(1) }), t0, RefuseInvalid, "bad_header"},
+		{"accuracy -0.5", sr.Cohort[1], mod(func(h *fedpb.UploadHeader) { h.ValAccuracy = -0.5 }), t0, RefuseInvalid, "bad_header"},
 	}
 	for _, c := range cases {
 		dup, ref := m.CheckUpload(c.now, c.caller, c.h)

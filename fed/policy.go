@@ -44,6 +44,39 @@ type Policy struct {
 	// SecAgg, when set, makes every round a secure aggregation (SecAgg+):
 	// the coordinator sees only the sum of the survivors' updates.
 	SecAgg *SecAggPolicy
+	// MaxExamples bounds the example count a client may announce (at join,
+	// and with each upload, where it is the client's FedAvg weight): one
+	// enrolled client claiming 2⁶³ must not set the global model alone.
+	// 0: for uploads the round's max_items when it caps the items a client
+	// trains on, else (and at join) DefaultMaxExamples.
+	MaxExamples int64
+}
+
+// DefaultMaxExamples is the bound on a client's announced examples when
+// neither max_examples nor max_items sets one: about a million, far above
+// any device's local fine-tuning set, far below an overflow.
+const DefaultMaxExamples = 1 << 20
+
+// JoinExampleBound is the largest data size a client may announce when it
+// joins (max_examples, else DefaultMaxExamples: a round's max_items caps
+// what a client trains on, not what it holds).
+func (p Policy) JoinExampleBound() int64 {
+	if p.MaxExamples > 0 {
+		return p.MaxExamples
+	}
+	return DefaultMaxExamples
+}
+
+// ExampleBound is the largest example count — its aggregation weight — a
+// client may report with an upload.
+func (p Policy) ExampleBound() int64 {
+	switch {
+	case p.MaxExamples > 0:
+		return p.MaxExamples
+	case p.Train != nil && p.Train.MaxItems > 0:
+		return int64(p.Train.MaxItems)
+	}
+	return DefaultMaxExamples
 }
 
 // DPPolicy is client-level differential privacy: each client's whole update
@@ -168,6 +201,8 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("cohort: give a size ≥ 1 or a fraction in (0, 1] (fraction %v)", p.Fraction)
 	case p.MinClients < 0:
 		return fmt.Errorf("min clients %d < 0", p.MinClients)
+	case p.MaxExamples < 0:
+		return fmt.Errorf("max examples %d < 0", p.MaxExamples)
 	case p.StartClients < 0:
 		return fmt.Errorf("start clients %d < 0", p.StartClients)
 	case p.Quorum < 0:

@@ -399,6 +399,8 @@ func (s *Server) Join(ctx context.Context, peer Peer, req *fedpb.JoinRequest) (*
 		return nil, status.Errorf(codes.FailedPrecondition, "adapter %q does not match the federation's %q", req.Adapter, g.Config.String())
 	case req.Examples <= 0:
 		return nil, status.Errorf(codes.InvalidArgument, "examples %d: a client needs at least one training example", req.Examples)
+	case req.Examples > s.cfg.Policy.JoinExampleBound():
+		return nil, status.Errorf(codes.InvalidArgument, "examples %d exceed the bound of %d a client may claim (rounds.max_examples)", req.Examples, s.cfg.Policy.JoinExampleBound())
 	case len(req.Capability) > 256:
 		return nil, status.Errorf(codes.InvalidArgument, "capability is %d bytes, at most 256", len(req.Capability))
 	}

@@ -50,7 +50,7 @@ func (s *shiftTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.
 			p.Data[i] += s.Shift
 		}
 	}
-	return TrainStats{Examples: s.Examples, Loss: float64(s.Shift), Accuracy: 0.5}, nil
+	return TrainStats{Examples: s.Examples, Loss: math.Abs(float64(s.Shift)), Accuracy: 0.5}, nil
 }
 
 // testSet is a small Kron-LoRA adapter with a dense head large enough
@@ -333,6 +333,24 @@ func TestUploadRefusals(t *testing.T) {
 		if status.Code(err) != code {
 			t.Errorf("%s: %v, want %v", name, err, code)
 		}
+	}
+	// An enrolled client lying about its examples (its FedAvg weight) or its
+	// loss and accuracy, with a properly signed header: refused before the
+	// body is opened.
+	for name, lie := range map[string]func(*fedpb.UploadHeader){
+		"2^63-1 examples":   func(h *fedpb.UploadHeader) { h.Examples = math.MaxInt64 },
+		"examples over max": func(h *fedpb.UploadHeader) { h.Examples = p.ExampleBound() + 1 },
+		"NaN loss":          func(h *fedpb.UploadHeader) { h.TrainLoss = math.NaN() },
+		"negative loss":     func(h *fedpb.UploadHeader) { h.TrainLoss = -1 },
+		"accuracy 1.5":      func(h *fedpb.UploadHeader) { h.ValAccuracy = 1.5 },
+	} {
+		h := clone()
+		lie(h)
+		h.Signature, _ = secure.SignWithKey(a.key, UploadSigningBytes(h))
+		check(name, a.conn, h, ct(), codes.InvalidArgument)
+	}
+	if _, err := b.conn.Join(ctx, &fedpb.JoinRequest{Model: "test-base", Adapter: f.initial.Config.String(), Examples: math.MaxInt64}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("join claiming 2^63-1 examples: %v", err)
 	}
 	tampered := ct()
 	tampered[len(tampered)/2] ^= 1

@@ -75,11 +75,14 @@ type roundsConfig struct {
 	Fraction   float64 `toml:"fraction"`
 	MinClients int     `toml:"min_clients"`
 	// StartClients: clients needed before the first round (default min_clients).
-	StartClients int    `toml:"start_clients"`
-	Quorum       int    `toml:"quorum"`
-	Timeout      string `toml:"timeout"`
-	Seed         uint64 `toml:"seed"`
-	Rule         string `toml:"rule"`
+	StartClients int `toml:"start_clients"`
+	// MaxExamples bounds the examples a client may claim, its FedAvg weight
+	// (default: train.max_items when set, else about a million).
+	MaxExamples int64  `toml:"max_examples"`
+	Quorum      int    `toml:"quorum"`
+	Timeout     string `toml:"timeout"`
+	Seed        uint64 `toml:"seed"`
+	Rule        string `toml:"rule"`
 }
 
 type trainConfig struct {
@@ -142,8 +145,8 @@ func (c serveConfig) policy() (fed.Policy, fed.Rule, error) {
 	}
 	p := fed.Policy{
 		Rounds: c.Rounds.Rounds, CohortSize: c.Rounds.Cohort, Fraction: c.Rounds.Fraction, MinClients: c.Rounds.MinClients,
-		StartClients: c.Rounds.StartClients,
-		Quorum:       c.Rounds.Quorum, RoundTimeout: timeout, Seed: c.Rounds.Seed,
+		StartClients: c.Rounds.StartClients, MaxExamples: c.Rounds.MaxExamples,
+		Quorum: c.Rounds.Quorum, RoundTimeout: timeout, Seed: c.Rounds.Seed,
 		Train: &fedpb.RoundConfig{LocalEpochs: uint32(t.Epochs), BatchSize: uint32(t.Batch), LearningRate: t.LR,
 			Bits: uint32(t.Bits), Seed: t.Seed, MaxItems: uint32(t.MaxItems)},
 	}
