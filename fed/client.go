@@ -432,6 +432,10 @@ func (c *Client) failed(phase ClientPhase, err error) ClientEvent {
 	if IsHandshakeError(err) {
 		return Failed{Class: Fatal, Err: err}
 	}
+	if refusalReason(err) == ReasonUndecryptable {
+		// Every upload would be refused the same way: retrying cannot help.
+		return Failed{Class: Fatal, Err: fmt.Errorf("%w (this client encrypts to another coordinator's key: its bundle is not this federation's; enroll it again with `coordinator enroll`)", err)}
+	}
 	st, _ := status.FromError(err)
 	switch st.Code() {
 	case codes.Unavailable, codes.Aborted, codes.Internal, codes.Unknown, codes.ResourceExhausted, codes.Canceled:

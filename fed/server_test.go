@@ -462,3 +462,30 @@ func isTrained(ev ClientEvent) bool {
 	_, ok := ev.(Trained)
 	return ok
 }
+
+// TestUndecryptableUploadIsFatal: a client whose bundle carries another
+// coordinator's encryption key has every upload refused as undecryptable;
+// it stops with a message saying its bundle is wrong instead of retrying
+// (it used to try forever, even with one round to run).
+func TestUndecryptableUploadIsFatal(t *testing.T) {
+	p := testPolicy()
+	p.Rounds, p.CohortSize, p.Quorum = 1, 1, 1
+	f := newTestFed(t, p, 0)
+	defer f.st.Close()
+	c := f.client(t, "a", 0.01, 5, 1)
+	_, other, err := secure.GenerateIdentity(secure.AgeX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.c.cfg.Recipient, err = secure.ParseRecipient(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go f.srv.Run(ctx)
+	err = c.c.Run(ctx)
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "bundle") || !strings.Contains(err.Error(), "cannot decrypt") {
+		t.Fatalf("client: %v (deadline: %v)", err, ctx.Err())
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -29,7 +30,31 @@ func refusalStatus(r *Refusal) error {
 		RefuseNotNow: codes.FailedPrecondition, RefuseDuplicate: codes.AlreadyExists, RefuseLate: codes.DeadlineExceeded,
 		RefuseAborted: codes.Aborted, RefuseInternal: codes.Internal,
 	}[r.Kind]
-	return status.Error(code, r.Msg)
+	st := status.New(code, r.Msg)
+	// The reason travels as ErrorInfo too, so a client can act on it (an
+	// undecryptable upload means its bundle is wrong) without parsing text.
+	if withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: r.Reason, Domain: RefusalDomain}); err == nil {
+		st = withInfo
+	}
+	return st.Err()
+}
+
+// RefusalDomain is the ErrorInfo domain of a coordinator's refusals.
+const RefusalDomain = "kronfed.fed"
+
+// refusalReason is the reason a coordinator gave for refusing a call ("" for
+// any other error).
+func refusalReason(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return ""
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == RefusalDomain {
+			return info.Reason
+		}
+	}
+	return ""
 }
 
 // Upload verifies, decrypts, validates and durably accepts one client's
@@ -148,11 +173,15 @@ func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.Upl
 	return &fedpb.UploadReceipt{Round: h.Round, Bytes: uint64(len(ct)), Accepted: uint32(len(after.Accepted))}, nil
 }
 
+// ReasonUndecryptable is the refusal of an upload the coordinator cannot
+// decrypt: the client encrypted to another key, its bundle is wrong.
+const ReasonUndecryptable = "undecryptable"
+
 // decrypt opens an upload's ciphertext, capped like open's.
 func (s *Server) decrypt(ct []byte, base *publishedGlobal) ([]byte, error) {
 	plain, err := secure.Decrypt(s.cfg.Identity, ct, 2*int64(len(base.file))+1<<20)
 	if err != nil {
-		return nil, refuse(RefuseInvalid, "undecryptable", "%v", err)
+		return nil, refuse(RefuseInvalid, ReasonUndecryptable, "the coordinator cannot decrypt this upload: %v", err)
 	}
 	return plain, nil
 }
