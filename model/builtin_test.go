@@ -129,6 +129,9 @@ func TestBuiltinDeterministic(t *testing.T) {
 	if !sameWeights(a, l) || l.Name != model.BuiltinName || l.Path != model.BuiltinPath {
 		t.Fatal(`train.LoadModel("builtin") is not Builtin(1)`)
 	}
+	if byName, err := train.LoadModel(model.BuiltinName); err != nil || !sameWeights(a, byName) {
+		t.Fatalf("train.LoadModel(%q): %v", model.BuiltinName, err)
+	}
 	// model itself does not know the tasks' vocabulary, and says where to go.
 	if _, err := model.Load("builtin"); err == nil || !strings.Contains(err.Error(), "train.LoadModel") {
 		t.Fatalf(`model.Load("builtin"): %v`, err)

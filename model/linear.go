@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/kronfed/kronfed/adapter"
@@ -112,6 +113,9 @@ func (w *weightLoader) get(name string, shape ...int) []float32 {
 		return nil
 	}
 	t, err := w.src(name, shape...)
+	if err == nil {
+		err = checkFinite(name, t)
+	}
 	w.err = err
 	return t
 }
@@ -132,4 +136,16 @@ func (w *weightLoader) linear(name string, dOut, dIn int, withBias bool) *Frozen
 		w.err = fmt.Errorf("%s: %w", name, err)
 	}
 	return l
+}
+
+// checkFinite refuses a weight holding NaN or ±Inf (a damaged file, or a
+// training run that diverged), naming the tensor and the first bad element:
+// loading it silently would only show later as NaN losses.
+func checkFinite(name string, t []float32) error {
+	for i, v := range t {
+		if v != v || v > math.MaxFloat32 || v < -math.MaxFloat32 {
+			return fmt.Errorf("tensor %s: element %d is %v (the weights are damaged)", name, i, v)
+		}
+	}
+	return nil
 }

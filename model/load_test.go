@@ -143,3 +143,29 @@ func TestLoadGGUFErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestNonFiniteWeightsRefused: a weight holding NaN or Inf is refused at
+// load, naming the tensor and the element.
+func TestNonFiniteWeightsRefused(t *testing.T) {
+	cfg := &Config{ModelType: "llama", Family: Decoder, Hidden: 8, Intermediate: 12, Layers: 1, Heads: 2, KVHeads: 2, HeadDim: 4,
+		Vocab: 10, MaxPositions: 8, RMSNormEps: 1e-5, RopeTheta: 10000}
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(-1))} {
+		_, err := NewLlama(cfg, RopeHalf, func(name string, shape ...int) ([]float32, error) {
+			n := 1
+			for _, d := range shape {
+				n *= d
+			}
+			w := make([]float32, n)
+			for i := range w {
+				w[i] = 0.1
+			}
+			if name == "model.layers.0.mlp.up_proj.weight" {
+				w[5] = bad
+			}
+			return w, nil
+		})
+		if err == nil || !strings.Contains(err.Error(), "model.layers.0.mlp.up_proj.weight: element 5") {
+			t.Errorf("weight %v: %v", bad, err)
+		}
+	}
+}

@@ -11,11 +11,11 @@ import (
 )
 
 // LoadModel opens a model as model.Load does, and the built-in model
-// ("builtin", model.BuiltinPath) over the synthetic tasks' vocabulary with
+// ("builtin", model.BuiltinPath, or its name "kronfed-tiny") over the synthetic tasks' vocabulary with
 // model.BuiltinSeed's weights: what every command and federation means by
 // --model builtin.
 func LoadModel(path string) (*model.Model, error) {
-	if path == model.BuiltinPath {
+	if path == model.BuiltinPath || path == model.BuiltinName { // "builtin", or its name "kronfed-tiny"
 		return model.Builtin(model.BuiltinSeed, task.Vocabulary())
 	}
 	return model.Load(path)

@@ -210,6 +210,7 @@ func runEval(args []string, stdout io.Writer) error {
 	maxLen := fs.Int("max-len", 128, "encoders: tokens per (context, choice) pair")
 	seed := fs.Uint64("seed", 1, "seed of synthetic tasks")
 	asJSON := fs.Bool("json", false, "print JSON")
+	anyBase := fs.Bool("any-base", false, "score an adapter trained on another base model (refused by default: its factors mean nothing on this one)")
 	devFlags := addDeviceFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -248,6 +249,9 @@ func runEval(args []string, stdout io.Writer) error {
 	if *adapterPath != "" {
 		if set, err = adapter.ReadFile(*adapterPath); err != nil {
 			return fmt.Errorf("eval: %w", err)
+		}
+		if set.BaseModel != m.Name && !*anyBase {
+			return fmt.Errorf("eval: %s was trained on %q, not on %q (%s); pass --any-base to score it anyway", *adapterPath, set.BaseModel, m.Name, *modelPath)
 		}
 	} else if m.BERT != nil {
 		return errors.New("eval: encoders score with a trained multiple-choice head: pass --adapter")

@@ -124,6 +124,12 @@ func TestTrainOnOwnJSONL(t *testing.T) {
 	if text := runOK(t, "eval", "--model", modelPath, "--task", data, "--adapter", out, "--split", "test", "--json"); !strings.Contains(text, `"n": 4`) {
 		t.Fatalf("eval printed %s", text)
 	}
+	// The adapter belongs to stories260K: scoring it on another base is refused.
+	var sb strings.Builder
+	if err := run([]string{"eval", "--model", "builtin", "--task", "word-category", "--adapter", out}, &sb); err == nil ||
+		!strings.Contains(err.Error(), "was trained on") || !strings.Contains(err.Error(), "--any-base") {
+		t.Errorf("eval on another base: %v", err)
+	}
 	bad := filepath.Join(dir, "bad.jsonl")
 	os.WriteFile(bad, []byte(lines[0]+"\n"+`{"question": "q?", "choices": ["a", "b"], "answer": 5}`+"\n"), 0o644)
 	var buf strings.Builder
