@@ -70,8 +70,13 @@ func Open(path string, opts Options) (*Store, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	_, statErr := os.Stat(path)
+	st, statErr := os.Stat(path)
 	created := errors.Is(statErr, fs.ErrNotExist)
+	if statErr == nil && st.Mode().IsRegular() && st.Size() == 0 {
+		// bbolt would initialize it as a new, empty store: a truncated
+		// state file must not silently become a new federation.
+		return nil, fmt.Errorf("store: open %s: the file is empty (0 bytes): not a store, or one truncated; restore it or remove it: %w", path, ErrCorrupt)
+	}
 
 	locked := func() error {
 		return fmt.Errorf("store: open %s: another process holds the lock on this file (waited %v; is a coordinator already running on it?): %w",

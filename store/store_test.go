@@ -751,15 +751,15 @@ func TestOpenRefusesForeignBolt(t *testing.T) {
 		t.Fatalf("empty bbolt file: %v", err)
 	}
 	s.Close()
-	// So is an empty (zero-length) file.
+	// A zero-length file is not: a truncated state file must not silently
+	// become a new, empty federation.
 	path = filepath.Join(dir, "zero-length.db")
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if s, err = Open(path, Options{}); err != nil {
+	if _, err = Open(path, Options{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "empty (0 bytes)") {
 		t.Fatalf("zero-length file: %v", err)
 	}
-	s.Close()
 }
 
 // filledStore writes a store with some of everything and returns its bytes

@@ -355,6 +355,28 @@ seed = 5`, "")
 	if !strings.Contains(st, "stopped") || !strings.Contains(st, "global version 4") || !strings.Contains(st, "published") {
 		t.Errorf("offline status output:\n%s", st)
 	}
+	// A lost or truncated state file never silently starts a new federation.
+	state := filepath.Join(coordDir, "state.db")
+	if err := os.Rename(state, state+".bak"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(f.coord, "serve", "--config", f.config).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is missing, but a federation was started") || !strings.Contains(string(out), "--new-federation") {
+		t.Errorf("serve without its state file: %v\n%s", err, out)
+	}
+	os.WriteFile(state, nil, 0o600)
+	out, err = exec.Command(f.coord, "serve", "--config", f.config).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "empty (0 bytes)") {
+		t.Errorf("serve on an empty state file: %v\n%s", err, out)
+	}
+	os.Remove(state)
+	if err := os.Rename(state+".bak", state); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(f.coord, "serve", "--config", f.config, "--new-federation").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "exists; move it away first") {
+		t.Errorf("--new-federation over an existing state file: %v\n%s", err, out)
+	}
 }
 
 // TestClientKilledMidRound: one of three clients is killed while it trains;

@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,6 +37,7 @@ func runServe(args []string, stdout io.Writer) error {
 	linger := fs.Duration("linger", 3*time.Second, "after the last round, keep serving this long so clients learn the federation finished")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	newFederation := fs.Bool("new-federation", false, "start a new federation although this folder's earlier one left no state file (its history is gone)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -69,11 +72,17 @@ func runServe(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: initial adapter: %w", err)
 	}
+	if err := checkStateFile(cfg, *newFederation); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	st, err := store.Open(cfg.Store, store.Options{})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer st.Close()
+	if err := markStarted(cfg); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -215,4 +224,37 @@ func startGossip(ctx context.Context, cfg serveConfig, m *secure.Coordinator, gr
 		}
 	}()
 	return node, nil
+}
+
+// startedMarker is written into the coordinator's folder the first time a
+// federation starts there: from then on a missing state file is an error
+// (restored from a backup, or --new-federation), never a silent restart
+// from round 0.
+const startedMarker = "federation-started"
+
+// checkStateFile refuses to create a state file where a federation has run
+// before, unless newFederation; and refuses newFederation where the state
+// file exists (move it away first: nothing is overwritten).
+func checkStateFile(cfg serveConfig, newFederation bool) error {
+	_, err := os.Stat(cfg.Store)
+	exists := err == nil
+	marker, merr := os.ReadFile(filepath.Join(cfg.Dir, startedMarker))
+	switch {
+	case exists && newFederation:
+		return fmt.Errorf("--new-federation: the state file %s exists; move it away first (nothing is overwritten)", cfg.Store)
+	case !exists && merr == nil && !newFederation:
+		return fmt.Errorf("the state file %s is missing, but a federation was started in %s (%s); restore the file from a backup, or pass --new-federation to start over without its history",
+			cfg.Store, cfg.Dir, strings.TrimSpace(string(marker)))
+	}
+	return nil
+}
+
+// markStarted records in the coordinator's folder that a federation runs
+// on this state file.
+func markStarted(cfg serveConfig) error {
+	path := filepath.Join(cfg.Dir, startedMarker)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	return os.WriteFile(path, []byte(fmt.Sprintf("state file %s, first served %s\n", cfg.Store, time.Now().UTC().Format(time.RFC3339))), 0o644)
 }
