@@ -179,10 +179,11 @@ func (m *CoordinatorMachine) quorum() int {
 	return max(1, (len(m.st.Cohort)+1)/2)
 }
 
-func (m *CoordinatorMachine) eligible() []string {
+func (m *CoordinatorMachine) eligible(now time.Time) []string {
+	lease := m.policy.lease()
 	var names []string
 	for _, mb := range m.members {
-		if mb.Live {
+		if mb.Live && (lease == 0 || now.Sub(mb.LastSeen) <= lease) {
 			names = append(names, mb.Name)
 		}
 	}
@@ -212,7 +213,7 @@ func (m *CoordinatorMachine) Tick(now time.Time) []Effect {
 			m.st.Phase = PhaseDone
 			return []Effect{AllPublished{}}
 		}
-		eligible := m.eligible()
+		eligible := m.eligible(now)
 		if len(eligible) < m.minClients() {
 			return nil
 		}

@@ -442,3 +442,24 @@ func TestReadyMarksEveryChange(t *testing.T) {
 		stable = b
 	}
 }
+
+// TestLeaseDropsSilentClients: without gossip, a client that joined and
+// went quiet is not selected once its lease has run out, so no round waits
+// out a deadline for it; polling again makes it selectable again.
+func TestLeaseDropsSilentClients(t *testing.T) {
+	p := testPolicy()
+	p.CohortSize, p.Quorum, p.Lease = 2, 2, 5*time.Minute
+	m := newTestMachine(t, p, "a", "b")
+	later := t0.Add(6 * time.Minute)
+	m.Seen(later, "a") // a polls, b has not been heard from since it joined
+	if e := m.Tick(later); e != nil {
+		t.Fatalf("a round started with b, silent for 6 minutes, selectable: %v", e)
+	}
+	m.Seen(later, "b")
+	if sr := only[StartRound](t, m.Tick(later)); len(sr.Cohort) != 2 {
+		t.Fatalf("cohort %v", sr.Cohort)
+	}
+	if got := (Policy{RoundTimeout: time.Minute, Lease: -1}).lease(); got != 0 {
+		t.Errorf("a negative lease is none: %v", got)
+	}
+}

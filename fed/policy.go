@@ -32,6 +32,14 @@ type Policy struct {
 	Quorum int
 	// RoundTimeout is the time from a round's start to its upload deadline.
 	RoundTimeout time.Duration
+	// Lease is how long a client stays selectable after it was last heard
+	// from (a join, a poll, an upload): one that left without gossip
+	// noticing — or with gossip off — is not picked again, and no round
+	// waits out its deadline for it, until it polls again. 0: no lease
+	// (the coordinator command defaults to the round timeout plus a
+	// minute: a live client polls while it waits, and is heard from at
+	// least once a round while it trains).
+	Lease time.Duration
 	// Seed makes cohort selection reproducible: round r's cohort is a
 	// function of (Seed, r, the eligible clients).
 	Seed uint64
@@ -56,6 +64,9 @@ type Policy struct {
 // neither max_examples nor max_items sets one: about a million, far above
 // any device's local fine-tuning set, far below an overflow.
 const DefaultMaxExamples = 1 << 20
+
+// lease is the effective Lease (0: none).
+func (p Policy) lease() time.Duration { return max(p.Lease, 0) }
 
 // JoinExampleBound is the largest data size a client may announce when it
 // joins (max_examples, else DefaultMaxExamples: a round's max_items caps

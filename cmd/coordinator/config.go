@@ -81,8 +81,11 @@ type roundsConfig struct {
 	MaxExamples int64  `toml:"max_examples"`
 	Quorum      int    `toml:"quorum"`
 	Timeout     string `toml:"timeout"`
-	Seed        uint64 `toml:"seed"`
-	Rule        string `toml:"rule"`
+	// Lease: how long a client stays selectable after last heard from
+	// (default: timeout + 1m; "0s": no lease).
+	Lease string `toml:"lease"`
+	Seed  uint64 `toml:"seed"`
+	Rule  string `toml:"rule"`
 }
 
 type trainConfig struct {
@@ -143,7 +146,13 @@ func (c serveConfig) policy() (fed.Policy, fed.Rule, error) {
 	if t.Epochs < 0 || t.Batch < 0 || t.MaxItems < 0 || t.Bits < 0 {
 		return fed.Policy{}, fed.Rule{}, errors.New("train: epochs, batch, bits and max_items must not be negative")
 	}
-	p := fed.Policy{
+	lease := timeout + time.Minute
+	if c.Rounds.Lease != "" {
+		if lease, err = time.ParseDuration(c.Rounds.Lease); err != nil {
+			return fed.Policy{}, fed.Rule{}, fmt.Errorf("rounds.lease %q: %w", c.Rounds.Lease, err)
+		}
+	}
+	p := fed.Policy{Lease: lease,
 		Rounds: c.Rounds.Rounds, CohortSize: c.Rounds.Cohort, Fraction: c.Rounds.Fraction, MinClients: c.Rounds.MinClients,
 		StartClients: c.Rounds.StartClients, MaxExamples: c.Rounds.MaxExamples,
 		Quorum: c.Rounds.Quorum, RoundTimeout: timeout, Seed: c.Rounds.Seed,

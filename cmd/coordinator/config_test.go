@@ -92,3 +92,31 @@ func TestServeConfigSecureAggregation(t *testing.T) {
 		}
 	}
 }
+
+// TestServeConfigLease: a client is selectable for the round timeout plus a
+// minute after it was last heard from, unless rounds.lease says otherwise.
+func TestServeConfigLease(t *testing.T) {
+	for cfg, want := range map[string]time.Duration{
+		"[rounds]\ntimeout = \"2m\"\n":                  3 * time.Minute,
+		"[rounds]\ntimeout = \"2m\"\nlease = \"30s\"\n": 30 * time.Second,
+		"[rounds]\ntimeout = \"2m\"\nlease = \"0s\"\n":  0,
+	} {
+		p := filepath.Join(t.TempDir(), "c.toml")
+		os.WriteFile(p, []byte("dir = \"coord\"\n"+cfg), 0o644)
+		c, err := loadServeConfig(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pol, _, err := c.policy()
+		if err != nil || pol.Lease != want {
+			t.Errorf("%q: lease %v, %v; want %v", cfg, pol.Lease, err, want)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "c.toml")
+	os.WriteFile(p, []byte("dir = \"coord\"\n[rounds]\ntimeout = \"2m\"\nlease = \"soon\"\n"), 0o644)
+	if c, err := loadServeConfig(p); err == nil {
+		if _, _, err := c.policy(); err == nil || !strings.Contains(err.Error(), "rounds.lease") {
+			t.Errorf("bad lease: %v", err)
+		}
+	}
+}
