@@ -128,7 +128,18 @@ func (g *grpcService) Upload(stream fedpb.Coordinator_UploadServer) error {
 	if err != nil {
 		return err
 	}
-	h, ct, err := receiveUpload(stream, g.s.MaxUploadBytes())
+	h, err := receiveHeader(stream)
+	if err != nil {
+		g.s.met.Uploads.WithLabelValues("refused", "malformed").Inc()
+		return err
+	}
+	// The header decides whether the body is read at all.
+	release, err := g.s.AdmitUpload(p, h)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ct, err := receiveBody(stream, h)
 	if err != nil {
 		g.s.met.Uploads.WithLabelValues("refused", "malformed").Inc()
 		return err
@@ -140,23 +151,26 @@ func (g *grpcService) Upload(stream fedpb.Coordinator_UploadServer) error {
 	return stream.SendAndClose(r)
 }
 
-// receiveUpload reads a header and then exactly header.Size bytes of
-// ciphertext, refusing oversized, truncated and out-of-order streams.
-func receiveUpload(stream fedpb.Coordinator_UploadServer, limit int64) (*fedpb.UploadHeader, []byte, error) {
+// receiveHeader reads an upload stream's first message, which must be its
+// header.
+func receiveHeader(stream fedpb.Coordinator_UploadServer) (*fedpb.UploadHeader, error) {
 	first, err := stream.Recv()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, nil, status.Error(codes.InvalidArgument, "upload stream is empty (want a header first)")
+			return nil, status.Error(codes.InvalidArgument, "upload stream is empty (want a header first)")
 		}
-		return nil, nil, err
+		return nil, err
 	}
 	h := first.GetHeader()
 	if h == nil {
-		return nil, nil, status.Error(codes.InvalidArgument, "upload stream must start with a header")
+		return nil, status.Error(codes.InvalidArgument, "upload stream must start with a header")
 	}
-	if int64(h.Size) > limit || h.Size > uint64(maxInt) {
-		return nil, nil, status.Errorf(codes.ResourceExhausted, "upload of %d bytes exceeds the limit of %d bytes", h.Size, limit)
-	}
+	return h, nil
+}
+
+// receiveBody reads exactly header.Size bytes of ciphertext (AdmitUpload has
+// bounded the size), refusing truncated and out-of-order streams.
+func receiveBody(stream fedpb.Coordinator_UploadServer, h *fedpb.UploadHeader) ([]byte, error) {
 	ct := make([]byte, 0, h.Size)
 	for {
 		msg, err := stream.Recv()
@@ -164,21 +178,21 @@ func receiveUpload(stream fedpb.Coordinator_UploadServer, limit int64) (*fedpb.U
 			break
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		data, ok := msg.Part.(*fedpb.UploadChunk_Data)
 		if !ok {
-			return nil, nil, status.Error(codes.InvalidArgument, "upload stream carries a second header")
+			return nil, status.Error(codes.InvalidArgument, "upload stream carries a second header")
 		}
 		if uint64(len(ct)+len(data.Data)) > h.Size {
-			return nil, nil, status.Errorf(codes.InvalidArgument, "upload stream carries more than the %d bytes its header announces", h.Size)
+			return nil, status.Errorf(codes.InvalidArgument, "upload stream carries more than the %d bytes its header announces", h.Size)
 		}
 		ct = append(ct, data.Data...)
 	}
 	if uint64(len(ct)) != h.Size {
-		return nil, nil, status.Errorf(codes.InvalidArgument, "upload truncated: %d of %d bytes received", len(ct), h.Size)
+		return nil, status.Errorf(codes.InvalidArgument, "upload truncated: %d of %d bytes received", len(ct), h.Size)
 	}
-	return h, ct, nil
+	return ct, nil
 }
 
 const maxInt = int(^uint(0) >> 1)

@@ -225,12 +225,11 @@ func TestGRPCRefusals(t *testing.T) {
 		msgs []*fedpb.UploadChunk
 		code codes.Code
 	}{
-		"empty":         {nil, codes.InvalidArgument},
-		"data first":    {[]*fedpb.UploadChunk{data([]byte{1})}, codes.InvalidArgument},
-		"oversized":     {[]*fedpb.UploadChunk{hdr(&fedpb.UploadHeader{Size: 1 << 40})}, codes.ResourceExhausted},
-		"truncated":     {[]*fedpb.UploadChunk{hdr(&fedpb.UploadHeader{Size: 10}), data([]byte{1, 2})}, codes.InvalidArgument},
-		"overlong":      {[]*fedpb.UploadChunk{hdr(&fedpb.UploadHeader{Size: 1}), data([]byte{1, 2})}, codes.InvalidArgument},
-		"second header": {[]*fedpb.UploadChunk{hdr(&fedpb.UploadHeader{Size: 1}), hdr(&fedpb.UploadHeader{})}, codes.InvalidArgument},
+		"empty":      {nil, codes.InvalidArgument},
+		"data first": {[]*fedpb.UploadChunk{data([]byte{1})}, codes.InvalidArgument},
+		"oversized":  {[]*fedpb.UploadChunk{hdr(&fedpb.UploadHeader{Size: 1 << 40})}, codes.ResourceExhausted},
+		// A header that fails its checks is refused before any body is read.
+		"anonymous header": {[]*fedpb.UploadChunk{hdr(&fedpb.UploadHeader{Size: 10}), data([]byte{1, 2})}, codes.PermissionDenied},
 	} {
 		if err := sendRaw(c.msgs...); status.Code(err) != c.code {
 			t.Errorf("%s stream: %v, want %v", name, err, c.code)
@@ -257,6 +256,46 @@ func TestGRPCRefusals(t *testing.T) {
 	}
 	up := c.prepared
 	conn = c.cfg.Conn.(*GRPCConn) // the connection whose certificate key signed the upload
+	raw = fedpb.NewCoordinatorClient(conn.cc)
+	// Streams whose admitted header and body disagree.
+	for name, msgs := range map[string][]*fedpb.UploadChunk{
+		"truncated":     {hdr(up.header), data(up.ct[:len(up.ct)/2])},
+		"overlong":      {hdr(up.header), data(up.ct), data([]byte{1})},
+		"second header": {hdr(up.header), hdr(up.header)},
+	} {
+		if err := sendRaw(msgs...); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s stream: %v, want InvalidArgument", name, err)
+		}
+	}
+	if now, _ := g.srv.InFlight(); now != 0 {
+		t.Fatalf("%d upload bytes still in flight after the refused streams", now)
+	}
+	// One upload in flight per client: a second stream is refused by its
+	// header while the first is still sending its body.
+	slowCtx, stopSlow := context.WithCancel(ctx)
+	slow, err := raw.Upload(slowCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := slow.Send(hdr(up.header)); err != nil {
+		t.Fatal(err)
+	}
+	for now, _ := g.srv.InFlight(); now != int64(up.header.Size); now, _ = g.srv.InFlight() {
+		if ctx.Err() != nil {
+			t.Fatalf("slow upload never admitted: %d bytes in flight", now)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := conn.Upload(ctx, up.header, up.ct); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("second upload while one is in flight: %v, want ResourceExhausted", err)
+	}
+	stopSlow()
+	for now, peak := g.srv.InFlight(); now != 0; now, peak = g.srv.InFlight() {
+		if ctx.Err() != nil || peak != int64(up.header.Size) {
+			t.Fatalf("abandoned upload not released: %d bytes in flight, peak %d", now, peak)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	bad := append([]byte(nil), up.ct...)
 	bad[len(bad)-1] ^= 0x80
 	if _, err := conn.Upload(ctx, up.header, bad); status.Code(err) != codes.InvalidArgument {

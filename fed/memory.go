@@ -35,6 +35,11 @@ func (c *MemoryConn) Download(ctx context.Context, version uint64) ([]byte, []by
 }
 
 func (c *MemoryConn) Upload(ctx context.Context, h *fedpb.UploadHeader, ct []byte) (*fedpb.UploadReceipt, error) {
+	release, err := c.Server.AdmitUpload(c.Peer, h)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	return c.Server.Upload(ctx, c.Peer, h, slices.Clone(ct))
 }
 

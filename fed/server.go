@@ -52,6 +52,11 @@ type ServerConfig struct {
 	// MaxUploadBytes caps one upload's ciphertext (default: 4× the float32
 	// size of the global adapter plus 1 MiB).
 	MaxUploadBytes int64
+	// MaxInFlightBytes bounds the upload bytes being received at once, all
+	// clients together (default: 16 uploads of MaxUploadBytes, at least
+	// 64 MiB; never below MaxUploadBytes). An upload beyond it is told
+	// ResourceExhausted before its body is read, and retries.
+	MaxInFlightBytes int64
 	// Results is how many round results Status reports (default 20).
 	Results int
 	// CacheBytes bounds the decoded client adapters kept in memory between
@@ -69,11 +74,15 @@ type ServerConfig struct {
 // with durable storage, payload verification and aggregation around it.
 // Transports (gRPC, in-memory) call its methods with an authenticated Peer.
 type Server struct {
-	cfg      ServerConfig
-	log      *slog.Logger
-	met      *Metrics
-	store    *store.Store
-	strategy aggregate.Strategy
+	cfg ServerConfig
+	// Uploads admitted by their header and not yet finished: bytes by
+	// client, their sum and its high-water mark (AdmitUpload).
+	inflight                   map[string]int64
+	inflightBytes, inflightMax int64
+	log                        *slog.Logger
+	met                        *Metrics
+	store                      *store.Store
+	strategy                   aggregate.Strategy
 
 	mu         sync.Mutex
 	m          *CoordinatorMachine
@@ -201,6 +210,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if s.cfg.MaxUploadBytes <= 0 {
 		s.cfg.MaxUploadBytes = 4*int64(RawBytes(s.cur.set)) + 1<<20
 	}
+	if s.cfg.MaxInFlightBytes <= 0 {
+		s.cfg.MaxInFlightBytes = max(16*s.cfg.MaxUploadBytes, 64<<20)
+	}
+	s.cfg.MaxInFlightBytes = max(s.cfg.MaxInFlightBytes, s.cfg.MaxUploadBytes)
+	s.inflight = map[string]int64{}
 	if s.m, err = NewCoordinatorMachine(cfg.Policy, st); err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}

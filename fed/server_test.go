@@ -373,6 +373,31 @@ func TestUploadRefusals(t *testing.T) {
 	hj.Signature, _ = secure.SignWithKey(b.key, UploadSigningBytes(hj))
 	check("junk payload", b.conn, hj, junk, codes.InvalidArgument)
 
+	// Admission by header: one upload in flight per client, and all of them
+	// together within MaxInFlightBytes, before any body is read.
+	f.srv.cfg.MaxInFlightBytes = int64(good.header.Size+hj.Size) - 1
+	releaseA, err := f.srv.AdmitUpload(a.conn.Peer, good.header)
+	if err != nil {
+		t.Fatalf("admitting a's upload: %v", err)
+	}
+	if _, err := f.srv.AdmitUpload(a.conn.Peer, good.header); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("a's second upload in flight: %v, want ResourceExhausted", err)
+	}
+	if _, err := f.srv.AdmitUpload(b.conn.Peer, hj); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("b's upload beyond the in-flight bound: %v, want ResourceExhausted", err)
+	}
+	releaseA()
+	releaseA() // a second release must not free the bytes twice
+	releaseB, err := f.srv.AdmitUpload(b.conn.Peer, hj)
+	if err != nil {
+		t.Fatalf("admitting b's upload once a's finished: %v", err)
+	}
+	releaseB()
+	if now, peak := f.srv.InFlight(); now != 0 || peak != int64(good.header.Size) {
+		t.Errorf("in flight %d bytes, peak %d; want 0 and %d", now, peak, good.header.Size)
+	}
+	f.srv.cfg.MaxInFlightBytes = 1 << 30
+
 	if _, err := a.conn.Upload(ctx, good.header, good.ct); err != nil {
 		t.Fatalf("good upload: %v", err)
 	}

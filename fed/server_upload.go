@@ -10,6 +10,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -55,6 +56,65 @@ func refusalReason(err error) string {
 		}
 	}
 	return ""
+}
+
+// AdmitUpload checks an upload by its header, before its body is read: the
+// announced size, the round, the cohort and the header's own fields
+// (CheckUpload), and its signature. A client has one upload in flight at a
+// time, and all of them together at most MaxInFlightBytes: beyond that the
+// caller is told ResourceExhausted and retries later. So a flood of uploads
+// from an enrolled client costs the coordinator a header each, not a body.
+// release ends the admission (after Upload).
+func (s *Server) AdmitUpload(peer Peer, h *fedpb.UploadHeader) (release func(), err error) {
+	if h == nil {
+		return nil, status.Error(codes.InvalidArgument, "upload has no header")
+	}
+	size := int64(h.Size)
+	if h.Size > uint64(s.cfg.MaxUploadBytes) {
+		return nil, status.Errorf(codes.ResourceExhausted, "upload of %d bytes exceeds the limit of %d bytes", h.Size, s.cfg.MaxUploadBytes)
+	}
+	s.mu.Lock()
+	_, ref := s.m.CheckUpload(s.cfg.Now(), peer.Name, h)
+	s.mu.Unlock()
+	if ref == nil {
+		if err := verifyPeerSignature(peer, UploadSigningBytes(h), h.Signature); err != nil {
+			ref = refuse(RefuseUnauthenticated, "bad_signature", "upload signature of client %s: %v", peer.Name, err)
+		}
+	}
+	if ref != nil {
+		s.met.Uploads.WithLabelValues("refused", ref.Reason).Inc()
+		return nil, refusalStatus(ref)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, busy := s.inflight[peer.Name]; busy {
+		s.met.Uploads.WithLabelValues("refused", "in_flight").Inc()
+		return nil, status.Errorf(codes.ResourceExhausted, "client %s already has an upload in flight: one at a time", peer.Name)
+	}
+	if s.inflightBytes+size > s.cfg.MaxInFlightBytes {
+		s.met.Uploads.WithLabelValues("refused", "busy").Inc()
+		return nil, status.Errorf(codes.ResourceExhausted, "the coordinator is receiving %d bytes of uploads (limit %d): retry shortly", s.inflightBytes, s.cfg.MaxInFlightBytes)
+	}
+	s.inflight[peer.Name] = size
+	s.inflightBytes += size
+	s.inflightMax = max(s.inflightMax, s.inflightBytes)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.inflight, peer.Name)
+			s.inflightBytes -= size
+			s.mu.Unlock()
+		})
+	}, nil
+}
+
+// InFlight is the upload bytes admitted and not yet finished, and their
+// high-water mark since the coordinator started.
+func (s *Server) InFlight() (now, peak int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inflightBytes, s.inflightMax
 }
 
 // Upload verifies, decrypts, validates and durably accepts one client's
