@@ -286,8 +286,19 @@ func TestGRPCRefusals(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if _, err := conn.Upload(ctx, up.header, up.ct); status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("second upload while one is in flight: %v, want ResourceExhausted", err)
+	// A flood of 50 concurrent streams from the same client: every one is
+	// refused by its header, and the bytes in flight never pass one upload.
+	flood := make(chan error, 50)
+	for range cap(flood) {
+		go func() { _, err := conn.Upload(ctx, up.header, up.ct); flood <- err }()
+	}
+	for range cap(flood) {
+		if err := <-flood; status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("flooding upload while one is in flight: %v, want ResourceExhausted", err)
+		}
+	}
+	if _, peak := g.srv.InFlight(); peak != int64(up.header.Size) {
+		t.Fatalf("peak in flight %d bytes under a flood, want one upload's %d", peak, up.header.Size)
 	}
 	stopSlow()
 	for now, peak := g.srv.InFlight(); now != 0; now, peak = g.srv.InFlight() {

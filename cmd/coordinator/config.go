@@ -24,12 +24,15 @@ type serveConfig struct {
 	Metrics string `toml:"metrics"` // Prometheus host:port ("" disables)
 	Gossip  string `toml:"gossip"`  // memberlist bind host:port ("" disables)
 	// Seeds are gossip addresses to join (other coordinators' or clients').
-	Seeds   []string      `toml:"seeds"`
-	Adapter adapterConfig `toml:"adapter"`
-	Rounds  roundsConfig  `toml:"rounds"`
-	Train   trainConfig   `toml:"train"`
-	DP      dpConfig      `toml:"dp"`
-	SecAgg  secAggConfig  `toml:"secure_aggregation"`
+	Seeds []string `toml:"seeds"`
+	// MaxInFlightMB bounds the upload bytes received at once, all clients
+	// together, in MiB (0: 16 uploads' worth, at least 64 MiB).
+	MaxInFlightMB int           `toml:"max_inflight_mb"`
+	Adapter       adapterConfig `toml:"adapter"`
+	Rounds        roundsConfig  `toml:"rounds"`
+	Train         trainConfig   `toml:"train"`
+	DP            dpConfig      `toml:"dp"`
+	SecAgg        secAggConfig  `toml:"secure_aggregation"`
 }
 
 // secAggConfig is secure aggregation, SecAgg+ (off unless enabled).
@@ -128,6 +131,9 @@ func loadServeConfig(path string) (serveConfig, error) {
 	}
 	if c.Store == "" {
 		c.Store = filepath.Join(c.Dir, "state.db")
+	}
+	if c.MaxInFlightMB < 0 || c.MaxInFlightMB > 1<<20 {
+		return c, fmt.Errorf("config %s: max_inflight_mb %d is outside 0 (the default) to 1048576", path, c.MaxInFlightMB)
 	}
 	return c, nil
 }

@@ -120,3 +120,18 @@ func TestServeConfigLease(t *testing.T) {
 		}
 	}
 }
+
+func TestServeConfigMaxInFlight(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.toml")
+	os.WriteFile(p, []byte("dir = \"coord\"\nmax_inflight_mb = 128\n"), 0o644)
+	if c, err := loadServeConfig(p); err != nil || c.MaxInFlightMB != 128 {
+		t.Fatalf("max_inflight_mb = 128: %d, %v", c.MaxInFlightMB, err)
+	}
+	for _, bad := range []string{"-1", "2000000"} {
+		os.WriteFile(p, []byte("dir = \"coord\"\nmax_inflight_mb = "+bad+"\n"), 0o644)
+		if _, err := loadServeConfig(p); err == nil || !strings.Contains(err.Error(), "max_inflight_mb") {
+			t.Errorf("max_inflight_mb = %s: %v", bad, err)
+		}
+	}
+}

@@ -87,7 +87,8 @@ func runServe(args []string, stdout io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := fed.NewServer(fed.ServerConfig{Name: cfg.Name, Policy: policy, Rule: rule, Store: st, Initial: initial,
-		Identity: material.Identity, Signer: material.Signer, Logger: log, Metrics: fed.NewMetrics(reg)})
+		Identity: material.Identity, Signer: material.Signer, Logger: log, Metrics: fed.NewMetrics(reg),
+		MaxInFlightBytes: int64(cfg.MaxInFlightMB) << 20})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
