@@ -217,8 +217,10 @@ func (m *CoordinatorMachine) Tick(now time.Time) []Effect {
 		if len(eligible) < m.minClients() {
 			return nil
 		}
-		n := m.cohortSize(len(eligible))
-		if n > len(eligible) {
+		// With MinClients below the cohort size, a round starts with every
+		// eligible client once MinClients are there (a smaller cohort).
+		n := min(m.cohortSize(len(eligible)), len(eligible))
+		if m.policy.SecAgg != nil && n < MinSecAggCohort {
 			return nil
 		}
 		if dp := m.policy.DP; dp != nil && dp.Epsilon > 0 {

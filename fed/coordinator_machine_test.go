@@ -266,6 +266,29 @@ func TestStartClients(t *testing.T) {
 	}
 }
 
+// TestMinClientsBelowCohort: a cohort of 3 with min_clients 2 starts a round
+// with the 2 clients there, whose quorum is capped at 2; without min_clients
+// it waits for the third.
+func TestMinClientsBelowCohort(t *testing.T) {
+	p := testPolicy()
+	p.CohortSize, p.Quorum = 3, 3
+	if e := newTestMachine(t, p, "a", "b").Tick(t0); len(e) != 0 {
+		t.Fatalf("round started with 2 of a cohort of 3 and no min_clients: %#v", e)
+	}
+	p.MinClients = 2
+	m := newTestMachine(t, p, "a")
+	if e := m.Tick(t0); len(e) != 0 {
+		t.Fatalf("round started with 1 client, min 2: %#v", e)
+	}
+	m.Join(t0, "b", 10, "cpu:1")
+	sr := only[StartRound](t, m.Tick(t0))
+	if !slices.Equal(sr.Cohort, []string{"a", "b"}) {
+		t.Fatalf("cohort %v, want [a b]", sr.Cohort)
+	}
+	m.Accept(t0, receipt(header(m, "a", 'a')))
+	only[StartAggregation](t, m.Accept(t0, receipt(header(m, "b", 'b'))))
+}
+
 func TestFractionCohortAndSeed(t *testing.T) {
 	p := testPolicy()
 	p.CohortSize, p.Fraction, p.Quorum = 0, 0.3, 0

@@ -19,7 +19,10 @@ type Policy struct {
 	CohortSize int
 	Fraction   float64
 	// MinClients eligible (joined, live) clients are needed before a round
-	// starts (default: the cohort size, or 1 with Fraction).
+	// starts (default: the cohort size, or 1 with Fraction). Below the
+	// cohort size it lets a round start short: with fewer eligible clients
+	// than CohortSize, all of them form the cohort (and Quorum is capped at
+	// its size).
 	MinClients int
 	// StartClients eligible clients are needed before the first round
 	// starts (default: MinClients); later rounds need only MinClients. A
