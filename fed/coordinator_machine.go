@@ -256,8 +256,13 @@ func (m *CoordinatorMachine) Tick(now time.Time) []Effect {
 }
 
 // Resume returns what a restarted driver must redo: the aggregation of a
-// round that was closed but not published when the coordinator stopped.
+// round that was closed but not published when the coordinator stopped, or
+// AllPublished when the federation had already finished (so a restarted
+// coordinator lingers and exits instead of serving forever).
 func (m *CoordinatorMachine) Resume() []Effect {
+	if m.st.Phase == PhaseDone { // restarted after the federation finished
+		return []Effect{AllPublished{}}
+	}
 	if m.policy.SecAgg != nil && (m.st.Phase == PhaseCollecting || m.st.Phase == PhaseAggregating) {
 		return m.abandon(errSecAggRestart.Error())
 	}

@@ -370,7 +370,11 @@ func (s *Server) handle(effects []Effect) {
 			s.log.Warn("privacy budget reached: no more rounds", "epsilon", e.Epsilon, "next_round_epsilon", e.Next, "budget", e.Budget)
 		case AllPublished:
 			s.finished = true
-			s.log.Info("all rounds published", "rounds", s.m.State().Published)
+			if st := s.m.State(); st.Stopped != "" {
+				s.log.Warn("federation stopped earlier: no more rounds", "reason", st.Stopped, "rounds", st.Published)
+			} else {
+				s.log.Info("all rounds published", "rounds", st.Published)
+			}
 		}
 	}
 	close(s.changed)

@@ -266,6 +266,15 @@ func TestFedAdamSurvivesRestart(t *testing.T) {
 	rounds(whole, 2)
 	want, _ := whole.srv.GlobalAdapter()
 	whole.st.Close()
+	// Restarted after its last round, the coordinator says it has finished
+	// rather than serving forever.
+	whole.open(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := whole.srv.Run(ctx); err != nil {
+		t.Fatalf("restarted finished federation: %v", err)
+	}
+	cancel()
+	whole.st.Close()
 
 	f := fedAdam(1)
 	rounds(f, 1)
