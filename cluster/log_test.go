@@ -2,9 +2,12 @@ package cluster
 
 import (
 	"context"
+	"log"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // recordHandler keeps the records it is given.
@@ -64,5 +67,49 @@ func TestLogWriterLevels(t *testing.T) {
 		if got[i].Level != w.level || got[i].Message != w.msg {
 			t.Errorf("record %d: got %v %q, want %v %q", i, got[i].Level, got[i].Message, w.level, w.msg)
 		}
+	}
+}
+
+// TestLogWriterRateLimits: a flood of one kind of error (a stray packet each)
+// logs one line per logEvery, the next saying how many were suppressed;
+// other kinds and lower levels are not held back.
+func TestLogWriterRateLimits(t *testing.T) {
+	h := &recordHandler{}
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	l := log.New(newLogWriter(slog.New(h), func() time.Time { return now }), "", 0)
+	for i := range 1000 {
+		l.Printf("[ERR] memberlist: Failed to decode ping request: msgpack: bad byte %d from=10.0.0.%d:7946", i, i%250)
+		l.Printf("[DEBUG] memberlist: Stream connection from=10.0.0.%d:7946", i%250)
+	}
+	l.Printf("[ERR] memberlist: Received invalid msgType (99) from=10.0.0.1:7946")
+	now = now.Add(logEvery)
+	l.Printf("[ERR] memberlist: Failed to decode ping request: again from=10.0.0.9:7946")
+	var errs []slog.Record
+	debug := 0
+	for _, r := range h.records() {
+		if r.Level == slog.LevelError {
+			errs = append(errs, r)
+		} else {
+			debug++
+		}
+	}
+	if debug != 1000 {
+		t.Errorf("%d debug lines, want all 1000", debug)
+	}
+	if len(errs) != 3 {
+		t.Fatalf("%d error lines, want 3 (first ping, msgType, ping after %v)", len(errs), logEvery)
+	}
+	if !strings.HasPrefix(errs[1].Message, "Received invalid msgType") {
+		t.Errorf("second error %q, want the other kind", errs[1].Message)
+	}
+	suppressed := int64(-1)
+	errs[2].Attrs(func(a slog.Attr) bool {
+		if a.Key == "suppressed" {
+			suppressed = a.Value.Int64()
+		}
+		return true
+	})
+	if suppressed != 999 {
+		t.Errorf("last error reports %d suppressed, want 999", suppressed)
 	}
 }
