@@ -301,38 +301,64 @@ func decodeLayer(f *safetensors.File, c Config, module string, bits int, used ma
 		}
 		got[fn] = m
 	}
+	// The layer's sides are read off the factors, along the axes that are
+	// not the rank, so that one transposed factor is named as such rather
+	// than shifting the shape every other factor is checked against.
+	sides := make(map[string]int, len(names))
+	for _, fn := range names {
+		m := got[fn]
+		rankAxis := 1 // B1 [dB2, r], B [dOut, r]
+		if fn == "B2" || (fn == "A" && c.Kind == KindLoRA) {
+			rankAxis = 0 // B2 [r, dB1], LoRA's A [r, dIn]
+		}
+		if fn == "A" && c.Kind == KindKron {
+			continue // Kron's A is [dA2, dA1], fixed by the metadata
+		}
+		dims := [2]int{m.rows, m.cols}
+		switch c.Rank {
+		case dims[rankAxis]:
+			sides[fn] = dims[1-rankAxis]
+		case dims[1-rankAxis]:
+			sides[fn] = dims[rankAxis] // transposed: want() says so
+		default:
+			return nil, fmt.Errorf("factor %s is %d×%d: neither side is the rank %d the metadata gives", fn, m.rows, m.cols, c.Rank)
+		}
+	}
 	want := func(fn string, rows, cols int) error {
 		if m := got[fn]; m.rows != rows || m.cols != cols {
+			if m.rows == cols && m.cols == rows {
+				return fmt.Errorf("factor %s is %d×%d, want %d×%d for %v: it is transposed", fn, m.rows, m.cols, rows, cols, c)
+			}
 			return fmt.Errorf("factor %s is %d×%d, want %d×%d for %v", fn, m.rows, m.cols, rows, cols, c)
 		}
 		return nil
 	}
 	switch c.Kind {
 	case KindKron:
-		a, b1 := got["A"], got["B1"]
-		shape, err := NewKronShape(a.rows*b1.rows, KronDA1*got["B2"].cols, c.DA2, c.Rank)
+		if err := want("A", c.DA2, KronDA1); err != nil {
+			return nil, err
+		}
+		shape, err := NewKronShape(c.DA2*sides["B1"], KronDA1*sides["B2"], c.DA2, c.Rank)
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range []error{want("A", c.DA2, KronDA1), want("B1", shape.DB2(), c.Rank), want("B2", c.Rank, shape.DB1())} {
+		for _, e := range []error{want("B1", shape.DB2(), c.Rank), want("B2", c.Rank, shape.DB1())} {
 			if e != nil {
 				return nil, e
 			}
 		}
 		return newKronWith(shape, c.Alpha, got["A"].data, got["B1"].data, got["B2"].data), nil
 	default:
-		b := got["B"]
-		shape, err := NewLoRAShape(b.rows, got["A"].cols, c.Rank)
+		shape, err := NewLoRAShape(sides["B"], sides["A"], c.Rank)
 		if err != nil {
 			return nil, err
 		}
-		if err := want("A", c.Rank, shape.DIn); err != nil {
-			return nil, err
+		for _, e := range []error{want("A", c.Rank, shape.DIn), want("B", shape.DOut, c.Rank)} {
+			if e != nil {
+				return nil, e
+			}
 		}
-		if err := want("B", shape.DOut, c.Rank); err != nil {
-			return nil, err
-		}
-		return newLoRAWith(shape, c.Alpha, got["A"].data, b.data), nil
+		return newLoRAWith(shape, c.Alpha, got["A"].data, got["B"].data), nil
 	}
 }
 

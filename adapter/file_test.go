@@ -138,11 +138,19 @@ func TestDecodeRejects(t *testing.T) {
 		{"wrong shape", func(m map[string]string, ts []safetensors.Tensor) []safetensors.Tensor {
 			ts = drop(ts, "layers.0.q.B2")
 			return append(ts, safetensors.F32Tensor("layers.0.q.B2", []int{5, 6}, make([]float32, 30)))
-		}, "module layers.0.q: factor B2 is 5×6, want 8×6"},
+		}, "module layers.0.q: factor B2 is 5×6: neither side is the rank 8"},
+		{"transposed B1", func(m map[string]string, ts []safetensors.Tensor) []safetensors.Tensor {
+			ts = drop(ts, "layers.0.q.B1")
+			return append(ts, safetensors.F32Tensor("layers.0.q.B1", []int{8, 4}, make([]float32, 32)))
+		}, "module layers.0.q: factor B1 is 8×4, want 4×8 for kron-lora"},
+		{"transposed A", func(m map[string]string, ts []safetensors.Tensor) []safetensors.Tensor {
+			ts = drop(ts, "layers.0.down.A")
+			return append(ts, safetensors.F32Tensor("layers.0.down.A", []int{2, 4}, make([]float32, 8)))
+		}, "it is transposed"},
 		{"rank mismatch", func(m map[string]string, ts []safetensors.Tensor) []safetensors.Tensor {
 			m["rank"] = "4"
 			return ts
-		}, "module layers.0.q: factor B1 is 4×8, want 4×4"},
+		}, "module layers.0.q: factor B2 is 8×6: neither side is the rank 4 the metadata gives"},
 		{"NaN", func(m map[string]string, ts []safetensors.Tensor) []safetensors.Tensor {
 			ts = drop(ts, "layers.0.down.A")
 			a := make([]float32, 8)

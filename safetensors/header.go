@@ -211,9 +211,9 @@ func validateLayout(tensors []TensorInfo, dataLen int64) error {
 		case t.Begin < pos:
 			return fmt.Errorf("tensor %q: data_offsets [%d, %d] overlap tensor %q, which ends at %d", t.Name, t.Begin, t.End, prev, pos)
 		case t.Begin > pos && k == 0:
-			return fmt.Errorf("tensor %q: data_offsets [%d, %d] leave bytes [0, %d) of the data buffer unused", t.Name, t.Begin, t.End, t.Begin)
+			return fmt.Errorf("tensor %q: data_offsets [%d, %d] leave bytes [0, %d) of the data buffer unused%s", t.Name, t.Begin, t.End, t.Begin, gapHint)
 		case t.Begin > pos:
-			return fmt.Errorf("tensor %q: data_offsets [%d, %d] leave bytes [%d, %d) after tensor %q unused", t.Name, t.Begin, t.End, pos, t.Begin, prev)
+			return fmt.Errorf("tensor %q: data_offsets [%d, %d] leave bytes [%d, %d) after tensor %q unused%s", t.Name, t.Begin, t.End, pos, t.Begin, prev, gapHint)
 		}
 		pos, prev = t.End, t.Name
 	}
@@ -221,10 +221,14 @@ func validateLayout(tensors []TensorInfo, dataLen int64) error {
 		if len(tensors) == 0 {
 			return fmt.Errorf("the header lists no tensors, but the data buffer has %d bytes", dataLen)
 		}
-		return fmt.Errorf("bytes [%d, %d) at the end of the data buffer belong to no tensor", pos, dataLen)
+		return fmt.Errorf("bytes [%d, %d) at the end of the data buffer belong to no tensor%s", pos, dataLen, gapHint)
 	}
 	return nil
 }
+
+// gapHint says what data no tensor claims usually means: an entry deleted
+// from the header (the tensor is missing) or offsets edited wrongly.
+const gapHint = " (a tensor missing from the header, or wrong data_offsets)"
 
 // checkSurrogates rejects \u escapes encoding a lone UTF-16 surrogate.
 // encoding/json silently decodes them to U+FFFD, while the reference refuses
