@@ -218,6 +218,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if s.m, err = NewCoordinatorMachine(cfg.Policy, st); err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
+	if err := s.checkStoredUploads(st); err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
 	if err := s.store.Rounds(0, func(round uint64, rec []byte) error {
 		var r fedpb.RoundResult
 		if err := proto.Unmarshal(rec, &r); err != nil {

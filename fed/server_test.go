@@ -1,6 +1,7 @@
 package fed
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -118,9 +119,16 @@ func newTestFed(t *testing.T, p Policy, dense int) *testFed {
 // open (re)starts the coordinator on the federation's store.
 func (f *testFed) open(t *testing.T) {
 	t.Helper()
+	if err := f.tryOpen(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryOpen opens the store and a coordinator on it.
+func (f *testFed) tryOpen() error {
 	st, err := store.Open(filepath.Join(f.dir, "state.db"), store.Options{NoSync: true})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	rule := f.rule
 	if rule.Name == "" {
@@ -130,9 +138,10 @@ func (f *testFed) open(t *testing.T) {
 		Identity: f.identity, Signer: f.signer, TickEvery: 5 * time.Millisecond, KeepUploads: 1, Logger: testLogger()})
 	if err != nil {
 		st.Close()
-		t.Fatal(err)
+		return err
 	}
 	f.srv, f.st = srv, st
+	return nil
 }
 
 type testClient struct {
@@ -423,9 +432,28 @@ func TestUploadRefusals(t *testing.T) {
 		t.Fatalf("%d uploads accepted", n)
 	}
 
+	// A bit flipped on disk inside the accepted upload's ciphertext: the
+	// restarted coordinator refuses to start, naming the upload.
+	f.st.Close()
+	dbPath := filepath.Join(f.dir, "state.db")
+	intact, err := os.ReadFile(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(intact, good.ct[len(good.ct)/2:len(good.ct)/2+32])
+	if at < 0 {
+		t.Fatal("the accepted ciphertext is not in the state file")
+	}
+	damaged := bytes.Clone(intact)
+	damaged[at] ^= 0x10
+	os.WriteFile(dbPath, damaged, 0o600)
+	if err := f.tryOpen(); err == nil || !strings.Contains(err.Error(), "accepted upload of a in round 1 is damaged on disk") {
+		t.Fatalf("coordinator on a damaged upload: %v", err)
+	}
+	os.WriteFile(dbPath, intact, 0o600)
+
 	// Restart the coordinator: the accepted upload survived, the duplicate
 	// is still refused, and the round completes with b.
-	f.st.Close()
 	f.open(t)
 	a.conn.Server, b.conn.Server = f.srv, f.srv
 	if st := f.srv.Status(); st.Round != 1 || st.Phase != string(PhaseCollecting) || len(st.Accepted) != 1 {

@@ -275,6 +275,31 @@ func (s *Server) remember(round uint64, client string, set *adapter.Set) {
 	s.decodedBytes += size
 }
 
+// checkStoredUploads reads every upload the open round has accepted and
+// checks its ciphertext against the digest its receipt recorded, so that
+// bytes damaged on disk are found when the coordinator starts, naming the
+// client and round, not when the round aggregates.
+func (s *Server) checkStoredUploads(st State) error {
+	if st.Phase != PhaseCollecting && st.Phase != PhaseAggregating {
+		return nil
+	}
+	for _, r := range st.Accepted {
+		rec, err := s.store.Upload(st.Round, r.Client)
+		if err != nil {
+			return fmt.Errorf("accepted upload of %s in round %d: %w", r.Client, st.Round, err)
+		}
+		var su fedpb.StoredUpload
+		if err := proto.Unmarshal(rec, &su); err != nil {
+			return fmt.Errorf("accepted upload of %s in round %d is damaged on disk: %w", r.Client, st.Round, err)
+		}
+		if got := Digest(su.Ciphertext); !bytes.Equal(got, r.Digest) || !bytes.Equal(got, su.GetHeader().GetDigest()) {
+			return fmt.Errorf("accepted upload of %s in round %d is damaged on disk: its %d bytes of ciphertext no longer match the digest recorded when it was accepted (restore %s from a backup)",
+				r.Client, st.Round, len(su.Ciphertext), s.store.Path())
+		}
+	}
+	return nil
+}
+
 // loadUpload decrypts and decodes a stored upload (after a restart, or
 // beyond the cache budget).
 func (s *Server) loadUpload(job StartAggregation, client string, base *publishedGlobal) (*adapter.Set, error) {
