@@ -83,13 +83,16 @@ func peerOf(ctx context.Context) (Peer, error) {
 		return Peer{}, status.Errorf(codes.Unauthenticated, "client certificate: %v", err)
 	}
 	cert := info.State.VerifiedChains[0][0]
-	return Peer{Name: name, PublicKey: cert.PublicKey, CertDER: cert.Raw}, nil
+	return Peer{Name: name, PublicKey: cert.PublicKey, CertDER: cert.Raw, Operator: secure.IsOperator(cert)}, nil
 }
 
 func (g *grpcService) Join(ctx context.Context, req *fedpb.JoinRequest) (*fedpb.JoinResponse, error) {
 	p, err := peerOf(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if p.Operator {
+		return nil, status.Errorf(codes.PermissionDenied, "%s holds an operator certificate, which does not train: enroll a client", p.Name)
 	}
 	return g.s.Join(ctx, p, req)
 }
@@ -198,10 +201,11 @@ func receiveBody(stream fedpb.Coordinator_UploadServer, h *fedpb.UploadHeader) (
 const maxInt = int(^uint(0) >> 1)
 
 func (g *grpcService) Status(ctx context.Context, _ *fedpb.StatusRequest) (*fedpb.StatusResponse, error) {
-	if _, err := peerOf(ctx); err != nil {
+	p, err := peerOf(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return g.s.Status(), nil
+	return g.s.StatusFor(p), nil
 }
 
 func (g *grpcService) SecAgg(ctx context.Context, req *fedpb.SecAggRequest) (*fedpb.SecAggResponse, error) {

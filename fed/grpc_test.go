@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +203,39 @@ func TestGRPCRefusals(t *testing.T) {
 	if _, err := conn.Join(ctx, &fedpb.JoinRequest{Model: set.BaseModel, Adapter: set.Config.String(), Examples: 4}); err != nil {
 		t.Fatal(err)
 	}
+	// Who sees what: a client's status shows only its own part; an
+	// operator's (enroll --operator) shows every member; an operator does
+	// not train.
+	bob, _ := g.dial(t, "bob")
+	if _, err := bob.Join(ctx, &fedpb.JoinRequest{Model: set.BaseModel, Adapter: set.Config.String(), Examples: 4}); err != nil {
+		t.Fatal(err)
+	}
+	members := func(st *fedpb.StatusResponse) (names []string) {
+		for _, m := range st.Members {
+			names = append(names, m.Name)
+		}
+		return names
+	}
+	if st, err := conn.Status(ctx); err != nil || !slices.Equal(members(st), []string{"alice"}) {
+		t.Fatalf("alice's status: members %v, %v; want only alice", members(st), err)
+	}
+	opb, err := g.material.EnrollOperator("ops", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	optls, _ := opb.ClientTLS("127.0.0.1")
+	ops, err := DialGRPC(g.addr, optls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ops.Close()
+	if st, err := ops.Status(ctx); err != nil || !slices.Equal(members(st), []string{"alice", "bob"}) {
+		t.Fatalf("operator's status: members %v, %v; want alice and bob", members(st), err)
+	}
+	if _, err := ops.Join(ctx, &fedpb.JoinRequest{Model: set.BaseModel, Adapter: set.Config.String(), Examples: 4}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("operator joining: %v, want PermissionDenied", err)
+	}
+
 	// Malformed streams.
 	raw := fedpb.NewCoordinatorClient(conn.cc)
 	sendRaw := func(msgs ...*fedpb.UploadChunk) error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,9 @@ type Peer struct {
 	Name      string
 	PublicKey crypto.PublicKey
 	CertDER   []byte
+	// Operator: the certificate is an operator's (secure.RoleOperator),
+	// which sees the full status and does not train.
+	Operator bool
 }
 
 // ServerConfig configures a coordinator.
@@ -501,6 +505,29 @@ func (s *Server) Global(version uint64) (file, digest []byte, err error) {
 
 // MaxUploadBytes is the largest ciphertext an upload may carry.
 func (s *Server) MaxUploadBytes() int64 { return s.cfg.MaxUploadBytes }
+
+// StatusFor is Status as peer may see it: an operator sees everything; a
+// client sees the federation's progress and its own part, not who else is
+// in it (members, cohorts, uploaders and each round's clients are left out,
+// except the client itself).
+func (s *Server) StatusFor(peer Peer) *fedpb.StatusResponse {
+	st := s.Status()
+	if peer.Operator {
+		return st
+	}
+	self := func(names []string) []string {
+		if slices.Contains(names, peer.Name) {
+			return []string{peer.Name}
+		}
+		return nil
+	}
+	st.Cohort, st.Accepted = self(st.Cohort), self(st.Accepted)
+	st.Members = slices.DeleteFunc(st.Members, func(m *fedpb.Member) bool { return m.Name != peer.Name })
+	for _, r := range st.Results {
+		r.Clients = self(r.Clients)
+	}
+	return st
+}
 
 // Status reports the coordinator's state.
 func (s *Server) Status() *fedpb.StatusResponse {

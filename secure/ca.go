@@ -39,7 +39,27 @@ const (
 	// RoleClient certificates authenticate a client (ExtKeyUsageClientAuth);
 	// the CN is the client's name.
 	RoleClient
+	// RoleOperator certificates authenticate an operator: a client
+	// certificate (ExtKeyUsageClientAuth) whose URI SAN is
+	// "kronfed:operator:<name>". Operators see the coordinator's full
+	// status (members, cohorts, who uploaded); clients see only what they
+	// need to train. Only the CA's holder issues them.
+	RoleOperator
 )
+
+// operatorURIPrefix starts the URI SAN of operator certificates.
+const operatorURIPrefix = "kronfed:operator:"
+
+// IsOperator reports whether cert (a verified client certificate) is an
+// operator's: its URI SAN is "kronfed:operator:<its CN>".
+func IsOperator(cert *x509.Certificate) bool {
+	for _, u := range cert.URIs {
+		if u.String() == operatorURIPrefix+cert.Subject.CommonName {
+			return true
+		}
+	}
+	return false
+}
 
 func (r Role) String() string {
 	switch r {
@@ -47,6 +67,8 @@ func (r Role) String() string {
 		return "server"
 	case RoleClient:
 		return "client"
+	case RoleOperator:
+		return "operator"
 	}
 	return fmt.Sprintf("Role(%d)", int(r))
 }
@@ -269,12 +291,16 @@ func (a *Authority) Issue(name string, role Role, hosts []string, now time.Time,
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	case RoleClient:
+	case RoleClient, RoleOperator:
 		if len(hosts) != 0 {
-			return nil, nil, fmt.Errorf("issue client certificate %q: client certificates take no hosts", name)
+			return nil, nil, fmt.Errorf("issue %s certificate %q: %s certificates take no hosts", role, name, role)
+		}
+		prefix := clientURIPrefix
+		if role == RoleOperator {
+			prefix = operatorURIPrefix
 		}
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-		tmpl.URIs = []*url.URL{{Scheme: "kronfed", Opaque: strings.TrimPrefix(clientURIPrefix, "kronfed:") + name}}
+		tmpl.URIs = []*url.URL{{Scheme: "kronfed", Opaque: strings.TrimPrefix(prefix, "kronfed:") + name}}
 	default:
 		return nil, nil, fmt.Errorf("issue certificate %q: unknown role %v", name, role)
 	}

@@ -127,6 +127,23 @@ func TestIssueClient(t *testing.T) {
 	if len(cert.DNSNames)+len(cert.IPAddresses) != 0 {
 		t.Errorf("client certificate has host SANs %v %v", cert.DNSNames, cert.IPAddresses)
 	}
+	if IsOperator(cert) {
+		t.Error("a client certificate counts as an operator's")
+	}
+	opPEM, _ := issue(t, ca, "ops", RoleOperator, nil, now, year)
+	op, err := ParseCertificate(opPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name, err := checkClientLeaf(op); err != nil || name != "ops" || !IsOperator(op) {
+		t.Errorf("operator certificate: name %q, %v, operator %v (URIs %v)", name, err, IsOperator(op), op.URIs)
+	}
+	// A client certificate whose CN claims another name's operator URI is
+	// not an operator's: the URI must name its own CN.
+	op.Subject.CommonName = "mallory"
+	if IsOperator(op) {
+		t.Error("operator URI of another name accepted")
+	}
 
 	cases := []struct {
 		name     string

@@ -355,10 +355,20 @@ func (c *Coordinator) ServerTLS() (*tls.Config, error) {
 // the gossip secret. The caller may set Bundle.Coordinator before writing
 // it.
 func (c *Coordinator) Enroll(name string, validity time.Duration, now time.Time) (*Bundle, error) {
+	return c.enroll(name, RoleClient, validity, now)
+}
+
+// EnrollOperator is Enroll for an operator: the bundle's certificate is a
+// RoleOperator one, which sees the coordinator's full status.
+func (c *Coordinator) EnrollOperator(name string, validity time.Duration, now time.Time) (*Bundle, error) {
+	return c.enroll(name, RoleOperator, validity, now)
+}
+
+func (c *Coordinator) enroll(name string, role Role, validity time.Duration, now time.Time) (*Bundle, error) {
 	if validity == 0 {
 		validity = year
 	}
-	certPEM, keyPEM, err := c.Authority.Issue(name, RoleClient, nil, now, validity)
+	certPEM, keyPEM, err := c.Authority.Issue(name, role, nil, now, validity)
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kronfed/kronfed/secure"
 )
 
 func TestServeConfigDP(t *testing.T) {
@@ -132,6 +135,34 @@ func TestServeConfigMaxInFlight(t *testing.T) {
 		os.WriteFile(p, []byte("dir = \"coord\"\nmax_inflight_mb = "+bad+"\n"), 0o644)
 		if _, err := loadServeConfig(p); err == nil || !strings.Contains(err.Error(), "max_inflight_mb") {
 			t.Errorf("max_inflight_mb = %s: %v", bad, err)
+		}
+	}
+}
+
+// TestEnrollOperator: enroll --operator writes a bundle whose certificate
+// is an operator's; a plain enroll's is not.
+func TestEnrollOperator(t *testing.T) {
+	dir := t.TempDir()
+	coord := filepath.Join(dir, "coord")
+	if err := secure.InitDir(coord, secure.InitOptions{Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{"ops": {"--operator"}, "alice": nil} {
+		out := filepath.Join(dir, name+".bundle")
+		var stdout bytes.Buffer
+		if err := runEnroll(append([]string{"--dir", coord, "--name", name, "--out", out}, args...), &stdout); err != nil {
+			t.Fatal(err)
+		}
+		b, err := secure.ReadBundle(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := b.Certificate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := args != nil; secure.IsOperator(cert) != want {
+			t.Errorf("%s: operator %v, want %v (%s)", name, secure.IsOperator(cert), want, stdout.String())
 		}
 	}
 }

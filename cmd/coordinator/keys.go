@@ -55,11 +55,16 @@ func runEnroll(args []string, stdout io.Writer) error {
 	out := fs.String("out", "", "bundle file to write (default NAME.bundle)")
 	addr := fs.String("coordinator", "", "coordinator address to record in the bundle (optional)")
 	validity := fs.Duration("validity", 365*24*time.Hour, "client certificate validity")
+	operator := fs.Bool("operator", false, "issue an operator bundle: sees the full status (members, cohorts, uploads), does not train")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" || *name == "" {
 		return errors.New("enroll: --dir and --name are required")
+	}
+	enroll, role := (*secure.Coordinator).Enroll, "client"
+	if *operator {
+		enroll, role = (*secure.Coordinator).EnrollOperator, "operator"
 	}
 	if *out == "" {
 		*out = *name + ".bundle"
@@ -68,7 +73,7 @@ func runEnroll(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("enroll: %w", err)
 	}
-	b, err := co.Enroll(*name, *validity, time.Now())
+	b, err := enroll(co, *name, *validity, time.Now())
 	if err != nil {
 		return fmt.Errorf("enroll: %w", err)
 	}
@@ -76,7 +81,7 @@ func runEnroll(args []string, stdout io.Writer) error {
 	if err := b.WriteFile(*out); err != nil {
 		return fmt.Errorf("enroll: %w", err)
 	}
-	fmt.Fprintf(stdout, "enrolled %s: wrote %s (keep it secret: it holds the client's private key)\n", *name, *out)
+	fmt.Fprintf(stdout, "enrolled %s %s: wrote %s (keep it secret: it holds the %s's private key)\n", role, *name, *out, role)
 	return nil
 }
 
@@ -84,7 +89,7 @@ func runStatus(args []string, stdout io.Writer) error {
 	fs := newFlags("status")
 	addr := fs.String("addr", "127.0.0.1:7070", "coordinator gRPC address")
 	dir := fs.String("dir", "", "the coordinator's folder (an operator certificate is issued in memory from its CA)")
-	bundle := fs.String("bundle", "", "a client bundle to authenticate with (instead of --dir)")
+	bundle := fs.String("bundle", "", "a bundle to authenticate with, instead of --dir: an operator's (enroll --operator) sees everything, a client's only its own part")
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	if err := parseFlags(fs, args); err != nil {
@@ -98,7 +103,7 @@ func runStatus(args []string, stdout io.Writer) error {
 	case *dir != "":
 		var co *secure.Coordinator
 		if co, err = secure.LoadDir(*dir); err == nil {
-			b, err = co.Enroll("operator", time.Hour, time.Now())
+			b, err = co.EnrollOperator("operator", time.Hour, time.Now())
 		}
 	default:
 		b, err = secure.ReadBundle(*bundle)
