@@ -22,6 +22,9 @@ type serveConfig struct {
 	Store   string `toml:"store"`   // default <dir>/state.db
 	Listen  string `toml:"listen"`  // gRPC host:port (default 127.0.0.1:7070)
 	Metrics string `toml:"metrics"` // Prometheus host:port ("" disables)
+	// MetricsTLS serves /metrics over TLS to operator certificates only
+	// (enroll --operator --pem-dir gives a scraper its PEM files).
+	MetricsTLS bool `toml:"metrics_tls"`
 	Gossip  string `toml:"gossip"`  // memberlist bind host:port ("" disables)
 	// Seeds are gossip addresses to join (other coordinators' or clients').
 	Seeds []string `toml:"seeds"`

@@ -2,6 +2,13 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,5 +171,73 @@ func TestEnrollOperator(t *testing.T) {
 		if want := args != nil; secure.IsOperator(cert) != want {
 			t.Errorf("%s: operator %v, want %v (%s)", name, secure.IsOperator(cert), want, stdout.String())
 		}
+	}
+}
+
+// TestMetricsTLS: with metrics_tls, /metrics answers an operator's PEM files
+// (enroll --operator --pem-dir) over real TLS on loopback, refuses an
+// enrolled client with 403, and a caller without a certificate at the
+// handshake.
+func TestMetricsTLS(t *testing.T) {
+	dir := t.TempDir()
+	coord := filepath.Join(dir, "coord")
+	if err := secure.InitDir(coord, secure.InitOptions{Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	material, err := secure.LoadDir(coord)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcTLS, err := material.ServerTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(operatorOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "kronfed_rounds_total 3\n")
+	})))
+	srv.TLS = metricsTLS(grpcTLS)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	defer srv.Close()
+	url := "https://" + srv.Listener.Addr().String() + "/metrics"
+
+	get := func(pemDir string) (int, error) {
+		ca, _ := os.ReadFile(filepath.Join(pemDir, "ca.pem"))
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca)
+		conf := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13}
+		if pair, err := tls.LoadX509KeyPair(filepath.Join(pemDir, "cert.pem"), filepath.Join(pemDir, "key.pem")); err == nil {
+			conf.Certificates = []tls.Certificate{pair}
+		}
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: conf}, Timeout: 10 * time.Second}
+		resp, err := c.Get(url)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	for name, args := range map[string][]string{"ops": {"--operator"}, "alice": nil} {
+		pemDir := filepath.Join(dir, name+"-pem")
+		if err := runEnroll(append([]string{"--dir", coord, "--name", name, "--out", filepath.Join(dir, name+".bundle"), "--pem-dir", pemDir}, args...), io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(filepath.Join(pemDir, "key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s key.pem: %v %v", name, fi.Mode(), err)
+		}
+		want := http.StatusForbidden
+		if args != nil {
+			want = http.StatusOK
+		}
+		if code, err := get(pemDir); err != nil || code != want {
+			t.Errorf("%s scraping: %d %v, want %d", name, code, err, want)
+		}
+	}
+	noCert := filepath.Join(dir, "nocert")
+	os.MkdirAll(noCert, 0o700)
+	ca, _ := os.ReadFile(filepath.Join(dir, "ops-pem", "ca.pem"))
+	os.WriteFile(filepath.Join(noCert, "ca.pem"), ca, 0o644)
+	if code, err := get(noCert); err == nil {
+		t.Errorf("scraping without a certificate: %d, want a failed handshake", code)
 	}
 }

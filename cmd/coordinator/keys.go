@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -56,6 +58,7 @@ func runEnroll(args []string, stdout io.Writer) error {
 	addr := fs.String("coordinator", "", "coordinator address to record in the bundle (optional)")
 	validity := fs.Duration("validity", 365*24*time.Hour, "client certificate validity")
 	operator := fs.Bool("operator", false, "issue an operator bundle: sees the full status (members, cohorts, uploads), does not train")
+	pemDir := fs.String("pem-dir", "", "also write the certificate, key and CA as PEM files (ca.pem, cert.pem, key.pem) to this folder, for a metrics scraper or curl")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -82,6 +85,12 @@ func runEnroll(args []string, stdout io.Writer) error {
 		return fmt.Errorf("enroll: %w", err)
 	}
 	fmt.Fprintf(stdout, "enrolled %s %s: wrote %s (keep it secret: it holds the %s's private key)\n", role, *name, *out, role)
+	if *pemDir != "" {
+		if err := writePEMs(*pemDir, b); err != nil {
+			return fmt.Errorf("enroll: %w", err)
+		}
+		fmt.Fprintf(stdout, "wrote ca.pem, cert.pem and key.pem (0600) to %s\n", *pemDir)
+	}
 	return nil
 }
 
@@ -195,4 +204,26 @@ func printStatus(w io.Writer, st *fedpb.StatusResponse) error {
 			r.TrainLoss, r.ValAccuracy, r.WireBytes, r.RawBytes, r.AggregationError, r.AggregateSeconds, r.Epsilon, sa)
 	}
 	return tw.Flush()
+}
+
+// writePEMs writes a bundle's CA certificate, certificate and private key as
+// PEM files to dir (the key readable by its owner only).
+func writePEMs(dir string, b *secure.Bundle) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+		perm os.FileMode
+	}{{"ca.pem", b.CAPEM, 0o644}, {"cert.pem", b.CertPEM, 0o644}, {"key.pem", b.KeyPEM, 0o600}} {
+		path := filepath.Join(dir, f.name)
+		if err := os.WriteFile(path, f.data, f.perm); err != nil {
+			return err
+		}
+		if err := os.Chmod(path, f.perm); err != nil { // an existing file keeps its mode otherwise
+			return err
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -117,14 +118,25 @@ func runServe(args []string, stdout io.Writer) error {
 			return fmt.Errorf("serve: metrics listen %s: %w", cfg.Metrics, err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		var metrics http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		scheme := "http"
+		if cfg.MetricsTLS {
+			metrics, scheme = operatorOnly(metrics), "https"
+			ml = tls.NewListener(ml, metricsTLS(tlsConf))
+		} else if !isLoopback(ml.Addr()) {
+			log.Warn("metrics are served without authentication on a non-loopback address; set metrics_tls = true or bind 127.0.0.1", "addr", ml.Addr().String())
+		}
+		mux.Handle("/metrics", metrics)
+		// Failed handshakes (callers without a certificate) at debug level:
+		// one line each must not flood the log.
+		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 		go func() {
 			if err := httpSrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				serveErr <- fmt.Errorf("metrics: %w", err)
 			}
 		}()
-		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", ml.Addr())
+		fmt.Fprintf(stdout, "metrics on %s://%s/metrics\n", scheme, ml.Addr())
 	}
 
 	var node *cluster.Node
@@ -258,4 +270,30 @@ func markStarted(cfg serveConfig) error {
 		return nil
 	}
 	return os.WriteFile(path, []byte(fmt.Sprintf("state file %s, first served %s\n", cfg.Store, time.Now().UTC().Format(time.RFC3339))), 0o644)
+}
+
+// metricsTLS is the coordinator's server TLS (client certificates of the
+// federation's CA required) for HTTP/1.1: the /metrics listener.
+func metricsTLS(grpcTLS *tls.Config) *tls.Config {
+	c := grpcTLS.Clone()
+	c.NextProtos = []string{"http/1.1"}
+	return c
+}
+
+// operatorOnly serves h to operator certificates (enroll --operator) and
+// refuses enrolled clients: metrics name the federation's members.
+func operatorOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || !secure.IsOperator(r.TLS.VerifiedChains[0][0]) {
+			http.Error(w, "metrics are served to operator certificates only (coordinator enroll --operator)", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// isLoopback reports whether addr is a loopback TCP address.
+func isLoopback(addr net.Addr) bool {
+	a, ok := addr.(*net.TCPAddr)
+	return ok && a.IP.IsLoopback()
 }
