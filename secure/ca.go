@@ -53,6 +53,9 @@ const operatorURIPrefix = "kronfed:operator:"
 // IsOperator reports whether cert (a verified client certificate) is an
 // operator's: its URI SAN is "kronfed:operator:<its CN>".
 func IsOperator(cert *x509.Certificate) bool {
+	if cert == nil {
+		return false
+	}
 	for _, u := range cert.URIs {
 		if u.String() == operatorURIPrefix+cert.Subject.CommonName {
 			return true

@@ -24,8 +24,8 @@ type serveConfig struct {
 	Metrics string `toml:"metrics"` // Prometheus host:port ("" disables)
 	// MetricsTLS serves /metrics over TLS to operator certificates only
 	// (enroll --operator --pem-dir gives a scraper its PEM files).
-	MetricsTLS bool `toml:"metrics_tls"`
-	Gossip  string `toml:"gossip"`  // memberlist bind host:port ("" disables)
+	MetricsTLS bool   `toml:"metrics_tls"`
+	Gossip     string `toml:"gossip"` // memberlist bind host:port ("" disables)
 	// Seeds are gossip addresses to join (other coordinators' or clients').
 	Seeds []string `toml:"seeds"`
 	// MaxInFlightMB bounds the upload bytes received at once, all clients

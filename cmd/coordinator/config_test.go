@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -146,35 +145,8 @@ func TestServeConfigMaxInFlight(t *testing.T) {
 	}
 }
 
-// TestEnrollOperator: enroll --operator writes a bundle whose certificate
-// is an operator's; a plain enroll's is not.
-func TestEnrollOperator(t *testing.T) {
-	dir := t.TempDir()
-	coord := filepath.Join(dir, "coord")
-	if err := secure.InitDir(coord, secure.InitOptions{Now: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	for name, args := range map[string][]string{"ops": {"--operator"}, "alice": nil} {
-		out := filepath.Join(dir, name+".bundle")
-		var stdout bytes.Buffer
-		if err := runEnroll(append([]string{"--dir", coord, "--name", name, "--out", out}, args...), &stdout); err != nil {
-			t.Fatal(err)
-		}
-		b, err := secure.ReadBundle(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := b.Certificate()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := args != nil; secure.IsOperator(cert) != want {
-			t.Errorf("%s: operator %v, want %v (%s)", name, secure.IsOperator(cert), want, stdout.String())
-		}
-	}
-}
-
-// TestMetricsTLS: with metrics_tls, /metrics answers an operator's PEM files
+// TestMetricsTLS: enroll --operator issues an operator certificate (a plain
+// enroll does not), and with metrics_tls, /metrics answers an operator's PEM files
 // (enroll --operator --pem-dir) over real TLS on loopback, refuses an
 // enrolled client with 403, and a caller without a certificate at the
 // handshake.
@@ -221,6 +193,13 @@ func TestMetricsTLS(t *testing.T) {
 		pemDir := filepath.Join(dir, name+"-pem")
 		if err := runEnroll(append([]string{"--dir", coord, "--name", name, "--out", filepath.Join(dir, name+".bundle"), "--pem-dir", pemDir}, args...), io.Discard); err != nil {
 			t.Fatal(err)
+		}
+		b, err := secure.ReadBundle(filepath.Join(dir, name+".bundle"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cert, err := b.Certificate(); err != nil || secure.IsOperator(cert) != (args != nil) {
+			t.Fatalf("%s: operator certificate %v, %v; want %v", name, secure.IsOperator(cert), err, args != nil)
 		}
 		if fi, err := os.Stat(filepath.Join(pemDir, "key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("%s key.pem: %v %v", name, fi.Mode(), err)
