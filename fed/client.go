@@ -436,6 +436,10 @@ func (c *Client) failed(phase ClientPhase, err error) ClientEvent {
 		// Every upload would be refused the same way: retrying cannot help.
 		return Failed{Class: Fatal, Err: fmt.Errorf("%w (this client encrypts to another coordinator's key: its bundle is not this federation's; enroll it again with `coordinator enroll`)", err)}
 	}
+	if refusalReason(err) == ReasonTooLarge {
+		// The same update would be refused again: give up this round.
+		return Failed{Class: SkipRound, Err: fmt.Errorf("%w (the coordinator's upload limit is below this update: upload fewer bits or a smaller adapter)", err)}
+	}
 	st, _ := status.FromError(err)
 	switch st.Code() {
 	case codes.Unavailable, codes.Aborted, codes.Internal, codes.Unknown, codes.ResourceExhausted, codes.Canceled:

@@ -201,10 +201,11 @@ const (
 	RefuseLate                               // past the round's deadline
 	RefuseAborted                            // the round cannot complete
 	RefuseInternal                           // the coordinator failed (storage)
+	RefuseExhausted                          // over a size or load limit (uploads admitted by header)
 )
 
 func (k RefusalKind) String() string {
-	return [...]string{"invalid", "denied", "unauthenticated", "not now", "duplicate", "late", "aborted", "internal"}[k]
+	return [...]string{"invalid", "denied", "unauthenticated", "not now", "duplicate", "late", "aborted", "internal", "exhausted"}[k]
 }
 
 func refuse(kind RefusalKind, reason, format string, args ...any) *Refusal {

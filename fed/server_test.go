@@ -551,3 +551,26 @@ func TestUndecryptableUploadIsFatal(t *testing.T) {
 		t.Fatalf("client: %v (deadline: %v)", err, ctx.Err())
 	}
 }
+
+// TestUploadLimitRefusalsClassified: an upload over the size limit skips the
+// round (the same update would be refused again); one refused because
+// another is in flight or the coordinator is busy is retried.
+func TestUploadLimitRefusalsClassified(t *testing.T) {
+	p := testPolicy()
+	f := newTestFed(t, p, 0)
+	defer f.st.Close()
+	a := f.client(t, "a", 0.01, 5, 1)
+	f.srv.cfg.MaxUploadBytes = 10
+	_, err := f.srv.AdmitUpload(a.conn.Peer, &fedpb.UploadHeader{Size: 11})
+	if status.Code(err) != codes.ResourceExhausted || refusalReason(err) != ReasonTooLarge {
+		t.Fatalf("oversized upload: %v (reason %q)", err, refusalReason(err))
+	}
+	if ev, ok := a.c.failed(ClientUploading, err).(Failed); !ok || ev.Class != SkipRound {
+		t.Errorf("oversized upload classified %#v, want SkipRound", ev)
+	}
+	for _, reason := range []string{"in_flight", "busy"} {
+		if ev, ok := a.c.failed(ClientUploading, exhausted(reason, "x")).(Failed); !ok || ev.Class != Retry {
+			t.Errorf("%s refusal classified %#v, want Retry", reason, ev)
+		}
+	}
+}

@@ -29,7 +29,7 @@ func refusalStatus(r *Refusal) error {
 	code := map[RefusalKind]codes.Code{
 		RefuseInvalid: codes.InvalidArgument, RefuseDenied: codes.PermissionDenied, RefuseUnauthenticated: codes.Unauthenticated,
 		RefuseNotNow: codes.FailedPrecondition, RefuseDuplicate: codes.AlreadyExists, RefuseLate: codes.DeadlineExceeded,
-		RefuseAborted: codes.Aborted, RefuseInternal: codes.Internal,
+		RefuseAborted: codes.Aborted, RefuseInternal: codes.Internal, RefuseExhausted: codes.ResourceExhausted,
 	}[r.Kind]
 	st := status.New(code, r.Msg)
 	// The reason travels as ErrorInfo too, so a client can act on it (an
@@ -38,6 +38,15 @@ func refusalStatus(r *Refusal) error {
 		st = withInfo
 	}
 	return st.Err()
+}
+
+// ReasonTooLarge: an upload larger than the coordinator accepts. Unlike the
+// other ResourceExhausted refusals (in flight, busy), retrying cannot help.
+const ReasonTooLarge = "too_large"
+
+// exhausted is a ResourceExhausted refusal carrying reason as ErrorInfo.
+func exhausted(reason, format string, args ...any) error {
+	return refusalStatus(refuse(RefuseExhausted, reason, format, args...))
 }
 
 // RefusalDomain is the ErrorInfo domain of a coordinator's refusals.
@@ -71,7 +80,8 @@ func (s *Server) AdmitUpload(peer Peer, h *fedpb.UploadHeader) (release func(), 
 	}
 	size := int64(h.Size)
 	if h.Size > uint64(s.cfg.MaxUploadBytes) {
-		return nil, status.Errorf(codes.ResourceExhausted, "upload of %d bytes exceeds the limit of %d bytes", h.Size, s.cfg.MaxUploadBytes)
+		s.met.Uploads.WithLabelValues("refused", ReasonTooLarge).Inc()
+		return nil, exhausted(ReasonTooLarge, "upload of %d bytes exceeds the limit of %d bytes", h.Size, s.cfg.MaxUploadBytes)
 	}
 	s.mu.Lock()
 	_, ref := s.m.CheckUpload(s.cfg.Now(), peer.Name, h)
@@ -89,11 +99,11 @@ func (s *Server) AdmitUpload(peer Peer, h *fedpb.UploadHeader) (release func(), 
 	defer s.mu.Unlock()
 	if _, busy := s.inflight[peer.Name]; busy {
 		s.met.Uploads.WithLabelValues("refused", "in_flight").Inc()
-		return nil, status.Errorf(codes.ResourceExhausted, "client %s already has an upload in flight: one at a time", peer.Name)
+		return nil, exhausted("in_flight", "client %s already has an upload in flight: one at a time", peer.Name)
 	}
 	if s.inflightBytes+size > s.cfg.MaxInFlightBytes {
 		s.met.Uploads.WithLabelValues("refused", "busy").Inc()
-		return nil, status.Errorf(codes.ResourceExhausted, "the coordinator is receiving %d bytes of uploads (limit %d): retry shortly", s.inflightBytes, s.cfg.MaxInFlightBytes)
+		return nil, exhausted("busy", "the coordinator is receiving %d bytes of uploads (limit %d): retry shortly", s.inflightBytes, s.cfg.MaxInFlightBytes)
 	}
 	s.inflight[peer.Name] = size
 	s.inflightBytes += size
