@@ -86,8 +86,13 @@ type ClientConfig struct {
 	Rounds int
 	// PollWait is how long one NextRound call may wait (default 10 s).
 	PollWait time.Duration
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Heartbeat is how often the client calls in while it trains (default
+	// 15 s; negative: never), so that a coordinator with a lease shorter
+	// than the training knows it is alive — and closes a round at quorum
+	// without waiting for members that went silent.
+	Heartbeat time.Duration
+	Logger    *slog.Logger
+	Now       func() time.Time
 	// OnRound, when set, is called after each acknowledged upload.
 	OnRound func(RoundReport)
 	// Globals, when set, is shared by clients in one process (the
@@ -315,7 +320,9 @@ func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEven
 	}
 	local := c.global.Clone()
 	start := time.Now()
+	stopHeartbeat := c.heartbeat(ctx)
 	stats, err := c.cfg.Trainer.Train(ctx, local, a.Config)
+	stopHeartbeat()
 	if err != nil {
 		if ctx.Err() != nil {
 			return Failed{Class: Fatal, Err: ctx.Err()}
@@ -379,6 +386,39 @@ func (c *Client) addLocalNoise(delta *adapter.Set, rc *fedpb.RoundConfig, nameHa
 	}
 	c.log.Info("local DP", "norm", norm, "clipped", clipped, "clip", rc.LocalClip, "noise_multiplier", rc.LocalNoise, "seeded", rc.LocalNoiseSeeded)
 	return nil
+}
+
+// DefaultHeartbeat is how often a training client calls in.
+const DefaultHeartbeat = 15 * time.Second
+
+// heartbeat calls Status every cfg.Heartbeat until the returned stop is
+// called. A failed heartbeat is only logged: the upload is what counts.
+func (c *Client) heartbeat(ctx context.Context) (stop func()) {
+	every := c.cfg.Heartbeat
+	if every < 0 {
+		return func() {}
+	}
+	if every == 0 {
+		every = DefaultHeartbeat
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := c.cfg.Conn.Status(ctx); err != nil && ctx.Err() == nil {
+					c.log.Debug("heartbeat", "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // FetchLatest downloads the coordinator's current global adapter — after

@@ -143,7 +143,7 @@ func (m *CoordinatorMachine) MemberDown(now time.Time, name string) []Effect {
 	if mb := m.members[name]; mb != nil {
 		mb.Live = false
 	}
-	if m.st.Phase == PhaseCollecting && m.liveCohortDone() && len(m.st.Accepted) >= m.quorum() {
+	if m.st.Phase == PhaseCollecting && m.liveCohortDone(now) && len(m.st.Accepted) >= m.quorum() {
 		return m.closeUploads()
 	}
 	return nil
@@ -245,6 +245,12 @@ func (m *CoordinatorMachine) Tick(now time.Time) []Effect {
 			Deadline: m.st.Deadline, GlobalVersion: m.st.GlobalVersion}}
 	case PhaseCollecting:
 		if now.Before(m.st.Deadline) {
+			// Members silent for longer than the lease (clients heartbeat
+			// while they train) are not waited for: at quorum the round
+			// closes now rather than at the deadline.
+			if len(m.st.Accepted) >= m.quorum() && m.liveCohortDone(now) {
+				return m.closeUploads()
+			}
 			return nil
 		}
 		if got, need := len(m.st.Accepted), m.quorum(); got < need {
@@ -313,21 +319,25 @@ func (m *CoordinatorMachine) Exclude(now time.Time, round uint64, names []string
 	if can, need := len(m.st.Cohort)-len(m.st.Excluded), m.quorum(); can < need {
 		return m.abandon(fmt.Sprintf("only %d of the cohort can upload (the rest missed the key exchange); quorum is %d", can, need))
 	}
-	if m.liveCohortDone() && len(m.st.Accepted) >= m.quorum() {
+	if m.liveCohortDone(now) && len(m.st.Accepted) >= m.quorum() {
 		return m.closeUploads()
 	}
 	return nil
 }
 
 // liveCohortDone reports whether every cohort member not known to be down
-// has uploaded. A member unknown since a restart counts as pending: it may
-// be about to re-join.
-func (m *CoordinatorMachine) liveCohortDone() bool {
+// has uploaded. Down: gossip said so, or it has been silent for longer
+// than the lease. A member unknown since a restart counts as pending: it
+// may be about to re-join.
+func (m *CoordinatorMachine) liveCohortDone(now time.Time) bool {
+	lease := m.policy.lease()
 	for _, c := range m.st.Cohort {
 		if _, out := slices.BinarySearch(m.st.Excluded, c); out {
 			continue
 		}
-		if mb := m.members[c]; (mb == nil || mb.Live) && m.accepted(c) < 0 {
+		mb := m.members[c]
+		silent := mb != nil && lease > 0 && now.Sub(mb.LastSeen) > lease
+		if (mb == nil || (mb.Live && !silent)) && m.accepted(c) < 0 {
 			return false
 		}
 	}
@@ -397,7 +407,7 @@ func (m *CoordinatorMachine) Accept(now time.Time, r Receipt) []Effect {
 	m.touch()
 	m.st.Accepted = slices.Insert(m.st.Accepted, i, r)
 	m.Seen(now, r.Client)
-	if len(m.st.Accepted) == len(m.st.Cohort) || (m.liveCohortDone() && len(m.st.Accepted) >= m.quorum()) {
+	if len(m.st.Accepted) == len(m.st.Cohort) || (m.liveCohortDone(now) && len(m.st.Accepted) >= m.quorum()) {
 		return m.closeUploads()
 	}
 	return nil

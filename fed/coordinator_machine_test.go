@@ -486,3 +486,37 @@ func TestLeaseDropsSilentClients(t *testing.T) {
 		t.Errorf("a negative lease is none: %v", got)
 	}
 }
+
+// TestLeaseClosesRoundAtQuorum: a cohort member silent for longer than the
+// lease is not waited for: once the quorum has uploaded, the round closes
+// at that tick, not at the deadline. A member that keeps calling in
+// (heartbeats while it trains) is waited for.
+func TestLeaseClosesRoundAtQuorum(t *testing.T) {
+	p := testPolicy()
+	p.CohortSize, p.Quorum, p.Lease, p.RoundTimeout = 3, 2, 30*time.Second, 5*time.Minute
+	for _, heartbeat := range []bool{false, true} {
+		m := newTestMachine(t, p, "a", "b", "c")
+		only[StartRound](t, m.Tick(t0))
+		at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+		m.Accept(at(10), receipt(header(m, "a", 'a')))
+		if e := m.Accept(at(12), receipt(header(m, "b", 'b'))); len(e) != 0 {
+			t.Fatalf("closed with c inside its lease: %#v", e)
+		}
+		if e := m.Tick(at(20)); len(e) != 0 {
+			t.Fatalf("closed at 20 s with c silent for 20 s of a 30 s lease: %#v", e)
+		}
+		if heartbeat {
+			m.Seen(at(25), "c")
+		}
+		e := m.Tick(at(31))
+		if heartbeat {
+			if len(e) != 0 {
+				t.Fatalf("closed while c heartbeats: %#v", e)
+			}
+			continue
+		}
+		if sa := only[StartAggregation](t, e); len(sa.Uploads) != 2 {
+			t.Fatalf("aggregating %d uploads, want a's and b's", len(sa.Uploads))
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -572,5 +573,50 @@ func TestUploadLimitRefusalsClassified(t *testing.T) {
 		if ev, ok := a.c.failed(ClientUploading, exhausted(reason, "x")).(Failed); !ok || ev.Class != Retry {
 			t.Errorf("%s refusal classified %#v, want Retry", reason, ev)
 		}
+	}
+}
+
+// statusCountingConn is a client's real in-memory connection that counts its
+// Status calls.
+type statusCountingConn struct {
+	*MemoryConn
+	status atomic.Int32
+}
+
+func (c *statusCountingConn) Status(ctx context.Context) (*fedpb.StatusResponse, error) {
+	c.status.Add(1)
+	return c.MemoryConn.Status(ctx)
+}
+
+// TestClientHeartbeat: while it trains, a client calls in every Heartbeat,
+// which renews its lease on the coordinator; the calls stop with training.
+func TestClientHeartbeat(t *testing.T) {
+	p := testPolicy()
+	f := newTestFed(t, p, 0)
+	defer f.st.Close()
+	a := f.client(t, "a", 0.01, 5, 1)
+	if _, err := a.conn.Join(context.Background(), &fedpb.JoinRequest{Model: "test-base", Adapter: f.initial.Config.String(), Examples: 5}); err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	f.srv.cfg.Now = func() time.Time { return now }
+	conn := &statusCountingConn{MemoryConn: a.conn}
+	a.c.cfg.Conn, a.c.cfg.Heartbeat = conn, time.Millisecond
+	now = t0.Add(time.Hour)
+	stop := a.c.heartbeat(context.Background())
+	for conn.status.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	n := conn.status.Load()
+	time.Sleep(20 * time.Millisecond)
+	if conn.status.Load() != n {
+		t.Errorf("heartbeats went on after training: %d, then %d", n, conn.status.Load())
+	}
+	f.srv.mu.Lock()
+	seen := f.srv.m.members["a"].LastSeen
+	f.srv.mu.Unlock()
+	if !seen.Equal(now) {
+		t.Errorf("a last seen %v, want the heartbeat's %v", seen, now)
 	}
 }

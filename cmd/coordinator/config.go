@@ -88,7 +88,9 @@ type roundsConfig struct {
 	Quorum      int    `toml:"quorum"`
 	Timeout     string `toml:"timeout"`
 	// Lease: how long a client stays selectable after last heard from
-	// (default: timeout + 1m; "0s": no lease).
+	// (default: timeout + 1m; "0s": no lease; at least 30s, two heartbeats
+	// of a training client). A round closes at quorum once the members that
+	// have not uploaded are silent for longer than it.
 	Lease string `toml:"lease"`
 	Seed  uint64 `toml:"seed"`
 	Rule  string `toml:"rule"`
@@ -159,6 +161,9 @@ func (c serveConfig) policy() (fed.Policy, fed.Rule, error) {
 	if c.Rounds.Lease != "" {
 		if lease, err = time.ParseDuration(c.Rounds.Lease); err != nil {
 			return fed.Policy{}, fed.Rule{}, fmt.Errorf("rounds.lease %q: %w", c.Rounds.Lease, err)
+		}
+		if lease > 0 && lease < 2*fed.DefaultHeartbeat {
+			return fed.Policy{}, fed.Rule{}, fmt.Errorf("rounds.lease %v is shorter than two client heartbeats (%v): clients still training would count as gone", lease, 2*fed.DefaultHeartbeat)
 		}
 	}
 	p := fed.Policy{Lease: lease,

@@ -121,11 +121,13 @@ func TestServeConfigLease(t *testing.T) {
 			t.Errorf("%q: lease %v, %v; want %v", cfg, pol.Lease, err, want)
 		}
 	}
-	p := filepath.Join(t.TempDir(), "c.toml")
-	os.WriteFile(p, []byte("dir = \"coord\"\n[rounds]\ntimeout = \"2m\"\nlease = \"soon\"\n"), 0o644)
-	if c, err := loadServeConfig(p); err == nil {
-		if _, _, err := c.policy(); err == nil || !strings.Contains(err.Error(), "rounds.lease") {
-			t.Errorf("bad lease: %v", err)
+	for _, bad := range []string{"soon", "10s"} {
+		p := filepath.Join(t.TempDir(), "c.toml")
+		os.WriteFile(p, []byte("dir = \"coord\"\n[rounds]\ntimeout = \"2m\"\nlease = \""+bad+"\"\n"), 0o644)
+		if c, err := loadServeConfig(p); err == nil {
+			if _, _, err := c.policy(); err == nil || !strings.Contains(err.Error(), "rounds.lease") {
+				t.Errorf("lease %q: %v", bad, err)
+			}
 		}
 	}
 }
