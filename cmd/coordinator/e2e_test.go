@@ -37,7 +37,7 @@ var (
 )
 
 // binaries builds the coordinator and client commands once per test run.
-func binaries(t *testing.T) (coordinator, client string) {
+func binaries(t testing.TB) (coordinator, client string) {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "kronfed-e2e-")
@@ -76,7 +76,7 @@ type proc struct {
 	err  error
 }
 
-func start(t *testing.T, name string, bin string, args ...string) *proc {
+func start(t testing.TB, name string, bin string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	pr, pw := io.Pipe()
@@ -124,7 +124,7 @@ func (p *proc) kill() {
 
 // waitFor waits until the output matches re and returns the first match's
 // submatches.
-func (p *proc) waitFor(t *testing.T, re string, timeout time.Duration) []string {
+func (p *proc) waitFor(t testing.TB, re string, timeout time.Duration) []string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
 	deadline := time.Now().Add(timeout)
@@ -145,7 +145,7 @@ func (p *proc) waitFor(t *testing.T, re string, timeout time.Duration) []string 
 	return nil
 }
 
-func (p *proc) wait(t *testing.T, timeout time.Duration) error {
+func (p *proc) wait(t testing.TB, timeout time.Duration) error {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -156,7 +156,7 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) error {
 	}
 }
 
-func runCmd(t *testing.T, bin string, args ...string) string {
+func runCmd(t testing.TB, bin string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	if err != nil {
@@ -172,7 +172,7 @@ type federation struct {
 	bundles                []string
 }
 
-func newFederation(t *testing.T, clients int, rounds string, extra string) *federation {
+func newFederation(t testing.TB, clients int, rounds string, extra string) *federation {
 	t.Helper()
 	coord, client := binaries(t)
 	modelPath := sharedtest.Path(t, "models", "stories260K.gguf")
@@ -207,14 +207,14 @@ bits = 8
 	return f
 }
 
-func (f *federation) serve(t *testing.T, args ...string) (*proc, string) {
+func (f *federation) serve(t testing.TB, args ...string) (*proc, string) {
 	t.Helper()
 	p := start(t, "coordinator", f.coord, append([]string{"serve", "--config", f.config, "--linger", "5s"}, args...)...)
 	m := p.waitFor(t, `listening on (127\.0\.0\.1:\d+)`, 30*time.Second)
 	return p, m[1]
 }
 
-func (f *federation) join(t *testing.T, i int, addr string, args ...string) *proc {
+func (f *federation) join(t testing.TB, i int, addr string, args ...string) *proc {
 	t.Helper()
 	return start(t, fmt.Sprintf("client c%d", i), f.client, append([]string{"join", "--coordinator", addr, "--bundle", f.bundles[i],
 		"--model", f.modelPath, "--task", "add-mod-10", "--shard", fmt.Sprintf("%d/%d", i, len(f.bundles)), "--eval-limit", "8", "--train-limit", "16"}, args...)...)
@@ -244,7 +244,7 @@ func (f *federation) results(t *testing.T) []*fedpb.RoundResult {
 	return out
 }
 
-func scrape(t *testing.T, url string) string {
+func scrape(t testing.TB, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -467,7 +467,7 @@ timeout = "90s"`, "")
 }
 
 // logLines logs p's output lines containing any of subs (seen with -v).
-func logLines(t *testing.T, p *proc, subs ...string) {
+func logLines(t testing.TB, p *proc, subs ...string) {
 	t.Helper()
 	for _, line := range strings.Split(p.output(), "\n") {
 		for _, s := range subs {
@@ -479,7 +479,7 @@ func logLines(t *testing.T, p *proc, subs ...string) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
