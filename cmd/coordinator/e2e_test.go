@@ -55,7 +55,12 @@ func binaries(t testing.TB) (coordinator, client string) {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return filepath.Join(binDir, "coordinator"), filepath.Join(binDir, "client")
+	coordinator = filepath.Join(binDir, "coordinator")
+	// A benchmark can compare against a coordinator built at another commit.
+	if other := os.Getenv("KRONFED_BENCH_COORDINATOR"); other != "" {
+		coordinator = other
+	}
+	return coordinator, filepath.Join(binDir, "client")
 }
 
 func TestMain(m *testing.M) {
