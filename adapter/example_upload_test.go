@@ -25,10 +25,7 @@ import (
 // factor; in the tiny adapter those headers dominate.
 func Example_uploadSize() {
 	cfg := train.DistilBERTConfig()
-	var distil []adapter.Target
-	for _, l := range cfg.AdaptedLinears() {
-		distil = append(distil, adapter.Target{Name: l.Name, DOut: l.DOut, DIn: l.DIn})
-	}
+	distil := cfg.Targets()
 	tiny := []adapter.Target{{Name: "l0.q", DOut: 32, DIn: 64}, {Name: "l0.o", DOut: 64, DIn: 32}}
 	tinyCfg := adapter.Config{Kind: adapter.KindKron, Rank: 4, DA2: 4, Alpha: 8}
 	for _, c := range []struct {

@@ -38,10 +38,7 @@ func (c countingConn) Write(b []byte) (int, error) {
 // architecture, with random factors.
 func distilBERTKron(b testing.TB) *adapter.Set {
 	cfg := train.DistilBERTConfig()
-	var targets []adapter.Target
-	for _, l := range cfg.AdaptedLinears() {
-		targets = append(targets, adapter.Target{Name: l.Name, DOut: l.DOut, DIn: l.DIn})
-	}
+	targets := cfg.Targets()
 	ac := adapter.DefaultConfig(adapter.KindKron).Resolve(cfg.Hidden)
 	rng := rand.New(rand.NewPCG(3, 4))
 	set, err := adapter.NewSet(ac, "distilbert-base-uncased", targets, rng)

@@ -205,7 +205,6 @@ func (g *grpcService) Status(ctx context.Context, _ *fedpb.StatusRequest) (*fedp
 	if err != nil {
 		return nil, err
 	}
-	g.s.Heartbeat(p)
 	return g.s.StatusFor(p), nil
 }
 

@@ -44,8 +44,7 @@ func (c *MemoryConn) Upload(ctx context.Context, h *fedpb.UploadHeader, ct []byt
 }
 
 func (c *MemoryConn) Status(ctx context.Context) (*fedpb.StatusResponse, error) {
-	c.Server.Heartbeat(c.Peer)
-	return c.Server.Status(), nil
+	return c.Server.StatusFor(c.Peer), nil
 }
 
 func (c *MemoryConn) SecAgg(ctx context.Context, req *fedpb.SecAggRequest) (*fedpb.SecAggResponse, error) {

@@ -506,19 +506,16 @@ func (s *Server) Global(version uint64) (file, digest []byte, err error) {
 // MaxUploadBytes is the largest ciphertext an upload may carry.
 func (s *Server) MaxUploadBytes() int64 { return s.cfg.MaxUploadBytes }
 
-// Heartbeat records that a client called in (a client calls Status while
-// it trains, so that its lease does not lapse).
-func (s *Server) Heartbeat(peer Peer) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m.Seen(s.cfg.Now(), peer.Name)
-}
-
-// StatusFor is Status as peer may see it: an operator sees everything; a
-// client sees the federation's progress and its own part, not who else is
-// in it (members, cohorts, uploaders and each round's clients are left out,
-// except the client itself).
+// StatusFor is Status as peer may see it, and a sign of life from it (a
+// client calls Status every few seconds while it trains, so that its lease
+// does not lapse). An operator sees everything; a client sees the
+// federation's progress and its own part, not who else is in it (members,
+// cohorts, uploaders and each round's clients are left out, except the
+// client itself).
 func (s *Server) StatusFor(peer Peer) *fedpb.StatusResponse {
+	s.mu.Lock()
+	s.m.Seen(s.cfg.Now(), peer.Name)
+	s.mu.Unlock()
 	st := s.Status()
 	if peer.Operator {
 		return st

@@ -117,6 +117,21 @@ func (a *deviceAdapter) push(e *Engine) error {
 	return nil
 }
 
+// pushGrads ends a backward pass: launchErr (the pass's first launch
+// error) if there was one, else every adapter's gradients pushed to the
+// host.
+func pushGrads(e *Engine, ads []*deviceAdapter, launchErr error) error {
+	if launchErr != nil {
+		return launchErr
+	}
+	for _, a := range ads {
+		if err := a.push(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // input applies dropout to x (n×d_in) and returns the adapter's input, as
 // adapter.Acts.input does.
 func (a *deviceAdapter) input(e *Engine, x buf, n, dIn int, drop *adapter.Dropout, src DropoutSource) (buf, error) {

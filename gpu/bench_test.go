@@ -59,10 +59,7 @@ func BenchmarkMistralLayers(b *testing.B) {
 	for _, kind := range []adapter.Kind{adapter.KindKron, adapter.KindLoRA} {
 		b.Run(fmt.Sprintf("%s/B%d/T%d/layers%d", kind, B, T, layers), func(b *testing.B) {
 			ac := adapter.DefaultConfig(kind).Resolve(cfg.Hidden)
-			var targets []adapter.Target
-			for _, l := range cfg.AdaptedLinears() {
-				targets = append(targets, adapter.Target{Name: l.Name, DOut: l.DOut, DIn: l.DIn})
-			}
+			targets := cfg.Targets()
 			set, err := adapter.NewSet(ac, "bench", targets, rand.New(rand.NewPCG(3, 4)))
 			if err != nil {
 				b.Fatal(err)

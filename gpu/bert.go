@@ -387,15 +387,7 @@ func (r *BERTRun) Backward() error {
 		s.do(lin[model.EncK].backward(e, &r.scr, r.dk, n, dIn))
 		s.do(lin[model.EncV].backward(e, &r.scr, r.dv, n, dIn))
 	}
-	if s.err != nil {
-		return s.err
-	}
-	for _, a := range r.ads {
-		if err := a.push(e); err != nil {
-			return err
-		}
-	}
-	return nil
+	return pushGrads(e, r.ads, s.err)
 }
 
 // maskBackward sets dst = mask(g) (the backward of an in-place dropout),

@@ -485,13 +485,5 @@ func (r *LlamaRun) Backward() error {
 		s.do(lin[model.DecV].backward(e, &r.scr, r.dv, n, r.dxn))
 		s.do(kernels.RMSNormBackward(e, r.dx.p(), r.dxn.p(), a.x.p(), w.attnNorm.p(), a.rstd1.p(), n, d))
 	}
-	if s.err != nil {
-		return s.err
-	}
-	for _, a := range r.ads {
-		if err := a.push(e); err != nil {
-			return err
-		}
-	}
-	return nil
+	return pushGrads(e, r.ads, s.err)
 }

@@ -78,10 +78,7 @@ func randomSet(t *testing.T, cfg *model.Config, kind adapter.Kind, seed uint64) 
 	if kind == adapter.KindKron {
 		ac.DA2 = 4
 	}
-	var targets []adapter.Target
-	for _, l := range cfg.AdaptedLinears() {
-		targets = append(targets, adapter.Target{Name: l.Name, DOut: l.DOut, DIn: l.DIn})
-	}
+	targets := cfg.Targets()
 	rng := rand.New(rand.NewPCG(seed, 9))
 	set, err := adapter.NewSet(ac, "parity", targets, rng)
 	if err != nil {

@@ -1,6 +1,10 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/kronfed/kronfed/adapter"
+)
 
 // Linear is one frozen linear layer y = W·x (+ bias) of a model: W is DOut×DIn.
 type Linear struct {
@@ -33,6 +37,16 @@ const (
 	EncFF2
 	EncoderLinears // per block
 )
+
+// Targets lists the layers adapters go on (AdaptedLinears), as
+// adapter.Targets.
+func (c *Config) Targets() []adapter.Target {
+	var out []adapter.Target
+	for _, l := range c.AdaptedLinears() {
+		out = append(out, adapter.Target{Name: l.Name, DOut: l.DOut, DIn: l.DIn})
+	}
+	return out
+}
 
 // AdaptedLinears lists the linear layers that carry adapters, counting as the
 // Kron-LoRA paper does: every linear of every transformer block, and for

@@ -56,10 +56,7 @@ func randomAdapters(t *testing.T, cfg *Config, kind adapter.Kind, seed uint64) *
 	if kind == adapter.KindKron {
 		ac.DA2 = 2
 	}
-	var targets []adapter.Target
-	for _, l := range cfg.AdaptedLinears() {
-		targets = append(targets, adapter.Target{Name: l.Name, DOut: l.DOut, DIn: l.DIn})
-	}
+	targets := cfg.Targets()
 	rng := rand.New(rand.NewPCG(seed, 9))
 	set, err := adapter.NewSet(ac, "tiny", targets, rng)
 	if err != nil {

@@ -24,13 +24,7 @@ type Model struct {
 }
 
 // Targets lists the layers adapters go on, as adapter.Targets.
-func (m *Model) Targets() []adapter.Target {
-	var out []adapter.Target
-	for _, l := range m.Cfg.AdaptedLinears() {
-		out = append(out, adapter.Target{Name: l.Name, DOut: l.DOut, DIn: l.DIn})
-	}
-	return out
-}
+func (m *Model) Targets() []adapter.Target { return m.Cfg.Targets() }
 
 // Load opens a model: a .gguf file, or a Hugging Face folder (config.json,
 // model.safetensors or a sharded index, tokenizer.json). The built-in model

@@ -67,10 +67,7 @@ func NewBenchStep(cfg *model.Config, kind string, seqs, T int, seed uint64) (*Be
 		}
 	}
 	rng := rand.New(rand.NewPCG(seed, 2))
-	var targets []adapter.Target
-	for _, l := range cfg.AdaptedLinears() {
-		targets = append(targets, adapter.Target{Name: l.Name, DOut: l.DOut, DIn: l.DIn})
-	}
+	targets := cfg.Targets()
 	set, err := adapter.NewSet(ac, "bench", targets, rng)
 	if err != nil {
 		return nil, err

@@ -134,10 +134,7 @@ func TestSmallModelLearnsSynthetic(t *testing.T) {
 	ac := adapter.DefaultConfig(adapter.KindKron)
 	ac.DA2 = 2
 	rng := rand.New(rand.NewPCG(5, 5))
-	var targets []adapter.Target
-	for _, l := range cfg.AdaptedLinears() {
-		targets = append(targets, adapter.Target{Name: l.Name, DOut: l.DOut, DIn: l.DIn})
-	}
+	targets := cfg.Targets()
 	set, err := adapter.NewSet(ac, "tiny", targets, rng)
 	if err != nil {
 		t.Fatal(err)

@@ -41,10 +41,7 @@ func runInit(args []string, stdout io.Writer) error {
 		return err
 	}
 	ac = ac.Resolve(cfg.Hidden)
-	var targets []adapter.Target
-	for _, l := range cfg.AdaptedLinears() {
-		targets = append(targets, adapter.Target{Name: l.Name, DOut: l.DOut, DIn: l.DIn})
-	}
+	targets := cfg.Targets()
 	if *base == "" {
 		*base = baseModelName(*mf.config)
 	}
