@@ -604,8 +604,10 @@ func TestClientHeartbeat(t *testing.T) {
 	a.c.cfg.Conn, a.c.cfg.Heartbeat = conn, time.Millisecond
 	now = t0.Add(time.Hour)
 	stop := a.c.heartbeat(context.Background())
-	for conn.status.Load() < 3 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); conn.status.Load() < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d heartbeats in 10 s at one per millisecond", conn.status.Load())
+		}
 	}
 	stop()
 	n := conn.status.Load()
