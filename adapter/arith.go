@@ -65,3 +65,19 @@ func mustMatch(a, b []Factor) {
 		}
 	}
 }
+
+// MaxAbsDiff is the largest |a − b| over two sets' parameters (+Inf when
+// their shapes differ).
+func MaxAbsDiff(a, b *Set) float64 {
+	if a.SameShape(b) != nil {
+		return math.Inf(1)
+	}
+	pa, pb := a.Params(), b.Params()
+	var worst float64
+	for i := range pa {
+		for j, x := range pa[i].Data {
+			worst = max(worst, math.Abs(float64(x)-float64(pb[i].Data[j])))
+		}
+	}
+	return worst
+}

@@ -480,6 +480,9 @@ func (c *Client) failed(phase ClientPhase, err error) ClientEvent {
 		// The same update would be refused again: give up this round.
 		return Failed{Class: SkipRound, Err: fmt.Errorf("%w (the coordinator's upload limit is below this update: upload fewer bits or a smaller adapter)", err)}
 	}
+	if refusalReason(err) == ReasonUpdateNorm {
+		return Failed{Class: SkipRound, Err: fmt.Errorf("%w (the coordinator bounds each update's norm: a smaller learning rate or fewer local steps keep it under; the operator sets rounds.max_update_norm)", err)}
+	}
 	st, _ := status.FromError(err)
 	switch st.Code() {
 	case codes.Unavailable, codes.Aborted, codes.Internal, codes.Unknown, codes.ResourceExhausted, codes.Canceled:

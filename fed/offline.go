@@ -15,16 +15,18 @@ import (
 // Server: the published global adapters and the federation's status.
 
 // StoredVersion is one published global adapter read back from a store,
-// its digest checked: the file exactly as clients downloaded it, and
-// decoded.
+// its digest checked: the file exactly as clients downloaded it, decoded,
+// and the server optimizer's state stored with it.
 type StoredVersion struct {
 	Version, Round uint64
 	File           []byte // the adapter file (safetensors) as published
 	Set            *adapter.Set
+	Optimizer      []byte // the server optimizer's state after this version (nil: none)
 }
 
 // ReadStoredGlobal reads global adapter version (0: the latest) from a
-// coordinator's store.
+// coordinator's store. A version the store does not hold is
+// store.ErrNotFound.
 func ReadStoredGlobal(st *store.Store, version uint64) (*StoredVersion, error) {
 	var rec []byte
 	var err error
@@ -34,7 +36,7 @@ func ReadStoredGlobal(st *store.Store, version uint64) (*StoredVersion, error) {
 		rec, err = st.Global(version)
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("global adapter version %d: %w", version, err)
 	}
 	var sg fedpb.StoredGlobal
 	if err := proto.Unmarshal(rec, &sg); err != nil {
@@ -48,7 +50,7 @@ func ReadStoredGlobal(st *store.Store, version uint64) (*StoredVersion, error) {
 	if err != nil {
 		return nil, fmt.Errorf("global adapter version %d: %w", version, err)
 	}
-	return &StoredVersion{Version: version, Round: sg.Round, File: sg.Adapter, Set: set}, nil
+	return &StoredVersion{Version: version, Round: sg.Round, File: sg.Adapter, Set: set, Optimizer: sg.Optimizer}, nil
 }
 
 // OfflineStatus is the status a stopped coordinator would report, read

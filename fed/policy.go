@@ -61,6 +61,14 @@ type Policy struct {
 	// 0: for uploads the round's max_items when it caps the items a client
 	// trains on, else (and at join) DefaultMaxExamples.
 	MaxExamples int64
+	// MaxUpdateNorm refuses an upload whose update Δ has an L2 norm (all
+	// its tensors together, as DP clipping measures it) above this bound:
+	// a client that scales its update up — the "model replacement" attack
+	// that lets one client set the global adapter under FedAvg — is turned
+	// away with reason update_norm. 0: no bound. Not with secure
+	// aggregation, where the coordinator never sees one update (its range
+	// bounds each coordinate instead).
+	MaxUpdateNorm float64
 }
 
 // DefaultMaxExamples is the bound on a client's announced examples when
@@ -217,6 +225,10 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("min clients %d < 0", p.MinClients)
 	case p.MaxExamples < 0:
 		return fmt.Errorf("max examples %d < 0", p.MaxExamples)
+	case !(p.MaxUpdateNorm >= 0) || math.IsInf(p.MaxUpdateNorm, 0):
+		return fmt.Errorf("max update norm %v: want a finite bound ≥ 0 (0: none)", p.MaxUpdateNorm)
+	case p.MaxUpdateNorm > 0 && p.SecAgg != nil:
+		return errors.New("max update norm needs to see each update, which secure aggregation hides (its range bounds each coordinate instead)")
 	case p.StartClients < 0:
 		return fmt.Errorf("start clients %d < 0", p.StartClients)
 	case p.Quorum < 0:

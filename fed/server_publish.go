@@ -6,7 +6,6 @@ package fed
 // versions are pruned.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/aggregate"
 	"github.com/kronfed/kronfed/fed/fedpb"
+	"github.com/kronfed/kronfed/store"
 )
 
 // publishedGlobal is one published global adapter version, decoded.
@@ -40,22 +40,14 @@ func newGlobal(version, round uint64, set *adapter.Set) (*publishedGlobal, error
 // loadGlobal reads a stored version and the server optimizer's state kept
 // with it (nil for none).
 func (s *Server) loadGlobal(version uint64) (g *publishedGlobal, optimizer []byte, err error) {
-	rec, err := s.store.Global(version)
+	if version == 0 {
+		return nil, nil, fmt.Errorf("global adapter version 0: %w (versions count from 1)", store.ErrNotFound)
+	}
+	v, err := ReadStoredGlobal(s.store, version)
 	if err != nil {
-		return nil, nil, fmt.Errorf("global adapter version %d: %w", version, err)
+		return nil, nil, err
 	}
-	var sg fedpb.StoredGlobal
-	if err := proto.Unmarshal(rec, &sg); err != nil {
-		return nil, nil, fmt.Errorf("global adapter version %d: %w", version, err)
-	}
-	if sg.Version != version || !bytes.Equal(sg.Digest, Digest(sg.Adapter)) {
-		return nil, nil, fmt.Errorf("global adapter version %d: stored record is damaged (version %d, digest mismatch %v)", version, sg.Version, !bytes.Equal(sg.Digest, Digest(sg.Adapter)))
-	}
-	set, _, err := DecodeAdapter(sg.Adapter)
-	if err != nil {
-		return nil, nil, fmt.Errorf("global adapter version %d: %w", version, err)
-	}
-	return &publishedGlobal{version: version, round: sg.Round, file: sg.Adapter, digest: sg.Digest, set: set}, sg.Optimizer, nil
+	return &publishedGlobal{version: v.Version, round: v.Round, file: v.File, digest: Digest(v.File), set: v.Set}, v.Optimizer, nil
 }
 
 // putGlobal stores a version with the server optimizer's state after it

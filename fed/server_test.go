@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,6 +90,7 @@ type testFed struct {
 	identity age.Identity
 	recip    age.Recipient
 	signer   *secure.Signer
+	ca       *secure.Authority
 	initial  *adapter.Set
 	dir      string
 	policy   Policy
@@ -111,6 +111,9 @@ func newTestFed(t *testing.T, p Policy, dense int) *testFed {
 		t.Fatal(err)
 	}
 	if f.signer, err = secure.GenerateSigner("Ed25519"); err != nil {
+		t.Fatal(err)
+	}
+	if f.ca, err = secure.NewAuthority("test-ca", time.Now(), 24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	f.open(t)
@@ -155,8 +158,23 @@ type testClient struct {
 
 func (f *testFed) client(t *testing.T, name string, shift float32, examples, rounds int) *testClient {
 	t.Helper()
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	tc := &testClient{name: name, key: key, conn: &MemoryConn{Server: f.srv, Peer: Peer{Name: name, PublicKey: pub}},
+	// A certificate from the federation's CA, as enrolment issues one: the
+	// store keeps it with every accepted upload (ReplayRound checks the
+	// upload's signature against it).
+	certPEM, keyPEM, err := f.ca.Issue(name, secure.RoleClient, nil, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := secure.ParseCertificate(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := secure.ParsePrivateKey(keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := signer.(ed25519.PrivateKey)
+	tc := &testClient{name: name, key: key, conn: &MemoryConn{Server: f.srv, Peer: Peer{Name: name, PublicKey: key.Public(), CertDER: cert.Raw}},
 		tr: &shiftTrainer{Shift: shift, Examples: examples}}
 	c, err := NewClient(ClientConfig{Name: name, Conn: tc.conn, Trainer: tc.tr, Model: f.initial.BaseModel,
 		Adapter: f.initial.Config.String(), Examples: int64(examples), Key: key, Recipient: f.recip,
@@ -416,6 +434,16 @@ func TestUploadRefusals(t *testing.T) {
 		t.Errorf("in flight %d bytes, peak %d; want 0 and %d", now, peak, good.header.Size)
 	}
 	f.srv.cfg.MaxInFlightBytes = 1 << 30
+
+	// An update scaled up beyond the norm bound (model replacement) is
+	// refused once decoded; a's shifts every parameter by 0.01, so its norm
+	// is 0.01·√n up to quantization.
+	n := math.Sqrt(float64(f.initial.NumParams()))
+	f.srv.cfg.Policy.MaxUpdateNorm = 0.005 * n
+	if _, err := a.conn.Upload(ctx, good.header, good.ct); status.Code(err) != codes.InvalidArgument || refusalReason(err) != ReasonUpdateNorm {
+		t.Errorf("update above the norm bound: %v, want InvalidArgument with reason %s", err, ReasonUpdateNorm)
+	}
+	f.srv.cfg.Policy.MaxUpdateNorm = 0.02 * n // a's update is under this one
 
 	if _, err := a.conn.Upload(ctx, good.header, good.ct); err != nil {
 		t.Fatalf("good upload: %v", err)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"filippo.io/age"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -187,6 +188,10 @@ func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.Upl
 		}
 	} else if clientSet, err = s.open(ct, base, h.Round, peer.Name); err != nil {
 		return nil, err
+	} else if bound := s.cfg.Policy.MaxUpdateNorm; bound > 0 {
+		if norm := clientSet.Norm(); !(norm <= bound) {
+			return nil, refuse(RefuseInvalid, ReasonUpdateNorm, "update of client %s has L2 norm %.4g, above the bound of %.4g (rounds.max_update_norm)", peer.Name, norm, bound)
+		}
 	}
 	rec, err := proto.Marshal(&fedpb.StoredUpload{Header: h, Ciphertext: ct, CertDer: peer.CertDER, ReceivedUnixMs: s.cfg.Now().UnixMilli()})
 	if err != nil {
@@ -243,13 +248,25 @@ func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.Upl
 	return &fedpb.UploadReceipt{Round: h.Round, Bytes: uint64(len(ct)), Accepted: uint32(len(after.Accepted))}, nil
 }
 
+// ReasonUpdateNorm is the refusal of an update whose norm exceeds the
+// policy's MaxUpdateNorm.
+const ReasonUpdateNorm = "update_norm"
+
 // ReasonUndecryptable is the refusal of an upload the coordinator cannot
 // decrypt: the client encrypted to another key, its bundle is wrong.
 const ReasonUndecryptable = "undecryptable"
 
 // decrypt opens an upload's ciphertext, capped like open's.
 func (s *Server) decrypt(ct []byte, base *publishedGlobal) ([]byte, error) {
-	plain, err := secure.Decrypt(s.cfg.Identity, ct, 2*int64(len(base.file))+1<<20)
+	return decryptUpload(s.cfg.Identity, ct, base.file)
+}
+
+// decryptUpload opens an upload's ciphertext with the coordinator's
+// identity. The plaintext is capped well above any honest update of the
+// base file's shape, so a forged size cannot make it allocate without
+// bound.
+func decryptUpload(id age.Identity, ct, baseFile []byte) ([]byte, error) {
+	plain, err := secure.Decrypt(id, ct, 2*int64(len(baseFile))+1<<20)
 	if err != nil {
 		return nil, refuse(RefuseInvalid, ReasonUndecryptable, "the coordinator cannot decrypt this upload: %v", err)
 	}
@@ -329,9 +346,7 @@ func (s *Server) loadUpload(job StartAggregation, client string, base *published
 }
 
 // open decrypts an upload's ciphertext and decodes it as client's update Δ
-// for round against base. The plaintext is capped well above any honest
-// update of base's shape, so a forged size cannot make the coordinator
-// allocate without bound.
+// for round against base.
 func (s *Server) open(ct []byte, base *publishedGlobal, round uint64, client string) (*adapter.Set, error) {
 	plain, err := s.decrypt(ct, base)
 	if err != nil {

@@ -30,12 +30,17 @@ type serveConfig struct {
 	Seeds []string `toml:"seeds"`
 	// MaxInFlightMB bounds the upload bytes received at once, all clients
 	// together, in MiB (0: 16 uploads' worth, at least 64 MiB).
-	MaxInFlightMB int           `toml:"max_inflight_mb"`
-	Adapter       adapterConfig `toml:"adapter"`
-	Rounds        roundsConfig  `toml:"rounds"`
-	Train         trainConfig   `toml:"train"`
-	DP            dpConfig      `toml:"dp"`
-	SecAgg        secAggConfig  `toml:"secure_aggregation"`
+	MaxInFlightMB int `toml:"max_inflight_mb"`
+	// KeepUploads is how many recent rounds' encrypted uploads the store
+	// keeps (0: 2), so `coordinator verify` can replay them; KeepGlobals
+	// how many global versions (0: 10).
+	KeepUploads int           `toml:"keep_uploads"`
+	KeepGlobals int           `toml:"keep_globals"`
+	Adapter     adapterConfig `toml:"adapter"`
+	Rounds      roundsConfig  `toml:"rounds"`
+	Train       trainConfig   `toml:"train"`
+	DP          dpConfig      `toml:"dp"`
+	SecAgg      secAggConfig  `toml:"secure_aggregation"`
 }
 
 // secAggConfig is secure aggregation, SecAgg+ (off unless enabled).
@@ -84,9 +89,11 @@ type roundsConfig struct {
 	StartClients int `toml:"start_clients"`
 	// MaxExamples bounds the examples a client may claim, its FedAvg weight
 	// (default: train.max_items when set, else about a million).
-	MaxExamples int64  `toml:"max_examples"`
-	Quorum      int    `toml:"quorum"`
-	Timeout     string `toml:"timeout"`
+	MaxExamples int64 `toml:"max_examples"`
+	// MaxUpdateNorm refuses an update whose L2 norm exceeds it (0: none).
+	MaxUpdateNorm float64 `toml:"max_update_norm"`
+	Quorum        int     `toml:"quorum"`
+	Timeout       string  `toml:"timeout"`
 	// Lease: how long a client stays selectable after last heard from
 	// (default: timeout + 1m; "0s": no lease; at least 30s, two heartbeats
 	// of a training client). A round closes at quorum once the members that
@@ -137,6 +144,9 @@ func loadServeConfig(path string) (serveConfig, error) {
 	if c.Store == "" {
 		c.Store = filepath.Join(c.Dir, "state.db")
 	}
+	if c.KeepUploads < 0 || c.KeepGlobals < 0 || (c.KeepGlobals > 0 && c.KeepGlobals < 2) {
+		return c, fmt.Errorf("config %s: keep_uploads %d / keep_globals %d: want 0 (the default) or a count (keep_globals at least 2: the current version and the one clients may still fetch)", path, c.KeepUploads, c.KeepGlobals)
+	}
 	if c.MaxInFlightMB < 0 || c.MaxInFlightMB > 1<<20 {
 		return c, fmt.Errorf("config %s: max_inflight_mb %d is outside 0 (the default) to 1048576", path, c.MaxInFlightMB)
 	}
@@ -168,7 +178,7 @@ func (c serveConfig) policy() (fed.Policy, fed.Rule, error) {
 	}
 	p := fed.Policy{Lease: lease,
 		Rounds: c.Rounds.Rounds, CohortSize: c.Rounds.Cohort, Fraction: c.Rounds.Fraction, MinClients: c.Rounds.MinClients,
-		StartClients: c.Rounds.StartClients, MaxExamples: c.Rounds.MaxExamples,
+		StartClients: c.Rounds.StartClients, MaxExamples: c.Rounds.MaxExamples, MaxUpdateNorm: c.Rounds.MaxUpdateNorm,
 		Quorum: c.Rounds.Quorum, RoundTimeout: timeout, Seed: c.Rounds.Seed,
 		Train: &fedpb.RoundConfig{LocalEpochs: uint32(t.Epochs), BatchSize: uint32(t.Batch), LearningRate: t.LR,
 			Bits: uint32(t.Bits), Seed: t.Seed, MaxItems: uint32(t.MaxItems)},

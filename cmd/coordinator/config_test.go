@@ -147,6 +147,44 @@ func TestServeConfigMaxInFlight(t *testing.T) {
 	}
 }
 
+// TestServeConfigRetentionAndNormBound: keep_uploads, keep_globals and
+// rounds.max_update_norm reach the server, and impossible values are
+// refused naming the key.
+func TestServeConfigRetentionAndNormBound(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.toml")
+	write := func(body string) { os.WriteFile(p, []byte("dir = \"coord\"\n"+body), 0o644) }
+	write("keep_uploads = 1000\nkeep_globals = 1000\n[rounds]\nmax_update_norm = 2.5\n")
+	c, err := loadServeConfig(p)
+	if err != nil || c.KeepUploads != 1000 || c.KeepGlobals != 1000 {
+		t.Fatalf("keep_uploads/keep_globals: %+v, %v", c, err)
+	}
+	if pol, _, err := c.policy(); err != nil || pol.MaxUpdateNorm != 2.5 {
+		t.Fatalf("max_update_norm: %v, %v", pol.MaxUpdateNorm, err)
+	}
+	for _, bad := range []string{"keep_uploads = -1\n", "keep_globals = 1\n"} {
+		write(bad)
+		if _, err := loadServeConfig(p); err == nil || !strings.Contains(err.Error(), "keep_") {
+			t.Errorf("%s: %v", strings.TrimSpace(bad), err)
+		}
+	}
+	for _, bad := range []string{"-1", "inf", "nan"} {
+		write("[rounds]\nmax_update_norm = " + bad + "\n")
+		c, err := loadServeConfig(p)
+		if err == nil {
+			_, _, err = c.policy()
+		}
+		if err == nil || !strings.Contains(err.Error(), "max update norm") {
+			t.Errorf("max_update_norm = %s: %v", bad, err)
+		}
+	}
+	write("[rounds]\nmax_update_norm = 1\n[secure_aggregation]\nenabled = true\n")
+	if c, err := loadServeConfig(p); err != nil {
+		t.Fatal(err)
+	} else if _, _, err := c.policy(); err == nil || !strings.Contains(err.Error(), "secure aggregation hides") {
+		t.Errorf("max_update_norm with secure aggregation: %v", err)
+	}
+}
+
 // TestMetricsTLS: enroll --operator issues an operator certificate (a plain
 // enroll does not), and with metrics_tls, /metrics answers an operator's PEM files
 // (enroll --operator --pem-dir) over real TLS on loopback, refuses an

@@ -355,6 +355,11 @@ seed = 5`, "")
 	if out, err := exec.Command(f.coord, "export", "--dir", coordDir, "--version", "9", "--out", filepath.Join(f.dir, "x")).CombinedOutput(); err == nil {
 		t.Errorf("export of a version that was never published succeeded:\n%s", out)
 	}
+	// Every round still in the store recomputes to what was published.
+	if out := runCmd(t, f.coord, "verify", "--config", f.config); !strings.Contains(out, "2 equal to their replay, 1 not replayable") ||
+		!strings.Contains(out, "round 1: not replayed: its uploads were pruned") {
+		t.Errorf("verify:\n%s", out)
+	}
 	// And its status, read from the store now that nothing answers.
 	st = runCmd(t, f.coord, "status", "--addr", addr, "--dir", coordDir)
 	if !strings.Contains(st, "stopped") || !strings.Contains(st, "global version 4") || !strings.Contains(st, "published") {

@@ -5,6 +5,8 @@
 //	coordinator enroll --dir DIR --name NAME [--out FILE] [--coordinator ADDR]
 //	coordinator serve --config FILE
 //	coordinator status --addr ADDR (--dir DIR | --bundle FILE) [--json]
+//	coordinator export --dir DIR --out FILE|FOLDER [--version N] [--format kronfed|peft]
+//	coordinator verify --config FILE
 package main
 
 import (
@@ -18,6 +20,7 @@ var program = &cli.Program{Name: "coordinator", Commands: []cli.Command{
 	{Name: "enroll", Summary: "issue a client bundle (certificate, key, CA, the coordinator's recipient and verification key)", Run: runEnroll},
 	{Name: "serve", Summary: "run rounds: cohort selection, signed broadcast, deadlines and quorum, aggregation, publication", Run: runServe},
 	{Name: "status", Summary: "show a coordinator's rounds, members and last results (from its store when it is not running)", Run: runStatus},
+	{Name: "verify", Summary: "recompute every published round still in a stopped coordinator's store from its accepted uploads, and compare", Run: runVerify},
 	{Name: "export", Summary: "write a published global adapter from a stopped coordinator's store (kronfed file or PEFT folder)", Run: runExport},
 }}
 

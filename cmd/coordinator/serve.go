@@ -89,7 +89,7 @@ func runServe(args []string, stdout io.Writer) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := fed.NewServer(fed.ServerConfig{Name: cfg.Name, Policy: policy, Rule: rule, Store: st, Initial: initial,
 		Identity: material.Identity, Signer: material.Signer, Logger: log, Metrics: fed.NewMetrics(reg),
-		MaxInFlightBytes: int64(cfg.MaxInFlightMB) << 20})
+		MaxInFlightBytes: int64(cfg.MaxInFlightMB) << 20, KeepUploads: cfg.KeepUploads, KeepGlobals: cfg.KeepGlobals})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
