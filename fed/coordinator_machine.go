@@ -237,7 +237,7 @@ func (m *CoordinatorMachine) Tick(now time.Time) []Effect {
 		m.st.Round++
 		m.st.Eligible = len(eligible)
 		m.st.Cohort = SelectCohort(m.policy.Seed, m.st.Round, eligible, n)
-		m.st.Accepted, m.st.Excluded = nil, nil
+		m.st.Accepted, m.st.Excluded, m.st.Refused = nil, nil, nil
 		m.st.Started = now
 		m.st.Deadline = now.Add(m.policy.RoundTimeout)
 		m.st.Phase = PhaseCollecting
@@ -287,7 +287,7 @@ func (m *CoordinatorMachine) closeUploads() []Effect {
 func (m *CoordinatorMachine) abandon(reason string) []Effect {
 	round := m.st.Round
 	m.touch()
-	m.st.Phase, m.st.Cohort, m.st.Accepted, m.st.Excluded = PhaseIdle, nil, nil, nil
+	m.st.Phase, m.st.Cohort, m.st.Accepted, m.st.Excluded, m.st.Refused = PhaseIdle, nil, nil, nil, nil
 	return []Effect{RoundAbandoned{Round: round, Reason: reason}}
 }
 
@@ -325,14 +325,38 @@ func (m *CoordinatorMachine) Exclude(now time.Time, round uint64, names []string
 	return nil
 }
 
+// RefusedUpload records that a cohort member's upload in round was
+// refused for its content: a round at quorum stops waiting for it (it may
+// still send a valid upload until the round closes).
+func (m *CoordinatorMachine) RefusedUpload(now time.Time, round uint64, name string) []Effect {
+	if m.st.Phase != PhaseCollecting || round != m.st.Round || m.accepted(name) >= 0 {
+		return nil
+	}
+	if _, in := slices.BinarySearch(m.st.Cohort, name); !in {
+		return nil
+	}
+	if i, found := slices.BinarySearch(m.st.Refused, name); !found {
+		m.touch()
+		m.st.Refused = slices.Insert(m.st.Refused, i, name)
+	}
+	if m.liveCohortDone(now) && len(m.st.Accepted) >= m.quorum() {
+		return m.closeUploads()
+	}
+	return nil
+}
+
 // liveCohortDone reports whether every cohort member not known to be down
 // has uploaded. Down: gossip said so, or it has been silent for longer
 // than the lease. A member unknown since a restart counts as pending: it
-// may be about to re-join.
+// may be about to re-join. Excluded members cannot upload; refused ones
+// are not waited for.
 func (m *CoordinatorMachine) liveCohortDone(now time.Time) bool {
 	lease := m.policy.lease()
 	for _, c := range m.st.Cohort {
 		if _, out := slices.BinarySearch(m.st.Excluded, c); out {
+			continue
+		}
+		if _, refused := slices.BinarySearch(m.st.Refused, c); refused {
 			continue
 		}
 		mb := m.members[c]
@@ -460,7 +484,7 @@ func (m *CoordinatorMachine) Aggregated(round, version uint64, nextClip float64)
 	// The receipts stay until the next round starts: a client whose
 	// receipt was lost (the coordinator died between committing its upload
 	// and answering) retries, and CheckUpload answers it as accepted.
-	m.st.Phase, m.st.Excluded = PhaseIdle, nil
+	m.st.Phase, m.st.Excluded, m.st.Refused = PhaseIdle, nil, nil
 	return []Effect{RoundPublished{Round: round, Version: version}}
 }
 

@@ -520,3 +520,51 @@ func TestLeaseClosesRoundAtQuorum(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedUploadClosesRoundAtQuorum: a live cohort member whose upload
+// was refused for its content is not waited for once the quorum is in;
+// before the quorum it changes nothing, it may still send a valid upload,
+// and the mark survives a restart (it is state) but not the round.
+func TestRefusedUploadClosesRoundAtQuorum(t *testing.T) {
+	p := testPolicy()
+	p.CohortSize, p.Quorum, p.RoundTimeout = 3, 2, 5*time.Minute
+	m := newTestMachine(t, p, "a", "b", "c")
+	only[StartRound](t, m.Tick(t0))
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	if e := m.RefusedUpload(at(1), 1, "c"); len(e) != 0 {
+		t.Fatalf("closed before the quorum: %#v", e)
+	}
+	m.Advance()
+	raw, _ := MarshalState(m.State())
+	st, err := UnmarshalState(raw)
+	if err != nil || !slices.Equal(st.Refused, []string{"c"}) {
+		t.Fatalf("refused members after a restart: %v, %v", st.Refused, err)
+	}
+	m.Accept(at(2), receipt(header(m, "a", 'a')))
+	sa := only[StartAggregation](t, m.Accept(at(3), receipt(header(m, "b", 'b'))))
+	if len(sa.Uploads) != 2 {
+		t.Fatalf("aggregating %d uploads", len(sa.Uploads))
+	}
+	m.Aggregated(1, 2, 0)
+	if st := m.State(); len(st.Refused) != 0 {
+		t.Fatalf("refused members outlive their round: %v", st.Refused)
+	}
+
+	// A refused member that then sends a valid upload is accepted, and a
+	// member not in the cohort, or a refusal for another round, is ignored.
+	m = newTestMachine(t, p, "a", "b", "c")
+	only[StartRound](t, m.Tick(t0))
+	m.RefusedUpload(at(1), 1, "c")
+	m.RefusedUpload(at(1), 1, "z")
+	m.RefusedUpload(at(1), 7, "b")
+	if st := m.State(); !slices.Equal(st.Refused, []string{"c"}) {
+		t.Fatalf("refused: %v", st.Refused)
+	}
+	if _, ref := m.CheckUpload(at(2), "c", header(m, "c", 'c')); ref != nil {
+		t.Fatalf("a refused member's valid upload: %v", ref)
+	}
+	m.Accept(at(2), receipt(header(m, "c", 'c')))
+	if e := m.Accept(at(3), receipt(header(m, "a", 'a'))); len(e) != 0 {
+		t.Fatalf("closed with b live and pending: %#v", e)
+	}
+}

@@ -37,7 +37,13 @@ type State struct {
 	Accepted []Receipt `json:"accepted,omitempty"` // sorted by client
 	// Excluded cohort members cannot upload this round (they missed a
 	// secure-aggregation stage); the round does not wait for them.
-	Excluded      []string `json:"excluded,omitempty"` // sorted
+	Excluded []string `json:"excluded,omitempty"` // sorted
+	// Refused cohort members sent this round an upload refused for its
+	// content (undecryptable, malformed, above the norm bound). They may
+	// still send a valid one, but a round at quorum does not wait for them:
+	// one enrolled client sending bad updates must not hold every round to
+	// its deadline.
+	Refused       []string `json:"refused,omitempty"` // sorted
 	GlobalVersion uint64   `json:"global_version"`
 	Published     int      `json:"published"`
 	// Eligible is how many clients the cohort was drawn from (the
@@ -88,9 +94,12 @@ func UnmarshalState(b []byte) (State, error) {
 	if !slices.IsSorted(s.Excluded) {
 		return State{}, fmt.Errorf("coordinator state: excluded clients not sorted")
 	}
-	for _, c := range s.Excluded {
+	if !slices.IsSorted(s.Refused) {
+		return State{}, fmt.Errorf("coordinator state: refused clients not sorted")
+	}
+	for _, c := range slices.Concat(s.Excluded, s.Refused) {
 		if !slices.Contains(s.Cohort, c) {
-			return State{}, fmt.Errorf("coordinator state: excluded client %q, not in the cohort", c)
+			return State{}, fmt.Errorf("coordinator state: excluded or refused client %q, not in the cohort", c)
 		}
 	}
 	for i, r := range s.Accepted {
@@ -109,6 +118,7 @@ func (s State) clone() State {
 	s.Cohort = slices.Clone(s.Cohort)
 	s.Accepted = slices.Clone(s.Accepted)
 	s.Excluded = slices.Clone(s.Excluded)
+	s.Refused = slices.Clone(s.Refused)
 	return s
 }
 

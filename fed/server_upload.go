@@ -143,11 +143,21 @@ func (s *Server) Upload(ctx context.Context, peer Peer, h *fedpb.UploadHeader, c
 		}
 		s.met.Uploads.WithLabelValues("refused", reason).Inc()
 		s.log.Warn("upload refused", "client", peer.Name, "round", h.GetRound(), "reason", reason, "err", err)
+		if contentRefusal[reason] {
+			s.mu.Lock()
+			s.step(func() []Effect { return s.m.RefusedUpload(s.cfg.Now(), h.GetRound(), peer.Name) })
+			s.mu.Unlock()
+		}
 		return nil, err
 	}
 	s.met.UploadSeconds.Observe(time.Since(received).Seconds())
 	return r, nil
 }
+
+// contentRefusal: the reasons for refusing an upload whose signed,
+// authenticated body its client made wrong (not a transport fault, not a
+// matter of timing). The round at quorum stops waiting for that client.
+var contentRefusal = map[string]bool{ReasonUndecryptable: true, "bad_payload": true, ReasonUpdateNorm: true}
 
 func (s *Server) upload(peer Peer, h *fedpb.UploadHeader, ct []byte) (*fedpb.UploadReceipt, error) {
 	if h == nil {
