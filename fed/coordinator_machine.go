@@ -439,16 +439,11 @@ func (m *CoordinatorMachine) Accept(now time.Time, r Receipt) []Effect {
 
 // spend is the ε after one more round with cohort of eligible clients.
 func (m *CoordinatorMachine) spend(cohort, eligible int) (float64, error) {
-	r, err := roundRDP(m.policy.DP, cohort, eligible)
-	if err != nil {
-		return 0, err
+	dp := m.policy.DP
+	if m.st.RDP != nil {
+		return legacySpend(dp, m.st.RDP, cohort, eligible)
 	}
-	for i := range r {
-		if i < len(m.st.RDP) {
-			r[i] += m.st.RDP[i]
-		}
-	}
-	return epsilonOf(r, m.policy.DP.Delta)
+	return epsilonOf(addRound(slices.Clone(m.st.DPRounds), roundComposition(dp, cohort, eligible)), dp.Delta)
 }
 
 // Aggregated records that round's aggregate was published as version. With
@@ -460,17 +455,14 @@ func (m *CoordinatorMachine) Aggregated(round, version uint64, nextClip float64)
 	}
 	m.touch()
 	if dp := m.policy.DP; dp != nil {
-		r, err := roundRDP(dp, len(m.st.Cohort), m.st.Eligible)
-		if err != nil {
-			return m.abandon("privacy accounting: " + err.Error())
+		var eps float64
+		var err error
+		if m.st.RDP != nil {
+			m.st.RDP, eps, err = legacyCompose(dp, m.st.RDP, len(m.st.Cohort), m.st.Eligible)
+		} else {
+			m.st.DPRounds = addRound(m.st.DPRounds, roundComposition(dp, len(m.st.Cohort), m.st.Eligible))
+			eps, err = epsilonOf(m.st.DPRounds, dp.Delta)
 		}
-		if m.st.RDP == nil {
-			m.st.RDP = make([]float64, len(r))
-		}
-		for i := range r {
-			m.st.RDP[i] += r[i]
-		}
-		eps, err := epsilonOf(m.st.RDP, dp.Delta)
 		if err != nil {
 			return m.abandon("privacy accounting: " + err.Error())
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/kronfed/kronfed/aggregate/accountant"
 )
 
 // Phase is where the coordinator's current round stands.
@@ -49,11 +51,15 @@ type State struct {
 	// Eligible is how many clients the cohort was drawn from (the
 	// accountant's population).
 	Eligible int `json:"eligible,omitempty"`
-	// DP: the current clipping norm, the Rényi DP spent at
-	// accountant.DefaultOrders, and its ε at the policy's δ.
-	Clip    float64   `json:"clip,omitempty"`
-	RDP     []float64 `json:"rdp,omitempty"`
-	Epsilon float64   `json:"epsilon,omitempty"`
+	// DP: the current clipping norm, the rounds the accountant has
+	// composed (runs of rounds with the same sampling rate and noise), and
+	// their ε at the policy's δ, minimized over the Rényi order. RDP is the
+	// spent Rényi DP at accountant.DefaultOrders as states written before
+	// DPRounds kept it: such a federation goes on accounting on that grid.
+	Clip     float64                  `json:"clip,omitempty"`
+	DPRounds []accountant.Composition `json:"dp_rounds,omitempty"`
+	RDP      []float64                `json:"rdp,omitempty"`
+	Epsilon  float64                  `json:"epsilon,omitempty"`
 	// Stopped says why rounds stopped early (the privacy budget).
 	Stopped string `json:"stopped,omitempty"`
 }
@@ -115,6 +121,7 @@ func UnmarshalState(b []byte) (State, error) {
 
 func (s State) clone() State {
 	s.RDP = slices.Clone(s.RDP)
+	s.DPRounds = slices.Clone(s.DPRounds)
 	s.Cohort = slices.Clone(s.Cohort)
 	s.Accepted = slices.Clone(s.Accepted)
 	s.Excluded = slices.Clone(s.Excluded)

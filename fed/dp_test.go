@@ -132,16 +132,14 @@ func TestLocalDPRound(t *testing.T) {
 	if r.Outcome != "published" || r.Clip != 0.05 || r.NoiseStd != 0.1 || !strings.HasPrefix(r.Noise, "local") {
 		t.Fatalf("result %v", r)
 	}
-	orders := accountant.DefaultOrders()
-	rdp := make([]float64, len(orders))
-	for i, a := range orders {
-		rdp[i] = a / (2 * 1 * 1) // σ = z/2 = 1
+	// The Gaussian mechanism (no sampling amplification), σ = z/2 = 1:
+	// RDP(α) = α/2, converted by Balle et al.'s bound and minimized over α
+	// by a scan in steps of 1e-5.
+	want := math.Inf(1)
+	for a := 1.02; a < 20; a += 1e-5 {
+		want = math.Min(want, a/2-(math.Log(1e-5)+math.Log(a))/(a-1)+math.Log((a-1)/a))
 	}
-	want, _, err := accountant.EpsilonFromRDP(orders, rdp, 1e-5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if math.Abs(st.Epsilon-want) > 1e-6*want {
+	if math.Abs(st.Epsilon-want) > 1e-7*want {
 		t.Fatalf("ε %v, want the Gaussian mechanism's %v", st.Epsilon, want)
 	}
 	// Rebuild every selected client's noisy update.
@@ -182,6 +180,51 @@ func TestLocalDPRound(t *testing.T) {
 			if d := float64(q.Data[j]-init[k].Data[j]) - sum[k][j]/weight; math.Abs(d) > tol/weight+1e-6 {
 				t.Fatalf("%s[%d]: moved %v, want the mean noisy update %v (tolerance %v)", q.Name, j, q.Data[j]-init[k].Data[j], sum[k][j]/weight, tol/weight)
 			}
+		}
+	}
+}
+
+// TestPrivacyLegacyGridState: a state written before DPRounds (its spent
+// Rényi DP on accountant.DefaultOrders) goes on accounting on that grid,
+// round after round, and never mixes in the order search; a new state
+// keeps runs of rounds and its ε is over all orders, at most the grid's.
+func TestPrivacyLegacyGridState(t *testing.T) {
+	p := testPolicy()
+	p.Rounds, p.CohortSize, p.Quorum = 0, 2, 2
+	p.DP = &DPPolicy{Clip: 1, Noise: 2, Delta: 1e-5}
+	orders := accountant.DefaultOrders()
+	for _, legacy := range []bool{true, false} {
+		st := State{GlobalVersion: 1}
+		if legacy {
+			st.RDP = make([]float64, len(orders))
+		}
+		m, err := NewCoordinatorMachine(p, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []string{"a", "b", "c", "d"} {
+			m.Join(t0, c, 10, "")
+		}
+		grid, _ := accountant.NewAccountant(accountant.WithoutReplacement{Cohort: 2, Population: 4}, orders)
+		for round := uint64(1); round <= 3; round++ {
+			sr := only[StartRound](t, m.Tick(t0))
+			for i, c := range sr.Cohort {
+				m.Accept(t0, receipt(header(m, c, byte(i))))
+			}
+			only[RoundPublished](t, m.Aggregated(round, round+1, 0))
+			grid.Compose(2, 0.5, 1)
+		}
+		onGrid, _, _ := accountant.EpsilonFromRDP(orders, grid.RDP(), 1e-5)
+		got := m.State()
+		if legacy {
+			if math.Abs(got.Epsilon-onGrid) > 1e-12*onGrid || got.DPRounds != nil || len(got.RDP) != len(orders) {
+				t.Errorf("legacy state: ε %v (grid %v), %d RDP values, rounds %v", got.Epsilon, onGrid, len(got.RDP), got.DPRounds)
+			}
+			continue
+		}
+		if got.RDP != nil || len(got.DPRounds) != 1 || got.DPRounds[0] != (accountant.Composition{Z: 2, Q: 0.5, Steps: 3}) ||
+			!(got.Epsilon <= onGrid) || got.Epsilon < 0.98*onGrid {
+			t.Errorf("new state: ε %v (grid %v), rounds %v, RDP %v", got.Epsilon, onGrid, got.DPRounds, got.RDP)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/kronfed/kronfed/aggregate/accountant"
@@ -145,26 +146,65 @@ func (d *DPPolicy) Validate() error {
 	return nil
 }
 
-// roundRDP is the Rényi DP of one round that selects cohort of eligible
-// clients, at accountant.DefaultOrders: fixed-size sampling without
-// replacement, and noise multiplier z/2 because replacing one client moves
-// the clipped sum by up to 2C.
-func roundRDP(dp *DPPolicy, cohort, eligible int) ([]float64, error) {
-	orders := accountant.DefaultOrders()
-	z := dp.Noise
-	q := float64(cohort) / float64(max(eligible, 1))
+// roundComposition is one round that selects cohort of eligible clients,
+// as the accountant composes it: fixed-size sampling without replacement
+// at rate cohort/eligible (replace-one adjacency: the accountant uses noise
+// multiplier z/2, as replacing one client moves the clipped sum by up to
+// 2C); with local DP rate 1 (a client's own noisy update is not amplified
+// by sampling).
+func roundComposition(dp *DPPolicy, cohort, eligible int) accountant.Composition {
+	q := min(float64(cohort)/float64(max(eligible, 1)), 1)
 	if dp.Local {
-		q = 1 // a client's own noisy update: no amplification by sampling
+		q = 1
 	}
-	out := make([]float64, len(orders))
+	return accountant.Composition{Z: dp.Noise, Q: q, Steps: 1}
+}
+
+// addRound appends c to rounds, merged into the last run when it has the
+// same rate and noise.
+func addRound(rounds []accountant.Composition, c accountant.Composition) []accountant.Composition {
+	if n := len(rounds); n > 0 && rounds[n-1].Z == c.Z && rounds[n-1].Q == c.Q {
+		rounds[n-1].Steps += c.Steps
+		return rounds
+	}
+	return append(rounds, c)
+}
+
+// epsilonOf is the ε at delta of the composed rounds, minimized over the
+// Rényi order (0 for none).
+func epsilonOf(rounds []accountant.Composition, delta float64) (float64, error) {
+	if len(rounds) == 0 {
+		return 0, nil
+	}
+	eps, _, err := accountant.OptimalEpsilon(accountant.WithoutReplacement{}, rounds, delta)
+	return eps, err
+}
+
+// legacyCompose adds one round to RDP accumulated at
+// accountant.DefaultOrders (a state written before DPRounds), returning the
+// new curve and its ε on that grid.
+func legacyCompose(dp *DPPolicy, rdp []float64, cohort, eligible int) ([]float64, float64, error) {
+	c := roundComposition(dp, cohort, eligible)
+	orders := accountant.DefaultOrders()
+	if len(rdp) != len(orders) {
+		return nil, 0, fmt.Errorf("the stored Rényi DP has %d orders, the accountant's grid %d", len(rdp), len(orders))
+	}
+	out := slices.Clone(rdp)
 	for i, a := range orders {
-		r, err := accountant.WithoutReplacementRDP(min(q, 1), z/2, a)
+		r, err := accountant.WithoutReplacementRDP(c.Q, c.Z/2, a)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		out[i] = r
+		out[i] += r
 	}
-	return out, nil
+	eps, _, err := accountant.EpsilonFromRDP(orders, out, dp.Delta)
+	return out, eps, err
+}
+
+// legacySpend is the ε on the legacy grid after one more round.
+func legacySpend(dp *DPPolicy, rdp []float64, cohort, eligible int) (float64, error) {
+	_, eps, err := legacyCompose(dp, rdp, cohort, eligible)
+	return eps, err
 }
 
 // SpentAfter is the ε (at d.Delta) the federation has spent after rounds
@@ -175,14 +215,9 @@ func (d *DPPolicy) SpentAfter(rounds, cohort, population int) (float64, error) {
 	if rounds <= 0 {
 		return 0, nil
 	}
-	r, err := roundRDP(d, cohort, population)
-	if err != nil {
-		return 0, err
-	}
-	for i := range r {
-		r[i] *= float64(rounds)
-	}
-	return epsilonOf(r, d.Delta)
+	c := roundComposition(d, cohort, population)
+	c.Steps = rounds
+	return epsilonOf([]accountant.Composition{c}, d.Delta)
 }
 
 // AffordableRounds is how many such rounds fit in the budget d.Epsilon
@@ -201,15 +236,6 @@ func (d *DPPolicy) AffordableRounds(cohort, population, limit int) (int, error) 
 		}
 	}
 	return limit, nil
-}
-
-// epsilonOf converts accumulated RDP to ε at delta.
-func epsilonOf(rdp []float64, delta float64) (float64, error) {
-	if rdp == nil {
-		return 0, nil
-	}
-	eps, _, err := accountant.EpsilonFromRDP(accountant.DefaultOrders(), rdp, delta)
-	return eps, err
 }
 
 // Validate reports a policy that cannot run.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // DefaultOrders returns dp_accounting's DEFAULT_RDP_ORDERS: 1.25, 1.5, 1.75,
@@ -65,6 +66,7 @@ type Accountant struct {
 	orders   []float64
 	rdp      []float64
 	steps    int
+	comps    []Composition // what was composed, for the order search
 
 	// The last per-step RDP computed, for (lastZ, lastQ): a training loop asks
 	// WouldExceed and then Compose with the same z and q every round.
@@ -130,8 +132,17 @@ func (a *Accountant) Compose(z, q float64, steps int) error {
 		a.rdp[i] += float64(steps) * r
 	}
 	a.steps += steps
+	if n := len(a.comps); n > 0 && a.comps[n-1].Z == z && a.comps[n-1].Q == q {
+		a.comps[n-1].Steps += steps
+	} else if steps > 0 {
+		a.comps = append(a.comps, Composition{Z: z, Q: q, Steps: steps})
+	}
 	return nil
 }
+
+// Compositions returns a copy of what was composed, runs of identical
+// steps merged.
+func (a *Accountant) Compositions() []Composition { return slices.Clone(a.comps) }
 
 // stepRDP returns the RDP of one step at every order. The result is shared
 // with the cache: callers must not modify it.
@@ -177,16 +188,54 @@ func (a *Accountant) computeStepRDP(z, q float64) ([]float64, error) {
 }
 
 // Epsilon returns the smallest ε such that everything composed so far is
-// (ε, delta)-DP, and the order attaining it (see EpsilonFromRDP). delta must
-// be in (0, 1).
+// (ε, delta)-DP, and the order attaining it: the minimum over the
+// accountant's orders (EpsilonFromRDP) and over all orders
+// (OptimalEpsilon), whichever is lower. delta must be in (0, 1).
 func (a *Accountant) Epsilon(delta float64) (eps, order float64, err error) {
-	return EpsilonFromRDP(a.orders, a.rdp, delta)
+	return a.epsilonWith(nil, delta)
+}
+
+// epsilonWith is Epsilon with extra compositions on top (curve: their RDP
+// at the accountant's orders, added to what is spent).
+func (a *Accountant) epsilonWith(extra *Composition, delta float64) (eps, order float64, err error) {
+	rdp, comps := a.rdp, a.comps
+	if extra != nil {
+		per, err := a.stepRDP(extra.Z, extra.Q)
+		if err != nil {
+			return 0, 0, err
+		}
+		rdp = make([]float64, len(per))
+		for i, r := range per {
+			rdp[i] = a.rdp[i] + float64(extra.Steps)*r
+		}
+		comps = append(slices.Clone(comps), *extra)
+	}
+	eps, order, err = EpsilonFromRDP(a.orders, rdp, delta)
+	if err != nil || len(comps) == 0 {
+		return eps, order, err
+	}
+	if e, o, err := OptimalEpsilon(a.sampling, comps, delta); err != nil {
+		return 0, 0, err
+	} else if e < eps {
+		eps, order = e, o
+	}
+	return eps, order, nil
 }
 
 // Delta returns the smallest δ such that everything composed so far is
-// (eps, δ)-DP, and the order attaining it (see DeltaFromRDP).
+// (eps, δ)-DP, and the order attaining it (DeltaFromRDP and OptimalDelta,
+// whichever is lower).
 func (a *Accountant) Delta(eps float64) (delta, order float64, err error) {
-	return DeltaFromRDP(a.orders, a.rdp, eps)
+	delta, order, err = DeltaFromRDP(a.orders, a.rdp, eps)
+	if err != nil || len(a.comps) == 0 {
+		return delta, order, err
+	}
+	if d, o, err := OptimalDelta(a.sampling, a.comps, eps); err != nil {
+		return 0, 0, err
+	} else if d < delta {
+		delta, order = d, o
+	}
+	return delta, order, nil
 }
 
 // NoiseForEpsilon returns the smallest noise multiplier z (to 1e-6 relative,
@@ -212,18 +261,10 @@ func (a *Accountant) NoiseForEpsilon(targetEps, delta, q float64, steps int) (fl
 		return 0, fmt.Errorf("accountant: sampling rate q = %v must be in (0, 1] to calibrate noise", q)
 	}
 	epsAt := func(z float64) (float64, error) {
-		per, err := a.stepRDP(z, q)
-		if err != nil {
-			return 0, err
-		}
-		total := make([]float64, len(per))
-		for i, r := range per {
-			total[i] = a.rdp[i] + float64(steps)*r
-		}
-		e, _, err := EpsilonFromRDP(a.orders, total, delta)
+		e, _, err := a.epsilonWith(&Composition{Z: z, Q: q, Steps: steps}, delta)
 		return e, err
 	}
-	spent, _, err := EpsilonFromRDP(a.orders, a.rdp, delta)
+	spent, _, err := a.Epsilon(delta)
 	if err != nil {
 		return 0, err
 	}
@@ -288,15 +329,7 @@ func (b Budget) WouldExceed(acct *Accountant, z, q float64) (bool, error) {
 	if err := checkDelta(b.Delta); err != nil {
 		return false, fmt.Errorf("budget: %w", err)
 	}
-	per, err := acct.stepRDP(z, q)
-	if err != nil {
-		return false, err
-	}
-	next := make([]float64, len(per))
-	for i, r := range per {
-		next[i] = acct.rdp[i] + r
-	}
-	e, _, err := EpsilonFromRDP(acct.orders, next, b.Delta)
+	e, _, err := acct.epsilonWith(&Composition{Z: z, Q: q, Steps: 1}, b.Delta)
 	if err != nil {
 		return false, err
 	}

@@ -29,30 +29,32 @@ func EpsilonFromRDP(orders, rdp []float64, delta float64) (eps, order float64, e
 	if err := checkDelta(delta); err != nil {
 		return 0, 0, err
 	}
-	logDelta := math.Log(delta)
 	best, bestOrder := math.Inf(1), orders[0]
 	for i, a := range orders {
-		r := rdp[i]
-		var e float64
-		switch {
-		case math.IsInf(r, 1):
-			e = math.Inf(1)
-		case delta*delta+math.Expm1(-r) > 0:
-			e = 0
-		case a > 1.01:
-			improved := r - (logDelta+math.Log(a))/(a-1) + math.Log1p(-1/a)
-			classic := r - logDelta/(a-1)
-			e = math.Min(improved, classic)
-		case a > 1:
-			e = r - logDelta/(a-1)
-		default:
-			e = math.Inf(1)
-		}
-		if e < best {
+		if e := epsilonAtOrder(rdp[i], a, delta); e < best {
 			best, bestOrder = e, a
 		}
 	}
 	return math.Max(0, best), bestOrder, nil
+}
+
+// epsilonAtOrder is the ε that RDP r at order a implies at delta (see
+// EpsilonFromRDP; not clamped at 0).
+func epsilonAtOrder(r, a, delta float64) float64 {
+	logDelta := math.Log(delta)
+	switch {
+	case math.IsInf(r, 1) || math.IsNaN(r):
+		return math.Inf(1)
+	case delta*delta+math.Expm1(-r) > 0:
+		return 0
+	case a > 1.01:
+		improved := r - (logDelta+math.Log(a))/(a-1) + math.Log1p(-1/a)
+		classic := r - logDelta/(a-1)
+		return math.Min(improved, classic)
+	case a > 1:
+		return r - logDelta/(a-1)
+	}
+	return math.Inf(1)
 }
 
 // DeltaFromRDP converts an RDP curve into the smallest δ for which it implies
@@ -72,27 +74,32 @@ func DeltaFromRDP(orders, rdp []float64, eps float64) (delta, order float64, err
 	}
 	best, bestOrder := math.Inf(1), orders[0]
 	for i, a := range orders {
-		r := rdp[i]
-		var ld float64
-		if r == 0 {
-			ld = math.Inf(-1)
-		} else {
-			ld = 0.5 * math.Log1p(-math.Exp(-r))
-		}
-		switch {
-		case a > 1.01:
-			ld = math.Min(ld, (a-1)*(r-eps+math.Log1p(-1/a))-math.Log(a))
-		case a > 1:
-			ld = math.Min(ld, (a-1)*(r-eps))
-		}
-		if math.IsNaN(ld) { // +Inf RDP with +Inf eps: no information
-			ld = 0
-		}
-		if ld < best {
+		if ld := logDeltaAtOrder(rdp[i], a, eps); ld < best {
 			best, bestOrder = ld, a
 		}
 	}
 	return math.Min(math.Exp(best), 1), bestOrder, nil
+}
+
+// logDeltaAtOrder is log δ that RDP r at order a implies at eps (see
+// DeltaFromRDP; not capped at 0).
+func logDeltaAtOrder(r, a, eps float64) float64 {
+	var ld float64
+	if r == 0 {
+		ld = math.Inf(-1)
+	} else {
+		ld = 0.5 * math.Log1p(-math.Exp(-r))
+	}
+	switch {
+	case a > 1.01:
+		ld = math.Min(ld, (a-1)*(r-eps+math.Log1p(-1/a))-math.Log(a))
+	case a > 1:
+		ld = math.Min(ld, (a-1)*(r-eps))
+	}
+	if math.IsNaN(ld) { // +Inf RDP with +Inf eps: no information
+		ld = 0
+	}
+	return ld
 }
 
 func checkCurve(orders, rdp []float64) error {

@@ -36,8 +36,13 @@
 // forward differences computed accurately also for large noise), see
 // WithoutReplacementRDP. Conversion to (ε, δ) uses Balle et al. 2020, Prop. 12
 // (never worse than the classic ε = rdp + log(1/δ)/(α−1)), minimized over the
-// orders: a denser or wider order list can only lower ε (DefaultOrders is
-// dp_accounting's list).
+// order: first on SearchOrders (dp_accounting's DEFAULT_RDP_ORDERS and
+// Opacus's DEFAULT_ALPHAS together), then by a golden-section search at
+// fractional orders between the best point's neighbours, evaluated from the
+// composed rounds directly (OptimalEpsilon; the Accountant keeps them). So ε
+// is never above either library's figure for the same bound: z = 1.5,
+// q = 0.04, 2250 steps, δ = 1e-5 gives 7.32835 where Opacus's grid gives
+// 7.32911 and dp_accounting's 7.32988.
 //
 // # Assumptions, and the factor 2
 //

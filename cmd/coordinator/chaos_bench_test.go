@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,9 +54,10 @@ import (
 //     stayed under 128 MiB.
 //
 // It is a benchmark, not a test: it takes minutes. KRONFED_CHAOS_ROUNDS
-// sets the rounds (default 60, about three minutes), KRONFED_CHAOS_SEED the fault script.
+// sets the rounds (default 60, about three minutes), KRONFED_CHAOS_SEED the
+// fault script, KRONFED_CHAOS_LOGS a folder for every process's output.
 //
-//	go test ./cmd/coordinator -run '^$' -bench Chaos -benchtime 1x -v
+//	go test ./cmd/coordinator -run '^$' -bench Chaos -benchtime 1x -timeout 30m -v
 func BenchmarkChaos(b *testing.B) {
 	rounds := envInt(b, "KRONFED_CHAOS_ROUNDS", 60)
 	seed := uint64(envInt(b, "KRONFED_CHAOS_SEED", 1))
@@ -96,6 +98,7 @@ rule = "fedavg"`, rounds, normBound), "keep_uploads = 100000\nkeep_globals = 100
 		}
 		wall := time.Since(start)
 		b.StopTimer()
+		c.saveLogs(os.Getenv("KRONFED_CHAOS_LOGS"))
 		published, abandoned := c.check(rounds, normBound)
 		var tried, refused, accepted int64
 		reasons := map[string]int64{}
@@ -232,7 +235,24 @@ func (c *chaos) injectFaults(limit time.Duration) {
 	}
 }
 
+// saveLogs writes every process's output into dir ("" : nowhere).
+func (c *chaos) saveLogs(dir string) {
+	if dir == "" {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		c.b.Fatal(err)
+	}
+	for i, p := range slices.Concat(c.coords, c.all) {
+		name := fmt.Sprintf("%02d-%s.log", i, strings.NewReplacer(" ", "-", "#", "").Replace(p.name))
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(p.output()), 0o644); err != nil {
+			c.b.Fatal(err)
+		}
+	}
+}
+
 func (c *chaos) fault(kind string) {
+	c.b.Logf("%s fault %d: %s", time.Now().Format("15:04:05.000"), c.faults+1, kind)
 	c.faults++
 	c.kinds[kind]++
 }
