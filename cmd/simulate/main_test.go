@@ -116,6 +116,37 @@ func TestAccountantCommand(t *testing.T) {
 	if !(rep.Epsilon <= 1 && rep.Epsilon > 0.999) {
 		t.Fatalf("noise %v for ε = 1 gives ε = %v", rep.Noise, rep.Epsilon)
 	}
+	// --method pld: the PLD accountant's pessimistic ε with its bracket,
+	// below RDP's; its inverse meets the target; fixed cohorts are refused.
+	out.Reset()
+	if err := program.Run([]string{"accountant", "--method", "pld", "--noise", "2.5", "--sample-rate", "0.01", "--steps", "50", "--json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var pld accountantReport
+	if err := json.Unmarshal(out.Bytes(), &pld); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := accountant.NewPLDAccountant(accountant.PLDOptions{})
+	a.Compose(2.5, 0.01, 50)
+	want, _ := a.Epsilon(1e-5)
+	if pld.Method != "pld" || pld.Epsilon != want.Upper || pld.EpsilonLower != want.Lower || !(pld.Epsilon < eps) {
+		t.Fatalf("--method pld: %+v; accountant %+v; RDP %v", pld, want, eps)
+	}
+	out.Reset()
+	if err := program.Run([]string{"accountant", "--method", "pld", "--epsilon", "1", "--sample-rate", "0.01", "--steps", "10", "--json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(out.Bytes(), &pld)
+	if !(pld.Epsilon <= 1 && pld.Epsilon > 0.99) {
+		t.Fatalf("--method pld --epsilon 1: noise %v gives ε %v", pld.Noise, pld.Epsilon)
+	}
+	for _, bad := range [][]string{{"--method", "pld", "--noise", "1", "--cohort", "10", "--population", "100", "--steps", "5"},
+		{"--method", "moments", "--noise", "1", "--sample-rate", "0.1", "--steps", "5"},
+		{"--method", "pld", "--noise", "0.05", "--sample-rate", "0.5", "--steps", "100000", "--pld-max-mib", "8"}} {
+		if err := program.Run(append([]string{"accountant"}, bad...), &out); err == nil {
+			t.Errorf("accountant %v: no error", bad)
+		}
+	}
 	for _, bad := range [][]string{{"--noise", "0", "--sample-rate", "0.1", "--steps", "5"}, {"--noise", "1", "--sample-rate", "0.1", "--steps", "5", "--delta", "2"},
 		{"--noise", "1", "--sample-rate", "1.5", "--steps", "5"}, {"--noise", "1", "--sample-rate", "0.1", "--steps", "-1"}} {
 		if err := program.Run(append([]string{"accountant"}, bad...), &out); err == nil {
