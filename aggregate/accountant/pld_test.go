@@ -101,7 +101,6 @@ func hockeyStick(sigma, q, eps float64, remove bool, steps int) float64 {
 	return d
 }
 
-
 // TestPLDSubsampledExact: one and two steps of the subsampled Gaussian,
 // both directions: the pessimistic and optimistic PLDs bracket the exact
 // hockey-stick divergence, and the accountant reports the worse direction.
