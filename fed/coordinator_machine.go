@@ -29,6 +29,11 @@ type CoordinatorMachine struct {
 	stable  State // the state last persisted (Advance)
 	dirty   bool  // st differs from stable
 	members map[string]*Member
+	// rejoin: the machine resumed a federation that had run rounds, and
+	// waits for its members to call again (see waitForRejoin); since: the
+	// first tick after that.
+	rejoin bool
+	since  time.Time
 }
 
 // NewCoordinatorMachine starts from a stored state (the zero State for a new
@@ -47,7 +52,26 @@ func NewCoordinatorMachine(p Policy, st State) (*CoordinatorMachine, error) {
 	if st.Phase == PhaseDone && st.Stopped == "" && (p.Rounds == 0 || st.Published < p.Rounds) {
 		st.Phase = PhaseIdle
 	}
-	return &CoordinatorMachine{policy: p, st: st.clone(), stable: st.clone(), members: map[string]*Member{}}, nil
+	return &CoordinatorMachine{policy: p, st: st.clone(), stable: st.clone(), members: map[string]*Member{},
+		rejoin: st.Round > 0 && p.RejoinGrace > 0}, nil
+}
+
+// waitForRejoin says whether a new round must wait for members to come
+// back. A restarted coordinator knows no members until they call again; a
+// round started at once would draw its cohort from whichever few called
+// first. So the first round after a restart waits until as many clients as
+// the last round drew from are eligible again, or RejoinGrace has passed.
+func (m *CoordinatorMachine) waitForRejoin(now time.Time, eligible int) bool {
+	if !m.rejoin {
+		return false
+	}
+	if m.since.IsZero() {
+		m.since = now
+	}
+	if eligible >= m.st.Eligible || now.Sub(m.since) >= m.policy.RejoinGrace {
+		m.rejoin = false
+	}
+	return m.rejoin
 }
 
 // State returns a copy of the durable state.
@@ -214,7 +238,7 @@ func (m *CoordinatorMachine) Tick(now time.Time) []Effect {
 			return []Effect{AllPublished{}}
 		}
 		eligible := m.eligible(now)
-		if len(eligible) < m.minClients() {
+		if len(eligible) < m.minClients() || m.waitForRejoin(now, len(eligible)) {
 			return nil
 		}
 		// With MinClients below the cohort size, a round starts with every

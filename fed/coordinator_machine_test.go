@@ -568,3 +568,42 @@ func TestRefusedUploadClosesRoundAtQuorum(t *testing.T) {
 		t.Fatalf("closed with b live and pending: %#v", e)
 	}
 }
+
+// TestRestartWaitsForMembersToRejoin: a restarted coordinator's first
+// round waits until as many clients as the last round drew from are back,
+// or RejoinGrace has passed; a new federation does not wait.
+func TestRestartWaitsForMembersToRejoin(t *testing.T) {
+	p := testPolicy()
+	p.Rounds, p.CohortSize, p.Quorum, p.MinClients, p.RejoinGrace = 10, 0, 1, 1, 10*time.Second
+	p.Fraction = 1
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	stored := State{Round: 3, Phase: PhaseIdle, GlobalVersion: 4, Published: 3, Eligible: 3}
+
+	m, _ := NewCoordinatorMachine(p, stored)
+	m.Join(at(0), "a", 10, "")
+	if e := m.Tick(at(0)); e != nil {
+		t.Fatalf("a round started with 1 of the 3 clients back, at once: %#v", e)
+	}
+	m.Join(at(1), "b", 10, "")
+	if e := m.Tick(at(1)); e != nil {
+		t.Fatalf("a round started with 2 of 3 back: %#v", e)
+	}
+	m.Join(at(2), "c", 10, "")
+	if sr := only[StartRound](t, m.Tick(at(2))); sr.Round != 4 || len(sr.Cohort) != 3 {
+		t.Fatalf("with all three back: %+v", sr)
+	}
+
+	m, _ = NewCoordinatorMachine(p, stored)
+	m.Join(at(0), "a", 10, "")
+	m.Tick(at(0))
+	if e := m.Tick(at(9)); e != nil {
+		t.Fatalf("started within the grace: %#v", e)
+	}
+	if sr := only[StartRound](t, m.Tick(at(10))); len(sr.Cohort) != 1 {
+		t.Fatalf("after the grace: %+v", sr)
+	}
+
+	m, _ = NewCoordinatorMachine(p, State{GlobalVersion: 1})
+	m.Join(at(0), "a", 10, "")
+	only[StartRound](t, m.Tick(at(0)))
+}

@@ -70,6 +70,11 @@ type Policy struct {
 	// aggregation, where the coordinator never sees one update (its range
 	// bounds each coordinate instead).
 	MaxUpdateNorm float64
+	// RejoinGrace: after a restart, the first new round waits for as many
+	// clients as the last round drew from to call again, at most this long
+	// (0: it starts as soon as MinClients are back, with whoever came
+	// first — an attacker that reconnects fastest included).
+	RejoinGrace time.Duration
 }
 
 // DefaultMaxExamples is the bound on a client's announced examples when
@@ -251,6 +256,8 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("min clients %d < 0", p.MinClients)
 	case p.MaxExamples < 0:
 		return fmt.Errorf("max examples %d < 0", p.MaxExamples)
+	case p.RejoinGrace < 0:
+		return fmt.Errorf("rejoin grace %v < 0", p.RejoinGrace)
 	case !(p.MaxUpdateNorm >= 0) || math.IsInf(p.MaxUpdateNorm, 0):
 		return fmt.Errorf("max update norm %v: want a finite bound ≥ 0 (0: none)", p.MaxUpdateNorm)
 	case p.MaxUpdateNorm > 0 && p.SecAgg != nil:

@@ -66,6 +66,7 @@ func BenchmarkChaos(b *testing.B) {
 rounds = %d
 fraction = 1.0
 min_clients = 3
+start_clients = 6
 quorum = 3
 timeout = "45s"
 lease = "30s"

@@ -99,8 +99,11 @@ type roundsConfig struct {
 	// of a training client). A round closes at quorum once the members that
 	// have not uploaded are silent for longer than it.
 	Lease string `toml:"lease"`
-	Seed  uint64 `toml:"seed"`
-	Rule  string `toml:"rule"`
+	// RejoinGrace: after a restart, how long the first new round waits for
+	// the last round's clients to call again (default 15s; "0s": not at all).
+	RejoinGrace string `toml:"rejoin_grace"`
+	Seed        uint64 `toml:"seed"`
+	Rule        string `toml:"rule"`
 }
 
 type trainConfig struct {
@@ -176,7 +179,13 @@ func (c serveConfig) policy() (fed.Policy, fed.Rule, error) {
 			return fed.Policy{}, fed.Rule{}, fmt.Errorf("rounds.lease %v is shorter than two client heartbeats (%v): clients still training would count as gone", lease, 2*fed.DefaultHeartbeat)
 		}
 	}
-	p := fed.Policy{Lease: lease,
+	grace := 15 * time.Second
+	if c.Rounds.RejoinGrace != "" {
+		if grace, err = time.ParseDuration(c.Rounds.RejoinGrace); err != nil || grace < 0 {
+			return fed.Policy{}, fed.Rule{}, fmt.Errorf("rounds.rejoin_grace %q: want a duration ≥ 0 (%v)", c.Rounds.RejoinGrace, err)
+		}
+	}
+	p := fed.Policy{Lease: lease, RejoinGrace: grace,
 		Rounds: c.Rounds.Rounds, CohortSize: c.Rounds.Cohort, Fraction: c.Rounds.Fraction, MinClients: c.Rounds.MinClients,
 		StartClients: c.Rounds.StartClients, MaxExamples: c.Rounds.MaxExamples, MaxUpdateNorm: c.Rounds.MaxUpdateNorm,
 		Quorum: c.Rounds.Quorum, RoundTimeout: timeout, Seed: c.Rounds.Seed,
