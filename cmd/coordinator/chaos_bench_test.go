@@ -54,12 +54,12 @@ import (
 //     stayed under 128 MiB.
 //
 // It is a benchmark, not a test: it takes minutes. KRONFED_CHAOS_ROUNDS
-// sets the rounds (default 60, about three minutes), KRONFED_CHAOS_SEED the
+// sets the rounds (default 150, about three minutes), KRONFED_CHAOS_SEED the
 // fault script, KRONFED_CHAOS_LOGS a folder for every process's output.
 //
 //	go test ./cmd/coordinator -run '^$' -bench Chaos -benchtime 1x -timeout 30m -v
 func BenchmarkChaos(b *testing.B) {
-	rounds := envInt(b, "KRONFED_CHAOS_ROUNDS", 60)
+	rounds := envInt(b, "KRONFED_CHAOS_ROUNDS", 150)
 	seed := uint64(envInt(b, "KRONFED_CHAOS_SEED", 1))
 	const honest, normBound, peakBoundMiB = 4, 5.0, 128
 	f := newFederation(b, honest+2, fmt.Sprintf(`[rounds]
