@@ -27,6 +27,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/aggregate/audit"
 	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
 	"github.com/kronfed/kronfed/fedtrain"
@@ -69,6 +70,13 @@ type Options struct {
 	// from a federation CA made in Dir.
 	Transport string
 	Logger    *slog.Logger
+	// Canaries, when > 0, audits the run empirically (aggregate/audit):
+	// that many canary clients join the population, each uploading its own
+	// random unit direction times the clipping norm every round it is
+	// sampled, and RoundInfo.Audit estimates ε from the published adapter.
+	// Not with secure aggregation or local DP, where the method does not
+	// apply; memory transport only.
+	Canaries int
 	// Uploads, when set, is told how many of the open round's cohort have
 	// uploaded, each time that count grows (best effort: two uploads
 	// landing together are one call). It runs on Phase's goroutine.
@@ -108,6 +116,10 @@ type Federation struct {
 	// grpc transport: the coordinator's material and the clients' bundles.
 	material *secure.Coordinator
 	bundles  []*secure.Bundle
+	// The audit's canaries: their directions, names and keys.
+	canaries    *audit.Canaries
+	canaryNames []string
+	canaryKeys  []ed25519.PrivateKey
 }
 
 // New creates the federation's keys (in memory), its store and its initial
@@ -125,6 +137,19 @@ func New(opts Options) (*Federation, error) {
 	}
 	if _, _, err := ParsePartition(opts.Partition); err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	switch {
+	case opts.Canaries < 0:
+		return nil, fmt.Errorf("simulate: %d canaries", opts.Canaries)
+	case opts.Canaries == 0:
+	case opts.Canaries < 2:
+		return nil, errors.New("simulate: the audit needs at least 2 canaries to fit their distribution")
+	case opts.SecAgg != nil:
+		return nil, errors.New("simulate: canaries with secure aggregation: the audit tests the released model against each canary's own update, which secure aggregation hides from nobody and the method does not cover (Andrew et al. audit central DP-FedAvg)")
+	case opts.DP != nil && opts.DP.Local:
+		return nil, errors.New("simulate: canaries with local DP: the one-shot audit estimates central DP-FedAvg's ε; with local DP each canary would noise itself")
+	case opts.Transport == "grpc":
+		return nil, errors.New("simulate: canaries run over the memory transport only")
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
@@ -193,6 +218,20 @@ func New(opts Options) (*Federation, error) {
 		f.keys = append(f.keys, key)
 		f.names = append(f.names, name)
 	}
+	if opts.Canaries > 0 {
+		// As many held-out directions as needed for a steady null fit.
+		if f.canaries, err = audit.NewCanaries(f.initial.NumParams(), opts.Canaries, max(4*opts.Canaries, 200), opts.Seed); err != nil {
+			return nil, fmt.Errorf("simulate: %w", err)
+		}
+		for i := range opts.Canaries {
+			_, key, err := ed25519.GenerateKey(rand.Reader)
+			if err != nil {
+				return nil, err
+			}
+			f.canaryNames = append(f.canaryNames, fmt.Sprintf("canary-%04d", i))
+			f.canaryKeys = append(f.canaryKeys, key)
+		}
+	}
 	if f.st, err = store.Open(filepath.Join(opts.Dir, "coordinator.db"), store.Options{NoSync: true}); err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
@@ -225,6 +264,39 @@ type RoundInfo struct {
 	Global  *adapter.Set
 	Version uint64
 	Result  *fedpb.RoundResult
+	// Audit is the empirical ε of the adapter published so far (with
+	// Options.Canaries; nil otherwise).
+	Audit *audit.Estimate
+}
+
+// auditDelta is δ for the audit's estimate: the DP policy's, else 1e-5.
+func (f *Federation) auditDelta() float64 {
+	if f.opts.DP != nil && f.opts.DP.Delta > 0 {
+		return f.opts.DP.Delta
+	}
+	return 1e-5
+}
+
+// Audit estimates ε from global against the canaries: the cosines of its
+// change from the initial adapter with every canary direction, a Gaussian
+// fit to each set, and a bootstrap interval (aggregate/audit).
+func (f *Federation) Audit(global *adapter.Set) (*audit.Estimate, error) {
+	if f.canaries == nil {
+		return nil, nil
+	}
+	delta := audit.Flatten(global)
+	for i, x := range audit.Flatten(f.initial) {
+		delta[i] -= x
+	}
+	in, out, err := f.canaries.Cosines(delta)
+	if err != nil {
+		return nil, err
+	}
+	est, err := audit.EstimateEpsilon(in, out, f.auditDelta(), 200, 0.95, f.opts.Seed)
+	if err != nil {
+		return nil, err
+	}
+	return &est, nil
 }
 
 // Phase runs rounds federated rounds in which the clients hold shards of
@@ -263,7 +335,7 @@ func (f *Federation) PhaseOwnData(ctx context.Context, shards [][]task.Item, val
 		val = val[:f.opts.ValItems]
 	}
 	policy := fed.Policy{Rounds: f.published + rounds, CohortSize: f.opts.CohortSize, Fraction: f.opts.Fraction,
-		MinClients: f.opts.Clients, RoundTimeout: 24 * time.Hour, Seed: f.opts.Seed, Train: f.opts.Train, DP: f.opts.DP,
+		MinClients: f.opts.Clients + len(f.canaryNames), RoundTimeout: 24 * time.Hour, Seed: f.opts.Seed, Train: f.opts.Train, DP: f.opts.DP,
 		SecAgg: f.opts.SecAgg}
 	if policy.CohortSize == 0 && policy.Fraction == 0 {
 		policy.Fraction = 1
@@ -284,7 +356,7 @@ func (f *Federation) PhaseOwnData(ctx context.Context, shards [][]task.Item, val
 	}
 	defer stop()
 	var wg sync.WaitGroup
-	errs := make(chan error, f.opts.Clients+1)
+	errs := make(chan error, f.opts.Clients+len(f.canaryNames)+1)
 	globals := &fed.GlobalCache{}
 	for i, name := range f.names {
 		items := shards[i]
@@ -297,6 +369,35 @@ func (f *Federation) PhaseOwnData(ctx context.Context, shards [][]task.Item, val
 			Model: f.initial.BaseModel, Adapter: f.initial.Config.String(), Examples: int64(len(items)),
 			Key: f.keys[i], Recipient: f.recipient, Verifier: f.signer.Verifier(), PollWait: time.Second, Logger: f.log,
 			Globals: globals, Slots: f.sem})
+		if err != nil {
+			return fmt.Errorf("simulate: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Run(ctx); err != nil && ctx.Err() == nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	// The canaries: each uploads c·u_j, c the clipping norm (without DP, the
+	// mean shard's weight and norm 1).
+	var examples int
+	for _, sh := range shards {
+		examples += len(sh)
+	}
+	examples = int(min(int64(max(1, examples/max(1, len(shards)))), policy.ExampleBound()))
+	for j, name := range f.canaryNames {
+		norm := 1.0
+		if f.opts.DP != nil {
+			norm = f.opts.DP.Clip
+		}
+		c, err := fed.NewClient(fed.ClientConfig{Name: name, Trainer: &canaryTrainer{canaries: f.canaries, j: j, norm: norm, examples: examples},
+			Conn:  &fed.MemoryConn{Server: srv, Peer: fed.Peer{Name: name, PublicKey: f.canaryKeys[j].Public()}},
+			Model: f.initial.BaseModel, Adapter: f.initial.Config.String(), Examples: int64(examples),
+			Key: f.canaryKeys[j], Recipient: f.recipient, Verifier: f.signer.Verifier(), PollWait: time.Second, Logger: f.log,
+			Globals: globals})
 		if err != nil {
 			return fmt.Errorf("simulate: %w", err)
 		}
@@ -329,8 +430,12 @@ func (f *Federation) PhaseOwnData(ctx context.Context, shards [][]task.Item, val
 				return fmt.Errorf("no round result for global version %d", v)
 			}
 			reported = v
+			est, err := f.Audit(global)
+			if err != nil {
+				return err
+			}
 			if onRound != nil {
-				if err := onRound(RoundInfo{Round: r.Round, Global: global, Version: v, Result: r}); err != nil {
+				if err := onRound(RoundInfo{Round: r.Round, Global: global, Version: v, Result: r, Audit: est}); err != nil {
 					return err
 				}
 			}
@@ -458,6 +563,23 @@ func (t *simTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.Ro
 	}
 	et := fedtrain.Trainer{Learner: l, TrainItems: t.items, ValItems: t.val}
 	return et.Train(ctx, local, rc)
+}
+
+// canaryTrainer is a canary client's local "training": local += norm·u_j,
+// the same direction every round (the server clips it to the round's clip
+// norm like any update).
+type canaryTrainer struct {
+	canaries *audit.Canaries
+	j        int
+	norm     float64
+	examples int
+}
+
+func (t *canaryTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.RoundConfig) (fed.TrainStats, error) {
+	if err := t.canaries.AddTo(local, t.j, t.norm); err != nil {
+		return fed.TrainStats{}, err
+	}
+	return fed.TrainStats{Examples: t.examples}, nil
 }
 
 // Evaluate scores a global adapter on items with a fresh learner.

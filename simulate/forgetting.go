@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/aggregate/audit"
 	"github.com/kronfed/kronfed/task"
 )
 
@@ -134,6 +135,8 @@ type Progress struct {
 	AccA      float64
 	AccB      float64
 	Elapsed   time.Duration
+	// Audit is the round's empirical ε̂ (with canaries), else nil.
+	Audit *audit.Estimate
 }
 
 // RoundRecord is one line of rounds.jsonl.
@@ -155,6 +158,12 @@ type RoundRecord struct {
 	// PerplexityA is task A's test perplexity on completion tasks (whose
 	// AccA is the exact-match rate), 0 on multiple-choice tasks.
 	PerplexityA float64 `json:"perplexity_a,omitempty"`
+	// Audit: the empirical ε̂ of the adapter published so far, at the run's
+	// δ, and its 95% bootstrap interval (with canaries; see
+	// Options.Canaries).
+	Audit     float64 `json:"audit_epsilon,omitempty"`
+	AuditLow  float64 `json:"audit_low,omitempty"`
+	AuditHigh float64 `json:"audit_high,omitempty"`
 }
 
 // Outcome is one (adapter, pair) run's summary.

@@ -62,10 +62,13 @@ func (s *Single) Run(ctx context.Context) ([]RoundRecord, error) {
 		rec := RoundRecord{Adapter: label, TaskA: s.Splits.Name, Phase: "run", Round: len(records) + 1, Clients: len(r.Clients),
 			TrainLoss: r.TrainLoss, AccA: acc.Acc, WireBytes: r.WireBytes, RawBytes: r.RawBytes, AggError: r.AggregationError, Epsilon: r.Epsilon,
 			PerplexityA: acc.Perplexity}
+		if a := ri.Audit; a != nil {
+			rec.Audit, rec.AuditLow, rec.AuditHigh = a.Epsilon, a.Low, a.High
+		}
 		records = append(records, rec)
 		if s.Progress != nil {
 			s.Progress(Progress{Run: 1, Runs: 1, Adapter: label, Pair: Pair{A: s.Splits.Name}, Phase: "run", Round: rec.Round,
-				Rounds: s.Rounds, Loss: r.TrainLoss, Epsilon: r.Epsilon, AccA: acc.Acc, Elapsed: time.Since(start)})
+				Rounds: s.Rounds, Loss: r.TrainLoss, Epsilon: r.Epsilon, AccA: acc.Acc, Elapsed: time.Since(start), Audit: ri.Audit})
 		}
 		return nil
 	})
@@ -87,7 +90,8 @@ func WriteRunResults(dir string, records []RoundRecord) (string, error) {
 	}
 	var cs strings.Builder
 	w := csv.NewWriter(&cs)
-	w.Write([]string{"round", "clients", "train_loss", "test_accuracy", "epsilon", "wire_bytes", "raw_bytes", "aggregation_error", "test_perplexity"})
+	w.Write([]string{"round", "clients", "train_loss", "test_accuracy", "epsilon", "wire_bytes", "raw_bytes", "aggregation_error", "test_perplexity",
+		"audit_epsilon", "audit_low", "audit_high"})
 	// The ε column only with DP on, as in the forgetting table; completion
 	// tasks report perplexity, and their accuracy is exact match.
 	dp := hasEpsilon(records)
@@ -100,11 +104,16 @@ func WriteRunResults(dir string, records []RoundRecord) (string, error) {
 	if dp {
 		cols = append(cols, "ε:")
 	}
+	audited := len(records) > 0 && records[0].AuditHigh > 0
+	if audited {
+		cols = append(cols, "audit ε̂ [95%]:")
+	}
 	writeHeader(&md, append(cols, "uploaded:")...)
 	for _, r := range records {
 		f := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 		w.Write([]string{strconv.Itoa(r.Round), strconv.Itoa(r.Clients), f(r.TrainLoss), f(r.AccA), f(r.Epsilon),
-			strconv.FormatUint(r.WireBytes, 10), strconv.FormatUint(r.RawBytes, 10), f(r.AggError), f(r.PerplexityA)})
+			strconv.FormatUint(r.WireBytes, 10), strconv.FormatUint(r.RawBytes, 10), f(r.AggError), f(r.PerplexityA),
+			f(r.Audit), f(r.AuditLow), f(r.AuditHigh)})
 		if completions {
 			fmt.Fprintf(&md, "| %d | %d | %.4f | %.4g | %.3f |", r.Round, r.Clients, r.TrainLoss, r.PerplexityA, r.AccA)
 		} else {
@@ -112,6 +121,9 @@ func WriteRunResults(dir string, records []RoundRecord) (string, error) {
 		}
 		if dp {
 			fmt.Fprintf(&md, " %.3g |", r.Epsilon)
+		}
+		if audited {
+			fmt.Fprintf(&md, " %.3g [%.3g, %.3g] |", r.Audit, r.AuditLow, r.AuditHigh)
 		}
 		fmt.Fprintf(&md, " %s |\n", humanBytes(r.WireBytes))
 	}

@@ -42,7 +42,15 @@ type SweepPoint struct {
 	Delta     float64 `json:"delta,omitempty"`
 	WireBytes uint64  `json:"wire_bytes"`
 	Seconds   float64 `json:"seconds"`
+	// Audit is the empirical ε̂ after the last round and its 95% interval
+	// (with --audit; see RoundRecord).
+	Audit     float64 `json:"audit_epsilon,omitempty"`
+	AuditLow  float64 `json:"audit_low,omitempty"`
+	AuditHigh float64 `json:"audit_high,omitempty"`
 }
+
+// audited reports whether the point ran with the empirical audit.
+func (p SweepPoint) audited() bool { return p.AuditHigh > 0 }
 
 // DP reports whether the point ran with differential privacy.
 func (p SweepPoint) DP() bool { return p.Noise > 0 }
@@ -55,6 +63,7 @@ func (p *SweepPoint) Summarize(records []RoundRecord) {
 		p.BestAcc = max(p.BestAcc, r.AccA)
 		p.Epsilon = r.Epsilon
 		p.WireBytes += r.WireBytes
+		p.Audit, p.AuditLow, p.AuditHigh = r.Audit, r.AuditLow, r.AuditHigh
 	}
 }
 
@@ -120,24 +129,33 @@ func WriteSweepResults(dir string, points []SweepPoint) (string, error) {
 	}
 	var cs strings.Builder
 	w := csv.NewWriter(&cs)
-	w.Write([]string{"name", "adapter", "lr", "noise", "clip", "bits", "rounds", "final_accuracy", "best_accuracy", "epsilon", "delta", "wire_bytes", "seconds"})
+	w.Write([]string{"name", "adapter", "lr", "noise", "clip", "bits", "rounds", "final_accuracy", "best_accuracy", "epsilon", "delta", "wire_bytes", "seconds",
+		"audit_epsilon", "audit_low", "audit_high"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	sorted := sortedSweep(points)
+	audited := slices.ContainsFunc(points, SweepPoint.audited)
 	var md strings.Builder
-	writeHeader(&md, "adapter", "lr:", "bits:", "noise z:", "clip C:", "rounds:", "ε:", "final test accuracy:", "best:", "uploaded:")
+	cols := []string{"adapter", "lr:", "bits:", "noise z:", "clip C:", "rounds:", "ε:"}
+	if audited {
+		cols = append(cols, "audit ε̂ [95%]:")
+	}
+	writeHeader(&md, append(cols, "final test accuracy:", "best:", "uploaded:")...)
 	for _, p := range sorted {
 		eps := ""
 		if p.DP() {
 			eps = f(p.Epsilon)
 		}
 		w.Write([]string{p.Name, p.Adapter, f(p.LR), f(p.Noise), f(p.Clip), strconv.Itoa(p.Bits), strconv.Itoa(p.Rounds),
-			f(p.FinalAcc), f(p.BestAcc), eps, f(p.Delta), strconv.FormatUint(p.WireBytes, 10), f(p.Seconds)})
+			f(p.FinalAcc), f(p.BestAcc), eps, f(p.Delta), strconv.FormatUint(p.WireBytes, 10), f(p.Seconds), f(p.Audit), f(p.AuditLow), f(p.AuditHigh)})
 		clip := "–"
 		if p.DP() {
 			clip = f(p.Clip)
 		}
-		fmt.Fprintf(&md, "| %s | %s | %d | %s | %s | %d | %s | %.3f | %.3f | %s |\n", p.Adapter, f(p.LR), p.Bits, f(p.Noise), clip, p.Rounds,
-			p.epsilonText(), p.FinalAcc, p.BestAcc, humanBytes(p.WireBytes))
+		fmt.Fprintf(&md, "| %s | %s | %d | %s | %s | %d | %s |", p.Adapter, f(p.LR), p.Bits, f(p.Noise), clip, p.Rounds, p.epsilonText())
+		if audited {
+			fmt.Fprintf(&md, " %.3g [%.3g, %.3g] |", p.Audit, p.AuditLow, p.AuditHigh)
+		}
+		fmt.Fprintf(&md, " %.3f | %.3f | %s |\n", p.FinalAcc, p.BestAcc, humanBytes(p.WireBytes))
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -151,6 +169,9 @@ func WriteSweepResults(dir string, points []SweepPoint) (string, error) {
 	err = writeFigures(dir, []figureMaker{{"accuracy_vs_epsilon", func() (*plot.Plot, error) { return accuracyVsEpsilonPlot(sorted) }}})
 	return md.String(), err
 }
+
+// plottable: a positive, finite ε for the log axis.
+func plottable(eps float64) bool { return eps > 0 && !math.IsInf(eps, 0) && !math.IsNaN(eps) }
 
 // accuracyVsEpsilonPlot: final test accuracy against ε (log scale), one
 // curve per adapter × bits × clip; a series' run without DP is its dashed
@@ -176,6 +197,9 @@ func accuracyVsEpsilonPlot(points []SweepPoint) (*plot.Plot, error) {
 		}
 		curves[k] = append(curves[k], pt)
 		lo, hi = min(lo, pt.Epsilon), max(hi, pt.Epsilon)
+		if plottable(pt.Audit) {
+			lo, hi = min(lo, pt.Audit), max(hi, pt.Audit)
+		}
 	}
 	if len(keys) == 0 { // no DP point: a plain axis for the baselines alone
 		lo, hi = 0.1, 10
@@ -185,7 +209,7 @@ func accuracyVsEpsilonPlot(points []SweepPoint) (*plot.Plot, error) {
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.X.Min, p.X.Max = lo, hi
-	colour := 0
+	colour, extra := 0, 0
 	baseColour := map[string]int{}
 	for _, k := range keys {
 		var xs, ys []float64
@@ -195,6 +219,21 @@ func accuracyVsEpsilonPlot(points []SweepPoint) (*plot.Plot, error) {
 		}
 		if err := addMarkedLine(p, k, colour, xs, ys); err != nil {
 			return nil, err
+		}
+		// The audit's ε̂ of the same runs, dashed in the same colour: how
+		// much of the proven ε an attacker with the canaries could use.
+		xs, ys = nil, nil
+		for _, pt := range curves[k] {
+			if plottable(pt.Audit) {
+				xs = append(xs, pt.Audit)
+				ys = append(ys, pt.FinalAcc)
+			}
+		}
+		if len(xs) > 0 {
+			if err := addLine(p, k+", audit ε̂", colour, true, xs, ys); err != nil {
+				return nil, err
+			}
+			extra++
 		}
 		// The baseline of the same setting takes its first curve's colour.
 		if _, ok := baseColour[curves[k][0].setting()]; !ok {
@@ -216,6 +255,9 @@ func accuracyVsEpsilonPlot(points []SweepPoint) (*plot.Plot, error) {
 	}
 	// Room above accuracy 1 for the legend, a line of it per entry, so it
 	// never covers a curve or a baseline at the top.
-	p.Y.Max = 1 + 0.065*float64(len(keys)+len(baseKeys))
+	p.Y.Max = 1 + 0.065*float64(len(keys)+len(baseKeys)+extra)
+	if extra > 0 {
+		p.Title.Text = "Test accuracy vs privacy (flat dashed: without DP; sloped dashed: the audit's ε̂)"
+	}
 	return p, nil
 }

@@ -134,17 +134,26 @@ func (c *Canaries) Cosines(delta []float64) (inserted, held []float64, err error
 
 // Estimate is one empirical privacy estimate.
 type Estimate struct {
-	// Epsilon is ε̂ at Delta from the two fitted Gaussians; [Low, High]
-	// its bootstrap confidence interval at Level.
+	// Epsilon is ε̂ at Delta: the inserted canaries' mean cosine against
+	// the held-out ones', in units of the held-out spread — the Gaussian
+	// pair N(MeanOut, StdOut²), N(MeanIn, StdOut²) — and [Low, High] its
+	// bootstrap confidence interval at Level. The null's spread comes from
+	// the many held-out directions, so it is steady with few canaries.
 	Epsilon, Low, High float64
-	Delta, Level       float64
+	// EpsilonFit is ε̂ from both Gaussians as fitted, each with its own
+	// spread, and [FitLow, FitHigh] its interval. A spread ratio away from
+	// 1 dominates ε at small δ, so with few canaries (whose spread is
+	// poorly known) it runs high; with many, and where sampling makes a
+	// canary's participation vary, it is the fuller picture.
+	EpsilonFit, FitLow, FitHigh float64
+	Delta, Level                float64
 	// The fits: inserted canaries' cosines N(MeanIn, StdIn²), held-out
 	// ones' N(MeanOut, StdOut²).
 	MeanIn, StdIn, MeanOut, StdOut float64
 }
 
 // EstimateEpsilon is the one-shot estimate from the cosines of the inserted
-// and the held-out canaries, at delta, with a bootstrap interval (boots
+// and the held-out canaries, at delta, with bootstrap intervals (boots
 // resamples of both sets, percentiles at level, e.g. 0.95) drawn from seed.
 func EstimateEpsilon(inserted, held []float64, delta float64, boots int, level float64, seed uint64) (Estimate, error) {
 	switch {
@@ -160,7 +169,10 @@ func EstimateEpsilon(inserted, held []float64, delta float64, boots int, level f
 	est := Estimate{Delta: delta, Level: level}
 	est.MeanIn, est.StdIn = meanStd(inserted)
 	est.MeanOut, est.StdOut = meanStd(held)
-	est.Epsilon = GaussianEpsilon(est.MeanOut, est.StdOut, est.MeanIn, est.StdIn, delta)
+	both := func(mi, si, mo, so float64) (equal, fit float64) {
+		return GaussianEpsilon(mo, so, mi, so, delta), GaussianEpsilon(mo, so, mi, si, delta)
+	}
+	est.Epsilon, est.EpsilonFit = both(est.MeanIn, est.StdIn, est.MeanOut, est.StdOut)
 	rng := rand.New(rand.NewPCG(seed, 0xb007))
 	resample := func(xs []float64) []float64 {
 		out := make([]float64, len(xs))
@@ -169,15 +181,19 @@ func EstimateEpsilon(inserted, held []float64, delta float64, boots int, level f
 		}
 		return out
 	}
-	eps := make([]float64, boots)
-	for b := range eps {
+	eq, fit := make([]float64, boots), make([]float64, boots)
+	for b := range eq {
 		mi, si := meanStd(resample(inserted))
 		mo, so := meanStd(resample(held))
-		eps[b] = GaussianEpsilon(mo, so, mi, si, delta)
+		eq[b], fit[b] = both(mi, si, mo, so)
 	}
-	slices.Sort(eps)
-	at := func(p float64) float64 { return eps[min(len(eps)-1, int(p*float64(len(eps))))] }
-	est.Low, est.High = at((1-level)/2), at((1+level)/2)
+	interval := func(eps []float64) (lo, hi float64) {
+		slices.Sort(eps)
+		at := func(p float64) float64 { return eps[min(len(eps)-1, int(p*float64(len(eps))))] }
+		return at((1 - level) / 2), at((1 + level) / 2)
+	}
+	est.Low, est.High = interval(eq)
+	est.FitLow, est.FitHigh = interval(fit)
 	return est, nil
 }
 
@@ -268,6 +284,9 @@ func gaussianDelta(m0, s0, m1, s1, eps float64) float64 {
 		} else { // between them
 			p1, p0 = below(r2, m1, s1)-below(r1, m1, s1), below(r2, m0, s0)-below(r1, m0, s0)
 		}
+	}
+	if p0 == 0 { // e^ε·0, even where e^ε overflows
+		return math.Max(p1, 0)
 	}
 	return math.Max(p1-math.Exp(eps)*p0, 0)
 }

@@ -7,6 +7,7 @@ package main
 // [sweep] grid.
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -70,6 +71,9 @@ type simConfig struct {
 	DPCryptoNoise bool `toml:"dp_crypto_noise"`
 	// DPLocal: clients clip and noise their own updates (local DP).
 	DPLocal bool `toml:"dp_local"`
+	// Audit: canary clients for the one-shot empirical privacy estimate
+	// (0: no audit).
+	Audit int `toml:"audit"`
 	// Secure aggregation (SecAgg+) of every round: range bounds each
 	// update coordinate (0: learning rate × local steps).
 	SecAgg             bool    `toml:"secagg"`
@@ -331,6 +335,7 @@ func loadConfig(name string, args []string, cfg *simConfig, extra func(*flag.Fla
 	fs.Float64Var(&cfg.DPDelta, "dp-delta", cfg.DPDelta, "DP: δ")
 	fs.BoolVar(&cfg.DPCryptoNoise, "dp-crypto-noise", cfg.DPCryptoNoise, "DP: cryptographic noise (default: seeded noise, reproducible but NOT private)")
 	fs.BoolVar(&cfg.DPLocal, "dp-local", cfg.DPLocal, "DP: local DP, each client clips and noises its own update before upload")
+	fs.IntVar(&cfg.Audit, "audit", cfg.Audit, "empirical privacy audit: this many canary clients join, and ε̂ of the published adapter is estimated each round (0: off)")
 	fs.BoolVar(&cfg.SecAgg, "secagg", cfg.SecAgg, "secure aggregation (SecAgg+): the coordinator sees only each round's sum; needs rule fedavg and bits 2..8")
 	fs.Float64Var(&cfg.SecAggRange, "secagg-range", cfg.SecAggRange, "secure aggregation: bound on every update coordinate (0: learning rate × local steps)")
 	fs.StringVar(&cfg.SecAggKeyAgreement, "secagg-key-agreement", cfg.SecAggKeyAgreement, "secure aggregation: x25519 or xwing (hybrid post-quantum)")
@@ -407,6 +412,16 @@ func resolveSettings(cfg simConfig) (settings, error) {
 	}
 	if err := checkBudget(dp, cfg); err != nil {
 		return settings{}, err
+	}
+	switch {
+	case cfg.Audit < 0 || cfg.Audit == 1:
+		return settings{}, fmt.Errorf("audit %d: want 0 (off) or at least 2 canaries", cfg.Audit)
+	case cfg.Audit > 0 && sa != nil:
+		return settings{}, errors.New("audit with secagg: the one-shot audit estimates central DP-FedAvg; secure aggregation is not covered")
+	case cfg.Audit > 0 && cfg.DPLocal:
+		return settings{}, errors.New("audit with dp_local: the one-shot audit estimates central DP-FedAvg, not local DP")
+	case cfg.Audit > 0 && cfg.Transport == "grpc":
+		return settings{}, errors.New("audit with transport grpc: canaries run over the memory transport only")
 	}
 	return settings{rule: rule, adapters: adapters, train: rc, dp: dp, secAgg: sa}, nil
 }

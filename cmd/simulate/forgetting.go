@@ -186,7 +186,7 @@ func buildExperiment(cfg simConfig) (*simulate.Experiment, error) {
 	return &simulate.Experiment{
 		Base: simulate.Options{Model: m, Clients: cfg.Clients, CohortSize: cfg.Cohort, Fraction: cfg.Fraction, Rule: set.rule,
 			Train: set.train, Partition: cfg.Partition, Seed: cfg.Seed, Workers: cfg.Workers, DP: set.dp, SecAgg: set.secAgg,
-			Transport: cfg.Transport, Logger: slog.New(slog.DiscardHandler)},
+			Transport: cfg.Transport, Canaries: cfg.Audit, Logger: slog.New(slog.DiscardHandler)},
 		Adapters: set.adapters, Pairs: pairs, RoundsA: simulate.ScaleRounds(cfg.RoundsA, cfg.Scale), RoundsB: simulate.ScaleRounds(cfg.RoundsB, cfg.Scale),
 		Splits:    func(name string) (*task.Splits, error) { return splits[name], nil },
 		EvalItems: cfg.EvalItems, Out: out,

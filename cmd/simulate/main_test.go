@@ -37,6 +37,10 @@ func TestBadConfigRefusedBeforeWork(t *testing.T) {
 		"use central DP":                   {"--secagg", "--dp-noise", "1", "--dp-local"},
 		"local DP uses a fixed clip":       {"--dp-noise", "1", "--dp-local", "--dp-adaptive"},
 		"unknown keys: colour":             {"--config", writeConfig(t, "colour = 1\n")},
+		"audit with secagg":                {"--audit", "8", "--secagg"},
+		"audit with dp_local":              {"--audit", "8", "--dp-noise", "1", "--dp-local"},
+		"audit with transport grpc":        {"--audit", "8", "--transport", "grpc"},
+		"audit 1: want 0":                  {"--audit", "1"},
 		// z = 1 with every one of 8 clients in the round costs ε 10.72 per round.
 		"dp_budget 10 cannot be met: one round already spends ε = 10.72": {"--dp-noise", "1", "--dp-clip", "0.5", "--dp-budget", "10"},
 	}

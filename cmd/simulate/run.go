@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kronfed/kronfed/aggregate/audit"
 	"github.com/kronfed/kronfed/simulate"
 	"github.com/kronfed/kronfed/task"
 )
@@ -19,11 +20,19 @@ import (
 // runRun is `simulate run`: one federated training run on one task, with
 // every setting of `forgetting` (the first of --adapters is used), test
 // accuracy and ε after every round.
-func runRun(args []string, stdout io.Writer) error {
+func runRun(args []string, stdout io.Writer) error { return runAudited("run", args, stdout, 0) }
+
+// runAudit is `simulate audit`: `run` with the one-shot empirical privacy
+// audit on (32 canaries unless --audit or the config says otherwise), so
+// ε̂ is printed next to the accountant's ε every round.
+func runAudit(args []string, stdout io.Writer) error { return runAudited("audit", args, stdout, 32) }
+
+func runAudited(name string, args []string, stdout io.Writer, canaries int) error {
 	cfg := defaultForgetting()
 	cfg.Adapters = []string{"kron:8"}
+	cfg.Audit = canaries
 	taskName, rounds, taskDir := "word-category", 5, ""
-	err := loadConfig("run", args, &cfg, func(fs *flag.FlagSet) {
+	err := loadConfig(name, args, &cfg, func(fs *flag.FlagSet) {
 		fs.StringVar(&taskName, "task", taskName, "the task to train on: a built-in task, or a .jsonl file of your own data (docs/data.md)")
 		fs.StringVar(&taskDir, "task-dir", "", "clients' own data instead of --task: a folder of .jsonl files, one per client (their validation and test items pooled)")
 		fs.IntVar(&rounds, "rounds", rounds, "federated rounds")
@@ -99,8 +108,8 @@ func trainOne(ctx context.Context, opts simulate.Options, splits *task.Splits, s
 	opts.Uploads = status.uploads(prefix + "this round: ")
 	single := &simulate.Single{Base: opts, Splits: splits, Shards: shards, Rounds: rounds, EvalItems: evalItems, Out: out,
 		Progress: func(p simulate.Progress) {
-			status.printf("%sround %d/%d  loss %.3f  test acc %.3f%s  (%s)\n", prefix, p.Round, p.Rounds, p.Loss, p.AccA,
-				epsilonNote(p.Epsilon), p.Elapsed.Round(time.Second))
+			status.printf("%sround %d/%d  loss %.3f  test acc %.3f%s%s  (%s)\n", prefix, p.Round, p.Rounds, p.Loss, p.AccA,
+				epsilonNote(p.Epsilon), auditNote(p.Audit), p.Elapsed.Round(time.Second))
 		}}
 	records, runErr := single.Run(ctx)
 	table, err := simulate.WriteRunResults(out, records)
@@ -111,4 +120,12 @@ func trainOne(ctx context.Context, opts simulate.Options, splits *task.Splits, s
 		return records, table, fmt.Errorf("%w (partial results in %s)", runErr, out)
 	}
 	return records, table, nil
+}
+
+// auditNote is the progress line's empirical ε̂, when audited.
+func auditNote(a *audit.Estimate) string {
+	if a == nil {
+		return ""
+	}
+	return fmt.Sprintf("  audit ε̂ %.3g [%.3g, %.3g]", a.Epsilon, a.Low, a.High)
 }
