@@ -358,17 +358,12 @@ func (f *Federation) PhaseOwnData(ctx context.Context, shards [][]task.Item, val
 	var wg sync.WaitGroup
 	errs := make(chan error, f.opts.Clients+len(f.canaryNames)+1)
 	globals := &fed.GlobalCache{}
-	for i, name := range f.names {
-		items := shards[i]
-		if len(items) == 0 {
-			continue // an empty shard (more clients than items): this client sits the phase out
-		}
-		tr := &simTrainer{f: f, name: name, items: items, val: val}
-		c, err := fed.NewClient(fed.ClientConfig{Name: name, Trainer: tr,
-			Conn:  conns[i],
-			Model: f.initial.BaseModel, Adapter: f.initial.Config.String(), Examples: int64(len(items)),
-			Key: f.keys[i], Recipient: f.recipient, Verifier: f.signer.Verifier(), PollWait: time.Second, Logger: f.log,
-			Globals: globals, Slots: f.sem})
+	// run starts one client of the federation (cfg without the parts
+	// every client shares) on its goroutine.
+	run := func(cfg fed.ClientConfig) error {
+		cfg.Model, cfg.Adapter, cfg.Recipient, cfg.Verifier = f.initial.BaseModel, f.initial.Config.String(), f.recipient, f.signer.Verifier()
+		cfg.PollWait, cfg.Logger, cfg.Globals = time.Second, f.log, globals
+		c, err := fed.NewClient(cfg)
 		if err != nil {
 			return fmt.Errorf("simulate: %w", err)
 		}
@@ -376,10 +371,21 @@ func (f *Federation) PhaseOwnData(ctx context.Context, shards [][]task.Item, val
 		go func() {
 			defer wg.Done()
 			if err := c.Run(ctx); err != nil && ctx.Err() == nil {
-				errs <- fmt.Errorf("%s: %w", name, err)
+				errs <- fmt.Errorf("%s: %w", cfg.Name, err)
 				cancel()
 			}
 		}()
+		return nil
+	}
+	for i, name := range f.names {
+		items := shards[i]
+		if len(items) == 0 {
+			continue // an empty shard (more clients than items): this client sits the phase out
+		}
+		tr := &simTrainer{f: f, name: name, items: items, val: val}
+		if err := run(fed.ClientConfig{Name: name, Trainer: tr, Conn: conns[i], Examples: int64(len(items)), Key: f.keys[i], Slots: f.sem}); err != nil {
+			return err
+		}
 	}
 	// The canaries: each uploads c·u_j, c the clipping norm (without DP, the
 	// mean shard's weight and norm 1).
@@ -388,27 +394,16 @@ func (f *Federation) PhaseOwnData(ctx context.Context, shards [][]task.Item, val
 		examples += len(sh)
 	}
 	examples = int(min(int64(max(1, examples/max(1, len(shards)))), policy.ExampleBound()))
+	norm := 1.0
+	if f.opts.DP != nil {
+		norm = f.opts.DP.Clip
+	}
 	for j, name := range f.canaryNames {
-		norm := 1.0
-		if f.opts.DP != nil {
-			norm = f.opts.DP.Clip
+		tr := &canaryTrainer{canaries: f.canaries, j: j, norm: norm, examples: examples}
+		conn := &fed.MemoryConn{Server: srv, Peer: fed.Peer{Name: name, PublicKey: f.canaryKeys[j].Public()}}
+		if err := run(fed.ClientConfig{Name: name, Trainer: tr, Conn: conn, Examples: int64(examples), Key: f.canaryKeys[j]}); err != nil {
+			return err
 		}
-		c, err := fed.NewClient(fed.ClientConfig{Name: name, Trainer: &canaryTrainer{canaries: f.canaries, j: j, norm: norm, examples: examples},
-			Conn:  &fed.MemoryConn{Server: srv, Peer: fed.Peer{Name: name, PublicKey: f.canaryKeys[j].Public()}},
-			Model: f.initial.BaseModel, Adapter: f.initial.Config.String(), Examples: int64(examples),
-			Key: f.canaryKeys[j], Recipient: f.recipient, Verifier: f.signer.Verifier(), PollWait: time.Second, Logger: f.log,
-			Globals: globals})
-		if err != nil {
-			return fmt.Errorf("simulate: %w", err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := c.Run(ctx); err != nil && ctx.Err() == nil {
-				errs <- fmt.Errorf("%s: %w", name, err)
-				cancel()
-			}
-		}()
 	}
 	// Report rounds as they are published; the server runs in the background.
 	runErr := make(chan error, 1)

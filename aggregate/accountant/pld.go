@@ -357,22 +357,7 @@ func (a *PLDAccountant) Epsilon(delta float64) (PLDBracket, error) {
 	if err := checkDelta(delta); err != nil {
 		return PLDBracket{}, err
 	}
-	var out PLDBracket
-	for _, remove := range []bool{true, false} {
-		for _, pessimistic := range []bool{true, false} {
-			p := a.composed(remove, pessimistic)
-			if p == nil {
-				continue
-			}
-			e := p.epsilon(delta)
-			if pessimistic {
-				out.Upper = math.Max(out.Upper, e)
-			} else {
-				out.Lower = math.Max(out.Lower, e)
-			}
-		}
-	}
-	return out, nil
+	return a.bracket(func(p *pld) float64 { return p.epsilon(delta) }), nil
 }
 
 // Delta is δ at eps for everything composed, the worse direction, with its
@@ -381,6 +366,12 @@ func (a *PLDAccountant) Delta(eps float64) (PLDBracket, error) {
 	if !(eps >= 0) {
 		return PLDBracket{}, fmt.Errorf("accountant: epsilon %v must be ≥ 0", eps)
 	}
+	return a.bracket(func(p *pld) float64 { return p.delta(eps) }), nil
+}
+
+// bracket asks query of the composed PLD in both directions, pessimistic
+// and optimistic, and keeps the worse direction of each.
+func (a *PLDAccountant) bracket(query func(*pld) float64) PLDBracket {
 	var out PLDBracket
 	for _, remove := range []bool{true, false} {
 		for _, pessimistic := range []bool{true, false} {
@@ -388,15 +379,14 @@ func (a *PLDAccountant) Delta(eps float64) (PLDBracket, error) {
 			if p == nil {
 				continue
 			}
-			d := p.delta(eps)
-			if pessimistic {
-				out.Upper = math.Max(out.Upper, d)
+			if v := query(p); pessimistic {
+				out.Upper = math.Max(out.Upper, v)
 			} else {
-				out.Lower = math.Max(out.Lower, d)
+				out.Lower = math.Max(out.Lower, v)
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // composed is the PLD of every composed round in one direction (nil when

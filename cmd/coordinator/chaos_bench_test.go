@@ -450,19 +450,8 @@ type attacker struct {
 }
 
 func newAttacker(b *testing.B, f *federation, i int, addr, kind string) *attacker {
-	bundle, err := secure.ReadBundle(f.bundles[i])
-	if err != nil {
-		b.Fatal(err)
-	}
-	tlsConf, err := bundle.ClientTLS("127.0.0.1")
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn, err := fed.DialGRPC(addr, tlsConf)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { conn.Close() })
+	bundle, conn := f.dial(b, i, addr)
+	var err error
 	a := &attacker{b: b, kind: kind, bundle: bundle, conn: conn, refused: map[string]int64{}, rng: mrand.New(mrand.NewPCG(uint64(i), 99))}
 	if a.key, err = bundle.Key(); err != nil {
 		b.Fatal(err)

@@ -25,8 +25,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
 	"github.com/kronfed/kronfed/internal/sharedtest"
+	"github.com/kronfed/kronfed/secure"
 	"github.com/kronfed/kronfed/store"
 )
 
@@ -223,6 +225,26 @@ func (f *federation) join(t testing.TB, i int, addr string, args ...string) *pro
 	t.Helper()
 	return start(t, fmt.Sprintf("client c%d", i), f.client, append([]string{"join", "--coordinator", addr, "--bundle", f.bundles[i],
 		"--model", f.modelPath, "--task", "add-mod-10", "--shard", fmt.Sprintf("%d/%d", i, len(f.bundles)), "--eval-limit", "8", "--train-limit", "16"}, args...)...)
+}
+
+// dial connects to addr as enrolled client i, from this process (an
+// attacker in a test, not a client process); closed at cleanup.
+func (f *federation) dial(t testing.TB, i int, addr string) (*secure.Bundle, *fed.GRPCConn) {
+	t.Helper()
+	bundle, err := secure.ReadBundle(f.bundles[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConf, err := bundle.ClientTLS("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := fed.DialGRPC(addr, tlsConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return bundle, conn
 }
 
 // results reads the published round results from the coordinator's store

@@ -31,19 +31,7 @@ func BenchmarkUploadFlood(b *testing.B) {
 	f := newFederation(b, 1, "[rounds]\nrounds = 1\ncohort = 1\nquorum = 1\ntimeout = \"10m\"", "")
 	p, addr := f.serve(b)
 	pid := p.cmd.Process.Pid
-	bundle, err := secure.ReadBundle(f.bundles[0])
-	if err != nil {
-		b.Fatal(err)
-	}
-	tlsConf, err := bundle.ClientTLS("127.0.0.1")
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn, err := fed.DialGRPC(addr, tlsConf)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
+	bundle, conn := f.dial(b, 0, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	st, err := conn.Status(ctx)
