@@ -3,6 +3,7 @@ package fed
 import (
 	"bytes"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -51,6 +52,10 @@ func NewCoordinatorMachine(p Policy, st State) (*CoordinatorMachine, error) {
 	// A finished federation restarted with more rounds to run continues.
 	if st.Phase == PhaseDone && st.Stopped == "" && (p.Rounds == 0 || st.Published < p.Rounds) {
 		st.Phase = PhaseIdle
+	}
+	if p.DP != nil && st.DPSampling != "" && st.DPSampling != p.dpSampling() {
+		return nil, fmt.Errorf("coordinator policy: the store's private rounds were accounted for %s sampling; this policy accounts %s (keep rounds.sampling as the federation began)",
+			st.DPSampling, p.dpSampling())
 	}
 	return &CoordinatorMachine{policy: p, st: st.clone(), stable: st.clone(), members: map[string]*Member{},
 		rejoin: st.Round > 0 && p.RejoinGrace > 0}, nil
@@ -226,6 +231,24 @@ func SelectCohort(seed, round uint64, eligible []string, n int) []string {
 	return cohort
 }
 
+// SelectPoisson is a Poisson cohort: each eligible client joins round
+// independently with probability q, by a coin that is a function of (seed,
+// round, client) — reproducible, and independent across clients and
+// rounds. Sorted.
+func SelectPoisson(seed, round uint64, eligible []string, q float64) []string {
+	var cohort []string
+	for _, name := range eligible {
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		coin := rand.New(rand.NewPCG(mixSeed(seed, round), h.Sum64())).Float64()
+		if coin < q {
+			cohort = append(cohort, name)
+		}
+	}
+	sort.Strings(cohort)
+	return cohort
+}
+
 // Tick advances time: it starts a round when enough clients are live, and
 // closes a round whose deadline passed (aggregating at quorum, abandoning
 // below it).
@@ -260,7 +283,14 @@ func (m *CoordinatorMachine) Tick(now time.Time) []Effect {
 		m.touch()
 		m.st.Round++
 		m.st.Eligible = len(eligible)
-		m.st.Cohort = SelectCohort(m.policy.Seed, m.st.Round, eligible, n)
+		if m.policy.poisson() {
+			m.st.Cohort = SelectPoisson(m.policy.Seed, m.st.Round, eligible, m.policy.Fraction)
+			if len(m.st.Cohort) == 0 {
+				return []Effect{RoundAbandoned{Round: m.st.Round, Reason: fmt.Sprintf("Poisson sampling at rate %g drew none of the %d eligible clients", m.policy.Fraction, len(eligible))}}
+			}
+		} else {
+			m.st.Cohort = SelectCohort(m.policy.Seed, m.st.Round, eligible, n)
+		}
 		m.st.Accepted, m.st.Excluded, m.st.Refused = nil, nil, nil
 		m.st.Started = now
 		m.st.Deadline = now.Add(m.policy.RoundTimeout)
@@ -467,7 +497,7 @@ func (m *CoordinatorMachine) spend(cohort, eligible int) (float64, error) {
 	if m.st.RDP != nil {
 		return legacySpend(dp, m.st.RDP, cohort, eligible)
 	}
-	return epsilonOf(addRound(slices.Clone(m.st.DPRounds), roundComposition(dp, cohort, eligible)), dp.Delta)
+	return m.policy.epsilonOf(addRound(slices.Clone(m.st.DPRounds), m.policy.roundComposition(cohort, eligible)))
 }
 
 // Aggregated records that round's aggregate was published as version. With
@@ -484,8 +514,9 @@ func (m *CoordinatorMachine) Aggregated(round, version uint64, nextClip float64)
 		if m.st.RDP != nil {
 			m.st.RDP, eps, err = legacyCompose(dp, m.st.RDP, len(m.st.Cohort), m.st.Eligible)
 		} else {
-			m.st.DPRounds = addRound(m.st.DPRounds, roundComposition(dp, len(m.st.Cohort), m.st.Eligible))
-			eps, err = epsilonOf(m.st.DPRounds, dp.Delta)
+			m.st.DPRounds = addRound(m.st.DPRounds, m.policy.roundComposition(len(m.st.Cohort), m.st.Eligible))
+			m.st.DPSampling = m.policy.dpSampling()
+			eps, err = m.policy.epsilonOf(m.st.DPRounds)
 		}
 		if err != nil {
 			return m.abandon("privacy accounting: " + err.Error())

@@ -58,8 +58,11 @@ type State struct {
 	// DPRounds kept it: such a federation goes on accounting on that grid.
 	Clip     float64                  `json:"clip,omitempty"`
 	DPRounds []accountant.Composition `json:"dp_rounds,omitempty"`
-	RDP      []float64                `json:"rdp,omitempty"`
-	Epsilon  float64                  `json:"epsilon,omitempty"`
+	// DPSampling is how DPRounds are accounted ("fixed": replace-one,
+	// "poisson": add/remove); a config that samples otherwise is refused.
+	DPSampling string    `json:"dp_sampling,omitempty"`
+	RDP        []float64 `json:"rdp,omitempty"`
+	Epsilon    float64   `json:"epsilon,omitempty"`
 	// Stopped says why rounds stopped early (the privacy budget).
 	Stopped string `json:"stopped,omitempty"`
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -225,6 +226,90 @@ func TestPrivacyLegacyGridState(t *testing.T) {
 		if got.RDP != nil || len(got.DPRounds) != 1 || got.DPRounds[0] != (accountant.Composition{Z: 2, Q: 0.5, Steps: 3}) ||
 			!(got.Epsilon <= onGrid) || got.Epsilon < 0.98*onGrid {
 			t.Errorf("new state: ε %v (grid %v), rounds %v, RDP %v", got.Epsilon, onGrid, got.DPRounds, got.RDP)
+		}
+	}
+}
+
+// TestPoissonSamplingPLD: Poisson cohorts (each client independently with
+// probability q, reproducibly) accounted by the PLD: after each round the
+// state's ε is the PLD accountant's for that many rounds at rate q — at
+// most the RDP bound — whatever size the cohort came out. A restart under
+// another sampling, and settings the accountant does not cover, are
+// refused.
+func TestPoissonSamplingPLD(t *testing.T) {
+	p := testPolicy()
+	p.Rounds, p.CohortSize, p.Quorum, p.Fraction, p.Sampling = 0, 0, 1, 0.3, SamplingPoisson
+	p.DP = &DPPolicy{Clip: 1, Noise: 1.5, Delta: 1e-5, Accountant: AccountantPLD}
+	var names []string
+	for i := range 40 {
+		names = append(names, fmt.Sprintf("c%02d", i))
+	}
+	if a, b := SelectPoisson(7, 3, names, 0.3), SelectPoisson(7, 3, names, 0.3); !slices.Equal(a, b) {
+		t.Fatal("a Poisson cohort is not reproducible")
+	}
+	total := 0
+	for r := uint64(1); r <= 200; r++ {
+		total += len(SelectPoisson(7, r, names, 0.3))
+	}
+	// 200 rounds × 40 clients × 0.3 = 2400 expected, sd √(8000·0.21) ≈ 41.
+	if total < 2400-200 || total > 2400+200 {
+		t.Errorf("%d clients drawn over 200 rounds at q = 0.3 of 40, expected 2400", total)
+	}
+
+	m := newTestMachine(t, p, names...)
+	sizes := map[int]bool{}
+	for round := uint64(1); round <= 4; round++ {
+		sr := only[StartRound](t, m.Tick(t0))
+		sizes[len(sr.Cohort)] = true
+		for i, c := range sr.Cohort {
+			m.Accept(t0, receipt(header(m, c, byte(i))))
+		}
+		only[RoundPublished](t, m.Aggregated(round, round+1, 0))
+		pld, _ := accountant.NewPLDAccountant(accountant.PLDOptions{})
+		pld.Compose(1.5, 0.3, int(round))
+		want, _ := pld.Epsilon(1e-5)
+		rdp, _, _ := accountant.OptimalEpsilon(accountant.Poisson{}, []accountant.Composition{{Z: 1.5, Q: 0.3, Steps: int(round)}}, 1e-5)
+		if got := m.State().Epsilon; got != want.Upper || !(got < rdp) {
+			t.Fatalf("round %d: ε %v, the PLD gives %v (RDP %v)", round, got, want.Upper, rdp)
+		}
+	}
+	if len(sizes) < 2 {
+		t.Errorf("four Poisson cohorts all of one size %v", sizes)
+	}
+	if st := m.State(); st.DPSampling != SamplingPoisson || st.DPRounds[0] != (accountant.Composition{Z: 1.5, Q: 0.3, Steps: 4}) {
+		t.Errorf("state %v %v", st.DPSampling, st.DPRounds)
+	}
+	// A draw of nobody is a round abandoned at once (nothing released,
+	// nothing spent), and the next tick draws the next round.
+	tiny := p
+	tiny.Fraction = 1e-9
+	m2 := newTestMachine(t, tiny, "a", "b")
+	if ab := only[RoundAbandoned](t, m2.Tick(t0)); ab.Round != 1 || !strings.Contains(ab.Reason, "drew none") || m2.State().Phase != PhaseIdle || m2.State().Epsilon != 0 {
+		t.Errorf("empty Poisson draw: %+v, state %+v", ab, m2.State())
+	}
+	if ab := only[RoundAbandoned](t, m2.Tick(t0)); ab.Round != 2 {
+		t.Errorf("next draw: %+v", ab)
+	}
+	fixed := p
+	fixed.Sampling, fixed.DP = SamplingFixed, &DPPolicy{Clip: 1, Noise: 1.5, Delta: 1e-5}
+	if _, err := NewCoordinatorMachine(fixed, m.State()); err == nil || !strings.Contains(err.Error(), "accounted for poisson sampling") {
+		t.Errorf("restart under fixed sampling: %v", err)
+	}
+	for name, edit := range map[string]func(*Policy){
+		"pld with fixed cohorts": func(q *Policy) { q.Sampling = SamplingFixed },
+		"pld with local DP":      func(q *Policy) { q.DP.Local = true },
+		"poisson with a size":    func(q *Policy) { q.CohortSize = 5 },
+		"poisson without rate":   func(q *Policy) { q.Fraction = 0 },
+		"poisson with secagg":    func(q *Policy) { q.SecAgg = &SecAggPolicy{} },
+		"unknown sampling":       func(q *Policy) { q.Sampling = "stratified" },
+		"unknown accountant":     func(q *Policy) { q.DP.Accountant = "moments" },
+	} {
+		q := p
+		dp := *p.DP
+		q.DP = &dp
+		edit(&q)
+		if err := q.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }

@@ -75,7 +75,25 @@ type Policy struct {
 	// (0: it starts as soon as MinClients are back, with whoever came
 	// first — an attacker that reconnects fastest included).
 	RejoinGrace time.Duration
+	// Sampling is how a round's cohort is drawn: SamplingFixed (""
+	// too) draws CohortSize clients, or Fraction of the eligible ones,
+	// uniformly without replacement — accounted under replace-one
+	// adjacency; SamplingPoisson includes each eligible client
+	// independently with probability Fraction (DP-FedAvg as McMahan et al.
+	// 2018 analyse it, under add/remove-one adjacency: what the PLD
+	// accountant covers). A Poisson round that draws nobody is abandoned at
+	// once.
+	Sampling string
 }
+
+// The cohort samplings (Policy.Sampling).
+const (
+	SamplingFixed   = "fixed"
+	SamplingPoisson = "poisson"
+)
+
+// poisson reports whether cohorts are Poisson samples.
+func (p Policy) poisson() bool { return p.Sampling == SamplingPoisson }
 
 // DefaultMaxExamples is the bound on a client's announced examples when
 // neither max_examples nor max_items sets one: about a million, far above
@@ -132,6 +150,24 @@ type DPPolicy struct {
 	// client selected in every round). Costlier in accuracy: the mean's
 	// noise is z·C/√n rather than z·C/n.
 	Local bool
+	// Accountant is how ε is computed: AccountantRDP ("" too: Rényi DP at
+	// its best order, every sampling) or AccountantPLD (the privacy loss
+	// distribution, tighter over many rounds; Poisson sampling only).
+	Accountant string
+}
+
+// The privacy accountants (DPPolicy.Accountant).
+const (
+	AccountantRDP = "rdp"
+	AccountantPLD = "pld"
+)
+
+// AccountantName is the accountant in outputs: "RDP" or "PLD".
+func (d *DPPolicy) AccountantName() string {
+	if d != nil && d.Accountant == AccountantPLD {
+		return "PLD"
+	}
+	return "RDP"
 }
 
 // Validate reports a DP policy that cannot run.
@@ -152,17 +188,41 @@ func (d *DPPolicy) Validate() error {
 }
 
 // roundComposition is one round that selects cohort of eligible clients,
-// as the accountant composes it: fixed-size sampling without replacement
-// at rate cohort/eligible (replace-one adjacency: the accountant uses noise
-// multiplier z/2, as replacing one client moves the clipped sum by up to
-// 2C); with local DP rate 1 (a client's own noisy update is not amplified
-// by sampling).
-func roundComposition(dp *DPPolicy, cohort, eligible int) accountant.Composition {
+// as the accountant composes it. Fixed cohorts: sampling without
+// replacement at rate cohort/eligible (replace-one adjacency: the
+// accountant uses noise multiplier z/2, as replacing one client moves the
+// clipped sum by up to 2C). Poisson cohorts: rate Fraction whatever was
+// drawn (add/remove adjacency, multiplier z). Local DP: rate 1 (a client's
+// own noisy update is not amplified by sampling).
+func (p Policy) roundComposition(cohort, eligible int) accountant.Composition {
 	q := min(float64(cohort)/float64(max(eligible, 1)), 1)
-	if dp.Local {
+	switch {
+	case p.DP.Local:
 		q = 1
+	case p.poisson():
+		q = p.Fraction
 	}
-	return accountant.Composition{Z: dp.Noise, Q: q, Steps: 1}
+	return accountant.Composition{Z: p.DP.Noise, Q: q, Steps: 1}
+}
+
+// dpDenominator is central DP's fixed denominator for a round of st: the
+// cohort drawn (fixed sampling), or its expected size Fraction·eligible
+// (Poisson sampling, as McMahan et al. 2018: dividing by the size actually
+// drawn would leak it).
+func (p Policy) dpDenominator(st State) int {
+	if p.poisson() {
+		return max(1, int(math.Round(p.Fraction*float64(st.Eligible))))
+	}
+	return len(st.Cohort)
+}
+
+// dpSampling names how the rounds are accounted: "poisson" (add/remove) or
+// "fixed" (replace-one, also local DP). A store's rounds keep it.
+func (p Policy) dpSampling() string {
+	if p.poisson() && !p.DP.Local {
+		return SamplingPoisson
+	}
+	return SamplingFixed
 }
 
 // addRound appends c to rounds, merged into the last run when it has the
@@ -175,13 +235,31 @@ func addRound(rounds []accountant.Composition, c accountant.Composition) []accou
 	return append(rounds, c)
 }
 
-// epsilonOf is the ε at delta of the composed rounds, minimized over the
-// Rényi order (0 for none).
-func epsilonOf(rounds []accountant.Composition, delta float64) (float64, error) {
+// epsilonOf is the ε at the policy's δ of the composed rounds (0 for
+// none): RDP minimized over the Rényi order, or the PLD's pessimistic
+// estimate.
+func (p Policy) epsilonOf(rounds []accountant.Composition) (float64, error) {
 	if len(rounds) == 0 {
 		return 0, nil
 	}
-	eps, _, err := accountant.OptimalEpsilon(accountant.WithoutReplacement{}, rounds, delta)
+	if p.DP.Accountant == AccountantPLD {
+		a, err := accountant.NewPLDAccountant(accountant.PLDOptions{})
+		if err != nil {
+			return 0, err
+		}
+		for _, c := range rounds {
+			if err := a.Compose(c.Z, c.Q, c.Steps); err != nil {
+				return 0, err
+			}
+		}
+		e, err := a.Epsilon(p.DP.Delta)
+		return e.Upper, err
+	}
+	var s accountant.Sampling = accountant.WithoutReplacement{}
+	if p.dpSampling() == SamplingPoisson {
+		s = accountant.Poisson{}
+	}
+	eps, _, err := accountant.OptimalEpsilon(s, rounds, p.DP.Delta)
 	return eps, err
 }
 
@@ -189,7 +267,7 @@ func epsilonOf(rounds []accountant.Composition, delta float64) (float64, error) 
 // accountant.DefaultOrders (a state written before DPRounds), returning the
 // new curve and its ε on that grid.
 func legacyCompose(dp *DPPolicy, rdp []float64, cohort, eligible int) ([]float64, float64, error) {
-	c := roundComposition(dp, cohort, eligible)
+	c := Policy{DP: dp}.roundComposition(cohort, eligible)
 	orders := accountant.DefaultOrders()
 	if len(rdp) != len(orders) {
 		return nil, 0, fmt.Errorf("the stored Rényi DP has %d orders, the accountant's grid %d", len(rdp), len(orders))
@@ -214,15 +292,23 @@ func legacySpend(dp *DPPolicy, rdp []float64, cohort, eligible int) (float64, er
 
 // SpentAfter is the ε (at d.Delta) the federation has spent after rounds
 // rounds that each select cohort of population clients, as the coordinator
-// accounts it (sampling without replacement; local DP: no amplification).
-// A run checks its budget with it before it starts.
+// accounts fixed cohorts (sampling without replacement; local DP: no
+// amplification). Policy.SpentAfter covers every sampling.
 func (d *DPPolicy) SpentAfter(rounds, cohort, population int) (float64, error) {
-	if rounds <= 0 {
+	return Policy{DP: d}.SpentAfter(rounds, cohort, population)
+}
+
+// SpentAfter is the ε the federation has spent after rounds rounds that
+// each draw cohort of population clients (Poisson: at rate Fraction, the
+// cohort aside), as the coordinator accounts them. A run checks its budget
+// with it before it starts.
+func (p Policy) SpentAfter(rounds, cohort, population int) (float64, error) {
+	if rounds <= 0 || p.DP == nil {
 		return 0, nil
 	}
-	c := roundComposition(d, cohort, population)
+	c := p.roundComposition(cohort, population)
 	c.Steps = rounds
-	return epsilonOf([]accountant.Composition{c}, d.Delta)
+	return p.epsilonOf([]accountant.Composition{c})
 }
 
 // AffordableRounds is how many such rounds fit in the budget d.Epsilon
@@ -258,6 +344,18 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("max examples %d < 0", p.MaxExamples)
 	case p.RejoinGrace < 0:
 		return fmt.Errorf("rejoin grace %v < 0", p.RejoinGrace)
+	case p.Sampling != "" && p.Sampling != SamplingFixed && p.Sampling != SamplingPoisson:
+		return fmt.Errorf("sampling %q: want fixed or poisson", p.Sampling)
+	case p.poisson() && p.CohortSize > 0:
+		return fmt.Errorf("poisson sampling includes each client with probability fraction; a cohort size (%d) is for fixed sampling", p.CohortSize)
+	case p.poisson() && !(p.Fraction > 0 && p.Fraction <= 1):
+		return fmt.Errorf("poisson sampling needs a fraction in (0, 1] (each client's probability of joining a round), got %v", p.Fraction)
+	case p.poisson() && p.SecAgg != nil:
+		return errors.New("poisson sampling with secure aggregation: a secure-aggregation round needs a cohort known in advance of a sufficient size; use fixed sampling")
+	case p.DP != nil && p.DP.Accountant != "" && p.DP.Accountant != AccountantRDP && p.DP.Accountant != AccountantPLD:
+		return fmt.Errorf("dp accountant %q: want rdp or pld", p.DP.Accountant)
+	case p.DP != nil && p.DP.Accountant == AccountantPLD && (!p.poisson() || p.DP.Local):
+		return errors.New("dp accountant pld covers Poisson sampling (sampling = \"poisson\") under add/remove adjacency with central noise; fixed cohorts and local DP are accounted with rdp")
 	case !(p.MaxUpdateNorm >= 0) || math.IsInf(p.MaxUpdateNorm, 0):
 		return fmt.Errorf("max update norm %v: want a finite bound ≥ 0 (0: none)", p.MaxUpdateNorm)
 	case p.MaxUpdateNorm > 0 && p.SecAgg != nil:

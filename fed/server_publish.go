@@ -170,7 +170,7 @@ func (s *Server) combine(job StartAggregation) (*aggregate.Result, *fedpb.RoundR
 	if s.cfg.Policy.SecAgg != nil {
 		out, err = s.secureSum(job, base, st, res)
 	} else {
-		r := aggregate.Round{Base: base.set, Cohort: len(st.Cohort), Clip: st.Clip}
+		r := aggregate.Round{Base: base.set, Cohort: s.cfg.Policy.dpDenominator(st), Clip: st.Clip}
 		for _, u := range job.Uploads {
 			delta := cached[u.Client]
 			if delta == nil {
@@ -188,7 +188,7 @@ func (s *Server) combine(job StartAggregation) (*aggregate.Result, *fedpb.RoundR
 	res.AggregationError = out.AggregationError
 	if rep := out.DP; rep != nil {
 		res.Clip, res.NoiseStd, res.Noise = rep.Clip, rep.NoiseStd, rep.Noise
-		s.log.Info("differential privacy", "round", job.Round, "clip", rep.Clip, "next_clip", out.NextClip, "noise_std", rep.NoiseStd,
+		s.log.Info("differential privacy", "round", job.Round, "accountant", s.cfg.Policy.DP.AccountantName(), "clip", rep.Clip, "next_clip", out.NextClip, "noise_std", rep.NoiseStd,
 			"noise", rep.Noise, "clipped", rep.Clipped, "unclipped", rep.Unclipped, "clients", rep.Clients)
 	}
 	if dp := s.cfg.Policy.DP; dp != nil && dp.Local {

@@ -70,6 +70,9 @@ type Options struct {
 	// from a federation CA made in Dir.
 	Transport string
 	Logger    *slog.Logger
+	// Sampling is how cohorts are drawn: fixed ("" too) or poisson (see
+	// fed.Policy.Sampling; Fraction is then each client's probability).
+	Sampling string
 	// Canaries, when > 0, audits the run empirically (aggregate/audit):
 	// that many canary clients join the population, each uploading its own
 	// random unit direction times the clipping norm every round it is
@@ -269,6 +272,14 @@ type RoundInfo struct {
 	Audit *audit.Estimate
 }
 
+// accountant names the ε accountant of these options ("" without DP).
+func (o Options) accountant() string {
+	if o.DP == nil {
+		return ""
+	}
+	return o.DP.AccountantName()
+}
+
 // auditDelta is δ for the audit's estimate: the DP policy's, else 1e-5.
 func (f *Federation) auditDelta() float64 {
 	if f.opts.DP != nil && f.opts.DP.Delta > 0 {
@@ -336,7 +347,7 @@ func (f *Federation) PhaseOwnData(ctx context.Context, shards [][]task.Item, val
 	}
 	policy := fed.Policy{Rounds: f.published + rounds, CohortSize: f.opts.CohortSize, Fraction: f.opts.Fraction,
 		MinClients: f.opts.Clients + len(f.canaryNames), RoundTimeout: 24 * time.Hour, Seed: f.opts.Seed, Train: f.opts.Train, DP: f.opts.DP,
-		SecAgg: f.opts.SecAgg}
+		SecAgg: f.opts.SecAgg, Sampling: f.opts.Sampling}
 	if policy.CohortSize == 0 && policy.Fraction == 0 {
 		policy.Fraction = 1
 	}

@@ -158,6 +158,9 @@ type RoundRecord struct {
 	// PerplexityA is task A's test perplexity on completion tasks (whose
 	// AccA is the exact-match rate), 0 on multiple-choice tasks.
 	PerplexityA float64 `json:"perplexity_a,omitempty"`
+	// Accountant names how Epsilon was computed ("RDP" or "PLD"; empty
+	// without DP).
+	Accountant string `json:"accountant,omitempty"`
 	// Audit: the empirical ε̂ of the adapter published so far, at the run's
 	// δ, and its 95% bootstrap interval (with canaries; see
 	// Options.Canaries).
@@ -183,6 +186,7 @@ type Outcome struct {
 	UploadedBytes   uint64  `json:"uploaded_bytes"`
 	RawBytes        uint64  `json:"raw_bytes"`
 	Epsilon         float64 `json:"epsilon,omitempty"`
+	Accountant      string  `json:"accountant,omitempty"` // "RDP" or "PLD" (with DP)
 	Seconds         float64 `json:"seconds"`
 	// NotRun names the phases that did not run ("B", or "A and B") when
 	// the run stopped (a privacy budget), and Stopped says why; their
@@ -274,8 +278,8 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, ac adapter.Confi
 			o.RawBytes += r.RawBytes
 			records = append(records, RoundRecord{Adapter: label, Pair: pair.label(), TaskA: pair.A, TaskB: pair.B, Phase: name,
 				Round: round, Clients: len(r.Clients), TrainLoss: r.TrainLoss, AccA: accA.Acc, AccB: accB.Acc,
-				WireBytes: r.WireBytes, RawBytes: r.RawBytes, AggError: r.AggregationError, Epsilon: r.Epsilon})
-			o.Epsilon = r.Epsilon
+				WireBytes: r.WireBytes, RawBytes: r.RawBytes, AggError: r.AggregationError, Epsilon: r.Epsilon, Accountant: e.Base.accountant()})
+			o.Epsilon, o.Accountant = r.Epsilon, e.Base.accountant()
 			if e.Progress != nil {
 				e.Progress(Progress{Run: run, Runs: runs, Adapter: label, Pair: pair, Phase: name, Round: round,
 					Rounds: roundsA + roundsB, Loss: r.TrainLoss, Epsilon: r.Epsilon, AccA: accA.Acc, AccB: accB.Acc, Elapsed: time.Since(start)})

@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -77,7 +78,7 @@ func MarkdownTable(outcomes []Outcome) string {
 	var b strings.Builder
 	cols := []string{"adapter", "params:", "pair", "A after A:", "B after A:", "A after B:", "B after B:", "forgetting:", "uploaded:", "vs float32:"}
 	if dp {
-		cols = append(cols, "ε:")
+		cols = append(cols, "ε ("+cmp.Or(outcomes[0].Accountant, "RDP")+"):")
 	}
 	writeHeader(&b, cols...)
 	var stops []string
@@ -299,4 +300,14 @@ func writeHeader(b *strings.Builder, cols ...string) {
 	}
 	b.WriteString("|\n")
 	b.WriteString(align.String() + "|\n")
+}
+
+// epsilonColumn is the ε column's header, naming its accountant.
+func epsilonColumn(records []RoundRecord) string {
+	for _, r := range records {
+		if r.Accountant != "" {
+			return "ε (" + r.Accountant + "):"
+		}
+	}
+	return "ε:"
 }

@@ -61,7 +61,7 @@ func (s *Single) Run(ctx context.Context) ([]RoundRecord, error) {
 		r := ri.Result
 		rec := RoundRecord{Adapter: label, TaskA: s.Splits.Name, Phase: "run", Round: len(records) + 1, Clients: len(r.Clients),
 			TrainLoss: r.TrainLoss, AccA: acc.Acc, WireBytes: r.WireBytes, RawBytes: r.RawBytes, AggError: r.AggregationError, Epsilon: r.Epsilon,
-			PerplexityA: acc.Perplexity}
+			PerplexityA: acc.Perplexity, Accountant: opts.accountant()}
 		if a := ri.Audit; a != nil {
 			rec.Audit, rec.AuditLow, rec.AuditHigh = a.Epsilon, a.Low, a.High
 		}
@@ -102,7 +102,7 @@ func WriteRunResults(dir string, records []RoundRecord) (string, error) {
 		cols = []string{"round:", "clients:", "train loss:", "test perplexity:", "exact match:"}
 	}
 	if dp {
-		cols = append(cols, "ε:")
+		cols = append(cols, epsilonColumn(records))
 	}
 	audited := len(records) > 0 && records[0].AuditHigh > 0
 	if audited {

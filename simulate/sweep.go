@@ -38,15 +38,28 @@ type SweepPoint struct {
 	BestAcc  float64 `json:"best_accuracy"`
 	// Epsilon is the privacy spent at Delta after the last round (0 with
 	// DP off).
-	Epsilon   float64 `json:"epsilon,omitempty"`
-	Delta     float64 `json:"delta,omitempty"`
-	WireBytes uint64  `json:"wire_bytes"`
-	Seconds   float64 `json:"seconds"`
+	Epsilon float64 `json:"epsilon,omitempty"`
+	Delta   float64 `json:"delta,omitempty"`
+	// Accountant names how Epsilon was computed ("RDP" or "PLD").
+	Accountant string  `json:"accountant,omitempty"`
+	WireBytes  uint64  `json:"wire_bytes"`
+	Seconds    float64 `json:"seconds"`
 	// Audit is the empirical ε̂ after the last round and its 95% interval
 	// (with --audit; see RoundRecord).
 	Audit     float64 `json:"audit_epsilon,omitempty"`
 	AuditLow  float64 `json:"audit_low,omitempty"`
 	AuditHigh float64 `json:"audit_high,omitempty"`
+}
+
+// sweepAccountant names the points' ε accountant ("RDP" when none ran
+// with DP).
+func sweepAccountant(points []SweepPoint) string {
+	for _, p := range points {
+		if p.Accountant != "" {
+			return p.Accountant
+		}
+	}
+	return "RDP"
 }
 
 // audited reports whether the point ran with the empirical audit.
@@ -64,6 +77,7 @@ func (p *SweepPoint) Summarize(records []RoundRecord) {
 		p.Epsilon = r.Epsilon
 		p.WireBytes += r.WireBytes
 		p.Audit, p.AuditLow, p.AuditHigh = r.Audit, r.AuditLow, r.AuditHigh
+		p.Accountant = r.Accountant
 	}
 }
 
@@ -135,7 +149,7 @@ func WriteSweepResults(dir string, points []SweepPoint) (string, error) {
 	sorted := sortedSweep(points)
 	audited := slices.ContainsFunc(points, SweepPoint.audited)
 	var md strings.Builder
-	cols := []string{"adapter", "lr:", "bits:", "noise z:", "clip C:", "rounds:", "ε:"}
+	cols := []string{"adapter", "lr:", "bits:", "noise z:", "clip C:", "rounds:", "ε (" + sweepAccountant(points) + "):"}
 	if audited {
 		cols = append(cols, "audit ε̂ [95%]:")
 	}

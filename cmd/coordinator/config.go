@@ -65,6 +65,8 @@ type dpConfig struct {
 	Delta    float64 `toml:"delta"`
 	// Local: clients clip and noise their own updates (local DP).
 	Local bool `toml:"local"`
+	// Accountant: rdp (default) or pld (needs rounds.sampling = "poisson").
+	Accountant string `toml:"accountant"`
 }
 
 type adapterConfig struct {
@@ -104,6 +106,10 @@ type roundsConfig struct {
 	RejoinGrace string `toml:"rejoin_grace"`
 	Seed        uint64 `toml:"seed"`
 	Rule        string `toml:"rule"`
+	// Sampling: fixed (default: cohort clients, or fraction of them, drawn
+	// without replacement) or poisson (each client joins a round with
+	// probability fraction).
+	Sampling string `toml:"sampling"`
 }
 
 type trainConfig struct {
@@ -188,13 +194,13 @@ func (c serveConfig) policy() (fed.Policy, fed.Rule, error) {
 	p := fed.Policy{Lease: lease, RejoinGrace: grace,
 		Rounds: c.Rounds.Rounds, CohortSize: c.Rounds.Cohort, Fraction: c.Rounds.Fraction, MinClients: c.Rounds.MinClients,
 		StartClients: c.Rounds.StartClients, MaxExamples: c.Rounds.MaxExamples, MaxUpdateNorm: c.Rounds.MaxUpdateNorm,
-		Quorum: c.Rounds.Quorum, RoundTimeout: timeout, Seed: c.Rounds.Seed,
+		Quorum: c.Rounds.Quorum, RoundTimeout: timeout, Seed: c.Rounds.Seed, Sampling: c.Rounds.Sampling,
 		Train: &fedpb.RoundConfig{LocalEpochs: uint32(t.Epochs), BatchSize: uint32(t.Batch), LearningRate: t.LR,
 			Bits: uint32(t.Bits), Seed: t.Seed, MaxItems: uint32(t.MaxItems)},
 	}
 	if c.DP.Enabled {
 		p.DP = &fed.DPPolicy{Clip: c.DP.Clip, Noise: c.DP.Noise, Adaptive: c.DP.Adaptive, Epsilon: c.DP.Budget, Delta: c.DP.Delta,
-			Local: c.DP.Local}
+			Local: c.DP.Local, Accountant: c.DP.Accountant}
 	}
 	if sa := c.SecAgg; sa.Enabled {
 		ka, err := fed.ParseKeyAgreement(sa.KeyAgreement)

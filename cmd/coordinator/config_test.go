@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/secure"
 )
 
@@ -182,6 +183,28 @@ func TestServeConfigRetentionAndNormBound(t *testing.T) {
 		t.Fatal(err)
 	} else if _, _, err := c.policy(); err == nil || !strings.Contains(err.Error(), "secure aggregation hides") {
 		t.Errorf("max_update_norm with secure aggregation: %v", err)
+	}
+}
+
+// TestServeConfigSamplingAccountant: rounds.sampling and dp.accountant
+// reach the policy; the PLD with fixed cohorts is refused naming both.
+func TestServeConfigSamplingAccountant(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.toml")
+	os.WriteFile(p, []byte("dir = \"coord\"\n[rounds]\nsampling = \"poisson\"\nfraction = 0.2\n[dp]\nenabled = true\nnoise = 1\naccountant = \"pld\"\n"), 0o644)
+	c, err := loadServeConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, _, err := c.policy()
+	if err != nil || pol.Sampling != fed.SamplingPoisson || pol.DP.Accountant != fed.AccountantPLD {
+		t.Fatalf("policy %+v, %v", pol, err)
+	}
+	os.WriteFile(p, []byte("dir = \"coord\"\n[dp]\nenabled = true\nnoise = 1\naccountant = \"pld\"\n"), 0o644)
+	if c, err = loadServeConfig(p); err == nil {
+		_, _, err = c.policy()
+	}
+	if err == nil || !strings.Contains(err.Error(), "pld covers Poisson sampling") {
+		t.Errorf("pld with fixed cohorts: %v", err)
 	}
 }
 

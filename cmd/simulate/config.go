@@ -71,6 +71,11 @@ type simConfig struct {
 	DPCryptoNoise bool `toml:"dp_crypto_noise"`
 	// DPLocal: clients clip and noise their own updates (local DP).
 	DPLocal bool `toml:"dp_local"`
+	// DPAccountant: rdp (default) or pld (Poisson sampling only).
+	DPAccountant string `toml:"dp_accountant"`
+	// Sampling: fixed (default) or poisson cohorts (fraction = each
+	// client's probability).
+	Sampling string `toml:"sampling"`
 	// Audit: canary clients for the one-shot empirical privacy estimate
 	// (0: no audit).
 	Audit int `toml:"audit"`
@@ -335,6 +340,8 @@ func loadConfig(name string, args []string, cfg *simConfig, extra func(*flag.Fla
 	fs.Float64Var(&cfg.DPDelta, "dp-delta", cfg.DPDelta, "DP: δ")
 	fs.BoolVar(&cfg.DPCryptoNoise, "dp-crypto-noise", cfg.DPCryptoNoise, "DP: cryptographic noise (default: seeded noise, reproducible but NOT private)")
 	fs.BoolVar(&cfg.DPLocal, "dp-local", cfg.DPLocal, "DP: local DP, each client clips and noises its own update before upload")
+	fs.StringVar(&cfg.DPAccountant, "dp-accountant", cfg.DPAccountant, "DP: rdp (Rényi DP at its best order) or pld (privacy loss distribution; needs --sampling poisson)")
+	fs.StringVar(&cfg.Sampling, "sampling", cfg.Sampling, "cohorts: fixed (--cohort clients, or --fraction of them, without replacement) or poisson (each client joins a round with probability --fraction)")
 	fs.IntVar(&cfg.Audit, "audit", cfg.Audit, "empirical privacy audit: this many canary clients join, and ε̂ of the published adapter is estimated each round (0: off)")
 	fs.BoolVar(&cfg.SecAgg, "secagg", cfg.SecAgg, "secure aggregation (SecAgg+): the coordinator sees only each round's sum; needs rule fedavg and bits 2..8")
 	fs.Float64Var(&cfg.SecAggRange, "secagg-range", cfg.SecAggRange, "secure aggregation: bound on every update coordinate (0: learning rate × local steps)")
@@ -388,7 +395,7 @@ func resolveSettings(cfg simConfig) (settings, error) {
 	var dp *fed.DPPolicy
 	if cfg.DPNoise != 0 {
 		dp = &fed.DPPolicy{Clip: cfg.DPClip, Noise: cfg.DPNoise, Adaptive: cfg.DPAdaptive, Epsilon: cfg.DPBudget,
-			Delta: cfg.DPDelta, SeededNoise: !cfg.DPCryptoNoise, Seed: cfg.Seed, Local: cfg.DPLocal}
+			Delta: cfg.DPDelta, SeededNoise: !cfg.DPCryptoNoise, Seed: cfg.Seed, Local: cfg.DPLocal, Accountant: cfg.DPAccountant}
 	}
 	var sa *fed.SecAggPolicy
 	if cfg.SecAgg {
@@ -401,7 +408,7 @@ func resolveSettings(cfg simConfig) (settings, error) {
 			return settings{}, fmt.Errorf("secure aggregation needs cohorts of at least %d clients (fraction %v of %d clients)", fed.MinSecAggCohort, cfg.Fraction, cfg.Clients)
 		}
 	}
-	probe := fed.Policy{CohortSize: cfg.Cohort, Fraction: cfg.Fraction, RoundTimeout: time.Hour, Train: rc, DP: dp, SecAgg: sa}
+	probe := fed.Policy{CohortSize: cfg.Cohort, Fraction: cfg.Fraction, RoundTimeout: time.Hour, Train: rc, DP: dp, SecAgg: sa, Sampling: cfg.Sampling}
 	for _, c := range adapters {
 		if err := rule.Check(c.Kind, probe); err != nil {
 			return settings{}, err
@@ -410,7 +417,7 @@ func resolveSettings(cfg simConfig) (settings, error) {
 	if err := probe.Validate(); err != nil {
 		return settings{}, err
 	}
-	if err := checkBudget(dp, cfg); err != nil {
+	if err := checkBudget(probe, cfg); err != nil {
 		return settings{}, err
 	}
 	switch {
@@ -429,7 +436,8 @@ func resolveSettings(cfg simConfig) (settings, error) {
 // checkBudget refuses a privacy budget that not even one round fits, before
 // any work (the accountant knows a round's cost from the noise, the cohort
 // and the population).
-func checkBudget(dp *fed.DPPolicy, cfg simConfig) error {
+func checkBudget(p fed.Policy, cfg simConfig) error {
+	dp := p.DP
 	if dp == nil || dp.Epsilon <= 0 {
 		return nil
 	}
@@ -437,7 +445,7 @@ func checkBudget(dp *fed.DPPolicy, cfg simConfig) error {
 	if cohort == 0 {
 		cohort = int(math.Ceil(cfg.Fraction*float64(cfg.Clients) - 1e-9))
 	}
-	eps, err := dp.SpentAfter(1, cohort, cfg.Clients)
+	eps, err := p.SpentAfter(1, cohort, cfg.Clients)
 	if err != nil {
 		return fmt.Errorf("dp: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/simulate"
 	"github.com/kronfed/kronfed/task"
 	"github.com/kronfed/kronfed/train"
@@ -186,7 +187,7 @@ func buildExperiment(cfg simConfig) (*simulate.Experiment, error) {
 	return &simulate.Experiment{
 		Base: simulate.Options{Model: m, Clients: cfg.Clients, CohortSize: cfg.Cohort, Fraction: cfg.Fraction, Rule: set.rule,
 			Train: set.train, Partition: cfg.Partition, Seed: cfg.Seed, Workers: cfg.Workers, DP: set.dp, SecAgg: set.secAgg,
-			Transport: cfg.Transport, Canaries: cfg.Audit, Logger: slog.New(slog.DiscardHandler)},
+			Transport: cfg.Transport, Canaries: cfg.Audit, Sampling: cfg.Sampling, Logger: slog.New(slog.DiscardHandler)},
 		Adapters: set.adapters, Pairs: pairs, RoundsA: simulate.ScaleRounds(cfg.RoundsA, cfg.Scale), RoundsB: simulate.ScaleRounds(cfg.RoundsB, cfg.Scale),
 		Splits:    func(name string) (*task.Splits, error) { return splits[name], nil },
 		EvalItems: cfg.EvalItems, Out: out,
@@ -327,8 +328,18 @@ func dpNote(cfg simConfig) string {
 	if cfg.DPCryptoNoise {
 		noise = "drawn from the OS's CSPRNG (crypto/rand)"
 	}
-	return fmt.Sprintf("differential privacy (%s): noise multiplier %g, clip %g, %s; ε at δ = %g accounts a fixed cohort of %d of %d clients sampled without replacement each round (Rényi DP; `simulate accountant --cohort %d --population %d` gives the same figure); noise %s",
-		kind, cfg.DPNoise, cfg.DPClip, where, cfg.DPDelta, cohort, cfg.Clients, cohort, cfg.Clients, noise)
+	accounted := fmt.Sprintf("a fixed cohort of %d of %d clients sampled without replacement each round (Rényi DP; `simulate accountant --cohort %d --population %d` gives the same figure)",
+		cohort, cfg.Clients, cohort, cfg.Clients)
+	if cfg.Sampling == fed.SamplingPoisson && !cfg.DPLocal {
+		method, flag := "Rényi DP", ""
+		if cfg.DPAccountant == fed.AccountantPLD {
+			method, flag = "its privacy loss distribution, pessimistic", " --method pld"
+		}
+		accounted = fmt.Sprintf("each client joining a round with probability %g (Poisson sampling, %s; `simulate accountant%s --sample-rate %g` gives the same figure)",
+			cfg.Fraction, method, flag, cfg.Fraction)
+	}
+	return fmt.Sprintf("differential privacy (%s): noise multiplier %g, clip %g, %s; ε at δ = %g accounts %s; noise %s",
+		kind, cfg.DPNoise, cfg.DPClip, where, cfg.DPDelta, accounted, noise)
 }
 
 func roundsText(n int) string {

@@ -41,6 +41,8 @@ func TestBadConfigRefusedBeforeWork(t *testing.T) {
 		"audit with dp_local":              {"--audit", "8", "--dp-noise", "1", "--dp-local"},
 		"audit with transport grpc":        {"--audit", "8", "--transport", "grpc"},
 		"audit 1: want 0":                  {"--audit", "1"},
+		"pld covers Poisson sampling":      {"--dp-noise", "1", "--dp-accountant", "pld"},
+		"sampling \"stratified\"":          {"--sampling", "stratified"},
 		// z = 1 with every one of 8 clients in the round costs ε 10.72 per round.
 		"dp_budget 10 cannot be met: one round already spends ε = 10.72": {"--dp-noise", "1", "--dp-clip", "0.5", "--dp-budget", "10"},
 	}
