@@ -135,6 +135,9 @@ type Progress struct {
 	AccA      float64
 	AccB      float64
 	Elapsed   time.Duration
+	// Accountant names how Epsilon was computed ("RDP", "PLD"; empty
+	// without DP).
+	Accountant string
 	// Audit is the round's empirical ε̂ (with canaries), else nil.
 	Audit *audit.Estimate
 }
@@ -282,7 +285,8 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, ac adapter.Confi
 			o.Epsilon, o.Accountant = r.Epsilon, e.Base.accountant()
 			if e.Progress != nil {
 				e.Progress(Progress{Run: run, Runs: runs, Adapter: label, Pair: pair, Phase: name, Round: round,
-					Rounds: roundsA + roundsB, Loss: r.TrainLoss, Epsilon: r.Epsilon, AccA: accA.Acc, AccB: accB.Acc, Elapsed: time.Since(start)})
+					Rounds: roundsA + roundsB, Loss: r.TrainLoss, Epsilon: r.Epsilon, Accountant: e.Base.accountant(), AccA: accA.Acc, AccB: accB.Acc,
+					Elapsed: time.Since(start)})
 			}
 			return nil
 		})

@@ -68,7 +68,8 @@ func (s *Single) Run(ctx context.Context) ([]RoundRecord, error) {
 		records = append(records, rec)
 		if s.Progress != nil {
 			s.Progress(Progress{Run: 1, Runs: 1, Adapter: label, Pair: Pair{A: s.Splits.Name}, Phase: "run", Round: rec.Round,
-				Rounds: s.Rounds, Loss: r.TrainLoss, Epsilon: r.Epsilon, AccA: acc.Acc, Elapsed: time.Since(start), Audit: ri.Audit})
+				Rounds: s.Rounds, Loss: r.TrainLoss, Epsilon: r.Epsilon, Accountant: opts.accountant(), AccA: acc.Acc, Elapsed: time.Since(start),
+				Audit: ri.Audit})
 		}
 		return nil
 	})

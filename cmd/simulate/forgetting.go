@@ -49,7 +49,7 @@ func runForgetting(args []string, stdout io.Writer) error {
 	exp.Base.Uploads = status.uploads("  this round: ")
 	exp.Progress = func(p simulate.Progress) {
 		status.printf("[%d/%d] %-8s %-8s phase %s round %d/%d  loss %.3f  acc %s %.3f  acc %s %.3f%s  (%s)\n",
-			p.Run, p.Runs, p.Adapter, p.Pair.Name(), p.Phase, p.Round, p.Rounds, p.Loss, p.Pair.A, p.AccA, p.Pair.B, p.AccB, epsilonNote(p.Epsilon),
+			p.Run, p.Runs, p.Adapter, p.Pair.Name(), p.Phase, p.Round, p.Rounds, p.Loss, p.Pair.A, p.AccA, p.Pair.B, p.AccB, epsilonNote(p.Epsilon, p.Accountant),
 			p.Elapsed.Round(time.Second))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -109,9 +109,9 @@ func startRunFolder(exp *simulate.Experiment) (closeLog func() error, err error)
 }
 
 // epsilonNote is the progress lines' privacy column ("" without DP).
-func epsilonNote(eps float64) string {
+func epsilonNote(eps float64, accountant string) string {
 	if eps > 0 {
-		return fmt.Sprintf("  ε %.3g", eps)
+		return fmt.Sprintf("  ε %.3g (%s)", eps, accountant)
 	}
 	return ""
 }

@@ -109,7 +109,7 @@ func trainOne(ctx context.Context, opts simulate.Options, splits *task.Splits, s
 	single := &simulate.Single{Base: opts, Splits: splits, Shards: shards, Rounds: rounds, EvalItems: evalItems, Out: out,
 		Progress: func(p simulate.Progress) {
 			status.printf("%sround %d/%d  loss %.3f  test acc %.3f%s%s  (%s)\n", prefix, p.Round, p.Rounds, p.Loss, p.AccA,
-				epsilonNote(p.Epsilon), auditNote(p.Audit), p.Elapsed.Round(time.Second))
+				epsilonNote(p.Epsilon, p.Accountant), auditNote(p.Audit), p.Elapsed.Round(time.Second))
 		}}
 	records, runErr := single.Run(ctx)
 	table, err := simulate.WriteRunResults(out, records)
