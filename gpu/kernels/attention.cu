@@ -261,6 +261,70 @@ static __device__ __forceinline__ void kf_attention_forward(
     }
 }
 
+// kf_tile_dots computes a thread's micro-tile of two score-like products at
+// once: s[i][j] = a_r·c_c and t[i][j] = b_r·e_c over the head dims, for rows
+// r = rg + i·RG of a and b and columns c = cg + j·CG of c and e (shared
+// tiles, leading dimension ld). The dq kernel passes (q, dout; k, v) for
+// s = q·k and dP = dout·v; the dk/dv kernel (k, v; q, dout), the same
+// products transposed. HD is even: two head dims per iteration.
+template <int RM, int CN, int RG, int CG>
+static __device__ __forceinline__ void kf_tile_dots(float (&s)[RM][CN], float (&t)[RM][CN], const float* a,
+                                                    const float* b, const float* c, const float* e, int ld, int rg,
+                                                    int cg, int HD)
+{
+#pragma unroll
+    for (int i = 0; i < RM; i++) {
+#pragma unroll
+        for (int j = 0; j < CN; j++) {
+            s[i][j] = 0.f;
+            t[i][j] = 0.f;
+        }
+    }
+    for (int d0 = 0; d0 < HD; d0 += 2) {
+#pragma unroll
+        for (int d = d0; d < d0 + 2; d++) {
+            float av[RM], bv[RM], cv[CN], ev[CN];
+#pragma unroll
+            for (int i = 0; i < RM; i++) {
+                av[i] = a[(rg + i * RG) * ld + d];
+                bv[i] = b[(rg + i * RG) * ld + d];
+            }
+#pragma unroll
+            for (int j = 0; j < CN; j++) {
+                cv[j] = c[(cg + j * CG) * ld + d];
+                ev[j] = e[(cg + j * CG) * ld + d];
+            }
+#pragma unroll
+            for (int i = 0; i < RM; i++) {
+#pragma unroll
+                for (int j = 0; j < CN; j++) {
+                    s[i][j] = fmaf(av[i], cv[j], s[i][j]);
+                    t[i][j] = fmaf(bv[i], ev[j], t[i][j]);
+                }
+            }
+        }
+    }
+}
+
+// kf_p_ds rebuilds the probability of query row `row` for key col from the
+// row's stats (max mx, 1/sum inv) and the score s, and returns the
+// backward's ds = p·(dP·f − D), f the dropout factor (for dq and dk), with
+// *pd = dropout(p) = p·f (for dv). Both zero for a masked pair or an
+// all-masked row (mx = −Inf).
+static __device__ __forceinline__ float kf_p_ds(float* pd, float s, float dp, float mx, float inv, float D, int row,
+                                                int col, int T, int causal, int window, const float* __restrict__ mask,
+                                                const unsigned long long* __restrict__ keep, long long drow,
+                                                float drop_scale, float scale)
+{
+    *pd = 0.f;
+    if (mx == KF_NEG_INF || !kf_allowed(row, col, T, causal, window, mask))
+        return 0.f;
+    const float p = __expf(s * scale - mx) * inv;
+    const float f = keep != 0 ? kf_drop(keep, (drow + row) * T + col, drop_scale) : 1.f;
+    *pd = p * f;
+    return p * (dp * f - D);
+}
+
 template <int NT, int MAXHD, int BR, int BC, int RM>
 static __device__ __forceinline__ void kf_attention_dq(
     float* __restrict__ dq, const float* __restrict__ dout, const float* __restrict__ stats,
@@ -320,55 +384,16 @@ static __device__ __forceinline__ void kf_attention_dq(
         __syncthreads();
 
         float s[RM][CN], dp[RM][CN];
-#pragma unroll
-        for (int i = 0; i < RM; i++) {
-#pragma unroll
-            for (int j = 0; j < CN; j++) {
-                s[i][j] = 0.f;
-                dp[i][j] = 0.f;
-            }
-        }
-        // HD is even: two head dims per iteration, no remainder.
-        for (int d0 = 0; d0 < HD; d0 += 2) {
-#pragma unroll
-            for (int d = d0; d < d0 + 2; d++) {
-                float qv[RM], gv[RM], kv[CN], vv[CN];
-#pragma unroll
-                for (int i = 0; i < RM; i++) {
-                    qv[i] = sQ[(rg + i * RG) * ld + d];
-                    gv[i] = sG[(rg + i * RG) * ld + d];
-                }
-#pragma unroll
-                for (int j = 0; j < CN; j++) {
-                    kv[j] = sK[(cg + j * CG) * ld + d];
-                    vv[j] = sV[(cg + j * CG) * ld + d];
-                }
-#pragma unroll
-                for (int i = 0; i < RM; i++) {
-#pragma unroll
-                    for (int j = 0; j < CN; j++) {
-                        s[i][j] = fmaf(qv[i], kv[j], s[i][j]);
-                        dp[i][j] = fmaf(gv[i], vv[j], dp[i][j]);
-                    }
-                }
-            }
-        }
-
+        kf_tile_dots<RM, CN, RG, CG>(s, dp, sQ, sG, sK, sV, ld, rg, cg, HD);
 #pragma unroll
         for (int i = 0; i < RM; i++) {
             const int row = q0 + rg + i * RG;
 #pragma unroll
             for (int j = 0; j < CN; j++) {
-                const int col = k0 + cg + j * CG;
-                float ds = 0.f;
-                if (mx[i] != KF_NEG_INF && kf_allowed(row, col, T, causal, window, mb)) {
-                    const float p = __expf(s[i][j] * scale - mx[i]) * inv[i];
-                    float g = dp[i][j];
-                    if (drop_keep != 0)
-                        g *= kf_drop(drop_keep, (drow + row) * T + col, drop_scale);
-                    ds = p * (g - dd[i]);
-                }
-                sS[(rg + i * RG) * ldp + cg + j * CG] = ds;
+                float pd;
+                sS[(rg + i * RG) * ldp + cg + j * CG] = kf_p_ds(&pd, s[i][j], dp[i][j], mx[i], inv[i], dd[i], row,
+                                                                k0 + cg + j * CG, T, causal, window, mb, drop_keep,
+                                                                drow, drop_scale, scale);
             }
         }
         __syncthreads();
@@ -478,59 +503,17 @@ static __device__ __forceinline__ void kf_attention_dkdv(
             __syncthreads();
 
             float s[RM][CN], dp[RM][CN];
-#pragma unroll
-            for (int i = 0; i < RM; i++) {
-#pragma unroll
-                for (int j = 0; j < CN; j++) {
-                    s[i][j] = 0.f;
-                    dp[i][j] = 0.f;
-                }
-            }
-            // HD is even: two head dims per iteration, no remainder.
-            for (int d0 = 0; d0 < HD; d0 += 2) {
-#pragma unroll
-                for (int d = d0; d < d0 + 2; d++) {
-                    float kv[RM], vv[RM], qv[CN], gv[CN];
-#pragma unroll
-                    for (int i = 0; i < RM; i++) {
-                        kv[i] = sK[(rg + i * RG) * ld + d];
-                        vv[i] = sV[(rg + i * RG) * ld + d];
-                    }
-#pragma unroll
-                    for (int j = 0; j < CN; j++) {
-                        qv[j] = sQ[(cg + j * CG) * ld + d];
-                        gv[j] = sG[(cg + j * CG) * ld + d];
-                    }
-#pragma unroll
-                    for (int i = 0; i < RM; i++) {
-#pragma unroll
-                        for (int j = 0; j < CN; j++) {
-                            s[i][j] = fmaf(kv[i], qv[j], s[i][j]);
-                            dp[i][j] = fmaf(vv[i], gv[j], dp[i][j]);
-                        }
-                    }
-                }
-            }
-
+            kf_tile_dots<RM, CN, RG, CG>(s, dp, sK, sV, sQ, sG, ld, rg, cg, HD);
 #pragma unroll
             for (int i = 0; i < RM; i++) {
                 const int key = k0 + rg + i * RG;
 #pragma unroll
                 for (int j = 0; j < CN; j++) {
                     const int qr = cg + j * CG;
-                    const int row = q0 + qr;
-                    const float mq = sM[qr];
-                    float pd = 0.f, ds = 0.f;
-                    if (mq != KF_NEG_INF && kf_allowed(row, key, T, causal, window, mb)) {
-                        const float p = __expf(s[i][j] * scale - mq) * sI[qr];
-                        float f = 1.f;
-                        if (drop_keep != 0)
-                            f = kf_drop(drop_keep, (drow + row) * T + key, drop_scale);
-                        pd = p * f;
-                        ds = p * (dp[i][j] * f - sD[qr]);
-                    }
+                    float pd;
+                    sS[(rg + i * RG) * ldp + qr] = kf_p_ds(&pd, s[i][j], dp[i][j], sM[qr], sI[qr], sD[qr], q0 + qr, key,
+                                                           T, causal, window, mb, drop_keep, drow, drop_scale, scale);
                     sP[(rg + i * RG) * ldp + qr] = pd;
-                    sS[(rg + i * RG) * ldp + qr] = ds;
                 }
             }
             __syncthreads();
