@@ -2,6 +2,7 @@ package fed
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kronfed/kronfed/aggregate/accountant"
 	"github.com/kronfed/kronfed/fed/fedpb"
 )
 
@@ -35,6 +37,23 @@ type CoordinatorMachine struct {
 	// first tick after that.
 	rejoin bool
 	since  time.Time
+	// The last ε computed and its rounds: the budget check at a round's
+	// start and the accounting at its end ask for the same rounds, and a
+	// PLD over many rounds is not cheap.
+	epsRounds []accountant.Composition
+	eps       float64
+}
+
+// epsilonOf is the policy's ε of rounds, remembered for the next ask.
+func (m *CoordinatorMachine) epsilonOf(rounds []accountant.Composition) (float64, error) {
+	if m.epsRounds != nil && slices.Equal(rounds, m.epsRounds) {
+		return m.eps, nil
+	}
+	eps, err := m.policy.epsilonOf(rounds)
+	if err == nil {
+		m.epsRounds, m.eps = slices.Clone(rounds), eps
+	}
+	return eps, err
 }
 
 // NewCoordinatorMachine starts from a stored state (the zero State for a new
@@ -52,6 +71,9 @@ func NewCoordinatorMachine(p Policy, st State) (*CoordinatorMachine, error) {
 	// A finished federation restarted with more rounds to run continues.
 	if st.Phase == PhaseDone && st.Stopped == "" && (p.Rounds == 0 || st.Published < p.Rounds) {
 		st.Phase = PhaseIdle
+	}
+	if p.DP != nil && st.RDP != nil && (p.dpSampling() != SamplingFixed || p.DP.Accountant == AccountantPLD) {
+		return nil, errors.New("coordinator policy: the store's private rounds were accounted by RDP for fixed cohorts (a state from before rounds.sampling); keep sampling fixed and the rdp accountant")
 	}
 	if p.DP != nil && st.DPSampling != "" && st.DPSampling != p.dpSampling() {
 		return nil, fmt.Errorf("coordinator policy: the store's private rounds were accounted for %s sampling; this policy accounts %s (keep rounds.sampling as the federation began)",
@@ -495,9 +517,10 @@ func (m *CoordinatorMachine) Accept(now time.Time, r Receipt) []Effect {
 func (m *CoordinatorMachine) spend(cohort, eligible int) (float64, error) {
 	dp := m.policy.DP
 	if m.st.RDP != nil {
-		return legacySpend(dp, m.st.RDP, cohort, eligible)
+		_, eps, err := legacyCompose(dp, m.st.RDP, cohort, eligible)
+		return eps, err
 	}
-	return m.policy.epsilonOf(addRound(slices.Clone(m.st.DPRounds), m.policy.roundComposition(cohort, eligible)))
+	return m.epsilonOf(addRound(slices.Clone(m.st.DPRounds), m.policy.roundComposition(cohort, eligible)))
 }
 
 // Aggregated records that round's aggregate was published as version. With
@@ -516,7 +539,7 @@ func (m *CoordinatorMachine) Aggregated(round, version uint64, nextClip float64)
 		} else {
 			m.st.DPRounds = addRound(m.st.DPRounds, m.policy.roundComposition(len(m.st.Cohort), m.st.Eligible))
 			m.st.DPSampling = m.policy.dpSampling()
-			eps, err = m.policy.epsilonOf(m.st.DPRounds)
+			eps, err = m.epsilonOf(m.st.DPRounds)
 		}
 		if err != nil {
 			return m.abandon("privacy accounting: " + err.Error())

@@ -218,6 +218,11 @@ func TestPrivacyLegacyGridState(t *testing.T) {
 		onGrid, _, _ := accountant.EpsilonFromRDP(orders, grid.RDP(), 1e-5)
 		got := m.State()
 		if legacy {
+			poisson := p
+			poisson.CohortSize, poisson.Fraction, poisson.Sampling = 0, 0.5, SamplingPoisson
+			if _, err := NewCoordinatorMachine(poisson, got); err == nil || !strings.Contains(err.Error(), "keep sampling fixed") {
+				t.Errorf("a legacy state under Poisson sampling: %v", err)
+			}
 			if math.Abs(got.Epsilon-onGrid) > 1e-12*onGrid || got.DPRounds != nil || len(got.RDP) != len(orders) {
 				t.Errorf("legacy state: ε %v (grid %v), %d RDP values, rounds %v", got.Epsilon, onGrid, len(got.RDP), got.DPRounds)
 			}

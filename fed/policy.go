@@ -284,12 +284,6 @@ func legacyCompose(dp *DPPolicy, rdp []float64, cohort, eligible int) ([]float64
 	return out, eps, err
 }
 
-// legacySpend is the ε on the legacy grid after one more round.
-func legacySpend(dp *DPPolicy, rdp []float64, cohort, eligible int) (float64, error) {
-	_, eps, err := legacyCompose(dp, rdp, cohort, eligible)
-	return eps, err
-}
-
 // SpentAfter is the ε (at d.Delta) the federation has spent after rounds
 // rounds that each select cohort of population clients, as the coordinator
 // accounts fixed cohorts (sampling without replacement; local DP: no

@@ -100,16 +100,7 @@ func checkBERTParity(t *testing.T, e *Engine, m *model.BERT, kind adapter.Kind, 
 	}
 	cpu.Backward()
 
-	dm, err := UploadBERT(e, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dm.Free()
-	run, err := dm.NewRun(devSet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer run.Free()
+	run := bertRun(t, e, m, devSet)
 	rng = rand.New(rand.NewPCG(41, 42))
 	run.Drop, run.Base, run.Masks = &adapter.Dropout{P: 0.1, Rng: rng}, rng, HostDropout
 	if err := run.Forward(b); err != nil {

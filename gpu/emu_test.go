@@ -194,16 +194,7 @@ func TestEmulatedLogitRows(t *testing.T) {
 	e := emuEngine(t, FP32)
 	cfg := &model.Config{ModelType: "llama", Family: model.Decoder, Hidden: 32, Intermediate: 48, Layers: 1, Heads: 4, KVHeads: 2, HeadDim: 8,
 		Vocab: 40, MaxPositions: 16, RMSNormEps: 1e-5, RopeTheta: 10000}
-	dm, err := UploadLlama(e, randomLlama(t, cfg, model.RopeHalf, 2, FP32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dm.Free()
-	run, err := dm.NewRun(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer run.Free()
+	run := llamaRun(t, e, randomLlama(t, cfg, model.RopeHalf, 2, FP32), nil)
 	tokens, _ := parityBatch(cfg, 2, 7, 3)
 	if err := run.Forward(tokens, 2, 7); err != nil {
 		t.Fatal(err)

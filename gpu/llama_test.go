@@ -10,8 +10,42 @@ import (
 	"testing"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/internal/adaptertest"
 	"github.com/kronfed/kronfed/model"
 )
+
+// llamaRun uploads m to e and starts a run of set (nil: no adapters), both
+// freed at the test's end.
+func llamaRun(t testing.TB, e *Engine, m *model.Llama, set *adapter.Set) *LlamaRun {
+	t.Helper()
+	dm, err := UploadLlama(e, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dm.Free)
+	run, err := dm.NewRun(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(run.Free)
+	return run
+}
+
+// bertRun is llamaRun for an encoder.
+func bertRun(t testing.TB, e *Engine, m *model.BERT, set *adapter.Set) *BERTRun {
+	t.Helper()
+	dm, err := UploadBERT(e, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dm.Free)
+	run, err := dm.NewRun(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(run.Free)
+	return run
+}
 
 // The parity tests run the same batch through the CPU engine (package
 // model, the reference) and the device, and compare logits, loss and every
@@ -78,20 +112,7 @@ func randomSet(t *testing.T, cfg *model.Config, kind adapter.Kind, seed uint64) 
 	if kind == adapter.KindKron {
 		ac.DA2 = 4
 	}
-	targets := cfg.Targets()
-	rng := rand.New(rand.NewPCG(seed, 9))
-	set, err := adapter.NewSet(ac, "parity", targets, rng)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range set.Modules {
-		for _, f := range m.Layer.Factors() {
-			for i := range f.Data {
-				f.Data[i] = 0.05 * float32(rng.NormFloat64())
-			}
-		}
-	}
-	return set
+	return adaptertest.Random(t, ac, "parity", cfg.Targets(), seed)
 }
 
 // cloneSet deep-copies a Set's factors (gradients zero).
@@ -261,16 +282,7 @@ func checkLlamaParity(t *testing.T, e *Engine, m *model.Llama, kind adapter.Kind
 	}
 	cpu.Backward()
 
-	dm, err := UploadLlama(e, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dm.Free()
-	run, err := dm.NewRun(devSet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer run.Free()
+	run := llamaRun(t, e, m, devSet)
 	run.Drop = &adapter.Dropout{P: 0.1, Rng: rand.New(rand.NewPCG(21, 22))}
 	run.Masks = HostDropout
 	if err := run.Forward(tokens, B, T); err != nil {
@@ -335,16 +347,7 @@ func TestStoriesGreedyGeneration(t *testing.T) {
 		}
 		want = append(want, argmax(logits))
 	}
-	dm, err := UploadLlama(e, m.Llama)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dm.Free()
-	run, err := dm.NewRun(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer run.Free()
+	run := llamaRun(t, e, m.Llama, nil)
 	V := m.Cfg.Vocab
 	got := append([]int(nil), prompt...)
 	for len(got) < len(want) {

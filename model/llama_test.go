@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/internal/adaptertest"
 )
 
 // randomSource serves normally distributed weights of any requested shape
@@ -56,20 +57,7 @@ func randomAdapters(t *testing.T, cfg *Config, kind adapter.Kind, seed uint64) *
 	if kind == adapter.KindKron {
 		ac.DA2 = 2
 	}
-	targets := cfg.Targets()
-	rng := rand.New(rand.NewPCG(seed, 9))
-	set, err := adapter.NewSet(ac, "tiny", targets, rng)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range set.Modules {
-		for _, f := range m.Layer.Factors() {
-			for i := range f.Data {
-				f.Data[i] = 0.05 * float32(rng.NormFloat64())
-			}
-		}
-	}
-	return set
+	return adaptertest.Random(t, ac, "tiny", cfg.Targets(), seed)
 }
 
 // TestLlamaAdapterGradients checks the whole model's adapter gradients against

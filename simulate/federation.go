@@ -121,6 +121,7 @@ type Federation struct {
 	bundles  []*secure.Bundle
 	// The audit's canaries: their directions, names and keys.
 	canaries    *audit.Canaries
+	initialFlat []float64 // the initial adapter, flattened: the audit's origin
 	canaryNames []string
 	canaryKeys  []ed25519.PrivateKey
 }
@@ -226,6 +227,7 @@ func New(opts Options) (*Federation, error) {
 		if f.canaries, err = audit.NewCanaries(f.initial.NumParams(), opts.Canaries, max(4*opts.Canaries, 200), opts.Seed); err != nil {
 			return nil, fmt.Errorf("simulate: %w", err)
 		}
+		f.initialFlat = audit.Flatten(f.initial)
 		for i := range opts.Canaries {
 			_, key, err := ed25519.GenerateKey(rand.Reader)
 			if err != nil {
@@ -296,7 +298,7 @@ func (f *Federation) Audit(global *adapter.Set) (*audit.Estimate, error) {
 		return nil, nil
 	}
 	delta := audit.Flatten(global)
-	for i, x := range audit.Flatten(f.initial) {
+	for i, x := range f.initialFlat {
 		delta[i] -= x
 	}
 	in, out, err := f.canaries.Cosines(delta)

@@ -67,9 +67,10 @@ type Accountant struct {
 	rdp      []float64
 	steps    int
 	comps    []Composition // what was composed, for the order search
+	grid     []float64     // SearchOrders and orders, sorted: where the search starts
 
-	// The last per-step RDP computed, for (lastZ, lastQ): a training loop asks
-	// WouldExceed and then Compose with the same z and q every round.
+	// The last per-step RDP computed (for RDP()), for (lastZ, lastQ): a
+	// training loop composes the same z and q every round.
 	lastZ, lastQ float64
 	lastStep     []float64
 }
@@ -99,6 +100,7 @@ func NewAccountant(s Sampling, orders []float64) (*Accountant, error) {
 	return &Accountant{
 		sampling: s,
 		orders:   append([]float64(nil), orders...),
+		grid:     mergeOrders(SearchOrders(), orders),
 		rdp:      make([]float64, len(orders)),
 	}, nil
 }
@@ -158,23 +160,34 @@ func (a *Accountant) stepRDP(z, q float64) ([]float64, error) {
 	return out, nil
 }
 
-func (a *Accountant) computeStepRDP(z, q float64) ([]float64, error) {
+// checkStep refuses a step the accountant cannot compose: z not finite
+// and > 0, q outside [0, 1], or a rate other than its fixed sampling's.
+func (a *Accountant) checkStep(z, q float64) error {
 	if !(z > 0) || math.IsInf(z, 1) {
-		return nil, fmt.Errorf("accountant: noise multiplier z = %v must be finite and > 0", z)
+		return fmt.Errorf("accountant: noise multiplier z = %v must be finite and > 0", z)
 	}
 	if !(q >= 0 && q <= 1) {
-		return nil, fmt.Errorf("accountant: sampling rate q = %v is outside [0, 1]", q)
+		return fmt.Errorf("accountant: sampling rate q = %v is outside [0, 1]", q)
+	}
+	if s, ok := a.sampling.(WithoutReplacement); ok {
+		if r := s.Rate(); math.Abs(q-r) > 1e-12*r {
+			return fmt.Errorf("accountant: q = %v but %v fixes q = %v", q, s, r)
+		}
+	}
+	return nil
+}
+
+func (a *Accountant) computeStepRDP(z, q float64) ([]float64, error) {
+	if err := a.checkStep(z, q); err != nil {
+		return nil, err
 	}
 	out := make([]float64, len(a.orders))
-	switch s := a.sampling.(type) {
+	switch a.sampling.(type) {
 	case Poisson:
 		for i, o := range a.orders {
 			out[i] = poissonRDP(q, z, o)
 		}
 	case WithoutReplacement:
-		if r := s.Rate(); math.Abs(q-r) > 1e-12*r {
-			return nil, fmt.Errorf("accountant: q = %v but %v fixes q = %v", q, s, r)
-		}
 		sigma := z / 2 // replace-one sensitivity of a sum of C-clipped updates is 2C
 		var diffs []float64
 		if q > 0 && q < 1 {
@@ -188,54 +201,45 @@ func (a *Accountant) computeStepRDP(z, q float64) ([]float64, error) {
 }
 
 // Epsilon returns the smallest ε such that everything composed so far is
-// (ε, delta)-DP, and the order attaining it: the minimum over the
-// accountant's orders (EpsilonFromRDP) and over all orders
-// (OptimalEpsilon), whichever is lower. delta must be in (0, 1).
+// (ε, delta)-DP, and the order attaining it: minimized over the
+// accountant's orders and SearchOrders together, then refined between
+// grid points (see OptimalEpsilon). delta must be in (0, 1).
 func (a *Accountant) Epsilon(delta float64) (eps, order float64, err error) {
 	return a.epsilonWith(nil, delta)
 }
 
-// epsilonWith is Epsilon with extra compositions on top (curve: their RDP
-// at the accountant's orders, added to what is spent).
+// epsilonWith is Epsilon with an extra run of steps on top of what is spent.
 func (a *Accountant) epsilonWith(extra *Composition, delta float64) (eps, order float64, err error) {
-	rdp, comps := a.rdp, a.comps
+	if err := checkDelta(delta); err != nil {
+		return 0, 0, err
+	}
+	comps := a.comps
 	if extra != nil {
-		per, err := a.stepRDP(extra.Z, extra.Q)
-		if err != nil {
+		if err := a.checkStep(extra.Z, extra.Q); err != nil {
 			return 0, 0, err
-		}
-		rdp = make([]float64, len(per))
-		for i, r := range per {
-			rdp[i] = a.rdp[i] + float64(extra.Steps)*r
 		}
 		comps = append(slices.Clone(comps), *extra)
 	}
-	eps, order, err = EpsilonFromRDP(a.orders, rdp, delta)
-	if err != nil || len(comps) == 0 {
-		return eps, order, err
-	}
-	if e, o, err := OptimalEpsilon(a.sampling, comps, delta); err != nil {
+	c, err := newCurve(a.sampling, comps)
+	if err != nil {
 		return 0, 0, err
-	} else if e < eps {
-		eps, order = e, o
 	}
-	return eps, order, nil
+	eps, order = minimizeOverOrders(func(al float64) float64 { return epsilonAtOrder(c.at(al), al, delta) }, a.grid)
+	return math.Max(0, eps), order, nil
 }
 
 // Delta returns the smallest δ such that everything composed so far is
-// (eps, δ)-DP, and the order attaining it (DeltaFromRDP and OptimalDelta,
-// whichever is lower).
+// (eps, δ)-DP, and the order attaining it, minimized like Epsilon.
 func (a *Accountant) Delta(eps float64) (delta, order float64, err error) {
-	delta, order, err = DeltaFromRDP(a.orders, a.rdp, eps)
-	if err != nil || len(a.comps) == 0 {
-		return delta, order, err
+	if !(eps >= 0) {
+		return 0, 0, fmt.Errorf("accountant: epsilon %v must be ≥ 0", eps)
 	}
-	if d, o, err := OptimalDelta(a.sampling, a.comps, eps); err != nil {
+	c, err := newCurve(a.sampling, a.comps)
+	if err != nil {
 		return 0, 0, err
-	} else if d < delta {
-		delta, order = d, o
 	}
-	return delta, order, nil
+	ld, order := minimizeOverOrders(func(al float64) float64 { return logDeltaAtOrder(c.at(al), al, eps) }, a.grid)
+	return math.Min(math.Exp(ld), 1), order, nil
 }
 
 // NoiseForEpsilon returns the smallest noise multiplier z (to 1e-6 relative,

@@ -29,7 +29,9 @@ type Composition struct {
 // SearchOrders is the grid ε is minimized on before refinement: the union
 // of dp_accounting's DEFAULT_RDP_ORDERS (DefaultOrders) and Opacus's
 // DEFAULT_ALPHAS (1.1, 1.2, …, 10.9 and 12, …, 63), sorted.
-func SearchOrders() []float64 {
+func SearchOrders() []float64 { return slices.Clone(searchOrders()) }
+
+var searchOrders = sync.OnceValue(func() []float64 {
 	o := DefaultOrders()
 	for x := 1; x < 100; x++ {
 		o = append(o, 1+float64(x)/10)
@@ -42,6 +44,13 @@ func SearchOrders() []float64 {
 	}
 	slices.Sort(o)
 	return slices.Compact(o)
+})
+
+// mergeOrders is the sorted union of two order lists.
+func mergeOrders(a, b []float64) []float64 {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // curve is the RDP of a sequence of compositions as a function of the
@@ -131,7 +140,7 @@ func OptimalEpsilon(s Sampling, comps []Composition, delta float64) (eps, order 
 	if err != nil {
 		return 0, 0, err
 	}
-	eps, order = minimizeOverOrders(func(a float64) float64 { return epsilonAtOrder(c.at(a), a, delta) }, SearchOrders())
+	eps, order = minimizeOverOrders(func(a float64) float64 { return epsilonAtOrder(c.at(a), a, delta) }, searchOrders())
 	return math.Max(0, eps), order, nil
 }
 
@@ -145,7 +154,7 @@ func OptimalDelta(s Sampling, comps []Composition, eps float64) (delta, order fl
 	if err != nil {
 		return 0, 0, err
 	}
-	ld, order := minimizeOverOrders(func(a float64) float64 { return logDeltaAtOrder(c.at(a), a, eps) }, SearchOrders())
+	ld, order := minimizeOverOrders(func(a float64) float64 { return logDeltaAtOrder(c.at(a), a, eps) }, searchOrders())
 	return math.Min(math.Exp(ld), 1), order, nil
 }
 

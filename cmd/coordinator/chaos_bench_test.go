@@ -266,6 +266,8 @@ func (c *chaos) faultSummary() string {
 	return strings.Join(parts, ", ")
 }
 
+var vmHWMLine = regexp.MustCompile(`VmHWM:\s+(\d+) kB`)
+
 // sampleMemory keeps the largest peak RSS (VmHWM) of any coordinator
 // incarnation, read every 100 ms while it lives.
 func (c *chaos) sampleMemory(ctx context.Context) {
@@ -274,7 +276,7 @@ func (c *chaos) sampleMemory(ctx context.Context) {
 		p := c.coords[len(c.coords)-1]
 		c.mu.Unlock()
 		if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)); err == nil {
-			if m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(raw); m != nil {
+			if m := vmHWMLine.FindSubmatch(raw); m != nil {
 				kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
 				for old := c.peakKiB.Load(); kb > old && !c.peakKiB.CompareAndSwap(old, kb); old = c.peakKiB.Load() {
 				}
@@ -333,7 +335,7 @@ func (c *chaos) check(rounds int, normBound float64) (published, abandoned int) 
 		res := results[round]
 		if res == nil {
 			b.Errorf("%s: %s's round-%d upload was accepted, but the round has no result", who, client, round)
-		} else if res.Outcome == "published" && !contains(res.Clients, client) {
+		} else if res.Outcome == "published" && !slices.Contains(res.Clients, client) {
 			b.Errorf("%s: %s's round-%d upload was accepted, but the published round aggregated %v", who, client, round, res.Clients)
 		}
 	}
@@ -421,15 +423,6 @@ func fedAvgFloat64Gap(rp *fed.Replay) float64 {
 		}
 	}
 	return worst
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // attacker is an enrolled client that never trains: each round it is

@@ -69,6 +69,6 @@ func runVerify(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "round %d: version %d = %s of %d accepted uploads (%s), byte for byte\n",
 			round, rp.Published.Version, rule, len(rp.Uploads), strings.Join(who, " "))
 	}
-	fmt.Fprintf(stdout, "verified %d of %d rounds: %d equal to their replay, %d not replayable\n", len(rounds), len(rounds), equal, skipped)
+	fmt.Fprintf(stdout, "verified %d rounds: %d equal to their replay, %d not replayable\n", len(rounds), equal, skipped)
 	return nil
 }
