@@ -140,8 +140,12 @@ type LlamaRun struct {
 	m    *Llama
 	lin  []*AdaptedLinear // Config.AdaptedLinears order
 	Drop *adapter.Dropout // adapter input dropout; nil at inference
+	// Grads, when set, makes Backward also accumulate the gradients of the
+	// base's own weights (pretraining; see LlamaGrads).
+	Grads *LlamaGrads
 
 	B, T   int
+	tokens []int
 	pos    []int
 	blocks []blockActs
 	xL     []float32 // final residual stream (n×d)
@@ -188,6 +192,7 @@ func (r *LlamaRun) Forward(tokens []int, B, T int) error {
 		}
 	}
 	r.B, r.T = B, T
+	r.tokens = append(r.tokens[:0], tokens...)
 	n, d, f := B*T, c.Hidden, c.Intermediate
 	qw, kw := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	r.pos = growInts(r.pos, n)
@@ -288,14 +293,24 @@ func (r *LlamaRun) LossAndGrad(targets []int) (float64, int, error) {
 }
 
 // Backward propagates the gradient LossAndGrad stored and accumulates every
-// bound adapter's factor gradients.
+// bound adapter's factor gradients, and with Grads set every weight's.
 func (r *LlamaRun) Backward() {
 	c := r.m.Cfg
 	n, d, f := r.B*r.T, c.Hidden, c.Intermediate
 	qw, kw := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	s := r.shape()
+	g := r.Grads
 	dxf := make([]float32, n*d)
-	r.lin[len(r.lin)-1].Backward(r.dlog, n, dxf)
+	head := r.lin[len(r.lin)-1]
+	head.Backward(r.dlog, n, dxf)
+	if g != nil {
+		dHead := g.LMHead
+		if dHead == nil { // tied: lm_head is the embedding
+			dHead = g.Embed
+		}
+		head.Frozen.AccumulateWeightGrad(dHead, r.dlog, r.xf, n)
+		rmsnormWeightGrad(g.Norm, dxf, r.xL, r.rstdF, n, d)
+	}
 	dx := make([]float32, n*d)
 	rmsnormBackward(dx, dxf, r.xL, r.m.Norm, r.rstdF, n, d)
 	dh := make([]float32, n*f)
@@ -307,6 +322,10 @@ func (r *LlamaRun) Backward() {
 		w := &r.m.Blocks[l]
 		a := &r.blocks[l]
 		lin := r.lin[l*DecoderLinears : (l+1)*DecoderLinears]
+		var bg *LlamaBlockGrads
+		if g != nil {
+			bg = &g.Blocks[l]
+		}
 		// x3 = x2 + down(swiglu(gate(xn2), up(xn2)))
 		clear(dh)
 		lin[DecDown].Backward(dx, n, dh)
@@ -314,17 +333,31 @@ func (r *LlamaRun) Backward() {
 		clear(dxn)
 		lin[DecGate].Backward(dg, n, dxn)
 		lin[DecUp].Backward(du, n, dxn)
+		if bg != nil {
+			w.Down.AccumulateWeightGrad(bg.Down, dx, a.h, n)
+			w.Gate.AccumulateWeightGrad(bg.Gate, dg, a.xn2, n)
+			w.Up.AccumulateWeightGrad(bg.Up, du, a.xn2, n)
+			rmsnormWeightGrad(bg.FFNNorm, dxn, a.x2, a.rstd2, n, d)
+		}
 		rmsnormBackward(dx, dxn, a.x2, w.FFNNorm, a.rstd2, n, d)
 		// x2 = x + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1)))
 		clear(dao)
 		lin[DecO].Backward(dx, n, dao)
+		if bg != nil {
+			w.O.AccumulateWeightGrad(bg.O, dx, a.ao, n)
+		}
 		clear(dq)
 		clear(dk)
 		clear(dv)
 		attentionBackward(dq, dk, dv, dao, a.attStats, a.attProbs, a.q, a.k, a.v, nil, s, nil)
 		ropeApply(dq, r.pos, c.Heads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, -1)
 		ropeApply(dk, r.pos, c.KVHeads, c.HeadDim, r.m.Rope, r.m.cos, r.m.sin, -1)
-		if l == 0 {
+		if bg != nil {
+			w.Q.AccumulateWeightGrad(bg.Q, dq, a.xn1, n)
+			w.K.AccumulateWeightGrad(bg.K, dk, a.xn1, n)
+			w.V.AccumulateWeightGrad(bg.V, dv, a.xn1, n)
+		}
+		if l == 0 && g == nil {
 			// The embeddings are frozen: only the adapters' gradients are
 			// needed from the first block's projections.
 			lin[DecQ].Backward(dq, n, nil)
@@ -336,7 +369,13 @@ func (r *LlamaRun) Backward() {
 		lin[DecQ].Backward(dq, n, dxn)
 		lin[DecK].Backward(dk, n, dxn)
 		lin[DecV].Backward(dv, n, dxn)
+		if bg != nil {
+			rmsnormWeightGrad(bg.AttnNorm, dxn, a.x, a.rstd1, n, d)
+		}
 		rmsnormBackward(dx, dxn, a.x, w.AttnNorm, a.rstd1, n, d)
+	}
+	if g != nil {
+		embeddingBackward(g.Embed, dx, r.tokens, d)
 	}
 }
 

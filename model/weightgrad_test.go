@@ -1,0 +1,84 @@
+package model
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestLlamaWeightGradients checks the base's own weight gradients (embedding,
+// every linear, every RMSNorm weight; tied and untied lm_head) against
+// central finite differences of the loss along random directions, tensor by
+// tensor, so a wrong gradient in any one tensor shows by name.
+func TestLlamaWeightGradients(t *testing.T) { bothAttentionModes(t, testLlamaWeightGradients) }
+
+func testLlamaWeightGradients(t *testing.T) {
+	for _, tied := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tied=%v", tied), func(t *testing.T) {
+			cfg := tinyLlamaConfig()
+			cfg.TieWordEmbeddings = tied
+			m, err := NewLlama(cfg, RopeHalf, newRandomSource(1).get)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run, err := m.NewRun(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run.Grads = m.NewGrads()
+			rng := rand.New(rand.NewPCG(7, 7))
+			const B, T = 2, 6
+			tokens := make([]int, B*T)
+			targets := make([]int, B*T)
+			for i := range tokens {
+				tokens[i] = rng.IntN(cfg.Vocab)
+				targets[i] = rng.IntN(cfg.Vocab)
+				if rng.IntN(5) == 0 {
+					targets[i] = -1
+				}
+			}
+			loss := func() float64 {
+				m.Repack() // the finite differences move the weights in place
+				if err := run.Forward(tokens, B, T); err != nil {
+					t.Fatal(err)
+				}
+				l, _, err := run.LossAndGrad(targets)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return l
+			}
+			loss()
+			run.Backward()
+			params := m.Params(run.Grads)
+			want := 2 + 9*cfg.Layers
+			if !tied {
+				want++
+			}
+			if len(params) != want {
+				t.Fatalf("%d parameter tensors, want %d", len(params), want)
+			}
+			for i := range params {
+				p := params[i : i+1]
+				var norm float64
+				for _, g := range p[0].Grad {
+					norm += float64(g) * float64(g)
+				}
+				if norm == 0 {
+					t.Errorf("%s: zero gradient", p[0].Name)
+					continue
+				}
+				t.Run(p[0].Name, func(t *testing.T) { checkDirectional(t, p, loss, rng, true) })
+			}
+			// Zero clears every gradient.
+			run.Grads.Zero()
+			for _, p := range m.Params(run.Grads) {
+				for _, g := range p.Grad {
+					if g != 0 {
+						t.Fatalf("%s: gradient %v after Zero", p.Name, g)
+					}
+				}
+			}
+		})
+	}
+}
