@@ -366,7 +366,7 @@ func TestShapeErrors(t *testing.T) {
 }
 
 func TestDefaultDA2(t *testing.T) {
-	for hidden, want := range map[int]int{768: 4, 4096: 16, 1024: 4, 64: 1, 2048: 8, 5120: 20} {
+	for hidden, want := range map[int]int{768: 4, 4096: 16, 1024: 4, 64: 2, 128: 2, 288: 2, 2048: 8, 5120: 20, 6: 2, 1: 1} {
 		if got := DefaultDA2(hidden); got != want {
 			t.Errorf("DefaultDA2(%d) = %d, want %d", hidden, got, want)
 		}

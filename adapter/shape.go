@@ -88,13 +88,19 @@ func (s LoRAShape) String() string {
 }
 
 // DefaultDA2 is the paper's per-model choice of dA2: the divisor of the hidden
-// size closest to hidden/200 (DistilBERT 768 → 4, Mistral-7B 4096 → 16). Ties go
-// to the smaller divisor. It returns 0 for a non-positive hidden size.
+// size closest to hidden/200 (DistilBERT 768 → 4, Mistral-7B 4096 → 16), but
+// at least 2 where the hidden size is even. Ties go to the smaller divisor.
+// It returns 0 for a non-positive hidden size.
+//
+// The floor departs from the paper's rule, which gives dA2 = 1 below a
+// hidden size of 300 (kronfed-tiny's 128, stories260K's 64): A is then 1×2
+// and ΔW = [a₁·B1B2, a₂·B1B2], a LoRA scaled per input half, with no
+// Kronecker structure to study. dA2 = 2 is the smallest that keeps it.
 func DefaultDA2(hidden int) int {
 	if hidden <= 0 {
 		return 0
 	}
-	target := float64(hidden) / 200
+	target := max(float64(hidden)/200, 2)
 	best, bestDist := 0, math.Inf(1)
 	for d := 1; d <= hidden; d++ {
 		if hidden%d != 0 {

@@ -1,27 +1,52 @@
 package model
 
 import (
+	_ "embed"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/kronfed/kronfed/model/tokenizer"
 )
 
 // BuiltinName is the identity of the built-in model, recorded in adapter
-// files and checked by the coordinator. Every seed gives the same name, but
-// adapters trained on one seed's weights are meaningless on another's:
-// federations use train.LoadModel("builtin"), which is always BuiltinSeed.
+// files: the pretrained kronfed-tiny (Builtin), what every command and
+// federation means by --model builtin.
 const BuiltinName = "kronfed-tiny"
 
-// BuiltinPath is the name Load recognizes for the built-in model (its
-// Model.Path).
+// BuiltinPath is the name train.LoadModel recognizes for the built-in model
+// (its Model.Path).
 const BuiltinPath = "builtin"
 
-// BuiltinSeed is the seed train.LoadModel("builtin") draws the weights from.
+// BuiltinRandomName and BuiltinRandomPath name the same architecture with
+// random, never-trained weights (BuiltinRandom): the built-in model before
+// it was pretrained, kept for comparisons and for tests that need a model
+// without the embedded file.
+const (
+	BuiltinRandomName = "kronfed-tiny-random"
+	BuiltinRandomPath = "builtin-random"
+)
+
+// BuiltinSeed is the seed of the random weights --model builtin-random
+// means, and of the initialization the built-in model was pretrained from.
 const BuiltinSeed = 1
+
+// builtinFile is the pretrained built-in model: a decoder file (bf16
+// weights) written by `go run ./cmd/client pretrain --builtin`, which
+// regenerates it (see docs/builtin.md); its SHA-256 is pinned in a test.
+//
+//go:embed builtin/kronfed-tiny.safetensors
+var builtinFile []byte
+
+// BuiltinFile returns the bytes of the pretrained built-in model's file.
+func BuiltinFile() []byte { return builtinFile }
+
+// BuiltinFilePath is where the pretrained built-in model's file lives in the
+// repository, relative to its root: `client pretrain --builtin` rewrites it.
+const BuiltinFilePath = "model/builtin/kronfed-tiny.safetensors"
 
 // builtinSpec is the architecture and initialization of the built-in model.
 type builtinSpec struct {
@@ -34,13 +59,23 @@ type builtinSpec struct {
 	attnNorm, ffnNorm, finalNorm float64
 }
 
-// builtinDefault was chosen by fitting Kron-LoRA (r = 8, the paper's recipe:
-// AdamW lr 3e-4, 2 epochs of 800 items) on every synthetic family over
-// several seeds (see the reasoning on Builtin).
-var builtinDefault = builtinSpec{
+// builtinRandom was chosen, before the built-in model was pretrained, by
+// fitting Kron-LoRA (r = 8, the paper's recipe: AdamW lr 3e-4, 2 epochs of
+// 800 items) on every synthetic family over several seeds (see the reasoning
+// on BuiltinRandom).
+var builtinRandom = builtinSpec{
 	hidden: 128, layers: 4, heads: 8, kvHeads: 4, ffn: 352, maxPos: 128,
 	embedStd: 0.02, qkStd: 0.005, outStd: 0.02 / math.Sqrt(2*4), std: 0.02,
 	attnNorm: 10, ffnNorm: 10, finalNorm: 10,
+}
+
+// builtinInit is the same architecture with a language model's usual
+// initialization (GPT-2's and Llama's: Gaussian 0.02, the residual outputs
+// scaled by 1/sqrt(2·layers), unit norm weights): where pretraining starts.
+var builtinInit = builtinSpec{
+	hidden: 128, layers: 4, heads: 8, kvHeads: 4, ffn: 352, maxPos: 128,
+	embedStd: 0.02, qkStd: 0.02, outStd: 0.02 / math.Sqrt(2*4), std: 0.02,
+	attnNorm: 1, ffnNorm: 1, finalNorm: 1,
 }
 
 // BuiltinConfig returns the configuration of the built-in model: a
@@ -49,7 +84,7 @@ var builtinDefault = builtinSpec{
 // most 128 positions, and lm_head tied to the embeddings, whose rows are the
 // built-in tokenizer's vocabulary (vocab: the words of the synthetic tasks,
 // task.Vocabulary()) rounded up to a multiple of 16.
-func BuiltinConfig(vocab []string) *Config { return builtinDefault.config(vocab) }
+func BuiltinConfig(vocab []string) *Config { return builtinInit.config(vocab) }
 
 func (s builtinSpec) config(vocab []string) *Config {
 	return &Config{
@@ -77,14 +112,39 @@ func BuiltinTokenizer(vocab []string) (*tokenizer.Word, error) {
 	return tokenizer.NewWord(vocab)
 }
 
-// Builtin builds the built-in model over the word list vocab (the synthetic
-// tasks' task.Vocabulary(): the model package does not depend on the
-// tasks), which needs no files (see BuiltinConfig; 765,056 frozen
-// parameters with the tasks' vocabulary). Its weights are drawn
-// from seed and never trained; adapters learn the synthetic tasks on top of
-// its random features. Initialization: Gaussian, standard deviation 0.02
-// (GPT-2 and Llama's), o_proj and down_proj scaled by 1/sqrt(2·layers),
-// q_proj and k_proj 0.005; every RMSNorm weight is 10.
+// Builtin returns the built-in model, kronfed-tiny: a Llama-family decoder
+// (BuiltinConfig) over the word list vocab (the synthetic tasks'
+// task.Vocabulary(): the model package does not depend on the tasks),
+// pretrained on the synthetic world's text (task.WorldText: number and letter
+// order, sums and differences, last digits, comparisons, the nouns'
+// categories, colors — never a task's question/answer frame or rule) by
+// `client pretrain --builtin`, and embedded in the program. It needs no
+// files. A vocab other than the one it was pretrained over is refused.
+func Builtin(vocab []string) (*Model, error) {
+	if len(builtinFile) == 0 {
+		return nil, fmt.Errorf("builtin model: the embedded file %s is empty: regenerate it with `go run ./cmd/client pretrain --builtin`", BuiltinFilePath)
+	}
+	m, err := ParseDecoderFile(builtinFile)
+	if err != nil {
+		return nil, fmt.Errorf("builtin model: %w", err)
+	}
+	w := m.Tok.(*tokenizer.Word)
+	if words := w.Words(); !slices.Equal(words, vocab) {
+		return nil, fmt.Errorf("builtin model: it was pretrained over a different word list (%d words, this program's tasks have %d): regenerate it with `go run ./cmd/client pretrain --builtin`", len(words), len(vocab))
+	}
+	if want := BuiltinConfig(vocab); *m.Cfg != *want {
+		return nil, fmt.Errorf("builtin model: the embedded file's config %+v is not BuiltinConfig %+v", *m.Cfg, *want)
+	}
+	m.Name, m.Path = BuiltinName, BuiltinPath
+	return m, nil
+}
+
+// BuiltinRandom builds the built-in architecture with random weights drawn
+// from seed, never trained (765,056 frozen parameters with the tasks'
+// vocabulary): what the built-in model was before it was pretrained, kept
+// as a baseline ("adapters on random features"). Initialization: Gaussian,
+// standard deviation 0.02 (GPT-2 and Llama's), o_proj and down_proj scaled
+// by 1/sqrt(2·layers), q_proj and k_proj 0.005; every RMSNorm weight is 10.
 //
 // The last two depart from a language model's initialization on purpose.
 // The paper's recipe trains a few hundred AdamW steps at lr 3e-4, which moves
@@ -99,8 +159,25 @@ func BuiltinTokenizer(vocab []string) (*tokenizer.Word, error) {
 //
 // The same seed gives the same weights on every machine: each tensor is
 // drawn from its own PCG stream, keyed by seed and the tensor's name.
-func Builtin(seed uint64, vocab []string) (*Model, error) {
-	return builtinDefault.build(seed, vocab)
+func BuiltinRandom(seed uint64, vocab []string) (*Model, error) {
+	m, err := builtinRandom.build(seed, vocab)
+	if err != nil {
+		return nil, err
+	}
+	m.Name, m.Path = BuiltinRandomName, BuiltinRandomPath
+	return m, nil
+}
+
+// BuiltinInit builds the built-in architecture with a language model's
+// initialization drawn from seed (see builtinInit): the starting point of
+// `client pretrain`.
+func BuiltinInit(seed uint64, vocab []string) (*Model, error) {
+	m, err := builtinInit.build(seed, vocab)
+	if err != nil {
+		return nil, err
+	}
+	m.Name, m.Path = BuiltinName, ""
+	return m, nil
 }
 
 func (s builtinSpec) build(seed uint64, vocab []string) (*Model, error) {

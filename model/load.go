@@ -26,13 +26,14 @@ type Model struct {
 // Targets lists the layers adapters go on, as adapter.Targets.
 func (m *Model) Targets() []adapter.Target { return m.Cfg.Targets() }
 
-// Load opens a model: a .gguf file, or a Hugging Face folder (config.json,
-// model.safetensors or a sharded index, tokenizer.json). The built-in model
+// Load opens a model: a .gguf file, a decoder file (.safetensors written by
+// `client pretrain`, see SaveDecoderFile), or a Hugging Face folder
+// (config.json, model.safetensors or a sharded index, tokenizer.json). The built-in model
 // ("builtin", BuiltinPath) is built from the synthetic tasks' vocabulary,
 // which this package does not know: train.LoadModel opens it, and every
 // path Load opens. A folder of that name is reached as "./builtin".
 func Load(path string) (*Model, error) {
-	if path == BuiltinPath {
+	if path == BuiltinPath || path == BuiltinRandomPath {
 		return nil, fmt.Errorf("load model: the built-in model is built from the synthetic tasks' vocabulary: open it with train.LoadModel (or model.Builtin)")
 	}
 	st, err := os.Stat(path)
@@ -42,10 +43,13 @@ func Load(path string) (*Model, error) {
 	if st.IsDir() {
 		return LoadHF(path)
 	}
-	if strings.HasSuffix(strings.ToLower(path), ".gguf") {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".gguf":
 		return LoadGGUF(path)
+	case ".safetensors":
+		return LoadDecoderFile(path)
 	}
-	return nil, fmt.Errorf("load model %s: want a .gguf file or a Hugging Face model folder", path)
+	return nil, fmt.Errorf("load model %s: want a .gguf file, a kronfed decoder file (.safetensors, from client pretrain) or a Hugging Face model folder", path)
 }
 
 // ggufNames maps Hugging Face tensor names of a Llama-family model to the

@@ -20,7 +20,7 @@ func TestAuditedRun(t *testing.T) {
 	run := func(dp *fed.DPPolicy) []RoundRecord {
 		t.Helper()
 		e := tinyExperiment(t, t.TempDir())
-		e.Base.Canaries, e.Base.DP, e.Base.Clients, e.Base.Adapter = 16, dp, 4, e.Adapters[0]
+		e.Base.Canaries, e.Base.DP, e.Base.Clients, e.Base.Adapter = 16, dp, 4, e.Adapters[0].Adapter
 		s := &Single{Base: e.Base, Splits: mustSplits(t, e, "word-category"), Rounds: 2, EvalItems: 8, Out: t.TempDir()}
 		recs, err := s.Run(context.Background())
 		if err != nil {

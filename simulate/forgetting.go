@@ -11,8 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/aggregate/audit"
+	"github.com/kronfed/kronfed/fed/fedpb"
 	"github.com/kronfed/kronfed/task"
 )
 
@@ -104,11 +107,28 @@ func (e *Experiment) Schedule(p Pair) (roundsA, roundsB int) {
 	return roundsA, roundsB
 }
 
-// Experiment is the federated forgetting protocol over adapters and pairs.
+// Arm is one adapter of a comparison, trained with its own learning rate:
+// adapters of different kinds and sizes want different ones (a comparison
+// at one shared rate measures the rate as much as the method).
+type Arm struct {
+	Adapter adapter.Config
+	// LR is the arm's learning rate; 0 keeps Base.Train's.
+	LR float64
+	// LRSweep, when the LR was chosen by a validation sweep, is its
+	// outcome, printed in the resolved config.
+	LRSweep string
+}
+
+// Experiment is the federated forgetting protocol over adapters and pairs,
+// repeated over seeds.
 type Experiment struct {
-	Base     Options // Adapter is replaced by each of Adapters
-	Adapters []adapter.Config
+	Base     Options // Adapter is replaced by each arm's, Seed by each of Seeds
+	Adapters []Arm
 	Pairs    []Pair
+	// Seeds: every (adapter, pair) runs once per seed — the adapters'
+	// initialization, the partition, the cohorts, shuffling and dropout
+	// change; the tasks' splits do not. Empty: Base.Seed once.
+	Seeds []uint64
 	// RoundsA and RoundsB are the federated rounds of each phase for pairs
 	// without their own schedule (Pair.RoundsA, Pair.RoundsB).
 	RoundsA, RoundsB int
@@ -125,6 +145,7 @@ type Experiment struct {
 // Progress is one published round of one run of the experiment.
 type Progress struct {
 	Run, Runs int
+	Seed      uint64
 	Adapter   string
 	Pair      Pair
 	Phase     string // "A" or "B"
@@ -145,6 +166,7 @@ type Progress struct {
 // RoundRecord is one line of rounds.jsonl.
 type RoundRecord struct {
 	Adapter   string  `json:"adapter"`
+	Seed      uint64  `json:"seed"`
 	Pair      string  `json:"pair"`
 	TaskA     string  `json:"task_a"`
 	TaskB     string  `json:"task_b"`
@@ -172,9 +194,11 @@ type RoundRecord struct {
 	AuditHigh float64 `json:"audit_high,omitempty"`
 }
 
-// Outcome is one (adapter, pair) run's summary.
+// Outcome is one (adapter, pair, seed) run's summary.
 type Outcome struct {
 	Adapter         string  `json:"adapter"`
+	Seed            uint64  `json:"seed"`
+	LR              float64 `json:"lr"`
 	TrainableParams int     `json:"trainable_params"`
 	Pair            string  `json:"pair"`
 	TaskA           string  `json:"task_a"`
@@ -199,43 +223,70 @@ type Outcome struct {
 	Stopped string `json:"stopped,omitempty"`
 }
 
-// Run executes every (adapter, pair) combination in order and returns the
-// outcomes and the per-round records.
+// seeds is the experiment's seeds: Seeds, or Base.Seed alone.
+func (e *Experiment) seeds() []uint64 {
+	if len(e.Seeds) > 0 {
+		return e.Seeds
+	}
+	return []uint64{e.Base.Seed}
+}
+
+// Run executes every (seed, adapter, pair) combination in order and
+// returns the outcomes and the per-round records.
 func (e *Experiment) Run(ctx context.Context) ([]Outcome, []RoundRecord, error) {
 	var outcomes []Outcome
 	var records []RoundRecord
-	runs := len(e.Adapters) * len(e.Pairs)
+	seeds := e.seeds()
+	runs := len(seeds) * len(e.Adapters) * len(e.Pairs)
 	run := 0
 	var stop *StoppedError
 	var stopErr error
-	for _, ac := range e.Adapters {
-		for _, pair := range e.Pairs {
-			run++
-			if stopErr != nil { // the run ended at a budget stop: the rest did not run
-				outcomes = append(outcomes, Outcome{Adapter: adapterLabel(ac.Resolve(e.Base.Model.Cfg.Hidden)), Pair: pair.label(),
-					TaskA: pair.A, TaskB: pair.B, NotRun: "A and B", Stopped: "an earlier experiment stopped the run"})
-				continue
+	for _, seed := range seeds {
+		for _, arm := range e.Adapters {
+			for _, pair := range e.Pairs {
+				run++
+				if stopErr != nil { // the run ended at a budget stop: the rest did not run
+					outcomes = append(outcomes, Outcome{Adapter: adapterLabel(arm.Adapter.Resolve(e.Base.Model.Cfg.Hidden)), Seed: seed,
+						Pair: pair.label(), TaskA: pair.A, TaskB: pair.B, NotRun: "A and B", Stopped: "an earlier experiment stopped the run"})
+					continue
+				}
+				o, recs, err := e.runOne(ctx, run, runs, arm, pair, seed)
+				if err != nil && errors.As(err, &stop) && o.Adapter != "" {
+					// Keep what ran, marked: a stop is a result to report, not a
+					// row of zeros.
+					o.Stopped = stop.Reason
+					outcomes, records = append(outcomes, o), append(records, recs...)
+					stopErr = fmt.Errorf("%s, %s→%s, seed %d: %w", arm.Adapter, pair.A, pair.B, seed, err)
+					continue
+				}
+				if err != nil {
+					return outcomes, records, fmt.Errorf("%s, %s→%s, seed %d: %w", arm.Adapter, pair.A, pair.B, seed, err)
+				}
+				outcomes = append(outcomes, o)
+				records = append(records, recs...)
 			}
-			o, recs, err := e.runOne(ctx, run, runs, ac, pair)
-			if err != nil && errors.As(err, &stop) && o.Adapter != "" {
-				// Keep what ran, marked: a stop is a result to report, not a
-				// row of zeros.
-				o.Stopped = stop.Reason
-				outcomes, records = append(outcomes, o), append(records, recs...)
-				stopErr = fmt.Errorf("%s, %s→%s: %w", ac, pair.A, pair.B, err)
-				continue
-			}
-			if err != nil {
-				return outcomes, records, fmt.Errorf("%s, %s→%s: %w", ac, pair.A, pair.B, err)
-			}
-			outcomes = append(outcomes, o)
-			records = append(records, recs...)
 		}
 	}
 	return outcomes, records, stopErr
 }
 
-func (e *Experiment) runOne(ctx context.Context, run, runs int, ac adapter.Config, pair Pair) (Outcome, []RoundRecord, error) {
+// ArmOptions is Base with the arm's adapter and learning rate and seed.
+func (e *Experiment) ArmOptions(arm Arm, seed uint64) Options {
+	opts := e.Base
+	opts.Adapter = arm.Adapter
+	opts.Seed = seed
+	if opts.Train != nil {
+		tc := proto.Clone(opts.Train).(*fedpb.RoundConfig)
+		tc.Seed = seed
+		if arm.LR > 0 {
+			tc.LearningRate = arm.LR
+		}
+		opts.Train = tc
+	}
+	return opts
+}
+
+func (e *Experiment) runOne(ctx context.Context, run, runs int, arm Arm, pair Pair, seed uint64) (Outcome, []RoundRecord, error) {
 	start := time.Now()
 	sa, err := e.Splits(pair.A)
 	if err != nil {
@@ -245,9 +296,12 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, ac adapter.Confi
 	if err != nil {
 		return Outcome{}, nil, err
 	}
-	opts := e.Base
-	opts.Adapter = ac
-	opts.Dir = filepath.Join(e.Out, "federations", fmt.Sprintf("%02d-%s-%s", run, adapterLabel(ac), pair.label()))
+	opts := e.ArmOptions(arm, seed)
+	name := fmt.Sprintf("%02d-%s-%s", run, adapterLabel(arm.Adapter), pair.label())
+	if len(e.seeds()) > 1 {
+		name += fmt.Sprintf("-seed%d", seed)
+	}
+	opts.Dir = filepath.Join(e.Out, "federations", name)
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return Outcome{}, nil, err
 	}
@@ -259,8 +313,8 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, ac adapter.Confi
 	label := adapterLabel(f.Initial().Config)
 	testA, testB := evalSplit(sa, e.EvalItems), evalSplit(sb, e.EvalItems)
 	roundsA, roundsB := e.Schedule(pair)
-	o := Outcome{Adapter: label, TrainableParams: f.Initial().NumParams(), Pair: pair.label(), TaskA: pair.A, TaskB: pair.B,
-		RoundsA: roundsA, RoundsB: roundsB}
+	o := Outcome{Adapter: label, Seed: seed, LR: opts.Train.GetLearningRate(), TrainableParams: f.Initial().NumParams(),
+		Pair: pair.label(), TaskA: pair.A, TaskB: pair.B, RoundsA: roundsA, RoundsB: roundsB}
 	var records []RoundRecord
 	round := 0
 	var lastA, lastB float64
@@ -279,12 +333,12 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, ac adapter.Confi
 			r := ri.Result
 			o.UploadedBytes += r.WireBytes
 			o.RawBytes += r.RawBytes
-			records = append(records, RoundRecord{Adapter: label, Pair: pair.label(), TaskA: pair.A, TaskB: pair.B, Phase: name,
+			records = append(records, RoundRecord{Adapter: label, Seed: seed, Pair: pair.label(), TaskA: pair.A, TaskB: pair.B, Phase: name,
 				Round: round, Clients: len(r.Clients), TrainLoss: r.TrainLoss, AccA: accA.Acc, AccB: accB.Acc,
 				WireBytes: r.WireBytes, RawBytes: r.RawBytes, AggError: r.AggregationError, Epsilon: r.Epsilon, Accountant: e.Base.accountant()})
 			o.Epsilon, o.Accountant = r.Epsilon, e.Base.accountant()
 			if e.Progress != nil {
-				e.Progress(Progress{Run: run, Runs: runs, Adapter: label, Pair: pair, Phase: name, Round: round,
+				e.Progress(Progress{Run: run, Runs: runs, Seed: seed, Adapter: label, Pair: pair, Phase: name, Round: round,
 					Rounds: roundsA + roundsB, Loss: r.TrainLoss, Epsilon: r.Epsilon, Accountant: e.Base.accountant(), AccA: accA.Acc, AccB: accB.Acc,
 					Elapsed: time.Since(start)})
 			}

@@ -32,7 +32,7 @@ func WriteResults(dir string, outcomes []Outcome, records []RoundRecord) (string
 	}
 	var cs strings.Builder
 	w := csv.NewWriter(&cs)
-	w.Write([]string{"adapter", "trainable_params", "pair", "task_a", "task_b", "acc_a_after_a", "acc_b_after_a",
+	w.Write([]string{"adapter", "seed", "lr", "trainable_params", "pair", "task_a", "task_b", "acc_a_after_a", "acc_b_after_a",
 		"acc_a_after_b", "acc_b_after_b", "forgetting", "uploaded_bytes", "raw_bytes", "epsilon", "seconds", "not_run"})
 	f4 := func(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
 	for _, o := range outcomes {
@@ -43,7 +43,7 @@ func WriteResults(dir string, outcomes []Outcome, records []RoundRecord) (string
 				aa, ba = "", ""
 			}
 		}
-		w.Write([]string{o.Adapter, strconv.Itoa(o.TrainableParams), o.Pair, o.TaskA, o.TaskB, aa, ba, ab, bb, fg,
+		w.Write([]string{o.Adapter, strconv.FormatUint(o.Seed, 10), strconv.FormatFloat(o.LR, 'g', -1, 64), strconv.Itoa(o.TrainableParams), o.Pair, o.TaskA, o.TaskB, aa, ba, ab, bb, fg,
 			strconv.FormatUint(o.UploadedBytes, 10), strconv.FormatUint(o.RawBytes, 10), f4(o.Epsilon),
 			strconv.FormatFloat(o.Seconds, 'f', 1, 64), o.NotRun})
 	}
@@ -56,12 +56,12 @@ func WriteResults(dir string, outcomes []Outcome, records []RoundRecord) (string
 		return "", err
 	}
 	plots := []figureMaker{
-		{"accuracy", func() (*plot.Plot, error) { return accuracyPlot(records) }},
+		{"accuracy", func() (*plot.Plot, error) { return accuracyPlot(meanOverSeeds(records)) }},
 		{"forgetting", func() (*plot.Plot, error) { return forgettingPlot(outcomes) }},
-		{"bytes", func() (*plot.Plot, error) { return bytesPlot(records) }},
+		{"bytes", func() (*plot.Plot, error) { return bytesPlot(meanOverSeeds(records)) }},
 	}
 	if hasEpsilon(records) {
-		plots = append(plots, figureMaker{"epsilon", func() (*plot.Plot, error) { return epsilonPlot(records) }})
+		plots = append(plots, figureMaker{"epsilon", func() (*plot.Plot, error) { return epsilonPlot(meanOverSeeds(records)) }})
 	}
 	if err := writeFigures(dir, plots); err != nil {
 		return "", err
@@ -69,43 +69,45 @@ func WriteResults(dir string, outcomes []Outcome, records []RoundRecord) (string
 	return table, nil
 }
 
-// MarkdownTable is the forgetting table: one row per (adapter, pair).
+// MarkdownTable is the forgetting table: one row per (adapter, pair), each
+// accuracy the mean ± sample standard deviation over the seeds that ran.
 func MarkdownTable(outcomes []Outcome) string {
-	dp := false
-	for _, o := range outcomes {
-		dp = dp || o.Epsilon > 0
+	sums := Summarize(outcomes)
+	dp, seeds := false, 0
+	for _, s := range sums {
+		dp = dp || s.Epsilon > 0
+		seeds = max(seeds, s.Seeds)
 	}
 	var b strings.Builder
-	cols := []string{"adapter", "params:", "pair", "A after A:", "B after A:", "A after B:", "B after B:", "forgetting:", "uploaded:", "vs float32:"}
+	cols := []string{"adapter", "params:", "lr:", "pair", "A after A:", "B after A:", "A after B:", "B after B:", "forgetting:", "uploaded:", "vs float32:"}
 	if dp {
-		cols = append(cols, "ε ("+cmp.Or(outcomes[0].Accountant, "RDP")+"):")
+		cols = append(cols, "ε ("+cmp.Or(sums[0].Accountant, "RDP")+"):")
 	}
 	writeHeader(&b, cols...)
 	var stops []string
-	for _, o := range outcomes {
+	for _, s := range sums {
 		ratio := 0.0
-		if o.UploadedBytes > 0 {
-			ratio = float64(o.RawBytes) / float64(o.UploadedBytes)
+		if s.UploadedBytes > 0 {
+			ratio = float64(s.RawBytes) / float64(s.UploadedBytes)
 		}
-		aa, ba := fmt.Sprintf("%.3f", o.AccAAfterA), fmt.Sprintf("%.3f", o.AccBAfterA)
-		ab, bb, fg := fmt.Sprintf("%.3f", o.AccAAfterB), fmt.Sprintf("%.3f", o.AccBAfterB), fmt.Sprintf("%+.3f", o.Forgetting)
-		if o.NotRun != "" {
-			ab, bb, fg = "not run", "not run", "not run"
-			if o.NotRun != "B" {
-				aa, ba = "not run", "not run"
-			}
-			stops = append(stops, fmt.Sprintf("%s %s: phase %s not run: %s", o.Adapter, o.Pair, o.NotRun, o.Stopped))
+		for _, st := range s.Stops {
+			stops = append(stops, fmt.Sprintf("%s %s %s", s.Adapter, s.Pair, st))
 		}
-		params, up, vs, eps := strconv.Itoa(o.TrainableParams), humanBytes(o.UploadedBytes), fmt.Sprintf("%.1f× smaller", ratio), fmt.Sprintf("%.3g", o.Epsilon)
-		if o.NotRun == "A and B" { // nothing of this experiment ran
-			params, up, vs, eps = "–", "–", "–", "–"
+		params, lr, up, vs, eps := strconv.Itoa(s.TrainableParams), strconv.FormatFloat(s.LR, 'g', 3, 64),
+			humanBytes(s.UploadedBytes), fmt.Sprintf("%.1f× smaller", ratio), fmt.Sprintf("%.3g", s.Epsilon)
+		if s.AccAAfterA.N == 0 { // nothing of this experiment ran
+			params, lr, up, vs, eps = "–", "–", "–", "–", "–"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s (%s→%s) | %s | %s | %s | %s | %s | %s | %s |",
-			o.Adapter, params, o.Pair, o.TaskA, o.TaskB, aa, ba, ab, bb, fg, up, vs)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s (%s→%s) | %s | %s | %s | %s | %s | %s | %s |",
+			s.Adapter, params, lr, s.Pair, s.TaskA, s.TaskB, s.AccAAfterA.Cell(false), s.AccBAfterA.Cell(false),
+			s.AccAAfterB.Cell(false), s.AccBAfterB.Cell(false), s.Forgetting.Cell(true), up, vs)
 		if dp {
 			fmt.Fprintf(&b, " %s |", eps)
 		}
 		b.WriteString("\n")
+	}
+	if seeds > 1 {
+		fmt.Fprintf(&b, "\nEach cell: mean ± sample standard deviation over %d seeds (adapter initialization, partition, cohorts, shuffling and dropout change with the seed; the tasks' splits do not). Uploaded: one seed's.\n", seeds)
 	}
 	for _, s := range stops {
 		b.WriteString("\n" + s + "\n")
@@ -190,28 +192,38 @@ func accuracyPlot(records []RoundRecord) (*plot.Plot, error) {
 	return p, nil
 }
 
-// forgettingPlot: one forgetting bar per (adapter, pair) whose phase B ran.
-func forgettingPlot(all []Outcome) (*plot.Plot, error) {
-	var outcomes []Outcome
-	for _, o := range all {
-		if o.NotRun == "" {
-			outcomes = append(outcomes, o)
+// forgettingPlot: one forgetting bar per (adapter, pair) whose phase B ran:
+// the mean over seeds, with a ±1 standard deviation error bar when several
+// seeds ran.
+func forgettingPlot(outcomes []Outcome) (*plot.Plot, error) {
+	var sums []Summary
+	for _, s := range Summarize(outcomes) {
+		if s.Forgetting.N > 0 {
+			sums = append(sums, s)
 		}
 	}
 	p := newFigure("Forgetting: acc A after A − acc A after B", "", "forgetting")
-	names := make([]string, len(outcomes))
+	names := make([]string, len(sums))
 	lo, hi := 0.0, 0.05
-	for i, o := range outcomes {
-		bar, err := plotter.NewBarChart(plotter.Values{o.Forgetting}, vg.Points(40))
+	for i, s := range sums {
+		f := s.Forgetting
+		bar, err := plotter.NewBarChart(plotter.Values{f.Mean}, vg.Points(40))
 		if err != nil {
-			return nil, fmt.Errorf("forgetting bar %s %s: %w", o.Adapter, o.Pair, err)
+			return nil, fmt.Errorf("forgetting bar %s %s: %w", s.Adapter, s.Pair, err)
 		}
 		bar.XMin = float64(i)
 		bar.Color = palette[i%len(palette)]
 		bar.LineStyle.Width = 0
 		p.Add(bar)
-		names[i] = o.Adapter + " " + o.Pair
-		lo, hi = min(lo, o.Forgetting), max(hi, o.Forgetting)
+		if f.N > 1 {
+			eb, err := plotter.NewYErrorBars(errorPoints{{float64(i), f.Mean, f.SD}})
+			if err != nil {
+				return nil, err
+			}
+			p.Add(eb)
+		}
+		names[i] = s.Adapter + " " + s.Pair
+		lo, hi = min(lo, f.Mean-f.SD), max(hi, f.Mean+f.SD)
 	}
 	if len(names) > 0 {
 		p.NominalX(names...)
@@ -224,6 +236,13 @@ func forgettingPlot(all []Outcome) (*plot.Plot, error) {
 	}
 	return p, nil
 }
+
+// errorPoints are (x, y, ±err) triples for plotter.NewYErrorBars.
+type errorPoints [][3]float64
+
+func (e errorPoints) Len() int                        { return len(e) }
+func (e errorPoints) XY(i int) (float64, float64)     { return e[i][0], e[i][1] }
+func (e errorPoints) YError(i int) (float64, float64) { return e[i][2], e[i][2] }
 
 // bytesPlot: cumulative uploaded bytes per run.
 func bytesPlot(records []RoundRecord) (*plot.Plot, error) {

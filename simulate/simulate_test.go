@@ -32,7 +32,7 @@ func tinyExperiment(t *testing.T, out string) *Experiment {
 	return &Experiment{
 		Base: Options{Model: m, Clients: 3, Fraction: 1, Rule: fed.Rule{Name: "fedavg"}, Partition: "iid", Seed: 3,
 			Train: &fedpb.RoundConfig{LocalEpochs: 1, BatchSize: 8, LearningRate: 1e-3, Bits: 8, Seed: 3, MaxItems: 16}},
-		Adapters: []adapter.Config{adapter.DefaultConfig(adapter.KindKron)},
+		Adapters: []Arm{{Adapter: adapter.DefaultConfig(adapter.KindKron)}},
 		Pairs:    []Pair{{A: "word-category", B: "next-letter", Label: "shifted"}},
 		RoundsA:  1, RoundsB: 1, EvalItems: 24, Out: out,
 		Splits: func(n string) (*task.Splits, error) { return splits[n], nil },

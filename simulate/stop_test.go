@@ -61,7 +61,7 @@ func TestBudgetStopsPhase(t *testing.T) {
 func TestBudgetStopMarksNotRun(t *testing.T) {
 	dir := t.TempDir()
 	e := tinyExperiment(t, dir)
-	e.Adapters = append(e.Adapters, adapter.DefaultConfig(adapter.KindLoRA))
+	e.Adapters = append(e.Adapters, Arm{Adapter: adapter.DefaultConfig(adapter.KindLoRA)})
 	dp := &fed.DPPolicy{Noise: 2, Clip: 0.5, Delta: 1e-5, SeededNoise: true, Seed: 3}
 	one, _ := dp.SpentAfter(1, 3, 3)
 	two, _ := dp.SpentAfter(2, 3, 3)

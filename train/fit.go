@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -44,6 +45,10 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// ErrDiverged marks a fit whose gradients or factors became NaN or ±Inf
+// (a learning rate too high, most often).
+var ErrDiverged = errors.New("training diverged")
 
 // Accuracy is a scored split.
 type Accuracy struct {
@@ -187,7 +192,7 @@ func Fit(ctx context.Context, l Learner, trainItems, val, test []task.Item, cfg 
 				return nil, fmt.Errorf("epoch %d step %d: %w", epoch, opt.Steps()+1, err)
 			}
 			if _, err := clipOrSkip(params, cfg.MaxGradNorm); err != nil {
-				return nil, fmt.Errorf("epoch %d step %d: %w", epoch, opt.Steps()+1, err)
+				return nil, fmt.Errorf("epoch %d step %d: %w: %w", epoch, opt.Steps()+1, ErrDiverged, err)
 			}
 			opt.Step(LinearLR(cfg.Optim.LR, opt.Steps(), total))
 			lossSum += loss
@@ -197,7 +202,7 @@ func Fit(ctx context.Context, l Learner, trainItems, val, test []task.Item, cfg 
 		}
 		trainTime += time.Since(start)
 		if err := set.CheckFinite(); err != nil {
-			return nil, fmt.Errorf("epoch %d: training diverged: %w", epoch, err)
+			return nil, fmt.Errorf("epoch %d: %w: %w", epoch, ErrDiverged, err)
 		}
 		report(Progress{Epoch: epoch, Epochs: cfg.Epochs, Step: opt.Steps(), Steps: total, Phase: "validate"})
 		acc, err := Evaluate(ctx, l, val, cfg.EvalBatch)

@@ -10,13 +10,17 @@ import (
 	"github.com/kronfed/kronfed/task"
 )
 
-// LoadModel opens a model as model.Load does, and the built-in model
-// ("builtin", model.BuiltinPath, or its name "kronfed-tiny") over the synthetic tasks' vocabulary with
-// model.BuiltinSeed's weights: what every command and federation means by
-// --model builtin.
+// LoadModel opens a model as model.Load does, and the built-in models over
+// the synthetic tasks' vocabulary: "builtin" (or its name "kronfed-tiny"),
+// the pretrained model.Builtin every command and federation means by
+// --model builtin, and "builtin-random" ("kronfed-tiny-random"), the same
+// architecture with model.BuiltinSeed's random weights.
 func LoadModel(path string) (*model.Model, error) {
-	if path == model.BuiltinPath || path == model.BuiltinName { // "builtin", or its name "kronfed-tiny"
-		return model.Builtin(model.BuiltinSeed, task.Vocabulary())
+	switch path {
+	case model.BuiltinPath, model.BuiltinName:
+		return model.Builtin(task.Vocabulary())
+	case model.BuiltinRandomPath, model.BuiltinRandomName:
+		return model.BuiltinRandom(model.BuiltinSeed, task.Vocabulary())
 	}
 	return model.Load(path)
 }

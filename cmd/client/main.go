@@ -4,6 +4,7 @@
 //	client params --config FILE --adapter kron|lora [--rank R] [--dA2 D] [--json]
 //	client init --config FILE --adapter kron|lora --out FILE [--init peft|random]
 //	client generate --model FILE [--prompt TEXT] --max-tokens N --temperature 0
+//	client pretrain --out FILE | --builtin [--steps N] [--text FILE]
 //	client train --model M --task T --adapter kron|lora [--epochs E] [--out FILE]
 //	client join --coordinator ADDR --bundle FILE --model M --task T [--shard i/N]
 //	client eval --model M --task T [--adapter FILE] [--split validation]
@@ -27,6 +28,7 @@ var program = &cli.Program{Name: "client", Commands: []cli.Command{
 	{Name: "params", Summary: "count a model's trainable parameters and upload size under an adapter", Run: runParams},
 	{Name: "init", Summary: "write a freshly initialized adapter file for a model", Run: runInit},
 	{Name: "generate", Summary: "continue a prompt with a decoder (greedy at temperature 0)", Run: runGenerate},
+	{Name: "pretrain", Summary: "pretrain the built-in architecture's every weight on the synthetic world's text (--builtin regenerates the embedded model)", Run: runPretrain},
 	{Name: "train", Summary: "fine-tune an adapter locally on a task", Run: runTrain},
 	{Name: "join", Summary: "take part in a federation: join a coordinator, train each round, upload encrypted quantized updates", Run: runJoin},
 	{Name: "eval", Summary: "score a model (and adapter) on a task", Run: runEval},

@@ -24,6 +24,7 @@ import (
 	"github.com/kronfed/kronfed/internal/cli"
 	"github.com/kronfed/kronfed/simulate"
 	"github.com/kronfed/kronfed/task"
+	"github.com/kronfed/kronfed/train"
 )
 
 // simConfig is a simulate command's configuration, from a TOML file and/or
@@ -46,17 +47,26 @@ type simConfig struct {
 	// phase length (and with a preset, below 1, caps the items).
 	Preset    string   `toml:"preset,omitempty"`
 	Scale     float64  `toml:"scale,omitzero"`
-	Adapters  []string `toml:"adapters"` // "kron:8", "lora:8", "kron:8:dA2"
+	Adapters  []string `toml:"adapters"` // "kron:8", "lora:8", "kron:8:dA2", each with an optional "@LR"
+	// AdapterTables are [[adapter]] tables (kind, rank, dA2, lr); they
+	// follow Adapters.
+	AdapterTables []adapterTable `toml:"adapter,omitempty"`
 	RoundsA   int      `toml:"rounds_a,omitzero"`
 	RoundsB   int      `toml:"rounds_b,omitzero"`
 	Epochs    int      `toml:"epochs"`
 	Batch     int      `toml:"batch"`
-	LR        float64  `toml:"lr"`
+	// LR is the learning rate of every adapter without its own; 0 chooses
+	// each adapter's by a validation sweep over LRGrid (see tuneArms).
+	LR     float64   `toml:"lr"`
+	LRGrid []float64 `toml:"lr_grid,omitempty"`
 	Bits      int      `toml:"bits"`
 	MaxItems  int      `toml:"max_items"`
 	EvalItems int      `toml:"eval_items"`
 	Rule      string   `toml:"rule"`
 	Seed      uint64   `toml:"seed"`
+	// Seeds: forgetting runs every (adapter, pair) with seeds Seed,
+	// Seed+1, …, Seed+Seeds−1 and reports mean ± spread.
+	Seeds int `toml:"seeds,omitzero"`
 	Workers   int      `toml:"workers"`
 	Out       string   `toml:"out"`
 	Transport string   `toml:"transport"`
@@ -93,9 +103,48 @@ func defaultForgetting() simConfig {
 		Model: "builtin", Data: cli.DefaultDataDir(), Clients: 8, Fraction: 1, Partition: "iid",
 		Pairs:    []string{"add-mod-10:add-mod-10-alt:related", "add-mod-10:word-category:shifted"},
 		Adapters: []string{"kron:8", "lora:8"},
-		RoundsA:  4, RoundsB: 4, Epochs: 2, Batch: 8, LR: 1e-3, Bits: 8, MaxItems: 96, EvalItems: 200,
-		Rule: "fedavg", Seed: 1, DPClip: 1, DPDelta: 1e-5, Transport: "memory", Scale: 1,
+		RoundsA:  4, RoundsB: 4, Epochs: 2, Batch: 8, LR: 0, Bits: 8, MaxItems: 96, EvalItems: 200,
+		Rule: "fedavg", Seed: 1, Seeds: 3, DPClip: 1, DPDelta: 1e-5, Transport: "memory", Scale: 1,
 	}
+}
+
+// lrGrid is the learning rates the validation sweep tries.
+func lrGrid(cfg simConfig) []float64 {
+	if len(cfg.LRGrid) > 0 {
+		return cfg.LRGrid
+	}
+	return train.DefaultLRGrid
+}
+
+// adapterTable is one [[adapter]] table: kind = "kron", rank = 8, dA2 = 2,
+// lr = 3e-3 (0 or absent: the default dA2; lr or the sweep's).
+type adapterTable struct {
+	Kind string  `toml:"kind"`
+	Rank int     `toml:"rank"`
+	DA2  int     `toml:"dA2,omitzero"`
+	LR   float64 `toml:"lr,omitzero"`
+}
+
+// spec is the table as an --adapters entry.
+func (t adapterTable) spec() string {
+	s := fmt.Sprintf("%s:%d", t.Kind, t.Rank)
+	if t.DA2 != 0 {
+		s += fmt.Sprintf(":%d", t.DA2)
+	}
+	if t.LR != 0 {
+		s += "@" + strconv.FormatFloat(t.LR, 'g', -1, 64)
+	}
+	return s
+}
+
+// adapterSpecs is every adapter of the configuration as an --adapters
+// entry: the list, then the [[adapter]] tables.
+func adapterSpecs(cfg simConfig) []string {
+	out := slices.Clone(cfg.Adapters)
+	for _, t := range cfg.AdapterTables {
+		out = append(out, t.spec())
+	}
+	return out
 }
 
 // pairTable is one [[pair]] table: a = "hellaswag", b = "arc-easy",
@@ -273,27 +322,36 @@ func (l listFlag) String() string {
 
 func (l listFlag) Set(s string) error { *l.dst = strings.Split(s, ","); return nil }
 
-func parseAdapterSpec(s string) (adapter.Config, error) {
-	parts := strings.Split(s, ":")
+// parseAdapterSpec reads kind[:rank[:dA2]][@lr]: "kron:8", "kron:8:2@3e-3",
+// "lora:8@1e-3" (lr 0 when absent).
+func parseAdapterSpec(s string) (adapter.Config, float64, error) {
+	spec, lrText, hasLR := strings.Cut(s, "@")
+	parts := strings.Split(spec, ":")
 	k, err := adapter.ParseKind(parts[0])
 	if err != nil {
-		return adapter.Config{}, fmt.Errorf("adapter %q: %w", s, err)
+		return adapter.Config{}, 0, fmt.Errorf("adapter %q: %w", s, err)
 	}
 	c := adapter.DefaultConfig(k)
 	if len(parts) > 1 {
 		if c.Rank, err = strconv.Atoi(parts[1]); err != nil {
-			return c, fmt.Errorf("adapter %q: rank %q is not a number", s, parts[1])
+			return c, 0, fmt.Errorf("adapter %q: rank %q is not a number", s, parts[1])
 		}
 	}
 	if len(parts) > 2 { // Validate refuses a dA2 on LoRA
 		if c.DA2, err = strconv.Atoi(parts[2]); err != nil {
-			return c, fmt.Errorf("adapter %q: dA2 %q is not a number", s, parts[2])
+			return c, 0, fmt.Errorf("adapter %q: dA2 %q is not a number", s, parts[2])
 		}
 	}
 	if len(parts) > 3 {
-		return c, fmt.Errorf("adapter %q: want kind[:rank[:dA2]]", s)
+		return c, 0, fmt.Errorf("adapter %q: want kind[:rank[:dA2]][@lr]", s)
 	}
-	return c, c.Validate()
+	var lr float64
+	if hasLR {
+		if lr, err = strconv.ParseFloat(lrText, 64); err != nil || !(lr > 0) || math.IsInf(lr, 0) {
+			return c, 0, fmt.Errorf("adapter %q: learning rate %q: want a number > 0", s, lrText)
+		}
+	}
+	return c, lr, c.Validate()
 }
 
 // loadConfig reads --config (whose values become the flags' defaults) and
@@ -319,12 +377,13 @@ func loadConfig(name string, args []string, cfg *simConfig, extra func(*flag.Fla
 	fs.StringVar(&cfg.Partition, "partition", cfg.Partition, "how training items are split: iid or dirichlet:ALPHA")
 	fs.Var(listFlag{&cfg.Pairs}, "pairs", "task pairs A:B[:label][:ROUNDS_A:ROUNDS_B], comma-separated; a pair's own rounds override --rounds-a/--rounds-b "+
 		"(tasks: "+strings.Join(append(task.SyntheticNames(), task.Names()...), ", ")+")")
-	fs.Var(listFlag{&cfg.Adapters}, "adapters", "adapters kind:rank[:dA2], comma-separated, compared side by side")
+	fs.Var(listFlag{&cfg.Adapters}, "adapters", "adapters kind:rank[:dA2][@lr], comma-separated, compared side by side (an @lr is that adapter's learning rate)")
 	fs.IntVar(&cfg.RoundsA, "rounds-a", cfg.RoundsA, "federated rounds on task A, for pairs without their own")
 	fs.IntVar(&cfg.RoundsB, "rounds-b", cfg.RoundsB, "federated rounds on task B, for pairs without their own")
 	fs.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "local epochs per round")
 	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "local micro-batch")
-	fs.Float64Var(&cfg.LR, "lr", cfg.LR, "local AdamW learning rate")
+	fs.Float64Var(&cfg.LR, "lr", cfg.LR, "local AdamW learning rate of every adapter without its own @lr (0: each adapter's by a validation sweep over --lr-grid on the first task)")
+	fs.Var(numList[float64]{&cfg.LRGrid, parseFloat}, "lr-grid", "learning rates the validation sweep tries, comma-separated (default "+joinNums(train.DefaultLRGrid)+")")
 	fs.IntVar(&cfg.Bits, "bits", cfg.Bits, "upload quantization: 2, 3, 4, 8 or 32")
 	fs.IntVar(&cfg.MaxItems, "max-items", cfg.MaxItems, "local training items per client and round (0: the whole shard)")
 	fs.IntVar(&cfg.EvalItems, "eval-items", cfg.EvalItems, "test items scored per task after each round (0: all)")
@@ -368,7 +427,7 @@ func loadConfig(name string, args []string, cfg *simConfig, extra func(*flag.Fla
 // this way before any work starts.
 type settings struct {
 	rule     fed.Rule
-	adapters []adapter.Config
+	adapters []simulate.Arm
 	train    *fedpb.RoundConfig
 	dp       *fed.DPPolicy
 	secAgg   *fed.SecAggPolicy
@@ -382,15 +441,32 @@ func resolveSettings(cfg simConfig) (settings, error) {
 	if err != nil {
 		return settings{}, err
 	}
-	var adapters []adapter.Config
-	for _, s := range cfg.Adapters {
-		c, err := parseAdapterSpec(s)
+	var adapters []simulate.Arm
+	for _, s := range adapterSpecs(cfg) {
+		c, lr, err := parseAdapterSpec(s)
 		if err != nil {
 			return settings{}, err
 		}
-		adapters = append(adapters, c)
+		adapters = append(adapters, simulate.Arm{Adapter: c, LR: lr})
 	}
-	rc := &fedpb.RoundConfig{LocalEpochs: uint32(max(cfg.Epochs, 0)), BatchSize: uint32(max(cfg.Batch, 0)), LearningRate: cfg.LR,
+	switch {
+	case cfg.LR < 0 || math.IsNaN(cfg.LR) || math.IsInf(cfg.LR, 0):
+		return settings{}, fmt.Errorf("lr %v: want > 0, or 0 to choose each adapter's by a validation sweep", cfg.LR)
+	case cfg.Seeds < 0:
+		return settings{}, fmt.Errorf("seeds %d: want ≥ 1 (0: one)", cfg.Seeds)
+	}
+	for _, lr := range cfg.LRGrid {
+		if !(lr > 0) || math.IsInf(lr, 0) {
+			return settings{}, fmt.Errorf("lr_grid %v: every learning rate must be > 0", cfg.LRGrid)
+		}
+	}
+	// With the sweep still to choose the rates, the round checks below run
+	// at the grid's first.
+	probeLR := cfg.LR
+	if probeLR == 0 {
+		probeLR = slices.Min(lrGrid(cfg))
+	}
+	rc := &fedpb.RoundConfig{LocalEpochs: uint32(max(cfg.Epochs, 0)), BatchSize: uint32(max(cfg.Batch, 0)), LearningRate: probeLR,
 		Bits: uint32(max(cfg.Bits, 0)), Seed: cfg.Seed, MaxItems: uint32(cfg.MaxItems)}
 	var dp *fed.DPPolicy
 	if cfg.DPNoise != 0 {
@@ -410,7 +486,7 @@ func resolveSettings(cfg simConfig) (settings, error) {
 	}
 	probe := fed.Policy{CohortSize: cfg.Cohort, Fraction: cfg.Fraction, RoundTimeout: time.Hour, Train: rc, DP: dp, SecAgg: sa, Sampling: cfg.Sampling}
 	for _, c := range adapters {
-		if err := rule.Check(c.Kind, probe); err != nil {
+		if err := rule.Check(c.Adapter.Kind, probe); err != nil {
 			return settings{}, err
 		}
 	}

@@ -37,23 +37,40 @@ func runForgetting(args []string, stdout io.Writer) error {
 	}
 	defer closeLog()
 	schedule := scheduleLines(cfg, exp)
-	if err := writeResolvedConfig(exp.Out, cfg, append([]string{"Resolved settings of this run; rerun it with --config on this file.", ""}, schedule...)); err != nil {
-		return fmt.Errorf("forgetting: %w", err)
-	}
-	fmt.Fprintf(stdout, "forgetting: %d clients, %s, %d pairs, adapters %s, %d-bit uploads; results in %s\n",
-		cfg.Clients, exp.Base.Model.Name, len(exp.Pairs), strings.Join(cfg.Adapters, " "), cfg.Bits, exp.Out)
+	fmt.Fprintf(stdout, "forgetting: %d clients, %s, %d pairs, adapters %s, %d-bit uploads, %s; results in %s\n",
+		cfg.Clients, exp.Base.Model.Name, len(exp.Pairs), strings.Join(adapterSpecs(cfg), " "), cfg.Bits, seedsText(exp.Seeds), exp.Out)
 	for _, l := range schedule {
 		fmt.Fprintln(stdout, "  "+l)
 	}
-	status := newStatusLine(stdout)
-	exp.Base.Uploads = status.uploads("  this round: ")
-	exp.Progress = func(p simulate.Progress) {
-		status.printf("[%d/%d] %-8s %-8s phase %s round %d/%d  loss %.3f  acc %s %.3f  acc %s %.3f%s  (%s)\n",
-			p.Run, p.Runs, p.Adapter, p.Pair.Name(), p.Phase, p.Round, p.Rounds, p.Loss, p.Pair.A, p.AccA, p.Pair.B, p.AccB, epsilonNote(p.Epsilon, p.Accountant),
-			p.Elapsed.Round(time.Second))
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	first := exp.Pairs[0].A
+	splitsA, err := exp.Splits(first)
+	if err != nil {
+		return fmt.Errorf("forgetting: %w", err)
+	}
+	if err := tuneArms(ctx, exp, &cfg, first, splitsA, stdout); err != nil {
+		return fmt.Errorf("forgetting: %w", err)
+	}
+	lrs := armLines(exp)
+	for _, l := range lrs {
+		fmt.Fprintln(stdout, "  "+l)
+	}
+	if err := writeResolvedConfig(exp.Out, cfg, append(append([]string{"Resolved settings of this run; rerun it with --config on this file.", ""}, schedule...), lrs...)); err != nil {
+		return fmt.Errorf("forgetting: %w", err)
+	}
+	status := newStatusLine(stdout)
+	exp.Base.Uploads = status.uploads("  this round: ")
+	seeded := len(exp.Seeds) > 1
+	exp.Progress = func(p simulate.Progress) {
+		seed := ""
+		if seeded {
+			seed = fmt.Sprintf(" seed %d", p.Seed)
+		}
+		status.printf("[%d/%d] %-8s %-8s%s phase %s round %d/%d  loss %.3f  acc %s %.3f  acc %s %.3f%s  (%s)\n",
+			p.Run, p.Runs, p.Adapter, p.Pair.Name(), seed, p.Phase, p.Round, p.Rounds, p.Loss, p.Pair.A, p.AccA, p.Pair.B, p.AccB, epsilonNote(p.Epsilon, p.Accountant),
+			p.Elapsed.Round(time.Second))
+	}
 	outcomes, records, runErr := exp.Run(ctx)
 	table, err := simulate.WriteResults(exp.Out, outcomes, records)
 	if err != nil {
@@ -64,6 +81,14 @@ func runForgetting(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\n%s\nforgetting = acc A after A − acc A after B. Results: %s\n", table, runFolderListing(exp.Out))
 	return nil
+}
+
+// seedsText is "seed 1" or "seeds 1–3".
+func seedsText(seeds []uint64) string {
+	if len(seeds) == 1 {
+		return fmt.Sprintf("seed %d", seeds[0])
+	}
+	return fmt.Sprintf("seeds %d–%d", seeds[0], seeds[len(seeds)-1])
 }
 
 // writeResolvedConfig writes config.toml into the run folder: the comment
@@ -176,9 +201,13 @@ func buildExperiment(cfg simConfig) (*simulate.Experiment, error) {
 		return nil, err
 	}
 	for _, c := range set.adapters { // an adapter shape the model cannot take fails here
-		if _, err := train.NewAdapterSet(m, c, 0); err != nil {
-			return nil, fmt.Errorf("adapter %s on %s: %w", c, m.Name, err)
+		if _, err := train.NewAdapterSet(m, c.Adapter, 0); err != nil {
+			return nil, fmt.Errorf("adapter %s on %s: %w", c.Adapter, m.Name, err)
 		}
+	}
+	var seeds []uint64
+	for i := range max(cfg.Seeds, 1) {
+		seeds = append(seeds, cfg.Seed+uint64(i))
 	}
 	out := cfg.Out
 	if out == "" {
@@ -188,7 +217,7 @@ func buildExperiment(cfg simConfig) (*simulate.Experiment, error) {
 		Base: simulate.Options{Model: m, Clients: cfg.Clients, CohortSize: cfg.Cohort, Fraction: cfg.Fraction, Rule: set.rule,
 			Train: set.train, Partition: cfg.Partition, Seed: cfg.Seed, Workers: cfg.Workers, DP: set.dp, SecAgg: set.secAgg,
 			Transport: cfg.Transport, Canaries: cfg.Audit, Sampling: cfg.Sampling, Logger: slog.New(slog.DiscardHandler)},
-		Adapters: set.adapters, Pairs: pairs, RoundsA: simulate.ScaleRounds(cfg.RoundsA, cfg.Scale), RoundsB: simulate.ScaleRounds(cfg.RoundsB, cfg.Scale),
+		Adapters: set.adapters, Seeds: seeds, Pairs: pairs, RoundsA: simulate.ScaleRounds(cfg.RoundsA, cfg.Scale), RoundsB: simulate.ScaleRounds(cfg.RoundsB, cfg.Scale),
 		Splits:    func(name string) (*task.Splits, error) { return splits[name], nil },
 		EvalItems: cfg.EvalItems, Out: out,
 	}, nil

@@ -81,15 +81,17 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 		return fmt.Errorf("run: %w", err)
 	}
 	defer closeLog()
-	base := exp.Base
-	base.Adapter = exp.Adapters[0]
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
 	fmt.Fprintf(stdout, "run: %d clients, %s on %s, %s, %d rounds, %d-bit uploads over %s; results in %s\n",
-		cfg.Clients, cfg.Adapters[0], base.Model.Name, taskName, rounds, cfg.Bits, cfg.Transport, exp.Out)
+		cfg.Clients, cfg.Adapters[0], exp.Base.Model.Name, taskName, rounds, cfg.Bits, cfg.Transport, exp.Out)
 	if note := dpNote(cfg); note != "" {
 		fmt.Fprintln(stdout, "  "+note)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	if err := tuneArms(ctx, exp, &cfg, taskName, splits, stdout); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	base := exp.ArmOptions(exp.Adapters[0], cfg.Seed)
 	_, table, err := trainOne(ctx, base, splits, shards, rounds, cfg.EvalItems, exp.Out, "", stdout)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)

@@ -42,6 +42,9 @@ type sweepGrid struct {
 func defaultSweep() simConfig {
 	cfg := defaultForgetting()
 	cfg.Clients, cfg.Cohort, cfg.MaxItems, cfg.DPClip = 32, 16, 32, 0.5
+	// One rate for every point unless lr is an axis: a sweep measures its
+	// axes, so it never chooses rates by itself.
+	cfg.LR = 1e-3
 	cfg.Sweep = sweepGrid{Task: "word-category", Rounds: 4}
 	return cfg
 }
@@ -132,7 +135,7 @@ func runSweep(args []string, stdout io.Writer) error {
 	var table string
 	for i, pt := range points {
 		opts := exp.Base
-		opts.Adapter, opts.Train, opts.DP, opts.SecAgg = pt.set.adapters[0], pt.set.train, pt.set.dp, pt.set.secAgg
+		opts.Adapter, opts.Train, opts.DP, opts.SecAgg = pt.set.adapters[0].Adapter, pt.set.train, pt.set.dp, pt.set.secAgg
 		dir := filepath.Join(exp.Out, pt.Name)
 		prefix := fmt.Sprintf("[%d/%d] %s  ", i+1, len(points), pt.Name)
 		start := time.Now()
@@ -195,6 +198,16 @@ func sweepPoints(cfg simConfig) ([]sweepPoint, error) {
 			if slices.Contains(axis.vals[:i], v) {
 				return nil, fmt.Errorf("sweep %s lists %s twice", axis.name, v)
 			}
+		}
+	}
+	for _, lr := range g.LR {
+		if !(lr > 0) {
+			return nil, fmt.Errorf("sweep lr %v: a sweep needs its learning rates (give --lr or --sweep-lr; the validation sweep of forgetting and run does not apply)", lr)
+		}
+	}
+	for _, a := range adapterSpecs(cfg) {
+		if strings.Contains(a, "@") {
+			return nil, fmt.Errorf("sweep adapter %q: the learning rate is the sweep's lr axis, not an @lr", a)
 		}
 	}
 	for _, z := range g.Noise {

@@ -161,7 +161,7 @@ func TestSweepBadInputRefusedBeforeWork(t *testing.T) {
 		"secure aggregation needs cohorts":  {"--secagg", "--clients", "2", "--cohort", "0", "--fraction", "1"},
 		"transport \"tcp\": want memory":    {"--transport", "tcp"},
 		"sweep noise NaN: a noise multipli": {"--sweep-noise", "NaN"},
-		"learning rate 0 must be positive":  {"--sweep-lr", "0.001,0"},
+		"sweep lr 0":                        {"--sweep-lr", "0.001,0"},
 		"sweep lr lists 0.001 twice":        {"--sweep-lr", "0.001,0.001"},
 	}
 	refusedBeforeWork(t, "sweep", cases)

@@ -146,6 +146,13 @@ func spaceBetween(prev, next string) bool {
 // VocabSize is the number of tokens: specials, punctuation and words.
 func (w *Word) VocabSize() int { return len(w.tokens) }
 
+// Words returns the words given to NewWord, in their order (the vocabulary
+// after the specials and the punctuation).
+func (w *Word) Words() []string {
+	n := len(WordSpecials) + len(WordPunctuation)
+	return append([]string(nil), w.tokens[n:]...)
+}
+
 // TokenID looks a token up by its text ("<s>", "?", "apple").
 func (w *Word) TokenID(tok string) (int, bool) {
 	id, ok := w.ids[tok]
