@@ -45,31 +45,31 @@ type simConfig struct {
 	PairTables []pairTable `toml:"pair,omitempty"`
 	// Preset names a set of defaults (presets); Scale multiplies every
 	// phase length (and with a preset, below 1, caps the items).
-	Preset    string   `toml:"preset,omitempty"`
-	Scale     float64  `toml:"scale,omitzero"`
-	Adapters  []string `toml:"adapters"` // "kron:8", "lora:8", "kron:8:dA2", each with an optional "@LR"
+	Preset   string   `toml:"preset,omitempty"`
+	Scale    float64  `toml:"scale,omitzero"`
+	Adapters []string `toml:"adapters"` // "kron:8", "lora:8", "kron:8:dA2", each with an optional "@LR"
 	// AdapterTables are [[adapter]] tables (kind, rank, dA2, lr); they
 	// follow Adapters.
 	AdapterTables []adapterTable `toml:"adapter,omitempty"`
-	RoundsA   int      `toml:"rounds_a,omitzero"`
-	RoundsB   int      `toml:"rounds_b,omitzero"`
-	Epochs    int      `toml:"epochs"`
-	Batch     int      `toml:"batch"`
+	RoundsA       int            `toml:"rounds_a,omitzero"`
+	RoundsB       int            `toml:"rounds_b,omitzero"`
+	Epochs        int            `toml:"epochs"`
+	Batch         int            `toml:"batch"`
 	// LR is the learning rate of every adapter without its own; 0 chooses
 	// each adapter's by a validation sweep over LRGrid (see tuneArms).
-	LR     float64   `toml:"lr"`
-	LRGrid []float64 `toml:"lr_grid,omitempty"`
-	Bits      int      `toml:"bits"`
-	MaxItems  int      `toml:"max_items"`
-	EvalItems int      `toml:"eval_items"`
-	Rule      string   `toml:"rule"`
-	Seed      uint64   `toml:"seed"`
+	LR        float64   `toml:"lr"`
+	LRGrid    []float64 `toml:"lr_grid,omitempty"`
+	Bits      int       `toml:"bits"`
+	MaxItems  int       `toml:"max_items"`
+	EvalItems int       `toml:"eval_items"`
+	Rule      string    `toml:"rule"`
+	Seed      uint64    `toml:"seed"`
 	// Seeds: forgetting runs every (adapter, pair) with seeds Seed,
 	// Seed+1, …, Seed+Seeds−1 and reports mean ± spread.
-	Seeds int `toml:"seeds,omitzero"`
-	Workers   int      `toml:"workers"`
-	Out       string   `toml:"out"`
-	Transport string   `toml:"transport"`
+	Seeds     int    `toml:"seeds,omitzero"`
+	Workers   int    `toml:"workers"`
+	Out       string `toml:"out"`
+	Transport string `toml:"transport"`
 	// Differential privacy (off when dp_noise is 0).
 	DPNoise    float64 `toml:"dp_noise"`
 	DPClip     float64 `toml:"dp_clip"`
