@@ -25,6 +25,9 @@ type Trainer struct {
 	ValItems   []task.Item
 	// EvalBatch is the scoring batch (default 8).
 	EvalBatch int
+	// Penalty regularizes local training (a forgetting mitigation; nil:
+	// none).
+	Penalty train.Penalty
 }
 
 var _ fed.Trainer = (*Trainer)(nil)
@@ -55,6 +58,7 @@ func (t *Trainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.Round
 	optim.LR = rc.LearningRate
 	res, err := train.Fit(ctx, t.Learner, items, t.ValItems, nil, train.Config{
 		Epochs: int(rc.LocalEpochs), BatchSize: int(rc.BatchSize), EvalBatch: t.EvalBatch, Seed: rc.Seed, Optim: optim,
+		Penalty: t.Penalty,
 	}, nil)
 	if err != nil {
 		return fed.TrainStats{}, err

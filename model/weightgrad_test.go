@@ -82,3 +82,53 @@ func testLlamaWeightGradients(t *testing.T) {
 		})
 	}
 }
+
+// TestRepack: after W changes in place, Repack makes the packed products
+// (forward and input gradient) follow it.
+func TestRepack(t *testing.T) {
+	const dOut, dIn, n = 5, 7, 3
+	rng := rand.New(rand.NewPCG(1, 1))
+	w := make([]float32, dOut*dIn)
+	x := make([]float32, n*dIn)
+	dy := make([]float32, n*dOut)
+	for _, s := range [][]float32{w, x, dy} {
+		for i := range s {
+			s[i] = float32(rng.NormFloat64())
+		}
+	}
+	l, err := NewFrozenLinear(dOut, dIn, w, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := make([]float32, n*dOut)
+	dx := make([]float32, n*dIn)
+	l.Forward(x, n, y) // packs both copies
+	l.BackwardInput(dy, n, dx)
+	for i := range w {
+		w[i] *= -2
+	}
+	l.Repack()
+	clear(dx)
+	l.Forward(x, n, y)
+	l.BackwardInput(dy, n, dx)
+	for t0 := 0; t0 < n; t0++ {
+		for o := 0; o < dOut; o++ {
+			var want float64
+			for i := 0; i < dIn; i++ {
+				want += float64(x[t0*dIn+i]) * float64(w[o*dIn+i])
+			}
+			if d := float64(y[t0*dOut+o]) - want; d > 1e-4 || d < -1e-4 {
+				t.Fatalf("y[%d,%d] = %v after Repack, want %v", t0, o, y[t0*dOut+o], want)
+			}
+		}
+		for i := 0; i < dIn; i++ {
+			var want float64
+			for o := 0; o < dOut; o++ {
+				want += float64(dy[t0*dOut+o]) * float64(w[o*dIn+i])
+			}
+			if d := float64(dx[t0*dIn+i]) - want; d > 1e-4 || d < -1e-4 {
+				t.Fatalf("dx[%d,%d] = %v after Repack, want %v", t0, i, dx[t0*dIn+i], want)
+			}
+		}
+	}
+}

@@ -124,7 +124,13 @@ type Federation struct {
 	initialFlat []float64 // the initial adapter, flattened: the audit's origin
 	canaryNames []string
 	canaryKeys  []ed25519.PrivateKey
+	// penalty regularizes every client's local training (SetPenalty).
+	penalty train.Penalty
 }
+
+// SetPenalty makes every client add p to its local loss from the next
+// phase on (nil: none): the regularizing mitigations of forgetting.
+func (f *Federation) SetPenalty(p train.Penalty) { f.penalty = p }
 
 // New creates the federation's keys (in memory), its store and its initial
 // global adapter.
@@ -569,7 +575,7 @@ func (t *simTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.Ro
 	if err != nil {
 		return fed.TrainStats{}, err
 	}
-	et := fedtrain.Trainer{Learner: l, TrainItems: t.items, ValItems: t.val}
+	et := fedtrain.Trainer{Learner: l, TrainItems: t.items, ValItems: t.val, Penalty: t.f.penalty}
 	return et.Train(ctx, local, rc)
 }
 

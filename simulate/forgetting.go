@@ -129,6 +129,9 @@ type Experiment struct {
 	// initialization, the partition, the cohorts, shuffling and dropout
 	// change; the tasks' splits do not. Empty: Base.Seed once.
 	Seeds []uint64
+	// Mitigations: every (adapter, pair, seed) runs once per mitigation
+	// against forgetting. Empty: none.
+	Mitigations []Mitigation
 	// RoundsA and RoundsB are the federated rounds of each phase for pairs
 	// without their own schedule (Pair.RoundsA, Pair.RoundsB).
 	RoundsA, RoundsB int
@@ -144,18 +147,19 @@ type Experiment struct {
 
 // Progress is one published round of one run of the experiment.
 type Progress struct {
-	Run, Runs int
-	Seed      uint64
-	Adapter   string
-	Pair      Pair
-	Phase     string // "A" or "B"
-	Round     int    // within the run, from 1
-	Rounds    int
-	Loss      float64
-	Epsilon   float64
-	AccA      float64
-	AccB      float64
-	Elapsed   time.Duration
+	Run, Runs  int
+	Seed       uint64
+	Adapter    string
+	Mitigation string
+	Pair       Pair
+	Phase      string // "A" or "B"
+	Round      int    // within the run, from 1
+	Rounds     int
+	Loss       float64
+	Epsilon    float64
+	AccA       float64
+	AccB       float64
+	Elapsed    time.Duration
 	// Accountant names how Epsilon was computed ("RDP", "PLD"; empty
 	// without DP).
 	Accountant string
@@ -165,21 +169,22 @@ type Progress struct {
 
 // RoundRecord is one line of rounds.jsonl.
 type RoundRecord struct {
-	Adapter   string  `json:"adapter"`
-	Seed      uint64  `json:"seed"`
-	Pair      string  `json:"pair"`
-	TaskA     string  `json:"task_a"`
-	TaskB     string  `json:"task_b"`
-	Phase     string  `json:"phase"`
-	Round     int     `json:"round"`
-	Clients   int     `json:"clients"`
-	TrainLoss float64 `json:"train_loss"`
-	AccA      float64 `json:"acc_a"`
-	AccB      float64 `json:"acc_b"`
-	WireBytes uint64  `json:"wire_bytes"`
-	RawBytes  uint64  `json:"raw_bytes"`
-	AggError  float64 `json:"aggregation_error"`
-	Epsilon   float64 `json:"epsilon,omitempty"`
+	Adapter    string  `json:"adapter"`
+	Mitigation string  `json:"mitigation,omitempty"`
+	Seed       uint64  `json:"seed"`
+	Pair       string  `json:"pair"`
+	TaskA      string  `json:"task_a"`
+	TaskB      string  `json:"task_b"`
+	Phase      string  `json:"phase"`
+	Round      int     `json:"round"`
+	Clients    int     `json:"clients"`
+	TrainLoss  float64 `json:"train_loss"`
+	AccA       float64 `json:"acc_a"`
+	AccB       float64 `json:"acc_b"`
+	WireBytes  uint64  `json:"wire_bytes"`
+	RawBytes   uint64  `json:"raw_bytes"`
+	AggError   float64 `json:"aggregation_error"`
+	Epsilon    float64 `json:"epsilon,omitempty"`
 	// PerplexityA is task A's test perplexity on completion tasks (whose
 	// AccA is the exact-match rate), 0 on multiple-choice tasks.
 	PerplexityA float64 `json:"perplexity_a,omitempty"`
@@ -194,9 +199,10 @@ type RoundRecord struct {
 	AuditHigh float64 `json:"audit_high,omitempty"`
 }
 
-// Outcome is one (adapter, pair, seed) run's summary.
+// Outcome is one (adapter, mitigation, pair, seed) run's summary.
 type Outcome struct {
 	Adapter         string  `json:"adapter"`
+	Mitigation      string  `json:"mitigation"`
 	Seed            uint64  `json:"seed"`
 	LR              float64 `json:"lr"`
 	TrainableParams int     `json:"trainable_params"`
@@ -231,39 +237,54 @@ func (e *Experiment) seeds() []uint64 {
 	return []uint64{e.Base.Seed}
 }
 
-// Run executes every (seed, adapter, pair) combination in order and
-// returns the outcomes and the per-round records.
+// mitigations is the experiment's mitigations: Mitigations, or none.
+func (e *Experiment) mitigations() []Mitigation {
+	if len(e.Mitigations) > 0 {
+		return e.Mitigations
+	}
+	return []Mitigation{{Kind: "none"}}
+}
+
+// Run executes every (seed, adapter, mitigation, pair) combination in
+// order and returns the outcomes and the per-round records.
 func (e *Experiment) Run(ctx context.Context) ([]Outcome, []RoundRecord, error) {
 	var outcomes []Outcome
 	var records []RoundRecord
-	seeds := e.seeds()
-	runs := len(seeds) * len(e.Adapters) * len(e.Pairs)
+	seeds, mits := e.seeds(), e.mitigations()
+	for _, m := range mits {
+		if err := m.Check(e.Base); err != nil {
+			return nil, nil, err
+		}
+	}
+	runs := len(seeds) * len(e.Adapters) * len(mits) * len(e.Pairs)
 	run := 0
 	var stop *StoppedError
 	var stopErr error
 	for _, seed := range seeds {
 		for _, arm := range e.Adapters {
-			for _, pair := range e.Pairs {
-				run++
-				if stopErr != nil { // the run ended at a budget stop: the rest did not run
-					outcomes = append(outcomes, Outcome{Adapter: adapterLabel(arm.Adapter.Resolve(e.Base.Model.Cfg.Hidden)), Seed: seed,
-						Pair: pair.label(), TaskA: pair.A, TaskB: pair.B, NotRun: "A and B", Stopped: "an earlier experiment stopped the run"})
-					continue
+			for _, mit := range mits {
+				for _, pair := range e.Pairs {
+					run++
+					if stopErr != nil { // the run ended at a budget stop: the rest did not run
+						outcomes = append(outcomes, Outcome{Adapter: adapterLabel(arm.Adapter.Resolve(e.Base.Model.Cfg.Hidden)), Mitigation: mit.String(),
+							Seed: seed, Pair: pair.label(), TaskA: pair.A, TaskB: pair.B, NotRun: "A and B", Stopped: "an earlier experiment stopped the run"})
+						continue
+					}
+					o, recs, err := e.runOne(ctx, run, runs, arm, pair, seed, mit)
+					if err != nil && errors.As(err, &stop) && o.Adapter != "" {
+						// Keep what ran, marked: a stop is a result to report, not a
+						// row of zeros.
+						o.Stopped = stop.Reason
+						outcomes, records = append(outcomes, o), append(records, recs...)
+						stopErr = fmt.Errorf("%s, %s→%s, seed %d: %w", arm.Adapter, pair.A, pair.B, seed, err)
+						continue
+					}
+					if err != nil {
+						return outcomes, records, fmt.Errorf("%s, %s, %s→%s, seed %d: %w", arm.Adapter, mit, pair.A, pair.B, seed, err)
+					}
+					outcomes = append(outcomes, o)
+					records = append(records, recs...)
 				}
-				o, recs, err := e.runOne(ctx, run, runs, arm, pair, seed)
-				if err != nil && errors.As(err, &stop) && o.Adapter != "" {
-					// Keep what ran, marked: a stop is a result to report, not a
-					// row of zeros.
-					o.Stopped = stop.Reason
-					outcomes, records = append(outcomes, o), append(records, recs...)
-					stopErr = fmt.Errorf("%s, %s→%s, seed %d: %w", arm.Adapter, pair.A, pair.B, seed, err)
-					continue
-				}
-				if err != nil {
-					return outcomes, records, fmt.Errorf("%s, %s→%s, seed %d: %w", arm.Adapter, pair.A, pair.B, seed, err)
-				}
-				outcomes = append(outcomes, o)
-				records = append(records, recs...)
 			}
 		}
 	}
@@ -286,7 +307,7 @@ func (e *Experiment) ArmOptions(arm Arm, seed uint64) Options {
 	return opts
 }
 
-func (e *Experiment) runOne(ctx context.Context, run, runs int, arm Arm, pair Pair, seed uint64) (Outcome, []RoundRecord, error) {
+func (e *Experiment) runOne(ctx context.Context, run, runs int, arm Arm, pair Pair, seed uint64, mit Mitigation) (Outcome, []RoundRecord, error) {
 	start := time.Now()
 	sa, err := e.Splits(pair.A)
 	if err != nil {
@@ -298,6 +319,9 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, arm Arm, pair Pa
 	}
 	opts := e.ArmOptions(arm, seed)
 	name := fmt.Sprintf("%02d-%s-%s", run, adapterLabel(arm.Adapter), pair.label())
+	if len(e.mitigations()) > 1 || mit.Kind != "none" {
+		name += "-" + strings.ReplaceAll(mit.String(), ":", "")
+	}
 	if len(e.seeds()) > 1 {
 		name += fmt.Sprintf("-seed%d", seed)
 	}
@@ -313,19 +337,28 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, arm Arm, pair Pa
 	label := adapterLabel(f.Initial().Config)
 	testA, testB := evalSplit(sa, e.EvalItems), evalSplit(sb, e.EvalItems)
 	roundsA, roundsB := e.Schedule(pair)
-	o := Outcome{Adapter: label, Seed: seed, LR: opts.Train.GetLearningRate(), TrainableParams: f.Initial().NumParams(),
+	o := Outcome{Adapter: label, Mitigation: mit.String(), Seed: seed, LR: opts.Train.GetLearningRate(), TrainableParams: f.Initial().NumParams(),
 		Pair: pair.label(), TaskA: pair.A, TaskB: pair.B, RoundsA: roundsA, RoundsB: roundsB}
 	var records []RoundRecord
 	round := 0
 	var lastA, lastB float64
-	phase := func(name string, sp *task.Splits, rounds int) error {
-		return f.Phase(ctx, sp.Train.Items, sp.Validation.Items, rounds, func(ri RoundInfo) error {
+	var lastGlobal *adapter.Set
+	// phase runs rounds of sp on fed; every published global goes through
+	// model (the model after the round: the merge of the tasks' adapters
+	// for merge and ties) before it is scored.
+	phase := func(fed *Federation, name string, sp *task.Splits, rounds int, model func(*adapter.Set) (*adapter.Set, error)) error {
+		return fed.Phase(ctx, sp.Train.Items, sp.Validation.Items, rounds, func(ri RoundInfo) error {
 			round++
-			accA, err := f.Evaluate(ctx, ri.Global, testA)
+			lastGlobal = ri.Global
+			scored, err := model(ri.Global)
 			if err != nil {
 				return err
 			}
-			accB, err := f.Evaluate(ctx, ri.Global, testB)
+			accA, err := fed.Evaluate(ctx, scored, testA)
+			if err != nil {
+				return err
+			}
+			accB, err := fed.Evaluate(ctx, scored, testB)
 			if err != nil {
 				return err
 			}
@@ -333,43 +366,103 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, arm Arm, pair Pa
 			r := ri.Result
 			o.UploadedBytes += r.WireBytes
 			o.RawBytes += r.RawBytes
-			records = append(records, RoundRecord{Adapter: label, Seed: seed, Pair: pair.label(), TaskA: pair.A, TaskB: pair.B, Phase: name,
+			records = append(records, RoundRecord{Adapter: label, Mitigation: o.Mitigation, Seed: seed, Pair: pair.label(), TaskA: pair.A, TaskB: pair.B, Phase: name,
 				Round: round, Clients: len(r.Clients), TrainLoss: r.TrainLoss, AccA: accA.Acc, AccB: accB.Acc,
 				WireBytes: r.WireBytes, RawBytes: r.RawBytes, AggError: r.AggregationError, Epsilon: r.Epsilon, Accountant: e.Base.accountant()})
 			o.Epsilon, o.Accountant = r.Epsilon, e.Base.accountant()
 			if e.Progress != nil {
-				e.Progress(Progress{Run: run, Runs: runs, Seed: seed, Adapter: label, Pair: pair, Phase: name, Round: round,
+				e.Progress(Progress{Run: run, Runs: runs, Seed: seed, Adapter: label, Mitigation: o.Mitigation, Pair: pair, Phase: name, Round: round,
 					Rounds: roundsA + roundsB, Loss: r.TrainLoss, Epsilon: r.Epsilon, Accountant: e.Base.accountant(), AccA: accA.Acc, AccB: accB.Acc,
 					Elapsed: time.Since(start)})
 			}
 			return nil
 		})
 	}
+	asIs := func(s *adapter.Set) (*adapter.Set, error) { return s, nil }
 	// Each phase's result is kept as a PEFT-exportable adapter file in the
-	// experiment's folder: global-after-A.safetensors, global-after-B.
-	keep := func(name string) error {
-		_, err := f.WriteGlobal(filepath.Join(opts.Dir, "global-after-"+name+".safetensors"))
-		return err
-	}
-	if err := phase("A", sa, roundsA); err != nil {
+	// experiment's folder: global-after-A.safetensors, global-after-B (with
+	// merge and ties, the merged adapter; with reinit and ortho, task B's
+	// adapter, which acts on the base with task A's folded in), and with a
+	// second federation its own published adapter, global-task-B.
+	if err := phase(f, "A", sa, roundsA, asIs); err != nil {
 		o.NotRun = "A and B"
 		return o, records, err
 	}
 	o.AccAAfterA, o.AccBAfterA = lastA, lastB
-	if err := keep("A"); err != nil {
+	if _, err := f.WriteGlobal(filepath.Join(opts.Dir, "global-after-A.safetensors")); err != nil {
 		return o, records, err
 	}
-	if err := phase("B", sb, roundsB); err != nil {
+	taskA := lastGlobal
+	fb, model, err := e.phaseB(f, opts, taskA, mit)
+	if err != nil {
+		return o, records, err
+	}
+	if fb != f {
+		defer fb.Close()
+	}
+	if err := phase(fb, "B", sb, roundsB, model); err != nil {
 		o.NotRun = "B"
 		return o, records, err
 	}
 	o.AccAAfterB, o.AccBAfterB = lastA, lastB
-	if err := keep("B"); err != nil {
+	final, err := model(lastGlobal)
+	if err != nil {
 		return o, records, err
+	}
+	afterB := filepath.Join(opts.Dir, "global-after-B.safetensors")
+	if final == lastGlobal { // the file exactly as the coordinator published it
+		_, err = fb.WriteGlobal(afterB)
+	} else { // a merge made here, in float32
+		err = final.WriteFile(afterB, adapter.SaveOptions{Bits: 32})
+	}
+	if err != nil {
+		return o, records, err
+	}
+	if fb != f { // task B's own adapter, as its federation published it
+		if _, err := fb.WriteGlobal(filepath.Join(opts.Dir, "global-task-B.safetensors")); err != nil {
+			return o, records, err
+		}
 	}
 	o.Forgetting = o.AccAAfterA - o.AccAAfterB
 	o.Seconds = time.Since(start).Seconds()
 	return o, records, nil
+}
+
+// phaseB sets up task B's training for a mitigation: the federation that
+// trains it (f itself, or a second federation of the same clients with a
+// fresh adapter, on a base with task A's adapter folded in for reinit and
+// ortho) and how a published global becomes the model scored after a
+// round.
+func (e *Experiment) phaseB(f *Federation, opts Options, taskA *adapter.Set, mit Mitigation) (*Federation, func(*adapter.Set) (*adapter.Set, error), error) {
+	asIs := func(s *adapter.Set) (*adapter.Set, error) { return s, nil }
+	pen, err := mit.penalty(taskA)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !mit.freshAdapter() {
+		f.SetPenalty(pen)
+		return f, asIs, nil
+	}
+	ob := opts
+	ob.Dir = filepath.Join(opts.Dir, "phase-b")
+	ob.Seed = opts.Seed ^ 0x7461736b42 // a fresh initialization, not task A's
+	if err := os.MkdirAll(ob.Dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	if mit.foldsBase() {
+		if ob.Model, err = opts.Model.WithMerged(taskA); err != nil {
+			return nil, nil, err
+		}
+	}
+	fb, err := New(ob)
+	if err != nil {
+		return nil, nil, err
+	}
+	fb.SetPenalty(pen)
+	if mit.foldsBase() {
+		return fb, asIs, nil
+	}
+	return fb, func(b *adapter.Set) (*adapter.Set, error) { return mit.combine(taskA, b) }, nil
 }
 
 func (p Pair) label() string {

@@ -13,6 +13,7 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // WriteResults writes the run folder's result files: rounds.jsonl (one
@@ -63,6 +64,9 @@ func WriteResults(dir string, outcomes []Outcome, records []RoundRecord) (string
 	if hasEpsilon(records) {
 		plots = append(plots, figureMaker{"epsilon", func() (*plot.Plot, error) { return epsilonPlot(meanOverSeeds(records)) }})
 	}
+	if hasMitigation(outcomes) {
+		plots = append(plots, figureMaker{"mitigation", func() (*plot.Plot, error) { return mitigationPlot(outcomes) }})
+	}
 	if err := writeFigures(dir, plots); err != nil {
 		return "", err
 	}
@@ -73,13 +77,18 @@ func WriteResults(dir string, outcomes []Outcome, records []RoundRecord) (string
 // accuracy the mean ± sample standard deviation over the seeds that ran.
 func MarkdownTable(outcomes []Outcome) string {
 	sums := Summarize(outcomes)
-	dp, seeds := false, 0
+	dp, seeds, mitigated := false, 0, false
 	for _, s := range sums {
 		dp = dp || s.Epsilon > 0
 		seeds = max(seeds, s.Seeds)
+		mitigated = mitigated || (s.Mitigation != "" && s.Mitigation != "none")
 	}
 	var b strings.Builder
-	cols := []string{"adapter", "params:", "lr:", "pair", "A after A:", "B after A:", "A after B:", "B after B:", "forgetting:", "uploaded:", "vs float32:"}
+	cols := []string{"adapter", "params:", "lr:"}
+	if mitigated {
+		cols = append(cols, "mitigation")
+	}
+	cols = append(cols, "pair", "A after A:", "B after A:", "A after B:", "B after B:", "forgetting:", "uploaded:", "vs float32:")
 	if dp {
 		cols = append(cols, "ε ("+cmp.Or(sums[0].Accountant, "RDP")+"):")
 	}
@@ -98,8 +107,12 @@ func MarkdownTable(outcomes []Outcome) string {
 		if s.AccAAfterA.N == 0 { // nothing of this experiment ran
 			params, lr, up, vs, eps = "–", "–", "–", "–", "–"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s (%s→%s) | %s | %s | %s | %s | %s | %s | %s |",
-			s.Adapter, params, lr, s.Pair, s.TaskA, s.TaskB, s.AccAAfterA.Cell(false), s.AccBAfterA.Cell(false),
+		fmt.Fprintf(&b, "| %s | %s | %s |", s.Adapter, params, lr)
+		if mitigated {
+			fmt.Fprintf(&b, " %s |", s.Mitigation)
+		}
+		fmt.Fprintf(&b, " %s (%s→%s) | %s | %s | %s | %s | %s | %s | %s |",
+			s.Pair, s.TaskA, s.TaskB, s.AccAAfterA.Cell(false), s.AccBAfterA.Cell(false),
 			s.AccAAfterB.Cell(false), s.AccBAfterB.Cell(false), s.Forgetting.Cell(true), up, vs)
 		if dp {
 			fmt.Fprintf(&b, " %s |", eps)
@@ -108,6 +121,9 @@ func MarkdownTable(outcomes []Outcome) string {
 	}
 	if seeds > 1 {
 		fmt.Fprintf(&b, "\nEach cell: mean ± sample standard deviation over %d seeds (adapter initialization, partition, cohorts, shuffling and dropout change with the seed; the tasks' splits do not). Uploaded: one seed's.\n", seeds)
+	}
+	if mitigated {
+		b.WriteString("\nWith merge and ties, \"after B\" scores the merge of the two tasks' adapters; with reinit and ortho, task B's adapter on the base with task A's folded in; uploaded counts both phases.\n")
 	}
 	for _, s := range stops {
 		b.WriteString("\n" + s + "\n")
@@ -128,10 +144,14 @@ func humanBytes(n uint64) string {
 // seriesKey names one run in legends: adapter and pair, or adapter and
 // task for a single-task run (which has no pair).
 func seriesKey(r RoundRecord) string {
-	if r.Pair == "" {
-		return r.Adapter + " " + r.TaskA
+	name := r.Adapter
+	if r.Mitigation != "" && r.Mitigation != "none" {
+		name += " " + r.Mitigation
 	}
-	return r.Adapter + " " + r.Pair
+	if r.Pair == "" {
+		return name + " " + r.TaskA
+	}
+	return name + " " + r.Pair
 }
 
 // series groups round records by run, in first-seen order.
@@ -223,6 +243,9 @@ func forgettingPlot(outcomes []Outcome) (*plot.Plot, error) {
 			p.Add(eb)
 		}
 		names[i] = s.Adapter + " " + s.Pair
+		if s.Mitigation != "" && s.Mitigation != "none" {
+			names[i] = s.Adapter + " " + s.Mitigation + " " + s.Pair
+		}
 		lo, hi = min(lo, f.Mean-f.SD), max(hi, f.Mean+f.SD)
 	}
 	if len(names) > 0 {
@@ -236,6 +259,60 @@ func forgettingPlot(outcomes []Outcome) (*plot.Plot, error) {
 	}
 	return p, nil
 }
+
+func hasMitigation(outcomes []Outcome) bool {
+	for _, o := range outcomes {
+		if o.Mitigation != "" && o.Mitigation != "none" {
+			return true
+		}
+	}
+	return false
+}
+
+// mitigationPlot: for every (adapter, mitigation, pair), accuracy on task
+// A after B (what forgetting leaves) against accuracy on task B after B
+// (what was learned), means over seeds with ±1 standard deviation bars: up
+// is remembering, right is learning, the top-right corner is both.
+func mitigationPlot(outcomes []Outcome) (*plot.Plot, error) {
+	p := newFigure("Forgetting mitigations: task A kept vs task B learned", "accuracy on task B after B", "accuracy on task A after B")
+	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
+	for i, s := range Summarize(outcomes) {
+		if s.AccAAfterB.N == 0 {
+			continue
+		}
+		x, y := s.AccBAfterB, s.AccAAfterB
+		pts := plotter.XYs{{X: x.Mean, Y: y.Mean}}
+		sc, err := plotter.NewScatter(pts)
+		if err != nil {
+			return nil, err
+		}
+		sc.GlyphStyle.Color = palette[i%len(palette)]
+		sc.GlyphStyle.Radius = vg.Points(4)
+		sc.GlyphStyle.Shape = draw.CircleGlyph{}
+		p.Add(sc)
+		p.Legend.Add(fmt.Sprintf("%s %s %s", s.Adapter, cmp.Or(s.Mitigation, "none"), s.Pair), sc)
+		if x.N > 1 {
+			xe, err := plotter.NewXErrorBars(xErrorPoints{{x.Mean, y.Mean, x.SD}})
+			if err != nil {
+				return nil, err
+			}
+			ye, err := plotter.NewYErrorBars(errorPoints{{x.Mean, y.Mean, y.SD}})
+			if err != nil {
+				return nil, err
+			}
+			xe.LineStyle.Color, ye.LineStyle.Color = palette[i%len(palette)], palette[i%len(palette)]
+			p.Add(xe, ye)
+		}
+	}
+	return p, nil
+}
+
+// xErrorPoints are (x, y, ±err) triples for plotter.NewXErrorBars.
+type xErrorPoints [][3]float64
+
+func (e xErrorPoints) Len() int                        { return len(e) }
+func (e xErrorPoints) XY(i int) (float64, float64)     { return e[i][0], e[i][1] }
+func (e xErrorPoints) XError(i int) (float64, float64) { return e[i][2], e[i][2] }
 
 // errorPoints are (x, y, ±err) triples for plotter.NewYErrorBars.
 type errorPoints [][3]float64

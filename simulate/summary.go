@@ -48,9 +48,11 @@ func (s Stat) Cell(signed bool) string {
 	return fmt.Sprintf(f+" ± %.3f", s.Mean, s.SD)
 }
 
-// Summary is one (adapter, pair) of an experiment over its seeds.
+// Summary is one (adapter, mitigation, pair) of an experiment over its
+// seeds.
 type Summary struct {
 	Adapter         string  `json:"adapter"`
+	Mitigation      string  `json:"mitigation"`
 	TrainableParams int     `json:"trainable_params"`
 	Pair            string  `json:"pair"`
 	TaskA           string  `json:"task_a"`
@@ -71,18 +73,19 @@ type Summary struct {
 	Stops []string `json:"stops,omitempty"`
 }
 
-// Summarize groups outcomes by (adapter, pair), in first-seen order.
+// Summarize groups outcomes by (adapter, mitigation, pair), in first-seen
+// order.
 func Summarize(outcomes []Outcome) []Summary {
 	var out []Summary
-	index := map[[2]string]int{}
+	index := map[[3]string]int{}
 	var vals [][5][]float64
 	for _, o := range outcomes {
-		k := [2]string{o.Adapter, o.Pair}
+		k := [3]string{o.Adapter, o.Mitigation, o.Pair}
 		i, ok := index[k]
 		if !ok {
 			i = len(out)
 			index[k] = i
-			out = append(out, Summary{Adapter: o.Adapter, Pair: o.Pair, TaskA: o.TaskA, TaskB: o.TaskB, LR: o.LR})
+			out = append(out, Summary{Adapter: o.Adapter, Mitigation: o.Mitigation, Pair: o.Pair, TaskA: o.TaskA, TaskB: o.TaskB, LR: o.LR})
 			vals = append(vals, [5][]float64{})
 		}
 		s := &out[i]

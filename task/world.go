@@ -8,10 +8,10 @@ import (
 
 // The built-in model's pretraining corpus: "world text" about the things the
 // synthetic tasks ask about — number and letter order, sums and differences,
-// last digits, which of two numbers is larger, the categories of the nouns,
-// color words — in plain sentences, never in a task's question/answer frame
-// and never with a task's answer rule (there is no "mod 10", no reversal, no
-// majority vote). A model pretrained on it knows the facts; an adapter has to
+// last digits (of numbers, of sums, of differences), which of two numbers is
+// larger, the categories of the nouns, color words — in plain sentences,
+// never in a task's question/answer frame (there is no "question", "answer"
+// or "mod", no reversal, no majority vote). A model pretrained on it knows the facts; an adapter has to
 // learn each task's format and rule on top, which is the setting the paper
 // studies: adapters on a pretrained model, not on random features.
 
@@ -30,6 +30,8 @@ var worldKinds = []struct {
 	{WorldKind{"sum", "7 plus 5 is 12"}, genSum},
 	{WorldKind{"difference", "13 minus 5 is 8"}, genDifference},
 	{WorldKind{"last-digit", "the last digit of 47 is 7"}, genLastDigit},
+	{WorldKind{"last-digit-sum", "the last digit of 7 plus 5 is 2"}, genLastDigitSum},
+	{WorldKind{"last-digit-difference", "the last digit of 3 minus 5 is 8"}, genLastDigitDifference},
 	{WorldKind{"larger", "of 37 and 52 the larger number is 52"}, genLargerFact},
 	{WorldKind{"category", "pear is a kind of fruit"}, genKind},
 	{WorldKind{"members", "fruit apple pear plum"}, genMembers},
@@ -107,6 +109,18 @@ func genDifference(r *rng) string {
 func genLastDigit(r *rng) string {
 	v := r.intN(100)
 	return fmt.Sprintf("the last digit of %d is %d", v, v%10)
+}
+
+func genLastDigitSum(r *rng) string {
+	a, b := r.intN(10), r.intN(10)
+	return fmt.Sprintf("the last digit of %d plus %d is %d", a, b, (a+b)%10)
+}
+
+// genLastDigitDifference: a − b taken modulo 10 (3 − 5 → 8), the digit
+// arithmetic a written subtraction with a borrow ends in.
+func genLastDigitDifference(r *rng) string {
+	a, b := r.intN(10), r.intN(10)
+	return fmt.Sprintf("the last digit of %d minus %d is %d", a, b, (a-b+10)%10)
 }
 
 func genLargerFact(r *rng) string {

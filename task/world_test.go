@@ -44,6 +44,12 @@ func TestWorldText(t *testing.T) {
 		if n, _ := sscan(s, "the last digit of %d is %d", &a, &b); n == 2 && a%10 != b {
 			t.Errorf("%q is false", s)
 		}
+		if n, _ := sscan(s, "the last digit of %d plus %d is %d", &a, &b, &c); n == 3 && (a+b)%10 != c {
+			t.Errorf("%q is false", s)
+		}
+		if n, _ := sscan(s, "the last digit of %d minus %d is %d", &a, &b, &c); n == 3 && (a-b+10)%10 != c {
+			t.Errorf("%q is false", s)
+		}
 		if n, _ := sscan(s, "of %d and %d the larger number is %d", &a, &b, &c); n == 3 && (c != max(a, b) || a == b) {
 			t.Errorf("%q is false", s)
 		}

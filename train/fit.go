@@ -25,6 +25,9 @@ type Config struct {
 	// MaxSteps stops training after this many optimizer steps (0: no limit);
 	// the learning-rate schedule is then laid out over MaxSteps.
 	MaxSteps int
+	// Penalty, when set, is added to every step's loss and gradient (a
+	// forgetting mitigation: L2SP, Orthogonal).
+	Penalty Penalty
 }
 
 func (c Config) withDefaults() Config {
@@ -190,6 +193,9 @@ func Fit(ctx context.Context, l Learner, trainItems, val, test []task.Item, cfg 
 			loss, err := l.Step(batch)
 			if err != nil {
 				return nil, fmt.Errorf("epoch %d step %d: %w", epoch, opt.Steps()+1, err)
+			}
+			if cfg.Penalty != nil {
+				loss += cfg.Penalty.AddGrad(params)
 			}
 			if _, err := clipOrSkip(params, cfg.MaxGradNorm); err != nil {
 				return nil, fmt.Errorf("epoch %d step %d: %w: %w", epoch, opt.Steps()+1, ErrDiverged, err)

@@ -64,6 +64,9 @@ type simConfig struct {
 	EvalItems int       `toml:"eval_items"`
 	Rule      string    `toml:"rule"`
 	Seed      uint64    `toml:"seed"`
+	// Mitigations against forgetting, each run side by side: "none",
+	// "merge", "ties[:DENSITY]", "reinit", "l2sp[:λ]", "ortho[:λ]".
+	Mitigations []string `toml:"mitigations,omitempty"`
 	// Seeds: forgetting runs every (adapter, pair) with seeds Seed,
 	// Seed+1, …, Seed+Seeds−1 and reports mean ± spread.
 	Seeds     int    `toml:"seeds,omitzero"`
@@ -100,10 +103,10 @@ type simConfig struct {
 
 func defaultForgetting() simConfig {
 	return simConfig{
-		Model: "builtin", Data: cli.DefaultDataDir(), Clients: 8, Fraction: 1, Partition: "iid",
+		Model: "builtin", Data: cli.DefaultDataDir(), Clients: 8, Fraction: 0.5, Partition: "iid",
 		Pairs:    []string{"add-mod-10:add-mod-10-alt:related", "add-mod-10:word-category:shifted"},
 		Adapters: []string{"kron:8", "lora:8"},
-		RoundsA:  4, RoundsB: 4, Epochs: 2, Batch: 8, LR: 0, Bits: 8, MaxItems: 96, EvalItems: 200,
+		RoundsA:  8, RoundsB: 6, Epochs: 2, Batch: 8, LR: 0, Bits: 8, MaxItems: 96, EvalItems: 100,
 		Rule: "fedavg", Seed: 1, Seeds: 3, DPClip: 1, DPDelta: 1e-5, Transport: "memory", Scale: 1,
 	}
 }
@@ -280,6 +283,10 @@ func loadForgetting(args []string, cfg *simConfig) error {
 		fs.StringVar(&cfg.Preset, "preset", cfg.Preset, "start from a named set of settings ("+presetNames()+"); the file and the other flags override it. "+
 			"paper: stories260K from the shared folder ($KRONFED_SHARED or ../shared), the shared data, ARC-Challenge→ARC-Easy and back (10+10 epochs), "+
 			"HellaSwag→ARC-Easy (5+10) and back (10+5), kron:8 vs lora:4, lora:8, lora:16, 8 clients, lr 3e-4; "+epochMapping)
+		fs.Var(listFlag{&cfg.Mitigations}, "mitigation", "mitigations against forgetting, comma-separated, each run side by side: "+
+			"none, merge (average of the tasks' ΔW, exact re-fit), ties[:DENSITY] (TIES-merging, default 0.2), reinit (task A folded into the base, a fresh adapter for B), "+
+			"l2sp[:λ] (L2-SP toward task A's factors, default 0.1), ortho[:λ] (reinit plus O-LoRA orthogonality to task A's input-side factors, default 0.5)")
+		fs.IntVar(&cfg.Seeds, "seeds", cfg.Seeds, "run every (adapter, pair) with seeds --seed … --seed+N−1 and report mean ± standard deviation")
 		fs.Float64Var(&cfg.Scale, "scale", cfg.Scale, "multiply every phase length by this (0 < scale ≤ 1; rounded, at least 1 round); "+
 			"with --preset paper below 1 it also caps max-items at max(4, 80·scale) and eval-items at max(50, 1000·scale)")
 	})
@@ -415,6 +422,12 @@ func loadConfig(name string, args []string, cfg *simConfig, extra func(*flag.Fla
 	// file's preset or scale.
 	if fs.Lookup("preset") == nil && (cfg.Preset != "" || cfg.Scale != 1) {
 		return fmt.Errorf("preset and scale apply to simulate forgetting only, not %s", name)
+	}
+	if name != "forgetting" && len(cfg.Mitigations) > 0 {
+		return fmt.Errorf("mitigations apply to simulate forgetting only, not %s", name)
+	}
+	if name != "forgetting" && cfg.Seeds > 1 {
+		return fmt.Errorf("seeds apply to simulate forgetting only; %s runs --seed alone", name)
 	}
 	if name != "sweep" && !reflect.DeepEqual(cfg.Sweep, sweepGrid{}) {
 		return fmt.Errorf("a [sweep] table applies to simulate sweep only, not %s", name)

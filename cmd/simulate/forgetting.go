@@ -42,6 +42,9 @@ func runForgetting(args []string, stdout io.Writer) error {
 	for _, l := range schedule {
 		fmt.Fprintln(stdout, "  "+l)
 	}
+	if len(exp.Mitigations) > 0 {
+		fmt.Fprintf(stdout, "  mitigations: %s\n", strings.Join(cfg.Mitigations, " "))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	first := exp.Pairs[0].A
@@ -64,8 +67,11 @@ func runForgetting(args []string, stdout io.Writer) error {
 	seeded := len(exp.Seeds) > 1
 	exp.Progress = func(p simulate.Progress) {
 		seed := ""
+		if len(exp.Mitigations) > 0 {
+			seed = " " + p.Mitigation
+		}
 		if seeded {
-			seed = fmt.Sprintf(" seed %d", p.Seed)
+			seed += fmt.Sprintf(" seed %d", p.Seed)
 		}
 		status.printf("[%d/%d] %-8s %-8s%s phase %s round %d/%d  loss %.3f  acc %s %.3f  acc %s %.3f%s  (%s)\n",
 			p.Run, p.Runs, p.Adapter, p.Pair.Name(), seed, p.Phase, p.Round, p.Rounds, p.Loss, p.Pair.A, p.AccA, p.Pair.B, p.AccB, epsilonNote(p.Epsilon, p.Accountant),
@@ -209,18 +215,35 @@ func buildExperiment(cfg simConfig) (*simulate.Experiment, error) {
 	for i := range max(cfg.Seeds, 1) {
 		seeds = append(seeds, cfg.Seed+uint64(i))
 	}
+	var mits []simulate.Mitigation
+	for _, s := range cfg.Mitigations {
+		mit, err := simulate.ParseMitigation(strings.TrimSpace(s))
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(mits, mit) {
+			return nil, fmt.Errorf("mitigation %s is listed twice", mit)
+		}
+		mits = append(mits, mit)
+	}
 	out := cfg.Out
 	if out == "" {
 		out = filepath.Join("runs", "forgetting-"+time.Now().Format("20060102-150405"))
 	}
-	return &simulate.Experiment{
+	exp := &simulate.Experiment{
 		Base: simulate.Options{Model: m, Clients: cfg.Clients, CohortSize: cfg.Cohort, Fraction: cfg.Fraction, Rule: set.rule,
 			Train: set.train, Partition: cfg.Partition, Seed: cfg.Seed, Workers: cfg.Workers, DP: set.dp, SecAgg: set.secAgg,
 			Transport: cfg.Transport, Canaries: cfg.Audit, Sampling: cfg.Sampling, Logger: slog.New(slog.DiscardHandler)},
-		Adapters: set.adapters, Seeds: seeds, Pairs: pairs, RoundsA: simulate.ScaleRounds(cfg.RoundsA, cfg.Scale), RoundsB: simulate.ScaleRounds(cfg.RoundsB, cfg.Scale),
+		Adapters: set.adapters, Seeds: seeds, Mitigations: mits, Pairs: pairs, RoundsA: simulate.ScaleRounds(cfg.RoundsA, cfg.Scale), RoundsB: simulate.ScaleRounds(cfg.RoundsB, cfg.Scale),
 		Splits:    func(name string) (*task.Splits, error) { return splits[name], nil },
 		EvalItems: cfg.EvalItems, Out: out,
-	}, nil
+	}
+	for _, mit := range mits {
+		if err := mit.Check(exp.Base); err != nil {
+			return nil, err
+		}
+	}
+	return exp, nil
 }
 
 // pairSpec is a parsed pair and where it came from, for error messages.

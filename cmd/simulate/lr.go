@@ -15,7 +15,7 @@ import (
 
 // tuneArms gives every adapter without a learning rate of its own (an
 // @lr, an [[adapter]] lr, or --lr) one chosen by a validation sweep: each
-// rate of the grid fine-tunes a fresh adapter centrally on 256 training
+// rate of the grid fine-tunes a fresh adapter centrally on 512 training
 // items of splits (taskName's) for the run's local epochs and batch, scores 100
 // validation items, and the most accurate rate wins (ties: the lower
 // validation loss). It is a stand-in for one client's local training,

@@ -20,31 +20,37 @@ import (
 // naming what is wrong, before any training.
 func TestBadConfigRefusedBeforeWork(t *testing.T) {
 	cases := map[string][]string{
-		"unknown task":                     {"--pairs", "add-mod-10:nope"},
-		"cohort 9 exceeds":                 {"--cohort", "9"},
-		"upload bits 5":                    {"--bits", "5"},
-		"partition":                        {"--partition", "skewed"},
-		"adapter":                          {"--adapters", "dora:8"},
-		"dA2 applies":                      {"--adapters", "lora:8:4"},
-		"kron-exact needs":                 {"--adapters", "lora:8", "--rule", "kron-exact"},
-		"rounds-a and rounds-b":            {"--rounds-a", "0"},
-		"transport \"tcp\"":                {"--transport", "tcp"},
-		"dp: noise multiplier":             {"--dp-noise", "-1"},
-		"secure aggregation sums integers": {"--secagg", "--bits", "32"},
-		"use fedavg":                       {"--secagg", "--rule", "median"},
-		"key agreement \"rsa\"":            {"--secagg", "--secagg-key-agreement", "rsa"},
-		"at least 3":                       {"--secagg", "--clients", "2"},
-		"use central DP":                   {"--secagg", "--dp-noise", "1", "--dp-local"},
-		"local DP uses a fixed clip":       {"--dp-noise", "1", "--dp-local", "--dp-adaptive"},
-		"unknown keys: colour":             {"--config", writeConfig(t, "colour = 1\n")},
-		"audit with secagg":                {"--audit", "8", "--secagg"},
-		"audit with dp_local":              {"--audit", "8", "--dp-noise", "1", "--dp-local"},
-		"audit with transport grpc":        {"--audit", "8", "--transport", "grpc"},
-		"audit 1: want 0":                  {"--audit", "1"},
-		"pld covers Poisson sampling":      {"--dp-noise", "1", "--dp-accountant", "pld"},
-		"sampling \"stratified\"":          {"--sampling", "stratified"},
+		"unknown task":                        {"--pairs", "add-mod-10:nope"},
+		"cohort 9 exceeds":                    {"--cohort", "9"},
+		"upload bits 5":                       {"--bits", "5"},
+		"partition":                           {"--partition", "skewed"},
+		"adapter":                             {"--adapters", "dora:8"},
+		"dA2 applies":                         {"--adapters", "lora:8:4"},
+		"kron-exact needs":                    {"--adapters", "lora:8", "--rule", "kron-exact"},
+		"rounds-a and rounds-b":               {"--rounds-a", "0"},
+		"transport \"tcp\"":                   {"--transport", "tcp"},
+		"dp: noise multiplier":                {"--dp-noise", "-1"},
+		"secure aggregation sums integers":    {"--secagg", "--bits", "32"},
+		"use fedavg":                          {"--secagg", "--rule", "median"},
+		"key agreement \"rsa\"":               {"--secagg", "--secagg-key-agreement", "rsa"},
+		"at least 3":                          {"--secagg", "--clients", "2"},
+		"use central DP":                      {"--secagg", "--dp-noise", "1", "--dp-local"},
+		"local DP uses a fixed clip":          {"--dp-noise", "1", "--dp-local", "--dp-adaptive"},
+		"unknown keys: colour":                {"--config", writeConfig(t, "colour = 1\n")},
+		"audit with secagg":                   {"--audit", "8", "--secagg"},
+		"audit with dp_local":                 {"--audit", "8", "--dp-noise", "1", "--dp-local"},
+		"audit with transport grpc":           {"--audit", "8", "--transport", "grpc"},
+		"audit 1: want 0":                     {"--audit", "1"},
+		"pld covers Poisson sampling":         {"--dp-noise", "1", "--dp-accountant", "pld"},
+		"sampling \"stratified\"":             {"--sampling", "stratified"},
+		"learning rate \"fast\"":              {"--adapters", "kron:8@fast"},
+		"want kind[:rank[:dA2]][@lr]":         {"--adapters", "kron:8:2:3"},
+		"lr -1: want > 0":                     {"--lr", "-1"},
+		"every learning rate must be > 0":     {"--lr-grid", "0.1,0"},
+		"seeds -2":                            {"--seeds", "-2"},
+		"dA2 = 3 does not divide d_out = 128": {"--adapters", "kron:8:3"},
 		// z = 1 with every one of 8 clients in the round costs ε 10.72 per round.
-		"dp_budget 10 cannot be met: one round already spends ε = 10.72": {"--dp-noise", "1", "--dp-clip", "0.5", "--dp-budget", "10"},
+		"dp_budget 10 cannot be met: one round already spends ε = 10.72": {"--dp-noise", "1", "--dp-clip", "0.5", "--dp-budget", "10", "--fraction", "1"},
 	}
 	refusedBeforeWork(t, "forgetting", cases)
 }
@@ -182,11 +188,14 @@ func TestRunCommand(t *testing.T) {
 	out := t.TempDir()
 	var buf bytes.Buffer
 	err := program.Run([]string{"run", "--task", "word-category", "--rounds", "2", "--clients", "2", "--max-items", "8",
-		"--eval-items", "16", "--epochs", "1", "--out", out}, &buf)
+		"--eval-items", "16", "--epochs", "1", "--lr-grid", "1e-6,3e-3", "--out", out}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "round 2/2") {
+	// Without --lr the adapter's rate comes from the validation sweep: 1e-6
+	// does not learn word-category, 3e-3 does.
+	if !strings.Contains(buf.String(), "round 2/2") || !strings.Contains(buf.String(), "choosing the learning rate of kron:8 on word-category") ||
+		!strings.Contains(buf.String(), "... 0.003") {
 		t.Fatalf("output:\n%s", buf.String())
 	}
 	b, err := os.ReadFile(filepath.Join(out, "rounds.jsonl"))

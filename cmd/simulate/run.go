@@ -31,6 +31,8 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 	cfg := defaultForgetting()
 	cfg.Adapters = []string{"kron:8"}
 	cfg.Audit = canaries
+	cfg.Seeds = 0    // one run, at --seed
+	cfg.Fraction = 1 // every client every round unless told otherwise
 	taskName, rounds, taskDir := "word-category", 5, ""
 	err := loadConfig(name, args, &cfg, func(fs *flag.FlagSet) {
 		fs.StringVar(&taskName, "task", taskName, "the task to train on: a built-in task, or a .jsonl file of your own data (docs/data.md)")

@@ -45,6 +45,7 @@ func defaultSweep() simConfig {
 	// One rate for every point unless lr is an axis: a sweep measures its
 	// axes, so it never chooses rates by itself.
 	cfg.LR = 1e-3
+	cfg.Seeds = 0 // each point runs once, at --seed
 	cfg.Sweep = sweepGrid{Task: "word-category", Rounds: 4}
 	return cfg
 }

@@ -1,0 +1,51 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/kronfed/kronfed/adapter"
+)
+
+// WithMerged returns a copy of the decoder m whose adapted linears carry
+// the set's ΔW in their weights (W + scale·ΔW, float32): "task A's adapter
+// folded into the base", so a fresh adapter can be trained on top of it and
+// both tasks' changes act at once. Layers the set does not adapt, the
+// embedding and the norms are shared with m, not copied. Encoders are
+// refused: their multiple-choice head belongs to the adapter, not the base.
+func (m *Model) WithMerged(set *adapter.Set) (*Model, error) {
+	if m.Llama == nil {
+		return nil, fmt.Errorf("merge adapters into %s: only decoders can take an adapter into their weights (an encoder's head stays with its adapter)", m.Name)
+	}
+	layers, err := AdapterLayers(m.Cfg, set)
+	if err != nil {
+		return nil, fmt.Errorf("merge adapters into %s: %w", m.Name, err)
+	}
+	src := m.Llama
+	dst := *src
+	dst.Blocks = append([]LlamaBlock(nil), src.Blocks...)
+	var out []*FrozenLinear
+	for i, l := range src.linears() {
+		if layers[i] == nil {
+			out = append(out, l)
+			continue
+		}
+		w := append([]float32(nil), l.W...)
+		layers[i].MergeInto(w, 1)
+		nl, err := NewFrozenLinear(l.DOut, l.DIn, w, l.Bias)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, nl)
+	}
+	for b := range dst.Blocks {
+		lin := out[b*DecoderLinears : (b+1)*DecoderLinears]
+		blk := &dst.Blocks[b]
+		blk.Q, blk.K, blk.V, blk.O = lin[DecQ], lin[DecK], lin[DecV], lin[DecO]
+		blk.Gate, blk.Up, blk.Down = lin[DecGate], lin[DecUp], lin[DecDown]
+	}
+	dst.LMHead = out[len(out)-1]
+	c := *m
+	c.Llama = &dst
+	c.Name = m.Name + "+merged"
+	return &c, nil
+}
