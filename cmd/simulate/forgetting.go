@@ -59,7 +59,8 @@ func runForgetting(args []string, stdout io.Writer) error {
 	for _, l := range lrs {
 		fmt.Fprintln(stdout, "  "+l)
 	}
-	if err := writeResolvedConfig(exp.Out, cfg, append(append([]string{"Resolved settings of this run; rerun it with --config on this file.", ""}, schedule...), lrs...)); err != nil {
+	header := []string{"Resolved settings of this run of simulate forgetting.", reproduceLine("forgetting", exp.Out), ""}
+	if err := writeResolvedConfig(exp.Out, cfg, append(append(header, schedule...), lrs...)); err != nil {
 		return fmt.Errorf("forgetting: %w", err)
 	}
 	status := newStatusLine(stdout)
@@ -95,6 +96,12 @@ func seedsText(seeds []uint64) string {
 		return fmt.Sprintf("seed %d", seeds[0])
 	}
 	return fmt.Sprintf("seeds %d–%d", seeds[0], seeds[len(seeds)-1])
+}
+
+// reproduceLine is config.toml's "reproduce: …" comment, which `simulate
+// report` shows as the run's command.
+func reproduceLine(command, dir string, extra ...string) string {
+	return strings.Join(append([]string{"reproduce: go run ./cmd/simulate", command, "--config", filepath.Join(dir, "config.toml")}, extra...), " ")
 }
 
 // writeResolvedConfig writes config.toml into the run folder: the comment

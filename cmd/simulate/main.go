@@ -19,6 +19,7 @@ var program = &cli.Program{Name: "simulate", Commands: []cli.Command{
 	{Name: "sweep", Summary: "privacy sweep: adapters × learning rate × bits × noise multiplier × clipping norm on one task; accuracy-vs-ε table and plot", Run: runSweep},
 	{Name: "audit", Summary: "run with the one-shot empirical privacy audit: canary clients, and ε̂ of the published adapter next to the accountant's ε each round", Run: runAudit},
 	{Name: "accountant", Summary: "ε of client-level DP-FedAvg (RDP at its best order, or the PLD), or the noise a target ε needs", Run: runAccountant},
+	{Name: "report", Summary: "one results page (Markdown and self-contained HTML) of run folders: tables, plots, settings, seeds and the command to reproduce each", Run: runReport},
 	{Name: "forgetting", Summary: "federated sequential-task forgetting: train on A, then B, measure A again; Kron-LoRA vs LoRA side by side", Run: runForgetting},
 }}
 

@@ -208,6 +208,30 @@ func TestRunCommand(t *testing.T) {
 	if err := program.Run([]string{"run", "--adapters", "kron:8,lora:8", "--out", t.TempDir()}, &buf); err == nil {
 		t.Fatal("two adapters accepted by run")
 	}
+	// The run folder makes a results page; its config.toml reruns it.
+	cfg, err := os.ReadFile(filepath.Join(out, "config.toml"))
+	if err != nil || !strings.Contains(string(cfg), "# reproduce: go run ./cmd/simulate run --config "+filepath.Join(out, "config.toml")+" --task word-category --rounds 2") ||
+		!strings.Contains(string(cfg), `adapters = ["kron:8@0.003"]`) {
+		t.Fatalf("config.toml: %v\n%s", err, cfg)
+	}
+	page := t.TempDir()
+	buf.Reset()
+	if err := program.Run([]string{"report", "--out", page, out}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(page, "report.md"))
+	if err != nil || !strings.Contains(string(md), "Reproduce: `go run ./cmd/simulate run --config") || !strings.Contains(string(md), "Seeds: 1.") {
+		t.Fatalf("report.md: %v\n%s", err, md)
+	}
+	for want, args := range map[string][]string{
+		"give one or more run folders": {"report"},
+		"flags go first":               {"report", out, "--out", page},
+		"is not a run folder":          {"report", t.TempDir()},
+	} {
+		if err := program.Run(args, &buf); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: %v, want %q", args, err, want)
+		}
+	}
 }
 
 // TestRunOwnDataFolder: `simulate run --task-dir` gives every client its

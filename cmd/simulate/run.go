@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -94,6 +95,17 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 		return fmt.Errorf("run: %w", err)
 	}
 	base := exp.ArmOptions(exp.Adapters[0], cfg.Seed)
+	resolved := cfg
+	resolved.Pairs, resolved.RoundsA, resolved.RoundsB = nil, 0, 0 // run's --task and --rounds say these
+	taskArgs := []string{"--task", taskName}
+	if taskDir != "" {
+		taskArgs = []string{"--task-dir", taskDir}
+	}
+	header := []string{"Resolved settings of this run of simulate " + name + ".",
+		reproduceLine(name, exp.Out, append(taskArgs, "--rounds", strconv.Itoa(rounds))...), ""}
+	if err := writeResolvedConfig(exp.Out, resolved, append(header, armLines(exp)...)); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
 	_, table, err := trainOne(ctx, base, splits, shards, rounds, cfg.EvalItems, exp.Out, "", stdout)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)

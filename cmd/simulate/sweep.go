@@ -120,7 +120,7 @@ func runSweep(args []string, stdout io.Writer) error {
 	// and phase schedule.
 	sweepCfg := cfg
 	sweepCfg.Pairs, sweepCfg.PairTables, sweepCfg.Preset, sweepCfg.Scale, sweepCfg.RoundsA, sweepCfg.RoundsB = nil, nil, "", 0, 0, 0
-	if err := writeResolvedConfig(exp.Out, sweepCfg, []string{fmt.Sprintf("Resolved settings of this sweep (%d points); rerun it with simulate sweep --config on this file.", len(points))}); err != nil {
+	if err := writeResolvedConfig(exp.Out, sweepCfg, []string{fmt.Sprintf("Resolved settings of this sweep (%d points).", len(points)), reproduceLine("sweep", exp.Out)}); err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}
 	fmt.Fprintf(stdout, "sweep: %d points (adapters %s × lr %s × bits %s × noise %s × clip %s; no clip axis without DP) on %s, %d rounds each, "+
