@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/aggregate"
 	"github.com/kronfed/kronfed/aggregate/audit"
 	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
@@ -80,6 +82,15 @@ type Options struct {
 	// Not with secure aggregation or local DP, where the method does not
 	// apply; memory transport only.
 	Canaries int
+	// ClientRanks, when set, gives client i the rank ClientRanks[i%len]
+	// (clients of different capacity): the global adapter keeps
+	// Adapter.Rank, which must be the largest; a client takes each global
+	// down to its rank by RankDown, trains it, and brings it back up
+	// exactly (aggregate.WithRank). Use the kron-exact rule to sum the
+	// clients' ΔW exactly, fedavg for HeteroLoRA's zero-padded factor
+	// averaging.
+	ClientRanks []int
+	RankDown    aggregate.RankMethod
 	// Uploads, when set, is told how many of the open round's cohort have
 	// uploaded, each time that count grows (best effort: two uploads
 	// landing together are one call). It runs on Phase's goroutine.
@@ -126,6 +137,26 @@ type Federation struct {
 	canaryKeys  []ed25519.PrivateKey
 	// penalty regularizes every client's local training (SetPenalty).
 	penalty train.Penalty
+	// refit collects the clients' rank-change errors since the last
+	// published round (ClientRanks).
+	refitMu sync.Mutex
+	refit   []float64
+}
+
+// drainRefit returns the mean and largest rank-change error the clients
+// reported since the last call (0, 0 without ClientRanks).
+func (f *Federation) drainRefit() (mean, worst float64) {
+	f.refitMu.Lock()
+	defer f.refitMu.Unlock()
+	for _, e := range f.refit {
+		mean += e
+		worst = max(worst, e)
+	}
+	if len(f.refit) > 0 {
+		mean /= float64(len(f.refit))
+	}
+	f.refit = f.refit[:0]
+	return mean, worst
 }
 
 // SetPenalty makes every client add p to its local loss from the next
@@ -147,6 +178,17 @@ func New(opts Options) (*Federation, error) {
 	}
 	if _, _, err := ParsePartition(opts.Partition); err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	if len(opts.ClientRanks) > 0 {
+		top := slices.Max(opts.ClientRanks)
+		switch {
+		case slices.Min(opts.ClientRanks) < 1:
+			return nil, fmt.Errorf("simulate: client ranks %v: every rank must be ≥ 1", opts.ClientRanks)
+		case top != opts.Adapter.Rank:
+			return nil, fmt.Errorf("simulate: client ranks %v: the global adapter's rank (%d) must be the largest of them (%d)", opts.ClientRanks, opts.Adapter.Rank, top)
+		case opts.Canaries > 0:
+			return nil, errors.New("simulate: client ranks with canaries: the audit's canaries assume one shape for every client")
+		}
 	}
 	switch {
 	case opts.Canaries < 0:
@@ -278,6 +320,10 @@ type RoundInfo struct {
 	// Audit is the empirical ε of the adapter published so far (with
 	// Options.Canaries; nil otherwise).
 	Audit *audit.Estimate
+	// RefitError and RefitErrorMax are the mean and largest relative ΔW
+	// error of the clients' taking the global down to their ranks in this
+	// round (Options.ClientRanks; 0 otherwise).
+	RefitError, RefitErrorMax float64
 }
 
 // accountant names the ε accountant of these options ("" without DP).
@@ -402,6 +448,9 @@ func (f *Federation) PhaseOwnData(ctx context.Context, shards [][]task.Item, val
 			continue // an empty shard (more clients than items): this client sits the phase out
 		}
 		tr := &simTrainer{f: f, name: name, items: items, val: val}
+		if n := len(f.opts.ClientRanks); n > 0 {
+			tr.rank = f.opts.ClientRanks[i%n]
+		}
 		if err := run(fed.ClientConfig{Name: name, Trainer: tr, Conn: conns[i], Examples: int64(len(items)), Key: f.keys[i], Slots: f.sem}); err != nil {
 			return err
 		}
@@ -449,7 +498,9 @@ func (f *Federation) PhaseOwnData(ctx context.Context, shards [][]task.Item, val
 				return err
 			}
 			if onRound != nil {
-				if err := onRound(RoundInfo{Round: r.Round, Global: global, Version: v, Result: r, Audit: est}); err != nil {
+				info := RoundInfo{Round: r.Round, Global: global, Version: v, Result: r, Audit: est}
+				info.RefitError, info.RefitErrorMax = f.drainRefit()
+				if err := onRound(info); err != nil {
 					return err
 				}
 			}
@@ -565,18 +616,53 @@ type simTrainer struct {
 	f          *Federation
 	name       string
 	items, val []task.Item
+	rank       int // the client's own rank; 0: the global's
 }
 
 // Train runs in one of the federation's worker slots (fed.ClientConfig.Slots).
 func (t *simTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.RoundConfig) (fed.TrainStats, error) {
 	h := fnv.New64a()
 	h.Write([]byte(t.name))
-	l, err := train.NewLearner(t.f.opts.Model, local, t.f.opts.MaxLen, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
+	own := local
+	global := local.Config.Rank
+	if t.rank > 0 && t.rank != global {
+		var errs []float64
+		var err error
+		if own, errs, err = aggregate.WithRank(local, t.rank, t.f.opts.RankDown); err != nil {
+			return fed.TrainStats{}, err
+		}
+		t.f.refitMu.Lock()
+		t.f.refit = append(t.f.refit, meanOf(errs))
+		t.f.refitMu.Unlock()
+	}
+	l, err := train.NewLearner(t.f.opts.Model, own, t.f.opts.MaxLen, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
 	if err != nil {
 		return fed.TrainStats{}, err
 	}
 	et := fedtrain.Trainer{Learner: l, TrainItems: t.items, ValItems: t.val, Penalty: t.f.penalty}
-	return et.Train(ctx, local, rc)
+	stats, err := et.Train(ctx, own, rc)
+	if err != nil || own == local {
+		return stats, err
+	}
+	// Back up to the global's rank, exactly: the upload is a change of the
+	// global's shape.
+	up, _, err := aggregate.WithRank(own, global, aggregate.RankSVD)
+	if err != nil {
+		return fed.TrainStats{}, err
+	}
+	dst, src := local.Params(), up.Params()
+	for i := range dst {
+		copy(dst[i].Data, src[i].Data)
+	}
+	return stats, nil
+}
+
+func meanOf(xs []float64) float64 {
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(max(len(xs), 1))
 }
 
 // canaryTrainer is a canary client's local "training": local += norm·u_j,

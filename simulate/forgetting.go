@@ -165,6 +165,9 @@ type Progress struct {
 	Accountant string
 	// Audit is the round's empirical ε̂ (with canaries), else nil.
 	Audit *audit.Estimate
+	// RefitError and RefitErrorMax: the clients' rank-change errors (see
+	// RoundInfo).
+	RefitError, RefitErrorMax float64
 }
 
 // RoundRecord is one line of rounds.jsonl.
@@ -197,6 +200,11 @@ type RoundRecord struct {
 	Audit     float64 `json:"audit_epsilon,omitempty"`
 	AuditLow  float64 `json:"audit_low,omitempty"`
 	AuditHigh float64 `json:"audit_high,omitempty"`
+	// RefitError and RefitErrorMax: with clients of different ranks, the
+	// mean and largest relative ΔW error of their taking the global
+	// adapter down to their own rank this round.
+	RefitError    float64 `json:"refit_error,omitempty"`
+	RefitErrorMax float64 `json:"refit_error_max,omitempty"`
 }
 
 // Outcome is one (adapter, mitigation, pair, seed) run's summary.

@@ -61,7 +61,7 @@ func (s *Single) Run(ctx context.Context) ([]RoundRecord, error) {
 		r := ri.Result
 		rec := RoundRecord{Adapter: label, TaskA: s.Splits.Name, Phase: "run", Round: len(records) + 1, Clients: len(r.Clients),
 			TrainLoss: r.TrainLoss, AccA: acc.Acc, WireBytes: r.WireBytes, RawBytes: r.RawBytes, AggError: r.AggregationError, Epsilon: r.Epsilon,
-			PerplexityA: acc.Perplexity, Accountant: opts.accountant()}
+			PerplexityA: acc.Perplexity, Accountant: opts.accountant(), RefitError: ri.RefitError, RefitErrorMax: ri.RefitErrorMax}
 		if a := ri.Audit; a != nil {
 			rec.Audit, rec.AuditLow, rec.AuditHigh = a.Epsilon, a.Low, a.High
 		}
@@ -69,7 +69,7 @@ func (s *Single) Run(ctx context.Context) ([]RoundRecord, error) {
 		if s.Progress != nil {
 			s.Progress(Progress{Run: 1, Runs: 1, Adapter: label, Pair: Pair{A: s.Splits.Name}, Phase: "run", Round: rec.Round,
 				Rounds: s.Rounds, Loss: r.TrainLoss, Epsilon: r.Epsilon, Accountant: opts.accountant(), AccA: acc.Acc, Elapsed: time.Since(start),
-				Audit: ri.Audit})
+				Audit: ri.Audit, RefitError: ri.RefitError, RefitErrorMax: ri.RefitErrorMax})
 		}
 		return nil
 	})
@@ -92,7 +92,7 @@ func WriteRunResults(dir string, records []RoundRecord) (string, error) {
 	var cs strings.Builder
 	w := csv.NewWriter(&cs)
 	w.Write([]string{"round", "clients", "train_loss", "test_accuracy", "epsilon", "wire_bytes", "raw_bytes", "aggregation_error", "test_perplexity",
-		"audit_epsilon", "audit_low", "audit_high"})
+		"audit_epsilon", "audit_low", "audit_high", "refit_error", "refit_error_max"})
 	// The ε column only with DP on, as in the forgetting table; completion
 	// tasks report perplexity, and their accuracy is exact match.
 	dp := hasEpsilon(records)
@@ -109,12 +109,19 @@ func WriteRunResults(dir string, records []RoundRecord) (string, error) {
 	if audited {
 		cols = append(cols, "audit ε̂ [95%]:")
 	}
+	hetero := false
+	for _, r := range records {
+		hetero = hetero || r.RefitErrorMax > 0
+	}
+	if hetero {
+		cols = append(cols, "rank re-fit error (mean, max):")
+	}
 	writeHeader(&md, append(cols, "uploaded:")...)
 	for _, r := range records {
 		f := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 		w.Write([]string{strconv.Itoa(r.Round), strconv.Itoa(r.Clients), f(r.TrainLoss), f(r.AccA), f(r.Epsilon),
 			strconv.FormatUint(r.WireBytes, 10), strconv.FormatUint(r.RawBytes, 10), f(r.AggError), f(r.PerplexityA),
-			f(r.Audit), f(r.AuditLow), f(r.AuditHigh)})
+			f(r.Audit), f(r.AuditLow), f(r.AuditHigh), f(r.RefitError), f(r.RefitErrorMax)})
 		if completions {
 			fmt.Fprintf(&md, "| %d | %d | %.4f | %.4g | %.3f |", r.Round, r.Clients, r.TrainLoss, r.PerplexityA, r.AccA)
 		} else {
@@ -125,6 +132,9 @@ func WriteRunResults(dir string, records []RoundRecord) (string, error) {
 		}
 		if audited {
 			fmt.Fprintf(&md, " %.3g [%.3g, %.3g] |", r.Audit, r.AuditLow, r.AuditHigh)
+		}
+		if hetero {
+			fmt.Fprintf(&md, " %.3f, %.3f |", r.RefitError, r.RefitErrorMax)
 		}
 		fmt.Fprintf(&md, " %s |\n", humanBytes(r.WireBytes))
 	}

@@ -64,6 +64,11 @@ type simConfig struct {
 	EvalItems int       `toml:"eval_items"`
 	Rule      string    `toml:"rule"`
 	Seed      uint64    `toml:"seed"`
+	// Ranks gives simulate run's clients different ranks (cycled over the
+	// clients; the global adapter has the largest), and Hetero how they
+	// aggregate: exact, zeropad or truncate (see heteroRule).
+	Ranks  []int  `toml:"ranks,omitempty"`
+	Hetero string `toml:"hetero,omitempty"`
 	// Mitigations against forgetting, each run side by side: "none",
 	// "merge", "ties[:DENSITY]", "reinit", "l2sp[:λ]", "ortho[:λ]".
 	Mitigations []string `toml:"mitigations,omitempty"`
@@ -422,6 +427,9 @@ func loadConfig(name string, args []string, cfg *simConfig, extra func(*flag.Fla
 	// file's preset or scale.
 	if fs.Lookup("preset") == nil && (cfg.Preset != "" || cfg.Scale != 1) {
 		return fmt.Errorf("preset and scale apply to simulate forgetting only, not %s", name)
+	}
+	if name != "run" && (len(cfg.Ranks) > 0 || cfg.Hetero != "") {
+		return fmt.Errorf("ranks and hetero apply to simulate run only, not %s", name)
 	}
 	if name != "forgetting" && len(cfg.Mitigations) > 0 {
 		return fmt.Errorf("mitigations apply to simulate forgetting only, not %s", name)

@@ -297,3 +297,37 @@ func TestRunInstructionTuning(t *testing.T) {
 		t.Fatalf("table:\n%s", buf.String())
 	}
 }
+
+// TestRunRanks: clients of ranks 2 and 4 in one federation whose global
+// adapter is rank 4, summed exactly; every round reports the clients'
+// re-fit error, and the published global keeps rank 4. Bad combinations
+// are refused before any work.
+func TestRunRanks(t *testing.T) {
+	out := t.TempDir()
+	var buf bytes.Buffer
+	err := program.Run([]string{"run", "--task", "word-category", "--rounds", "2", "--clients", "3", "--max-items", "8",
+		"--eval-items", "8", "--epochs", "1", "--lr", "1e-2", "--ranks", "2,4", "--out", out}, &buf)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
+	}
+	if !strings.Contains(buf.String(), "clients of ranks 2,4 (cycled), global rank 4, exact aggregation (rule kron-exact)") ||
+		!strings.Contains(buf.String(), "rank re-fit error") {
+		t.Fatalf("output:\n%s", buf.String())
+	}
+	recs := readLines[simulate.RoundRecord](t, filepath.Join(out, "rounds.jsonl"))
+	if len(recs) != 2 || !(recs[1].RefitErrorMax > 0) || recs[1].RefitErrorMax < recs[1].RefitError {
+		t.Fatalf("records %+v", recs)
+	}
+	g, err := adapter.ReadFile(filepath.Join(out, "global-final.safetensors"))
+	if err != nil || g.Config.Rank != 4 {
+		t.Fatalf("global: %v %+v", err, g)
+	}
+	refusedBeforeWork(t, "run", map[string][]string{
+		"every rank must be ≥ 1":        {"--ranks", "0,4"},
+		"hetero \"mean\"":               {"--ranks", "2,4", "--hetero", "mean"},
+		"for kron adapters":             {"--ranks", "2,4", "--adapters", "lora:8"},
+		"--hetero applies with --ranks": {"--hetero", "zeropad"},
+		"not median":                    {"--ranks", "2,4", "--rule", "median"},
+	})
+	refusedBeforeWork(t, "forgetting", map[string][]string{"apply to simulate run only": {"--config", writeConfig(t, "ranks = [2, 4]\n")}})
+}

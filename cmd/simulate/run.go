@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/aggregate"
 	"github.com/kronfed/kronfed/aggregate/audit"
 	"github.com/kronfed/kronfed/simulate"
 	"github.com/kronfed/kronfed/task"
@@ -39,6 +43,8 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 		fs.StringVar(&taskName, "task", taskName, "the task to train on: a built-in task, or a .jsonl file of your own data (docs/data.md)")
 		fs.StringVar(&taskDir, "task-dir", "", "clients' own data instead of --task: a folder of .jsonl files, one per client (their validation and test items pooled)")
 		fs.IntVar(&rounds, "rounds", rounds, "federated rounds")
+		fs.Var(numList[int]{&cfg.Ranks, strconv.Atoi}, "ranks", "clients of different capacity: ranks cycled over the clients, e.g. 2,4,8 (the global adapter takes the largest)")
+		fs.StringVar(&cfg.Hetero, "hetero", cfg.Hetero, "with --ranks: exact (SVD down, exact lift up, kron-exact sum; the default), zeropad (HeteroLoRA: first components down, zero-padded factor averaging) or truncate (SVD down, factor averaging)")
 	})
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
@@ -58,6 +64,9 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 	}
 	if rounds < 1 {
 		return fmt.Errorf("run: --rounds %d < 1", rounds)
+	}
+	if err := applyRanks(&cfg); err != nil {
+		return fmt.Errorf("run: %w", err)
 	}
 	if all := append(task.SyntheticNames(), task.Names()...); !slices.Contains(all, taskName) && !task.IsJSONLPath(taskName) {
 		return fmt.Errorf("run: --task: unknown task %q (known: %s; or a .jsonl file of your own questions)", taskName, strings.Join(all, ", "))
@@ -95,6 +104,13 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 		return fmt.Errorf("run: %w", err)
 	}
 	base := exp.ArmOptions(exp.Adapters[0], cfg.Seed)
+	if len(cfg.Ranks) > 0 {
+		base.ClientRanks = cfg.Ranks
+		if base.RankDown, err = heteroMethod(cfg.Hetero); err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		fmt.Fprintf(stdout, "  clients of ranks %s (cycled), global rank %d, %s aggregation (rule %s)\n", joinNums(cfg.Ranks), base.Adapter.Rank, cfg.Hetero, cfg.Rule)
+	}
 	resolved := cfg
 	resolved.Pairs, resolved.RoundsA, resolved.RoundsB = nil, 0, 0 // run's --task and --rounds say these
 	taskArgs := []string{"--task", taskName}
@@ -114,6 +130,61 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 	return nil
 }
 
+// applyRanks resolves --ranks and --hetero before the checks: the global
+// adapter takes the largest rank, and the method its rule — exact sums the
+// clients' ΔW with kron-exact (Kron-LoRA only), zeropad and truncate
+// average factors with fedavg.
+func applyRanks(cfg *simConfig) error {
+	if len(cfg.Ranks) == 0 {
+		if cfg.Hetero != "" {
+			return errors.New("--hetero applies with --ranks")
+		}
+		return nil
+	}
+	if slices.Min(cfg.Ranks) < 1 {
+		return fmt.Errorf("ranks %v: every rank must be ≥ 1", cfg.Ranks)
+	}
+	h := cmp.Or(cfg.Hetero, "exact")
+	if _, err := heteroMethod(h); err != nil {
+		return err
+	}
+	rule := "fedavg"
+	if h == "exact" {
+		rule = "kron-exact"
+	}
+	if cfg.Rule != "fedavg" && cfg.Rule != rule {
+		return fmt.Errorf("--hetero %s aggregates with rule %s, not %s", h, rule, cfg.Rule)
+	}
+	ac, lr, err := parseAdapterSpec(cfg.Adapters[0])
+	if err != nil {
+		return err
+	}
+	if h == "exact" && ac.Kind != adapter.KindKron {
+		return fmt.Errorf("--hetero exact sums the clients' ΔW with the kron-exact rule, for kron adapters; %s clients can use zeropad or truncate", ac.Kind)
+	}
+	spec := fmt.Sprintf("%s:%d", ac.Kind, slices.Max(cfg.Ranks))
+	if ac.DA2 > 0 {
+		spec += fmt.Sprintf(":%d", ac.DA2)
+	}
+	if lr > 0 {
+		spec += "@" + strconv.FormatFloat(lr, 'g', -1, 64)
+	}
+	cfg.Adapters, cfg.Rule, cfg.Hetero = []string{spec}, rule, h
+	return nil
+}
+
+// heteroMethod is how clients of --hetero h take the global down to their
+// rank.
+func heteroMethod(h string) (aggregate.RankMethod, error) {
+	switch h {
+	case "", "exact", "truncate":
+		return aggregate.RankSVD, nil
+	case "zeropad":
+		return aggregate.RankIndex, nil
+	}
+	return 0, fmt.Errorf("hetero %q: want exact, zeropad or truncate", h)
+}
+
 // trainOne is one federated training run of opts on splits in the run
 // folder out: a progress line per round (after prefix), then the run's
 // result files. It returns the records and the Markdown table; after an
@@ -124,8 +195,12 @@ func trainOne(ctx context.Context, opts simulate.Options, splits *task.Splits, s
 	opts.Uploads = status.uploads(prefix + "this round: ")
 	single := &simulate.Single{Base: opts, Splits: splits, Shards: shards, Rounds: rounds, EvalItems: evalItems, Out: out,
 		Progress: func(p simulate.Progress) {
-			status.printf("%sround %d/%d  loss %.3f  test acc %.3f%s%s  (%s)\n", prefix, p.Round, p.Rounds, p.Loss, p.AccA,
-				epsilonNote(p.Epsilon, p.Accountant), auditNote(p.Audit), p.Elapsed.Round(time.Second))
+			refit := ""
+			if p.RefitErrorMax > 0 {
+				refit = fmt.Sprintf("  rank re-fit error %.3f (max %.3f)", p.RefitError, p.RefitErrorMax)
+			}
+			status.printf("%sround %d/%d  loss %.3f  test acc %.3f%s%s%s  (%s)\n", prefix, p.Round, p.Rounds, p.Loss, p.AccA,
+				epsilonNote(p.Epsilon, p.Accountant), auditNote(p.Audit), refit, p.Elapsed.Round(time.Second))
 		}}
 	records, runErr := single.Run(ctx)
 	table, err := simulate.WriteRunResults(out, records)
