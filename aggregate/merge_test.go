@@ -80,3 +80,38 @@ func TestLoRAExactAgainstDense(t *testing.T) {
 		t.Fatal("LoRAExact took kron adapters")
 	}
 }
+
+// TestLoRAExactStrategy: the lora-exact rule on the clients' changes is
+// LoRAExact on their adapters, reports its re-fit error, and is refused
+// for Kron-LoRA federations.
+func TestLoRAExactStrategy(t *testing.T) {
+	ac := adapter.DefaultConfig(adapter.KindLoRA)
+	ac.Rank = 2
+	targets := []adapter.Target{{Name: "q", DOut: 6, DIn: 5}}
+	base := adaptertest.Random(t, ac, "m", targets, 1)
+	r := Round{Base: base}
+	var ws []Weighted
+	for i := range 3 {
+		theta := adaptertest.Random(t, ac, "m", targets, uint64(2+i))
+		r.Updates = append(r.Updates, Update{Delta: theta.Clone().Sub(base), Weight: float64(1 + i)})
+		ws = append(ws, Weighted{Set: base.Clone().Add(theta.Clone().Sub(base)), Weight: float64(1 + i)})
+	}
+	want, _, err := LoRAExact(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStrategy(StrategyConfig{Rule: "lora-exact", Kind: adapter.KindLoRA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Aggregate(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := adapter.MaxAbsDiff(res.Next, want); d != 0 || !(res.AggregationError > 0) {
+		t.Errorf("lora-exact: %g from LoRAExact, error %v", d, res.AggregationError)
+	}
+	if _, err := NewStrategy(StrategyConfig{Rule: "lora-exact", Kind: adapter.KindKron}); err == nil {
+		t.Error("lora-exact accepted for Kron-LoRA")
+	}
+}

@@ -10,7 +10,7 @@ import (
 // A Strategy turns one round's client updates into the next global adapter,
 // in the spirit of Flower's Strategy.aggregate_fit and its DP wrappers:
 //
-//	fedavg, kron-exact, median, trimmed-mean  rules on the clients' factors
+//	fedavg, kron-exact, lora-exact, median, trimmed-mean  rules on the clients' factors
 //	fedadam                                   FedAvg, then a server Adam step
 //	CentralDP{fedavg}                         clip, sum, noise, fixed denominator
 //
@@ -105,7 +105,7 @@ func (r *Result) Commit() {
 
 // StrategyConfig names a strategy.
 type StrategyConfig struct {
-	// Rule is fedavg, kron-exact, median, trimmed-mean or fedadam.
+	// Rule is fedavg, kron-exact, lora-exact, median, trimmed-mean or fedadam.
 	Rule string
 	// Beta is trimmed-mean's fraction trimmed at each end; LR and Tau are
 	// FedAdam's server learning rate and adaptivity.
@@ -141,6 +141,11 @@ func NewStrategy(c StrategyConfig) (Strategy, error) {
 			return nil, fmt.Errorf("aggregation rule kron-exact needs Kron-LoRA adapters, the federation trains %s", c.Kind)
 		}
 		base = kronExact{}
+	case "lora-exact":
+		if c.Kind != "" && c.Kind != adapter.KindLoRA {
+			return nil, fmt.Errorf("aggregation rule lora-exact needs LoRA adapters, the federation trains %s (kron-exact is Kron-LoRA's)", c.Kind)
+		}
+		base = loraExact{}
 	case "median":
 		base = median{}
 	case "trimmed-mean":
@@ -284,6 +289,23 @@ func (kronExact) String() string { return "kron-exact" }
 func (kronExact) Aggregate(r Round) (*Result, error) {
 	return onFactors(r, func(ws []Weighted) (*adapter.Set, float64, error) {
 		next, errs, err := KronExact(ws)
+		relErr := 0.0
+		for _, e := range errs {
+			relErr = max(relErr, e.Rel)
+		}
+		return next, relErr, err
+	})
+}
+
+// loraExact is kron-exact's counterpart for LoRA: the exact weighted sum
+// of the clients' B·A, re-fitted to rank q by a truncated SVD (LoRAExact).
+type loraExact struct{ stateless }
+
+func (loraExact) String() string { return "lora-exact" }
+
+func (loraExact) Aggregate(r Round) (*Result, error) {
+	return onFactors(r, func(ws []Weighted) (*adapter.Set, float64, error) {
+		next, errs, err := LoRAExact(ws)
 		relErr := 0.0
 		for _, e := range errs {
 			relErr = max(relErr, e.Rel)

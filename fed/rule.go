@@ -11,7 +11,7 @@ import (
 
 // Rule is how the coordinator combines a round's client adapters.
 type Rule struct {
-	// Name is fedavg, kron-exact, median, trimmed-mean or fedadam.
+	// Name is fedavg, kron-exact, lora-exact, median, trimmed-mean or fedadam.
 	Name string
 	// Beta is the fraction trimmed at each end (trimmed-mean).
 	Beta float64
@@ -20,9 +20,9 @@ type Rule struct {
 }
 
 // RuleNames lists the aggregation rules ParseRule accepts.
-var RuleNames = []string{"fedavg", "kron-exact", "median", "trimmed-mean[:beta]", "fedadam[:lr[:tau]]"}
+var RuleNames = []string{"fedavg", "kron-exact", "lora-exact", "median", "trimmed-mean[:beta]", "fedadam[:lr[:tau]]"}
 
-// ParseRule reads "fedavg", "kron-exact", "median", "trimmed-mean:0.1" or
+// ParseRule reads "fedavg", "kron-exact", "lora-exact", "median", "trimmed-mean:0.1" or
 // "fedadam:0.01:0.001".
 func ParseRule(s string) (Rule, error) {
 	parts := strings.Split(s, ":")
@@ -39,7 +39,7 @@ func ParseRule(s string) (Rule, error) {
 	r := Rule{Name: parts[0]}
 	var err error
 	switch r.Name {
-	case "fedavg", "kron-exact", "median":
+	case "fedavg", "kron-exact", "lora-exact", "median":
 		if len(parts) > 1 {
 			return Rule{}, fmt.Errorf("aggregation rule %q takes no parameters", r.Name)
 		}

@@ -322,10 +322,15 @@ func TestRunRanks(t *testing.T) {
 	if err != nil || g.Config.Rank != 4 {
 		t.Fatalf("global: %v %+v", err, g)
 	}
+	buf.Reset()
+	if err := program.Run([]string{"run", "--task", "word-category", "--rounds", "1", "--clients", "2", "--max-items", "8",
+		"--eval-items", "8", "--epochs", "1", "--lr", "1e-2", "--adapters", "lora:8", "--ranks", "2,4", "--out", t.TempDir()}, &buf); err != nil ||
+		!strings.Contains(buf.String(), "global rank 4, exact aggregation (rule lora-exact)") {
+		t.Fatalf("LoRA clients of ranks 2 and 4: %v\n%s", err, buf.String())
+	}
 	refusedBeforeWork(t, "run", map[string][]string{
 		"every rank must be ≥ 1":        {"--ranks", "0,4"},
 		"hetero \"mean\"":               {"--ranks", "2,4", "--hetero", "mean"},
-		"for kron adapters":             {"--ranks", "2,4", "--adapters", "lora:8"},
 		"--hetero applies with --ranks": {"--hetero", "zeropad"},
 		"not median":                    {"--ranks", "2,4", "--rule", "median"},
 	})

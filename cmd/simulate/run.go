@@ -44,7 +44,7 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 		fs.StringVar(&taskDir, "task-dir", "", "clients' own data instead of --task: a folder of .jsonl files, one per client (their validation and test items pooled)")
 		fs.IntVar(&rounds, "rounds", rounds, "federated rounds")
 		fs.Var(numList[int]{&cfg.Ranks, strconv.Atoi}, "ranks", "clients of different capacity: ranks cycled over the clients, e.g. 2,4,8 (the global adapter takes the largest)")
-		fs.StringVar(&cfg.Hetero, "hetero", cfg.Hetero, "with --ranks: exact (SVD down, exact lift up, kron-exact sum; the default), zeropad (HeteroLoRA: first components down, zero-padded factor averaging) or truncate (SVD down, factor averaging)")
+		fs.StringVar(&cfg.Hetero, "hetero", cfg.Hetero, "with --ranks: exact (SVD down, exact lift up, kron-exact or lora-exact sum; the default), zeropad (HeteroLoRA: first components down, zero-padded factor averaging) or truncate (SVD down, factor averaging)")
 	})
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
@@ -132,7 +132,7 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 
 // applyRanks resolves --ranks and --hetero before the checks: the global
 // adapter takes the largest rank, and the method its rule — exact sums the
-// clients' ΔW with kron-exact (Kron-LoRA only), zeropad and truncate
+// clients' ΔW with kron-exact (lora-exact for LoRA), zeropad and truncate
 // average factors with fedavg.
 func applyRanks(cfg *simConfig) error {
 	if len(cfg.Ranks) == 0 {
@@ -148,19 +148,19 @@ func applyRanks(cfg *simConfig) error {
 	if _, err := heteroMethod(h); err != nil {
 		return err
 	}
-	rule := "fedavg"
-	if h == "exact" {
-		rule = "kron-exact"
-	}
-	if cfg.Rule != "fedavg" && cfg.Rule != rule {
-		return fmt.Errorf("--hetero %s aggregates with rule %s, not %s", h, rule, cfg.Rule)
-	}
 	ac, lr, err := parseAdapterSpec(cfg.Adapters[0])
 	if err != nil {
 		return err
 	}
-	if h == "exact" && ac.Kind != adapter.KindKron {
-		return fmt.Errorf("--hetero exact sums the clients' ΔW with the kron-exact rule, for kron adapters; %s clients can use zeropad or truncate", ac.Kind)
+	rule := "fedavg"
+	if h == "exact" {
+		rule = "kron-exact"
+		if ac.Kind == adapter.KindLoRA {
+			rule = "lora-exact"
+		}
+	}
+	if cfg.Rule != "fedavg" && cfg.Rule != rule {
+		return fmt.Errorf("--hetero %s aggregates with rule %s, not %s", h, rule, cfg.Rule)
 	}
 	spec := fmt.Sprintf("%s:%d", ac.Kind, slices.Max(cfg.Ranks))
 	if ac.DA2 > 0 {
