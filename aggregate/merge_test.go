@@ -23,16 +23,7 @@ func TestLoRAExactAgainstDense(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dense := func(l adapter.Layer) *mat.Dense {
-		dOut, dIn := l.Dims()
-		w := make([]float32, dOut*dIn)
-		l.MergeInto(w, 1)
-		out := mat.NewDense(dOut, dIn, nil)
-		for i, v := range w {
-			out.Set(i/dIn, i%dIn, float64(v))
-		}
-		return out
-	}
+	dense := denseDelta
 	for mi, m := range merged.Modules {
 		var exact mat.Dense
 		exact.Scale(0.75, dense(a.Modules[mi].Layer))

@@ -121,22 +121,8 @@ func refitDense(layer adapter.Layer, target []float64, dOut, dIn int) (float64, 
 		for i, v := range target {
 			t.Set(i/dIn, i%dIn, v/scale)
 		}
-		u, s, v, err := thinSVD(t)
-		if err != nil {
+		if err := lowRankFit(t, l.B, l.A, l.Shape.Rank); err != nil {
 			return 0, err
-		}
-		q := l.Shape.Rank
-		for c := 0; c < q; c++ {
-			sq := 0.0
-			if c < len(s) {
-				sq = math.Sqrt(s[c])
-			}
-			for row := 0; row < dOut; row++ {
-				l.B[row*q+c] = float32(at(u, row, c) * sq)
-			}
-			for col := 0; col < dIn; col++ {
-				l.A[c*dIn+col] = float32(at(v, col, c) * sq)
-			}
 		}
 	case *adapter.Kron:
 		scale = float64(l.Scale())
@@ -167,21 +153,8 @@ func refitDense(layer adapter.Layer, target []float64, dOut, dIn int) (float64, 
 				b.Set(k, m, at(v, k*dB1+m, 0)*sa)
 			}
 		}
-		bu, bs, bv, err := thinSVD(b)
-		if err != nil {
+		if err := lowRankFit(b, l.B1, l.B2, r); err != nil {
 			return 0, err
-		}
-		for c := 0; c < r; c++ {
-			sq := 0.0
-			if c < len(bs) {
-				sq = math.Sqrt(bs[c])
-			}
-			for k := 0; k < dB2; k++ {
-				l.B1[k*r+c] = float32(at(bu, k, c) * sq)
-			}
-			for m := 0; m < dB1; m++ {
-				l.B2[c*dB1+m] = float32(at(bv, m, c) * sq)
-			}
 		}
 	default:
 		return 0, fmt.Errorf("no dense re-fit for %s adapters", layer.Kind())
@@ -194,6 +167,30 @@ func refitDense(layer adapter.Layer, target []float64, dOut, dIn int) (float64, 
 		diff += d * d
 	}
 	return math.Sqrt(diff) / norm, nil
+}
+
+// lowRankFit writes the best rank-r factorization of m (rows × cols) into
+// left (rows×r) and right (r×cols), row-major, the singular values split
+// evenly: left = U·√S, right = √S·Vᵀ.
+func lowRankFit(m *mat.Dense, left, right []float32, r int) error {
+	u, s, v, err := thinSVD(m)
+	if err != nil {
+		return err
+	}
+	rows, cols := m.Dims()
+	for c := 0; c < r; c++ {
+		sq := 0.0
+		if c < len(s) {
+			sq = math.Sqrt(s[c])
+		}
+		for row := 0; row < rows; row++ {
+			left[row*r+c] = float32(at(u, row, c) * sq)
+		}
+		for col := 0; col < cols; col++ {
+			right[c*cols+col] = float32(at(v, col, c) * sq)
+		}
+	}
+	return nil
 }
 
 // zeroDelta makes a layer's ΔW zero the way its kind starts: Kron-LoRA's A

@@ -1,7 +1,6 @@
 package aggregate
 
 import (
-	"math"
 	"slices"
 	"testing"
 
@@ -44,16 +43,7 @@ func TestTIESMergeRefit(t *testing.T) {
 			t.Fatal(err)
 		}
 		for mi, m := range same.Modules {
-			dOut, dIn := m.Layer.Dims()
-			want, got := make([]float32, dOut*dIn), make([]float32, dOut*dIn)
-			a.Modules[mi].Layer.MergeInto(want, 1)
-			m.Layer.MergeInto(got, 1)
-			var d, n float64
-			for i := range want {
-				d += math.Pow(float64(want[i]-got[i]), 2)
-				n += math.Pow(float64(want[i]), 2)
-			}
-			if rel := math.Sqrt(d / n); rel > 1e-5 || errs[mi].Rel > 1e-5 {
+			if rel := relDiff(denseDelta(a.Modules[mi].Layer), denseDelta(m.Layer)); rel > 1e-5 || errs[mi].Rel > 1e-5 {
 				t.Errorf("%s %s: self-merge re-fit error %g (reported %g)", kind, m.Name, rel, errs[mi].Rel)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/internal/adaptertest"
+	"github.com/kronfed/kronfed/internal/gradcheck"
 )
 
 // randomSource serves normally distributed weights of any requested shape
@@ -85,15 +86,7 @@ func testLlamaAdapterGradients(t *testing.T) {
 			}
 			rng := rand.New(rand.NewPCG(5, 5))
 			const B, T = 2, 7
-			tokens := make([]int, B*T)
-			targets := make([]int, B*T)
-			for i := range tokens {
-				tokens[i] = rng.IntN(cfg.Vocab)
-				targets[i] = rng.IntN(cfg.Vocab)
-				if rng.IntN(4) == 0 {
-					targets[i] = -1
-				}
-			}
+			tokens, targets := randomBatch(rng, cfg.Vocab, B*T, 4)
 			loss := func() float64 {
 				if err := run.Forward(tokens, B, T); err != nil {
 					t.Fatal(err)
@@ -119,55 +112,26 @@ func testLlamaAdapterGradients(t *testing.T) {
 	}
 }
 
-// checkDirectionalDerivatives compares, along random directions through all
-// params at once (a large, well-conditioned signal), the backward pass's
-// gradient (already in params' Grad) with a central finite difference of loss.
-func checkDirectionalDerivatives(t *testing.T, params []adapter.Factor, loss func() float64, rng *rand.Rand) {
-	t.Helper()
-	checkDirectional(t, params, loss, rng, false)
-}
-
-// checkDirectional is checkDirectionalDerivatives; with richardson the
-// finite difference is extrapolated from steps h and h/2 ((4·D(h/2) − D(h))/3,
-// error O(h⁴) instead of O(h²)), for losses curved enough along a direction
-// (a whole embedding table moved at once) that the plain difference is off
-// by a few percent.
-func checkDirectional(t *testing.T, params []adapter.Factor, loss func() float64, rng *rand.Rand, richardson bool) {
-	t.Helper()
-	const h = 1e-3
-	for trial := 0; trial < 4; trial++ {
-		dir := make([][]float32, len(params))
-		var analytic float64
-		for i, f := range params {
-			dir[i] = make([]float32, len(f.Data))
-			for j := range dir[i] {
-				dir[i][j] = float32(rng.NormFloat64())
-				analytic += float64(dir[i][j]) * float64(f.Grad[j])
-			}
-		}
-		diff := func(h float32) float64 {
-			step := func(sign float32) {
-				for i, f := range params {
-					for j := range f.Data {
-						f.Data[j] += sign * h * dir[i][j]
-					}
-				}
-			}
-			step(1)
-			up := loss()
-			step(-2)
-			down := loss()
-			step(1)
-			return (up - down) / (2 * float64(h))
-		}
-		numeric := diff(h)
-		if richardson {
-			numeric = (4*diff(h/2) - numeric) / 3
-		}
-		if math.Abs(numeric-analytic) > 2e-2*math.Abs(numeric)+1e-4 {
-			t.Errorf("direction %d: finite difference %.6g, backward %.6g", trial, numeric, analytic)
+// randomBatch draws n token ids and next-token targets below vocab, about
+// one target in ignoreEvery ignored (−1).
+func randomBatch(rng *rand.Rand, vocab, n, ignoreEvery int) (tokens, targets []int) {
+	tokens, targets = make([]int, n), make([]int, n)
+	for i := range tokens {
+		tokens[i] = rng.IntN(vocab)
+		targets[i] = rng.IntN(vocab)
+		if rng.IntN(ignoreEvery) == 0 {
+			targets[i] = -1
 		}
 	}
+	return tokens, targets
+}
+
+// checkDirectionalDerivatives compares the backward pass's gradient
+// (already in params' Grad) with central finite differences of loss along
+// random directions through all params at once.
+func checkDirectionalDerivatives(t *testing.T, params []adapter.Factor, loss func() float64, rng *rand.Rand) {
+	t.Helper()
+	gradcheck.Directional(t, params, loss, rng, gradcheck.Options{})
 }
 
 // TestRopeLayoutsAgree builds the same model twice: once with Meta's

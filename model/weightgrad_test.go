@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/kronfed/kronfed/internal/gradcheck"
 )
 
 // TestLlamaWeightGradients checks the base's own weight gradients (embedding,
@@ -28,15 +30,7 @@ func testLlamaWeightGradients(t *testing.T) {
 			run.Grads = m.NewGrads()
 			rng := rand.New(rand.NewPCG(7, 7))
 			const B, T = 2, 6
-			tokens := make([]int, B*T)
-			targets := make([]int, B*T)
-			for i := range tokens {
-				tokens[i] = rng.IntN(cfg.Vocab)
-				targets[i] = rng.IntN(cfg.Vocab)
-				if rng.IntN(5) == 0 {
-					targets[i] = -1
-				}
-			}
+			tokens, targets := randomBatch(rng, cfg.Vocab, B*T, 5)
 			loss := func() float64 {
 				m.Repack() // the finite differences move the weights in place
 				if err := run.Forward(tokens, B, T); err != nil {
@@ -68,7 +62,7 @@ func testLlamaWeightGradients(t *testing.T) {
 					t.Errorf("%s: zero gradient", p[0].Name)
 					continue
 				}
-				t.Run(p[0].Name, func(t *testing.T) { checkDirectional(t, p, loss, rng, true) })
+				t.Run(p[0].Name, func(t *testing.T) { gradcheck.Directional(t, p, loss, rng, gradcheck.Options{Richardson: true}) })
 			}
 			// Zero clears every gradient.
 			run.Grads.Zero()

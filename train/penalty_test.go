@@ -7,6 +7,7 @@ import (
 
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/internal/adaptertest"
+	"github.com/kronfed/kronfed/internal/gradcheck"
 )
 
 var penaltyTargets = []adapter.Target{{Name: "q", DOut: 8, DIn: 12}, {Name: "up", DOut: 12, DIn: 8}}
@@ -51,35 +52,7 @@ func TestPenaltyGradients(t *testing.T) {
 			if !(v0 > 0) {
 				t.Fatalf("%s %s: value %v", kind, name, v0)
 			}
-			rng := rand.New(rand.NewPCG(3, 3))
-			for trial := 0; trial < 3; trial++ {
-				dir := make([][]float32, len(params))
-				var analytic float64
-				for i, f := range params {
-					dir[i] = make([]float32, len(f.Data))
-					for j := range dir[i] {
-						dir[i][j] = float32(rng.NormFloat64())
-						analytic += float64(dir[i][j]) * float64(f.Grad[j])
-					}
-				}
-				const h = 1e-3
-				move := func(s float32) {
-					for i, f := range params {
-						for j := range f.Data {
-							f.Data[j] += s * h * dir[i][j]
-						}
-					}
-				}
-				move(1)
-				up := value()
-				move(-2)
-				down := value()
-				move(1)
-				numeric := (up - down) / (2 * h)
-				if math.Abs(numeric-analytic) > 1e-3*math.Abs(numeric)+1e-5 {
-					t.Errorf("%s %s direction %d: finite difference %.6g, gradient %.6g", kind, name, trial, numeric, analytic)
-				}
-			}
+			gradcheck.Directional(t, params, value, rand.New(rand.NewPCG(3, 3)), gradcheck.Options{Trials: 3, RelTol: 1e-3, AbsTol: 1e-5})
 		}
 	}
 }
