@@ -111,21 +111,12 @@ func refit(dst *adapter.Kron, ks []*adapter.Kron, p []float64) (float64, error) 
 			c[i] += U.At(a, i) * u[a]
 		}
 	}
-	// B = L·Rt, L = [c_1·B1_1 … c_n·B1_n] (dB2 × n·r), Rt = [B2_1; …; B2_n].
-	L := mat.NewDense(dB2, n*r, nil)
-	Rt := mat.NewDense(dB1, n*r, nil) // stored transposed: Rtᵀ
+	// B = L·Rtᵀ, L = [c_1·B1_1 … c_n·B1_n] (dB2 × n·r), Rt = [B2_1; …; B2_n]ᵀ.
+	lefts, rights := make([][]float32, n), make([][]float32, n)
 	for i, k := range ks {
-		for row := 0; row < dB2; row++ {
-			for q := 0; q < r; q++ {
-				L.Set(row, i*r+q, c[i]*float64(k.B1[row*r+q]))
-			}
-		}
-		for q := 0; q < r; q++ {
-			for col := 0; col < dB1; col++ {
-				Rt.Set(col, i*r+q, float64(k.B2[q*dB1+col]))
-			}
-		}
+		lefts[i], rights[i] = k.B1, k.B2
 	}
+	L, Rt := stackPairs(lefts, rights, c, dB2, r, dB1)
 	b1, b2, err := truncate(L, Rt, r)
 	if err != nil {
 		return 0, err
@@ -178,6 +169,29 @@ func refit(dst *adapter.Kron, ks []*adapter.Kron, p []float64) (float64, error) 
 	new2 := an2 * adapter.LowRankInner(dst.B1, dst.B2, dst.B1, dst.B2, dB2, r, dB1)
 	diff := math.Max(exact2+new2-2*cross, 0)
 	return math.Sqrt(diff / exact2), nil
+}
+
+// stackPairs lays n low-rank pairs (left_i m×r, right_i r×n_cols,
+// row-major) side by side for truncate: L = [c_1·left_1 … c_k·left_k]
+// (m × k·r) and Rt = [right_1; …; right_k]ᵀ (cols × k·r), so that
+// L·Rtᵀ = Σ c_i·left_i·right_i.
+func stackPairs(lefts, rights [][]float32, c []float64, m, r, cols int) (L, Rt *mat.Dense) {
+	k := len(lefts)
+	L = mat.NewDense(m, k*r, nil)
+	Rt = mat.NewDense(cols, k*r, nil)
+	for i := range lefts {
+		for row := 0; row < m; row++ {
+			for q := 0; q < r; q++ {
+				L.Set(row, i*r+q, c[i]*float64(lefts[i][row*r+q]))
+			}
+		}
+		for q := 0; q < r; q++ {
+			for col := 0; col < cols; col++ {
+				Rt.Set(col, i*r+q, float64(rights[i][q*cols+col]))
+			}
+		}
+	}
+	return L, Rt
 }
 
 // truncate returns the best rank-r factorization B1 (dB2×r), B2 (r×dB1),

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"gonum.org/v1/gonum/mat"
-
 	"github.com/kronfed/kronfed/adapter"
 )
 
@@ -49,24 +47,14 @@ func LoRAExact(updates []Weighted) (*adapter.Set, []ModuleError, error) {
 		dst := m.Layer.(*adapter.LoRA)
 		q, dOut, dIn := dst.Shape.Rank, dst.Shape.DOut, dst.Shape.DIn
 		n := len(updates)
-		L := mat.NewDense(dOut, n*q, nil)
-		Rt := mat.NewDense(dIn, n*q, nil)
 		ls := make([]*adapter.LoRA, n)
-		var exact2 float64
+		lefts, rights := make([][]float32, n), make([][]float32, n)
 		for i, u := range updates {
-			l := u.Set.Modules[mi].Layer.(*adapter.LoRA)
-			ls[i] = l
-			for row := 0; row < dOut; row++ {
-				for c := 0; c < q; c++ {
-					L.Set(row, i*q+c, p[i]*float64(l.B[row*q+c]))
-				}
-			}
-			for c := 0; c < q; c++ {
-				for col := 0; col < dIn; col++ {
-					Rt.Set(col, i*q+c, float64(l.A[c*dIn+col]))
-				}
-			}
+			ls[i] = u.Set.Modules[mi].Layer.(*adapter.LoRA)
+			lefts[i], rights[i] = ls[i].B, ls[i].A
 		}
+		L, Rt := stackPairs(lefts, rights, p, dOut, q, dIn)
+		var exact2 float64
 		for i := range ls {
 			for j := range ls {
 				exact2 += p[i] * p[j] * adapter.LowRankInner(ls[i].B, ls[i].A, ls[j].B, ls[j].A, dOut, q, dIn)

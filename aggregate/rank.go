@@ -5,8 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"gonum.org/v1/gonum/mat"
-
 	"github.com/kronfed/kronfed/adapter"
 )
 
@@ -112,18 +110,7 @@ func rerank(sl, sr, dl, dr adapter.Factor, c float64, method RankMethod) (float6
 			return 0, nil
 		}
 	} else {
-		L := mat.NewDense(m, r0, nil)
-		Rt := mat.NewDense(n, r0, nil)
-		for row := 0; row < m; row++ {
-			for q := 0; q < r0; q++ {
-				L.Set(row, q, c*float64(sl.Data[row*r0+q]))
-			}
-		}
-		for q := 0; q < r0; q++ {
-			for col := 0; col < n; col++ {
-				Rt.Set(col, q, float64(sr.Data[q*n+col]))
-			}
-		}
+		L, Rt := stackPairs([][]float32{sl.Data}, [][]float32{sr.Data}, []float64{c}, m, r0, n)
 		b1, b2, err := truncate(L, Rt, r)
 		if err != nil {
 			return 0, err
