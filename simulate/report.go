@@ -5,8 +5,10 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"image/color"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -33,7 +35,7 @@ func WriteResults(dir string, outcomes []Outcome, records []RoundRecord) (string
 	}
 	var cs strings.Builder
 	w := csv.NewWriter(&cs)
-	w.Write([]string{"adapter", "seed", "lr", "trainable_params", "pair", "task_a", "task_b", "acc_a_after_a", "acc_b_after_a",
+	w.Write([]string{"adapter", "mitigation", "seed", "lr", "trainable_params", "pair", "task_a", "task_b", "acc_a_after_a", "acc_b_after_a",
 		"acc_a_after_b", "acc_b_after_b", "forgetting", "uploaded_bytes", "raw_bytes", "epsilon", "seconds", "not_run"})
 	f4 := func(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
 	for _, o := range outcomes {
@@ -44,7 +46,7 @@ func WriteResults(dir string, outcomes []Outcome, records []RoundRecord) (string
 				aa, ba = "", ""
 			}
 		}
-		w.Write([]string{o.Adapter, strconv.FormatUint(o.Seed, 10), strconv.FormatFloat(o.LR, 'g', -1, 64), strconv.Itoa(o.TrainableParams), o.Pair, o.TaskA, o.TaskB, aa, ba, ab, bb, fg,
+		w.Write([]string{o.Adapter, o.Mitigation, strconv.FormatUint(o.Seed, 10), strconv.FormatFloat(o.LR, 'g', -1, 64), strconv.Itoa(o.TrainableParams), o.Pair, o.TaskA, o.TaskB, aa, ba, ab, bb, fg,
 			strconv.FormatUint(o.UploadedBytes, 10), strconv.FormatUint(o.RawBytes, 10), f4(o.Epsilon),
 			strconv.FormatFloat(o.Seconds, 'f', 1, 64), o.NotRun})
 	}
@@ -58,14 +60,24 @@ func WriteResults(dir string, outcomes []Outcome, records []RoundRecord) (string
 	}
 	plots := []figureMaker{
 		{"accuracy", func() (*plot.Plot, error) { return accuracyPlot(meanOverSeeds(records)) }},
-		{"forgetting", func() (*plot.Plot, error) { return forgettingPlot(outcomes) }},
+		{"forgetting", func() (*plot.Plot, error) { return forgettingPlot(outcomes, "") }},
 		{"bytes", func() (*plot.Plot, error) { return bytesPlot(meanOverSeeds(records)) }},
 	}
 	if hasEpsilon(records) {
 		plots = append(plots, figureMaker{"epsilon", func() (*plot.Plot, error) { return epsilonPlot(meanOverSeeds(records)) }})
 	}
-	if hasMitigation(outcomes) {
-		plots = append(plots, figureMaker{"mitigation", func() (*plot.Plot, error) { return mitigationPlot(outcomes) }})
+	if hasMitigation(outcomes) { // per pair, the mitigations side by side
+		plots = plots[:0:0]
+		plots = append(plots, figureMaker{"accuracy", func() (*plot.Plot, error) { return accuracyPlot(meanOverSeeds(records)) }})
+		for _, pair := range pairsOf(outcomes) {
+			plots = append(plots,
+				figureMaker{"forgetting-" + fileSafe(pair), func() (*plot.Plot, error) { return forgettingPlot(outcomes, pair) }},
+				figureMaker{"mitigation-" + fileSafe(pair), func() (*plot.Plot, error) { return mitigationPlot(outcomes, pair) }})
+		}
+		plots = append(plots, figureMaker{"bytes", func() (*plot.Plot, error) { return bytesPlot(meanOverSeeds(records)) }})
+		if hasEpsilon(records) {
+			plots = append(plots, figureMaker{"epsilon", func() (*plot.Plot, error) { return epsilonPlot(meanOverSeeds(records)) }})
+		}
 	}
 	if err := writeFigures(dir, plots); err != nil {
 		return "", err
@@ -212,51 +224,86 @@ func accuracyPlot(records []RoundRecord) (*plot.Plot, error) {
 	return p, nil
 }
 
-// forgettingPlot: one forgetting bar per (adapter, pair) whose phase B ran:
-// the mean over seeds, with a ±1 standard deviation error bar when several
-// seeds ran.
-func forgettingPlot(outcomes []Outcome) (*plot.Plot, error) {
+// forgettingPlot: forgetting bars grouped along x — by pair, or with pair
+// set by that pair's mitigations — one bar per adapter in each group, in
+// the adapter's colour (the same in every figure), the mean over seeds with
+// a ±1 standard deviation error bar when several seeds ran. Groups whose
+// phase B did not run are left out.
+func forgettingPlot(outcomes []Outcome, pair string) (*plot.Plot, error) {
 	var sums []Summary
 	for _, s := range Summarize(outcomes) {
-		if s.Forgetting.N > 0 {
+		if s.Forgetting.N > 0 && (pair == "" || s.Pair == pair) {
 			sums = append(sums, s)
 		}
 	}
-	p := newFigure("Forgetting: acc A after A − acc A after B", "", "forgetting")
-	names := make([]string, len(sums))
-	lo, hi := 0.0, 0.05
-	for i, s := range sums {
-		f := s.Forgetting
-		bar, err := plotter.NewBarChart(plotter.Values{f.Mean}, vg.Points(40))
-		if err != nil {
-			return nil, fmt.Errorf("forgetting bar %s %s: %w", s.Adapter, s.Pair, err)
+	title := "Forgetting: acc A after A − acc A after B"
+	if pair != "" {
+		title += ", " + pair + ", by mitigation"
+	}
+	p := newFigure(title, "", "forgetting")
+	group := func(s Summary) string {
+		if pair != "" {
+			return cmp.Or(s.Mitigation, "none")
 		}
-		bar.XMin = float64(i)
-		bar.Color = palette[i%len(palette)]
+		return s.Pair
+	}
+	var groups, adapters []string
+	for _, s := range sums {
+		if g := group(s); !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+		if !slices.Contains(adapters, s.Adapter) {
+			adapters = append(adapters, s.Adapter)
+		}
+	}
+	// Bars share each group's slot (the plot's width less its axes, about
+	// an inch): at most 40 points, less with many.
+	slot := float64(figWidth-vg.Inch) / float64(max(len(groups), 1))
+	width := vg.Length(min(40, 0.8*slot/float64(max(len(adapters), 1))))
+	lo, hi := 0.0, 0.05
+	for j, a := range adapters {
+		vals := make(plotter.Values, len(groups))
+		var errs errorPoints
+		// The adapter's place in each group, in data units (a group is one).
+		offset := (float64(j) - float64(len(adapters)-1)/2) * 0.8 / float64(max(len(adapters), 1))
+		for _, s := range sums {
+			if s.Adapter != a {
+				continue
+			}
+			g, f := slices.Index(groups, group(s)), s.Forgetting
+			vals[g] = f.Mean
+			if f.N > 1 {
+				errs = append(errs, [3]float64{float64(g) + offset, f.Mean, f.SD})
+			}
+			lo, hi = min(lo, f.Mean-f.SD), max(hi, f.Mean+f.SD)
+		}
+		bar, err := plotter.NewBarChart(vals, width)
+		if err != nil {
+			return nil, fmt.Errorf("forgetting bars %s: %w", a, err)
+		}
+		bar.Color = palette[j%len(palette)]
 		bar.LineStyle.Width = 0
+		bar.XMin = offset
 		p.Add(bar)
-		if f.N > 1 {
-			eb, err := plotter.NewYErrorBars(errorPoints{{float64(i), f.Mean, f.SD}})
+		p.Legend.Add(a, bar)
+		if len(errs) > 0 {
+			eb, err := plotter.NewYErrorBars(errs)
 			if err != nil {
 				return nil, err
 			}
 			p.Add(eb)
 		}
-		names[i] = s.Adapter + " " + s.Pair
-		if s.Mitigation != "" && s.Mitigation != "none" {
-			names[i] = s.Adapter + " " + s.Mitigation + " " + s.Pair
-		}
-		lo, hi = min(lo, f.Mean-f.SD), max(hi, f.Mean+f.SD)
 	}
-	if len(names) > 0 {
-		p.NominalX(names...)
-		p.X.Min, p.X.Max = -0.6, float64(len(names))-0.4 // half a slot beside the outer bars
+	if len(groups) > 0 {
+		p.NominalX(groups...)
+		p.X.Min, p.X.Max = -0.6, float64(len(groups))-0.4 // half a slot beside the outer groups
 	}
 	pad := 0.08 * (hi - lo) // headroom so the tallest bar does not touch the frame
 	p.Y.Min, p.Y.Max = lo, hi+pad
 	if lo < 0 {
 		p.Y.Min = lo - pad
 	}
+	p.Legend.Top, p.Legend.Left = true, false
 	return p, nil
 }
 
@@ -269,28 +316,36 @@ func hasMitigation(outcomes []Outcome) bool {
 	return false
 }
 
-// mitigationPlot: for every (adapter, mitigation, pair), accuracy on task
-// A after B (what forgetting leaves) against accuracy on task B after B
-// (what was learned), means over seeds with ±1 standard deviation bars: up
-// is remembering, right is learning, the top-right corner is both.
-func mitigationPlot(outcomes []Outcome) (*plot.Plot, error) {
-	p := newFigure("Forgetting mitigations: task A kept vs task B learned", "accuracy on task B after B", "accuracy on task A after B")
-	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
-	for i, s := range Summarize(outcomes) {
-		if s.AccAAfterB.N == 0 {
+// mitigationPlot: for every (adapter, mitigation) of one pair, accuracy on
+// task A after B (what forgetting leaves) against accuracy on task B after
+// B (what was learned), means over seeds with ±1 standard deviation bars:
+// up is remembering, right is learning, the top-right corner is both. The
+// colour is the mitigation (the same in every pair's figure), the glyph the
+// adapter.
+func mitigationPlot(outcomes []Outcome, pair string) (*plot.Plot, error) {
+	p := newFigure("Mitigations, "+pair+": task A kept vs task B learned", "accuracy on task B after B", "accuracy on task A after B")
+	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1.02, 0, 1.02
+	glyphs := []draw.GlyphDrawer{draw.CircleGlyph{}, draw.TriangleGlyph{}, draw.SquareGlyph{}, draw.PyramidGlyph{}, draw.RingGlyph{}, draw.CrossGlyph{}}
+	var adapters []string
+	legend := map[string]bool{}
+	for _, s := range Summarize(outcomes) {
+		if s.Pair != pair || s.AccAAfterB.N == 0 {
 			continue
 		}
+		if !slices.Contains(adapters, s.Adapter) {
+			adapters = append(adapters, s.Adapter)
+		}
+		mi := slices.Index(MitigationNames, strings.SplitN(cmp.Or(s.Mitigation, "none"), ":", 2)[0])
+		col := palette[max(mi, 0)%len(palette)]
 		x, y := s.AccBAfterB, s.AccAAfterB
-		pts := plotter.XYs{{X: x.Mean, Y: y.Mean}}
-		sc, err := plotter.NewScatter(pts)
+		sc, err := plotter.NewScatter(plotter.XYs{{X: x.Mean, Y: y.Mean}})
 		if err != nil {
 			return nil, err
 		}
-		sc.GlyphStyle.Color = palette[i%len(palette)]
+		sc.GlyphStyle.Color = col
 		sc.GlyphStyle.Radius = vg.Points(4)
-		sc.GlyphStyle.Shape = draw.CircleGlyph{}
+		sc.GlyphStyle.Shape = glyphs[slices.Index(adapters, s.Adapter)%len(glyphs)]
 		p.Add(sc)
-		p.Legend.Add(fmt.Sprintf("%s %s %s", s.Adapter, cmp.Or(s.Mitigation, "none"), s.Pair), sc)
 		if x.N > 1 {
 			xe, err := plotter.NewXErrorBars(xErrorPoints{{x.Mean, y.Mean, x.SD}})
 			if err != nil {
@@ -300,11 +355,46 @@ func mitigationPlot(outcomes []Outcome) (*plot.Plot, error) {
 			if err != nil {
 				return nil, err
 			}
-			xe.LineStyle.Color, ye.LineStyle.Color = palette[i%len(palette)], palette[i%len(palette)]
+			xe.LineStyle.Color, ye.LineStyle.Color = col, col
 			p.Add(xe, ye)
 		}
+		if m := cmp.Or(s.Mitigation, "none"); !legend[m] {
+			legend[m] = true
+			swatch, _ := plotter.NewScatter(plotter.XYs{{}})
+			swatch.GlyphStyle = draw.GlyphStyle{Color: col, Radius: vg.Points(4), Shape: draw.CircleGlyph{}}
+			p.Legend.Add(m, swatch)
+		}
 	}
+	for i, a := range adapters {
+		swatch, _ := plotter.NewScatter(plotter.XYs{{}})
+		swatch.GlyphStyle = draw.GlyphStyle{Color: color.Black, Radius: vg.Points(4), Shape: glyphs[i%len(glyphs)]}
+		p.Legend.Add(a, swatch)
+	}
+	p.Legend.Top, p.Legend.Left = false, true // bottom left: mitigated runs sit up and to the right
+	p.Legend.YOffs = vg.Points(4)
 	return p, nil
+}
+
+// pairsOf lists the outcomes' pairs in first-seen order.
+func pairsOf(outcomes []Outcome) []string {
+	var out []string
+	for _, o := range outcomes {
+		if !slices.Contains(out, o.Pair) {
+			out = append(out, o.Pair)
+		}
+	}
+	return out
+}
+
+// fileSafe makes a pair label a file-name part: letters, digits, '-' and
+// '_' kept, everything else '_' ("a→b" → "a_b").
+func fileSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			return r
+		}
+		return '_'
+	}, s)
 }
 
 // xErrorPoints are (x, y, ±err) triples for plotter.NewXErrorBars.

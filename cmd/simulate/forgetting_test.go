@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +179,37 @@ func TestPaperPresetTinyRun(t *testing.T) {
 	cfg := defaultForgetting()
 	if err := loadForgetting([]string{"--config", filepath.Join(out, "config.toml")}, &cfg); err != nil || cfg.MaxItems != 4 || cfg.Scale != 0.1 {
 		t.Fatalf("config.toml reloaded: %v %+v", err, cfg)
+	}
+}
+
+// TestAdapterTablesAndRates: [[adapter]] tables and "@lr" specs give each
+// adapter its own rate and dA2; the lr axis of the resolved config keeps
+// them; an adapter without one is left for the validation sweep.
+func TestAdapterTablesAndRates(t *testing.T) {
+	path := writeConfig(t, `adapters = ["lora:8@3e-3", "kron:4"]
+
+[[adapter]]
+kind = "kron"
+rank = 8
+dA2 = 4
+lr = 1e-2
+`)
+	cfg := defaultForgetting()
+	if err := loadForgetting([]string{"--config", path}, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	exp, err := buildExperiment(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := adapterSpecs(cfg); !slices.Equal(got, []string{"lora:8@3e-3", "kron:4", "kron:8:4@0.01"}) {
+		t.Fatalf("specs %v", got)
+	}
+	a := exp.Adapters
+	if len(a) != 3 || a[0].LR != 3e-3 || a[1].LR != 0 || a[2].LR != 1e-2 || a[2].Adapter.DA2 != 4 || a[1].Adapter.Rank != 4 {
+		t.Fatalf("arms %+v", a)
+	}
+	if len(exp.Seeds) != 3 || exp.Seeds[0] != 1 || exp.Seeds[2] != 3 {
+		t.Fatalf("seeds %v", exp.Seeds)
 	}
 }
