@@ -17,7 +17,9 @@ import (
 // adding up to the target's), the re-fit reproduces it.
 func TestHeteroExact(t *testing.T) {
 	targets := []adapter.Target{{Name: "q", DOut: 16, DIn: 12}, {Name: "up", DOut: 8, DIn: 16}}
-	kron := func(dA2, r int, seed uint64) *adapter.Set { return adaptertest.Random(t, kronConfig(dA2, r), "m", targets, seed) }
+	kron := func(dA2, r int, seed uint64) *adapter.Set {
+		return adaptertest.Random(t, kronConfig(dA2, r), "m", targets, seed)
+	}
 	target := kron(2, 8, 9)
 	ups := []Weighted{{kron(2, 4, 1), 1}, {kron(4, 8, 2), 2}, {kron(2, 2, 3), 3}}
 	got, errs, err := HeteroExact(ups, target)
