@@ -220,6 +220,11 @@ func New(opts Options) (*Federation, error) {
 	if f.initial, err = train.NewAdapterSet(opts.Model, opts.Adapter, opts.Seed); err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
+	if len(opts.ClientRanks) > 0 {
+		if err := CheckRanksFit(f.initial, slices.Max(opts.ClientRanks)); err != nil {
+			return nil, err
+		}
+	}
 	id, rc, err := secure.GenerateIdentity(secure.AgeHybrid)
 	if err != nil {
 		return nil, err
@@ -289,6 +294,26 @@ func New(opts Options) (*Federation, error) {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
 	return f, nil
+}
+
+// CheckRanksFit refuses a rank above what some adapted layer can hold: the
+// full rank of its low-rank product, min(dB2, dB1) for Kron-LoRA and
+// min(d_out, d_in) for LoRA — more would add parameters and no capacity.
+func CheckRanksFit(set *adapter.Set, r int) error {
+	for _, m := range set.Modules {
+		var full int
+		var shape string
+		switch l := m.Layer.(type) {
+		case *adapter.Kron:
+			full, shape = min(l.Shape.DB2(), l.Shape.DB1()), fmt.Sprintf("B = B1·B2 is %d×%d", l.Shape.DB2(), l.Shape.DB1())
+		case *adapter.LoRA:
+			full, shape = min(l.Shape.DOut, l.Shape.DIn), fmt.Sprintf("ΔW is %d×%d", l.Shape.DOut, l.Shape.DIn)
+		}
+		if r > full {
+			return fmt.Errorf("simulate: client rank %d exceeds what layer %s can take (%s: rank at most %d)", r, m.Name, shape, full)
+		}
+	}
+	return nil
 }
 
 // Close closes the store.

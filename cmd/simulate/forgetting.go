@@ -214,8 +214,14 @@ func buildExperiment(cfg simConfig) (*simulate.Experiment, error) {
 		return nil, err
 	}
 	for _, c := range set.adapters { // an adapter shape the model cannot take fails here
-		if _, err := train.NewAdapterSet(m, c.Adapter, 0); err != nil {
+		s, err := train.NewAdapterSet(m, c.Adapter, 0)
+		if err != nil {
 			return nil, fmt.Errorf("adapter %s on %s: %w", c.Adapter, m.Name, err)
+		}
+		if len(cfg.Ranks) > 0 {
+			if err := simulate.CheckRanksFit(s, slices.Max(cfg.Ranks)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	var seeds []uint64

@@ -332,6 +332,7 @@ func TestRunRanks(t *testing.T) {
 		"every rank must be ≥ 1":        {"--ranks", "0,4"},
 		"hetero \"mean\"":               {"--ranks", "2,4", "--hetero", "mean"},
 		"--hetero applies with --ranks": {"--hetero", "zeropad"},
+		"client rank 400 exceeds":       {"--ranks", "2,400"},
 		"not median":                    {"--ranks", "2,4", "--rule", "median"},
 	})
 	refusedBeforeWork(t, "forgetting", map[string][]string{"apply to simulate run only": {"--config", writeConfig(t, "ranks = [2, 4]\n")}})
