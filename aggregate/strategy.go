@@ -11,6 +11,7 @@ import (
 // in the spirit of Flower's Strategy.aggregate_fit and its DP wrappers:
 //
 //	fedavg, kron-exact, lora-exact, median, trimmed-mean  rules on the clients' factors
+//	hetero-exact                                     clients' whole adapters of their own shapes
 //	fedadam                                   FedAvg, then a server Adam step
 //	CentralDP{fedavg}                         clip, sum, noise, fixed denominator
 //
@@ -79,8 +80,8 @@ type Sum struct {
 // Result is a strategy's outcome for one round.
 type Result struct {
 	Next *adapter.Set
-	// AggregationError is KronExact's largest per-module relative re-fit
-	// error (0 for the other rules).
+	// AggregationError is the exact rules' largest per-module relative
+	// re-fit error (0 for the other rules).
 	AggregationError float64
 	// DP is central DP's report (nil without it), and NextClip the next
 	// round's clipping norm (the same C without adaptive clipping; 0
@@ -105,7 +106,8 @@ func (r *Result) Commit() {
 
 // StrategyConfig names a strategy.
 type StrategyConfig struct {
-	// Rule is fedavg, kron-exact, lora-exact, median, trimmed-mean or fedadam.
+	// Rule is fedavg, kron-exact, lora-exact, hetero-exact, median,
+	// trimmed-mean or fedadam.
 	Rule string
 	// Beta is trimmed-mean's fraction trimmed at each end; LR and Tau are
 	// FedAdam's server learning rate and adaptivity.
@@ -146,6 +148,8 @@ func NewStrategy(c StrategyConfig) (Strategy, error) {
 			return nil, fmt.Errorf("aggregation rule lora-exact needs LoRA adapters, the federation trains %s (kron-exact is Kron-LoRA's)", c.Kind)
 		}
 		base = loraExact{}
+	case "hetero-exact":
+		base = heteroExact{}
 	case "median":
 		base = median{}
 	case "trimmed-mean":
@@ -312,6 +316,30 @@ func (loraExact) Aggregate(r Round) (*Result, error) {
 		}
 		return next, relErr, err
 	})
+}
+
+// heteroExact aggregates clients that train adapters of their own shapes
+// (ranks, dA2): each update is the client's whole adapter θ_i, not a
+// change, and the next global is HeteroExact's re-fit of their exact ΔW
+// sum to the base's shape.
+type heteroExact struct{ stateless }
+
+func (heteroExact) String() string { return "hetero-exact" }
+
+func (heteroExact) Aggregate(r Round) (*Result, error) {
+	ws := make([]Weighted, len(r.Updates))
+	for i, u := range r.Updates {
+		ws[i] = Weighted{Set: u.Delta, Weight: u.Weight}
+	}
+	next, errs, err := HeteroExact(ws, r.Base)
+	if err != nil {
+		return nil, err
+	}
+	relErr := 0.0
+	for _, e := range errs {
+		relErr = max(relErr, e.Rel)
+	}
+	return &Result{Next: next, AggregationError: relErr}, nil
 }
 
 type median struct{ stateless }

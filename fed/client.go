@@ -47,6 +47,16 @@ type Trainer interface {
 	Train(ctx context.Context, local *adapter.Set, cfg *fedpb.RoundConfig) (TrainStats, error)
 }
 
+// ShapedTrainer is a Trainer whose client trains an adapter of its own
+// shape — another rank or dA2 than the global's (a weak device, say) — in
+// a federation aggregating with rule hetero-exact: TrainOwn starts from the
+// global adapter (read-only), trains the client's own adapter and returns
+// it; the client uploads it whole (EncodeWhole), not as a change.
+type ShapedTrainer interface {
+	Trainer
+	TrainOwn(ctx context.Context, global *adapter.Set, cfg *fedpb.RoundConfig) (*adapter.Set, TrainStats, error)
+}
+
 // TrainStats is what a round of local training reports.
 type TrainStats struct {
 	Examples int     // training examples used: the aggregation weight
@@ -321,7 +331,14 @@ func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEven
 	local := c.global.Clone()
 	start := time.Now()
 	stopHeartbeat := c.heartbeat(ctx)
-	stats, err := c.cfg.Trainer.Train(ctx, local, a.Config)
+	var stats TrainStats
+	var err error
+	shaped, whole := c.cfg.Trainer.(ShapedTrainer)
+	if whole {
+		local, stats, err = shaped.TrainOwn(ctx, c.global, a.Config)
+	} else {
+		stats, err = c.cfg.Trainer.Train(ctx, local, a.Config)
+	}
 	stopHeartbeat()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -336,6 +353,19 @@ func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEven
 	h := fnv.New64a()
 	h.Write([]byte(c.cfg.Name))
 	rng := mrand.New(mrand.NewPCG(a.Config.Seed, h.Sum64()))
+	if whole { // a client of its own shape uploads its whole adapter
+		switch {
+		case a.Secagg != nil:
+			return Failed{Class: SkipRound, Err: fmt.Errorf("round %d: a client of its own adapter shape cannot mask its upload for secure aggregation", a.Round)}
+		case a.Config.LocalNoise > 0:
+			return Failed{Class: SkipRound, Err: fmt.Errorf("round %d: local DP noises a change of the global, not a whole adapter of the client's own shape", a.Round)}
+		}
+		payload, err := EncodeWhole(c.global, local, a.Round, c.cfg.Name, a.GlobalVersion, int(a.Config.Bits), rng)
+		if err != nil {
+			return Failed{Class: SkipRound, Err: err}
+		}
+		return c.prepare(a, payload, local, stats)
+	}
 	delta := local.Sub(c.global) // the round's update Δ = local − global, in local's storage
 	if rc := a.Config; rc.LocalNoise > 0 {
 		if err := c.addLocalNoise(delta, rc, h.Sum64()); err != nil {
@@ -357,6 +387,12 @@ func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEven
 	} else if payload, err = EncodeUpdate(c.global, delta, a.Round, c.cfg.Name, a.GlobalVersion, int(a.Config.Bits), rng); err != nil {
 		return Failed{Class: SkipRound, Err: err}
 	}
+	return c.prepare(a, payload, delta, stats)
+}
+
+// prepare encrypts and signs a round's payload (sent stands for its tensors,
+// for the header's raw size) as the upload to send.
+func (c *Client) prepare(a *fedpb.RoundAssignment, payload []byte, sent *adapter.Set, stats TrainStats) ClientEvent {
 	ct, err := secure.Encrypt(c.cfg.Recipient, payload)
 	if err != nil {
 		return Failed{Class: Fatal, Err: err}
@@ -364,7 +400,7 @@ func (c *Client) train(ctx context.Context, a *fedpb.RoundAssignment) ClientEven
 	nonce := make([]byte, NonceSize)
 	rand.Read(nonce)
 	hd := &fedpb.UploadHeader{Round: a.Round, Client: c.cfg.Name, BaseVersion: a.GlobalVersion, Examples: int64(stats.Examples),
-		Size: uint64(len(ct)), Digest: Digest(ct), Nonce: nonce, RawBytes: RawBytes(delta), TrainLoss: stats.Loss, ValAccuracy: stats.Accuracy}
+		Size: uint64(len(ct)), Digest: Digest(ct), Nonce: nonce, RawBytes: RawBytes(sent), TrainLoss: stats.Loss, ValAccuracy: stats.Accuracy}
 	if hd.Signature, err = secure.SignWithKey(c.cfg.Key, UploadSigningBytes(hd)); err != nil {
 		return Failed{Class: Fatal, Err: err}
 	}

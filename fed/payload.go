@@ -128,48 +128,112 @@ func EncodeUpdate(global, delta *adapter.Set, round uint64, client string, base 
 	if err := global.SameShape(delta); err != nil {
 		return nil, fmt.Errorf("encode update: %w", err)
 	}
+	return encodeUpload(delta, payloadUpdate, round, client, base, bits, rng)
+}
+
+// EncodeWhole is the upload of a client that trains an adapter of its own
+// shape (a ShapedTrainer, rule hetero-exact): the whole adapter own, not a
+// change, of the global's kind and layers but its own rank and dA2.
+func EncodeWhole(global, own *adapter.Set, round uint64, client string, base uint64, bits int, rng *rand.Rand) ([]byte, error) {
+	if err := sameLayers(global, own); err != nil {
+		return nil, fmt.Errorf("encode adapter: %w", err)
+	}
+	return encodeUpload(own, payloadWhole, round, client, base, bits, rng)
+}
+
+// The payload kinds of an upload: a change of the global's shape, or a
+// client's whole adapter of its own shape.
+const (
+	payloadUpdate = "update"
+	payloadWhole  = "adapter"
+)
+
+func encodeUpload(set *adapter.Set, kind string, round uint64, client string, base uint64, bits int, rng *rand.Rand) ([]byte, error) {
 	opts := adapter.SaveOptions{Bits: 32}
 	if bits != 32 {
 		opts = adapter.SaveOptions{Bits: bits, Scheme: UploadScheme(bits), Rng: rng}
 	}
-	payload, err := EncodeAdapter(delta, opts, map[string]string{
-		metaPayload: "update", metaRound: strconv.FormatUint(round, 10), metaClient: client, metaBase: strconv.FormatUint(base, 10),
+	payload, err := EncodeAdapter(set, opts, map[string]string{
+		metaPayload: kind, metaRound: strconv.FormatUint(round, 10), metaClient: client, metaBase: strconv.FormatUint(base, 10),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("encode update: %w", err)
+		return nil, fmt.Errorf("encode %s: %w", kind, err)
 	}
 	return payload, nil
 }
 
+// sameLayers checks that own adapts the global's layers with the global's
+// kind, whatever its rank and dA2.
+func sameLayers(global, own *adapter.Set) error {
+	switch {
+	case own.Config.Kind != global.Config.Kind:
+		return fmt.Errorf("adapter kind %s, the federation trains %s", own.Config.Kind, global.Config.Kind)
+	case len(own.Modules) != len(global.Modules) || len(own.Dense) != len(global.Dense):
+		return fmt.Errorf("%d modules and %d dense tensors, the federation's adapter has %d and %d", len(own.Modules), len(own.Dense), len(global.Modules), len(global.Dense))
+	}
+	for i, m := range own.Modules {
+		do, di := m.Layer.Dims()
+		go_, gi := global.Modules[i].Layer.Dims()
+		if m.Name != global.Modules[i].Name || do != go_ || di != gi {
+			return fmt.Errorf("module %d is %s %d×%d, the federation's %s %d×%d", i, m.Name, do, di, global.Modules[i].Name, go_, gi)
+		}
+	}
+	for i, d := range own.Dense {
+		if d.Name != global.Dense[i].Name || len(d.Data) != len(global.Dense[i].Data) {
+			return fmt.Errorf("dense tensor %s of %d values, the federation's %s has %d", d.Name, len(d.Data), global.Dense[i].Name, len(global.Dense[i].Data))
+		}
+	}
+	return nil
+}
+
 // DecodeUpdate is the coordinator's side: it parses a decrypted payload,
-// checks that it is an update for (round, client, base) of the global
-// adapter's exact shape, base model and bit width, and returns the client's
-// dequantized change Δ (what the aggregation strategies take).
-func DecodeUpdate(payload []byte, global *adapter.Set, round uint64, client string, base uint64, bits int) (*adapter.Set, error) {
-	delta, meta, err := DecodeAdapter(payload)
+// checks that it is an upload for (round, client, base) of the global
+// adapter's base model and bit width and returns it: with whole false the
+// client's dequantized change Δ of the global's exact shape (what the
+// aggregation strategies take); with whole true (rule hetero-exact) the
+// client's whole adapter, of the global's kind and layers and its own rank
+// and dA2.
+func DecodeUpdate(payload []byte, global *adapter.Set, round uint64, client string, base uint64, bits int, whole bool) (*adapter.Set, error) {
+	set, meta, err := DecodeAdapter(payload)
 	if err != nil {
 		return nil, fmt.Errorf("update payload: %w", err)
 	}
-	want := map[string]string{metaPayload: "update", metaRound: strconv.FormatUint(round, 10), metaClient: client,
+	kind := payloadUpdate
+	if whole {
+		kind = payloadWhole
+	}
+	switch got := meta[metaPayload]; {
+	case got == payloadWhole && !whole:
+		return nil, fmt.Errorf("update payload: a whole adapter, but this federation trains one shape and takes changes of the global (only rule hetero-exact takes whole adapters)")
+	case got == payloadUpdate && whole:
+		return nil, fmt.Errorf("update payload: a change of the global, but this federation (rule hetero-exact) takes each client's whole adapter")
+	}
+	want := map[string]string{metaPayload: kind, metaRound: strconv.FormatUint(round, 10), metaClient: client,
 		metaBase: strconv.FormatUint(base, 10), "bits": strconv.Itoa(bits)}
 	for k, v := range want {
 		if meta[k] != v {
 			return nil, fmt.Errorf("update payload: metadata %s = %q, want %q", k, meta[k], v)
 		}
 	}
-	if delta.BaseModel != global.BaseModel {
-		return nil, fmt.Errorf("update payload: base model %q, the federation trains %q", delta.BaseModel, global.BaseModel)
+	if set.BaseModel != global.BaseModel {
+		return nil, fmt.Errorf("update payload: base model %q, the federation trains %q", set.BaseModel, global.BaseModel)
 	}
-	if delta.Config != global.Config {
-		return nil, fmt.Errorf("update payload: adapter %v, the federation trains %v", delta.Config, global.Config)
+	if whole {
+		if err := sameLayers(global, set); err != nil {
+			return nil, fmt.Errorf("update payload: %w", err)
+		}
+	} else {
+		if set.Config != global.Config {
+			return nil, fmt.Errorf("update payload: adapter %v, the federation trains %v", set.Config, global.Config)
+		}
+		if err := global.SameShape(set); err != nil {
+			return nil, fmt.Errorf("update payload: %w", err)
+		}
 	}
-	if err := global.SameShape(delta); err != nil {
+	if err := set.CheckFinite(); err != nil {
 		return nil, fmt.Errorf("update payload: %w", err)
 	}
-	if err := delta.CheckFinite(); err != nil {
-		return nil, fmt.Errorf("update payload: %w", err)
-	}
-	return delta, nil
+	return set, nil
 }
 
 // Digest is the SHA-256 of b.

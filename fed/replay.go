@@ -99,7 +99,7 @@ func ReplayRound(st *store.Store, id age.Identity, policy Policy, rule Rule, rou
 	}
 	byClient := map[string]ReplayedUpload{}
 	err = st.Uploads(round, func(client string, rec []byte) error {
-		u, err := replayUpload(rec, id, rp.Base, round, client, bits)
+		u, err := replayUpload(rec, id, rp.Base, round, client, bits, rule.Whole())
 		if err != nil {
 			return fmt.Errorf("accepted upload of %s: %w", client, err)
 		}
@@ -157,7 +157,7 @@ func ReplayRound(st *store.Store, id age.Identity, policy Policy, rule Rule, rou
 
 // replayUpload opens one stored upload as the coordinator did when it
 // accepted it, and checks that its client signed it.
-func replayUpload(rec []byte, id age.Identity, base *StoredVersion, round uint64, client string, bits int) (ReplayedUpload, error) {
+func replayUpload(rec []byte, id age.Identity, base *StoredVersion, round uint64, client string, bits int, whole bool) (ReplayedUpload, error) {
 	var su fedpb.StoredUpload
 	if err := proto.Unmarshal(rec, &su); err != nil {
 		return ReplayedUpload{}, err
@@ -185,7 +185,7 @@ func replayUpload(rec []byte, id age.Identity, base *StoredVersion, round uint64
 	if err != nil {
 		return ReplayedUpload{}, err
 	}
-	delta, err := DecodeUpdate(plain, base.Set, round, client, base.Version, bits)
+	delta, err := DecodeUpdate(plain, base.Set, round, client, base.Version, bits, whole)
 	if err != nil {
 		return ReplayedUpload{}, err
 	}

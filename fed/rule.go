@@ -11,7 +11,10 @@ import (
 
 // Rule is how the coordinator combines a round's client adapters.
 type Rule struct {
-	// Name is fedavg, kron-exact, lora-exact, median, trimmed-mean or fedadam.
+	// Name is fedavg, kron-exact, lora-exact, hetero-exact, median,
+	// trimmed-mean or fedadam. hetero-exact is for clients that train
+	// adapters of their own shapes (ShapedTrainer): they upload whole
+	// adapters, summed exactly as ΔW and re-fitted to the global's shape.
 	Name string
 	// Beta is the fraction trimmed at each end (trimmed-mean).
 	Beta float64
@@ -20,7 +23,7 @@ type Rule struct {
 }
 
 // RuleNames lists the aggregation rules ParseRule accepts.
-var RuleNames = []string{"fedavg", "kron-exact", "lora-exact", "median", "trimmed-mean[:beta]", "fedadam[:lr[:tau]]"}
+var RuleNames = []string{"fedavg", "kron-exact", "lora-exact", "hetero-exact", "median", "trimmed-mean[:beta]", "fedadam[:lr[:tau]]"}
 
 // ParseRule reads "fedavg", "kron-exact", "lora-exact", "median", "trimmed-mean:0.1" or
 // "fedadam:0.01:0.001".
@@ -39,7 +42,7 @@ func ParseRule(s string) (Rule, error) {
 	r := Rule{Name: parts[0]}
 	var err error
 	switch r.Name {
-	case "fedavg", "kron-exact", "lora-exact", "median":
+	case "fedavg", "kron-exact", "lora-exact", "hetero-exact", "median":
 		if len(parts) > 1 {
 			return Rule{}, fmt.Errorf("aggregation rule %q takes no parameters", r.Name)
 		}
@@ -82,11 +85,21 @@ func (r Rule) String() string {
 	return r.Name
 }
 
+// Whole says whether the rule takes each client's whole adapter of its own
+// shape (hetero-exact) rather than a change of the global's.
+func (r Rule) Whole() bool { return r.Name == "hetero-exact" }
+
 // Strategy builds the aggregation strategy of this rule for a federation
 // of adapters of kind under policy (central DP wraps it; secure aggregation
 // needs a strategy that works from the sum), refusing the combinations that
 // cannot work. noise is central DP's noise source (nil: CryptoNoise).
 func (r Rule) Strategy(kind adapter.Kind, policy Policy, noise aggregate.NoiseSource) (aggregate.Strategy, error) {
+	if r.Whole() && policy.MaxUpdateNorm > 0 {
+		return nil, fmt.Errorf("max update norm bounds a change of the global; rule %s takes whole adapters (set max_update_norm to 0)", r.Name)
+	}
+	if r.Whole() && policy.DP != nil && policy.DP.Local {
+		return nil, fmt.Errorf("local DP noises a change of the global; rule %s takes whole adapters", r.Name)
+	}
 	c := aggregate.StrategyConfig{Rule: r.Name, Beta: r.Beta, LR: r.LR, Tau: r.Tau, Kind: kind, SecureSum: policy.SecAgg != nil}
 	if dp := policy.DP; dp != nil && !dp.Local {
 		c.DP = &aggregate.CentralDPConfig{NoiseMultiplier: dp.Noise, Adaptive: dp.Adaptive, Noise: noise}

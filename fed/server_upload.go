@@ -362,7 +362,7 @@ func (s *Server) open(ct []byte, base *publishedGlobal, round uint64, client str
 	if err != nil {
 		return nil, err
 	}
-	delta, err := DecodeUpdate(plain, base.set, round, client, base.version, int(s.cfg.Policy.Train.Bits))
+	delta, err := DecodeUpdate(plain, base.set, round, client, base.version, int(s.cfg.Policy.Train.Bits), s.cfg.Rule.Whole())
 	if err != nil {
 		return nil, refuse(RefuseInvalid, "bad_payload", "%v", err)
 	}

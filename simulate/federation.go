@@ -91,6 +91,13 @@ type Options struct {
 	// averaging.
 	ClientRanks []int
 	RankDown    aggregate.RankMethod
+	// ClientDA2s, when set, gives client i the Kronecker dA2
+	// ClientDA2s[i%len] (and its ClientRanks rank): a Kron-LoRA of one dA2
+	// is not one of another, so these clients upload their whole adapters
+	// and the rule must be hetero-exact, which sums their ΔW exactly and
+	// re-fits the global; each client re-fits the global to its own shape
+	// (aggregate.HeteroExact) before training.
+	ClientDA2s []int
 	// Uploads, when set, is told how many of the open round's cohort have
 	// uploaded, each time that count grows (best effort: two uploads
 	// landing together are one call). It runs on Phase's goroutine.
@@ -178,6 +185,18 @@ func New(opts Options) (*Federation, error) {
 	}
 	if _, _, err := ParsePartition(opts.Partition); err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	if len(opts.ClientDA2s) > 0 {
+		switch {
+		case opts.Adapter.Kind != adapter.KindKron:
+			return nil, fmt.Errorf("simulate: client dA2s apply to kron adapters, not %s", opts.Adapter.Kind)
+		case !opts.Rule.Whole():
+			return nil, fmt.Errorf("simulate: clients of different dA2 upload whole adapters: the rule must be hetero-exact, not %s", opts.Rule.Name)
+		case slices.Min(opts.ClientDA2s) < 1:
+			return nil, fmt.Errorf("simulate: client dA2s %v: every dA2 must be ≥ 1", opts.ClientDA2s)
+		case opts.Canaries > 0:
+			return nil, errors.New("simulate: client dA2s with canaries: the audit's canaries assume one shape for every client")
+		}
 	}
 	if len(opts.ClientRanks) > 0 {
 		top := slices.Max(opts.ClientRanks)
@@ -476,7 +495,11 @@ func (f *Federation) PhaseOwnData(ctx context.Context, shards [][]task.Item, val
 		if n := len(f.opts.ClientRanks); n > 0 {
 			tr.rank = f.opts.ClientRanks[i%n]
 		}
-		if err := run(fed.ClientConfig{Name: name, Trainer: tr, Conn: conns[i], Examples: int64(len(items)), Key: f.keys[i], Slots: f.sem}); err != nil {
+		var trainer fed.Trainer = tr
+		if n := len(f.opts.ClientDA2s); n > 0 {
+			trainer = &shapedSimTrainer{simTrainer: tr, dA2: f.opts.ClientDA2s[i%n]}
+		}
+		if err := run(fed.ClientConfig{Name: name, Trainer: trainer, Conn: conns[i], Examples: int64(len(items)), Key: f.keys[i], Slots: f.sem}); err != nil {
 			return err
 		}
 	}
@@ -680,6 +703,46 @@ func (t *simTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.Ro
 		copy(dst[i].Data, src[i].Data)
 	}
 	return stats, nil
+}
+
+// shapedSimTrainer is a client of its own Kron-LoRA shape (ClientDA2s): it
+// re-fits the global to its rank and dA2, trains that, and uploads it whole
+// (fed.ShapedTrainer).
+type shapedSimTrainer struct {
+	*simTrainer
+	dA2 int
+}
+
+func (t *shapedSimTrainer) TrainOwn(ctx context.Context, global *adapter.Set, rc *fedpb.RoundConfig) (*adapter.Set, fed.TrainStats, error) {
+	cfg := global.Config
+	cfg.DA2 = t.dA2
+	if t.rank > 0 {
+		cfg.Rank = t.rank
+	}
+	shape, err := train.NewAdapterSet(t.f.opts.Model, cfg, rc.Seed)
+	if err != nil {
+		return nil, fed.TrainStats{}, err
+	}
+	own, errs, err := aggregate.HeteroExact([]aggregate.Weighted{{Set: global, Weight: 1}}, shape)
+	if err != nil {
+		return nil, fed.TrainStats{}, err
+	}
+	rel := make([]float64, len(errs))
+	for i, e := range errs {
+		rel[i] = e.Rel
+	}
+	t.f.refitMu.Lock()
+	t.f.refit = append(t.f.refit, meanOf(rel))
+	t.f.refitMu.Unlock()
+	h := fnv.New64a()
+	h.Write([]byte(t.name))
+	l, err := train.NewLearner(t.f.opts.Model, own, t.f.opts.MaxLen, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
+	if err != nil {
+		return nil, fed.TrainStats{}, err
+	}
+	et := fedtrain.Trainer{Learner: l, TrainItems: t.items, ValItems: t.val, Penalty: t.f.penalty}
+	stats, err := et.Train(ctx, own, rc)
+	return own, stats, err
 }
 
 func meanOf(xs []float64) float64 {

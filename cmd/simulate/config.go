@@ -68,6 +68,7 @@ type simConfig struct {
 	// clients; the global adapter has the largest), and Hetero how they
 	// aggregate: exact, zeropad or truncate (see heteroRule).
 	Ranks  []int  `toml:"ranks,omitempty"`
+	DA2s   []int  `toml:"da2s,omitempty"`
 	Hetero string `toml:"hetero,omitempty"`
 	// Mitigations against forgetting, each run side by side: "none",
 	// "merge", "ties[:DENSITY]", "reinit", "l2sp[:λ]", "ortho[:λ]".
@@ -428,8 +429,8 @@ func loadConfig(name string, args []string, cfg *simConfig, extra func(*flag.Fla
 	if fs.Lookup("preset") == nil && (cfg.Preset != "" || cfg.Scale != 1) {
 		return fmt.Errorf("preset and scale apply to simulate forgetting only, not %s", name)
 	}
-	if name != "run" && (len(cfg.Ranks) > 0 || cfg.Hetero != "") {
-		return fmt.Errorf("ranks and hetero apply to simulate run only, not %s", name)
+	if name != "run" && (len(cfg.Ranks) > 0 || len(cfg.DA2s) > 0 || cfg.Hetero != "") {
+		return fmt.Errorf("ranks, da2s and hetero apply to simulate run only, not %s", name)
 	}
 	if name != "forgetting" && len(cfg.Mitigations) > 0 {
 		return fmt.Errorf("mitigations apply to simulate forgetting only, not %s", name)

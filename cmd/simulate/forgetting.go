@@ -223,6 +223,15 @@ func buildExperiment(cfg simConfig) (*simulate.Experiment, error) {
 				return nil, err
 			}
 		}
+		for _, d := range cfg.DA2s { // every client shape must fit the model
+			for _, r := range append(slices.Clone(cfg.Ranks), c.Adapter.Rank) {
+				ac := c.Adapter
+				ac.DA2, ac.Rank = d, r
+				if _, err := train.NewAdapterSet(m, ac, 0); err != nil {
+					return nil, fmt.Errorf("client shape dA2 %d, rank %d on %s: %w", d, r, m.Name, err)
+				}
+			}
+		}
 	}
 	var seeds []uint64
 	for i := range max(cfg.Seeds, 1) {

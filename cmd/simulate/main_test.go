@@ -333,7 +333,24 @@ func TestRunRanks(t *testing.T) {
 		"hetero \"mean\"":               {"--ranks", "2,4", "--hetero", "mean"},
 		"--hetero applies with --ranks": {"--hetero", "zeropad"},
 		"client rank 400 exceeds":       {"--ranks", "2,400"},
+		"dA2 = 3 does not divide":       {"--da2s", "2,3"},
+		"--da2s applies to kron":        {"--da2s", "2,4", "--adapters", "lora:8"},
+		"can only be summed exactly":    {"--da2s", "2,4", "--hetero", "zeropad"},
 		"not median":                    {"--ranks", "2,4", "--rule", "median"},
 	})
 	refusedBeforeWork(t, "forgetting", map[string][]string{"apply to simulate run only": {"--config", writeConfig(t, "ranks = [2, 4]\n")}})
+
+	// Clients of different dA2 (and ranks) upload whole adapters, summed by
+	// hetero-exact; the global keeps its shape.
+	out = t.TempDir()
+	buf.Reset()
+	if err := program.Run([]string{"run", "--task", "word-category", "--rounds", "2", "--clients", "2", "--max-items", "8",
+		"--eval-items", "8", "--epochs", "1", "--lr", "1e-2", "--da2s", "2,4", "--ranks", "2,4", "--out", out}, &buf); err != nil ||
+		!strings.Contains(buf.String(), "clients of ranks 2,4 and dA2 2,4 (cycled), global rank 4, exact aggregation (rule hetero-exact)") {
+		t.Fatalf("clients of dA2 2 and 4: %v\n%s", err, buf.String())
+	}
+	recs = readLines[simulate.RoundRecord](t, filepath.Join(out, "rounds.jsonl"))
+	if g, err := adapter.ReadFile(filepath.Join(out, "global-final.safetensors")); err != nil || g.Config.Rank != 4 || len(recs) != 2 || !(recs[1].RefitErrorMax > 0) {
+		t.Fatalf("global %v %v, records %+v", g, err, recs)
+	}
 }

@@ -44,6 +44,7 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 		fs.StringVar(&taskDir, "task-dir", "", "clients' own data instead of --task: a folder of .jsonl files, one per client (their validation and test items pooled)")
 		fs.IntVar(&rounds, "rounds", rounds, "federated rounds")
 		fs.Var(numList[int]{&cfg.Ranks, strconv.Atoi}, "ranks", "clients of different capacity: ranks cycled over the clients, e.g. 2,4,8 (the global adapter takes the largest)")
+		fs.Var(numList[int]{&cfg.DA2s, strconv.Atoi}, "da2s", "clients of different Kronecker dA2, cycled over the clients, e.g. 2,4 (kron only): they upload whole adapters, summed exactly as ΔW by rule hetero-exact")
 		fs.StringVar(&cfg.Hetero, "hetero", cfg.Hetero, "with --ranks: exact (SVD down, exact lift up, kron-exact or lora-exact sum; the default), zeropad (HeteroLoRA: first components down, zero-padded factor averaging) or truncate (SVD down, factor averaging)")
 	})
 	if err != nil {
@@ -104,12 +105,19 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 		return fmt.Errorf("run: %w", err)
 	}
 	base := exp.ArmOptions(exp.Adapters[0], cfg.Seed)
-	if len(cfg.Ranks) > 0 {
-		base.ClientRanks = cfg.Ranks
+	if len(cfg.Ranks) > 0 || len(cfg.DA2s) > 0 {
+		base.ClientRanks, base.ClientDA2s = cfg.Ranks, cfg.DA2s
 		if base.RankDown, err = heteroMethod(cfg.Hetero); err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
-		fmt.Fprintf(stdout, "  clients of ranks %s (cycled), global rank %d, %s aggregation (rule %s)\n", joinNums(cfg.Ranks), base.Adapter.Rank, cfg.Hetero, cfg.Rule)
+		shapes := "ranks " + joinNums(cfg.Ranks)
+		if len(cfg.Ranks) == 0 {
+			shapes = fmt.Sprintf("rank %d", base.Adapter.Rank)
+		}
+		if len(cfg.DA2s) > 0 {
+			shapes += " and dA2 " + joinNums(cfg.DA2s)
+		}
+		fmt.Fprintf(stdout, "  clients of %s (cycled), global rank %d, %s aggregation (rule %s)\n", shapes, base.Adapter.Rank, cfg.Hetero, cfg.Rule)
 	}
 	resolved := cfg
 	resolved.Pairs, resolved.RoundsA, resolved.RoundsB = nil, 0, 0 // run's --task and --rounds say these
@@ -135,14 +143,17 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 // clients' ΔW with kron-exact (lora-exact for LoRA), zeropad and truncate
 // average factors with fedavg.
 func applyRanks(cfg *simConfig) error {
-	if len(cfg.Ranks) == 0 {
+	if len(cfg.Ranks) == 0 && len(cfg.DA2s) == 0 {
 		if cfg.Hetero != "" {
 			return errors.New("--hetero applies with --ranks")
 		}
 		return nil
 	}
-	if slices.Min(cfg.Ranks) < 1 {
+	if len(cfg.Ranks) > 0 && slices.Min(cfg.Ranks) < 1 {
 		return fmt.Errorf("ranks %v: every rank must be ≥ 1", cfg.Ranks)
+	}
+	if len(cfg.DA2s) > 0 && slices.Min(cfg.DA2s) < 1 {
+		return fmt.Errorf("da2s %v: every dA2 must be ≥ 1", cfg.DA2s)
 	}
 	h := cmp.Or(cfg.Hetero, "exact")
 	if _, err := heteroMethod(h); err != nil {
@@ -153,16 +164,26 @@ func applyRanks(cfg *simConfig) error {
 		return err
 	}
 	rule := "fedavg"
-	if h == "exact" {
+	switch {
+	case len(cfg.DA2s) > 0 && ac.Kind != adapter.KindKron:
+		return fmt.Errorf("--da2s applies to kron adapters, not %s", ac.Kind)
+	case len(cfg.DA2s) > 0 && h != "exact":
+		return fmt.Errorf("--da2s: clients of different dA2 can only be summed exactly as ΔW (hetero exact), not %s", h)
+	case len(cfg.DA2s) > 0:
+		rule = "hetero-exact"
+	case h == "exact" && ac.Kind == adapter.KindLoRA:
+		rule = "lora-exact"
+	case h == "exact":
 		rule = "kron-exact"
-		if ac.Kind == adapter.KindLoRA {
-			rule = "lora-exact"
-		}
 	}
 	if cfg.Rule != "fedavg" && cfg.Rule != rule {
 		return fmt.Errorf("--hetero %s aggregates with rule %s, not %s", h, rule, cfg.Rule)
 	}
-	spec := fmt.Sprintf("%s:%d", ac.Kind, slices.Max(cfg.Ranks))
+	rank := ac.Rank
+	if len(cfg.Ranks) > 0 {
+		rank = slices.Max(cfg.Ranks)
+	}
+	spec := fmt.Sprintf("%s:%d", ac.Kind, rank)
 	if ac.DA2 > 0 {
 		spec += fmt.Sprintf(":%d", ac.DA2)
 	}
