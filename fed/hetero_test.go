@@ -85,12 +85,20 @@ func TestHeteroRoundsInMemory(t *testing.T) {
 	if _, err := DecodeUpdate(whole, f.initial, 1, "c0", 1, 32, false); err == nil || !strings.Contains(err.Error(), "a whole adapter, but this federation trains one shape") {
 		t.Errorf("whole adapter under fedavg: %v", err)
 	}
-	change, err := EncodeUpdate(f.initial, f.initial.Clone(), 1, "c0", 1, 32, nil)
+	// A client of the global's own shape may send a change: under
+	// hetero-exact it counts as the whole adapter global + Δ.
+	delta := f.initial.Clone()
+	scaleParams(delta, 0.5)
+	change, err := EncodeUpdate(f.initial, delta, 1, "c0", 1, 32, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := DecodeUpdate(change, f.initial, 1, "c0", 1, 32, true); err == nil || !strings.Contains(err.Error(), "takes each client's whole adapter") {
-		t.Errorf("change under hetero-exact: %v", err)
+	theta, err := DecodeUpdate(change, f.initial, 1, "c0", 1, 32, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := adapter.MaxAbsDiff(theta, f.initial.Clone().Add(delta)); d != 0 {
+		t.Errorf("change under hetero-exact: %g from global + Δ", d)
 	}
 	if got, err := DecodeUpdate(whole, f.initial, 1, "c0", 1, 32, true); err != nil || got.Config.Rank != 2 || got.Config.DA2 != 2 {
 		t.Errorf("whole adapter under hetero-exact: %v", err)

@@ -192,21 +192,19 @@ func sameLayers(global, own *adapter.Set) error {
 // client's dequantized change Δ of the global's exact shape (what the
 // aggregation strategies take); with whole true (rule hetero-exact) the
 // client's whole adapter, of the global's kind and layers and its own rank
-// and dA2.
+// and dA2 — sent whole, or as a change of the global by a client of the
+// global's own shape (returned as global + Δ).
 func DecodeUpdate(payload []byte, global *adapter.Set, round uint64, client string, base uint64, bits int, whole bool) (*adapter.Set, error) {
 	set, meta, err := DecodeAdapter(payload)
 	if err != nil {
 		return nil, fmt.Errorf("update payload: %w", err)
 	}
-	kind := payloadUpdate
-	if whole {
-		kind = payloadWhole
-	}
-	switch got := meta[metaPayload]; {
-	case got == payloadWhole && !whole:
+	kind := meta[metaPayload]
+	switch {
+	case kind == payloadWhole && !whole:
 		return nil, fmt.Errorf("update payload: a whole adapter, but this federation trains one shape and takes changes of the global (only rule hetero-exact takes whole adapters)")
-	case got == payloadUpdate && whole:
-		return nil, fmt.Errorf("update payload: a change of the global, but this federation (rule hetero-exact) takes each client's whole adapter")
+	case kind != payloadWhole:
+		kind = payloadUpdate // a change of the global, in either kind of federation
 	}
 	want := map[string]string{metaPayload: kind, metaRound: strconv.FormatUint(round, 10), metaClient: client,
 		metaBase: strconv.FormatUint(base, 10), "bits": strconv.Itoa(bits)}
@@ -218,7 +216,7 @@ func DecodeUpdate(payload []byte, global *adapter.Set, round uint64, client stri
 	if set.BaseModel != global.BaseModel {
 		return nil, fmt.Errorf("update payload: base model %q, the federation trains %q", set.BaseModel, global.BaseModel)
 	}
-	if whole {
+	if kind == payloadWhole {
 		if err := sameLayers(global, set); err != nil {
 			return nil, fmt.Errorf("update payload: %w", err)
 		}
@@ -232,6 +230,11 @@ func DecodeUpdate(payload []byte, global *adapter.Set, round uint64, client stri
 	}
 	if err := set.CheckFinite(); err != nil {
 		return nil, fmt.Errorf("update payload: %w", err)
+	}
+	if whole && kind == payloadUpdate {
+		// A client of the federation's own shape sends its change: its whole
+		// adapter is the global plus it.
+		return global.Clone().Add(set), nil
 	}
 	return set, nil
 }

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/aggregate"
 	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
 	"github.com/kronfed/kronfed/task"
@@ -81,4 +82,41 @@ func copyParams(dst, src *adapter.Set) {
 	for i := range d {
 		copy(d[i].Data, s[i].Data)
 	}
+}
+
+// Shaped trains a client's adapter of its own shape — a rank or dA2 other
+// than the global's, for a weak device or a strong one — in a federation
+// with rule hetero-exact (fed.ShapedTrainer): each round the global is
+// re-fitted to Own's shape (aggregate.HeteroExact: its ΔW, nearest in
+// Own's shape), trained, and returned whole for upload.
+type Shaped struct {
+	Trainer              // Learner must be bound to Own
+	Own     *adapter.Set // the client's adapter
+	// OnRefit, when set, is told each round's mean relative ΔW error of
+	// re-fitting the global to Own's shape.
+	OnRefit func(rel float64)
+}
+
+var _ fed.ShapedTrainer = (*Shaped)(nil)
+
+// TrainOwn re-fits global into Own, trains it with the round's settings and
+// returns a copy of it.
+func (s *Shaped) TrainOwn(ctx context.Context, global *adapter.Set, rc *fedpb.RoundConfig) (*adapter.Set, fed.TrainStats, error) {
+	fit, errs, err := aggregate.HeteroExact([]aggregate.Weighted{{Set: global, Weight: 1}}, s.Own)
+	if err != nil {
+		return nil, fed.TrainStats{}, fmt.Errorf("re-fit the global adapter to the client's shape: %w", err)
+	}
+	copyParams(s.Own, fit)
+	if s.OnRefit != nil {
+		var mean float64
+		for _, e := range errs {
+			mean += e.Rel
+		}
+		s.OnRefit(mean / float64(max(len(errs), 1)))
+	}
+	stats, err := s.Trainer.Train(ctx, s.Own, rc)
+	if err != nil {
+		return nil, fed.TrainStats{}, err
+	}
+	return s.Own.Clone(), stats, nil
 }

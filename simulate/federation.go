@@ -719,30 +719,23 @@ func (t *shapedSimTrainer) TrainOwn(ctx context.Context, global *adapter.Set, rc
 	if t.rank > 0 {
 		cfg.Rank = t.rank
 	}
-	shape, err := train.NewAdapterSet(t.f.opts.Model, cfg, rc.Seed)
+	own, err := train.NewAdapterSet(t.f.opts.Model, cfg, rc.Seed)
 	if err != nil {
 		return nil, fed.TrainStats{}, err
 	}
-	own, errs, err := aggregate.HeteroExact([]aggregate.Weighted{{Set: global, Weight: 1}}, shape)
-	if err != nil {
-		return nil, fed.TrainStats{}, err
-	}
-	rel := make([]float64, len(errs))
-	for i, e := range errs {
-		rel[i] = e.Rel
-	}
-	t.f.refitMu.Lock()
-	t.f.refit = append(t.f.refit, meanOf(rel))
-	t.f.refitMu.Unlock()
 	h := fnv.New64a()
 	h.Write([]byte(t.name))
 	l, err := train.NewLearner(t.f.opts.Model, own, t.f.opts.MaxLen, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
 	if err != nil {
 		return nil, fed.TrainStats{}, err
 	}
-	et := fedtrain.Trainer{Learner: l, TrainItems: t.items, ValItems: t.val, Penalty: t.f.penalty}
-	stats, err := et.Train(ctx, own, rc)
-	return own, stats, err
+	st := fedtrain.Shaped{Trainer: fedtrain.Trainer{Learner: l, TrainItems: t.items, ValItems: t.val, Penalty: t.f.penalty}, Own: own,
+		OnRefit: func(rel float64) {
+			t.f.refitMu.Lock()
+			t.f.refit = append(t.f.refit, rel)
+			t.f.refitMu.Unlock()
+		}}
+	return st.TrainOwn(ctx, global, rc)
 }
 
 func meanOf(xs []float64) float64 {

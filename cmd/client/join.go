@@ -61,6 +61,8 @@ func runJoin(args []string, stdout io.Writer) error {
 	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "gossip bind host:port (with --gossip-seed)")
 	capability := fs.String("capability", fmt.Sprintf("cpu:%d", runtime.GOMAXPROCS(0)), "what this client runs on, reported to the coordinator")
 	seed := fs.Uint64("seed", 1, "seed of this client's dropout")
+	ownRank := fs.Int("rank", 0, "train an adapter of this rank instead of the federation's (a coordinator with rule hetero-exact; 0: the federation's)")
+	ownDA2 := fs.Int("dA2", 0, "kron: train an adapter of this dA2 instead of the federation's (a coordinator with rule hetero-exact; 0: the federation's)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	outPath := fs.String("out", "", "when the federation ends, write its final global adapter (verified) to this .safetensors file")
 	if err := parseFlags(fs, args); err != nil {
@@ -144,9 +146,35 @@ func runJoin(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	learner, err := train.NewLearner(m, set, *maxLen, rand.New(rand.NewPCG(*seed, 0x64726f70)))
+	// A client of its own shape trains its own adapter and uploads it
+	// whole; one of the federation's shape trains the global's in place.
+	own := set
+	if *ownRank < 0 || *ownDA2 < 0 {
+		return fmt.Errorf("join: --rank %d, --dA2 %d: want ≥ 0", *ownRank, *ownDA2)
+	}
+	if *ownRank > 0 || *ownDA2 > 0 {
+		cfg := set.Config
+		if *ownRank > 0 {
+			cfg.Rank = *ownRank
+		}
+		if *ownDA2 > 0 {
+			if cfg.Kind != adapter.KindKron {
+				return fmt.Errorf("join: --dA2 applies to kron adapters; the federation trains %s", cfg.Kind)
+			}
+			cfg.DA2 = *ownDA2
+		}
+		if own, err = train.NewAdapterSet(m, cfg, *seed); err != nil {
+			return fmt.Errorf("join: an adapter of rank %d, dA2 %d on %s: %w", cfg.Rank, cfg.DA2, m.Name, err)
+		}
+	}
+	learner, err := train.NewLearner(m, own, *maxLen, rand.New(rand.NewPCG(*seed, 0x64726f70)))
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
+	}
+	var trainer fed.Trainer = &fedtrain.Trainer{Learner: learner, TrainItems: trainItems, ValItems: limit(splits.Validation, *evalLimit)}
+	if own != set {
+		trainer = &fedtrain.Shaped{Trainer: *trainer.(*fedtrain.Trainer), Own: own}
+		fmt.Fprintf(stdout, "client %s trains its own adapter, %s, uploaded whole (the coordinator needs rule hetero-exact)\n", b.Name, own.Config)
 	}
 	if *gossipSeed != "" {
 		node, err := joinGossip(ctx, b, *gossipBind, *gossipSeed, cluster.Meta{Role: cluster.RoleClient, Model: set.BaseModel,
@@ -164,7 +192,7 @@ func runJoin(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "client %s: %s on %s, %d training items (shard %s of %s), coordinator %s\n",
 		b.Name, set.Config, set.BaseModel, len(trainItems), *shard, *taskName, *addr)
 	c, err := fed.NewClient(fed.ClientConfig{
-		Name: b.Name, Conn: conn, Trainer: &fedtrain.Trainer{Learner: learner, TrainItems: trainItems, ValItems: limit(splits.Validation, *evalLimit)},
+		Name: b.Name, Conn: conn, Trainer: trainer,
 		Model: set.BaseModel, Adapter: set.Config.String(), Examples: int64(len(trainItems)), Capability: *capability,
 		Key: key, Recipient: recipient, Verifier: verifier, Rounds: *rounds, Logger: log,
 		OnRound: func(r fed.RoundReport) {

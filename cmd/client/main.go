@@ -6,7 +6,7 @@
 //	client generate --model FILE [--prompt TEXT] --max-tokens N --temperature 0
 //	client pretrain --out FILE | --builtin [--steps N] [--text FILE]
 //	client train --model M --task T --adapter kron|lora [--epochs E] [--out FILE]
-//	client join --coordinator ADDR --bundle FILE --model M --task T [--shard i/N]
+//	client join --coordinator ADDR --bundle FILE --model M --task T [--shard i/N] [--rank R] [--dA2 D]
 //	client eval --model M --task T [--adapter FILE] [--split validation]
 //	client quant-report --adapter FILE [--bits 8,4] [--json]
 //	client export --adapter FILE --out DIR [--format lokr|lora|merged]

@@ -573,3 +573,43 @@ range = 0.05`, fmt.Sprintf("gossip = %q", gossip))
 	}
 	logLines(t, coord, "secure aggregation", "unmask stage closed", "aggregated")
 }
+
+// TestClientsOfTheirOwnShape: three client processes train adapters of
+// three shapes — the federation's (rank 4, dA2 2), rank 2, and rank 2 with
+// dA2 4 — in one federation with rule hetero-exact; every round publishes
+// with all three, and `coordinator verify` recomputes them byte for byte.
+func TestClientsOfTheirOwnShape(t *testing.T) {
+	f := newFederation(t, 3, `[rounds]
+rounds = 2
+cohort = 3
+quorum = 3
+timeout = "60s"
+rule = "hetero-exact"`, "keep_uploads = 2")
+	coord, addr := f.serve(t)
+	shapes := [][]string{nil, {"--rank", "2"}, {"--rank", "2", "--dA2", "4"}}
+	var clients []*proc
+	for i, args := range shapes {
+		clients = append(clients, f.join(t, i, addr, args...))
+	}
+	clients[2].waitFor(t, `trains its own adapter, kron-lora \(r=2, dA2=4`, 30*time.Second)
+	if err := coord.wait(t, 120*time.Second); err != nil {
+		t.Fatalf("coordinator: %v", err)
+	}
+	for _, c := range clients {
+		if err := c.wait(t, 30*time.Second); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+	}
+	res := f.results(t)
+	if len(res) != 2 {
+		t.Fatalf("results: %v", res)
+	}
+	for _, r := range res {
+		if r.Outcome != "published" || len(r.Clients) != 3 {
+			t.Fatalf("round %d: %v", r.Round, r)
+		}
+	}
+	if out := runCmd(t, f.coord, "verify", "--config", f.config); !strings.Contains(out, "2 equal to their replay") {
+		t.Errorf("verify:\n%s", out)
+	}
+}
