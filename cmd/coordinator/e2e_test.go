@@ -271,6 +271,26 @@ func (f *federation) results(t *testing.T) []*fedpb.RoundResult {
 	return out
 }
 
+// finish waits for the coordinator (up to timeout) and the clients to exit
+// cleanly and returns the published round results, which must number
+// rounds.
+func (f *federation) finish(t *testing.T, coord *proc, clients []*proc, timeout time.Duration, rounds int) []*fedpb.RoundResult {
+	t.Helper()
+	if err := coord.wait(t, timeout); err != nil {
+		t.Fatalf("coordinator: %v", err)
+	}
+	for _, c := range clients {
+		if err := c.wait(t, 30*time.Second); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+	}
+	res := f.results(t)
+	if len(res) != rounds {
+		t.Fatalf("results: %v", res)
+	}
+	return res
+}
+
 func scrape(t testing.TB, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -554,18 +574,7 @@ range = 0.05`, fmt.Sprintf("gossip = %q", gossip))
 	if m[1] != "3" {
 		t.Fatalf("round 1, whose client c3 was killed after sharing its keys, aggregated %s clients", m[1])
 	}
-	if err := coord.wait(t, 90*time.Second); err != nil {
-		t.Fatalf("coordinator: %v", err)
-	}
-	for _, c := range clients[:3] {
-		if err := c.wait(t, 30*time.Second); err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-	}
-	res := f.results(t)
-	if len(res) != 2 {
-		t.Fatalf("results: %v", res)
-	}
+	res := f.finish(t, coord, clients[:3], 90*time.Second, 2)
 	for _, r := range res {
 		if r.Outcome != "published" || r.Survivors != 3 || !strings.HasPrefix(r.SecureAggregation, "secagg+") {
 			t.Fatalf("round %d: %v", r.Round, r)
@@ -592,18 +601,7 @@ rule = "hetero-exact"`, "keep_uploads = 2")
 		clients = append(clients, f.join(t, i, addr, args...))
 	}
 	clients[2].waitFor(t, `trains its own adapter, kron-lora \(r=2, dA2=4`, 30*time.Second)
-	if err := coord.wait(t, 120*time.Second); err != nil {
-		t.Fatalf("coordinator: %v", err)
-	}
-	for _, c := range clients {
-		if err := c.wait(t, 30*time.Second); err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-	}
-	res := f.results(t)
-	if len(res) != 2 {
-		t.Fatalf("results: %v", res)
-	}
+	res := f.finish(t, coord, clients, 120*time.Second, 2)
 	for _, r := range res {
 		if r.Outcome != "published" || len(r.Clients) != 3 {
 			t.Fatalf("round %d: %v", r.Round, r)
