@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -61,6 +60,7 @@ func runJoin(args []string, stdout io.Writer) error {
 	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "gossip bind host:port (with --gossip-seed)")
 	capability := fs.String("capability", fmt.Sprintf("cpu:%d", runtime.GOMAXPROCS(0)), "what this client runs on, reported to the coordinator")
 	seed := fs.Uint64("seed", 1, "seed of this client's dropout")
+	wait := fs.Duration("wait", 5*time.Minute, "how long to wait for a coordinator that is not up yet (retries with backoff and jitter; 0: try once)")
 	ownRank := fs.Int("rank", 0, "train an adapter of this rank instead of the federation's (a coordinator with rule hetero-exact; 0: the federation's)")
 	ownDA2 := fs.Int("dA2", 0, "kron: train an adapter of this dA2 instead of the federation's (a coordinator with rule hetero-exact; 0: the federation's)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -142,7 +142,17 @@ func runJoin(args []string, stdout io.Writer) error {
 	defer stop()
 	// The federation decides the adapter: take its shape (and head, for
 	// encoders) from the current global adapter.
-	set, err := federationAdapter(ctx, conn, *addr, tlsConf, m, int64(len(trainItems)), *capability)
+	if *wait < 0 {
+		return fmt.Errorf("join: --wait %v: want ≥ 0", *wait)
+	}
+	err = fed.WaitForCoordinator(ctx, *addr, tlsConf, *wait, fed.DefaultBackoff(), func(err error, next, waited time.Duration) {
+		fmt.Fprintf(stdout, "coordinator %s not reachable yet (%v); retrying in %s (waited %s of %s)\n", *addr, err,
+			next.Round(100*time.Millisecond), waited.Round(time.Second), *wait)
+	})
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	set, err := federationAdapter(ctx, conn, m, int64(len(trainItems)), *capability)
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
@@ -228,23 +238,7 @@ func runJoin(args []string, stdout io.Writer) error {
 
 // federationAdapter joins the coordinator with the model's identity and
 // downloads the current global adapter, checking it fits the model.
-func federationAdapter(ctx context.Context, conn *fed.GRPCConn, addr string, tlsConf *tls.Config, m *model.Model, examples int64, capability string) (*adapter.Set, error) {
-	// Wait (a while) for the coordinator to come up, but stop at once when
-	// it refuses our certificate: retrying cannot fix that.
-	for attempt := 0; ; attempt++ {
-		err := fed.ProbeTLS(ctx, addr, tlsConf)
-		if err == nil {
-			break
-		}
-		if errors.Is(err, fed.ErrCertificateRefused) || errors.Is(err, fed.ErrUntrustedCoordinator) || attempt == 20 {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+func federationAdapter(ctx context.Context, conn *fed.GRPCConn, m *model.Model, examples int64, capability string) (*adapter.Set, error) {
 	resp, err := conn.Join(ctx, &fedpb.JoinRequest{Model: m.Name, Examples: examples, Capability: capability})
 	if err != nil {
 		return nil, err

@@ -611,3 +611,35 @@ rule = "hetero-exact"`, "keep_uploads = 2")
 		t.Errorf("verify:\n%s", out)
 	}
 }
+
+// TestClientWaitsForCoordinator: a client started before its coordinator
+// waits (backoff with jitter, saying so) instead of quitting, and takes
+// part once the coordinator is up on the address in its bundle's config.
+func TestClientWaitsForCoordinator(t *testing.T) {
+	f := newFederation(t, 1, `[rounds]
+rounds = 1
+cohort = 1
+quorum = 1
+timeout = "60s"`, "")
+	addr := freeAddr(t)
+	cfg, err := os.ReadFile(f.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = []byte(strings.Replace(string(cfg), `listen = "127.0.0.1:0"`, fmt.Sprintf("listen = %q", addr), 1))
+	if err := os.WriteFile(f.config, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	client := f.join(t, 0, addr, "--wait", "60s")
+	client.waitFor(t, `coordinator \S+ not reachable yet .*; retrying in`, 20*time.Second)
+	client.waitFor(t, `not reachable yet .*waited [1-9]`, 20*time.Second) // still waiting a second later
+	coord, _ := f.serve(t)
+	f.finish(t, coord, []*proc{client}, 90*time.Second, 1)
+	// With no coordinator and a short wait, the client gives up naming
+	// the address and the flag.
+	out, err := exec.Command(f.client, "join", "--coordinator", freeAddr(t), "--bundle", f.bundles[0], "--model", f.modelPath,
+		"--task", "add-mod-10", "--wait", "2s").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no coordinator answered at") || !strings.Contains(string(out), "raise --wait") {
+		t.Fatalf("no coordinator: %v\n%s", err, out)
+	}
+}
