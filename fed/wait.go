@@ -19,7 +19,9 @@ type Backoff struct {
 }
 
 // DefaultBackoff starts at half a second and grows to 15 s.
-func DefaultBackoff() Backoff { return Backoff{Base: 500 * time.Millisecond, Max: 15 * time.Second, Factor: 2} }
+func DefaultBackoff() Backoff {
+	return Backoff{Base: 500 * time.Millisecond, Max: 15 * time.Second, Factor: 2}
+}
 
 // Delay is the wait before retry n (n ≥ 0).
 func (b *Backoff) Delay(n int) time.Duration {
