@@ -16,7 +16,7 @@ type Metrics struct {
 	Members         prometheus.Gauge         // live joined clients
 	Round           prometheus.Gauge         // current round number
 	GlobalVersion   prometheus.Gauge
-	AggregationErr  prometheus.Gauge // last Kron-aware re-fit error
+	AggregationErr  prometheus.Gauge // last exact rule's re-fit error
 	Epsilon         prometheus.Gauge // privacy spent (DP)
 	// SecAggSurvivors is how many masked inputs the last secure
 	// aggregation summed (0 without secure aggregation).
@@ -49,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		GlobalVersion: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "global_version",
 			Help: "Published global adapter version."}),
 		AggregationErr: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "aggregation_relative_error",
-			Help: "Largest per-module relative error of the last Kron-aware re-fit."}),
+			Help: "Largest per-module relative error of the last exact rule's re-fit (kron-exact, lora-exact, hetero-exact)."}),
 		Epsilon: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "privacy_epsilon",
 			Help: "Differential privacy spent so far (ε at the federation's δ; 0 without DP)."}),
 		SecAggSurvivors: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "secagg_survivors",
