@@ -179,13 +179,13 @@ type federation struct {
 	bundles                []string
 }
 
-func newFederation(t testing.TB, clients int, rounds string, extra string) *federation {
+func newFederation(t testing.TB, clients int, rounds string, extra string, initArgs ...string) *federation {
 	t.Helper()
 	coord, client := binaries(t)
 	modelPath := sharedtest.Path(t, "models", "stories260K.gguf")
 	dir := t.TempDir()
 	f := &federation{dir: dir, modelPath: modelPath, coord: coord, client: client}
-	runCmd(t, coord, "init", "--dir", filepath.Join(dir, "coord"))
+	runCmd(t, coord, append([]string{"init", "--dir", filepath.Join(dir, "coord")}, initArgs...)...)
 	for i := range clients {
 		b := filepath.Join(dir, fmt.Sprintf("c%d.bundle", i))
 		runCmd(t, coord, "enroll", "--dir", filepath.Join(dir, "coord"), "--name", fmt.Sprintf("c%d", i), "--out", b)
@@ -212,6 +212,20 @@ bits = 8
 		t.Fatal(err)
 	}
 	return f
+}
+
+// listenOn makes the coordinator listen on addr instead of a free loopback
+// port.
+func (f *federation) listenOn(t testing.TB, addr string) {
+	t.Helper()
+	cfg, err := os.ReadFile(f.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = []byte(strings.Replace(string(cfg), `listen = "127.0.0.1:0"`, fmt.Sprintf("listen = %q", addr), 1))
+	if err := os.WriteFile(f.config, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (f *federation) serve(t testing.TB, args ...string) (*proc, string) {
@@ -622,14 +636,7 @@ cohort = 1
 quorum = 1
 timeout = "60s"`, "")
 	addr := freeAddr(t)
-	cfg, err := os.ReadFile(f.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg = []byte(strings.Replace(string(cfg), `listen = "127.0.0.1:0"`, fmt.Sprintf("listen = %q", addr), 1))
-	if err := os.WriteFile(f.config, cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	f.listenOn(t, addr)
 	client := f.join(t, 0, addr, "--wait", "60s")
 	client.waitFor(t, `coordinator \S+ not reachable yet .*; retrying in`, 20*time.Second)
 	client.waitFor(t, `not reachable yet .*waited [1-9]`, 20*time.Second) // still waiting a second later
