@@ -83,6 +83,9 @@ type ClientConfig struct {
 	// Model and Adapter identify what the client trains (adapter.Set
 	// BaseModel and Config.String()); the coordinator checks them.
 	Model, Adapter string
+	// ModelDigest is "sha256:HEX" of the client's base model files
+	// (train.ModelDigest), checked by a coordinator that knows its own.
+	ModelDigest string
 	Examples       int64
 	Capability     string
 	// Key signs uploads (the key of the client's certificate); Recipient
@@ -225,7 +228,7 @@ func (c *Client) do(ctx context.Context, act ClientAction) ClientEvent {
 	switch act.Phase {
 	case ClientJoining:
 		resp, err := c.cfg.Conn.Join(ctx, &fedpb.JoinRequest{Model: c.cfg.Model, Adapter: c.cfg.Adapter,
-			Examples: c.cfg.Examples, Capability: c.cfg.Capability})
+			Examples: c.cfg.Examples, Capability: c.cfg.Capability, ModelDigest: c.cfg.ModelDigest})
 		if err != nil {
 			return c.failed(act.Phase, err)
 		}

@@ -126,3 +126,28 @@ func scaleParams(s *adapter.Set, f float32) {
 		}
 	}
 }
+
+// TestJoinChecksModelDigest: a coordinator that knows its base model's
+// digest refuses a client sending another, or none, and admits the same.
+func TestJoinChecksModelDigest(t *testing.T) {
+	f := newTestFed(t, testPolicy(), 0)
+	f.digest = "sha256:aaaa"
+	f.st.Close()
+	f.open(t)
+	defer f.st.Close()
+	peer := Peer{Name: "c0"}
+	for _, c := range []struct{ digest, want string }{
+		{"sha256:bbbb", "this client's sha256:bbbb"},
+		{"", "this client's none sent"},
+		{"sha256:aaaa", ""},
+	} {
+		_, err := f.srv.Join(context.Background(), peer, &fedpb.JoinRequest{Model: f.initial.BaseModel, Examples: 5, ModelDigest: c.digest})
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("the same digest refused: %v", err)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "identical model files") {
+			t.Errorf("digest %q: %v, want %q", c.digest, err, c.want)
+		}
+	}
+}

@@ -44,6 +44,10 @@ type ServerConfig struct {
 	// Initial as global version 1.
 	Store   *store.Store
 	Initial *adapter.Set
+	// ModelDigest, when set, is "sha256:HEX" of the federation's base model
+	// files (train.ModelDigest): a client joining with another digest, or
+	// none, is refused.
+	ModelDigest string
 	// Identity decrypts uploads (age); Signer signs round assignments.
 	Identity age.Identity
 	Signer   *secure.Signer
@@ -420,6 +424,13 @@ func (s *Server) Join(ctx context.Context, peer Peer, req *fedpb.JoinRequest) (*
 	switch {
 	case req.Model != g.BaseModel:
 		return nil, status.Errorf(codes.FailedPrecondition, "base model %q does not match the federation's %q", req.Model, g.BaseModel)
+	case s.cfg.ModelDigest != "" && req.ModelDigest != s.cfg.ModelDigest:
+		got := req.ModelDigest
+		if got == "" {
+			got = "none sent"
+		}
+		return nil, status.Errorf(codes.FailedPrecondition, "base model files differ: the federation's %s are %s, this client's %s; every client needs the identical model files",
+			g.BaseModel, s.cfg.ModelDigest, got)
 	case req.Adapter != "" && req.Adapter != g.Config.String():
 		return nil, status.Errorf(codes.FailedPrecondition, "adapter %q does not match the federation's %q", req.Adapter, g.Config.String())
 	case req.Examples <= 0:

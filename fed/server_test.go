@@ -94,7 +94,8 @@ type testFed struct {
 	initial  *adapter.Set
 	dir      string
 	policy   Policy
-	rule     Rule // zero: fedavg
+	rule     Rule   // zero: fedavg
+	digest   string // the base model files' digest the coordinator checks ("" : none)
 }
 
 func newTestFed(t *testing.T, p Policy, dense int) *testFed {
@@ -138,7 +139,7 @@ func (f *testFed) tryOpen() error {
 	if rule.Name == "" {
 		rule = Rule{Name: "fedavg"}
 	}
-	srv, err := NewServer(ServerConfig{Policy: f.policy, Rule: rule, Store: st, Initial: f.initial,
+	srv, err := NewServer(ServerConfig{Policy: f.policy, Rule: rule, Store: st, Initial: f.initial, ModelDigest: f.digest,
 		Identity: f.identity, Signer: f.signer, TickEvery: 5 * time.Millisecond, KeepUploads: 1, Logger: testLogger()})
 	if err != nil {
 		st.Close()

@@ -152,7 +152,11 @@ func runJoin(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	set, err := federationAdapter(ctx, conn, m, int64(len(trainItems)), *capability)
+	digest, err := train.ModelDigest(*modelPath)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	set, err := federationAdapter(ctx, conn, m, digest, int64(len(trainItems)), *capability)
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
@@ -199,11 +203,11 @@ func runJoin(args []string, stdout io.Writer) error {
 			node.Shutdown()
 		}()
 	}
-	fmt.Fprintf(stdout, "client %s: %s on %s, %d training items (shard %s of %s), coordinator %s\n",
-		b.Name, set.Config, set.BaseModel, len(trainItems), *shard, *taskName, *addr)
+	fmt.Fprintf(stdout, "client %s: %s on %s (%s), %d training items (shard %s of %s), coordinator %s\n",
+		b.Name, set.Config, set.BaseModel, digest, len(trainItems), *shard, *taskName, *addr)
 	c, err := fed.NewClient(fed.ClientConfig{
 		Name: b.Name, Conn: conn, Trainer: trainer,
-		Model: set.BaseModel, Adapter: set.Config.String(), Examples: int64(len(trainItems)), Capability: *capability,
+		Model: set.BaseModel, Adapter: set.Config.String(), ModelDigest: digest, Examples: int64(len(trainItems)), Capability: *capability,
 		Key: key, Recipient: recipient, Verifier: verifier, Rounds: *rounds, Logger: log,
 		OnRound: func(r fed.RoundReport) {
 			fmt.Fprintf(stdout, "round %d: loss %.4f, val acc %.4f, uploaded %d bytes (float32 would be %d: %.1f×), trained %s\n",
@@ -238,8 +242,8 @@ func runJoin(args []string, stdout io.Writer) error {
 
 // federationAdapter joins the coordinator with the model's identity and
 // downloads the current global adapter, checking it fits the model.
-func federationAdapter(ctx context.Context, conn *fed.GRPCConn, m *model.Model, examples int64, capability string) (*adapter.Set, error) {
-	resp, err := conn.Join(ctx, &fedpb.JoinRequest{Model: m.Name, Examples: examples, Capability: capability})
+func federationAdapter(ctx context.Context, conn *fed.GRPCConn, m *model.Model, digest string, examples int64, capability string) (*adapter.Set, error) {
+	resp, err := conn.Join(ctx, &fedpb.JoinRequest{Model: m.Name, Examples: examples, Capability: capability, ModelDigest: digest})
 	if err != nil {
 		return nil, err
 	}

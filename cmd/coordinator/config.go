@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kronfed/kronfed/adapter"
@@ -80,6 +81,30 @@ type adapterConfig struct {
 	Alpha   float64 `toml:"alpha"`
 	Dropout float64 `toml:"dropout"`
 	Seed    uint64  `toml:"seed"`
+	// ModelDigest is "sha256:HEX" of the base model files clients must
+	// hold (train.ModelDigest, which `client join` prints): computed from
+	// Model when given (and then checked against this), taken from here
+	// when the federation starts from an adapter File. Empty with a File:
+	// clients' models are not checked.
+	ModelDigest string `toml:"model_digest"`
+}
+
+// modelDigest is the federation's base model digest ("" when unknown).
+func (a adapterConfig) modelDigest() (string, error) {
+	if a.Model == "" {
+		if a.ModelDigest != "" && !strings.HasPrefix(a.ModelDigest, "sha256:") {
+			return "", fmt.Errorf("adapter.model_digest %q: want sha256:HEX (client join prints it)", a.ModelDigest)
+		}
+		return a.ModelDigest, nil
+	}
+	d, err := train.ModelDigest(a.Model)
+	if err != nil {
+		return "", err
+	}
+	if a.ModelDigest != "" && a.ModelDigest != d {
+		return "", fmt.Errorf("adapter.model_digest %s differs from %s's files (%s)", a.ModelDigest, a.Model, d)
+	}
+	return d, nil
 }
 
 type roundsConfig struct {

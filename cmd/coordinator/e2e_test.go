@@ -650,3 +650,30 @@ timeout = "60s"`, "")
 		t.Fatalf("no coordinator: %v\n%s", err, out)
 	}
 }
+
+// TestModelDigestCheckedAtJoin: a client whose model file differs by one
+// byte from the coordinator's — same name, same shapes, other weights — is
+// refused at join, naming both digests.
+func TestModelDigestCheckedAtJoin(t *testing.T) {
+	f := newFederation(t, 1, `[rounds]
+rounds = 1
+cohort = 1
+quorum = 1
+timeout = "30s"`, "")
+	coord, addr := f.serve(t)
+	coord.waitFor(t, `clients must hold the model files sha256:[0-9a-f]{64}`, 5*time.Second)
+	b, err := os.ReadFile(f.modelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1 // the last byte is tensor data
+	other := filepath.Join(t.TempDir(), "stories260K.gguf")
+	if err := os.WriteFile(other, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(f.client, "join", "--coordinator", addr, "--bundle", f.bundles[0], "--model", other,
+		"--task", "add-mod-10", "--wait", "10s").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "base model files differ") || !strings.Contains(string(out), "identical model files") {
+		t.Fatalf("a client with other weights: %v\n%s", err, out)
+	}
+}

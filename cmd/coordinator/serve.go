@@ -87,7 +87,11 @@ func runServe(args []string, stdout io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := fed.NewServer(fed.ServerConfig{Name: cfg.Name, Policy: policy, Rule: rule, Store: st, Initial: initial,
+	digest, err := cfg.Adapter.modelDigest()
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	srv, err := fed.NewServer(fed.ServerConfig{Name: cfg.Name, Policy: policy, Rule: rule, Store: st, Initial: initial, ModelDigest: digest,
 		Identity: material.Identity, Signer: material.Signer, Logger: log, Metrics: fed.NewMetrics(reg),
 		MaxInFlightBytes: int64(cfg.MaxInFlightMB) << 20, KeepUploads: cfg.KeepUploads, KeepGlobals: cfg.KeepGlobals})
 	if err != nil {
@@ -109,6 +113,9 @@ func runServe(args []string, stdout io.Writer) error {
 	go func() { serveErr <- gs.Serve(lis) }()
 	fmt.Fprintf(stdout, "coordinator %s listening on %s (model %s, adapter %s, rule %s)\n", cfg.Name, lis.Addr(),
 		initial.BaseModel, initial.Config, rule)
+	if digest != "" {
+		fmt.Fprintf(stdout, "clients must hold the model files %s (%s), checked at join\n", digest, initial.BaseModel)
+	}
 
 	var httpSrv *http.Server
 	if cfg.Metrics != "" {

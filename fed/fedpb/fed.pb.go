@@ -98,7 +98,11 @@ type JoinRequest struct {
 	// Training examples the client holds: its aggregation weight.
 	Examples int64 `protobuf:"varint,3,opt,name=examples,proto3" json:"examples,omitempty"`
 	// Free-form capability, e.g. "cpu:2" or "cuda:H200".
-	Capability    string `protobuf:"bytes,4,opt,name=capability,proto3" json:"capability,omitempty"`
+	Capability string `protobuf:"bytes,4,opt,name=capability,proto3" json:"capability,omitempty"`
+	// "sha256:HEX" of the client's base model files (train.ModelDigest):
+	// the coordinator refuses a client whose model files differ from its
+	// own, since adapters trained on different weights cannot be averaged.
+	ModelDigest   string `protobuf:"bytes,5,opt,name=model_digest,json=modelDigest,proto3" json:"model_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -157,6 +161,13 @@ func (x *JoinRequest) GetExamples() int64 {
 func (x *JoinRequest) GetCapability() string {
 	if x != nil {
 		return x.Capability
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetModelDigest() string {
+	if x != nil {
+		return x.ModelDigest
 	}
 	return ""
 }
@@ -1862,14 +1873,15 @@ var File_kronfed_fed_v1_fed_proto protoreflect.FileDescriptor
 
 const file_kronfed_fed_v1_fed_proto_rawDesc = "" +
 	"\n" +
-	"\x18kronfed/fed/v1/fed.proto\x12\x0ekronfed.fed.v1\"y\n" +
+	"\x18kronfed/fed/v1/fed.proto\x12\x0ekronfed.fed.v1\"\x9c\x01\n" +
 	"\vJoinRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\aadapter\x18\x02 \x01(\tR\aadapter\x12\x1a\n" +
 	"\bexamples\x18\x03 \x01(\x03R\bexamples\x12\x1e\n" +
 	"\n" +
 	"capability\x18\x04 \x01(\tR\n" +
-	"capability\"\x9d\x01\n" +
+	"capability\x12!\n" +
+	"\fmodel_digest\x18\x05 \x01(\tR\vmodelDigest\"\x9d\x01\n" +
 	"\fJoinResponse\x12 \n" +
 	"\vcoordinator\x18\x01 \x01(\tR\vcoordinator\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x04R\x05round\x12%\n" +
