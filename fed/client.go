@@ -86,8 +86,8 @@ type ClientConfig struct {
 	// ModelDigest is "sha256:HEX" of the client's base model files
 	// (train.ModelDigest), checked by a coordinator that knows its own.
 	ModelDigest string
-	Examples       int64
-	Capability     string
+	Examples    int64
+	Capability  string
 	// Key signs uploads (the key of the client's certificate); Recipient
 	// (the coordinator's) encrypts them; Verifier checks the coordinator's
 	// signature on round assignments.
