@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -46,8 +48,45 @@ func ExitCode(err error) int {
 	return 2
 }
 
-// Run dispatches args to a subcommand.
+// Version is the release a binary was built as, stamped by the release
+// build (scripts/build-release.sh: -ldflags "-X
+// github.com/kronfed/kronfed/internal/cli.Version=…"); empty otherwise.
+var Version string
+
+// VersionString is Version, else the VCS revision Go stamped into the
+// build ("+dirty" with uncommitted changes), else "(devel)".
+func VersionString() string {
+	if Version != "" {
+		return Version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(devel)"
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return "(devel)"
+	}
+	return fmt.Sprintf("%.12s%s", rev, dirty)
+}
+
+// Run dispatches args to a subcommand; "version" (or --version) prints the
+// program's version.
 func (p *Program) Run(args []string, stdout io.Writer) error {
+	if len(args) > 0 && (args[0] == "version" || args[0] == "--version") {
+		fmt.Fprintf(stdout, "%s %s (%s, %s/%s)\n", p.Name, VersionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return nil
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		p.Usage(os.Stderr)
 		if len(args) == 0 {
@@ -74,7 +113,7 @@ func (p *Program) Usage(w io.Writer) {
 	for _, c := range p.Commands {
 		fmt.Fprintf(w, "  %-*s  %s\n", width, c.Name, c.Summary)
 	}
-	fmt.Fprintf(w, "\nRun '%s <command> -h' for a command's flags.\n", p.Name)
+	fmt.Fprintf(w, "\nRun '%s <command> -h' for a command's flags, '%s version' for its version.\n", p.Name, p.Name)
 }
 
 // NewFlags makes a flag set for program's subcommand name that reports

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -30,5 +32,23 @@ func TestHelpExitsZero(t *testing.T) {
 	}
 	if got := ExitCode(p.Run([]string{"--help"}, &out)); got != 0 {
 		t.Errorf("--help: exit %d", got)
+	}
+}
+
+// TestVersion: `version` and --version print the program's name and the
+// stamped version, the Go version and the platform.
+func TestVersion(t *testing.T) {
+	p := &Program{Name: "kf"}
+	old := Version
+	Version = "v9.9.9-test"
+	defer func() { Version = old }()
+	for _, arg := range []string{"version", "--version"} {
+		var b strings.Builder
+		if err := p.Run([]string{arg}, &b); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.String(); !strings.HasPrefix(got, "kf v9.9.9-test (go1.") || !strings.Contains(got, runtime.GOOS+"/"+runtime.GOARCH) {
+			t.Errorf("%s: %q", arg, got)
+		}
 	}
 }

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds static release binaries of coordinator, client and simulate for
+# the platforms kronfed runs on, stamped with the version (git describe):
+#
+#     scripts/build-release.sh [VERSION]    # → dist/VERSION/OS-ARCH/{coordinator,client,simulate}
+#
+# CGO is off: the binaries need no C library (the GPU engine binds CUDA at
+# run time through purego), so one file runs on any Linux of the
+# architecture. Copy the right one to each machine (docs/deployment.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+version=${1:-$(git describe --tags --always --dirty 2>/dev/null || echo devel)}
+platforms=${PLATFORMS:-"linux/amd64 linux/arm64 darwin/arm64"}
+for p in $platforms; do
+  os=${p%/*} arch=${p#*/}
+  out=dist/$version/$os-$arch
+  mkdir -p "$out"
+  for cmd in coordinator client simulate; do
+    CGO_ENABLED=0 GOOS=$os GOARCH=$arch go build -trimpath \
+      -ldflags "-s -w -X github.com/kronfed/kronfed/internal/cli.Version=$version" \
+      -o "$out/$cmd" "./cmd/$cmd"
+  done
+  echo "$out: coordinator client simulate"
+done
