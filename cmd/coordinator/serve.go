@@ -134,6 +134,11 @@ func runServe(args []string, stdout io.Writer) error {
 			log.Warn("metrics are served without authentication on a non-loopback address; set metrics_tls = true or bind 127.0.0.1", "addr", ml.Addr().String())
 		}
 		mux.Handle("/metrics", metrics)
+		dash := dashboardHandler(srv, cfg.MetricsTLS || isLoopback(ml.Addr()))
+		if cfg.MetricsTLS {
+			dash = operatorOnly(dash)
+		}
+		mux.Handle("/dashboard/", dash)
 		// Failed handshakes (callers without a certificate) at debug level:
 		// one line each must not flood the log.
 		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
@@ -144,6 +149,7 @@ func runServe(args []string, stdout io.Writer) error {
 			}
 		}()
 		fmt.Fprintf(stdout, "metrics on %s://%s/metrics\n", scheme, ml.Addr())
+		fmt.Fprintf(stdout, "dashboard on %s://%s/dashboard/\n", scheme, ml.Addr())
 	}
 
 	var node *cluster.Node
