@@ -205,6 +205,10 @@ type RoundRecord struct {
 	// adapter down to their own rank this round.
 	RefitError    float64 `json:"refit_error,omitempty"`
 	RefitErrorMax float64 `json:"refit_error_max,omitempty"`
+	// ChanceA and ChanceB are the tasks' chance accuracies on the scored
+	// items (the mean of 1/choices; 0 for completion tasks).
+	ChanceA float64 `json:"chance_a,omitempty"`
+	ChanceB float64 `json:"chance_b,omitempty"`
 }
 
 // Outcome is one (adapter, mitigation, pair, seed) run's summary.
@@ -375,6 +379,7 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, arm Arm, pair Pa
 			o.UploadedBytes += r.WireBytes
 			o.RawBytes += r.RawBytes
 			records = append(records, RoundRecord{Adapter: label, Mitigation: o.Mitigation, Seed: seed, Pair: pair.label(), TaskA: pair.A, TaskB: pair.B, Phase: name,
+				ChanceA: chance(testA), ChanceB: chance(testB),
 				Round: round, Clients: len(r.Clients), TrainLoss: r.TrainLoss, AccA: accA.Acc, AccB: accB.Acc,
 				WireBytes: r.WireBytes, RawBytes: r.RawBytes, AggError: r.AggregationError, Epsilon: r.Epsilon, Accountant: e.Base.accountant()})
 			o.Epsilon, o.Accountant = r.Epsilon, e.Base.accountant()
@@ -486,6 +491,23 @@ func adapterLabel(c adapter.Config) string {
 		return fmt.Sprintf("kron-r%d", c.Rank)
 	}
 	return fmt.Sprintf("lora-r%d", c.Rank)
+}
+
+// chance is the accuracy of guessing on items: the mean of 1/choices over
+// the multiple-choice ones (0 when there are none).
+func chance(items []task.Item) float64 {
+	var sum float64
+	n := 0
+	for _, it := range items {
+		if len(it.Choices) > 1 {
+			sum += 1 / float64(len(it.Choices))
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
 }
 
 // evalSplit is the test split (validation where there is none), capped.

@@ -162,6 +162,28 @@ func addVLine(p *plot.Plot, x, y0, y1 float64, label string) error {
 	return nil
 }
 
+// addHLine draws a dotted grey horizontal line at y from x0 to x1, labelled
+// at its left end (chance levels).
+func addHLine(p *plot.Plot, y, x0, x1 float64, label string) error {
+	l, err := plotter.NewLine(plotter.XYs{{X: x0, Y: y}, {X: x1, Y: y}})
+	if err != nil {
+		return err
+	}
+	l.Color = color.Gray{Y: 0x99}
+	l.Dashes = []vg.Length{vg.Points(1), vg.Points(3)}
+	p.Add(l)
+	lb, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: x0, Y: y}}, Labels: []string{label}})
+	if err != nil {
+		return err
+	}
+	for i := range lb.TextStyle {
+		lb.TextStyle[i].YAlign = text.YBottom
+		lb.TextStyle[i].Color = color.Gray{Y: 0x66}
+	}
+	p.Add(lb)
+	return nil
+}
+
 // roundTicks labels whole rounds only: a fractional round means nothing.
 func roundTicks(maxRound int) plot.Ticker {
 	step := max(1, (maxRound+9)/10)

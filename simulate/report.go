@@ -14,6 +14,7 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
@@ -58,31 +59,42 @@ func WriteResults(dir string, outcomes []Outcome, records []RoundRecord) (string
 	if err := os.WriteFile(filepath.Join(dir, "table.md"), []byte(table), 0o644); err != nil {
 		return "", err
 	}
-	plots := []figureMaker{
-		{"accuracy", func() (*plot.Plot, error) { return accuracyPlot(meanOverSeeds(records)) }},
-		{"forgetting", func() (*plot.Plot, error) { return forgettingPlot(outcomes, "") }},
-		{"bytes", func() (*plot.Plot, error) { return bytesPlot(meanOverSeeds(records)) }},
-	}
-	if hasEpsilon(records) {
-		plots = append(plots, figureMaker{"epsilon", func() (*plot.Plot, error) { return epsilonPlot(meanOverSeeds(records)) }})
-	}
-	if hasMitigation(outcomes) { // per pair, the mitigations side by side
-		plots = plots[:0:0]
-		plots = append(plots, figureMaker{"accuracy", func() (*plot.Plot, error) { return accuracyPlot(meanOverSeeds(records)) }})
-		for _, pair := range pairsOf(outcomes) {
-			plots = append(plots,
-				figureMaker{"forgetting-" + fileSafe(pair), func() (*plot.Plot, error) { return forgettingPlot(outcomes, pair) }},
-				figureMaker{"mitigation-" + fileSafe(pair), func() (*plot.Plot, error) { return mitigationPlot(outcomes, pair) }})
-		}
-		plots = append(plots, figureMaker{"bytes", func() (*plot.Plot, error) { return bytesPlot(meanOverSeeds(records)) }})
-		if hasEpsilon(records) {
-			plots = append(plots, figureMaker{"epsilon", func() (*plot.Plot, error) { return epsilonPlot(meanOverSeeds(records)) }})
-		}
-	}
+	plots := resultFigures(outcomes, records)
 	if err := writeFigures(dir, plots); err != nil {
 		return "", err
 	}
 	return table, nil
+}
+
+// resultFigures are a forgetting run's plots: accuracy per round (one
+// figure per pair when there are several, so runs do not pile up),
+// forgetting bars (per pair by mitigation when mitigations ran, with the
+// A-kept vs B-learned figure), bytes, and ε with DP on.
+func resultFigures(outcomes []Outcome, records []RoundRecord) []figureMaker {
+	mean := meanOverSeeds(records)
+	pairs := pairsOf(outcomes)
+	var plots []figureMaker
+	if len(pairs) > 1 {
+		for _, pair := range pairs {
+			plots = append(plots, figureMaker{"accuracy-" + fileSafe(pair), func() (*plot.Plot, error) { return accuracyPlot(mean, pair) }})
+		}
+	} else {
+		plots = append(plots, figureMaker{"accuracy", func() (*plot.Plot, error) { return accuracyPlot(mean, "") }})
+	}
+	if hasMitigation(outcomes) {
+		for _, pair := range pairs {
+			plots = append(plots,
+				figureMaker{"forgetting-" + fileSafe(pair), func() (*plot.Plot, error) { return forgettingPlot(outcomes, pair) }},
+				figureMaker{"mitigation-" + fileSafe(pair), func() (*plot.Plot, error) { return mitigationPlot(outcomes, pair) }})
+		}
+	} else {
+		plots = append(plots, figureMaker{"forgetting", func() (*plot.Plot, error) { return forgettingPlot(outcomes, "") }})
+	}
+	plots = append(plots, figureMaker{"bytes", func() (*plot.Plot, error) { return bytesPlot(mean) }})
+	if hasEpsilon(records) {
+		plots = append(plots, figureMaker{"epsilon", func() (*plot.Plot, error) { return epsilonPlot(mean) }})
+	}
+	return plots
 }
 
 // MarkdownTable is the forgetting table: one row per (adapter, pair), each
@@ -189,8 +201,15 @@ func hasEpsilon(records []RoundRecord) bool {
 }
 
 // accuracyPlot: accuracy on task A (solid) and B (dashed) per round, per
-// run, with the phase boundary.
-func accuracyPlot(records []RoundRecord) (*plot.Plot, error) {
+// run of one pair (all runs with pair ""), with the phase boundary and the
+// tasks' chance levels.
+func accuracyPlot(all []RoundRecord, pair string) (*plot.Plot, error) {
+	var records []RoundRecord
+	for _, r := range all {
+		if pair == "" || r.Pair == pair {
+			records = append(records, r)
+		}
+	}
 	keys, by := series(records)
 	maxRound, boundary := 1, 0
 	for _, r := range records {
@@ -199,12 +218,34 @@ func accuracyPlot(records []RoundRecord) (*plot.Plot, error) {
 			boundary = max(boundary, r.Round)
 		}
 	}
-	p := newFigure("Accuracy per round (solid: task A, dashed: task B)", "round", "test accuracy")
+	title := "Accuracy per round (solid: task A, dashed: task B)"
+	if pair != "" {
+		title = "Accuracy per round, " + pair + " (solid: task A, dashed: task B)"
+	}
+	p := newFigure(title, "round", "test accuracy")
 	roundAxis(p, maxRound)
 	p.Y.Min, p.Y.Max = 0, 1
 	if boundary > 0 {
 		if err := addVLine(p, float64(boundary)+0.5, 0, 1, "A → B"); err != nil {
 			return nil, err
+		}
+	}
+	if len(records) > 0 { // chance levels: one line when both tasks share it
+		r := records[0]
+		lines := map[float64]string{r.ChanceA: "chance " + r.TaskA}
+		if r.TaskB != "" {
+			if r.ChanceB == r.ChanceA {
+				lines[r.ChanceA] = "chance"
+			} else {
+				lines[r.ChanceB] = "chance " + r.TaskB
+			}
+		}
+		for v, label := range lines {
+			if v > 0 {
+				if err := addHLine(p, v, 0.6, float64(maxRound)+0.4, label); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	for i, k := range keys {
@@ -286,6 +327,38 @@ func forgettingPlot(outcomes []Outcome, pair string) (*plot.Plot, error) {
 		bar.XMin = offset
 		p.Add(bar)
 		p.Legend.Add(a, bar)
+		// The value on each bar, above its error bar (below, for a
+		// negative one), clear of both.
+		var at plotter.XYs
+		var labels []string
+		var neg []bool
+		for g, v := range vals {
+			for _, s := range sums {
+				if s.Adapter == a && group(s) == groups[g] {
+					y := v + s.Forgetting.SD
+					if v < 0 {
+						y = v - s.Forgetting.SD
+					}
+					at = append(at, plotter.XY{X: float64(g) + offset, Y: y})
+					labels = append(labels, fmt.Sprintf("%+.2f", v))
+					neg = append(neg, v < 0)
+				}
+			}
+		}
+		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: at, Labels: labels})
+		if err != nil {
+			return nil, err
+		}
+		for i := range lb.TextStyle {
+			lb.TextStyle[i].XAlign = text.XCenter
+			lb.TextStyle[i].YAlign = text.YBottom
+			if neg[i] {
+				lb.TextStyle[i].YAlign = text.YTop
+			}
+			lb.TextStyle[i].Font.Size = vg.Points(9)
+			lb.TextStyle[i].Color = color.Gray{Y: 0x33}
+		}
+		p.Add(lb)
 		if len(errs) > 0 {
 			eb, err := plotter.NewYErrorBars(errs)
 			if err != nil {
@@ -298,7 +371,7 @@ func forgettingPlot(outcomes []Outcome, pair string) (*plot.Plot, error) {
 		p.NominalX(groups...)
 		p.X.Min, p.X.Max = -0.6, float64(len(groups))-0.4 // half a slot beside the outer groups
 	}
-	pad := 0.08 * (hi - lo) // headroom so the tallest bar does not touch the frame
+	pad := 0.14 * (hi - lo) // headroom for the tallest bar's value label
 	p.Y.Min, p.Y.Max = lo, hi+pad
 	if lo < 0 {
 		p.Y.Min = lo - pad

@@ -61,7 +61,8 @@ func (s *Single) Run(ctx context.Context) ([]RoundRecord, error) {
 		r := ri.Result
 		rec := RoundRecord{Adapter: label, TaskA: s.Splits.Name, Phase: "run", Round: len(records) + 1, Clients: len(r.Clients),
 			TrainLoss: r.TrainLoss, AccA: acc.Acc, WireBytes: r.WireBytes, RawBytes: r.RawBytes, AggError: r.AggregationError, Epsilon: r.Epsilon,
-			PerplexityA: acc.Perplexity, Accountant: opts.accountant(), RefitError: ri.RefitError, RefitErrorMax: ri.RefitErrorMax}
+			PerplexityA: acc.Perplexity, Accountant: opts.accountant(), RefitError: ri.RefitError, RefitErrorMax: ri.RefitErrorMax,
+			ChanceA: chance(test)}
 		if a := ri.Audit; a != nil {
 			rec.Audit, rec.AuditLow, rec.AuditHigh = a.Epsilon, a.Low, a.High
 		}
@@ -161,6 +162,11 @@ func runPlot(records []RoundRecord) (*plot.Plot, error) {
 	p.Y.Min, p.Y.Max = 0, 1
 	if len(records) == 0 {
 		return p, nil
+	}
+	if c := records[0].ChanceA; c > 0 {
+		if err := addHLine(p, c, 0.6, float64(len(records))+0.4, "chance"); err != nil {
+			return nil, err
+		}
 	}
 	var xs, ys []float64
 	for _, r := range records {

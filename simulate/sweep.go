@@ -191,8 +191,16 @@ func plottable(eps float64) bool { return eps > 0 && !math.IsInf(eps, 0) && !mat
 // curve per adapter × bits × clip; a series' run without DP is its dashed
 // horizontal line (ε = ∞).
 func accuracyVsEpsilonPlot(points []SweepPoint) (*plot.Plot, error) {
-	p := newFigure("Test accuracy vs privacy (dashed: the same setting without DP)", "ε (log scale; δ as in the table)", "final test accuracy")
-	p.Y.Min = 0
+	delta := 0.0
+	for _, pt := range points {
+		delta = max(delta, pt.Delta)
+	}
+	deltaText := "δ as in the table"
+	if delta > 0 {
+		deltaText = fmt.Sprintf("δ = %g", delta)
+	}
+	p := newFigure("Test accuracy vs privacy at "+deltaText+" (dashed: the same setting without DP)", "ε (log scale)", "final test accuracy")
+	p.Y.Min, p.Y.Max = 0, 1
 	var keys []string
 	curves := map[string][]SweepPoint{}
 	baselines := map[string]SweepPoint{} // the grid's one no-DP point per setting
@@ -271,7 +279,7 @@ func accuracyVsEpsilonPlot(points []SweepPoint) (*plot.Plot, error) {
 	// never covers a curve or a baseline at the top.
 	p.Y.Max = 1 + 0.065*float64(len(keys)+len(baseKeys)+extra)
 	if extra > 0 {
-		p.Title.Text = "Test accuracy vs privacy (flat dashed: without DP; sloped dashed: the audit's ε̂)"
+		p.Title.Text = "Test accuracy vs privacy at " + deltaText + " (flat dashed: without DP; sloped dashed: the audit's ε̂)"
 	}
 	return p, nil
 }
