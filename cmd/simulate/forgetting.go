@@ -64,6 +64,15 @@ func runForgetting(args []string, stdout io.Writer) error {
 		return fmt.Errorf("forgetting: %w", err)
 	}
 	status := newStatusLine(stdout)
+	total := 0
+	for range max(len(exp.Seeds), 1) * len(exp.Adapters) * max(len(exp.Mitigations), 1) {
+		for _, p := range exp.Pairs {
+			a, b := exp.Schedule(p)
+			total += a + b
+		}
+	}
+	progress := newETA(total)
+	status.progress = progress
 	exp.Base.Uploads = status.uploads("  this round: ")
 	seeded := len(exp.Seeds) > 1
 	exp.Progress = func(p simulate.Progress) {
@@ -74,9 +83,9 @@ func runForgetting(args []string, stdout io.Writer) error {
 		if seeded {
 			seed += fmt.Sprintf(" seed %d", p.Seed)
 		}
-		status.printf("[%d/%d] %-8s %-8s%s phase %s round %d/%d  loss %.3f  acc %s %.3f  acc %s %.3f%s  (%s)\n",
+		status.printf("[%d/%d] %-8s %-8s%s phase %s round %d/%d  loss %.3f  acc %s %.3f  acc %s %.3f%s  (%s)  %s\n",
 			p.Run, p.Runs, p.Adapter, p.Pair.Name(), seed, p.Phase, p.Round, p.Rounds, p.Loss, p.Pair.A, p.AccA, p.Pair.B, p.AccB, epsilonNote(p.Epsilon, p.Accountant),
-			p.Elapsed.Round(time.Second))
+			p.Elapsed.Round(time.Second), progress.step())
 	}
 	outcomes, records, runErr := exp.Run(ctx)
 	table, err := simulate.WriteResults(exp.Out, outcomes, records)

@@ -130,7 +130,7 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 	if err := writeResolvedConfig(exp.Out, resolved, append(header, armLines(exp)...)); err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	_, table, err := trainOne(ctx, base, splits, shards, rounds, cfg.EvalItems, exp.Out, "", stdout)
+	_, table, err := trainOne(ctx, base, splits, shards, rounds, cfg.EvalItems, exp.Out, "", newETA(rounds), stdout)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
@@ -211,8 +211,9 @@ func heteroMethod(h string) (aggregate.RankMethod, error) {
 // result files. It returns the records and the Markdown table; after an
 // error the files hold what was published so far.
 func trainOne(ctx context.Context, opts simulate.Options, splits *task.Splits, shards [][]task.Item, rounds, evalItems int, out, prefix string,
-	stdout io.Writer) ([]simulate.RoundRecord, string, error) {
+	progress *eta, stdout io.Writer) ([]simulate.RoundRecord, string, error) {
 	status := newStatusLine(stdout)
+	status.progress = progress
 	opts.Uploads = status.uploads(prefix + "this round: ")
 	single := &simulate.Single{Base: opts, Splits: splits, Shards: shards, Rounds: rounds, EvalItems: evalItems, Out: out,
 		Progress: func(p simulate.Progress) {
@@ -220,8 +221,8 @@ func trainOne(ctx context.Context, opts simulate.Options, splits *task.Splits, s
 			if p.RefitErrorMax > 0 {
 				refit = fmt.Sprintf("  rank re-fit error %.3f (max %.3f)", p.RefitError, p.RefitErrorMax)
 			}
-			status.printf("%sround %d/%d  loss %.3f  test acc %.3f%s%s%s  (%s)\n", prefix, p.Round, p.Rounds, p.Loss, p.AccA,
-				epsilonNote(p.Epsilon, p.Accountant), auditNote(p.Audit), refit, p.Elapsed.Round(time.Second))
+			status.printf("%sround %d/%d  loss %.3f  test acc %.3f%s%s%s  (%s)  %s\n", prefix, p.Round, p.Rounds, p.Loss, p.AccA,
+				epsilonNote(p.Epsilon, p.Accountant), auditNote(p.Audit), refit, p.Elapsed.Round(time.Second), progress.step())
 		}}
 	records, runErr := single.Run(ctx)
 	table, err := simulate.WriteRunResults(out, records)

@@ -134,13 +134,14 @@ func runSweep(args []string, stdout io.Writer) error {
 	defer stop()
 	var done []simulate.SweepPoint
 	var table string
+	progress := newETA(len(points) * g.Rounds)
 	for i, pt := range points {
 		opts := exp.Base
 		opts.Adapter, opts.Train, opts.DP, opts.SecAgg = pt.set.adapters[0].Adapter, pt.set.train, pt.set.dp, pt.set.secAgg
 		dir := filepath.Join(exp.Out, pt.Name)
 		prefix := fmt.Sprintf("[%d/%d] %s  ", i+1, len(points), pt.Name)
 		start := time.Now()
-		records, _, runErr := trainOne(ctx, opts, splits, nil, g.Rounds, cfg.EvalItems, dir, prefix, stdout)
+		records, _, runErr := trainOne(ctx, opts, splits, nil, g.Rounds, cfg.EvalItems, dir, prefix, progress, stdout)
 		pt.Summarize(records)
 		pt.Seconds = time.Since(start).Seconds()
 		if len(records) > 0 || runErr == nil {
