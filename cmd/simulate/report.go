@@ -9,10 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/kronfed/kronfed/internal/cli"
 	"github.com/kronfed/kronfed/simulate"
 )
 
@@ -51,38 +51,23 @@ func runReport(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// version is the VCS revision the program was built from, else the
-// working tree's git HEAD ("+dirty" with uncommitted changes), or
+// version is the program's version (cli.VersionString: the release stamp
+// or the build's VCS revision), else — under go run, which stamps nothing —
+// the working tree's git HEAD ("+dirty" with uncommitted changes), or
 // "(unknown version)".
 func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown version)"
+	if v := cli.VersionString(); v != "(devel)" {
+		return v + " (" + runtime.Version() + ")"
 	}
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "+dirty"
-			}
-		}
+	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		return "(unknown version, " + runtime.Version() + ")"
 	}
-	if rev == "" {
-		// go run does not stamp the build: the working tree's commit is
-		// what ran.
-		out, err := exec.Command("git", "rev-parse", "HEAD").Output()
-		if err != nil {
-			return "(unknown version, " + bi.GoVersion + ")"
-		}
-		rev = strings.TrimSpace(string(out))
-		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
-			dirty = "+dirty"
-		}
+	rev := fmt.Sprintf("%.12s", strings.TrimSpace(string(out)))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		rev += "+dirty"
 	}
-	return fmt.Sprintf("%.12s%s (%s)", rev, dirty, bi.GoVersion)
+	return rev + " (" + runtime.Version() + ")"
 }
 
 // machine names the CPU (/proc/cpuinfo's model name and family) and the
