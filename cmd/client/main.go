@@ -10,6 +10,7 @@
 //	client eval --model M --task T [--adapter FILE] [--split validation]
 //	client quant-report --adapter FILE [--bits 8,4] [--json]
 //	client export --adapter FILE --out DIR [--format lokr|lora|merged]
+//	client data list | client data fetch [--dir DIR] [--mirror URL] NAME... | all
 //	client bench kernels [--json]
 //	client bench train [--json]
 package main
@@ -34,6 +35,7 @@ var program = &cli.Program{Name: "client", Commands: []cli.Command{
 	{Name: "eval", Summary: "score a model (and adapter) on a task", Run: runEval},
 	{Name: "quant-report", Summary: "quantize an adapter's factors and report the error against the paper's bound", Run: runQuantReport},
 	{Name: "export", Summary: "export an adapter file to PEFT (LoKr or LoRA) or as merged ΔW", Run: runExport},
+	{Name: "data", Summary: "data list | data fetch NAME…: download the benchmark datasets into a data folder, every file checked against its SHA-256", Run: runData},
 	{Name: "bench", Summary: "measure the CPU kernels (bench kernels) or a whole training step (bench train)", Run: runBench},
 }}
 
