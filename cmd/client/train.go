@@ -36,23 +36,37 @@ func limit(t *task.Task, n int) []task.Item {
 // instead, so logs stay readable.
 type progressBar struct {
 	w     io.Writer
+	start time.Time
 	last  time.Time
 	on    bool
 	plain bool
 	phase string
 	epoch int
+	tenth int // the last tenth of the steps a plain line reported
 }
 
 func newProgressBar(f *os.File) *progressBar {
 	st, err := f.Stat()
-	return &progressBar{w: f, plain: err != nil || st.Mode()&os.ModeCharDevice == 0}
+	return &progressBar{w: f, start: time.Now(), plain: err != nil || st.Mode()&os.ModeCharDevice == 0}
+}
+
+// timing is "elapsed 12s, ETA 40s" at step of steps (training steps; the
+// evaluations between epochs fold into the pace).
+func (p *progressBar) timing(step, steps int) string {
+	elapsed := time.Since(p.start)
+	t := "elapsed " + elapsed.Round(time.Second).String()
+	if step > 0 && step < steps {
+		t += ", ETA " + time.Duration(float64(elapsed)/float64(step)*float64(steps-step)).Round(time.Second).String()
+	}
+	return t
 }
 
 func (p *progressBar) update(pr train.Progress) {
-	if p.plain {
-		if pr.Phase != p.phase || pr.Epoch != p.epoch {
-			p.phase, p.epoch = pr.Phase, pr.Epoch
-			fmt.Fprintf(p.w, "epoch %d/%d: %s (step %d/%d)\n", pr.Epoch, pr.Epochs, pr.Phase, pr.Step, pr.Steps)
+	if p.plain { // a line per phase, and one per tenth of the training steps
+		tenth := 10 * pr.Step / max(pr.Steps, 1)
+		if pr.Phase != p.phase || pr.Epoch != p.epoch || (pr.Phase == "train" && tenth > p.tenth) {
+			p.phase, p.epoch, p.tenth = pr.Phase, pr.Epoch, tenth
+			fmt.Fprintf(p.w, "epoch %d/%d: %s (step %d/%d, %s)\n", pr.Epoch, pr.Epochs, pr.Phase, pr.Step, pr.Steps, p.timing(pr.Step, pr.Steps))
 		}
 		return
 	}
@@ -67,7 +81,7 @@ func (p *progressBar) update(pr train.Progress) {
 	if pr.Phase != "train" {
 		status = pr.Phase + "…"
 	}
-	fmt.Fprintf(p.w, "\r[%s] epoch %d/%d step %d/%d %-16s", bar, pr.Epoch, pr.Epochs, pr.Step, pr.Steps, status)
+	fmt.Fprintf(p.w, "\r\033[K[%s] epoch %d/%d step %d/%d %-16s %s", bar, pr.Epoch, pr.Epochs, pr.Step, pr.Steps, status, p.timing(pr.Step, pr.Steps))
 	p.on = true
 }
 
