@@ -14,6 +14,8 @@ import (
 	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
 )
 
 // Every figure is drawn once by gonum/plot and written in both formats: SVG
@@ -56,15 +58,20 @@ func newFigure(title, xlabel, ylabel string) *plot.Plot {
 	return p
 }
 
-// writeFigure writes NAME.svg and NAME.png into dir.
+// writeFigure writes NAME.svg and NAME.png into dir, the legend (if any)
+// outside the data area, to the right.
 func writeFigure(dir, name string, p *plot.Plot) error {
 	for _, ext := range []string{"svg", "png"} {
-		wt, err := p.WriterTo(figWidth, figHeight, ext)
-		if err != nil {
-			return fmt.Errorf("plot %s.%s: %w", name, ext, err)
+		var c vg.CanvasWriterTo
+		switch ext {
+		case "svg":
+			c = vgsvg.New(figWidth, figHeight)
+		case "png":
+			c = vgimg.PngCanvas{Canvas: vgimg.New(figWidth, figHeight)}
 		}
+		drawLegendOutside(p, draw.New(c))
 		var b bytes.Buffer
-		if _, err := wt.WriteTo(&b); err != nil {
+		if _, err := c.WriteTo(&b); err != nil {
 			return fmt.Errorf("plot %s.%s: %w", name, ext, err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, name+"."+ext), b.Bytes(), 0o644); err != nil {
@@ -72,6 +79,27 @@ func writeFigure(dir, name string, p *plot.Plot) error {
 		}
 	}
 	return nil
+}
+
+// drawLegendOutside draws p on c with its legend in a column of its own on
+// the right, so no entry covers a curve or a bar; a plot without legend
+// entries takes the whole canvas.
+func drawLegendOutside(p *plot.Plot, c draw.Canvas) {
+	leg := p.Legend
+	r := leg.Rectangle(c)
+	width := r.Max.X - r.Min.X
+	if width <= 0 {
+		p.Draw(c)
+		return
+	}
+	const gap = vg.Length(10)
+	p.Legend = plot.NewLegend()
+	defer func() { p.Legend = leg }()
+	p.Draw(draw.Crop(c, 0, -(width + 2*gap), 0, 0))
+	side := leg
+	side.Top, side.Left = true, true
+	side.XOffs, side.YOffs = 0, -vg.Points(24) // level with the top of the data area, below the title
+	side.Draw(draw.Crop(c, c.Max.X-c.Min.X-width-gap, 0, 0, 0))
 }
 
 // figureMaker is one figure of a run folder: its file name without the

@@ -358,6 +358,7 @@ func forgettingPlot(outcomes []Outcome, pair string) (*plot.Plot, error) {
 			lb.TextStyle[i].Font.Size = vg.Points(9)
 			lb.TextStyle[i].Color = color.Gray{Y: 0x33}
 		}
+		lb.Offset = vg.Point{Y: vg.Points(3)} // clear of the error bar's cap
 		p.Add(lb)
 		if len(errs) > 0 {
 			eb, err := plotter.NewYErrorBars(errs)
