@@ -275,9 +275,9 @@ func accuracyVsEpsilonPlot(points []SweepPoint) (*plot.Plot, error) {
 			return nil, err
 		}
 	}
-	// Room above accuracy 1 for the legend, a line of it per entry, so it
-	// never covers a curve or a baseline at the top.
-	p.Y.Max = 1 + 0.065*float64(len(keys)+len(baseKeys)+extra)
+	// The legend sits beside the data (drawLegendOutside): accuracy keeps
+	// its [0, 1] axis.
+	p.Y.Max = 1
 	if extra > 0 {
 		p.Title.Text = "Test accuracy vs privacy at " + deltaText + " (flat dashed: without DP; sloped dashed: the audit's ε̂)"
 	}
