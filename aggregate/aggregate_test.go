@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -310,5 +311,30 @@ func TestFedAdamMomentsRoundTrip(t *testing.T) {
 	}
 	if err := NewFedAdam(0.1, 1e-2).UnmarshalMoments(saved, kronSet(t, 3, targets[:1])); err == nil {
 		t.Error("moments of another adapter layout accepted")
+	}
+}
+
+// TestSelectKth: selection agrees with sorting at every k, with ties and
+// repeated values, and partitions around the k-th.
+func TestSelectKth(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	for trial := range 300 {
+		n := 1 + rng.IntN(40)
+		vals := make([]float64, n)
+		for i := range vals {
+			vals[i] = float64(rng.IntN(1 + trial%7)) // few distinct values: many ties
+			if trial%3 == 0 {
+				vals[i] = rng.NormFloat64()
+			}
+		}
+		sorted := slices.Clone(vals)
+		slices.Sort(sorted)
+		k := rng.IntN(n)
+		got := selectKth(slices.Clone(vals), k)
+		work := slices.Clone(vals)
+		selectKth(work, k)
+		if got != sorted[k] || slices.Max(work[:k+1]) != sorted[k] || (k+1 < n && slices.Min(work[k:]) != sorted[k]) {
+			t.Fatalf("trial %d: k=%d of %v: %v, sorted %v", trial, k, vals, got, sorted)
+		}
 	}
 }
