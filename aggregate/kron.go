@@ -4,9 +4,13 @@ import (
 	"fmt"
 	"math"
 
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/lapack/lapack64"
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/compute"
 )
 
 // ModuleError is how far one module's re-fitted ΔW is from the exact
@@ -65,12 +69,7 @@ func refit(dst *adapter.Kron, ks []*adapter.Kron, p []float64) (float64, error) 
 	na := sh.DA2 * adapter.KronDA1
 	n := len(ks)
 	// G_ij = ⟨B_i, B_j⟩ with B = B1·B2, and U = [p_i·vec(A_i)] (na×n).
-	G := mat.NewSymDense(n, nil)
-	for i := 0; i < n; i++ {
-		for j := i; j < n; j++ {
-			G.SetSym(i, j, adapter.LowRankInner(ks[i].B1, ks[i].B2, ks[j].B1, ks[j].B2, dB2, r, dB1))
-		}
-	}
+	G := gram(ks, r, dB2, dB1)
 	U := mat.NewDense(na, n, nil)
 	for i, k := range ks {
 		for a, v := range k.A {
@@ -171,6 +170,46 @@ func refit(dst *adapter.Kron, ks []*adapter.Kron, p []float64) (float64, error) 
 	return math.Sqrt(diff / exact2), nil
 }
 
+// gram is G_ij = ⟨B1_i·B2_i, B1_j·B2_j⟩_F for every pair of clients, from
+// two stacked products instead of n² pairwise ones: with S = [B1_1 … B1_n]
+// (dB2 × n·r) and T = [B2_1; …; B2_n] (n·r × dB1),
+//
+//	G_ij = Σ_ab (SᵀS)[i·r+a, j·r+b] · (T·Tᵀ)[i·r+a, j·r+b],
+//
+// the two (n·r)-square Gram matrices taken by compute.Gemm in float32 (the
+// factors are float32; the products' relative error is ~1e-6, far below a
+// re-fit's), the blocks summed in float64.
+func gram(ks []*adapter.Kron, r, dB2, dB1 int) *mat.SymDense {
+	n := len(ks)
+	N := n * r
+	S := make([]float32, dB2*N)
+	T := make([]float32, N*dB1)
+	for i, k := range ks {
+		for row := 0; row < dB2; row++ {
+			copy(S[row*N+i*r:row*N+(i+1)*r], k.B1[row*r:(row+1)*r])
+		}
+		copy(T[i*r*dB1:(i+1)*r*dB1], k.B2)
+	}
+	StS := make([]float32, N*N)
+	TTt := make([]float32, N*N)
+	compute.Gemm(compute.Trans, compute.NoTrans, N, N, dB2, 1, S, N, S, N, 0, StS, N)
+	compute.Gemm(compute.NoTrans, compute.Trans, N, N, dB1, 1, T, dB1, T, dB1, 0, TTt, N)
+	G := mat.NewSymDense(n, nil)
+	for i := 0; i < n; i++ {
+		for j := i; j < n; j++ {
+			var g float64
+			for a := 0; a < r; a++ {
+				row := (i*r + a) * N
+				for b := 0; b < r; b++ {
+					g += float64(StS[row+j*r+b]) * float64(TTt[row+j*r+b])
+				}
+			}
+			G.SetSym(i, j, g)
+		}
+	}
+	return G
+}
+
 // stackPairs lays n low-rank pairs (left_i m×r, right_i r×n_cols,
 // row-major) side by side for truncate: L = [c_1·left_1 … c_k·left_k]
 // (m × k·r) and Rt = [right_1; …; right_k]ᵀ (cols × k·r), so that
@@ -196,12 +235,16 @@ func stackPairs(lefts, rights [][]float32, c []float64, m, r, cols int) (L, Rt *
 
 // truncate returns the best rank-r factorization B1 (dB2×r), B2 (r×dB1),
 // row-major, of L·Rtᵀ, via thin QR of both tall factors and an SVD of the
-// small core: L = Q1·R1, Rt = Q2·R2, L·Rtᵀ = Q1·(R1·R2ᵀ)·Q2ᵀ.
+// small core: L = Q1·R1, Rt = Q2·R2, L·Rtᵀ = Q1·(R1·R2ᵀ)·Q2ᵀ. Q1 and Q2
+// are never formed: the core's singular vectors are multiplied by them
+// through their Householder reflectors (LAPACK's ormqr), which costs
+// O(m·k²) where forming Q costs O(m²·k) — the difference between seconds
+// and milliseconds for a 768-row factor.
 func truncate(L, Rt *mat.Dense, r int) (b1, b2 []float64, err error) {
 	dB2, k := L.Dims()
 	dB1, _ := Rt.Dims()
-	q1, r1 := thinQR(L)
-	q2, r2 := thinQR(Rt)
+	f1, r1 := householderQR(L)
+	f2, r2 := householderQR(Rt)
 	var core mat.Dense
 	core.Mul(r1, r2.T())
 	var svd mat.SVD
@@ -213,10 +256,9 @@ func truncate(L, Rt *mat.Dense, r int) (b1, b2 []float64, err error) {
 	var us, vs mat.Dense
 	svd.UTo(&us)
 	svd.VTo(&vs)
+	left := f1.mulQ(&us)  // dB2 × (singular vectors)
+	right := f2.mulQ(&vs) // dB1 × (singular vectors)
 	b1, b2 = make([]float64, dB2*r), make([]float64, r*dB1)
-	var left, right mat.Dense
-	left.Mul(q1, &us)  // dB2 × k
-	right.Mul(q2, &vs) // dB1 × k
 	for q := 0; q < r && q < len(s); q++ {
 		sq := math.Sqrt(s[q])
 		for row := 0; row < dB2; row++ {
@@ -229,21 +271,52 @@ func truncate(L, Rt *mat.Dense, r int) (b1, b2 []float64, err error) {
 	return b1, b2, nil
 }
 
-// thinQR factors an m×k matrix as Q·R with Q's columns orthonormal:
-// Q m×min(m,k), R min(m,k)×k. A wide matrix is its own R with Q = I.
-func thinQR(a *mat.Dense) (q, r *mat.Dense) {
+// householder is an m×k matrix's QR in LAPACK's compact form (the
+// reflectors below R's diagonal, and their scales), or, for a wide matrix
+// (m < k), Q = I.
+type householder struct {
+	a    blas64.General
+	tau  []float64
+	wide bool
+	m    int
+}
+
+// householderQR factors a (m×k) as Q·R: R is min(m,k)×k (a itself when
+// wide).
+func householderQR(a *mat.Dense) (*householder, *mat.Dense) {
 	m, k := a.Dims()
 	if m < k {
-		id := mat.NewDense(m, m, nil)
-		for i := 0; i < m; i++ {
-			id.Set(i, i, 1)
-		}
-		return id, mat.DenseCopyOf(a)
+		return &householder{wide: true, m: m}, mat.DenseCopyOf(a)
 	}
-	var qr mat.QR
-	qr.Factorize(a)
-	var qf, rf mat.Dense
-	qr.QTo(&qf)
-	qr.RTo(&rf)
-	return mat.DenseCopyOf(qf.Slice(0, m, 0, k)), mat.DenseCopyOf(rf.Slice(0, k, 0, k))
+	c := mat.DenseCopyOf(a)
+	g := c.RawMatrix()
+	tau := make([]float64, k)
+	work := make([]float64, 1)
+	lapack64.Geqrf(g, tau, work, -1)
+	work = make([]float64, int(work[0]))
+	lapack64.Geqrf(g, tau, work, len(work))
+	r := mat.NewDense(k, k, nil)
+	for i := 0; i < k; i++ {
+		for j := i; j < k; j++ {
+			r.Set(i, j, g.Data[i*g.Stride+j])
+		}
+	}
+	return &householder{a: g, tau: tau, m: m}, r
+}
+
+// mulQ returns Q·x for x with min(m,k) rows (the thin Q's columns applied),
+// an m × cols matrix.
+func (h *householder) mulQ(x *mat.Dense) *mat.Dense {
+	xr, xc := x.Dims()
+	out := mat.NewDense(h.m, xc, nil)
+	out.Slice(0, xr, 0, xc).(*mat.Dense).Copy(x)
+	if h.wide {
+		return out
+	}
+	c := out.RawMatrix()
+	work := make([]float64, 1)
+	lapack64.Ormqr(blas.Left, blas.NoTrans, h.a, h.tau, c, work, -1)
+	work = make([]float64, int(work[0]))
+	lapack64.Ormqr(blas.Left, blas.NoTrans, h.a, h.tau, c, work, len(work))
+	return out
 }

@@ -39,6 +39,11 @@ func globalDigest(s *adapter.Set) string {
 // the update rebuilt into the client's adapter and taken apart again; since
 // the aggregation strategies take Δ as it came off the wire, it clips Δ
 // itself (fedavg-dp's second global; every other digest unchanged).
+// And once more (issue 19): kron-exact's Gram matrix of the clients' B
+// products is taken by two float32 GEMMs of the stacked factors instead
+// of n² float64 inner products (relative difference ~1e-6, 2.7× faster at
+// 100 DistilBERT-sized clients with the Householder change), which moves
+// kron-exact's second global in its last bits.
 func TestPublishedGlobalsGolden(t *testing.T) {
 	// The random built-in model and dA2 = 1, as when the digests were
 	// pinned: the pretrained model and the dA2 ≥ 2 default came later
@@ -59,7 +64,7 @@ func TestPublishedGlobalsGolden(t *testing.T) {
 		want []string
 	}{
 		{"fedavg", fed.Rule{Name: "fedavg"}, nil, nil, []string{"de7bdeeb4d62e1b7", "0de278e150cf7eb5"}},
-		{"kron-exact", fed.Rule{Name: "kron-exact"}, nil, nil, []string{"5ec03ffe83ee8aef", "d4d023a5ae077af7"}},
+		{"kron-exact", fed.Rule{Name: "kron-exact"}, nil, nil, []string{"5ec03ffe83ee8aef", "d51d4989c211202c"}},
 		{"median", fed.Rule{Name: "median"}, nil, nil, []string{"b44ce4bfe8c9a1d0", "fed5af1e643ebda3"}},
 		{"trimmed-mean", fed.Rule{Name: "trimmed-mean", Beta: 0.2}, nil, nil, []string{"c4be965222b6902a", "d81eb61230a31a24"}},
 		{"fedadam", fed.Rule{Name: "fedadam", LR: 0.01, Tau: 1e-3}, nil, nil, []string{"3252c224c53e662e", "a8de872cd3e12c88"}},
