@@ -473,17 +473,7 @@ timeout = "20s"`, fmt.Sprintf("gossip = %q", gossip))
 	if m[1] != "2" {
 		t.Fatalf("round %s, whose client c2 was killed while training, aggregated %s clients", sel[1], m[1])
 	}
-	if err := coord.wait(t, 90*time.Second); err != nil {
-		t.Fatalf("coordinator: %v", err)
-	}
-	for _, c := range clients[:2] {
-		if err := c.wait(t, 30*time.Second); err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-	}
-	if res := f.results(t); len(res) != 3 {
-		t.Fatalf("results: %v", res)
-	}
+	f.finish(t, coord, clients[:2], 90*time.Second, 3)
 	logLines(t, coord, "client down", "aggregated", "round started")
 }
 
