@@ -39,6 +39,9 @@ type benchReport struct {
 	CPU    string        `json:"cpu"`
 	Cores  int           `json:"cores"`
 	Go     string        `json:"go"`
+	// FMAPeak is one core's single-precision FMA throughput by vector width
+	// ("ymm", "zmm"; absent where the CPU cannot run it), GFLOP/s.
+	FMAPeak map[string]float64 `json:"fma_peak_gflops"`
 	Gemm   []gemmResult  `json:"gemm"`
 	Layers []layerResult `json:"layers"`
 	// KronOverLoRA8 is the forward+backward time of a 768×768 layer with
@@ -64,7 +67,12 @@ func runBench(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rep := benchReport{CPU: cpuName(), Cores: runtime.NumCPU(), Go: runtime.Version(), KronOverLoRA8: map[string]float64{}}
+	rep := benchReport{CPU: cpuName(), Cores: runtime.NumCPU(), Go: runtime.Version(), KronOverLoRA8: map[string]float64{}, FMAPeak: map[string]float64{}}
+	for _, w := range []string{"ymm", "zmm"} {
+		if g, err := compute.MeasureFMAPeak(w, *minTime/2); err == nil {
+			rep.FMAPeak[w] = g
+		}
+	}
 	shapes := [][3]int{{1024, 768, 768}, {1024, 3072, 768}, {1024, 768, 3072}}
 	for _, th := range threads {
 		for _, s := range shapes {
@@ -102,11 +110,24 @@ func runBench(args []string, stdout io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s, %d cores, %s\n\nSGEMM C(m×n) = A(m×k)·op(B)\n", rep.CPU, rep.Cores, rep.Go)
+	fmt.Fprintf(stdout, "%s, %d cores, %s\n", rep.CPU, rep.Cores, rep.Go)
+	peak := rep.FMAPeak["ymm"] // the width the SGEMM kernels run at
+	for _, w := range []string{"ymm", "zmm"} {
+		if g, ok := rep.FMAPeak[w]; ok {
+			fmt.Fprintf(stdout, "FMA peak, %s, one core: %.1f GFLOP/s\n", w, g)
+		} else {
+			fmt.Fprintf(stdout, "FMA peak, %s: not available on this CPU\n", w)
+		}
+	}
+	fmt.Fprintf(stdout, "\nSGEMM C(m×n) = A(m×k)·op(B); of peak = GFLOP/s over threads × the ymm peak (the kernels' width)\n")
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "m\tn\tk\tcase\tthreads\tGFLOP/s\t")
+	fmt.Fprintln(tw, "m\tn\tk\tcase\tthreads\tGFLOP/s\tof peak\t")
 	for _, g := range rep.Gemm {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%.1f\t\n", g.M, g.N, g.K, g.Case, g.Threads, g.GFLOPS)
+		frac := "–"
+		if peak > 0 {
+			frac = fmt.Sprintf("%.0f%%", 100*g.GFLOPS/(peak*float64(g.Threads)))
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%.1f\t%s\t\n", g.M, g.N, g.K, g.Case, g.Threads, g.GFLOPS, frac)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "\nTraining step of a %d×%d layer on %d tokens (forward with dropout 0.1, backward with dx)\n", d, d, tokens)
@@ -162,17 +183,31 @@ func parseThreads(s string) ([]int, error) {
 }
 
 // cpuName reads the processor model from /proc/cpuinfo where there is one.
+// cpuName is /proc/cpuinfo's model name with its family and model numbers
+// ("AMD EPYC (family 26 model 2)"): the name alone does not tell CPU
+// generations apart on virtual machines.
 func cpuName() string {
 	data, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {
 		return runtime.GOARCH
 	}
+	fields := map[string]string{}
 	for _, line := range strings.Split(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
+		if line == "" && len(fields) > 0 {
+			break // the first processor's block
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			fields[strings.TrimSpace(k)] = strings.TrimSpace(v)
 		}
 	}
-	return runtime.GOARCH
+	name := fields["model name"]
+	if name == "" {
+		return runtime.GOARCH
+	}
+	if f, m := fields["cpu family"], fields["model"]; f != "" && m != "" {
+		name += fmt.Sprintf(" (family %s model %s)", f, m)
+	}
+	return name
 }
 
 type trainBenchResult struct {
