@@ -36,14 +36,14 @@ type layerResult struct {
 }
 
 type benchReport struct {
-	CPU    string        `json:"cpu"`
-	Cores  int           `json:"cores"`
-	Go     string        `json:"go"`
+	CPU   string `json:"cpu"`
+	Cores int    `json:"cores"`
+	Go    string `json:"go"`
 	// FMAPeak is one core's single-precision FMA throughput by vector width
 	// ("ymm", "zmm"; absent where the CPU cannot run it), GFLOP/s.
 	FMAPeak map[string]float64 `json:"fma_peak_gflops"`
-	Gemm   []gemmResult  `json:"gemm"`
-	Layers []layerResult `json:"layers"`
+	Gemm    []gemmResult       `json:"gemm"`
+	Layers  []layerResult      `json:"layers"`
 	// KronOverLoRA8 is the forward+backward time of a 768×768 layer with
 	// Kron-LoRA over the same with LoRA-8 (frozen part included), per thread count.
 	KronOverLoRA8 map[string]float64 `json:"kron_over_lora8"`
