@@ -107,3 +107,8 @@ func packBPanel16T(kc int, b []float32, ldb int, d []float32) {
 		packBPanel16TGo(kc-r, b[r:], ldb, d[r*nr:])
 	}
 }
+
+// SIMD reports whether the AVX2+FMA kernels run. Results agree across
+// machines only within a path: the kernels round differently from the
+// portable Go ones.
+func SIMD() bool { return useAsm }

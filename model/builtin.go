@@ -1,7 +1,6 @@
 package model
 
 import (
-	_ "embed"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -24,7 +23,7 @@ const BuiltinPath = "builtin"
 // BuiltinRandomName and BuiltinRandomPath name the same architecture with
 // random, never-trained weights (BuiltinRandom): the built-in model before
 // it was pretrained, kept for comparisons and for tests that need a model
-// without the embedded file.
+// without the pretrained file.
 const (
 	BuiltinRandomName = "kronfed-tiny-random"
 	BuiltinRandomPath = "builtin-random"
@@ -33,20 +32,6 @@ const (
 // BuiltinSeed is the seed of the random weights --model builtin-random
 // means, and of the initialization the built-in model was pretrained from.
 const BuiltinSeed = 1
-
-// builtinFile is the pretrained built-in model: a decoder file (bf16
-// weights) written by `go run ./cmd/client pretrain --builtin`, which
-// regenerates it (see docs/builtin.md); its SHA-256 is pinned in a test.
-//
-//go:embed builtin/kronfed-tiny.safetensors
-var builtinFile []byte
-
-// BuiltinFile returns the bytes of the pretrained built-in model's file.
-func BuiltinFile() []byte { return builtinFile }
-
-// BuiltinFilePath is where the pretrained built-in model's file lives in the
-// repository, relative to its root: `client pretrain --builtin` rewrites it.
-const BuiltinFilePath = "model/builtin/kronfed-tiny.safetensors"
 
 // builtinSpec is the architecture and initialization of the built-in model.
 type builtinSpec struct {
@@ -112,19 +97,16 @@ func BuiltinTokenizer(vocab []string) (*tokenizer.Word, error) {
 	return tokenizer.NewWord(vocab)
 }
 
-// Builtin returns the built-in model, kronfed-tiny: a Llama-family decoder
-// (BuiltinConfig) over the word list vocab (the synthetic tasks'
+// Builtin reads the built-in model, kronfed-tiny, from its decoder file
+// (train.BuiltinFile pretrains it once and caches it): a Llama-family
+// decoder (BuiltinConfig) over the word list vocab (the synthetic tasks'
 // task.Vocabulary(): the model package does not depend on the tasks),
 // pretrained on the synthetic world's text (task.WorldText: number and letter
 // order, sums and differences, last digits, comparisons, the nouns'
-// categories, colors — never a task's question/answer frame or rule) by
-// `client pretrain --builtin`, and embedded in the program. It needs no
-// files. A vocab other than the one it was pretrained over is refused.
-func Builtin(vocab []string) (*Model, error) {
-	if len(builtinFile) == 0 {
-		return nil, fmt.Errorf("builtin model: the embedded file %s is empty: regenerate it with `go run ./cmd/client pretrain --builtin`", BuiltinFilePath)
-	}
-	m, err := ParseDecoderFile(builtinFile)
+// categories, colors — never a task's question/answer frame). A file over
+// another vocab or config is refused.
+func Builtin(file []byte, vocab []string) (*Model, error) {
+	m, err := ParseDecoderFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("builtin model: %w", err)
 	}
@@ -133,7 +115,7 @@ func Builtin(vocab []string) (*Model, error) {
 		return nil, fmt.Errorf("builtin model: it was pretrained over a different word list (%d words, this program's tasks have %d): regenerate it with `go run ./cmd/client pretrain --builtin`", len(words), len(vocab))
 	}
 	if want := BuiltinConfig(vocab); *m.Cfg != *want {
-		return nil, fmt.Errorf("builtin model: the embedded file's config %+v is not BuiltinConfig %+v", *m.Cfg, *want)
+		return nil, fmt.Errorf("builtin model: the file's config %+v is not BuiltinConfig %+v", *m.Cfg, *want)
 	}
 	m.Name, m.Path = BuiltinName, BuiltinPath
 	return m, nil

@@ -16,7 +16,7 @@ import (
 // ModelDigest is "sha256:HEX" of a base model's files, as LoadModel opens
 // them: a .gguf or decoder .safetensors file is hashed whole; a Hugging Face
 // folder by its config.json, tokenizer files and weights (each file's name
-// and SHA-256, in name order); the built-in model by its embedded file, and
+// and SHA-256, in name order); the built-in model by its cached file, and
 // builtin-random by its name and seed. Clients send it at join and the
 // coordinator refuses a different one: adapters trained on different
 // weights cannot be aggregated. It reads every byte (a 7B model's 14 GB take
@@ -25,7 +25,11 @@ func ModelDigest(path string) (string, error) {
 	h := sha256.New()
 	switch path {
 	case model.BuiltinPath, model.BuiltinName:
-		h.Write(model.BuiltinFile())
+		file, err := BuiltinFile()
+		if err != nil {
+			return "", err
+		}
+		h.Write(file)
 		return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 	case model.BuiltinRandomPath, model.BuiltinRandomName:
 		fmt.Fprintf(h, "%s seed %d", model.BuiltinRandomName, model.BuiltinSeed)

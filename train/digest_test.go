@@ -40,7 +40,11 @@ func TestModelDigest(t *testing.T) {
 	if b, _ := ModelDigest(hf); b == a {
 		t.Error("other weights kept the folder's digest")
 	}
-	builtinSum := sha256.Sum256(model.BuiltinFile())
+	builtinFile, err := BuiltinFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	builtinSum := sha256.Sum256(builtinFile)
 	b1, _ := ModelDigest("builtin")
 	b2, _ := ModelDigest(model.BuiltinName)
 	r, _ := ModelDigest("builtin-random")

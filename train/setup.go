@@ -18,7 +18,11 @@ import (
 func LoadModel(path string) (*model.Model, error) {
 	switch path {
 	case model.BuiltinPath, model.BuiltinName:
-		return model.Builtin(task.Vocabulary())
+		file, err := BuiltinFile()
+		if err != nil {
+			return nil, err
+		}
+		return model.Builtin(file, task.Vocabulary())
 	case model.BuiltinRandomPath, model.BuiltinRandomName:
 		return model.BuiltinRandom(model.BuiltinSeed, task.Vocabulary())
 	}

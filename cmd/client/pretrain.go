@@ -26,13 +26,13 @@ import (
 // runPretrain trains every weight of the built-in architecture from its
 // initialization as a language model on the synthetic world's text (and a
 // user's own text), and writes the result as a decoder file any --model
-// flag takes. With --builtin it regenerates the program's embedded
-// built-in model with the recipe it was made with.
+// flag takes. With --builtin it pretrains the built-in model with its
+// recorded recipe and replaces the cached copy every program reads.
 func runPretrain(args []string, stdout io.Writer) error {
 	fs := newFlags("pretrain")
 	d := train.DefaultPretrain()
 	out := fs.String("out", "", "decoder file to write (.safetensors); required unless --builtin")
-	builtin := fs.Bool("builtin", false, "regenerate the embedded built-in model ("+model.BuiltinFilePath+", run from the repository root) with the default recipe; other recipe flags are refused")
+	builtin := fs.Bool("builtin", false, "pretrain the built-in model with its recorded recipe and replace the cached copy (train.BuiltinCachePath); other recipe flags are refused")
 	steps := fs.Int("steps", d.Steps, "optimizer steps")
 	batch := fs.Int("batch", d.Batch, "sequences per step")
 	seqLen := fs.Int("seq-len", d.SeqLen, "tokens per sequence, BOS included")
@@ -41,7 +41,7 @@ func runPretrain(args []string, stdout io.Writer) error {
 	minLR := fs.Float64("min-lr", d.MinLR, "final learning rate as a fraction of --lr")
 	wd := fs.Float64("weight-decay", d.WeightDecay, "AdamW weight decay of the linear layers' matrices")
 	seed := fs.Uint64("seed", d.Seed, "seed of the initialization, the corpus and the sequences")
-	sentences := fs.Int("sentences", defaultWorldSentences, "sentences of synthetic world text to train on")
+	sentences := fs.Int("sentences", train.BuiltinPretraining().Sentences, "sentences of synthetic world text to train on")
 	textPath := fs.String("text", "", "a text file of your own (one sentence per line, words of the built-in vocabulary) added to the corpus")
 	bf16 := fs.Bool("bf16", false, "store the weights as bfloat16 (half the size; --builtin always does)")
 	evalItems := fs.Int("eval-items", 200, "test items per synthetic task for the zero-shot table at the end (0: skip it)")
@@ -63,54 +63,33 @@ func runPretrain(args []string, stdout io.Writer) error {
 		if len(changed) > 0 {
 			return fmt.Errorf("pretrain: --builtin uses the recorded recipe; drop %s", strings.Join(changed, ", "))
 		}
-		if _, err := os.Stat(filepath.Dir(model.BuiltinFilePath)); err != nil {
-			return fmt.Errorf("pretrain --builtin: run it from the repository root (%s: %v)", filepath.Dir(model.BuiltinFilePath), err)
+	} else {
+		if *out == "" {
+			return errors.New("pretrain: --out is required (or --builtin)")
 		}
-		*out, *bf16 = model.BuiltinFilePath, true
+		if !strings.EqualFold(filepath.Ext(*out), ".safetensors") {
+			return fmt.Errorf("pretrain: --out %s: want a .safetensors file name", *out)
+		}
 	}
-	if *out == "" {
-		return errors.New("pretrain: --out is required (or --builtin)")
-	}
-	if !strings.EqualFold(filepath.Ext(*out), ".safetensors") {
-		return fmt.Errorf("pretrain: --out %s: want a .safetensors file name", *out)
-	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	if *sentences < 1 {
-		return fmt.Errorf("pretrain: --sentences %d, want ≥ 1", *sentences)
-	}
-	m, err := model.BuiltinInit(*seed, task.Vocabulary())
-	if err != nil {
-		return fmt.Errorf("pretrain: %w", err)
-	}
-	text, err := task.WorldText(*sentences, *seed)
-	if err != nil {
-		return fmt.Errorf("pretrain: %w", err)
+	w := train.WorldPretraining{Recipe: cfg, Sentences: *sentences, BF16: *bf16}
+	if *builtin {
+		w = train.BuiltinPretraining()
 	}
 	if *textPath != "" {
 		own, err := readSentences(*textPath)
 		if err != nil {
 			return fmt.Errorf("pretrain: --text: %w", err)
 		}
-		text = append(text, own...)
+		w.Text, w.TextName = own, filepath.Base(*textPath)
 	}
-	trainCorpus, err := train.NewCorpus(m.Tok, text, cfg.SeqLen)
-	if err != nil {
-		return fmt.Errorf("pretrain: %w", err)
+	r := w.Recipe
+	start := func(sentences, tokens int) {
+		cfg := model.BuiltinConfig(task.Vocabulary())
+		fmt.Fprintf(stdout, "pretrain %s (%d parameters) on %d sentences (%d tokens): %d steps × %d sequences × %d tokens, lr %g\n",
+			model.BuiltinName, cfg.Vocab*cfg.Hidden+cfg.Layers*blockParams(cfg)+cfg.Hidden,
+			sentences, tokens, r.Steps, r.Batch, r.SeqLen, r.LR)
 	}
-	held, err := task.WorldText(max(200, *sentences/50), *seed+1_000_003)
-	if err != nil {
-		return fmt.Errorf("pretrain: %w", err)
-	}
-	evalCorpus, err := train.NewCorpus(m.Tok, held, cfg.SeqLen)
-	if err != nil {
-		return fmt.Errorf("pretrain: held-out text: %w", err)
-	}
-	fmt.Fprintf(stdout, "pretrain %s (%d parameters) on %d sentences (%d tokens): %d steps × %d sequences × %d tokens, lr %g\n",
-		model.BuiltinName, m.Cfg.Vocab*m.Cfg.Hidden+m.Cfg.Layers*blockParams(m.Cfg)+m.Cfg.Hidden,
-		len(text), trainCorpus.Tokens, cfg.Steps, cfg.Batch, cfg.SeqLen, cfg.LR)
-	res, err := train.Pretrain(context.Background(), m, trainCorpus, evalCorpus, cfg, func(p train.PretrainProgress) {
+	data, res, err := train.PretrainWorld(context.Background(), w, start, func(p train.PretrainProgress) {
 		if math.IsNaN(p.EvalLoss) {
 			return
 		}
@@ -121,18 +100,11 @@ func runPretrain(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// The notes hold no timing, so the same run writes the same bytes.
-	textName := ""
-	if *textPath != "" {
-		textName = filepath.Base(*textPath)
-	}
-	notes, _ := json.Marshal(map[string]any{"recipe": cfg, "sentences": *sentences, "text": textName,
-		"corpus": "task.WorldText", "first_eval_loss": res.FirstEvalLoss, "eval_loss": res.EvalLoss, "tokens": res.Tokens})
-	data, err := model.EncodeDecoderFile(m, model.DecoderFileOptions{BF16: *bf16, Notes: string(notes)})
-	if err != nil {
-		return fmt.Errorf("pretrain: %w", err)
-	}
-	if err := os.WriteFile(*out, data, 0o644); err != nil {
+	if *builtin {
+		if *out, err = train.WriteBuiltinFile(data); err != nil {
+			return fmt.Errorf("pretrain --builtin: %w", err)
+		}
+	} else if err := os.WriteFile(*out, data, 0o644); err != nil {
 		return fmt.Errorf("pretrain: %w", err)
 	}
 	sum := sha256.Sum256(data)
@@ -162,9 +134,6 @@ func runPretrain(args []string, stdout io.Writer) error {
 	}
 	return nil
 }
-
-// defaultWorldSentences is the corpus size of the built-in model's recipe.
-const defaultWorldSentences = 200_000
 
 type pretrainReport struct {
 	Out      string                `json:"out"`
