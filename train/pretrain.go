@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -44,27 +45,13 @@ func DefaultPretrain() PretrainConfig {
 
 func (c PretrainConfig) withDefaults() PretrainConfig {
 	d := DefaultPretrain()
-	if c.Steps == 0 {
-		c.Steps = d.Steps
-	}
-	if c.Batch == 0 {
-		c.Batch = d.Batch
-	}
-	if c.SeqLen == 0 {
-		c.SeqLen = d.SeqLen
-	}
-	if c.LR == 0 {
-		c.LR = d.LR
-	}
-	if c.MaxGradNorm == 0 {
-		c.MaxGradNorm = d.MaxGradNorm
-	}
-	if c.EvalEvery == 0 {
-		c.EvalEvery = d.EvalEvery
-	}
-	if c.EvalSequences == 0 {
-		c.EvalSequences = d.EvalSequences
-	}
+	c.Steps = cmp.Or(c.Steps, d.Steps)
+	c.Batch = cmp.Or(c.Batch, d.Batch)
+	c.SeqLen = cmp.Or(c.SeqLen, d.SeqLen)
+	c.LR = cmp.Or(c.LR, d.LR)
+	c.MaxGradNorm = cmp.Or(c.MaxGradNorm, d.MaxGradNorm)
+	c.EvalEvery = cmp.Or(c.EvalEvery, d.EvalEvery)
+	c.EvalSequences = cmp.Or(c.EvalSequences, d.EvalSequences)
 	return c
 }
 
