@@ -81,3 +81,37 @@ func BenchmarkGemmPortable(b *testing.B) {
 		withThreads(1, func() { benchGemm(b, NoTrans, NoTrans, 256, 256, 256, false) })
 	})
 }
+
+// BenchmarkGemmBF16 is BenchmarkGemmPacked with B packed as bf16
+// (PackBBF16): the frozen-weight path of --precision bf16.
+func BenchmarkGemmBF16(b *testing.B) {
+	needBF16(b)
+	for _, s := range benchShapes {
+		for _, th := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads%d", s.name, th), func(b *testing.B) {
+				withThreads(th, func() {
+					r := rand.New(rand.NewPCG(1, 1))
+					m, n, k := s.m, s.n, s.k
+					a, bm, c := randSlice(r, m*k), randSlice(r, k*n), make([]float32, m*n)
+					lda, ldb := k, n
+					if s.tA {
+						lda = m
+					}
+					if s.tB {
+						ldb = k
+					}
+					pb, err := PackBBF16(s.tB, k, n, bm, ldb)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.ResetTimer()
+					start := time.Now()
+					for i := 0; i < b.N; i++ {
+						GemmPacked(s.tA, m, 1, a, lda, pb, 0, c, n)
+					}
+					b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/time.Since(start).Seconds()/1e9, "GFLOP/s")
+				})
+			})
+		}
+	}
+}

@@ -39,8 +39,13 @@ const (
 // Measured on a shared 2-core Zen 3 EPYC VM (32 KiB L1d, 512 KiB L2, 32 MiB
 // L3) with the BenchmarkGemm shapes, best of repeated runs; differences under
 // ~3% were within the noise of the shared machine.
+//
+// Where 512-bit FMAs run at full width (kernel512_amd64.go decides), a
+// 24×16 AVX-512 kernel takes four A tiles at once (24 zmm accumulators,
+// A broadcast from memory), on the same packed layouts.
 const (
 	mr    = 6
+	zr    = 24 // rows of the AVX-512 kernel's tile: four A tiles
 	nr    = 16
 	kcMax = 384
 	mcMax = 96

@@ -167,6 +167,8 @@ var shapes = [][3]int{
 	{97, 130, 90}, {300, 65, 120}, {5, 700, 400}, {64, 48, 517},
 	{1, 300, 200}, {1, 40, 700}, {250, 1, 100}, {30, 1, 600},
 	{40, 8, 100}, {200, 3, 1100}, {2050, 8, 30}, {17, 5, 16}, {3000, 7, 64},
+	// around the AVX-512 kernel's 24-row tile
+	{24, 16, 8}, {25, 17, 9}, {48, 32, 20}, {23, 40, 33}, {120, 48, 700}, {196, 24, 150},
 }
 
 func testGemmAll(t *testing.T, seed uint64) {
@@ -201,11 +203,41 @@ func withPortable(f func()) {
 	f()
 }
 
+// withKernel runs f with the kernel width forced: -1 the AVX2 6×16 kernel,
+// +1 the AVX-512 24×16 one (where the CPU has AVX-512F).
+func withKernel(force int, f func()) {
+	prev := kernelOverride
+	kernelOverride = force
+	defer func() { kernelOverride = prev }()
+	f()
+}
+
+type kernelWidth struct {
+	name  string
+	force int
+}
+
+// kernelWidths are the kernel paths this machine can run, so every GEMM
+// test covers each of them, whatever the start-up measurement chose.
+func kernelWidths() []kernelWidth {
+	w := []kernelWidth{{"avx2", -1}}
+	var zmm bool
+	withKernel(1, func() { zmm = useZMM() })
+	if zmm {
+		w = append(w, kernelWidth{"avx512", 1})
+	}
+	return w
+}
+
 func TestGemm(t *testing.T) {
-	for _, th := range []int{1, 2} {
-		t.Run(fmt.Sprintf("threads%d", th), func(t *testing.T) {
-			withThreads(th, func() { testGemmAll(t, uint64(th)) })
-		})
+	for _, kw := range kernelWidths() {
+		for _, th := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s/threads%d", kw.name, th), func(t *testing.T) {
+				withKernel(kw.force, func() {
+					withThreads(th, func() { testGemmAll(t, uint64(th)) })
+				})
+			})
+		}
 	}
 }
 
@@ -229,7 +261,10 @@ func TestGemmRandom(t *testing.T) {
 			padA: r.IntN(3), padB: r.IntN(3), padC: r.IntN(3),
 			alpha: float32(r.NormFloat64()), beta: []float32{0, 1, 0.5, -2}[r.IntN(4)],
 		}
-		withThreads(1+r.IntN(3), func() { tc.run(t, r) })
+		kw := kernelWidths()
+		withKernel(kw[r.IntN(len(kw))].force, func() {
+			withThreads(1+r.IntN(3), func() { tc.run(t, r) })
+		})
 	}
 }
 
@@ -275,21 +310,27 @@ func TestGemmConcurrent(t *testing.T) {
 }
 
 // TestGemmDeterministic checks the documented bit-for-bit agreement between
-// thread counts and between Gemm and GemmPacked.
+// thread counts, kernel widths, and Gemm and GemmPacked.
 func TestGemmDeterministic(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 8))
 	for _, tr := range transCases {
 		tc := gemmCase{tA: tr[0], tB: tr[1], m: 150, n: 70, k: 600, alpha: 0.5, beta: 0.5}
 		a, lda, b, ldb, c, ldc := tc.operands(r)
 		var outs [][]float32
-		for _, th := range []int{1, 2, 3} {
-			withThreads(th, func() {
-				got := append([]float32(nil), c...)
-				Gemm(tc.tA, tc.tB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, got, ldc)
-				outs = append(outs, got)
-				got = append([]float32(nil), c...)
-				GemmPacked(tc.tA, tc.m, tc.alpha, a, lda, PackB(tc.tB, tc.k, tc.n, b, ldb), tc.beta, got, ldc)
-				outs = append(outs, got)
+		// Both kernel widths accumulate every element in the same order
+		// (one FMA per k step from zero, passes added in order), so
+		// models trained on AVX2 and AVX-512 machines match bit for bit.
+		for _, run := range []struct{ th, kw int }{{1, 0}, {2, 0}, {3, 0}, {1, 1}, {2, 1}} {
+			kw := kernelWidths()
+			withKernel(kw[min(run.kw, len(kw)-1)].force, func() {
+				withThreads(run.th, func() {
+					got := append([]float32(nil), c...)
+					Gemm(tc.tA, tc.tB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, got, ldc)
+					outs = append(outs, got)
+					got = append([]float32(nil), c...)
+					GemmPacked(tc.tA, tc.m, tc.alpha, a, lda, PackB(tc.tB, tc.k, tc.n, b, ldb), tc.beta, got, ldc)
+					outs = append(outs, got)
+				})
 			})
 		}
 		for i := 1; i < len(outs); i++ {

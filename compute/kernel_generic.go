@@ -36,3 +36,21 @@ func scale(alpha float32, x []float32)                            { scaleGo(alph
 
 // SIMD reports whether the AVX2+FMA kernels run: never on this platform.
 func SIMD() bool { return false }
+
+func useZMM() bool { return false }
+
+// kernelOverride exists so tests can set it on every architecture.
+var kernelOverride int
+
+func microKernel24x16(kc int, a []float32, ts int, b, c []float32, ldc int, beta float32, mode int, pf []float32) {
+	panic("compute: microKernel24x16 without assembly")
+}
+
+// KernelChoice says which GEMM kernels this process uses.
+func KernelChoice() string { return "portable Go kernels" }
+
+func hasAVX512BF16() bool { return false }
+
+func microKernelBF16(pairs int, a []uint16, ts int, b []uint16, c []float32, ldc int, beta float32, mode int) {
+	panic("compute: bf16 kernel without assembly")
+}

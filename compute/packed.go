@@ -25,11 +25,21 @@ import (
 //
 // A PackedB is immutable after PackB returns and may be used by any number of
 // goroutines at once.
+//
+// A PackedB made by PackBBF16 holds bf16 instead (bf, with data nil) and
+// runs on the VDPBF16PS kernel; GemmPacked takes either.
 type PackedB struct {
 	k, n int
 	kc   int
 	data []float32
+	bf   []uint16
 }
+
+// BF16 reports whether the packed values are bf16 (PackBBF16).
+func (p *PackedB) BF16() bool { return p.bf != nil }
+
+// Bytes is the packed copy's memory.
+func (p *PackedB) Bytes() int { return 4*len(p.data) + 2*len(p.bf) }
 
 // K returns the number of rows of op(B) (the inner dimension of the product).
 func (p *PackedB) K() int { return p.k }
@@ -98,12 +108,16 @@ const parallelMinFlops = 1 << 21
 // to give every thread rows.
 func gemmPacked(tA Transpose, m int, alpha float32, a []float32, lda int, pb *PackedB, beta float32, c []float32, ldc int, threads int) {
 	n, k := pb.n, pb.k
-	mt := (m + mr - 1) / mr // row tiles
-	nt := (n + nr - 1) / nr // column panels
+	tileRows := mr
+	if useZMM() || pb.bf != nil {
+		tileRows = zr // parts in whole 24-row tiles
+	}
+	mt := (m + tileRows - 1) / tileRows // row tiles
+	nt := (n + nr - 1) / nr             // column panels
 	if threads < 1 || 2*m*n*k < parallelMinFlops {
 		threads = 1
 	}
-	mcTiles := mcMax / mr
+	mcTiles := mcMax / tileRows
 	pm, pn := 1, 1
 	if threads == 1 {
 		pm = (mt + mcTiles - 1) / mcTiles
@@ -118,7 +132,11 @@ func gemmPacked(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pa
 		pi, pj := part/pn, part%pn
 		t0, t1 := pi*mt/pm, (pi+1)*mt/pm
 		j0, j1 := pj*nt/pn, (pj+1)*nt/pn
-		gemmPart(tA, m, alpha, a, lda, pb, beta, c, ldc, t0*mr, min(t1*mr, m), j0, j1)
+		if pb.bf != nil {
+			gemmPartBF16(tA, alpha, a, lda, pb, beta, c, ldc, t0*tileRows, min(t1*tileRows, m), j0, j1)
+			return
+		}
+		gemmPart(tA, m, alpha, a, lda, pb, beta, c, ldc, t0*tileRows, min(t1*tileRows, m), j0, j1)
 	}
 	if pm*pn == 1 {
 		run(0)
@@ -132,10 +150,15 @@ func gemmPacked(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pa
 // into L2), B micro-panel (L1), A micro-panel.
 func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *PackedB, beta float32, c []float32, ldc int, r0, r1, j0, j1 int) {
 	n, k, kc := pb.n, pb.k, pb.kc
-	abuf := getFloats(roundUp(min(mcMax, r1-r0), mr) / mr * aTileStride(kc))
+	zmm := useZMM()
+	tileRows := mr
+	if zmm {
+		tileRows = zr // the 24-row kernel reads four A tiles even at the edge
+	}
+	abuf := getFloats(roundUp(min(mcMax, r1-r0), tileRows) / mr * aTileStride(kc))
 	defer putFloats(abuf)
 	ap := *abuf
-	var tmp [mr * nr]float32 // edge tile: 6×16, or 12×8 for narrow panels
+	var tmp [zr * nr]float32 // edge tile: 24×16, 6×16, or 12×8 for narrow panels
 	narrow := hasNarrowKernel()
 	ncPanels := max(1, ncMax/nr)
 	firstMode := 2
@@ -173,6 +196,25 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 					col := jp * nr
 					cols := min(nr, n-col)
 					ir := 0
+					if zmm {
+						// Every row in 24-row tiles (four A tiles); a
+						// last short tile is computed whole into tmp
+						// (its rows past mc come from stale or padding
+						// A rows and are dropped) and merged.
+						pfStep24 := (kcb / 4) * nr
+						for ; ir < mc; ir += zr {
+							rows := min(zr, mc-ir)
+							at := ap[(ir/mr)*ts:]
+							pf := next[min((ir/zr)*pfStep24, len(next)-1):]
+							ci := (ic+ir)*ldc + col
+							if rows == zr && cols == nr {
+								microKernel24x16(kcb, at, ts, bp, c[ci:], ldc, beta, mode, pf)
+								continue
+							}
+							microKernel24x16(kcb, at, ts, bp, tmp[:], nr, 0, 0, pf)
+							mergeTile(tmp[:], nr, rows, cols, c[ci:], ldc, beta, mode)
+						}
+					}
 					if cols <= 8 && narrow {
 						// Narrow panel: 12×8 tiles from pairs of A
 						// tiles; a final lone tile falls through to
@@ -431,6 +473,37 @@ func getFloats(n int) *[]float32 {
 	}
 	s := alignedFloats(1 << class)[:n]
 	return &s
+}
+
+// getUint16s and putUint16s are getFloats and putFloats for bf16 scratch.
+var uint16Pools [48]sync.Pool
+
+func getUint16s(n int) *[]uint16 {
+	class := bits.Len(uint(max(n, 1) - 1))
+	if v := uint16Pools[class].Get(); v != nil {
+		p := v.(*[]uint16)
+		*p = (*p)[:n]
+		return p
+	}
+	s := alignedUint16s(1 << class)[:n]
+	return &s
+}
+
+func putUint16s(p *[]uint16) {
+	c := cap(*p)
+	if class := bits.Len(uint(c - 1)); c == 1<<class {
+		uint16Pools[class].Put(p)
+	}
+}
+
+// alignedUint16s allocates n zeroed uint16s on a 64-byte boundary.
+func alignedUint16s(n int) []uint16 {
+	s := make([]uint16, n+32)
+	off := 0
+	if r := uintptr(unsafe.Pointer(&s[0])) % 64; r != 0 {
+		off = int(64-r) / 2
+	}
+	return s[off : off+n : off+n]
 }
 
 func putFloats(p *[]float32) {

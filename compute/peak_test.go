@@ -11,7 +11,7 @@ import (
 // zmm peak where AVX-512 does, and an unavailable or unknown width is an
 // error naming it. (Speed is not asserted: BENCHMARKS.md records it.)
 func TestMeasureFMAPeak(t *testing.T) {
-	for _, w := range []string{"ymm", "zmm"} {
+	for _, w := range []string{"ymm", "zmm", "bf16"} {
 		g, err := MeasureFMAPeak(w, 50*time.Millisecond)
 		if err != nil {
 			if !strings.Contains(err.Error(), w) {

@@ -1,0 +1,260 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+#include "bf16_amd64.h"
+#include "tile24_amd64.h"
+
+// The bf16 frozen-weight GEMM kernel and the bf16 peak loop (AVX512_BF16).
+//
+// sbgemmKernel24x16 is sgemmKernel24x16 (kernel512_amd64.s) with each k step
+// a k *pair*: packed B holds, per pair and column j, the two bf16 values
+// (k even, k odd) side by side — 16 columns × 2 = one 64-byte zmm — and
+// packed A holds per pair and row i the same two values of A as one 32-bit
+// word (24 bytes per 6-row tile). One VDPBF16PS with that word broadcast
+// adds both products of the pair to a row's 16 fp32 accumulators: 32
+// multiply-adds per instruction against the fp32 kernel's 16.
+//
+// Registers as in sgemmKernel24x16: Z8..Z31 the 24×16 fp32 tile, Z0/Z1 the
+// B pair-row, AX / AX+DX / R11 / R11+DX the four A tiles, BX packed B.
+// (In the macros: AX=0, DX=2, SP=4 (no index), R11=11.)
+
+// BSTEP24(ao, bo, zb) does one k-pair step: A at ao = 24·s bytes into each
+// tile, B at bo = 64·s bytes, loaded into register zb (number zbn).
+#define BSTEP24(ao, bo, zb, zbn) \
+	VMOVUPS bo(BX), zb; \
+	VDPBF16PS_BCST(ao+0, 0, 4, zbn, 8); \
+	VDPBF16PS_BCST(ao+4, 0, 4, zbn, 9); \
+	VDPBF16PS_BCST(ao+8, 0, 4, zbn, 10); \
+	VDPBF16PS_BCST(ao+12, 0, 4, zbn, 11); \
+	VDPBF16PS_BCST(ao+16, 0, 4, zbn, 12); \
+	VDPBF16PS_BCST(ao+20, 0, 4, zbn, 13); \
+	VDPBF16PS_BCST(ao+0, 0, 2, zbn, 14); \
+	VDPBF16PS_BCST(ao+4, 0, 2, zbn, 15); \
+	VDPBF16PS_BCST(ao+8, 0, 2, zbn, 16); \
+	VDPBF16PS_BCST(ao+12, 0, 2, zbn, 17); \
+	VDPBF16PS_BCST(ao+16, 0, 2, zbn, 18); \
+	VDPBF16PS_BCST(ao+20, 0, 2, zbn, 19); \
+	VDPBF16PS_BCST(ao+0, 11, 4, zbn, 20); \
+	VDPBF16PS_BCST(ao+4, 11, 4, zbn, 21); \
+	VDPBF16PS_BCST(ao+8, 11, 4, zbn, 22); \
+	VDPBF16PS_BCST(ao+12, 11, 4, zbn, 23); \
+	VDPBF16PS_BCST(ao+16, 11, 4, zbn, 24); \
+	VDPBF16PS_BCST(ao+20, 11, 4, zbn, 25); \
+	VDPBF16PS_BCST(ao+0, 11, 2, zbn, 26); \
+	VDPBF16PS_BCST(ao+4, 11, 2, zbn, 27); \
+	VDPBF16PS_BCST(ao+8, 11, 2, zbn, 28); \
+	VDPBF16PS_BCST(ao+12, 11, 2, zbn, 29); \
+	VDPBF16PS_BCST(ao+16, 11, 2, zbn, 30); \
+	VDPBF16PS_BCST(ao+20, 11, 2, zbn, 31)
+
+// func sbgemmKernel24x16(kp int, a *uint16, ts int, b *uint16, c *float32, ldc int, beta float32, mode int)
+//
+// acc[i][j] = Σ_{q<kp} Σ_{h<2} A_t[(q*6+i%6)*2+h]·b[(q*16+j)*2+h] in fp32,
+// t = i/6, A_t at a + t·ts uint16s (ts even), kp ≥ 1 k pairs. mode 0:
+// C = acc; 1: C += acc; 2: C = beta·C + acc (C: 24 rows of 16 floats, row
+// stride ldc floats).
+TEXT ·sbgemmKernel24x16(SB), NOSPLIT, $0-64
+	MOVQ kp+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ ts+16(FP), DX
+	SHLQ $1, DX
+	MOVQ b+24(FP), BX
+	MOVQ c+32(FP), DI
+	MOVQ ldc+40(FP), SI
+	SHLQ $2, SI
+	LEAQ (AX)(DX*2), R11
+
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z26, Z26, Z26
+	VPXORD Z27, Z27, Z27
+	VPXORD Z28, Z28, Z28
+	VPXORD Z29, Z29, Z29
+	VPXORD Z30, Z30, Z30
+	VPXORD Z31, Z31, Z31
+
+	MOVQ CX, R9
+	SHRQ $3, R9
+	JZ   b24tail
+
+b24loop8:
+	BSTEP24(0, 0, Z0, 0)
+	BSTEP24(24, 64, Z1, 1)
+	BSTEP24(48, 128, Z0, 0)
+	BSTEP24(72, 192, Z1, 1)
+	BSTEP24(96, 256, Z0, 0)
+	BSTEP24(120, 320, Z1, 1)
+	BSTEP24(144, 384, Z0, 0)
+	BSTEP24(168, 448, Z1, 1)
+	ADDQ $192, AX
+	ADDQ $192, R11
+	ADDQ $512, BX
+	DECQ R9
+	JNZ  b24loop8
+
+b24tail:
+	ANDQ $7, CX
+	JZ   b24store
+
+b24loop1:
+	BSTEP24(0, 0, Z0, 0)
+	ADDQ $24, AX
+	ADDQ $24, R11
+	ADDQ $64, BX
+	DECQ CX
+	JNZ  b24loop1
+
+b24store:
+	LEAQ (DI)(SI*2), R8
+	MOVQ mode+56(FP), DX
+	CMPQ DX, $1
+	JEQ  b24add
+	CMPQ DX, $2
+	JEQ  b24scale
+
+b24write:
+	WRITE4(Z8, Z9, Z10, Z11)
+	NEXT4
+	WRITE4(Z12, Z13, Z14, Z15)
+	NEXT4
+	WRITE4(Z16, Z17, Z18, Z19)
+	NEXT4
+	WRITE4(Z20, Z21, Z22, Z23)
+	NEXT4
+	WRITE4(Z24, Z25, Z26, Z27)
+	NEXT4
+	WRITE4(Z28, Z29, Z30, Z31)
+	VZEROUPPER
+	RET
+
+b24add:
+	ADD4(Z8, Z9, Z10, Z11)
+	NEXT4
+	ADD4(Z12, Z13, Z14, Z15)
+	NEXT4
+	ADD4(Z16, Z17, Z18, Z19)
+	NEXT4
+	ADD4(Z20, Z21, Z22, Z23)
+	NEXT4
+	ADD4(Z24, Z25, Z26, Z27)
+	NEXT4
+	ADD4(Z28, Z29, Z30, Z31)
+	JMP b24rewind
+
+b24scale:
+	VBROADCASTSS beta+48(FP), Z0
+	SCALE4(Z8, Z9, Z10, Z11)
+	NEXT4
+	SCALE4(Z12, Z13, Z14, Z15)
+	NEXT4
+	SCALE4(Z16, Z17, Z18, Z19)
+	NEXT4
+	SCALE4(Z20, Z21, Z22, Z23)
+	NEXT4
+	SCALE4(Z24, Z25, Z26, Z27)
+	NEXT4
+	SCALE4(Z28, Z29, Z30, Z31)
+
+b24rewind:
+	MOVQ c+32(FP), DI
+	LEAQ (DI)(SI*2), R8
+	JMP  b24write
+
+// func bf16DotLoop(iters int)
+//
+// The bf16 peak loop: twelve independent VDPBF16PS accumulators (Z0..Z11)
+// fed from Z12, Z13, like fmaLoopZMM. Each instruction is 32 multiply-adds.
+TEXT ·bf16DotLoop(SB), NOSPLIT, $0-8
+	MOVQ iters+0(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+bf16loop:
+	VDPBF16PS_ZZZ(0, 12, 13)
+	VDPBF16PS_ZZZ(1, 12, 13)
+	VDPBF16PS_ZZZ(2, 12, 13)
+	VDPBF16PS_ZZZ(3, 12, 13)
+	VDPBF16PS_ZZZ(4, 12, 13)
+	VDPBF16PS_ZZZ(5, 12, 13)
+	VDPBF16PS_ZZZ(6, 12, 13)
+	VDPBF16PS_ZZZ(7, 12, 13)
+	VDPBF16PS_ZZZ(8, 12, 13)
+	VDPBF16PS_ZZZ(9, 12, 13)
+	VDPBF16PS_ZZZ(10, 12, 13)
+	VDPBF16PS_ZZZ(11, 12, 13)
+	DECQ CX
+	JNZ  bf16loop
+	VZEROUPPER
+	RET
+
+// func bf16DotTest(dst, src1, src2 *[16]float32, form int)
+//
+// Runs VDPBF16PS once in a given form (0: register form Z3 += Z17·Z9, 1: the
+// broadcast form with base AX and no index, 2: base AX with index DX, 3: base
+// R11 with index DX, each at disp 8 into src2) so a test can check every
+// register form the kernel uses against a scalar reference.
+TEXT ·bf16DotTest(SB), NOSPLIT, $0-32
+	MOVQ    dst+0(FP), DI
+	MOVQ    src1+8(FP), SI
+	MOVQ    src2+16(FP), AX
+	MOVQ    form+24(FP), CX
+	VMOVUPS (DI), Z3
+	VMOVUPS (SI), Z17
+	VMOVUPS (AX), Z9
+	VMOVUPS (DI), Z30
+	CMPQ    CX, $1
+	JEQ     bt1
+	CMPQ    CX, $2
+	JEQ     bt2
+	CMPQ    CX, $3
+	JEQ     bt3
+	VDPBF16PS_ZZZ(3, 17, 9)
+	VMOVUPS Z3, (DI)
+	VZEROUPPER
+	RET
+bt1:
+	VDPBF16PS_BCST(8, 0, 4, 17, 30)
+	JMP btstore
+bt2:
+	VMOVUPS (SI), Z1
+	MOVQ    $4, DX
+	SUBQ    DX, AX
+	VDPBF16PS_BCST(8, 0, 2, 1, 30)
+	JMP btstore
+bt3:
+	MOVQ    $8, DX
+	MOVQ    AX, R11
+	SUBQ    DX, R11
+	VDPBF16PS_BCST(8, 11, 2, 17, 30)
+btstore:
+	VMOVUPS Z30, (DI)
+	VZEROUPPER
+	RET
+

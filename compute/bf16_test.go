@@ -1,0 +1,171 @@
+package compute
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+func TestBF16Round(t *testing.T) {
+	for _, c := range []struct {
+		in   uint32
+		want uint16
+	}{
+		{0x3f800000, 0x3f80}, // 1
+		{0x3f808000, 0x3f80}, // tie, even below: stays
+		{0x3f818000, 0x3f82}, // tie, odd below: rounds up to even
+		{0x3f808001, 0x3f81}, // above the tie
+		{0xbf80ffff, 0xbf81}, // negative, rounds away in magnitude
+		{0x7f7fffff, 0x7f80}, // largest float32 rounds to +Inf
+		{0x7f800000, 0x7f80}, // +Inf
+		{0xff800000, 0xff80}, // -Inf
+		{0x00000001, 0x0000}, // tiny denormal rounds to zero
+	} {
+		if got := BF16(math.Float32frombits(c.in)); got != c.want {
+			t.Errorf("BF16(%#08x) = %#04x, want %#04x", c.in, got, c.want)
+		}
+	}
+	for _, nan := range []uint32{0x7fc00000, 0x7f800001, 0xffffffff} {
+		if g := BF16ToFloat32(BF16(math.Float32frombits(nan))); g == g {
+			t.Errorf("BF16(NaN %#08x) = %v, not NaN", nan, g)
+		}
+	}
+	if g := BF16ToFloat32(0x4049); g != 3.140625 {
+		t.Errorf("BF16ToFloat32(0x4049) = %v", g)
+	}
+}
+
+func needBF16(t testing.TB) {
+	if !HasBF16() {
+		t.Skip("this CPU has no AVX512_BF16")
+	}
+}
+
+// TestVDPBF16PSEncoding runs the hand-encoded instruction in every form the
+// kernel uses (register form; broadcast from a base with no index, base AX
+// with index DX, base R11 with index DX; source and destination registers
+// above 7 and above 15) against a scalar reference:
+//
+//	dst[i] += src1[2i]·src2[2i] + src1[2i+1]·src2[2i+1]   (bf16 → fp32)
+func TestVDPBF16PSEncoding(t *testing.T) {
+	needBF16(t)
+	r := rand.New(rand.NewPCG(5, 5))
+	pack := func(lo, hi float32) float32 {
+		return math.Float32frombits(uint32(BF16(hi))<<16 | uint32(BF16(lo)))
+	}
+	for form := 0; form < 4; form++ {
+		var dst, src1, src2 [16]float32
+		var a1, a2 [32]float32 // the bf16 values as float32
+		for i := 0; i < 16; i++ {
+			dst[i] = float32(r.NormFloat64())
+			for h := 0; h < 2; h++ {
+				a1[2*i+h] = BF16ToFloat32(BF16(float32(r.NormFloat64())))
+				a2[2*i+h] = BF16ToFloat32(BF16(float32(r.NormFloat64())))
+			}
+			src1[i] = pack(a1[2*i], a1[2*i+1])
+			src2[i] = pack(a2[2*i], a2[2*i+1])
+		}
+		want := dst
+		for i := 0; i < 16; i++ {
+			j := i // register form: lane by lane
+			if form > 0 {
+				j = 2 // broadcast forms read the 32-bit word at byte 8
+			}
+			w := float64(dst[i]) + float64(a1[2*i])*float64(a2[2*j]) + float64(a1[2*i+1])*float64(a2[2*j+1])
+			want[i] = float32(w)
+		}
+		bf16DotTest(&dst, &src1, &src2, form)
+		for i := range dst {
+			if d := math.Abs(float64(dst[i] - want[i])); d > 4e-7*(1+math.Abs(float64(want[i]))) {
+				t.Errorf("form %d lane %d: %v, want %v", form, i, dst[i], want[i])
+			}
+		}
+	}
+}
+
+// refGemmBF16 is refGemm on the values the bf16 path multiplies: bf16(alpha·a)
+// and bf16(b), exactly widened, products summed in float64.
+func refGemmBF16(tc gemmCase, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) (want, mag []float64) {
+	ar := make([]float32, len(a))
+	for i, v := range a {
+		ar[i] = BF16ToFloat32(BF16(tc.alpha * v))
+	}
+	br := make([]float32, len(b))
+	for i, v := range b {
+		br[i] = BF16ToFloat32(BF16(v))
+	}
+	return refGemm(tc.tA, tc.tB, tc.m, tc.n, tc.k, 1, ar, lda, br, ldb, tc.beta, c, ldc)
+}
+
+// TestGemmBF16 checks GemmPacked over PackBBF16 against the float64 product
+// of the bf16-rounded operands (so the bound is fp32 accumulation error
+// only), over the GEMM shape table, every transpose, alpha/beta and thread
+// count — and that the result differs from the fp32 product by no more
+// than bf16 rounding of the inputs allows.
+func TestGemmBF16(t *testing.T) {
+	needBF16(t)
+	for _, th := range []int{1, 2} {
+		t.Run(fmt.Sprintf("threads%d", th), func(t *testing.T) {
+			withThreads(th, func() {
+				r := rand.New(rand.NewPCG(uint64(th), 9))
+				for _, s := range append(shapes, [3]int{100, 70, 1537}, [3]int{48, 33, 769}) {
+					for _, tr := range transCases {
+						for _, ab := range [][2]float32{{1, 0}, {-0.7, 1}, {2.5, 0.5}} {
+							tc := gemmCase{tA: tr[0], tB: tr[1], m: s[0], n: s[1], k: s[2], alpha: ab[0], beta: ab[1]}
+							if r.IntN(2) == 0 {
+								tc.padA, tc.padB, tc.padC = r.IntN(5)+1, r.IntN(5)+1, r.IntN(5)+1
+							}
+							a, lda, b, ldb, c, ldc := tc.operands(r)
+							pb, err := PackBBF16(tc.tB, tc.k, tc.n, b, ldb)
+							if err != nil {
+								t.Fatal(err)
+							}
+							if !pb.BF16() || pb.K() != tc.k || pb.N() != tc.n {
+								t.Fatalf("%v: packed %d×%d bf16=%v", tc, pb.K(), pb.N(), pb.BF16())
+							}
+							got := append([]float32(nil), c...)
+							GemmPacked(tc.tA, tc.m, tc.alpha, a, lda, pb, tc.beta, got, ldc)
+							want, mag := refGemmBF16(tc, a, lda, b, ldb, c, ldc)
+							tc.check(t, "GemmPacked bf16", got, ldc, want, mag)
+							// Against the fp32 product: bf16 keeps 8
+							// significant bits, so each product is off
+							// by at most ~2·2⁻⁸ of its magnitude.
+							want32, mag32 := refGemm(tc.tA, tc.tB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
+							for i := 0; i < tc.m; i++ {
+								for j := 0; j < tc.n; j++ {
+									if d := math.Abs(float64(got[i*ldc+j]) - want32[i*tc.n+j]); d > 2*0x1p-8*mag32[i*tc.n+j]+1e-30 {
+										t.Fatalf("%v: C[%d][%d] = %v, fp32 product %v: beyond bf16 rounding", tc, i, j, got[i*ldc+j], want32[i*tc.n+j])
+									}
+								}
+							}
+						}
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestPackBBF16Refuses(t *testing.T) {
+	b := []float32{1, 2, 3, 4, 5, 6}
+	if HasBF16() {
+		b[4] = float32(math.Inf(-1))
+		_, err := PackBBF16(NoTrans, 2, 3, b, 3)
+		if err == nil || !strings.Contains(err.Error(), "element (1, 1)") || !strings.Contains(err.Error(), "-Inf") {
+			t.Errorf("Inf in B: %v", err)
+		}
+		b[4] = float32(math.NaN())
+		_, err = PackBBF16(Trans, 3, 2, b, 3) // op(B)[1][1] = B[1][1] = b[4]
+		if err == nil || !strings.Contains(err.Error(), "element (1, 1)") || !strings.Contains(err.Error(), "NaN") {
+			t.Errorf("NaN in B: %v", err)
+		}
+		b[4] = 5
+	}
+	withPortable(func() {
+		if _, err := PackBBF16(NoTrans, 2, 3, b, 3); err == nil || !strings.Contains(err.Error(), "AVX512_BF16") {
+			t.Errorf("without the bf16 kernels: %v", err)
+		}
+	})
+}
