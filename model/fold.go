@@ -44,8 +44,7 @@ func (m *Model) WithMerged(set *adapter.Set) (*Model, error) {
 		blk.Gate, blk.Up, blk.Down = lin[DecGate], lin[DecUp], lin[DecDown]
 	}
 	dst.LMHead = out[len(out)-1]
-	c := *m
-	c.Llama = &dst
-	c.Name = m.Name + "+merged"
-	return &c, nil
+	// A new Model (not a copy: it holds a lock); its linears are new fp32
+	// ones, so a bf16 base's merge is switched to bf16 again by UseBF16.
+	return &Model{Name: m.Name + "+merged", Path: m.Path, Cfg: m.Cfg, Llama: &dst, BERT: m.BERT, Tok: m.Tok}, nil
 }

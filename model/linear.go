@@ -24,6 +24,7 @@ type FrozenLinear struct {
 	fwdOnce, bwdOnce sync.Once
 	fwd              *compute.PackedB // Wᵀ as the right operand: d_in×d_out
 	bwd              *compute.PackedB // W as the right operand: d_out×d_in
+	bf16             bool             // fwd and bwd are bf16 (Model.UseBF16)
 }
 
 // NewFrozenLinear packs w (d_out×d_in, row-major) and keeps bias (length

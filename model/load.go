@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/model/gguf"
@@ -21,6 +22,10 @@ type Model struct {
 	Llama *Llama // decoders
 	BERT  *BERT  // encoders
 	Tok   tokenizer.Tokenizer
+
+	bf16Mu   sync.Mutex // UseBF16
+	bf16Done bool
+	bf16Err  error
 }
 
 // Targets lists the layers adapters go on, as adapter.Targets.

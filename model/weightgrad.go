@@ -102,6 +102,18 @@ func (m *Llama) Repack() {
 // Repack re-packs the copies of W already made (see packedFwd, packedBwd)
 // after W changed in place. Not safe while another goroutine uses l.
 func (l *FrozenLinear) Repack() {
+	if l.bf16 {
+		if l.useBF16() == nil {
+			return
+		}
+		// W holds NaN/Inf (a diverged step), which bf16 packing refuses:
+		// fp32 copies carry them into the outputs, where the loss shows
+		// them, instead of the stale copies hiding the divergence.
+		l.bf16 = false
+		l.fwd = compute.PackB(compute.Trans, l.DIn, l.DOut, l.W, l.DIn)
+		l.bwd = compute.PackB(compute.NoTrans, l.DOut, l.DIn, l.W, l.DIn)
+		return
+	}
 	if l.fwd != nil {
 		l.fwd = compute.PackB(compute.Trans, l.DIn, l.DOut, l.W, l.DIn)
 	}

@@ -31,8 +31,9 @@ type BenchStep struct {
 // NewBenchStep builds cfg's encoder with random weights and an adapter of
 // kind ("kron", or "loraQ" for LoRA of rank Q) and returns a training step on
 // seqs sequences (seqs/4 questions × 4 choices) of T tokens each, dropout on,
-// as training runs it.
-func NewBenchStep(cfg *model.Config, kind string, seqs, T int, seed uint64) (*BenchStep, error) {
+// as training runs it. bf16 packs the frozen weights as bf16
+// (model.BERT.UseBF16).
+func NewBenchStep(cfg *model.Config, kind string, seqs, T int, seed uint64, bf16 bool) (*BenchStep, error) {
 	if seqs%4 != 0 {
 		return nil, fmt.Errorf("bench: %d sequences is not a whole number of 4-choice questions", seqs)
 	}
@@ -55,6 +56,11 @@ func NewBenchStep(cfg *model.Config, kind string, seqs, T int, seed uint64) (*Be
 	})
 	if err != nil {
 		return nil, err
+	}
+	if bf16 {
+		if err := m.UseBF16(); err != nil {
+			return nil, err
+		}
 	}
 	var ac adapter.Config
 	switch {

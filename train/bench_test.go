@@ -8,7 +8,7 @@ import "testing"
 func BenchmarkTrainStep(b *testing.B) {
 	for _, kind := range []string{"kron", "lora8"} {
 		b.Run(kind, func(b *testing.B) {
-			s, err := NewBenchStep(DistilBERTConfig(), kind, 8, 128, 1)
+			s, err := NewBenchStep(DistilBERTConfig(), kind, 8, 128, 1, false)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/compute"
 	"github.com/kronfed/kronfed/gpu"
 	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/model/tokenizer"
@@ -21,8 +22,9 @@ import (
 // and activations; its learners take turns on the device's one stream, so
 // use them from one goroutine at a time.
 type Engine struct {
-	device string
-	gpu    *gpu.Engine // nil on the CPU
+	device  string
+	gpu     *gpu.Engine // nil on the CPU
+	cpuBF16 bool        // CPU with bf16 frozen weights (model.Model.UseBF16)
 
 	mu     sync.Mutex
 	llamas map[*model.Llama]*gpu.Llama
@@ -31,6 +33,40 @@ type Engine struct {
 
 // CPU is the CPU engine: NewLearner on it is the package-level NewLearner.
 var CPU = &Engine{device: "cpu"}
+
+// CPUBF16 is the CPU engine with bf16 frozen weights: its learners switch
+// the base to bf16 (model.Model.UseBF16) before binding to it, so every
+// learner of a process shares one bf16 copy. Only where compute.HasBF16.
+var CPUBF16 = &Engine{device: "cpu", cpuBF16: true}
+
+// ParsePrecision reads a --precision value for device: "fp32", "bf16", or
+// "auto" (""): bf16 on a GPU, and on the CPU bf16 where AVX512_BF16 runs it
+// (compute.HasBF16), else fp32.
+func ParsePrecision(s, device string) (gpu.Precision, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "auto":
+		if d, err := ParseDevice(device); err == nil && d == "cpu" && !compute.HasBF16() {
+			return gpu.FP32, nil
+		}
+		return gpu.BF16, nil
+	}
+	p, err := gpu.ParsePrecision(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w (or auto)", err)
+	}
+	return p, nil
+}
+
+// Precision names the frozen weights' precision on this engine.
+func (e *Engine) Precision() gpu.Precision {
+	switch {
+	case e.gpu != nil:
+		return e.gpu.Precision
+	case e.cpuBF16:
+		return gpu.BF16
+	}
+	return gpu.FP32
+}
 
 // ParseDevice checks a --device value: "cpu" (or ""), "cuda", "cuda:N",
 // "gpu" or "gpu:N".
@@ -45,15 +81,26 @@ func ParseDevice(device string) (string, error) {
 	return "", fmt.Errorf("unknown device %q (want cpu, cuda or cuda:N)", device)
 }
 
-// OpenEngine starts the engine for device. For a GPU it loads the CUDA
-// libraries and compiles the kernels; a machine without a usable GPU gets
-// the error that says what is missing and where it was looked for.
-func OpenEngine(device string, opt gpu.Options) (*Engine, error) {
+// OpenEngine starts the engine for device with the frozen weights in
+// precision (a --precision value, see ParsePrecision; it sets
+// opt.Precision). For a GPU it loads the CUDA libraries and compiles the
+// kernels; a machine without a usable GPU, or bf16 asked of a CPU without
+// AVX512_BF16, gets the error that says what is missing.
+func OpenEngine(device, precision string, opt gpu.Options) (*Engine, error) {
 	d, err := ParseDevice(device)
 	if err != nil {
 		return nil, err
 	}
+	if opt.Precision, err = ParsePrecision(precision, d); err != nil {
+		return nil, err
+	}
 	if d == "cpu" {
+		if opt.Precision == gpu.BF16 {
+			if !compute.HasBF16() {
+				return nil, fmt.Errorf("bf16 frozen weights on the CPU need AVX512_BF16 (Zen 4 and later, Sapphire Rapids and later), which this CPU lacks: use --precision fp32")
+			}
+			return CPUBF16, nil
+		}
 		return CPU, nil
 	}
 	g, err := gpu.Open(d, opt)
@@ -96,6 +143,11 @@ func (e *Engine) Close() error {
 // this engine (see the package-level NewLearner).
 func (e *Engine) NewLearner(m *model.Model, set *adapter.Set, maxLen int, rng *rand.Rand) (Learner, error) {
 	if e.gpu == nil {
+		if e.cpuBF16 {
+			if err := m.UseBF16(); err != nil {
+				return nil, err
+			}
+		}
 		return NewLearner(m, set, maxLen, rng)
 	}
 	if m.BERT != nil {

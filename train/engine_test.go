@@ -34,13 +34,13 @@ func TestParseDevice(t *testing.T) {
 // the discovery error, which names what is missing and the variable that
 // points at it.
 func TestOpenEngine(t *testing.T) {
-	if cpu, err := OpenEngine("cpu", gpu.Options{}); err != nil || cpu != CPU || cpu.Device() != "cpu" || cpu.GPU() != nil {
+	if cpu, err := OpenEngine("cpu", "fp32", gpu.Options{}); err != nil || cpu != CPU || cpu.Device() != "cpu" || cpu.GPU() != nil {
 		t.Errorf("OpenEngine(cpu) = %v, %v", cpu, err)
 	}
-	if _, err := OpenEngine("tpu", gpu.Options{}); err == nil || !strings.Contains(err.Error(), "tpu") {
+	if _, err := OpenEngine("tpu", "auto", gpu.Options{}); err == nil || !strings.Contains(err.Error(), "tpu") {
 		t.Errorf("OpenEngine(tpu): %v", err)
 	}
-	e, err := OpenEngine("cuda", gpu.Options{KernelCache: t.TempDir()})
+	e, err := OpenEngine("cuda", "auto", gpu.Options{KernelCache: t.TempDir()})
 	if err == nil {
 		defer e.Close()
 		if e.GPU() == nil || !strings.Contains(e.Device(), "sm_") {
@@ -71,7 +71,7 @@ func TestOpenEngine(t *testing.T) {
 // dropout, so both compute the same function): every epoch's loss and the
 // final factors agree to float32 rounding. Needs a GPU; skips elsewhere.
 func TestGPUFitMatchesCPU(t *testing.T) {
-	e, err := OpenEngine("cuda", gpu.Options{Precision: gpu.FP32, KernelCache: t.TempDir()})
+	e, err := OpenEngine("cuda", "fp32", gpu.Options{KernelCache: t.TempDir()})
 	if err != nil {
 		if os.Getenv("KRONFED_REQUIRE_GPU") != "" {
 			t.Fatalf("KRONFED_REQUIRE_GPU is set but: %v", err)

@@ -212,6 +212,7 @@ func cpuName() string {
 
 type trainBenchResult struct {
 	Adapter      string  `json:"adapter"`
+	Precision    string  `json:"precision"` // frozen weights: fp32 or bf16
 	SecondsStep  float64 `json:"seconds_per_step"`
 	TokensPerSec float64 `json:"tokens_per_sec"`
 	GFLOPS       float64 `json:"gflops"`
@@ -224,8 +225,13 @@ type trainBenchReport struct {
 	Model   string             `json:"model"`
 	Batch   string             `json:"batch"`
 	Results []trainBenchResult `json:"results"`
-	// KronOverLoRA8 is the Kron-LoRA step time over LoRA-8's.
+	// KronOverLoRA8 is the Kron-LoRA step time over LoRA-8's (first
+	// precision timed).
 	KronOverLoRA8 float64 `json:"kron_over_lora8"`
+	// With both precisions: the same ratio with bf16 frozen weights, and
+	// the Kron-LoRA step's fp32 time over its bf16 time.
+	KronOverLoRA8BF16 float64 `json:"kron_over_lora8_bf16,omitempty"`
+	BF16Speedup       float64 `json:"bf16_speedup,omitempty"`
 }
 
 // runBenchTrain times whole training steps (forward, backward, clipping,
@@ -236,29 +242,49 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 	seqs := fs.Int("seqs", 8, "sequences per step (a multiple of 4: questions × 4 choices)")
 	tokens := fs.Int("tokens", 128, "tokens per sequence")
 	steps := fs.Int("steps", 5, "timed steps per adapter (the best is reported)")
+	defPrec := "fp32"
+	if compute.HasBF16() {
+		defPrec = "fp32,bf16"
+	}
+	precList := fs.String("precision", defPrec, "comma-separated frozen-weight precisions to time side by side: fp32, bf16 (bf16 needs AVX512_BF16)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	var precs []string
+	for _, p := range strings.Split(*precList, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "fp32", "bf16":
+			if p == "bf16" && !compute.HasBF16() {
+				return errors.New("bench train: --precision bf16 needs a CPU with AVX512_BF16; this one has none")
+			}
+			precs = append(precs, p)
+		default:
+			return fmt.Errorf("bench train: --precision %q: want fp32 or bf16 (comma-separated)", p)
+		}
 	}
 	if *steps < 1 || *tokens < 1 || *tokens > 512 {
 		return errors.New("bench train: --steps must be ≥ 1 and --tokens in 1…512")
 	}
 	rep := trainBenchReport{CPU: cpuName(), Cores: runtime.NumCPU(), Threads: compute.Threads(), Model: "distilbert-base-uncased shape, random weights",
 		Batch: fmt.Sprintf("%d sequences × %d tokens", *seqs, *tokens)}
-	kinds := []string{"kron", "lora8"}
+	var kinds, kindPrec []string
 	var benches []*train.BenchStep
 	var runs []func()
 	var stepErr error
-	for _, kind := range kinds {
-		s, err := train.NewBenchStep(train.DistilBERTConfig(), kind, *seqs, *tokens, 1)
-		if err != nil {
-			return fmt.Errorf("bench train: %w", err)
-		}
-		benches = append(benches, s)
-		runs = append(runs, func() {
-			if err := s.Run(); err != nil && stepErr == nil {
-				stepErr = err
+	for _, prec := range precs {
+		for _, kind := range []string{"kron", "lora8"} {
+			s, err := train.NewBenchStep(train.DistilBERTConfig(), kind, *seqs, *tokens, 1, prec == "bf16")
+			if err != nil {
+				return fmt.Errorf("bench train: %w", err)
 			}
-		})
+			kinds, kindPrec = append(kinds, kind), append(kindPrec, prec)
+			benches = append(benches, s)
+			runs = append(runs, func() {
+				if err := s.Run(); err != nil && stepErr == nil {
+					stepErr = err
+				}
+			})
+		}
 	}
 	times := timeInterleaved(runs, *steps, 0)
 	if stepErr != nil {
@@ -267,11 +293,15 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 	best := map[string]float64{}
 	for i, kind := range kinds {
 		sec := times[i].Seconds()
-		best[kind] = sec
-		rep.Results = append(rep.Results, trainBenchResult{Adapter: kind, SecondsStep: sec,
+		best[kindPrec[i]+"/"+kind] = sec
+		rep.Results = append(rep.Results, trainBenchResult{Adapter: kind, Precision: kindPrec[i], SecondsStep: sec,
 			TokensPerSec: float64(benches[i].Tokens) / sec, GFLOPS: benches[i].Flops / sec / 1e9})
 	}
-	rep.KronOverLoRA8 = best["kron"] / best["lora8"]
+	rep.KronOverLoRA8 = best[precs[0]+"/kron"] / best[precs[0]+"/lora8"]
+	if len(precs) > 1 {
+		rep.KronOverLoRA8BF16 = best["bf16/kron"] / best["bf16/lora8"]
+		rep.BF16Speedup = best["fp32/kron"] / best["bf16/kron"]
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -279,11 +309,14 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s, %d cores, %d threads\nTraining step of a %s, %s\n", rep.CPU, rep.Cores, rep.Threads, rep.Model, rep.Batch)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "adapter\ts/step\ttokens/s\tGFLOP/s\t")
+	fmt.Fprintln(tw, "adapter\tfrozen W\ts/step\ttokens/s\tGFLOP/s\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%s\t%.3f\t%.0f\t%.1f\t\n", r.Adapter, r.SecondsStep, r.TokensPerSec, r.GFLOPS)
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.0f\t%.1f\t\n", r.Adapter, r.Precision, r.SecondsStep, r.TokensPerSec, r.GFLOPS)
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "Kron-LoRA / LoRA-8 step time: %.3f\n", rep.KronOverLoRA8)
+	fmt.Fprintf(stdout, "Kron-LoRA / LoRA-8 step time (%s): %.3f\n", precs[0], rep.KronOverLoRA8)
+	if len(precs) > 1 {
+		fmt.Fprintf(stdout, "Kron-LoRA / LoRA-8 step time (bf16): %.3f\nKron-LoRA step, fp32 / bf16 frozen weights: %.2f× faster with bf16\n", rep.KronOverLoRA8BF16, rep.BF16Speedup)
+	}
 	return nil
 }

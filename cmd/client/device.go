@@ -19,7 +19,7 @@ type deviceFlags struct {
 func addDeviceFlags(fs *flag.FlagSet) deviceFlags {
 	return deviceFlags{
 		device:    fs.String("device", "cpu", "where to compute: cpu, cuda or cuda:N (an NVIDIA GPU through the CUDA libraries; KRONFED_CUDA_PATH names their folder)"),
-		precision: fs.String("precision", "bf16", "GPU only: frozen base weights in bf16 or fp32 (adapters and optimizer are fp32 either way)"),
+		precision: fs.String("precision", "auto", "frozen base weights: bf16, fp32, or auto (bf16 on a GPU; on a CPU bf16 where AVX512_BF16 runs it, else fp32); adapters, their gradients and the optimizer are fp32 either way"),
 	}
 }
 
@@ -28,16 +28,13 @@ func (d deviceFlags) open(cmd string) (*train.Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: --device: %w", cmd, err)
 	}
-	prec, err := gpu.ParsePrecision(*d.precision)
-	if err != nil {
+	if _, err := train.ParsePrecision(*d.precision, dev); err != nil {
 		return nil, fmt.Errorf("%s: --precision: %w", cmd, err)
 	}
-	e, err := train.OpenEngine(dev, gpu.Options{Precision: prec})
+	e, err := train.OpenEngine(dev, *d.precision, gpu.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("%s: --device %s: %w", cmd, dev, err)
+		return nil, fmt.Errorf("%s: --device %s --precision %s: %w", cmd, dev, *d.precision, err)
 	}
-	if dev != "cpu" {
-		fmt.Fprintf(os.Stderr, "%s: computing on %s, %s frozen weights\n", cmd, e.Device(), prec)
-	}
+	fmt.Fprintf(os.Stderr, "%s: computing on %s, %s frozen weights\n", cmd, e.Device(), e.Precision())
 	return e, nil
 }
