@@ -262,7 +262,7 @@ func SelectPoisson(seed, round uint64, eligible []string, q float64) []string {
 	for _, name := range eligible {
 		h := fnv.New64a()
 		h.Write([]byte(name))
-		coin := rand.New(rand.NewPCG(mixSeed(seed, round), h.Sum64())).Float64()
+		coin := rand.New(rand.NewPCG(RoundSeed(seed, round), h.Sum64())).Float64()
 		if coin < q {
 			cohort = append(cohort, name)
 		}

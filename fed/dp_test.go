@@ -144,7 +144,7 @@ func TestLocalDPRound(t *testing.T) {
 		t.Fatalf("ε %v, want the Gaussian mechanism's %v", st.Epsilon, want)
 	}
 	// Rebuild every selected client's noisy update.
-	seed := mixSeed(p.Train.Seed, 1)
+	seed := RoundSeed(p.Train.Seed, 1)
 	sum := make([][]float64, len(f.initial.Params()))
 	tol, weight := 0.0, 0.0
 	for _, name := range r.Clients {

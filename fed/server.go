@@ -394,7 +394,7 @@ func (s *Server) handle(effects []Effect) {
 
 func (s *Server) signAssignment(st State) *fedpb.RoundAssignment {
 	rc := proto.Clone(s.cfg.Policy.Train).(*fedpb.RoundConfig)
-	rc.Seed = mixSeed(rc.Seed, st.Round)
+	rc.Seed = RoundSeed(rc.Seed, st.Round)
 	if dp := s.cfg.Policy.DP; dp != nil && dp.Local {
 		rc.LocalNoise, rc.LocalClip, rc.LocalNoiseSeeded = dp.Noise, st.Clip, dp.SeededNoise
 	}
@@ -408,8 +408,10 @@ func (s *Server) signAssignment(st State) *fedpb.RoundAssignment {
 	return a
 }
 
-// mixSeed derives a round's training seed from the configured one.
-func mixSeed(seed, round uint64) uint64 {
+// RoundSeed derives round's training seed (RoundConfig.Seed as clients
+// receive it) from the configured one. A trainer that needs to know which
+// round it is in can match its seed against RoundSeed(base, round).
+func RoundSeed(seed, round uint64) uint64 {
 	x := seed ^ (round * 0x9e3779b97f4a7c15)
 	x ^= x >> 31
 	x *= 0xbf58476d1ce4e5b9

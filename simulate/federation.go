@@ -144,25 +144,41 @@ type Federation struct {
 	canaryKeys  []ed25519.PrivateKey
 	// penalty regularizes every client's local training (SetPenalty).
 	penalty train.Penalty
-	// refit collects the clients' rank-change errors since the last
-	// published round (ClientRanks).
+	// refit collects the clients' rank-change errors by the round they
+	// trained in (ClientRanks), keyed by the round's training seed
+	// (fed.RoundSeed; a trainer is not told the round number). Not drained
+	// as they come: clients may start round r+1 (and take its global down)
+	// before round r is reported, and their errors belong to r+1.
 	refitMu sync.Mutex
-	refit   []float64
+	refit   map[uint64][]float64
+}
+
+// addRefit records a client's rank-change error in the round whose
+// training seed is roundSeed.
+func (f *Federation) addRefit(roundSeed uint64, e float64) {
+	f.refitMu.Lock()
+	defer f.refitMu.Unlock()
+	if f.refit == nil {
+		f.refit = map[uint64][]float64{}
+	}
+	f.refit[roundSeed] = append(f.refit[roundSeed], e)
 }
 
 // drainRefit returns the mean and largest rank-change error the clients
-// reported since the last call (0, 0 without ClientRanks).
-func (f *Federation) drainRefit() (mean, worst float64) {
+// reported in round, and forgets them (0, 0 without ClientRanks).
+func (f *Federation) drainRefit(round uint64) (mean, worst float64) {
 	f.refitMu.Lock()
 	defer f.refitMu.Unlock()
-	for _, e := range f.refit {
+	key := fed.RoundSeed(f.opts.Train.Seed, round)
+	errs := f.refit[key]
+	for _, e := range errs {
 		mean += e
 		worst = max(worst, e)
 	}
-	if len(f.refit) > 0 {
-		mean /= float64(len(f.refit))
+	if len(errs) > 0 {
+		mean /= float64(len(errs))
 	}
-	f.refit = f.refit[:0]
+	delete(f.refit, key)
 	return mean, worst
 }
 
@@ -547,7 +563,7 @@ func (f *Federation) PhaseOwnData(ctx context.Context, shards [][]task.Item, val
 			}
 			if onRound != nil {
 				info := RoundInfo{Round: r.Round, Global: global, Version: v, Result: r, Audit: est}
-				info.RefitError, info.RefitErrorMax = f.drainRefit()
+				info.RefitError, info.RefitErrorMax = f.drainRefit(r.Round)
 				if err := onRound(info); err != nil {
 					return err
 				}
@@ -679,9 +695,7 @@ func (t *simTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.Ro
 		if own, errs, err = aggregate.WithRank(local, t.rank, t.f.opts.RankDown); err != nil {
 			return fed.TrainStats{}, err
 		}
-		t.f.refitMu.Lock()
-		t.f.refit = append(t.f.refit, meanOf(errs))
-		t.f.refitMu.Unlock()
+		t.f.addRefit(rc.Seed, meanOf(errs))
 	}
 	l, err := train.NewLearner(t.f.opts.Model, own, t.f.opts.MaxLen, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
 	if err != nil {
@@ -730,11 +744,7 @@ func (t *shapedSimTrainer) TrainOwn(ctx context.Context, global *adapter.Set, rc
 		return nil, fed.TrainStats{}, err
 	}
 	st := fedtrain.Shaped{Trainer: fedtrain.Trainer{Learner: l, TrainItems: t.items, ValItems: t.val, Penalty: t.f.penalty}, Own: own,
-		OnRefit: func(rel float64) {
-			t.f.refitMu.Lock()
-			t.f.refit = append(t.f.refit, rel)
-			t.f.refitMu.Unlock()
-		}}
+		OnRefit: func(rel float64) { t.f.addRefit(rc.Seed, rel) }}
 	return st.TrainOwn(ctx, global, rc)
 }
 
