@@ -109,3 +109,15 @@ func KernelChoice() string {
 	}
 	return zmmChoice().reason
 }
+
+// KernelWidth is the vector width the fp32 GEMM kernels run at: "zmm",
+// "ymm", or "portable".
+func KernelWidth() string {
+	switch {
+	case useZMM():
+		return "zmm"
+	case useAsm:
+		return "ymm"
+	}
+	return "portable"
+}

@@ -54,3 +54,10 @@ func hasAVX512BF16() bool { return false }
 func microKernelBF16(pairs int, a []uint16, ts int, b []uint16, c []float32, ldc int, beta float32, mode int) {
 	panic("compute: bf16 kernel without assembly")
 }
+
+// KernelWidth is the vector width the fp32 GEMM kernels run at.
+func KernelWidth() string { return "portable" }
+
+func bf16DotTest(dst, src1, src2 *[16]float32, form int) {
+	panic("compute: bf16DotTest without assembly")
+}

@@ -33,10 +33,39 @@ func MeasureGemm(tA, tB Transpose, m, n, k, threads int, minTime time.Duration) 
 	if tB {
 		ldb = k
 	}
+	call := func() { Gemm(tA, tB, m, n, k, 1, a, lda, b, ldb, 0, c, n) }
+	return measureRate(call, 2*float64(m)*float64(n)*float64(k), threads, minTime)
+}
+
+// MeasureFrozenGemm is MeasureGemm for a frozen layer's product x·Wᵀ
+// (A m×k, W n×k) with W packed once beforehand, as fp32 (PackB) or, with
+// bf16, as bf16 (PackBBF16; an error where the CPU cannot).
+func MeasureFrozenGemm(m, n, k, threads int, minTime time.Duration, bf16 bool) (gflops float64, err error) {
+	if m <= 0 || n <= 0 || k <= 0 {
+		return 0, nil
+	}
+	r := rand.New(rand.NewPCG(1, 3))
+	a, w, c := make([]float32, m*k), make([]float32, n*k), make([]float32, m*n)
+	for _, s := range [][]float32{a, w} {
+		for i := range s {
+			s[i] = float32(r.Float64()*2 - 1)
+		}
+	}
+	pb := PackB(Trans, k, n, w, k)
+	if bf16 {
+		if pb, err = PackBBF16(Trans, k, n, w, k); err != nil {
+			return 0, err
+		}
+	}
+	call := func() { GemmPacked(NoTrans, m, 1, a, k, pb, 0, c, n) }
+	return measureRate(call, 2*float64(m)*float64(n)*float64(k), threads, minTime), nil
+}
+
+// measureRate times call (flops each) with threads GEMM threads: best of at
+// least three runs and of minTime.
+func measureRate(call func(), flops float64, threads int, minTime time.Duration) float64 {
 	prev := SetThreads(threads)
 	defer SetThreads(prev)
-	flops := 2 * float64(m) * float64(n) * float64(k)
-	call := func() { Gemm(tA, tB, m, n, k, 1, a, lda, b, ldb, 0, c, n) }
 	call() // warm caches and scratch pools
 	// Batch small products so one timed batch lasts about a millisecond;
 	// a 1024×768×768 product is timed call by call. Taking the best batch

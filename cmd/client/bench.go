@@ -18,7 +18,10 @@ import (
 )
 
 type gemmResult struct {
-	Case    string  `json:"case"` // "NN": A·B, "NT": A·Bᵀ (a frozen layer's x·Wᵀ)
+	// Case: "NN": A·B, "NT": A·Bᵀ (Gemm, B packed on every call);
+	// "frozen": a frozen layer's x·Wᵀ with W packed once (fp32),
+	// "frozen-bf16" the same with W packed as bf16.
+	Case    string  `json:"case"`
 	M       int     `json:"m"`
 	N       int     `json:"n"`
 	K       int     `json:"k"`
@@ -40,8 +43,11 @@ type benchReport struct {
 	Cores int    `json:"cores"`
 	Go    string `json:"go"`
 	// FMAPeak is one core's single-precision FMA throughput by vector width
-	// ("ymm", "zmm"; absent where the CPU cannot run it), GFLOP/s.
+	// ("ymm", "zmm", and "bf16" for VDPBF16PS; absent where the CPU cannot
+	// run it), GFLOP/s.
 	FMAPeak map[string]float64 `json:"fma_peak_gflops"`
+	// Kernels says which SGEMM kernels this process chose and why.
+	Kernels string `json:"kernels"`
 	Gemm    []gemmResult       `json:"gemm"`
 	Layers  []layerResult      `json:"layers"`
 	// KronOverLoRA8 is the forward+backward time of a 768×768 layer with
@@ -67,8 +73,9 @@ func runBench(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rep := benchReport{CPU: cpuName(), Cores: runtime.NumCPU(), Go: runtime.Version(), KronOverLoRA8: map[string]float64{}, FMAPeak: map[string]float64{}}
-	for _, w := range []string{"ymm", "zmm"} {
+	rep := benchReport{CPU: cpuName(), Cores: runtime.NumCPU(), Go: runtime.Version(), KronOverLoRA8: map[string]float64{}, FMAPeak: map[string]float64{},
+		Kernels: compute.KernelChoice()}
+	for _, w := range []string{"ymm", "zmm", "bf16"} {
 		if g, err := compute.MeasureFMAPeak(w, *minTime/2); err == nil {
 			rep.FMAPeak[w] = g
 		}
@@ -79,6 +86,20 @@ func runBench(args []string, stdout io.Writer) error {
 			for _, c := range []string{"NN", "NT"} {
 				tb := compute.Transpose(c == "NT")
 				g := compute.MeasureGemm(compute.NoTrans, tb, s[0], s[1], s[2], th, *minTime)
+				rep.Gemm = append(rep.Gemm, gemmResult{Case: c, M: s[0], N: s[1], K: s[2], Threads: th, GFLOPS: g})
+			}
+			for _, bf16 := range []bool{false, true} {
+				if bf16 && !compute.HasBF16() {
+					continue
+				}
+				g, err := compute.MeasureFrozenGemm(s[0], s[1], s[2], th, *minTime, bf16)
+				if err != nil {
+					return fmt.Errorf("bench kernels: %w", err)
+				}
+				c := "frozen"
+				if bf16 {
+					c = "frozen-bf16"
+				}
 				rep.Gemm = append(rep.Gemm, gemmResult{Case: c, M: s[0], N: s[1], K: s[2], Threads: th, GFLOPS: g})
 			}
 		}
@@ -110,22 +131,26 @@ func runBench(args []string, stdout io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s, %d cores, %s\n", rep.CPU, rep.Cores, rep.Go)
-	peak := rep.FMAPeak["ymm"] // the width the SGEMM kernels run at
-	for _, w := range []string{"ymm", "zmm"} {
+	fmt.Fprintf(stdout, "%s, %d cores, %s\n%s\n", rep.CPU, rep.Cores, rep.Go, rep.Kernels)
+	peak := rep.FMAPeak[compute.KernelWidth()] // the width the fp32 SGEMM kernels run at
+	for _, w := range []string{"ymm", "zmm", "bf16"} {
 		if g, ok := rep.FMAPeak[w]; ok {
 			fmt.Fprintf(stdout, "FMA peak, %s, one core: %.1f GFLOP/s\n", w, g)
 		} else {
 			fmt.Fprintf(stdout, "FMA peak, %s: not available on this CPU\n", w)
 		}
 	}
-	fmt.Fprintf(stdout, "\nSGEMM C(m×n) = A(m×k)·op(B); of peak = GFLOP/s over threads × the ymm peak (the kernels' width)\n")
+	fmt.Fprintf(stdout, "\nSGEMM C(m×n) = A(m×k)·op(B); frozen: x·Wᵀ with W packed once (bf16: as bf16, VDPBF16PS)\n"+
+		"of peak = GFLOP/s over threads × the peak of the kernels' width (%s; bf16 rows: the bf16 peak)\n", compute.KernelWidth())
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "m\tn\tk\tcase\tthreads\tGFLOP/s\tof peak\t")
 	for _, g := range rep.Gemm {
-		frac := "–"
-		if peak > 0 {
-			frac = fmt.Sprintf("%.0f%%", 100*g.GFLOPS/(peak*float64(g.Threads)))
+		frac, p := "–", peak
+		if g.Case == "frozen-bf16" {
+			p = rep.FMAPeak["bf16"]
+		}
+		if p > 0 {
+			frac = fmt.Sprintf("%.0f%%", 100*g.GFLOPS/(p*float64(g.Threads)))
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%.1f\t%s\t\n", g.M, g.N, g.K, g.Case, g.Threads, g.GFLOPS, frac)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
 	"github.com/kronfed/kronfed/fedtrain"
+	"github.com/kronfed/kronfed/gpu"
 	"github.com/kronfed/kronfed/internal/cli"
 	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/secure"
@@ -65,11 +66,16 @@ func runJoin(args []string, stdout io.Writer) error {
 	ownDA2 := fs.Int("dA2", 0, "kron: train an adapter of this dA2 instead of the federation's (a coordinator with rule hetero-exact; 0: the federation's)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	outPath := fs.String("out", "", "when the federation ends, write its final global adapter (verified) to this .safetensors file")
+	precision := fs.String("precision", "auto", "frozen base weights on this CPU: bf16, fp32, or auto (bf16 where the CPU has AVX512_BF16, else fp32); adapters and their training are fp32 either way")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *bundlePath == "" || *modelPath == "" || *taskName == "" {
 		return errors.New("join: --bundle, --model and --task are required")
+	}
+	prec, err := train.ParsePrecision(*precision, "cpu")
+	if err != nil {
+		return fmt.Errorf("join: --precision: %w", err)
 	}
 	if *outPath != "" {
 		if st, err := os.Stat(filepath.Dir(*outPath)); err != nil || !st.IsDir() {
@@ -116,6 +122,11 @@ func runJoin(args []string, stdout io.Writer) error {
 	m, err := train.LoadModel(*modelPath)
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
+	}
+	if prec == gpu.BF16 {
+		if err := m.UseBF16(); err != nil {
+			return fmt.Errorf("join: --precision bf16: %w", err)
+		}
 	}
 	tlsConf, err := b.ClientTLS(host)
 	if err != nil {

@@ -38,7 +38,7 @@ func runForgetting(args []string, stdout io.Writer) error {
 	defer closeLog()
 	schedule := scheduleLines(cfg, exp)
 	fmt.Fprintf(stdout, "forgetting: %d clients, %s, %d pairs, adapters %s, %d-bit uploads, %s; results in %s\n",
-		cfg.Clients, exp.Base.Model.Name, len(exp.Pairs), strings.Join(adapterSpecs(cfg), " "), cfg.Bits, seedsText(exp.Seeds), exp.Out)
+		cfg.Clients, modelText(cfg, exp), len(exp.Pairs), strings.Join(adapterSpecs(cfg), " "), cfg.Bits, seedsText(exp.Seeds), exp.Out)
 	for _, l := range schedule {
 		fmt.Fprintln(stdout, "  "+l)
 	}
@@ -155,6 +155,11 @@ func startRunFolder(exp *simulate.Experiment) (closeLog func() error, err error)
 	return f.Close, nil
 }
 
+// modelText names the base and the precision its frozen weights run in.
+func modelText(cfg simConfig, exp *simulate.Experiment) string {
+	return fmt.Sprintf("%s (%s frozen weights)", exp.Base.Model.Name, cfg.Precision)
+}
+
 // epsilonNote is the progress lines' privacy column ("" without DP).
 func epsilonNote(eps float64, accountant string) string {
 	if eps > 0 {
@@ -221,6 +226,11 @@ func buildExperiment(cfg simConfig) (*simulate.Experiment, error) {
 	m, err := train.LoadModel(cfg.Model)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Precision == "bf16" {
+		if err := m.UseBF16(); err != nil {
+			return nil, err
+		}
 	}
 	for _, c := range set.adapters { // an adapter shape the model cannot take fails here
 		s, err := train.NewAdapterSet(m, c.Adapter, 0)

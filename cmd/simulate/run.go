@@ -97,7 +97,7 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	fmt.Fprintf(stdout, "run: %d clients, %s on %s, %s, %d rounds, %d-bit uploads over %s; results in %s\n",
-		cfg.Clients, cfg.Adapters[0], exp.Base.Model.Name, taskName, rounds, cfg.Bits, cfg.Transport, exp.Out)
+		cfg.Clients, cfg.Adapters[0], modelText(cfg, exp), taskName, rounds, cfg.Bits, cfg.Transport, exp.Out)
 	if note := dpNote(cfg); note != "" {
 		fmt.Fprintln(stdout, "  "+note)
 	}

@@ -126,7 +126,7 @@ func runSweep(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "sweep: %d points (adapters %s × lr %s × bits %s × noise %s × clip %s; no clip axis without DP) on %s, %d rounds each, "+
 		"%d clients (%s a round), %s; results in %s\n",
 		len(points), strings.Join(cfg.Adapters, ","), joinNums(g.LR), joinNums(g.Bits), joinNums(g.Noise), joinNums(g.Clip), g.Task, g.Rounds,
-		cfg.Clients, cohortText(cfg), exp.Base.Model.Name, exp.Out)
+		cfg.Clients, cohortText(cfg), modelText(cfg, exp), exp.Out)
 	if !cfg.DPCryptoNoise {
 		fmt.Fprintln(stdout, "  DP noise is seeded for reproducibility: these runs measure utility, they are NOT private (--dp-crypto-noise for real noise)")
 	}
