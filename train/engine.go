@@ -22,9 +22,11 @@ import (
 // and activations; its learners take turns on the device's one stream, so
 // use them from one goroutine at a time.
 type Engine struct {
-	device  string
-	gpu     *gpu.Engine // nil on the CPU
-	cpuBF16 bool        // CPU with bf16 frozen weights (model.Model.UseBF16)
+	device string
+	gpu    *gpu.Engine // nil on the CPU
+	// precision is the --precision value a CPU engine resolves for each
+	// base its learners bind to (FrozenPrecision): "fp32", "bf16", "auto".
+	precision string
 
 	mu     sync.Mutex
 	llamas map[*model.Llama]*gpu.Llama
@@ -32,41 +34,7 @@ type Engine struct {
 }
 
 // CPU is the CPU engine: NewLearner on it is the package-level NewLearner.
-var CPU = &Engine{device: "cpu"}
-
-// CPUBF16 is the CPU engine with bf16 frozen weights: its learners switch
-// the base to bf16 (model.Model.UseBF16) before binding to it, so every
-// learner of a process shares one bf16 copy. Only where compute.HasBF16.
-var CPUBF16 = &Engine{device: "cpu", cpuBF16: true}
-
-// ParsePrecision reads a --precision value for device: "fp32", "bf16", or
-// "auto" (""): bf16 on a GPU, and on the CPU bf16 where AVX512_BF16 runs it
-// (compute.HasBF16), else fp32.
-func ParsePrecision(s, device string) (gpu.Precision, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "", "auto":
-		if d, err := ParseDevice(device); err == nil && d == "cpu" && !compute.HasBF16() {
-			return gpu.FP32, nil
-		}
-		return gpu.BF16, nil
-	}
-	p, err := gpu.ParsePrecision(s)
-	if err != nil {
-		return 0, fmt.Errorf("%w (or auto)", err)
-	}
-	return p, nil
-}
-
-// Precision names the frozen weights' precision on this engine.
-func (e *Engine) Precision() gpu.Precision {
-	switch {
-	case e.gpu != nil:
-		return e.gpu.Precision
-	case e.cpuBF16:
-		return gpu.BF16
-	}
-	return gpu.FP32
-}
+var CPU = &Engine{device: "cpu", precision: "fp32"}
 
 // ParseDevice checks a --device value: "cpu" (or ""), "cuda", "cuda:N",
 // "gpu" or "gpu:N".
@@ -82,7 +50,7 @@ func ParseDevice(device string) (string, error) {
 }
 
 // OpenEngine starts the engine for device with the frozen weights in
-// precision (a --precision value, see ParsePrecision; it sets
+// precision (a --precision value, see FrozenPrecision; on a GPU it sets
 // opt.Precision). For a GPU it loads the CUDA libraries and compiles the
 // kernels; a machine without a usable GPU, or bf16 asked of a CPU without
 // AVX512_BF16, gets the error that says what is missing.
@@ -91,17 +59,20 @@ func OpenEngine(device, precision string, opt gpu.Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opt.Precision, err = ParsePrecision(precision, d); err != nil {
+	if precision, err = ParsePrecision(precision); err != nil {
 		return nil, err
 	}
 	if d == "cpu" {
-		if opt.Precision == gpu.BF16 {
-			if !compute.HasBF16() {
-				return nil, fmt.Errorf("bf16 frozen weights on the CPU need AVX512_BF16 (Zen 4 and later, Sapphire Rapids and later), which this CPU lacks: use --precision fp32")
-			}
-			return CPUBF16, nil
+		if precision == "bf16" && !compute.HasBF16() {
+			return nil, errNoCPUBF16
 		}
-		return CPU, nil
+		if precision == "fp32" {
+			return CPU, nil
+		}
+		return &Engine{device: "cpu", precision: precision}, nil
+	}
+	if opt.Precision, err = FrozenPrecision(precision, d, nil); err != nil {
+		return nil, err
 	}
 	g, err := gpu.Open(d, opt)
 	if err != nil {
@@ -143,7 +114,11 @@ func (e *Engine) Close() error {
 // this engine (see the package-level NewLearner).
 func (e *Engine) NewLearner(m *model.Model, set *adapter.Set, maxLen int, rng *rand.Rand) (Learner, error) {
 	if e.gpu == nil {
-		if e.cpuBF16 {
+		p, err := FrozenPrecision(e.precision, "cpu", m)
+		if err != nil {
+			return nil, err
+		}
+		if p == gpu.BF16 {
 			if err := m.UseBF16(); err != nil {
 				return nil, err
 			}
@@ -313,3 +288,12 @@ type gpuEncoderRun struct{ *gpu.BERTRun }
 
 func (r gpuEncoderRun) SetDropout(d *adapter.Dropout, base *rand.Rand) { r.Drop, r.Base = d, base }
 func (r gpuEncoderRun) ChoiceLogits() []float32                        { return r.Logits() }
+
+// PrecisionText names the frozen weights' precision on this engine: the
+// GPU's, or what the CPU --precision value means here (PrecisionText).
+func (e *Engine) PrecisionText() string {
+	if e.gpu != nil {
+		return e.gpu.Precision.String()
+	}
+	return PrecisionText(e.precision)
+}

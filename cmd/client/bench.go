@@ -47,9 +47,9 @@ type benchReport struct {
 	// run it), GFLOP/s.
 	FMAPeak map[string]float64 `json:"fma_peak_gflops"`
 	// Kernels says which SGEMM kernels this process chose and why.
-	Kernels string `json:"kernels"`
-	Gemm    []gemmResult       `json:"gemm"`
-	Layers  []layerResult      `json:"layers"`
+	Kernels string        `json:"kernels"`
+	Gemm    []gemmResult  `json:"gemm"`
+	Layers  []layerResult `json:"layers"`
 	// KronOverLoRA8 is the forward+backward time of a 768×768 layer with
 	// Kron-LoRA over the same with LoRA-8 (frozen part included), per thread count.
 	KronOverLoRA8 map[string]float64 `json:"kron_over_lora8"`

@@ -19,7 +19,7 @@ type deviceFlags struct {
 func addDeviceFlags(fs *flag.FlagSet) deviceFlags {
 	return deviceFlags{
 		device:    fs.String("device", "cpu", "where to compute: cpu, cuda or cuda:N (an NVIDIA GPU through the CUDA libraries; KRONFED_CUDA_PATH names their folder)"),
-		precision: fs.String("precision", "auto", "frozen base weights: bf16, fp32, or auto (bf16 on a GPU; on a CPU bf16 where AVX512_BF16 runs it, else fp32); adapters, their gradients and the optimizer are fp32 either way"),
+		precision: fs.String("precision", "auto", "frozen base weights: bf16, fp32, or auto (bf16 on a GPU; on a CPU bf16 where it has AVX512_BF16 and the base's hidden size is ≥ 512, else fp32); adapters, their gradients and the optimizer are fp32 either way"),
 	}
 }
 
@@ -28,13 +28,13 @@ func (d deviceFlags) open(cmd string) (*train.Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: --device: %w", cmd, err)
 	}
-	if _, err := train.ParsePrecision(*d.precision, dev); err != nil {
+	if _, err := train.ParsePrecision(*d.precision); err != nil {
 		return nil, fmt.Errorf("%s: --precision: %w", cmd, err)
 	}
 	e, err := train.OpenEngine(dev, *d.precision, gpu.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("%s: --device %s --precision %s: %w", cmd, dev, *d.precision, err)
 	}
-	fmt.Fprintf(os.Stderr, "%s: computing on %s, %s frozen weights\n", cmd, e.Device(), e.Precision())
+	fmt.Fprintf(os.Stderr, "%s: computing on %s, frozen weights %s\n", cmd, e.Device(), e.PrecisionText())
 	return e, nil
 }

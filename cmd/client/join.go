@@ -66,15 +66,14 @@ func runJoin(args []string, stdout io.Writer) error {
 	ownDA2 := fs.Int("dA2", 0, "kron: train an adapter of this dA2 instead of the federation's (a coordinator with rule hetero-exact; 0: the federation's)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	outPath := fs.String("out", "", "when the federation ends, write its final global adapter (verified) to this .safetensors file")
-	precision := fs.String("precision", "auto", "frozen base weights on this CPU: bf16, fp32, or auto (bf16 where the CPU has AVX512_BF16, else fp32); adapters and their training are fp32 either way")
+	precision := fs.String("precision", "auto", "frozen base weights on this CPU: bf16, fp32, or auto (bf16 where the CPU has AVX512_BF16 and the base's hidden size is ≥ 512, else fp32); adapters and their training are fp32 either way")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *bundlePath == "" || *modelPath == "" || *taskName == "" {
 		return errors.New("join: --bundle, --model and --task are required")
 	}
-	prec, err := train.ParsePrecision(*precision, "cpu")
-	if err != nil {
+	if _, err := train.FrozenPrecision(*precision, "cpu", nil); err != nil {
 		return fmt.Errorf("join: --precision: %w", err)
 	}
 	if *outPath != "" {
@@ -123,7 +122,7 @@ func runJoin(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	if prec == gpu.BF16 {
+	if prec, _ := train.FrozenPrecision(*precision, "cpu", m); prec == gpu.BF16 {
 		if err := m.UseBF16(); err != nil {
 			return fmt.Errorf("join: --precision bf16: %w", err)
 		}

@@ -19,10 +19,8 @@ import (
 	"time"
 
 	"github.com/kronfed/kronfed/adapter"
-	"github.com/kronfed/kronfed/compute"
 	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
-	"github.com/kronfed/kronfed/gpu"
 	"github.com/kronfed/kronfed/internal/cli"
 	"github.com/kronfed/kronfed/simulate"
 	"github.com/kronfed/kronfed/task"
@@ -82,8 +80,8 @@ type simConfig struct {
 	Out       string `toml:"out"`
 	Transport string `toml:"transport"`
 	// Precision of the frozen base weights: auto, bf16 or fp32; resolved
-	// (auto → bf16 where AVX512_BF16 runs it, else fp32) when the flags are
-	// read, so config.toml and the reproduce line name what ran.
+	// for the base (train.FrozenPrecision) when the experiment is built, so
+	// config.toml and the reproduce line name what ran.
 	Precision string `toml:"precision"`
 	// Differential privacy (off when dp_noise is 0).
 	DPNoise    float64 `toml:"dp_noise"`
@@ -411,7 +409,7 @@ func loadConfig(name string, args []string, cfg *simConfig, extra func(*flag.Fla
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "clients training at once (0: the number of CPUs)")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "run folder (default runs/forgetting-TIME)")
 	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "memory (direct calls) or grpc (real gRPC with mutual TLS on loopback)")
-	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "frozen base weights: bf16, fp32, or auto (bf16 where the CPU has AVX512_BF16, else fp32); adapters and their training are fp32 either way")
+	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "frozen base weights: bf16, fp32, or auto (bf16 where the CPU has AVX512_BF16 and the base's hidden size is ≥ 512, else fp32); adapters and their training are fp32 either way")
 	fs.Float64Var(&cfg.DPNoise, "dp-noise", cfg.DPNoise, "client-level DP: noise multiplier z (0: DP off)")
 	fs.Float64Var(&cfg.DPClip, "dp-clip", cfg.DPClip, "DP: clipping norm of each client's whole update")
 	fs.BoolVar(&cfg.DPAdaptive, "dp-adaptive", cfg.DPAdaptive, "DP: adaptive clipping (Andrew et al. 2021)")
@@ -431,14 +429,9 @@ func loadConfig(name string, args []string, cfg *simConfig, extra func(*flag.Fla
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	prec, err := train.ParsePrecision(cfg.Precision, "cpu")
-	if err != nil {
+	if _, err := train.FrozenPrecision(cfg.Precision, "cpu", nil); err != nil {
 		return fmt.Errorf("precision: %w", err)
 	}
-	if prec == gpu.BF16 && !compute.HasBF16() {
-		return fmt.Errorf("precision bf16: this CPU has no AVX512_BF16 (use fp32 or auto)")
-	}
-	cfg.Precision = prec.String()
 	// A command that does not offer presets must not silently ignore a
 	// file's preset or scale.
 	if fs.Lookup("preset") == nil && (cfg.Preset != "" || cfg.Scale != 1) {

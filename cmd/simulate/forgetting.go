@@ -17,6 +17,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/kronfed/kronfed/fed"
+	"github.com/kronfed/kronfed/gpu"
 	"github.com/kronfed/kronfed/simulate"
 	"github.com/kronfed/kronfed/task"
 	"github.com/kronfed/kronfed/train"
@@ -27,7 +28,7 @@ func runForgetting(args []string, stdout io.Writer) error {
 	if err := loadForgetting(args, &cfg); err != nil {
 		return fmt.Errorf("forgetting: %w", err)
 	}
-	exp, err := buildExperiment(cfg)
+	exp, err := buildExperiment(&cfg)
 	if err != nil {
 		return fmt.Errorf("forgetting: %w", err)
 	}
@@ -169,7 +170,9 @@ func epsilonNote(eps float64, accountant string) string {
 }
 
 // buildExperiment checks the whole configuration before any work starts.
-func buildExperiment(cfg simConfig) (*simulate.Experiment, error) {
+// It resolves cfgp.Precision for the base (auto → bf16 or fp32).
+func buildExperiment(cfgp *simConfig) (*simulate.Experiment, error) {
+	cfg := *cfgp
 	switch {
 	case cfg.Clients < 1:
 		return nil, fmt.Errorf("clients %d < 1", cfg.Clients)
@@ -227,11 +230,16 @@ func buildExperiment(cfg simConfig) (*simulate.Experiment, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Precision == "bf16" {
+	prec, err := train.FrozenPrecision(cfg.Precision, "cpu", m)
+	if err != nil {
+		return nil, err
+	}
+	if prec == gpu.BF16 {
 		if err := m.UseBF16(); err != nil {
 			return nil, err
 		}
 	}
+	cfg.Precision, cfgp.Precision = prec.String(), prec.String()
 	for _, c := range set.adapters { // an adapter shape the model cannot take fails here
 		s, err := train.NewAdapterSet(m, c.Adapter, 0)
 		if err != nil {

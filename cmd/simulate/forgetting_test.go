@@ -198,7 +198,7 @@ lr = 1e-2
 	if err := loadForgetting([]string{"--config", path}, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	exp, err := buildExperiment(cfg)
+	exp, err := buildExperiment(&cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 	}
 	// The same checks as forgetting: one "pair" of the task with itself.
 	cfg.Pairs, cfg.RoundsA, cfg.RoundsB = []string{taskName + ":" + taskName}, rounds, 1
-	exp, err := buildExperiment(cfg)
+	exp, err := buildExperiment(&cfg)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}

@@ -106,7 +106,7 @@ func runSweep(args []string, stdout io.Writer) error {
 	// adapter's shape against the model; the points vary its settings.
 	base := cfg
 	base.Pairs, base.PairTables, base.RoundsA, base.RoundsB = []string{g.Task + ":" + g.Task}, nil, g.Rounds, 1
-	exp, err := buildExperiment(base)
+	exp, err := buildExperiment(&base)
 	if err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}
@@ -119,6 +119,7 @@ func runSweep(args []string, stdout io.Writer) error {
 	// The sweep's file holds the sweep's keys: none of forgetting's pairs
 	// and phase schedule.
 	sweepCfg := cfg
+	sweepCfg.Precision = base.Precision // as resolved for the base
 	sweepCfg.Pairs, sweepCfg.PairTables, sweepCfg.Preset, sweepCfg.Scale, sweepCfg.RoundsA, sweepCfg.RoundsB = nil, nil, "", 0, 0, 0
 	if err := writeResolvedConfig(exp.Out, sweepCfg, []string{fmt.Sprintf("Resolved settings of this sweep (%d points).", len(points)), reproduceLine("sweep", exp.Out)}); err != nil {
 		return fmt.Errorf("sweep: %w", err)
@@ -126,7 +127,7 @@ func runSweep(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "sweep: %d points (adapters %s × lr %s × bits %s × noise %s × clip %s; no clip axis without DP) on %s, %d rounds each, "+
 		"%d clients (%s a round), %s; results in %s\n",
 		len(points), strings.Join(cfg.Adapters, ","), joinNums(g.LR), joinNums(g.Bits), joinNums(g.Noise), joinNums(g.Clip), g.Task, g.Rounds,
-		cfg.Clients, cohortText(cfg), modelText(cfg, exp), exp.Out)
+		cfg.Clients, cohortText(cfg), modelText(base, exp), exp.Out)
 	if !cfg.DPCryptoNoise {
 		fmt.Fprintln(stdout, "  DP noise is seeded for reproducibility: these runs measure utility, they are NOT private (--dp-crypto-noise for real noise)")
 	}
