@@ -3,6 +3,7 @@ package compute
 import (
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // bfloat16 frozen weights.
@@ -129,31 +130,71 @@ func packBPanelBF16(at func(p, j int) float32, p0, kcb, j0, cols int, d []uint16
 // alpha·op(A) into dst as bf16 pair tiles of 6 rows: tile t at
 // dst[t·ts:], pair q of row i at dst[(q·6+i)·2 : +2] (k even, k odd). Rows
 // past mc and an odd last k are zero.
+//
+// A row-major A (the frozen path's activations) is rounded a row at a time
+// into pair words (bf16Pairs, AVX-512 where it runs) and then laid out by
+// the fp32 tile packer, which moves 32-bit words: a pair word is packed like
+// one float (times alpha 1: exact, except that a pair whose odd half is
+// ±Inf may come out NaN — only when A already holds Inf).
 func packABF16(tA Transpose, a []float32, lda, ic, mc, p0, kcb int, alpha float32, dst []uint16, ts int) {
 	pairs := (kcb + 1) / 2
-	for ir := 0; ir < roundUp(mc, mr); ir += mr {
-		d := dst[(ir/mr)*ts : (ir/mr)*ts+2*mr*pairs]
-		for i := 0; i < mr; i++ {
-			row := ic + ir + i
-			if ir+i >= mc {
+	d32 := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[0])), len(dst)/2)
+	if tA {
+		for ir := 0; ir < roundUp(mc, mr); ir += mr {
+			d := d32[(ir/mr)*ts/2 : (ir/mr)*ts/2+mr*pairs]
+			for i := 0; i < mr; i++ {
 				for q := 0; q < pairs; q++ {
-					d[(q*mr+i)*2], d[(q*mr+i)*2+1] = 0, 0
+					var lo, hi uint16
+					if ir+i < mc {
+						col := (p0+2*q)*lda + ic + ir + i
+						lo = BF16(alpha * a[col])
+						if 2*q+1 < kcb {
+							hi = BF16(alpha * a[col+lda])
+						}
+					}
+					d[q*mr+i] = uint32(lo) | uint32(hi)<<16
 				}
-				continue
-			}
-			for p := 0; p < kcb; p++ {
-				var v float32
-				if tA {
-					v = a[(p0+p)*lda+row]
-				} else {
-					v = a[row*lda+p0+p]
-				}
-				d[(p/2*mr+i)*2+p%2] = BF16(alpha * v)
-			}
-			if kcb%2 == 1 {
-				d[((pairs-1)*mr+i)*2+1] = 0
 			}
 		}
+		return
+	}
+	rows := getFloats(roundUp(mc, mr) * pairs)
+	defer putFloats(rows)
+	rf := *rows
+	r32 := unsafe.Slice((*uint32)(unsafe.Pointer(&rf[0])), len(rf))
+	for i := 0; i < mc; i++ {
+		src := a[(ic+i)*lda+p0 : (ic+i)*lda+p0+kcb]
+		bf16Pairs(r32[i*pairs:(i+1)*pairs], src, alpha)
+	}
+	df := unsafe.Slice((*float32)(unsafe.Pointer(&dst[0])), len(dst)/2)
+	full := mc / mr
+	for t := 0; t < full; t++ {
+		packATile6N(pairs, rf[t*mr*pairs:], pairs, df[t*ts/2:], 1)
+	}
+	if rest := mc - full*mr; rest > 0 {
+		d := d32[full*ts/2 : full*ts/2+mr*pairs]
+		for q := 0; q < pairs; q++ {
+			for i := 0; i < mr; i++ {
+				var w uint32
+				if i < rest {
+					w = r32[(full*mr+i)*pairs+q]
+				}
+				d[q*mr+i] = w
+			}
+		}
+	}
+}
+
+// bf16PairsGo is bf16Pairs in Go.
+func bf16PairsGo(dst []uint32, src []float32, alpha float32) {
+	dst = dst[:(len(src)+1)/2]
+	for q := range dst {
+		lo := BF16(alpha * src[2*q])
+		var hi uint16
+		if 2*q+1 < len(src) {
+			hi = BF16(alpha * src[2*q+1])
+		}
+		dst[q] = uint32(lo) | uint32(hi)<<16
 	}
 }
 

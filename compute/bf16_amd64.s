@@ -258,3 +258,35 @@ btstore:
 	VZEROUPPER
 	RET
 
+
+// func cvtBF16Pairs(n16 int, src *float32, dst *uint32, alpha float32)
+//
+// Rounds alpha·src[0:16·n16] to bf16 (to nearest, ties to even, by integer
+// arithmetic: u + 0x7fff + bit 16 of u, then the top half) and stores them
+// as 8·n16 pair words: dst[q] = bf16(x[2q]) | bf16(x[2q+1])<<16 (VPMOVDW
+// keeps each dword's low half, in order). Finite values round exactly as
+// compute.BF16; canonical NaNs stay NaN.
+TEXT ·cvtBF16Pairs(SB), NOSPLIT, $0-28
+	MOVQ         n16+0(FP), CX
+	MOVQ         src+8(FP), SI
+	MOVQ         dst+16(FP), DI
+	VBROADCASTSS alpha+24(FP), Z15
+	MOVL         $1, AX
+	VPBROADCASTD AX, Z14
+	MOVL         $0x7fff, AX
+	VPBROADCASTD AX, Z13
+
+cvtloop:
+	VMULPS  (SI), Z15, Z0
+	VPSRLD  $16, Z0, Z1
+	VPANDD  Z14, Z1, Z1
+	VPADDD  Z13, Z1, Z1
+	VPADDD  Z1, Z0, Z0
+	VPSRLD  $16, Z0, Z0
+	VPMOVDW Z0, (DI)
+	ADDQ    $64, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     cvtloop
+	VZEROUPPER
+	RET

@@ -169,3 +169,38 @@ func TestPackBBF16Refuses(t *testing.T) {
 		}
 	})
 }
+
+// TestBF16Pairs: the vector rounding of activations (bf16Pairs) gives the
+// bits of BF16 on every finite value — ties both ways, the largest float32,
+// denormals, signed zeros — and keeps NaN NaN, at lengths with and without
+// a 16-wide tail and an odd last value.
+func TestBF16Pairs(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	special := []uint32{0x3f808000, 0x3f818000, 0x3f808001, 0xbf80ffff, 0x7f7fffff, 0xff7fffff,
+		0x00000001, 0x80000001, 0x007fffff, 0x00000000, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000}
+	for _, n := range []int{1, 2, 15, 16, 17, 31, 32, 33, 64, 333} {
+		for _, alpha := range []float32{1, -0.75} {
+			src := make([]float32, n)
+			for i := range src {
+				if r.IntN(3) == 0 {
+					src[i] = math.Float32frombits(special[r.IntN(len(special))])
+				} else {
+					src[i] = float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(8)-4)))
+				}
+			}
+			got := make([]uint32, (n+1)/2)
+			bf16Pairs(got, src, alpha)
+			want := make([]uint32, (n+1)/2)
+			bf16PairsGo(want, src, alpha)
+			for q := range got {
+				for h := 0; h < 2; h++ {
+					g, w := uint16(got[q]>>(16*h)), uint16(want[q]>>(16*h))
+					gf, wf := BF16ToFloat32(g), BF16ToFloat32(w)
+					if g != w && !(gf != gf && wf != wf) {
+						t.Fatalf("n=%d alpha=%v pair %d half %d: %#04x, want %#04x (from %v)", n, alpha, q, h, g, w, alpha*src[min(2*q+h, n-1)])
+					}
+				}
+			}
+		}
+	}
+}

@@ -61,3 +61,5 @@ func KernelWidth() string { return "portable" }
 func bf16DotTest(dst, src1, src2 *[16]float32, form int) {
 	panic("compute: bf16DotTest without assembly")
 }
+
+func bf16Pairs(dst []uint32, src []float32, alpha float32) { bf16PairsGo(dst, src, alpha) }

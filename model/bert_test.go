@@ -99,6 +99,22 @@ func testEncoderGradients(t *testing.T) {
 				}
 				loss()
 				run.Backward()
+				// A second step on the same run (its Backward scratch
+				// reused) must give the same gradients bit for bit.
+				var first [][]float32
+				for _, p := range params {
+					first = append(first, append([]float32(nil), p.Grad...))
+					clear(p.Grad)
+				}
+				loss()
+				run.Backward()
+				for i, p := range params {
+					for j := range p.Grad {
+						if p.Grad[j] != first[i][j] {
+							t.Fatalf("%s[%d]: second step's gradient %v, first %v", p.Name, j, p.Grad[j], first[i][j])
+						}
+					}
+				}
 				checkDirectionalDerivatives(t, params, loss, rng)
 			})
 		}

@@ -1,14 +1,24 @@
 package train
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/kronfed/kronfed/compute"
+)
 
 // BenchmarkTrainStep: one DistilBERT-shaped training step, 8 sequences of 128
 // tokens (2 questions × 4 choices), Kron-LoRA and LoRA-8. `client bench
 // train` prints the same figures with tokens/s and the Kron/LoRA ratio.
+// The bf16/ variants pack the frozen weights as bf16 (where the CPU can).
 func BenchmarkTrainStep(b *testing.B) {
-	for _, kind := range []string{"kron", "lora8"} {
-		b.Run(kind, func(b *testing.B) {
-			s, err := NewBenchStep(DistilBERTConfig(), kind, 8, 128, 1, false)
+	for _, v := range []string{"kron", "lora8", "bf16/kron", "bf16/lora8"} {
+		kind, bf16 := strings.CutPrefix(v, "bf16/")
+		b.Run(v, func(b *testing.B) {
+			if bf16 && !compute.HasBF16() {
+				b.Skip("no AVX512_BF16")
+			}
+			s, err := NewBenchStep(DistilBERTConfig(), kind, 8, 128, 1, bf16)
 			if err != nil {
 				b.Fatal(err)
 			}
