@@ -55,14 +55,7 @@ func HasBF16() bool { return useAsm && hasAVX512BF16() }
 // a CPU without AVX512_BF16 (HasBF16): there is no portable bf16 kernel,
 // as a slow one would only hide the mistake of asking for bf16 there.
 func PackBBF16(tB Transpose, k, n int, b []float32, ldb int) (*PackedB, error) {
-	if k < 0 || n < 0 {
-		panic(fmt.Sprintf("compute: negative PackBBF16 size k=%d n=%d", k, n))
-	}
-	if tB {
-		checkMatrix("B", b, n, k, ldb)
-	} else {
-		checkMatrix("B", b, k, n, ldb)
-	}
+	checkPackB("PackBBF16", tB, k, n, b, ldb)
 	if !HasBF16() {
 		return nil, fmt.Errorf("bf16 weights need a CPU with AVX512_BF16 (and AVX-512 enabled by the OS); this one has none")
 	}
@@ -212,12 +205,7 @@ func gemmPartBF16(tA Transpose, alpha float32, a []float32, lda int, pb *PackedB
 	defer putUint16s(abuf)
 	ap := *abuf
 	var tmp [zr * nr]float32
-	firstMode := 2
-	if beta == 0 {
-		firstMode = 0
-	} else if beta == 1 {
-		firstMode = 1
-	}
+	firstMode := firstPassMode(beta)
 	for blk, p0 := 0, 0; p0 < k; blk, p0 = blk+1, p0+kc {
 		kcb := min(kc, k-p0)
 		pairs := (kcb + 1) / 2

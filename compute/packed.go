@@ -58,19 +58,25 @@ func (p *PackedB) panel(blk, jp int) ([]float32, int) {
 // PackB packs op(B) (k×n: B is k×n with ldb ≥ n, or n×k with ldb ≥ k when tB
 // is Trans) for use with GemmPacked. The result does not alias b.
 func PackB(tB Transpose, k, n int, b []float32, ldb int) *PackedB {
+	checkPackB("PackB", tB, k, n, b, ldb)
+	pb := &PackedB{k: k, n: n, kc: chooseKC(k), data: alignedFloats(k * roundUp(n, nr))}
+	if k > 0 && n > 0 {
+		packBAll(pb, tB, b, ldb, Threads())
+	}
+	return pb
+}
+
+// checkPackB panics on a programmer error in a packing call: a negative
+// size, or b too short for op(B) (k×n).
+func checkPackB(fn string, tB Transpose, k, n int, b []float32, ldb int) {
 	if k < 0 || n < 0 {
-		panic(fmt.Sprintf("compute: negative PackB size k=%d n=%d", k, n))
+		panic(fmt.Sprintf("compute: negative %s size k=%d n=%d", fn, k, n))
 	}
 	if tB {
 		checkMatrix("B", b, n, k, ldb)
 	} else {
 		checkMatrix("B", b, k, n, ldb)
 	}
-	pb := &PackedB{k: k, n: n, kc: chooseKC(k), data: alignedFloats(k * roundUp(n, nr))}
-	if k > 0 && n > 0 {
-		packBAll(pb, tB, b, ldb, Threads())
-	}
-	return pb
 }
 
 // GemmPacked computes C = alpha·op(A)·B + beta·C with B prepacked by PackB
@@ -161,12 +167,7 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 	var tmp [zr * nr]float32 // edge tile: 24×16, 6×16, or 12×8 for narrow panels
 	narrow := hasNarrowKernel()
 	ncPanels := max(1, ncMax/nr)
-	firstMode := 2
-	if beta == 0 {
-		firstMode = 0
-	} else if beta == 1 {
-		firstMode = 1
-	}
+	firstMode := firstPassMode(beta)
 	for jc := j0; jc < j1; jc += ncPanels {
 		jce := min(jc+ncPanels, j1)
 		for blk, p0 := 0, 0; p0 < k; blk, p0 = blk+1, p0+kc {
@@ -252,6 +253,19 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 			}
 		}
 	}
+}
+
+// firstPassMode is the kernels' store mode for the first k pass: 0
+// overwrite (beta 0: old C, even NaN, ignored), 1 add, 2 beta·C + acc.
+// Later passes add (mode 1).
+func firstPassMode(beta float32) int {
+	switch beta {
+	case 0:
+		return 0
+	case 1:
+		return 1
+	}
+	return 2
 }
 
 // mergeTile applies a computed tile (rows×cols valid, row stride ts) to C

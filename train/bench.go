@@ -16,6 +16,30 @@ func DistilBERTConfig() *model.Config {
 		HiddenDropout: 0.1, AttnDropout: 0.1, ClassifierDropout: 0.2}
 }
 
+// randomWeights is a model.TensorSource of random weights: N(0, std²),
+// vectors (LayerNorm weights, biases) around 1, each value passed through
+// round when it is not nil (say, to make the weights bf16-exact).
+func randomWeights(seed uint64, std float64, round func(float32) float32) model.TensorSource {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	return func(name string, shape ...int) ([]float32, error) {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		w := make([]float32, n)
+		for i := range w {
+			w[i] = float32(rng.NormFloat64() * std)
+			if len(shape) == 1 { // LayerNorm weights near 1
+				w[i] += 1
+			}
+			if round != nil {
+				w[i] = round(w[i])
+			}
+		}
+		return w, nil
+	}
+}
+
 // BenchStep is one prepared training step on a random-weight encoder.
 type BenchStep struct {
 	Run    func() error // forward, backward, clip, AdamW update
@@ -37,23 +61,7 @@ func NewBenchStep(cfg *model.Config, kind string, seqs, T int, seed uint64, bf16
 	if seqs%4 != 0 {
 		return nil, fmt.Errorf("bench: %d sequences is not a whole number of 4-choice questions", seqs)
 	}
-	wrng := rand.New(rand.NewPCG(seed, 1))
-	m, err := model.NewBERT(cfg, func(name string, shape ...int) ([]float32, error) {
-		n := 1
-		for _, d := range shape {
-			n *= d
-		}
-		w := make([]float32, n)
-		for i := range w {
-			w[i] = float32(wrng.NormFloat64() * 0.02)
-		}
-		if len(shape) == 1 { // LayerNorm weights near 1
-			for i := range w {
-				w[i] += 1
-			}
-		}
-		return w, nil
-	})
+	m, err := model.NewBERT(cfg, randomWeights(seed, 0.02, nil))
 	if err != nil {
 		return nil, err
 	}

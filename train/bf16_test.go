@@ -21,27 +21,12 @@ func TestBF16AdapterGradients(t *testing.T) {
 	}
 	cfg := DistilBERTConfig()
 	cfg.Hidden, cfg.Intermediate, cfg.Layers, cfg.Heads, cfg.Vocab = 256, 1024, 2, 4, 1000
-	wrng := rand.New(rand.NewPCG(3, 1))
-	m, err := model.NewBERT(cfg, func(name string, shape ...int) ([]float32, error) {
-		n := 1
-		for _, d := range shape {
-			n *= d
-		}
-		w := make([]float32, n)
-		for i := range w {
-			w[i] = float32(wrng.NormFloat64() * 0.05)
-			if len(shape) == 1 {
-				w[i] += 1
-			}
-			// bf16-exact, as in a bf16 checkpoint (Llama, Mistral, the
-			// built-in model): packing is then lossless and the test
-			// measures the activation rounding alone. Rounding fp32
-			// weights is a change of model, not of arithmetic — on this
-			// random net it alone moves gradients by up to ~35%.
-			w[i] = compute.BF16ToFloat32(compute.BF16(w[i]))
-		}
-		return w, nil
-	})
+	// bf16-exact weights, as in a bf16 checkpoint (Llama, Mistral, the
+	// built-in model): packing is then lossless and the test measures the
+	// activation rounding alone. Rounding fp32 weights is a change of
+	// model, not of arithmetic — on this random net it alone moves
+	// gradients by up to ~35%.
+	m, err := model.NewBERT(cfg, randomWeights(3, 0.05, func(v float32) float32 { return compute.BF16ToFloat32(compute.BF16(v)) }))
 	if err != nil {
 		t.Fatal(err)
 	}
