@@ -20,6 +20,9 @@ type frozenLinear struct {
 // when the engine stores bf16) and bias to the device.
 func (e *Engine) uploadLinear(l *model.FrozenLinear) (*frozenLinear, error) {
 	d := &frozenLinear{dOut: l.DOut, dIn: l.DIn, dtype: cuda.R32F}
+	if l.W == nil {
+		return nil, fmt.Errorf("gpu: upload %d×%d linear: its float32 weights were released on the host (model.Model.ReleaseFP32); load the base again", l.DOut, l.DIn)
+	}
 	var err error
 	if e.Precision == BF16 {
 		d.dtype = cuda.R16BF

@@ -29,11 +29,19 @@ func (m *Model) WithMerged(set *adapter.Set) (*Model, error) {
 			out = append(out, l)
 			continue
 		}
+		if l.W == nil {
+			return nil, errReleased("merging an adapter into the base (the reinit mitigation)")
+		}
 		w := append([]float32(nil), l.W...)
 		layers[i].MergeInto(w, 1)
 		nl, err := NewFrozenLinear(l.DOut, l.DIn, w, l.Bias)
 		if err != nil {
 			return nil, err
+		}
+		if l.bf16 { // a bf16 base's merge runs in bf16 too
+			if err := nl.useBF16(); err != nil {
+				return nil, fmt.Errorf("merge adapters into %s: %w", m.Name, err)
+			}
 		}
 		out = append(out, nl)
 	}
@@ -44,7 +52,8 @@ func (m *Model) WithMerged(set *adapter.Set) (*Model, error) {
 		blk.Gate, blk.Up, blk.Down = lin[DecGate], lin[DecUp], lin[DecDown]
 	}
 	dst.LMHead = out[len(out)-1]
-	// A new Model (not a copy: it holds a lock); its linears are new fp32
-	// ones, so a bf16 base's merge is switched to bf16 again by UseBF16.
-	return &Model{Name: m.Name + "+merged", Path: m.Path, Cfg: m.Cfg, Llama: &dst, BERT: m.BERT, Tok: m.Tok}, nil
+	// A new Model (not a copy: it holds a lock), in the precision of m.
+	merged := &Model{Name: m.Name + "+merged", Path: m.Path, Cfg: m.Cfg, Llama: &dst, BERT: m.BERT, Tok: m.Tok}
+	merged.bf16Done = m.BF16()
+	return merged, nil
 }

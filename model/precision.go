@@ -89,3 +89,69 @@ func (l *FrozenLinear) useBF16() error {
 	l.fwd, l.bwd, l.bf16 = fwd, bwd, true
 	return nil
 }
+
+// ReleaseFP32 drops the float32 W of every frozen linear that UseBF16
+// switched to bf16, leaving only the two bf16 packed copies: 4 bytes per
+// frozen weight instead of 12 (W plus two fp32 copies) — a Mistral-7B base
+// 28 GB instead of 84. Training, evaluation and everything that only runs
+// the model keep working; what reads W afterwards is refused with an error
+// naming this call (WithMerged, a GPU upload) — so call it only where none
+// will follow (a client that trains, a simulation without the reinit
+// mitigation). A tied lm_head shares W with the embedding, which the model
+// still reads, and keeps it. Before UseBF16 it is an error.
+func (m *Model) ReleaseFP32() error {
+	if !m.BF16() {
+		return fmt.Errorf("release fp32 weights of %s: the base is not in bf16 (UseBF16 first)", m.Name)
+	}
+	for _, l := range m.frozenLinearsAll() {
+		if l.bf16 && !m.sharesEmbedding(l) {
+			l.W = nil
+		}
+	}
+	return nil
+}
+
+// FrozenBytes is the memory the frozen linears hold: their W (where not
+// released or shared with the embedding) and packed copies, and biases.
+func (m *Model) FrozenBytes() int64 {
+	var n int64
+	for _, l := range m.frozenLinearsAll() {
+		if !m.sharesEmbedding(l) {
+			n += 4 * int64(len(l.W))
+		}
+		n += 4 * int64(len(l.Bias))
+		for _, p := range []*compute.PackedB{l.fwd, l.bwd} {
+			if p != nil {
+				n += int64(p.Bytes())
+			}
+		}
+	}
+	return n
+}
+
+// frozenLinearsAll is every frozen linear of the base, adapted or not.
+func (m *Model) frozenLinearsAll() []*FrozenLinear {
+	switch {
+	case m.Llama != nil:
+		return m.Llama.linears()
+	case m.BERT != nil:
+		l := m.BERT.linears()
+		if m.BERT.Pooler != nil {
+			l = append(l, m.BERT.Pooler)
+		}
+		return l
+	}
+	return nil
+}
+
+// sharesEmbedding reports whether l is a tied lm_head, whose W is the
+// embedding table itself.
+func (m *Model) sharesEmbedding(l *FrozenLinear) bool {
+	e := m.Llama
+	return e != nil && l == e.LMHead && len(l.W) > 0 && len(e.Embed) > 0 && &l.W[0] == &e.Embed[0]
+}
+
+// errReleased is what readers of a released W get.
+func errReleased(what string) error {
+	return fmt.Errorf("%s needs the base's float32 weights, which ReleaseFP32 dropped (run without releasing them: they are kept unless a command knows nothing will read them)", what)
+}

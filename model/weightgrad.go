@@ -102,6 +102,9 @@ func (m *Llama) Repack() {
 // Repack re-packs the copies of W already made (see packedFwd, packedBwd)
 // after W changed in place. Not safe while another goroutine uses l.
 func (l *FrozenLinear) Repack() {
+	if l.W == nil {
+		return // released (Model.ReleaseFP32): nothing can have changed it
+	}
 	if l.bf16 {
 		if l.useBF16() == nil {
 			return

@@ -50,13 +50,16 @@ type BenchStep struct {
 	// that, per layer), the head, and the adapters (forward 2·n·r·(d_in+d_out),
 	// backward twice that; LoRA-q the same with q).
 	Flops float64
+	// FrozenBytes is the memory of the frozen linears (W and packed
+	// copies, made on the first step).
+	FrozenBytes func() int64
 }
 
 // NewBenchStep builds cfg's encoder with random weights and an adapter of
 // kind ("kron", or "loraQ" for LoRA of rank Q) and returns a training step on
 // seqs sequences (seqs/4 questions × 4 choices) of T tokens each, dropout on,
-// as training runs it. bf16 packs the frozen weights as bf16
-// (model.BERT.UseBF16).
+// as training runs it. bf16 packs the frozen weights as bf16 and drops
+// their fp32 copy (model.Model.UseBF16, ReleaseFP32), as a client does.
 func NewBenchStep(cfg *model.Config, kind string, seqs, T int, seed uint64, bf16 bool) (*BenchStep, error) {
 	if seqs%4 != 0 {
 		return nil, fmt.Errorf("bench: %d sequences is not a whole number of 4-choice questions", seqs)
@@ -65,8 +68,13 @@ func NewBenchStep(cfg *model.Config, kind string, seqs, T int, seed uint64, bf16
 	if err != nil {
 		return nil, err
 	}
+	base := &model.Model{Name: "bench", Cfg: cfg, BERT: m}
 	if bf16 {
-		if err := m.UseBF16(); err != nil {
+		// As a client does: bf16 copies only, the fp32 weights released.
+		if err := base.UseBF16(); err != nil {
+			return nil, err
+		}
+		if err := base.ReleaseFP32(); err != nil {
 			return nil, err
 		}
 	}
@@ -132,5 +140,5 @@ func NewBenchStep(cfg *model.Config, kind string, seqs, T int, seed uint64, bf16
 	}
 	flops += float64(cfg.Layers) * 12 * float64(seqs) * float64(T) * float64(T) * float64(cfg.Hidden)
 	flops += 2 * 3 * float64(seqs) * float64(cfg.Hidden) * float64(cfg.Hidden) // pre_classifier
-	return &BenchStep{Run: step, Tokens: n, Flops: flops}, nil
+	return &BenchStep{Run: step, Tokens: n, Flops: flops, FrozenBytes: base.FrozenBytes}, nil
 }

@@ -2,6 +2,7 @@ package train
 
 import (
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -109,5 +110,152 @@ func TestUseBF16(t *testing.T) {
 	}
 	if m2.BF16() || m2.UseBF16() == nil {
 		t.Error("a refused UseBF16 reports success later")
+	}
+}
+
+// TestReleaseFP32: a bf16 base without its float32 weights runs exactly as
+// before (the packed copies are all it reads), holds a third of the fp32
+// path's frozen memory, keeps a tied lm_head's W (the embedding), and
+// refuses what would read the released weights.
+func TestReleaseFP32(t *testing.T) {
+	if !compute.HasBF16() {
+		t.Skip("this CPU has no AVX512_BF16")
+	}
+	m, err := LoadModel("builtin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ReleaseFP32(); err == nil || !strings.Contains(err.Error(), "UseBF16") {
+		t.Errorf("ReleaseFP32 on an fp32 base: %v", err)
+	}
+	set, err := NewAdapterSet(m, adapter.DefaultConfig(adapter.KindKron), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := m.Llama.NewRun(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := []int{1, 5, 9, 2, 7, 3, 4, 8}
+	logits := func() []float32 {
+		if err := run.Forward(toks, 1, len(toks)); err != nil {
+			t.Fatal(err)
+		}
+		return append([]float32(nil), run.Logits...)
+	}
+	logits() // packs the fp32 copies
+	fp32Bytes := m.FrozenBytes()
+	if err := m.UseBF16(); err != nil {
+		t.Fatal(err)
+	}
+	before := logits()
+	if err := m.ReleaseFP32(); err != nil {
+		t.Fatal(err)
+	}
+	after := logits()
+	for i := range before {
+		if before[i] != after[i] {
+			t.Fatalf("logit %d: %v after release, %v before", i, after[i], before[i])
+		}
+	}
+	// Untied weights: 12 bytes (W + two fp32 copies) → 4 (two bf16
+	// copies); the tied head (a third of this small model) 8 → 4, its W
+	// being the embedding's. Measured 0.509.
+	if got := m.FrozenBytes(); !(got > 0 && float64(got) < 0.55*float64(fp32Bytes)) {
+		t.Errorf("frozen bytes %d after release, %d on the fp32 path", got, fp32Bytes)
+	}
+	if m.Llama.LMHead.W == nil || m.Llama.Blocks[0].Q.W != nil {
+		t.Errorf("released: lm_head W nil %v (tied: must stay), q_proj W nil %v (must go)", m.Llama.LMHead.W == nil, m.Llama.Blocks[0].Q.W == nil)
+	}
+	if _, err := m.WithMerged(set); err == nil || !strings.Contains(err.Error(), "ReleaseFP32") {
+		t.Errorf("WithMerged after release: %v", err)
+	}
+}
+
+// TestReleaseFP32Encoder: an encoder (no tied head) released to bf16 holds
+// exactly 4 bytes per frozen weight plus fp32 biases.
+func TestReleaseFP32Encoder(t *testing.T) {
+	if !compute.HasBF16() {
+		t.Skip("this CPU has no AVX512_BF16")
+	}
+	cfg := DistilBERTConfig()
+	cfg.Hidden, cfg.Intermediate, cfg.Layers, cfg.Heads, cfg.Vocab = 256, 1024, 2, 4, 1000
+	b, err := model.NewBERT(cfg, randomWeights(5, 0.02, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &model.Model{Name: "tiny-distilbert", Cfg: cfg, BERT: b}
+	if err := m.UseBF16(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ReleaseFP32(); err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	for _, l := range cfg.AdaptedLinears() {
+		want += 4*int64(l.DOut)*int64(l.DIn) + 4*int64(l.DOut)
+	}
+	if got := m.FrozenBytes(); got != want {
+		t.Errorf("frozen bytes %d, want %d (4 per weight + fp32 biases)", got, want)
+	}
+}
+
+// TestWithMergedBF16: folding an adapter into a bf16 base gives a bf16
+// base (its new linears packed as bf16 too) whose outputs match the fp32
+// merge within bf16 rounding.
+func TestWithMergedBF16(t *testing.T) {
+	if !compute.HasBF16() {
+		t.Skip("this CPU has no AVX512_BF16")
+	}
+	m32, err := LoadModel("builtin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := NewAdapterSet(m32, adapter.DefaultConfig(adapter.KindKron), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, p := range set.Params() {
+		for i := range p.Data {
+			p.Data[i] = float32(rng.NormFloat64() * 0.05)
+		}
+	}
+	m16, err := LoadModel("builtin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m16.UseBF16(); err != nil {
+		t.Fatal(err)
+	}
+	var outs [][]float32
+	for _, m := range []*model.Model{m32, m16} {
+		mm, err := m.WithMerged(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mm.BF16() != m.BF16() {
+			t.Fatalf("merge of a base with BF16 %v reports BF16 %v", m.BF16(), mm.BF16())
+		}
+		fresh, err := NewAdapterSet(mm, adapter.DefaultConfig(adapter.KindKron), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := mm.Llama.NewRun(fresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := run.Forward([]int{3, 1, 4, 1, 5, 9, 2, 6}, 1, 8); err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, append([]float32(nil), run.Logits...))
+	}
+	var d2, n2 float64
+	for i := range outs[0] {
+		d := float64(outs[1][i] - outs[0][i])
+		d2, n2 = d2+d*d, n2+float64(outs[0][i])*float64(outs[0][i])
+	}
+	if rel := math.Sqrt(d2 / n2); rel > 0.03 || rel == 0 {
+		t.Errorf("bf16 merge vs fp32 merge: logits %.3g apart (relative L2); want small but nonzero", rel)
 	}
 }

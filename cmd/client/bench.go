@@ -238,6 +238,7 @@ func cpuName() string {
 type trainBenchResult struct {
 	Adapter      string  `json:"adapter"`
 	Precision    string  `json:"precision"` // frozen weights: fp32 or bf16
+	FrozenMB     float64 `json:"frozen_mb"` // memory of the frozen linears (W, packed copies)
 	SecondsStep  float64 `json:"seconds_per_step"`
 	TokensPerSec float64 `json:"tokens_per_sec"`
 	GFLOPS       float64 `json:"gflops"`
@@ -320,6 +321,7 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 		sec := times[i].Seconds()
 		best[kindPrec[i]+"/"+kind] = sec
 		rep.Results = append(rep.Results, trainBenchResult{Adapter: kind, Precision: kindPrec[i], SecondsStep: sec,
+			FrozenMB:     float64(benches[i].FrozenBytes()) / 1e6,
 			TokensPerSec: float64(benches[i].Tokens) / sec, GFLOPS: benches[i].Flops / sec / 1e9})
 	}
 	rep.KronOverLoRA8 = best[precs[0]+"/kron"] / best[precs[0]+"/lora8"]
@@ -334,9 +336,9 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s, %d cores, %d threads\nTraining step of a %s, %s\n", rep.CPU, rep.Cores, rep.Threads, rep.Model, rep.Batch)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "adapter\tfrozen W\ts/step\ttokens/s\tGFLOP/s\t")
+	fmt.Fprintln(tw, "adapter\tfrozen W\tfrozen MB\ts/step\ttokens/s\tGFLOP/s\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.0f\t%.1f\t\n", r.Adapter, r.Precision, r.SecondsStep, r.TokensPerSec, r.GFLOPS)
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.3f\t%.0f\t%.1f\t\n", r.Adapter, r.Precision, r.FrozenMB, r.SecondsStep, r.TokensPerSec, r.GFLOPS)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "Kron-LoRA / LoRA-8 step time (%s): %.3f\n", precs[0], rep.KronOverLoRA8)

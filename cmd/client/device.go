@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/kronfed/kronfed/gpu"
+	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/train"
 )
 
@@ -37,4 +38,13 @@ func (d deviceFlags) open(cmd string) (*train.Engine, error) {
 	}
 	fmt.Fprintf(os.Stderr, "%s: computing on %s, frozen weights %s\n", cmd, e.Device(), e.PrecisionText())
 	return e, nil
+}
+
+// releaseFP32 drops a bf16 base's float32 weights (model.Model.ReleaseFP32)
+// in commands that only run the model from here on: a third of the frozen
+// weights' memory. A base not in bf16 (fp32, or on a GPU) keeps them.
+func releaseFP32(m *model.Model) {
+	if m.BF16() {
+		_ = m.ReleaseFP32() // cannot fail on a bf16 base
+	}
 }

@@ -126,6 +126,7 @@ func runJoin(args []string, stdout io.Writer) error {
 		if err := m.UseBF16(); err != nil {
 			return fmt.Errorf("join: --precision bf16: %w", err)
 		}
+		releaseFP32(m) // a client only trains and scores
 	}
 	tlsConf, err := b.ClientTLS(host)
 	if err != nil {

@@ -238,6 +238,14 @@ func buildExperiment(cfgp *simConfig) (*simulate.Experiment, error) {
 		if err := m.UseBF16(); err != nil {
 			return nil, err
 		}
+		// Only the reinit mitigation folds adapters into the base (reading
+		// its fp32 weights); otherwise a bf16 base needs its packed copies
+		// alone.
+		if !slices.ContainsFunc(cfg.Mitigations, func(s string) bool { return strings.HasPrefix(s, "reinit") }) {
+			if err := m.ReleaseFP32(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	cfg.Precision, cfgp.Precision = prec.String(), prec.String()
 	for _, c := range set.adapters { // an adapter shape the model cannot take fails here
