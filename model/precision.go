@@ -59,34 +59,55 @@ func useBF16(cfg *Config, linears []*FrozenLinear) error {
 	if !compute.HasBF16() {
 		return errNoBF16
 	}
+	// Pack everything first and switch only when all of it packed: a
+	// refused weight leaves the model as it was, all fp32.
 	names := cfg.AdaptedLinears()
+	packed := make([][2]*compute.PackedB, len(linears))
 	for i, l := range linears {
-		if err := l.useBF16(); err != nil {
+		fwd, bwd, err := l.packBF16()
+		if err != nil {
 			name := "bert.pooler.dense"
 			if i < len(names) {
 				name = names[i].Name
 			}
 			return fmt.Errorf("bf16 weights: tensor %s.weight: %w", name, err)
 		}
+		packed[i] = [2]*compute.PackedB{fwd, bwd}
+	}
+	for i, l := range linears {
+		l.setBF16(packed[i][0], packed[i][1])
 	}
 	return nil
 }
 
 var errNoBF16 = fmt.Errorf("bf16 frozen weights on the CPU need AVX512_BF16 (Zen 4 and later, Sapphire Rapids and later), which this CPU lacks: use --precision fp32")
 
-// useBF16 replaces the packed copies by bf16 ones (made now; see UseBF16).
-func (l *FrozenLinear) useBF16() error {
-	fwd, err := compute.PackBBF16(compute.Trans, l.DIn, l.DOut, l.W, l.DIn)
-	if err != nil {
-		return err
+// packBF16 makes the two bf16 packed copies of W: Wᵀ for x·Wᵀ, W for dy·W.
+func (l *FrozenLinear) packBF16() (fwd, bwd *compute.PackedB, err error) {
+	if fwd, err = compute.PackBBF16(compute.Trans, l.DIn, l.DOut, l.W, l.DIn); err != nil {
+		return nil, nil, err
 	}
-	bwd, err := compute.PackBBF16(compute.NoTrans, l.DOut, l.DIn, l.W, l.DIn)
-	if err != nil {
-		return err
+	if bwd, err = compute.PackBBF16(compute.NoTrans, l.DOut, l.DIn, l.W, l.DIn); err != nil {
+		return nil, nil, err
 	}
+	return fwd, bwd, nil
+}
+
+// setBF16 makes fwd and bwd the layer's packed copies (the fp32 ones are
+// never made afterwards).
+func (l *FrozenLinear) setBF16(fwd, bwd *compute.PackedB) {
 	l.fwdOnce.Do(func() {})
 	l.bwdOnce.Do(func() {})
 	l.fwd, l.bwd, l.bf16 = fwd, bwd, true
+}
+
+// useBF16 replaces the packed copies by bf16 ones made now.
+func (l *FrozenLinear) useBF16() error {
+	fwd, bwd, err := l.packBF16()
+	if err != nil {
+		return err
+	}
+	l.setBF16(fwd, bwd)
 	return nil
 }
 

@@ -111,6 +111,14 @@ func TestUseBF16(t *testing.T) {
 	if m2.BF16() || m2.UseBF16() == nil {
 		t.Error("a refused UseBF16 reports success later")
 	}
+	// Refused as a whole: no layer was switched (the model stays fp32).
+	fresh, err := LoadModel("builtin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.FrozenBytes() != fresh.FrozenBytes() {
+		t.Errorf("after a refused UseBF16 the frozen linears hold %d bytes, a fresh base %d: some were switched", m2.FrozenBytes(), fresh.FrozenBytes())
+	}
 }
 
 // TestReleaseFP32: a bf16 base without its float32 weights runs exactly as
