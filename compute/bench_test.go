@@ -115,3 +115,34 @@ func BenchmarkGemmBF16(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGemmPackedT: a frozen layer's input gradient dy·W (1024 tokens,
+// W 768×3072 and 3072×768) from the one bf16 copy (GemmPackedT, which
+// rebuilds the backward layout per call) against a kept second copy.
+func BenchmarkGemmPackedT(b *testing.B) {
+	needBF16(b)
+	for _, s := range [][2]int{{3072, 768}, {768, 3072}} {
+		dOut, dIn := s[0], s[1]
+		for _, one := range []bool{false, true} {
+			name := fmt.Sprintf("W%dx%d/two-copies", dOut, dIn)
+			if one {
+				name = fmt.Sprintf("W%dx%d/one-copy", dOut, dIn)
+			}
+			b.Run(name, func(b *testing.B) {
+				r := rand.New(rand.NewPCG(1, 1))
+				w, dy, dx := randSlice(r, dOut*dIn), randSlice(r, 1024*dOut), make([]float32, 1024*dIn)
+				fwd, _ := PackBBF16(Trans, dIn, dOut, w, dIn)
+				bwd, _ := PackBBF16(NoTrans, dOut, dIn, w, dIn)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if one {
+						GemmPackedT(NoTrans, 1024, 1, dy, dOut, fwd, 1, dx, dIn)
+					} else {
+						GemmPacked(NoTrans, 1024, 1, dy, dOut, bwd, 1, dx, dIn)
+					}
+				}
+				b.ReportMetric(2*1024*float64(dOut)*float64(dIn)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}

@@ -204,3 +204,49 @@ func TestBF16Pairs(t *testing.T) {
 		}
 	}
 }
+
+// TestGemmPackedT: the backward layout rebuilt from the forward copy
+// (transposeBF16) is bit for bit what PackBBF16 makes of the transposed
+// matrix — for shapes whose blocks all take the fast path, shapes with
+// ragged edges, and passes that are not multiples of 16 (k 1000: passes of
+// 500) — and GemmPackedT equals GemmPacked over that second copy.
+func TestGemmPackedT(t *testing.T) {
+	needBF16(t)
+	r := rand.New(rand.NewPCG(12, 12))
+	for _, s := range [][2]int{{768, 768}, {768, 3072}, {3072, 768}, {64, 48}, {37, 53}, {1000, 80}, {96, 1000}, {1537, 33}, {1, 17}, {16, 1}} {
+		dOut, dIn := s[0], s[1]
+		w := randSlice(r, dOut*dIn)
+		fwd, err := PackBBF16(Trans, dIn, dOut, w, dIn) // Wᵀ: d_in×d_out
+		if err != nil {
+			t.Fatal(err)
+		}
+		bwd, err := PackBBF16(NoTrans, dOut, dIn, w, dIn) // W: d_out×d_in
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := &PackedB{k: dOut, n: dIn, kc: chooseKCBF16(dOut), bf: make([]uint16, len(bwd.bf))}
+		transposeBF16(fwd, got)
+		if got.kc != bwd.kc {
+			t.Fatalf("%dx%d: kc %d, PackBBF16 %d", dOut, dIn, got.kc, bwd.kc)
+		}
+		for i := range got.bf {
+			if got.bf[i] != bwd.bf[i] {
+				t.Fatalf("%d×%d: packed value %d is %#04x, PackBBF16 of W gives %#04x", dOut, dIn, i, got.bf[i], bwd.bf[i])
+			}
+		}
+		const m = 30
+		dy := randSlice(r, m*dOut)
+		want, res := make([]float32, m*dIn), make([]float32, m*dIn)
+		for i := range want {
+			want[i] = float32(i%7) - 3
+			res[i] = want[i]
+		}
+		GemmPacked(NoTrans, m, 0.5, dy, dOut, bwd, 1, want, dIn)
+		GemmPackedT(NoTrans, m, 0.5, dy, dOut, fwd, 1, res, dIn)
+		for i := range want {
+			if res[i] != want[i] {
+				t.Fatalf("%d×%d: GemmPackedT [%d] = %v, GemmPacked over the second copy %v", dOut, dIn, i, res[i], want[i])
+			}
+		}
+	}
+}

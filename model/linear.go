@@ -67,6 +67,10 @@ func (l *FrozenLinear) Forward(x []float32, n int, y []float32) {
 // BackwardInput adds dy·W to dx. dy: n×d_out, dx: n×d_in. The weight is
 // frozen, so there is no weight gradient.
 func (l *FrozenLinear) BackwardInput(dy []float32, n int, dx []float32) {
+	if l.bf16 && l.bwd == nil { // one bf16 copy (Model.LeanBF16): dy·W from Wᵀ's
+		compute.GemmPackedT(compute.NoTrans, n, 1, dy, l.DOut, l.fwd, 1, dx, l.DIn)
+		return
+	}
 	compute.GemmPacked(compute.NoTrans, n, 1, dy, l.DOut, l.packedBwd(), 1, dx, l.DIn)
 }
 

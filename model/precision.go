@@ -132,6 +132,24 @@ func (m *Model) ReleaseFP32() error {
 	return nil
 }
 
+// LeanBF16 keeps one bf16 copy of each frozen weight, Wᵀ packed for the
+// forward x·Wᵀ, and drops the copy of W the input gradient dy·W used: that
+// product then rebuilds W's layout from Wᵀ's into scratch on every call
+// (compute.GemmPackedT, bit for bit the same result). With ReleaseFP32, 2
+// bytes per frozen weight — a Mistral-7B base 14 GB — for a backward
+// product ~13% slower (BENCHMARKS.md). Before UseBF16 it is an error.
+func (m *Model) LeanBF16() error {
+	if !m.BF16() {
+		return fmt.Errorf("one bf16 copy of %s: the base is not in bf16 (UseBF16 first)", m.Name)
+	}
+	for _, l := range m.frozenLinearsAll() {
+		if l.bf16 {
+			l.bwd = nil
+		}
+	}
+	return nil
+}
+
 // FrozenBytes is the memory the frozen linears hold: their W (where not
 // released or shared with the embedding) and packed copies, and biases.
 func (m *Model) FrozenBytes() int64 {

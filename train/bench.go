@@ -58,9 +58,10 @@ type BenchStep struct {
 // NewBenchStep builds cfg's encoder with random weights and an adapter of
 // kind ("kron", or "loraQ" for LoRA of rank Q) and returns a training step on
 // seqs sequences (seqs/4 questions × 4 choices) of T tokens each, dropout on,
-// as training runs it. bf16 packs the frozen weights as bf16 and drops
-// their fp32 copy (model.Model.UseBF16, ReleaseFP32), as a client does.
-func NewBenchStep(cfg *model.Config, kind string, seqs, T int, seed uint64, bf16 bool) (*BenchStep, error) {
+// as training runs it, with the frozen weights in precision (a --precision
+// value, see UsePrecision); bf16 bases drop their fp32 weights
+// (model.Model.ReleaseFP32), as a client does.
+func NewBenchStep(cfg *model.Config, kind string, seqs, T int, seed uint64, precision string) (*BenchStep, error) {
 	if seqs%4 != 0 {
 		return nil, fmt.Errorf("bench: %d sequences is not a whole number of 4-choice questions", seqs)
 	}
@@ -69,11 +70,11 @@ func NewBenchStep(cfg *model.Config, kind string, seqs, T int, seed uint64, bf16
 		return nil, err
 	}
 	base := &model.Model{Name: "bench", Cfg: cfg, BERT: m}
-	if bf16 {
-		// As a client does: bf16 copies only, the fp32 weights released.
-		if err := base.UseBF16(); err != nil {
-			return nil, err
-		}
+	p, err := UsePrecision(precision, base)
+	if err != nil {
+		return nil, err
+	}
+	if p != "fp32" { // as a client does: the fp32 weights released
 		if err := base.ReleaseFP32(); err != nil {
 			return nil, err
 		}

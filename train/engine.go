@@ -63,7 +63,7 @@ func OpenEngine(device, precision string, opt gpu.Options) (*Engine, error) {
 		return nil, err
 	}
 	if d == "cpu" {
-		if precision == "bf16" && !compute.HasBF16() {
+		if (precision == "bf16" || precision == "bf16-lean") && !compute.HasBF16() {
 			return nil, errNoCPUBF16
 		}
 		if precision == "fp32" {
@@ -114,14 +114,8 @@ func (e *Engine) Close() error {
 // this engine (see the package-level NewLearner).
 func (e *Engine) NewLearner(m *model.Model, set *adapter.Set, maxLen int, rng *rand.Rand) (Learner, error) {
 	if e.gpu == nil {
-		p, err := FrozenPrecision(e.precision, "cpu", m)
-		if err != nil {
+		if _, err := UsePrecision(e.precision, m); err != nil {
 			return nil, err
-		}
-		if p == gpu.BF16 {
-			if err := m.UseBF16(); err != nil {
-				return nil, err
-			}
 		}
 		return NewLearner(m, set, maxLen, rng)
 	}

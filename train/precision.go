@@ -20,17 +20,20 @@ import (
 const AutoBF16MinHidden = 512
 
 // ParsePrecision checks a --precision value and returns it normalized:
-// "auto" (also ""), "bf16" or "fp32".
+// "auto" (also ""), "bf16", "bf16-lean" (CPU: bf16 with one packed copy
+// of each frozen weight, model.Model.LeanBF16) or "fp32".
 func ParsePrecision(s string) (string, error) {
 	switch v := strings.ToLower(strings.TrimSpace(s)); v {
 	case "", "auto":
 		return "auto", nil
 	case "bf16", "bfloat16":
 		return "bf16", nil
+	case "bf16-lean":
+		return v, nil
 	case "fp32", "float32":
 		return "fp32", nil
 	}
-	return "", fmt.Errorf("unknown precision %q (want auto, bf16 or fp32)", s)
+	return "", fmt.Errorf("unknown precision %q (want auto, bf16, bf16-lean or fp32)", s)
 }
 
 // FrozenPrecision resolves a --precision value for the frozen weights of
@@ -49,16 +52,35 @@ func FrozenPrecision(s, device string, m *model.Model) (gpu.Precision, error) {
 	switch {
 	case p == "fp32":
 		return gpu.FP32, nil
+	case p == "bf16-lean" && d != "cpu":
+		return 0, fmt.Errorf("precision bf16-lean is a CPU layout (one packed copy per frozen weight); on %s use bf16", d)
 	case d != "cpu":
 		return gpu.BF16, nil
-	case p == "bf16" && !compute.HasBF16():
+	case (p == "bf16" || p == "bf16-lean") && !compute.HasBF16():
 		return 0, errNoCPUBF16
-	case p == "bf16":
+	case p == "bf16" || p == "bf16-lean":
 		return gpu.BF16, nil
 	case compute.HasBF16() && m != nil && m.Cfg.Hidden >= AutoBF16MinHidden:
 		return gpu.BF16, nil
 	}
 	return gpu.FP32, nil
+}
+
+// UsePrecision puts the CPU base m in the precision a --precision value
+// resolves to for it (FrozenPrecision) — UseBF16, and LeanBF16 for
+// bf16-lean — and returns what it is now: "fp32", "bf16" or "bf16-lean".
+func UsePrecision(s string, m *model.Model) (string, error) {
+	p, err := FrozenPrecision(s, "cpu", m)
+	if err != nil || p == gpu.FP32 {
+		return "fp32", err
+	}
+	if err := m.UseBF16(); err != nil {
+		return "", err
+	}
+	if v, _ := ParsePrecision(s); v == "bf16-lean" {
+		return v, m.LeanBF16()
+	}
+	return "bf16", nil
 }
 
 // PrecisionText says what a CPU --precision value means on this machine,

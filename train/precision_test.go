@@ -56,6 +56,12 @@ func TestFrozenPrecision(t *testing.T) {
 	if _, err := FrozenPrecision("auto", "tpu", small); err == nil {
 		t.Error("device tpu accepted")
 	}
+	if _, err := FrozenPrecision("bf16-lean", "cuda", large); err == nil || !strings.Contains(err.Error(), "CPU") {
+		t.Errorf("bf16-lean on a GPU: %v", err)
+	}
+	if got, err := FrozenPrecision("bf16-lean", "cpu", small); compute.HasBF16() && (err != nil || got != gpu.BF16) {
+		t.Errorf("bf16-lean on this CPU: %v, %v", got, err)
+	}
 }
 
 // TestUseBF16: the built-in model switched to bf16 scores like fp32 (its
@@ -205,6 +211,61 @@ func TestReleaseFP32Encoder(t *testing.T) {
 	}
 	if got := m.FrozenBytes(); got != want {
 		t.Errorf("frozen bytes %d, want %d (4 per weight + fp32 biases)", got, want)
+	}
+
+	// bf16-lean: one copy (2 bytes per weight), the same gradients bit
+	// for bit (dy·W rebuilt from Wᵀ's copy per call).
+	rng := rand.New(rand.NewPCG(3, 2))
+	set, err := adapter.NewSet(adapter.DefaultConfig(adapter.KindKron).Resolve(cfg.Hidden), "lean", cfg.Targets(), rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Dense = model.NewHead(cfg, rng)
+	for _, p := range set.Params() {
+		for i := range p.Data {
+			p.Data[i] = float32(rng.NormFloat64() * 0.05)
+		}
+	}
+	batch := model.EncoderBatch{B: 1, C: 4, T: 16, Labels: []int{2}}
+	batch.IDs, batch.Mask = make([]int, 64), make([]float32, 64)
+	for i := range batch.IDs {
+		batch.IDs[i], batch.Mask[i] = rng.IntN(cfg.Vocab), 1
+	}
+	grads := func() []float32 {
+		run, err := b.NewRun(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set.ZeroGrad()
+		if err := run.Forward(batch); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := run.LossAndGrad(); err != nil {
+			t.Fatal(err)
+		}
+		run.Backward()
+		var g []float32
+		for _, p := range set.Params() {
+			g = append(g, p.Grad...)
+		}
+		return g
+	}
+	two := grads()
+	if err := m.LeanBF16(); err != nil {
+		t.Fatal(err)
+	}
+	one := grads()
+	for i := range two {
+		if one[i] != two[i] {
+			t.Fatalf("gradient %d with one bf16 copy %v, with two %v", i, one[i], two[i])
+		}
+	}
+	var lean int64
+	for _, l := range cfg.AdaptedLinears() {
+		lean += 2*int64(l.DOut)*int64(l.DIn) + 4*int64(l.DOut)
+	}
+	if got := m.FrozenBytes(); got != lean {
+		t.Errorf("bf16-lean frozen bytes %d, want %d (2 per weight + fp32 biases)", got, lean)
 	}
 }
 

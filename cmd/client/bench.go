@@ -272,20 +272,20 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 	if compute.HasBF16() {
 		defPrec = "fp32,bf16"
 	}
-	precList := fs.String("precision", defPrec, "comma-separated frozen-weight precisions to time side by side: fp32, bf16 (bf16 needs AVX512_BF16)")
+	precList := fs.String("precision", defPrec, "comma-separated frozen-weight precisions to time side by side: fp32, bf16, bf16-lean (bf16 ones need AVX512_BF16)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	var precs []string
 	for _, p := range strings.Split(*precList, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "fp32", "bf16":
-			if p == "bf16" && !compute.HasBF16() {
-				return errors.New("bench train: --precision bf16 needs a CPU with AVX512_BF16; this one has none")
+		case "fp32", "bf16", "bf16-lean":
+			if p != "fp32" && !compute.HasBF16() {
+				return fmt.Errorf("bench train: --precision %s needs a CPU with AVX512_BF16; this one has none", p)
 			}
 			precs = append(precs, p)
 		default:
-			return fmt.Errorf("bench train: --precision %q: want fp32 or bf16 (comma-separated)", p)
+			return fmt.Errorf("bench train: --precision %q: want fp32, bf16 or bf16-lean (comma-separated)", p)
 		}
 	}
 	if *steps < 1 || *tokens < 1 || *tokens > 512 {
@@ -299,7 +299,7 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 	var stepErr error
 	for _, prec := range precs {
 		for _, kind := range []string{"kron", "lora8"} {
-			s, err := train.NewBenchStep(train.DistilBERTConfig(), kind, *seqs, *tokens, 1, prec == "bf16")
+			s, err := train.NewBenchStep(train.DistilBERTConfig(), kind, *seqs, *tokens, 1, prec)
 			if err != nil {
 				return fmt.Errorf("bench train: %w", err)
 			}
@@ -325,7 +325,8 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 			TokensPerSec: float64(benches[i].Tokens) / sec, GFLOPS: benches[i].Flops / sec / 1e9})
 	}
 	rep.KronOverLoRA8 = best[precs[0]+"/kron"] / best[precs[0]+"/lora8"]
-	if len(precs) > 1 {
+	both := best["fp32/kron"] > 0 && best["bf16/kron"] > 0 && best["bf16/lora8"] > 0
+	if both {
 		rep.KronOverLoRA8BF16 = best["bf16/kron"] / best["bf16/lora8"]
 		rep.BF16Speedup = best["fp32/kron"] / best["bf16/kron"]
 	}
@@ -342,7 +343,7 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "Kron-LoRA / LoRA-8 step time (%s): %.3f\n", precs[0], rep.KronOverLoRA8)
-	if len(precs) > 1 {
+	if both {
 		fmt.Fprintf(stdout, "Kron-LoRA / LoRA-8 step time (bf16): %.3f\nKron-LoRA step, fp32 / bf16 frozen weights: %.2f× faster with bf16\n", rep.KronOverLoRA8BF16, rep.BF16Speedup)
 	}
 	return nil

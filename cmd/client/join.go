@@ -22,7 +22,6 @@ import (
 	"github.com/kronfed/kronfed/fed"
 	"github.com/kronfed/kronfed/fed/fedpb"
 	"github.com/kronfed/kronfed/fedtrain"
-	"github.com/kronfed/kronfed/gpu"
 	"github.com/kronfed/kronfed/internal/cli"
 	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/secure"
@@ -66,7 +65,7 @@ func runJoin(args []string, stdout io.Writer) error {
 	ownDA2 := fs.Int("dA2", 0, "kron: train an adapter of this dA2 instead of the federation's (a coordinator with rule hetero-exact; 0: the federation's)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	outPath := fs.String("out", "", "when the federation ends, write its final global adapter (verified) to this .safetensors file")
-	precision := fs.String("precision", "auto", "frozen base weights on this CPU: bf16, fp32, or auto (bf16 where the CPU has AVX512_BF16 and the base's hidden size is ≥ 512, else fp32); adapters and their training are fp32 either way")
+	precision := fs.String("precision", "auto", "frozen base weights on this CPU: bf16, bf16-lean (one packed copy per weight: half bf16's memory, backward ~13% slower), fp32, or auto (bf16 where the CPU has AVX512_BF16 and the base's hidden size is ≥ 512, else fp32); adapters and their training are fp32 either way")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -122,12 +121,10 @@ func runJoin(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	if prec, _ := train.FrozenPrecision(*precision, "cpu", m); prec == gpu.BF16 {
-		if err := m.UseBF16(); err != nil {
-			return fmt.Errorf("join: --precision bf16: %w", err)
-		}
-		releaseFP32(m) // a client only trains and scores
+	if _, err := train.UsePrecision(*precision, m); err != nil {
+		return fmt.Errorf("join: --precision %s: %w", *precision, err)
 	}
+	releaseFP32(m) // a client only trains and scores
 	tlsConf, err := b.ClientTLS(host)
 	if err != nil {
 		return fmt.Errorf("join: %w", err)

@@ -409,7 +409,7 @@ func loadConfig(name string, args []string, cfg *simConfig, extra func(*flag.Fla
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "clients training at once (0: the number of CPUs)")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "run folder (default runs/forgetting-TIME)")
 	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "memory (direct calls) or grpc (real gRPC with mutual TLS on loopback)")
-	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "frozen base weights: bf16, fp32, or auto (bf16 where the CPU has AVX512_BF16 and the base's hidden size is ≥ 512, else fp32); adapters and their training are fp32 either way")
+	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "frozen base weights: bf16, bf16-lean (one packed copy per weight: half bf16's memory, backward ~13% slower), fp32, or auto (bf16 where the CPU has AVX512_BF16 and the base's hidden size is ≥ 512, else fp32); adapters and their training are fp32 either way")
 	fs.Float64Var(&cfg.DPNoise, "dp-noise", cfg.DPNoise, "client-level DP: noise multiplier z (0: DP off)")
 	fs.Float64Var(&cfg.DPClip, "dp-clip", cfg.DPClip, "DP: clipping norm of each client's whole update")
 	fs.BoolVar(&cfg.DPAdaptive, "dp-adaptive", cfg.DPAdaptive, "DP: adaptive clipping (Andrew et al. 2021)")

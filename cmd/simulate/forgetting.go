@@ -17,7 +17,6 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/kronfed/kronfed/fed"
-	"github.com/kronfed/kronfed/gpu"
 	"github.com/kronfed/kronfed/simulate"
 	"github.com/kronfed/kronfed/task"
 	"github.com/kronfed/kronfed/train"
@@ -230,24 +229,18 @@ func buildExperiment(cfgp *simConfig) (*simulate.Experiment, error) {
 	if err != nil {
 		return nil, err
 	}
-	prec, err := train.FrozenPrecision(cfg.Precision, "cpu", m)
+	prec, err := train.UsePrecision(cfg.Precision, m)
 	if err != nil {
 		return nil, err
 	}
-	if prec == gpu.BF16 {
-		if err := m.UseBF16(); err != nil {
+	// Only the reinit mitigation folds adapters into the base (reading its
+	// fp32 weights); otherwise a bf16 base needs its packed copies alone.
+	if prec != "fp32" && !slices.ContainsFunc(cfg.Mitigations, func(s string) bool { return strings.HasPrefix(s, "reinit") }) {
+		if err := m.ReleaseFP32(); err != nil {
 			return nil, err
 		}
-		// Only the reinit mitigation folds adapters into the base (reading
-		// its fp32 weights); otherwise a bf16 base needs its packed copies
-		// alone.
-		if !slices.ContainsFunc(cfg.Mitigations, func(s string) bool { return strings.HasPrefix(s, "reinit") }) {
-			if err := m.ReleaseFP32(); err != nil {
-				return nil, err
-			}
-		}
 	}
-	cfg.Precision, cfgp.Precision = prec.String(), prec.String()
+	cfg.Precision, cfgp.Precision = prec, prec
 	for _, c := range set.adapters { // an adapter shape the model cannot take fails here
 		s, err := train.NewAdapterSet(m, c.Adapter, 0)
 		if err != nil {
