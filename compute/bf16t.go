@@ -1,7 +1,6 @@
 package compute
 
 import (
-	"fmt"
 	"unsafe"
 )
 
@@ -26,20 +25,7 @@ func GemmPackedT(tA Transpose, m int, alpha float32, a []float32, lda int, pb *P
 		panic("compute: GemmPackedT needs a bf16 PackedB")
 	}
 	k, n := pb.n, pb.k // of the product: op(A) is m×k, op(B)ᵀ is k×n
-	if m < 0 {
-		panic(fmt.Sprintf("compute: negative GEMM size m=%d", m))
-	}
-	if tA {
-		checkMatrix("A", a, k, m, lda)
-	} else {
-		checkMatrix("A", a, m, k, lda)
-	}
-	checkMatrix("C", c, m, n, ldc)
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 || alpha == 0 {
-		scaleMatrix(m, n, beta, c, ldc)
+	if trivialPackedGemm(tA, m, k, n, alpha, a, lda, beta, c, ldc) {
 		return
 	}
 	kc := chooseKCBF16(k)
@@ -92,19 +78,7 @@ func transposeBF16(s, t *PackedB) {
 			}
 		}
 	}
-	total, threads := nblk*npan, Threads()
-	if threads < 2 || k*n < 1<<16 {
-		for i := 0; i < total; i++ {
-			one(i)
-		}
-		return
-	}
-	chunks := min(total, 4*threads)
-	parallelFor(chunks, threads, func(ch int) {
-		for i := ch * total / chunks; i < (ch+1)*total/chunks; i++ {
-			one(i)
-		}
-	})
+	forChunks(nblk*npan, Threads(), k*n < 1<<16, one)
 }
 
 // bf16At is element (r, c) of the bf16 packed op(B) (r < k, c < n).

@@ -83,7 +83,16 @@ func checkPackB(fn string, tB Transpose, k, n int, b []float32, ldb int) {
 // (k and n come from pb). op(A) is m×k: A is m×k (lda ≥ k), or k×m (lda ≥ m)
 // when tA is Trans; C is m×n (ldc ≥ n). beta==0 overwrites C (old NaN ignored).
 func GemmPacked(tA Transpose, m int, alpha float32, a []float32, lda int, pb *PackedB, beta float32, c []float32, ldc int) {
-	k, n := pb.k, pb.n
+	if trivialPackedGemm(tA, m, pb.k, pb.n, alpha, a, lda, beta, c, ldc) {
+		return
+	}
+	gemmPacked(tA, m, alpha, a, lda, pb, beta, c, ldc, Threads())
+}
+
+// trivialPackedGemm checks a packed product's operands (op(A) m×k, C m×n;
+// panics on programmer errors) and does it when it needs no kernel: an
+// empty C, or k or alpha zero (C = beta·C). It reports whether it did.
+func trivialPackedGemm(tA Transpose, m, k, n int, alpha float32, a []float32, lda int, beta float32, c []float32, ldc int) bool {
 	if m < 0 {
 		panic(fmt.Sprintf("compute: negative GEMM size m=%d", m))
 	}
@@ -94,13 +103,31 @@ func GemmPacked(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pa
 	}
 	checkMatrix("C", c, m, n, ldc)
 	if m == 0 || n == 0 {
-		return
+		return true
 	}
 	if k == 0 || alpha == 0 {
 		scaleMatrix(m, n, beta, c, ldc)
+		return true
+	}
+	return false
+}
+
+// forChunks runs one(i) for i in [0, total): serially when threads < 2 or
+// serial is set, else in chunks over the threads, several chunks per thread
+// so an interrupted thread is covered by the others.
+func forChunks(total, threads int, serial bool, one func(i int)) {
+	if threads < 2 || serial {
+		for i := 0; i < total; i++ {
+			one(i)
+		}
 		return
 	}
-	gemmPacked(tA, m, alpha, a, lda, pb, beta, c, ldc, Threads())
+	chunks := min(total, 4*threads)
+	parallelFor(chunks, threads, func(ch int) {
+		for i := ch * total / chunks; i < (ch+1)*total/chunks; i++ {
+			one(i)
+		}
+	})
 }
 
 // parallelMinFlops is the smallest product (2·m·n·k) that is split over
@@ -404,20 +431,7 @@ func packBAll(pb *PackedB, tB Transpose, b []float32, ldb int, threads int) {
 		d, kcb := pb.panel(blk, jp)
 		packBPanel(tB, b, ldb, p0, kcb, jp*nr, min(nr, n-jp*nr), d)
 	}
-	if threads < 2 || k*n < 1<<16 {
-		for i := 0; i < total; i++ {
-			one(i)
-		}
-		return
-	}
-	// Chunks of panels, several per thread so an interrupted thread is
-	// covered by the others.
-	chunks := min(total, 4*threads)
-	parallelFor(chunks, threads, func(ch int) {
-		for i := ch * total / chunks; i < (ch+1)*total/chunks; i++ {
-			one(i)
-		}
-	})
+	forChunks(total, threads, k*n < 1<<16, one)
 }
 
 // packBPanel packs op(B)[p0:p0+kcb, j0:j0+cols] into d (kcb×16, k-major),
