@@ -59,27 +59,27 @@ func PackBBF16(tB Transpose, k, n int, b []float32, ldb int) (*PackedB, error) {
 	if !HasBF16() {
 		return nil, fmt.Errorf("bf16 weights need a CPU with AVX512_BF16 (and AVX-512 enabled by the OS); this one has none")
 	}
-	at := func(p, j int) float32 {
-		if tB {
-			return b[j*ldb+p]
-		}
-		return b[p*ldb+j]
-	}
-	for p := 0; p < k; p++ {
-		for j := 0; j < n; j++ {
-			if v := at(p, j); v != v || math.IsInf(float64(v), 0) {
-				return nil, fmt.Errorf("element (%d, %d) of the %d×%d operand is %v", p, j, k, n, v)
-			}
-		}
-	}
 	kc := chooseKCBF16(k)
-	pb := &PackedB{k: k, n: n, kc: kc, bf: alignedUint16s(bf16Size(k, n, kc))}
-	nt := (n + nr - 1) / nr
-	for blk, p0 := 0, 0; p0 < k; blk, p0 = blk+1, p0+kc {
-		kcb := min(kc, k-p0)
-		for jp := 0; jp < nt; jp++ {
-			d, _ := pb.panelBF16(blk, jp)
-			packBPanelBF16(at, p0, kcb, jp*nr, min(nr, n-jp*nr), d)
+	pb := &PackedB{k: k, n: n, kc: kc, bf: aligned[uint16](bf16Size(k, n, kc))} // zeroed: padding stays 0
+	// One row-major pass: the first non-finite value met is the first in
+	// op(B)'s row order, which the error names.
+	for p := 0; p < k; p++ {
+		blk := p / kc
+		q, h := (p-blk*kc)/2, p%2
+		for j0 := 0; j0 < n; j0 += nr {
+			d, _ := pb.panelBF16(blk, j0/nr)
+			for j := j0; j < min(j0+nr, n); j++ {
+				var v float32
+				if tB {
+					v = b[j*ldb+p]
+				} else {
+					v = b[p*ldb+j]
+				}
+				if v != v || math.IsInf(float64(v), 0) {
+					return nil, fmt.Errorf("element (%d, %d) of the %d×%d operand is %v", p, j, k, n, v)
+				}
+				d[(q*nr+j-j0)*2+h] = BF16(v)
+			}
 		}
 	}
 	return pb, nil
@@ -103,20 +103,6 @@ func (p *PackedB) panelBF16(blk, jp int) ([]uint16, int) {
 	pairs := (min(p.kc, p.k-p0) + 1) / 2
 	off := p0*roundUp(p.n, nr) + jp*2*nr*pairs
 	return p.bf[off : off+2*nr*pairs], pairs
-}
-
-// packBPanelBF16 packs op(B)[p0:p0+kcb, j0:j0+cols] into d as bf16 pairs:
-// d[(q·16+j)·2+h] = bf16(op(B)[p0+2q+h][j0+j]) — pair row q is one 64-byte
-// zmm of 16 columns × (k even, k odd). Columns past cols and an odd last k
-// are zero.
-func packBPanelBF16(at func(p, j int) float32, p0, kcb, j0, cols int, d []uint16) {
-	clear(d)
-	for p := 0; p < kcb; p++ {
-		q, h := p/2, p%2
-		for j := 0; j < cols; j++ {
-			d[(q*nr+j)*2+h] = BF16(at(p0+p, j0+j))
-		}
-	}
 }
 
 // packABF16 packs rows [ic, ic+mc) and k range [p0, p0+kcb) of

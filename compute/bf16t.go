@@ -29,21 +29,11 @@ func GemmPackedT(tA Transpose, m int, alpha float32, a []float32, lda int, pb *P
 		return
 	}
 	kc := chooseKCBF16(k)
-	buf := getUint16s(bf16Size(k, n, kc) + 32)
+	buf := getUint16s(bf16Size(k, n, kc)) // 64-byte aligned, as the kernel wants
 	defer putUint16s(buf)
-	t := &PackedB{k: k, n: n, kc: kc, bf: alignUint16s(*buf, bf16Size(k, n, kc))}
+	t := &PackedB{k: k, n: n, kc: kc, bf: *buf}
 	transposeBF16(pb, t)
 	gemmPacked(tA, m, alpha, a, lda, t, beta, c, ldc, Threads())
-}
-
-// alignUint16s returns n uint16s of s starting on a 64-byte boundary (s has
-// 32 to spare).
-func alignUint16s(s []uint16, n int) []uint16 {
-	off := 0
-	if r := uintptr(unsafe.Pointer(&s[0])) % 64; r != 0 {
-		off = int(64-r) / 2
-	}
-	return s[off : off+n : off+n]
 }
 
 // transposeBF16 fills t (k×n, its kc and storage set) with the bf16 packing

@@ -485,71 +485,53 @@ func packBPanel16TGo(kc int, b []float32, ldb int, d []float32) {
 	}
 }
 
-// Scratch buffers (packed A blocks, packed B copies) are recycled through
-// pools, one per power-of-two size class so a request never keeps getting a
-// buffer that is too small. Steady-state Gemm calls do not allocate.
-var floatPools [48]sync.Pool
+// Scratch buffers (packed A blocks, packed B copies, bf16 packing) are
+// recycled through pools, one per power-of-two size class so a request
+// never keeps getting a buffer that is too small. Steady-state Gemm calls
+// do not allocate.
+type scratchPool[T float32 | uint16] struct{ classes [48]sync.Pool }
 
-// getFloats returns a 64-byte aligned scratch slice of length n (contents
+var (
+	floatPool  scratchPool[float32]
+	uint16Pool scratchPool[uint16]
+)
+
+// get returns a 64-byte aligned scratch slice of length n (contents
 // arbitrary).
-func getFloats(n int) *[]float32 {
+func (sp *scratchPool[T]) get(n int) *[]T {
 	class := bits.Len(uint(max(n, 1) - 1))
-	if v := floatPools[class].Get(); v != nil {
-		p := v.(*[]float32)
+	if v := sp.classes[class].Get(); v != nil {
+		p := v.(*[]T)
 		*p = (*p)[:n]
 		return p
 	}
-	s := alignedFloats(1 << class)[:n]
+	s := aligned[T](1 << class)[:n]
 	return &s
 }
 
-// getUint16s and putUint16s are getFloats and putFloats for bf16 scratch.
-var uint16Pools [48]sync.Pool
-
-func getUint16s(n int) *[]uint16 {
-	class := bits.Len(uint(max(n, 1) - 1))
-	if v := uint16Pools[class].Get(); v != nil {
-		p := v.(*[]uint16)
-		*p = (*p)[:n]
-		return p
-	}
-	s := alignedUint16s(1 << class)[:n]
-	return &s
-}
-
-func putUint16s(p *[]uint16) {
+// put recycles a slice from get (others are dropped).
+func (sp *scratchPool[T]) put(p *[]T) {
 	c := cap(*p)
 	if class := bits.Len(uint(c - 1)); c == 1<<class {
-		uint16Pools[class].Put(p)
+		sp.classes[class].Put(p)
 	}
 }
 
-// alignedUint16s allocates n zeroed uint16s on a 64-byte boundary.
-func alignedUint16s(n int) []uint16 {
-	s := make([]uint16, n+32)
+func getFloats(n int) *[]float32    { return floatPool.get(n) }
+func putFloats(p *[]float32)        { floatPool.put(p) }
+func getUint16s(n int) *[]uint16    { return uint16Pool.get(n) }
+func putUint16s(p *[]uint16)        { uint16Pool.put(p) }
+func alignedFloats(n int) []float32 { return aligned[float32](n) }
+
+// aligned allocates n zeroed values starting on a 64-byte boundary, so the
+// kernels' vector loads of packed panels never split a cache line.
+func aligned[T float32 | uint16](n int) []T {
+	var zero T
+	size := int(unsafe.Sizeof(zero))
+	s := make([]T, n+64/size)
 	off := 0
 	if r := uintptr(unsafe.Pointer(&s[0])) % 64; r != 0 {
-		off = int(64-r) / 2
-	}
-	return s[off : off+n : off+n]
-}
-
-func putFloats(p *[]float32) {
-	c := cap(*p)
-	class := bits.Len(uint(c - 1))
-	if c != 1<<class {
-		return // not from getFloats
-	}
-	floatPools[class].Put(p)
-}
-
-// alignedFloats allocates n zeroed floats starting on a 64-byte boundary, so
-// the kernel's 32-byte loads of packed panels never split a cache line.
-func alignedFloats(n int) []float32 {
-	s := make([]float32, n+16)
-	off := 0
-	if r := uintptr(unsafe.Pointer(&s[0])) % 64; r != 0 {
-		off = int(64-r) / 4
+		off = int(64-r) / size
 	}
 	return s[off : off+n : off+n]
 }

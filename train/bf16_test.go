@@ -37,36 +37,9 @@ func TestBF16AdapterGradients(t *testing.T) {
 		t.Fatal(err)
 	}
 	set.Dense = model.NewHead(cfg, rng)
-	for _, p := range set.Params() { // no zero factor: every gradient flows
-		for i := range p.Data {
-			p.Data[i] = float32(rng.NormFloat64() * 0.05)
-		}
-	}
-	b := model.EncoderBatch{B: 2, C: 4, T: 32}
-	n := b.B * b.C * b.T
-	b.IDs, b.Mask, b.Labels = make([]int, n), make([]float32, n), []int{1, 3}
-	for i := range b.IDs {
-		b.IDs[i], b.Mask[i] = rng.IntN(cfg.Vocab), 1
-	}
-	grads := func() [][]float32 {
-		run, err := m.NewRun(set)
-		if err != nil {
-			t.Fatal(err)
-		}
-		set.ZeroGrad()
-		if err := run.Forward(b); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := run.LossAndGrad(); err != nil {
-			t.Fatal(err)
-		}
-		run.Backward()
-		var out [][]float32
-		for _, p := range set.Params() {
-			out = append(out, append([]float32(nil), p.Grad...))
-		}
-		return out
-	}
+	randomizeFactors(set, rng)
+	b := randomEncoderBatch(rng, cfg.Vocab, 32, []int{1, 3})
+	grads := func() [][]float32 { return encoderGrads(t, m, set, b) }
 	g32 := grads()
 	if err := m.UseBF16(); err != nil {
 		t.Fatal(err)

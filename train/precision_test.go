@@ -12,6 +12,94 @@ import (
 	"github.com/kronfed/kronfed/model"
 )
 
+// loadBuiltin loads a fresh copy of the built-in model.
+func loadBuiltin(t *testing.T) *model.Model {
+	t.Helper()
+	m, err := LoadModel("builtin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// kronSet is a Kron-LoRA adapter set for m from seed.
+func kronSet(t *testing.T, m *model.Model, seed uint64) *adapter.Set {
+	t.Helper()
+	set, err := NewAdapterSet(m, adapter.DefaultConfig(adapter.KindKron), seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// randomizeFactors gives every factor and head tensor N(0, 0.05²) values,
+// so no factor is zero and every gradient flows.
+func randomizeFactors(set *adapter.Set, rng *rand.Rand) {
+	for _, p := range set.Params() {
+		for i := range p.Data {
+			p.Data[i] = float32(rng.NormFloat64() * 0.05)
+		}
+	}
+}
+
+// decoderLogits runs the decoder m with set over toks (one sequence).
+func decoderLogits(t *testing.T, m *model.Model, set *adapter.Set, toks []int) []float32 {
+	t.Helper()
+	run, err := m.Llama.NewRun(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Forward(toks, 1, len(toks)); err != nil {
+		t.Fatal(err)
+	}
+	return append([]float32(nil), run.Logits...)
+}
+
+// encoderGrads runs one forward and backward of b with set on batch and
+// returns every factor's and head tensor's gradient, in set.Params order.
+func encoderGrads(t *testing.T, b *model.BERT, set *adapter.Set, batch model.EncoderBatch) [][]float32 {
+	t.Helper()
+	run, err := b.NewRun(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.ZeroGrad()
+	if err := run.Forward(batch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run.LossAndGrad(); err != nil {
+		t.Fatal(err)
+	}
+	run.Backward()
+	var out [][]float32
+	for _, p := range set.Params() {
+		out = append(out, append([]float32(nil), p.Grad...))
+	}
+	return out
+}
+
+// randomEncoderBatch is len(labels) four-choice questions of T random
+// tokens each (no padding).
+func randomEncoderBatch(rng *rand.Rand, vocab, T int, labels []int) model.EncoderBatch {
+	b := model.EncoderBatch{B: len(labels), C: 4, T: T, Labels: labels}
+	n := b.B * b.C * T
+	b.IDs, b.Mask = make([]int, n), make([]float32, n)
+	for i := range b.IDs {
+		b.IDs[i], b.Mask[i] = rng.IntN(vocab), 1
+	}
+	return b
+}
+
+// relL2 is ‖got − want‖ / ‖want‖.
+func relL2(got, want []float32) float64 {
+	var d2, n2 float64
+	for i := range want {
+		d := float64(got[i] - want[i])
+		d2, n2 = d2+d*d, n2+float64(want[i])*float64(want[i])
+	}
+	return math.Sqrt(d2 / n2)
+}
+
 // TestFrozenPrecision: what auto, bf16 and fp32 resolve to for a small and a
 // transformer-sized base, on the CPU and a GPU, and the refusals.
 func TestFrozenPrecision(t *testing.T) {
@@ -71,46 +159,20 @@ func TestUseBF16(t *testing.T) {
 	if !compute.HasBF16() {
 		t.Skip("this CPU has no AVX512_BF16")
 	}
-	logits := func(m *model.Model) []float32 {
-		t.Helper()
-		set, err := NewAdapterSet(m, adapter.DefaultConfig(adapter.KindKron), 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		run, err := m.Llama.NewRun(set)
-		if err != nil {
-			t.Fatal(err)
-		}
-		toks := []int{1, 5, 9, 2, 7, 3, 4, 8}
-		if err := run.Forward(toks, 1, len(toks)); err != nil {
-			t.Fatal(err)
-		}
-		return append([]float32(nil), run.Logits...)
-	}
-	m, err := LoadModel("builtin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := logits(m)
+	toks := []int{1, 5, 9, 2, 7, 3, 4, 8}
+	m := loadBuiltin(t)
+	want := decoderLogits(t, m, kronSet(t, m, 1), toks)
 	if err := m.UseBF16(); err != nil || !m.BF16() {
 		t.Fatalf("UseBF16: %v (BF16 %v)", err, m.BF16())
 	}
-	got := logits(m)
-	var d2, n2 float64
-	for i := range want {
-		d := float64(got[i] - want[i])
-		d2, n2 = d2+d*d, n2+float64(want[i])*float64(want[i])
-	}
-	if rel := math.Sqrt(d2 / n2); rel > 0.02 || rel == 0 {
+	got := decoderLogits(t, m, kronSet(t, m, 1), toks)
+	if rel := relL2(got, want); rel > 0.02 || rel == 0 {
 		t.Errorf("bf16 logits differ from fp32 by %.2g (relative L2): want a small, nonzero difference", rel)
 	}
 
-	m2, err := LoadModel("builtin")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m2 := loadBuiltin(t)
 	m2.Llama.Blocks[1].Up.W[7] = float32(math.Inf(1))
-	err = m2.UseBF16()
+	err := m2.UseBF16()
 	if err == nil || !strings.Contains(err.Error(), "model.layers.1.mlp.up_proj.weight") || !strings.Contains(err.Error(), "+Inf") {
 		t.Errorf("Inf in a weight: %v", err)
 	}
@@ -118,11 +180,7 @@ func TestUseBF16(t *testing.T) {
 		t.Error("a refused UseBF16 reports success later")
 	}
 	// Refused as a whole: no layer was switched (the model stays fp32).
-	fresh, err := LoadModel("builtin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m2.FrozenBytes() != fresh.FrozenBytes() {
+	if fresh := loadBuiltin(t); m2.FrozenBytes() != fresh.FrozenBytes() {
 		t.Errorf("after a refused UseBF16 the frozen linears hold %d bytes, a fresh base %d: some were switched", m2.FrozenBytes(), fresh.FrozenBytes())
 	}
 }
@@ -135,28 +193,12 @@ func TestReleaseFP32(t *testing.T) {
 	if !compute.HasBF16() {
 		t.Skip("this CPU has no AVX512_BF16")
 	}
-	m, err := LoadModel("builtin")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadBuiltin(t)
 	if err := m.ReleaseFP32(); err == nil || !strings.Contains(err.Error(), "UseBF16") {
 		t.Errorf("ReleaseFP32 on an fp32 base: %v", err)
 	}
-	set, err := NewAdapterSet(m, adapter.DefaultConfig(adapter.KindKron), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := m.Llama.NewRun(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	toks := []int{1, 5, 9, 2, 7, 3, 4, 8}
-	logits := func() []float32 {
-		if err := run.Forward(toks, 1, len(toks)); err != nil {
-			t.Fatal(err)
-		}
-		return append([]float32(nil), run.Logits...)
-	}
+	set := kronSet(t, m, 1)
+	logits := func() []float32 { return decoderLogits(t, m, set, []int{1, 5, 9, 2, 7, 3, 4, 8}) }
 	logits() // packs the fp32 copies
 	fp32Bytes := m.FrozenBytes()
 	if err := m.UseBF16(); err != nil {
@@ -221,43 +263,18 @@ func TestReleaseFP32Encoder(t *testing.T) {
 		t.Fatal(err)
 	}
 	set.Dense = model.NewHead(cfg, rng)
-	for _, p := range set.Params() {
-		for i := range p.Data {
-			p.Data[i] = float32(rng.NormFloat64() * 0.05)
-		}
-	}
-	batch := model.EncoderBatch{B: 1, C: 4, T: 16, Labels: []int{2}}
-	batch.IDs, batch.Mask = make([]int, 64), make([]float32, 64)
-	for i := range batch.IDs {
-		batch.IDs[i], batch.Mask[i] = rng.IntN(cfg.Vocab), 1
-	}
-	grads := func() []float32 {
-		run, err := b.NewRun(set)
-		if err != nil {
-			t.Fatal(err)
-		}
-		set.ZeroGrad()
-		if err := run.Forward(batch); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := run.LossAndGrad(); err != nil {
-			t.Fatal(err)
-		}
-		run.Backward()
-		var g []float32
-		for _, p := range set.Params() {
-			g = append(g, p.Grad...)
-		}
-		return g
-	}
-	two := grads()
+	randomizeFactors(set, rng)
+	batch := randomEncoderBatch(rng, cfg.Vocab, 16, []int{2})
+	two := encoderGrads(t, b, set, batch)
 	if err := m.LeanBF16(); err != nil {
 		t.Fatal(err)
 	}
-	one := grads()
+	one := encoderGrads(t, b, set, batch)
 	for i := range two {
-		if one[i] != two[i] {
-			t.Fatalf("gradient %d with one bf16 copy %v, with two %v", i, one[i], two[i])
+		for j := range two[i] {
+			if one[i][j] != two[i][j] {
+				t.Fatalf("%s[%d]: gradient with one bf16 copy %v, with two %v", set.Params()[i].Name, j, one[i][j], two[i][j])
+			}
 		}
 	}
 	var lean int64
@@ -276,24 +293,10 @@ func TestWithMergedBF16(t *testing.T) {
 	if !compute.HasBF16() {
 		t.Skip("this CPU has no AVX512_BF16")
 	}
-	m32, err := LoadModel("builtin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := NewAdapterSet(m32, adapter.DefaultConfig(adapter.KindKron), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(9, 9))
-	for _, p := range set.Params() {
-		for i := range p.Data {
-			p.Data[i] = float32(rng.NormFloat64() * 0.05)
-		}
-	}
-	m16, err := LoadModel("builtin")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m32 := loadBuiltin(t)
+	set := kronSet(t, m32, 1)
+	randomizeFactors(set, rand.New(rand.NewPCG(9, 9)))
+	m16 := loadBuiltin(t)
 	if err := m16.UseBF16(); err != nil {
 		t.Fatal(err)
 	}
@@ -306,25 +309,9 @@ func TestWithMergedBF16(t *testing.T) {
 		if mm.BF16() != m.BF16() {
 			t.Fatalf("merge of a base with BF16 %v reports BF16 %v", m.BF16(), mm.BF16())
 		}
-		fresh, err := NewAdapterSet(mm, adapter.DefaultConfig(adapter.KindKron), 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		run, err := mm.Llama.NewRun(fresh)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := run.Forward([]int{3, 1, 4, 1, 5, 9, 2, 6}, 1, 8); err != nil {
-			t.Fatal(err)
-		}
-		outs = append(outs, append([]float32(nil), run.Logits...))
+		outs = append(outs, decoderLogits(t, mm, kronSet(t, mm, 2), []int{3, 1, 4, 1, 5, 9, 2, 6}))
 	}
-	var d2, n2 float64
-	for i := range outs[0] {
-		d := float64(outs[1][i] - outs[0][i])
-		d2, n2 = d2+d*d, n2+float64(outs[0][i])*float64(outs[0][i])
-	}
-	if rel := math.Sqrt(d2 / n2); rel > 0.03 || rel == 0 {
+	if rel := relL2(outs[1], outs[0]); rel > 0.03 || rel == 0 {
 		t.Errorf("bf16 merge vs fp32 merge: logits %.3g apart (relative L2); want small but nonzero", rel)
 	}
 }
