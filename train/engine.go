@@ -11,6 +11,7 @@ import (
 	"github.com/kronfed/kronfed/gpu"
 	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/model/tokenizer"
+	"github.com/kronfed/kronfed/task"
 )
 
 // Engine is where learners compute: the CPU (package model's runs over
@@ -18,23 +19,26 @@ import (
 // picks; Learner, Fit and everything above them are the same on both.
 //
 // A GPU engine uploads each frozen base once and shares it among all the
-// learners it makes (the simulator's clients), each with its own adapters
-// and activations; its learners take turns on the device's one stream, so
-// use them from one goroutine at a time.
+// learners it makes (the simulator's clients), each with its own adapters,
+// activations and optimizer state. The device has one stream, so its
+// learners take turns: every call of one (Step, Score, Loss, Close) holds
+// the engine's turn, and learners used from many goroutines at once are
+// safe, one call at a time.
 type Engine struct {
-	device string
-	gpu    *gpu.Engine // nil on the CPU
+	gpu *gpu.Engine // nil on the CPU
 	// precision is the --precision value a CPU engine resolves for each
 	// base its learners bind to (FrozenPrecision): "fp32", "bf16", "auto".
 	precision string
 
-	mu     sync.Mutex
+	// turn orders everything a GPU engine does on its device: uploads,
+	// runs' creation, their calls and their freeing.
+	turn   sync.Mutex
 	llamas map[*model.Llama]*gpu.Llama
 	berts  map[*model.BERT]*gpu.BERT
 }
 
 // CPU is the CPU engine: NewLearner on it is the package-level NewLearner.
-var CPU = &Engine{device: "cpu", precision: "fp32"}
+var CPU = &Engine{precision: "fp32"}
 
 // ParseDevice checks a --device value: "cpu" (or ""), "cuda", "cuda:N",
 // "gpu" or "gpu:N".
@@ -69,7 +73,7 @@ func OpenEngine(device, precision string, opt gpu.Options) (*Engine, error) {
 		if precision == "fp32" {
 			return CPU, nil
 		}
-		return &Engine{device: "cpu", precision: precision}, nil
+		return &Engine{precision: precision}, nil
 	}
 	if opt.Precision, err = FrozenPrecision(precision, d, nil); err != nil {
 		return nil, err
@@ -78,7 +82,13 @@ func OpenEngine(device, precision string, opt gpu.Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{device: d, gpu: g, llamas: map[*model.Llama]*gpu.Llama{}, berts: map[*model.BERT]*gpu.BERT{}}, nil
+	return NewGPUEngine(g), nil
+}
+
+// NewGPUEngine makes learners on an open CUDA engine (OpenEngine opens one
+// from a --device value; tests pass gputest's emulated one). Close closes g.
+func NewGPUEngine(g *gpu.Engine) *Engine {
+	return &Engine{gpu: g, llamas: map[*model.Llama]*gpu.Llama{}, berts: map[*model.BERT]*gpu.BERT{}}
 }
 
 // Device names the engine's device: "cpu" or the GPU's description.
@@ -98,8 +108,8 @@ func (e *Engine) Close() error {
 	if e.gpu == nil {
 		return nil
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.turn.Lock()
+	defer e.turn.Unlock()
 	for _, m := range e.llamas {
 		m.Free()
 	}
@@ -119,6 +129,18 @@ func (e *Engine) NewLearner(m *model.Model, set *adapter.Set, maxLen int, rng *r
 		}
 		return NewLearner(m, set, maxLen, rng)
 	}
+	e.turn.Lock()
+	defer e.turn.Unlock()
+	l, err := e.newGPULearner(m, set, maxLen, rng)
+	if err != nil {
+		return nil, err
+	}
+	return &turnLearner{l: l, turn: &e.turn}, nil
+}
+
+// newGPULearner uploads m's base the first time and binds a run on the
+// device to set. The caller holds e.turn.
+func (e *Engine) newGPULearner(m *model.Model, set *adapter.Set, maxLen int, rng *rand.Rand) (Learner, error) {
 	if m.BERT != nil {
 		pe, ok := m.Tok.(tokenizer.PairEncoder)
 		if !ok {
@@ -132,7 +154,11 @@ func (e *Engine) NewLearner(m *model.Model, set *adapter.Set, maxLen int, rng *r
 		if err != nil {
 			return nil, err
 		}
-		return newEncoderLearner(gpuEncoderRun{run}, m.Cfg, pe, set, maxLen, rng)
+		l, err := newEncoderLearner(gpuEncoderRun{run}, m.Cfg, pe, set, maxLen, rng)
+		if err != nil {
+			run.Free()
+		}
+		return l, err
 	}
 	dev, err := e.deviceLlama(m.Llama)
 	if err != nil {
@@ -142,13 +168,48 @@ func (e *Engine) NewLearner(m *model.Model, set *adapter.Set, maxLen int, rng *r
 	if err != nil {
 		return nil, err
 	}
-	return newDecoderLearner(gpuDecoderRun{run}, m.Cfg, m.Tok, set, rng)
+	l, err := newDecoderLearner(gpuDecoderRun{run}, m.Cfg, m.Tok, set, rng)
+	if err != nil {
+		run.Free()
+	}
+	return l, err
 }
 
-// deviceLlama uploads m the first time it is asked for.
+// turnLearner is a GPU engine's learner: each call holds the engine's turn.
+type turnLearner struct {
+	l    Learner
+	turn *sync.Mutex
+}
+
+func (t *turnLearner) Set() *adapter.Set { return t.l.Set() }
+
+func (t *turnLearner) Step(items []task.Item) (float64, error) {
+	t.turn.Lock()
+	defer t.turn.Unlock()
+	return t.l.Step(items)
+}
+
+func (t *turnLearner) Score(items []task.Item) ([]Score, error) {
+	t.turn.Lock()
+	defer t.turn.Unlock()
+	return t.l.Score(items)
+}
+
+func (t *turnLearner) Loss(items []task.Item) (float64, error) {
+	t.turn.Lock()
+	defer t.turn.Unlock()
+	return t.l.Loss(items)
+}
+
+func (t *turnLearner) Close() error {
+	t.turn.Lock()
+	defer t.turn.Unlock()
+	return t.l.Close()
+}
+
+// deviceLlama uploads m the first time it is asked for. The caller holds
+// e.turn.
 func (e *Engine) deviceLlama(m *model.Llama) (*gpu.Llama, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	if d, ok := e.llamas[m]; ok {
 		return d, nil
 	}
@@ -160,10 +221,9 @@ func (e *Engine) deviceLlama(m *model.Llama) (*gpu.Llama, error) {
 	return d, nil
 }
 
-// deviceBERT uploads m the first time it is asked for.
+// deviceBERT uploads m the first time it is asked for. The caller holds
+// e.turn.
 func (e *Engine) deviceBERT(m *model.BERT) (*gpu.BERT, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	if d, ok := e.berts[m]; ok {
 		return d, nil
 	}
@@ -186,9 +246,14 @@ type decoderRun interface {
 	// (0 where the target is < 0) after Forward, and whether the target is
 	// the position's most likely token (greedy decoding would emit it).
 	TargetLogProbs(targets []int) (logProbs []float32, top []bool, err error)
+	// Free releases the run's device memory (nothing on the CPU, where the
+	// garbage collector takes it).
+	Free()
 }
 
 type cpuDecoderRun struct{ *model.LlamaRun }
+
+func (cpuDecoderRun) Free() {}
 
 func (r cpuDecoderRun) SetDropout(d *adapter.Dropout) { r.Drop = d }
 
@@ -267,9 +332,13 @@ type encoderRun interface {
 	Backward() error
 	// ChoiceLogits are the last Forward's choice scores (B×C).
 	ChoiceLogits() []float32
+	// Free releases the run's device memory (nothing on the CPU).
+	Free()
 }
 
 type cpuEncoderRun struct{ *model.BERTRun }
+
+func (cpuEncoderRun) Free() {}
 
 func (r cpuEncoderRun) SetDropout(d *adapter.Dropout, base *rand.Rand) { r.Drop, r.Base = d, base }
 func (r cpuEncoderRun) ChoiceLogits() []float32                        { return r.Logits }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kronfed/kronfed/adapter"
@@ -83,14 +84,24 @@ func TestGPUFitMatchesCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkFitMatchesCPU(t, e, m, 32, 16, 2)
+}
+
+// checkFitMatchesCPU fine-tunes m on word-category from one initialization
+// on the CPU and on e, whose learners train concurrently from `learners`
+// goroutines (they take the engine's turns), and compares each with the
+// CPU's losses, accuracies and factors (two epochs of nItems, validation on
+// nVal).
+func checkFitMatchesCPU(t *testing.T, e *Engine, m *model.Model, nItems, nVal, learners int) {
+	t.Helper()
 	splits, err := LoadSplits("word-category", "", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ac := adapter.DefaultConfig(adapter.KindKron)
 	ac.Dropout = 0
-	items := splits.Train.Items[:32]
-	val := splits.Validation.Items[:16]
+	items := splits.Train.Items[:nItems]
+	val := splits.Validation.Items[:nVal]
 	cfg := Config{Epochs: 2, Optim: DefaultAdamW(), Seed: 3}
 	cfg.Optim.LR = 3e-3
 	fit := func(eng *Engine) (*Result, *adapter.Set) {
@@ -100,16 +111,31 @@ func TestGPUFitMatchesCPU(t *testing.T) {
 		}
 		l, err := eng.NewLearner(m, set, 0, nil)
 		if err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return nil, nil
 		}
+		defer l.Close()
 		res, err := Fit(context.Background(), l, items, val, nil, cfg, nil)
 		if err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return nil, nil
 		}
 		return res, set
 	}
 	wantRes, wantSet := fit(CPU)
-	gotRes, gotSet := fit(e)
+	var wg sync.WaitGroup
+	for range learners {
+		wg.Go(func() {
+			if gotRes, gotSet := fit(e); gotRes != nil {
+				compareFits(t, wantRes, gotRes, wantSet, gotSet)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func compareFits(t *testing.T, wantRes, gotRes *Result, wantSet, gotSet *adapter.Set) {
+	t.Helper()
 	for i := range wantRes.Epochs {
 		w, g := wantRes.Epochs[i].TrainLoss, gotRes.Epochs[i].TrainLoss
 		if math.Abs(w-g) > 1e-4*math.Abs(w) {

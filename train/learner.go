@@ -57,6 +57,11 @@ type Learner interface {
 	// Loss is the training objective on a batch at inference (no dropout, no
 	// gradients): what Step would report without the noise.
 	Loss(items []task.Item) (float64, error)
+	// Close frees the learner's run state — device memory on a GPU, where
+	// a simulator making a learner per client per round would otherwise
+	// fill the device — but not the shared base or the Set. The learner
+	// must not be used afterwards.
+	Close() error
 }
 
 // DecoderLearner trains a causal LM on multiple-choice items by maximizing
@@ -96,6 +101,11 @@ func newDecoderLearner(run decoderRun, cfg *model.Config, tok tokenizer.Tokenize
 }
 
 func (l *DecoderLearner) Set() *adapter.Set { return l.set }
+
+func (l *DecoderLearner) Close() error {
+	l.run.Free()
+	return nil
+}
 
 // encodeChoice tokenizes context+continuation as lm-evaluation-harness does
 // (the whole string at once, split where the context's own encoding ends, so
@@ -273,6 +283,11 @@ func newEncoderLearner(run encoderRun, cfg *model.Config, tok tokenizer.PairEnco
 }
 
 func (l *EncoderLearner) Set() *adapter.Set { return l.set }
+
+func (l *EncoderLearner) Close() error {
+	l.run.Free()
+	return nil
+}
 
 // encoderFirst is the first segment of an encoder pair: the bare question
 // where the task has one (ARC question, PIQA goal, HellaSwag context), else

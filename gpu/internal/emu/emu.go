@@ -27,7 +27,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -68,10 +67,20 @@ var (
 	skip    string
 )
 
+// TB is the part of testing.TB that Require uses (this package stays free
+// of package testing: package gpu, which production binaries link, holds
+// the emulated backend).
+type TB interface {
+	Helper()
+	Skip(args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // Require returns the emulator for a test, or skips the test when clang++
 // is missing — except under CI=true, where the emulated tests must run and
 // a missing clang++ fails them.
-func Require(t testing.TB) *Device {
+func Require(t TB) *Device {
 	t.Helper()
 	d, skip, err := Open()
 	if skip != "" {

@@ -6,7 +6,7 @@
 //
 // Model. A launch runs its blocks on a few OS threads (blocks are
 // independent), one block at a time per thread. Within a block every CUDA
-// thread is a fiber (ucontext) with its own stack, scheduled cooperatively:
+// thread is a fiber with its own stack, scheduled cooperatively:
 // a fiber runs until it reaches __syncthreads or a warp shuffle, or ends.
 // __syncthreads releases when every fiber of the block still running waits
 // there; a shuffle is two warp barriers (publish, then read), released when
@@ -58,8 +58,27 @@ namespace emu {
 
 enum State { Runnable, AtBlockBarrier, AtWarpBarrier, Done };
 
+// A fiber switch. On x86-64 it is emu_switch (emu_impl.h): the callee-saved
+// registers pushed on the old stack, the stack pointer swapped — a few
+// nanoseconds. swapcontext, the portable fallback elsewhere, also saves and
+// restores the signal mask with two system calls per switch, which made
+// half of an emulated test's time system time.
+#if defined(__x86_64__)
+#define EMU_FAST_SWITCH 1
+extern "C" void emu_switch(void** save_sp, void* load_sp);
+struct Context {
+    void* sp;
+};
+inline void switch_to(Context& from, Context& to) { emu_switch(&from.sp, to.sp); }
+#else
+struct Context {
+    ucontext_t uc;
+};
+inline void switch_to(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+#endif
+
 struct Fiber {
-    ucontext_t ctx;
+    Context ctx;
     State state;
     uint3 tid;
 };
@@ -67,7 +86,7 @@ struct Fiber {
 struct Block {
     std::vector<Fiber> fibers;
     std::vector<char> stacks;
-    ucontext_t sched;
+    Context sched;
     int current;
     unsigned nthreads;
     void (*body)(void*);
@@ -84,7 +103,7 @@ inline void yield_as(State s)
     Block* b = cur;
     Fiber& f = b->fibers[b->current];
     f.state = s;
-    swapcontext(&f.ctx, &b->sched);
+    switch_to(f.ctx, b->sched);
     // Resumed by the scheduler, which restored threadIdx.
 }
 

@@ -20,12 +20,69 @@ static thread_local void** cur_params;
 // Stack of each fiber: the kernels' frames are small.
 static const size_t fiber_stack = 64 * 1024;
 
-static void fiber_main()
+#if EMU_FAST_SWITCH
+// emu_switch(save_sp, load_sp) (System V x86-64): push the callee-saved
+// registers, store the stack pointer in *save_sp, load load_sp, pop the
+// registers that stack saved and return to its switch point. Hidden: every
+// kernel library carries its own copy.
+asm(R"(
+    .text
+    .globl emu_switch
+    .hidden emu_switch
+    .type emu_switch,@function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch, .-emu_switch
+)");
+#endif
+
+[[noreturn]] static void fiber_main()
 {
     cur_kernel->call(cur_params);
     Block* b = cur;
-    b->fibers[b->current].state = Done;
-    // Returning resumes uc_link, the scheduler.
+    Fiber& f = b->fibers[b->current];
+    f.state = Done;
+    switch_to(f.ctx, b->sched); // never resumed
+    __builtin_unreachable();
+}
+
+// start_fiber makes f begin fiber_main on stack [lo, lo+size) at its first
+// switch.
+static void start_fiber(Fiber& f, char* lo, size_t size)
+{
+#if EMU_FAST_SWITCH
+    // The frame emu_switch pops: six callee-saved registers (zero: rbp 0
+    // ends a backtrace), then fiber_main as the return address, above it a
+    // null return address for fiber_main itself so that it is entered with
+    // rsp ≡ 8 (mod 16), as after a call.
+    uintptr_t top = ((uintptr_t)(lo + size)) & ~(uintptr_t)15;
+    void** sp = (void**)top;
+    *--sp = nullptr;
+    *--sp = (void*)&fiber_main;
+    for (int r = 0; r < 6; r++)
+        *--sp = nullptr;
+    f.ctx.sp = sp;
+#else
+    getcontext(&f.ctx.uc);
+    f.ctx.uc.uc_stack.ss_sp = lo;
+    f.ctx.uc.uc_stack.ss_size = size;
+    f.ctx.uc.uc_link = nullptr; // fiber_main never returns
+    makecontext(&f.ctx.uc, (void (*)())fiber_main, 0);
+#endif
 }
 
 void run_block(Block& b)
@@ -33,11 +90,7 @@ void run_block(Block& b)
     const unsigned n = b.nthreads;
     for (unsigned i = 0; i < n; i++) {
         Fiber& f = b.fibers[i];
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = &b.stacks[(size_t)i * fiber_stack];
-        f.ctx.uc_stack.ss_size = fiber_stack;
-        f.ctx.uc_link = &b.sched;
-        makecontext(&f.ctx, fiber_main, 0);
+        start_fiber(f, &b.stacks[(size_t)i * fiber_stack], fiber_stack);
         f.state = Runnable;
         f.tid.x = i % blockDim.x;
         f.tid.y = (i / blockDim.x) % blockDim.y;
@@ -49,7 +102,7 @@ void run_block(Block& b)
                 continue;
             b.current = (int)i;
             threadIdx = b.fibers[i].tid;
-            swapcontext(&b.sched, &b.fibers[i].ctx);
+            switch_to(b.sched, b.fibers[i].ctx);
         }
         // Every fiber now waits at a barrier or is done.
         unsigned live = 0, atBlock = 0;
