@@ -1,7 +1,6 @@
 package gpu
 
 import (
-	"fmt"
 	"math/rand/v2"
 
 	"github.com/kronfed/kronfed/adapter"
@@ -36,34 +35,28 @@ func (b *bertBlock) linears() []*frozenLinear {
 
 // UploadBERT copies a loaded encoder's frozen weights to the device.
 func UploadBERT(e *Engine, m *model.BERT) (*BERT, error) {
-	g := &BERT{e: e, Cfg: m.Cfg, host: m, dropAttentionOut: m.DropsAttentionOutput()}
-	s := &weightUploader{e: e}
-	s.vec(&g.wordEmb, m.WordEmb)
-	s.vec(&g.posEmb, m.PosEmb)
-	if m.TypeEmb != nil {
-		s.vec(&g.typeEmb, m.TypeEmb)
-	}
-	s.vec(&g.embLNW, m.EmbLNW)
-	s.vec(&g.embLNB, m.EmbLNB)
-	for i := range m.Blocks {
-		b := &m.Blocks[i]
-		var gb bertBlock
-		gb.q, gb.k, gb.v, gb.o = s.linear(b.Q), s.linear(b.K), s.linear(b.V), s.linear(b.O)
-		gb.ff1, gb.ff2 = s.linear(b.FF1), s.linear(b.FF2)
-		s.vec(&gb.ln1w, b.LN1W)
-		s.vec(&gb.ln1b, b.LN1B)
-		s.vec(&gb.ln2w, b.LN2W)
-		s.vec(&gb.ln2b, b.LN2B)
-		g.blocks = append(g.blocks, gb)
-	}
-	if s.err == nil {
-		s.do(e.Sync())
-	}
-	if s.err != nil {
-		g.Free()
-		return nil, fmt.Errorf("gpu: upload %s encoder to %s: %w", m.Cfg.ModelType, e.Device(), s.err)
-	}
-	return g, nil
+	return uploadBase(e, m.Cfg.ModelType+" encoder", func(s *weightUploader) *BERT {
+		g := &BERT{e: e, Cfg: m.Cfg, host: m, dropAttentionOut: m.DropsAttentionOutput()}
+		s.vec(&g.wordEmb, m.WordEmb)
+		s.vec(&g.posEmb, m.PosEmb)
+		if m.TypeEmb != nil {
+			s.vec(&g.typeEmb, m.TypeEmb)
+		}
+		s.vec(&g.embLNW, m.EmbLNW)
+		s.vec(&g.embLNB, m.EmbLNB)
+		for i := range m.Blocks {
+			b := &m.Blocks[i]
+			var gb bertBlock
+			gb.q, gb.k, gb.v, gb.o = s.linear(b.Q), s.linear(b.K), s.linear(b.V), s.linear(b.O)
+			gb.ff1, gb.ff2 = s.linear(b.FF1), s.linear(b.FF2)
+			s.vec(&gb.ln1w, b.LN1W)
+			s.vec(&gb.ln1b, b.LN1B)
+			s.vec(&gb.ln2w, b.LN2W)
+			s.vec(&gb.ln2b, b.LN2B)
+			g.blocks = append(g.blocks, gb)
+		}
+		return g
+	})
 }
 
 // Free releases the device weights.
@@ -134,7 +127,7 @@ func (m *BERT) NewRun(set *adapter.Set) (*BERTRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &BERTRun{m: m, head: head, blocks: make([]bertActs, len(m.blocks))}
+	r := &BERTRun{m: m, head: head, blocks: make([]bertActs, len(m.blocks)), Masks: m.e.Masks}
 	var frozen []*frozenLinear
 	for i := range m.blocks {
 		frozen = append(frozen, m.blocks[i].linears()...)

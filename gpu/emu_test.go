@@ -4,9 +4,11 @@ package gpu
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/gpu/cuda"
 	"github.com/kronfed/kronfed/gpu/internal/emu"
 	"github.com/kronfed/kronfed/model"
 )
@@ -24,7 +26,7 @@ import (
 // outside CI.
 func emuEngine(t *testing.T, p Precision) *Engine {
 	t.Helper()
-	e := OpenEmulated(emu.Require(t), p)
+	e := OpenEmulated(emu.Require(t), p, 0)
 	t.Cleanup(func() {
 		if in := e.MemStats().InUse; in != 0 {
 			// Every run and model of a test frees what it took.
@@ -100,5 +102,44 @@ func TestEmulatedLogitRows(t *testing.T) {
 	}
 	if _, err := run.LogitRows([]int{14}); err == nil {
 		t.Fatal("a position outside the forward was gathered")
+	}
+}
+
+// TestEmulatedUploadFits: an upload first counts its bytes; on a device
+// without that much free it fails before allocating anything, with the
+// sizes in the error; where it fits, what it allocated is what it counted.
+func TestEmulatedUploadFits(t *testing.T) {
+	cfg := &model.Config{ModelType: "llama", Family: model.Decoder, Hidden: 32, Intermediate: 48, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8,
+		Vocab: 40, MaxPositions: 16, RMSNormEps: 1e-5, RopeTheta: 10000}
+	for _, prec := range []Precision{FP32, BF16} {
+		m := randomLlama(t, cfg, model.RopeHalf, 1, prec)
+		// Embeddings, lm_head, norms, RoPE tables in fp32; the 7 linears of
+		// each block in the engine's precision.
+		elem := int64(4)
+		if prec == BF16 {
+			elem = 2
+		}
+		linears := int64(cfg.Layers) * int64(2*cfg.Hidden*cfg.Heads*cfg.HeadDim+2*cfg.Hidden*cfg.KVHeads*cfg.HeadDim+3*cfg.Hidden*cfg.Intermediate)
+		want := elem*(linears+int64(cfg.Vocab*cfg.Hidden)) + 4*int64(cfg.Vocab*cfg.Hidden+(2*cfg.Layers+1)*cfg.Hidden+cfg.MaxPositions*cfg.HeadDim)
+
+		small := OpenEmulated(emu.Require(t), prec, want-1)
+		_, err := UploadLlama(small, m)
+		if err == nil || !strings.Contains(err.Error(), cuda.FormatBytes(want)) || !strings.Contains(err.Error(), "free of") {
+			t.Errorf("%s: upload to a device one byte too small: %v", prec, err)
+		} else {
+			t.Log(err)
+		}
+		if in := small.MemStats().InUse; in != 0 {
+			t.Errorf("%s: the refused upload left %d bytes allocated", prec, in)
+		}
+		e := OpenEmulated(emu.Require(t), prec, want)
+		g, err := UploadLlama(e, m)
+		if err != nil {
+			t.Fatalf("%s: upload to a device of exactly its size: %v", prec, err)
+		}
+		if in := e.MemStats().InUse; in != want {
+			t.Errorf("%s: upload allocated %d bytes, counted %d", prec, in, want)
+		}
+		g.Free()
 	}
 }

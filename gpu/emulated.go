@@ -21,15 +21,22 @@ import (
 // kernel gets which pointer, one upload of a shared base) where no GPU is
 // present. It is not a device: NVRTC, cuBLAS and the hardware are checked
 // only by gpu/devcheck.sh. Only code under gpu/ can reach an *emu.Device.
-func OpenEmulated(d *emu.Device, p Precision) *Engine {
-	return &Engine{Precision: p, b: &emuBackend{Device: d, live: map[cuda.DevicePtr]int64{}}}
+//
+// memory is the emulated device's size (0: 64 GiB), against which uploads
+// check that a base fits.
+func OpenEmulated(d *emu.Device, p Precision, memory int64) *Engine {
+	if memory <= 0 {
+		memory = 64 << 30
+	}
+	return &Engine{Precision: p, b: &emuBackend{Device: d, live: map[cuda.DevicePtr]int64{}, memory: memory}}
 }
 
 // emuBackend implements backend on the emulator.
 type emuBackend struct {
 	*emu.Device
-	stats cuda.PoolStats
-	live  map[cuda.DevicePtr]int64
+	stats  cuda.PoolStats
+	live   map[cuda.DevicePtr]int64
+	memory int64 // the emulated device's size
 	// busy catches concurrent calls, which an Engine does not allow (one
 	// stream, one cuBLAS handle, the context made current per call) but the
 	// synchronous emulator would otherwise compute right anyway.
@@ -164,8 +171,13 @@ func (b *emuBackend) gemm(tA, tB bool, m, n, k int, alpha float32, a cuda.Device
 
 func (b *emuBackend) setMaxDynamicShared(string, int) error { return nil }
 func (b *emuBackend) sync() error                           { return nil }
-func (b *emuBackend) device() cuda.Device                   { return cuda.Device{Name: "CPU emulator"} }
-func (b *emuBackend) memStats() cuda.PoolStats              { return b.stats }
+func (b *emuBackend) device() cuda.Device {
+	return cuda.Device{Name: "CPU emulator", TotalMem: b.memory}
+}
+func (b *emuBackend) memStats() cuda.PoolStats { return b.stats }
+func (b *emuBackend) memInfo() (free, total int64, err error) {
+	return b.memory - b.stats.InUse, b.memory, nil
+}
 func (b *emuBackend) close() error {
 	for p := range b.live {
 		b.free(p)

@@ -50,6 +50,8 @@ type Options struct {
 	// $KRONFED_KERNEL_CACHE or the user cache folder (kernels.DefaultCache).
 	KernelCache string
 	Log         *slog.Logger // nil: slog.Default()
+	// Masks is where the runs' dropout masks come from (Engine.Masks).
+	Masks DropoutSource
 }
 
 // Engine is one device's CUDA state: its context, one stream that every
@@ -60,7 +62,11 @@ type Options struct {
 type Engine struct {
 	Libs      *cuda.Libs
 	Precision Precision
-	b         backend
+	// Masks is where new runs draw dropout masks: DeviceDropout (fast, the
+	// default) or HostDropout (the CPU engine's masks from the same seed,
+	// so a device run reproduces a CPU run's numbers).
+	Masks DropoutSource
+	b     backend
 }
 
 // backend is the device an Engine computes on: cudaBackend, or in this
@@ -83,6 +89,8 @@ type backend interface {
 	sync() error
 	device() cuda.Device
 	memStats() cuda.PoolStats
+	// memInfo is the device's free and total memory (cuMemGetInfo).
+	memInfo() (free, total int64, err error)
 	close() error
 }
 
@@ -108,7 +116,7 @@ func Open(device string, opt Options) (*Engine, error) {
 		b.close()
 		return nil, err
 	}
-	return &Engine{Libs: libs, Precision: opt.Precision, b: b}, nil
+	return &Engine{Libs: libs, Precision: opt.Precision, Masks: opt.Masks, b: b}, nil
 }
 
 // cudaBackend is the real device: a context, one stream, a cuBLAS handle on
@@ -230,6 +238,9 @@ func (b *cudaBackend) gemm(tA, tB bool, m, n, k int, alpha float32, a cuda.Devic
 func (b *cudaBackend) sync() error              { return b.stream.Sync() }
 func (b *cudaBackend) device() cuda.Device      { return b.ctx.Device() }
 func (b *cudaBackend) memStats() cuda.PoolStats { return b.pool.Stats() }
+func (b *cudaBackend) memInfo() (free, total int64, err error) {
+	return b.ctx.MemInfo()
+}
 
 // close frees everything the backend holds; what it never made is skipped.
 func (b *cudaBackend) close() error {

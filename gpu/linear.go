@@ -41,14 +41,22 @@ func (e *Engine) uploadLinear(l *model.FrozenLinear) (*frozenLinear, error) {
 
 // weightUploader copies a model's frozen tensors to the device one after
 // another, keeping the first error (like model's weightLoader), so an
-// upload reads as the list of its tensors.
+// upload reads as the list of its tensors. A counting uploader (count set)
+// copies nothing and adds up the bytes the upload would take: run first,
+// it lets an upload that cannot fit fail before it starts (uploadBase).
 type weightUploader struct {
-	e *Engine
+	e     *Engine
+	count bool
+	bytes int64
 	errs
 }
 
 // vec uploads a vector or table of fp32 values into b.
 func (u *weightUploader) vec(b *buf, data []float32) {
+	if u.count {
+		u.bytes += 4 * int64(len(data))
+		return
+	}
 	if u.err == nil {
 		u.do(upload(u.e, b, data))
 	}
@@ -56,12 +64,62 @@ func (u *weightUploader) vec(b *buf, data []float32) {
 
 // linear uploads a frozen linear layer (nil once anything failed).
 func (u *weightUploader) linear(l *model.FrozenLinear) *frozenLinear {
+	if u.count {
+		per := int64(4)
+		if u.e.Precision == BF16 {
+			per = 2
+		}
+		u.bytes += per*int64(len(l.W)) + 4*int64(len(l.Bias))
+		return &frozenLinear{}
+	}
 	if u.err != nil {
 		return nil
 	}
 	d, err := u.e.uploadLinear(l)
 	u.do(err)
 	return d
+}
+
+// uploadBase uploads a base's frozen weights with put (UploadLlama's or
+// UploadBERT's list of tensors), after checking with a counting pass that
+// they fit in the device's free memory. what names the base in errors.
+func uploadBase[M interface{ Free() }](e *Engine, what string, put func(u *weightUploader) M) (M, error) {
+	var zero M
+	dry := &weightUploader{e: e, count: true}
+	put(dry)
+	if err := e.fits(what+"'s frozen weights ("+e.Precision.String()+")", dry.bytes); err != nil {
+		return zero, err
+	}
+	u := &weightUploader{e: e}
+	m := put(u)
+	if u.err == nil {
+		u.do(e.Sync())
+	}
+	if u.err != nil {
+		m.Free()
+		return zero, fmt.Errorf("gpu: upload %s to %s: %w", what, e.Device(), u.err)
+	}
+	return m, nil
+}
+
+// fits reports an error naming what, its size and the device's free and
+// total memory when need bytes would not fit in what is free (the driver's
+// free memory plus the blocks the engine's pool holds for reuse).
+func (e *Engine) fits(what string, need int64) error {
+	free, total, err := e.b.memInfo()
+	if err != nil {
+		return err
+	}
+	free += e.b.memStats().Cached
+	if need <= free {
+		return nil
+	}
+	hint := "a smaller base needs less"
+	if e.Precision == FP32 {
+		hint = "--precision bf16 needs half as much for the weights"
+	}
+	return fmt.Errorf("gpu: %s need %s of device memory but %s has %s free of %s (other processes' use: nvidia-smi; %s)",
+		what, cuda.FormatBytes(need), e.Device(), cuda.FormatBytes(free), cuda.FormatBytes(total), hint)
 }
 
 // scratch is the bf16 copy of a GEMM's activation operand, shared by all the

@@ -30,34 +30,29 @@ type llamaBlock struct {
 	gate, up, down    *frozenLinear
 }
 
-// UploadLlama copies a loaded decoder's frozen weights to the device.
+// UploadLlama copies a loaded decoder's frozen weights to the device, or
+// says how much memory they need when the device has not that much free.
 func UploadLlama(e *Engine, m *model.Llama) (*Llama, error) {
 	c := m.Cfg
-	g := &Llama{e: e, Cfg: c, rope: m.Rope}
-	s := &weightUploader{e: e}
-	s.vec(&g.embed, m.Embed)
-	for i := range m.Blocks {
-		b := &m.Blocks[i]
-		var gb llamaBlock
-		s.vec(&gb.attnNorm, b.AttnNorm)
-		s.vec(&gb.ffnNorm, b.FFNNorm)
-		gb.q, gb.k, gb.v, gb.o = s.linear(b.Q), s.linear(b.K), s.linear(b.V), s.linear(b.O)
-		gb.gate, gb.up, gb.down = s.linear(b.Gate), s.linear(b.Up), s.linear(b.Down)
-		g.blocks = append(g.blocks, gb)
-	}
-	s.vec(&g.norm, m.Norm)
-	g.lmHead = s.linear(m.LMHead)
-	cos, sin := model.RopeTable(c.MaxPositions, c.HeadDim, c.RopeTheta)
-	s.vec(&g.cos, cos)
-	s.vec(&g.sin, sin)
-	if s.err == nil {
-		s.do(e.Sync())
-	}
-	if s.err != nil {
-		g.Free()
-		return nil, fmt.Errorf("gpu: upload %s decoder to %s: %w", c.ModelType, e.Device(), s.err)
-	}
-	return g, nil
+	return uploadBase(e, c.ModelType+" decoder", func(s *weightUploader) *Llama {
+		g := &Llama{e: e, Cfg: c, rope: m.Rope}
+		s.vec(&g.embed, m.Embed)
+		for i := range m.Blocks {
+			b := &m.Blocks[i]
+			var gb llamaBlock
+			s.vec(&gb.attnNorm, b.AttnNorm)
+			s.vec(&gb.ffnNorm, b.FFNNorm)
+			gb.q, gb.k, gb.v, gb.o = s.linear(b.Q), s.linear(b.K), s.linear(b.V), s.linear(b.O)
+			gb.gate, gb.up, gb.down = s.linear(b.Gate), s.linear(b.Up), s.linear(b.Down)
+			g.blocks = append(g.blocks, gb)
+		}
+		s.vec(&g.norm, m.Norm)
+		g.lmHead = s.linear(m.LMHead)
+		cos, sin := model.RopeTable(c.MaxPositions, c.HeadDim, c.RopeTheta)
+		s.vec(&g.cos, cos)
+		s.vec(&g.sin, sin)
+		return g
+	})
 }
 
 // Free releases the device weights.
@@ -102,7 +97,7 @@ type LlamaRun struct {
 	lin  []adaptedLinear
 	ads  []*deviceAdapter
 	Drop *adapter.Dropout // adapter input dropout; nil at inference
-	// Masks says where dropout masks come from (DeviceDropout by default).
+	// Masks says where dropout masks come from (the engine's Masks by default).
 	Masks DropoutSource
 
 	B, T    int
@@ -132,7 +127,7 @@ type llamaActs struct {
 // NewRun binds a Set of adapters (or nil) to the device decoder. The Set
 // stays on the host and remains the master copy (see deviceAdapter).
 func (m *Llama) NewRun(set *adapter.Set) (*LlamaRun, error) {
-	r := &LlamaRun{m: m, blocks: make([]llamaActs, len(m.blocks))}
+	r := &LlamaRun{m: m, blocks: make([]llamaActs, len(m.blocks)), Masks: m.e.Masks}
 	var err error
 	if r.lin, r.ads, err = bindDeviceAdapters(m.e, m.Cfg, m.linears(), set); err != nil {
 		return nil, err

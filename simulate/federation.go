@@ -55,8 +55,17 @@ type Options struct {
 	Seed      uint64
 	// Dir holds the coordinator's store.
 	Dir string
-	// Workers bounds how many clients train at once (default: the CPUs).
+	// Workers bounds how many clients train at once (default: the CPUs; 1
+	// on a GPU, where each training client holds its activations on the
+	// device and their device work takes turns anyway).
 	Workers int
+	// Engine is where clients train and globals are scored: nil is the CPU
+	// with Model as it was prepared (train.UsePrecision). A GPU engine
+	// (train.OpenEngine) holds one device copy of Model for every client,
+	// each with its own adapters, activations and optimizer state; prepare
+	// the base on it first (train.Engine.PrepareBase) so that a base that
+	// does not fit fails before the federation starts.
+	Engine *train.Engine
 	// MaxLen is the encoders' pair length (default 128).
 	MaxLen int
 	// ValItems is how many validation items each client scores after its
@@ -240,6 +249,9 @@ func New(opts Options) (*Federation, error) {
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
+		if opts.Engine != nil && opts.Engine.GPU() != nil {
+			opts.Workers = 1
+		}
 	}
 	if opts.MaxLen <= 0 {
 		opts.MaxLen = 128
@@ -697,10 +709,11 @@ func (t *simTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.Ro
 		}
 		t.f.addRefit(rc.Seed, meanOf(errs))
 	}
-	l, err := train.NewLearner(t.f.opts.Model, own, t.f.opts.MaxLen, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
+	l, err := t.f.opts.newLearner(t.f.opts.Model, own, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
 	if err != nil {
 		return fed.TrainStats{}, err
 	}
+	defer l.Close()
 	et := fedtrain.Trainer{Learner: l, TrainItems: t.items, ValItems: t.val, Penalty: t.f.penalty}
 	stats, err := et.Train(ctx, own, rc)
 	if err != nil || own == local {
@@ -739,10 +752,11 @@ func (t *shapedSimTrainer) TrainOwn(ctx context.Context, global *adapter.Set, rc
 	}
 	h := fnv.New64a()
 	h.Write([]byte(t.name))
-	l, err := train.NewLearner(t.f.opts.Model, own, t.f.opts.MaxLen, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
+	l, err := t.f.opts.newLearner(t.f.opts.Model, own, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
 	if err != nil {
 		return nil, fed.TrainStats{}, err
 	}
+	defer l.Close()
 	st := fedtrain.Shaped{Trainer: fedtrain.Trainer{Learner: l, TrainItems: t.items, ValItems: t.val, Penalty: t.f.penalty}, Own: own,
 		OnRefit: func(rel float64) { t.f.addRefit(rc.Seed, rel) }}
 	return st.TrainOwn(ctx, global, rc)
@@ -775,9 +789,18 @@ func (t *canaryTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb
 
 // Evaluate scores a global adapter on items with a fresh learner.
 func (f *Federation) Evaluate(ctx context.Context, set *adapter.Set, items []task.Item) (train.Accuracy, error) {
-	l, err := train.NewLearner(f.opts.Model, set, f.opts.MaxLen, mrand.New(mrand.NewPCG(0, 0)))
+	l, err := f.opts.newLearner(f.opts.Model, set, mrand.New(mrand.NewPCG(0, 0)))
 	if err != nil {
 		return train.Accuracy{}, err
 	}
+	defer l.Close()
 	return train.Evaluate(ctx, l, items, 16)
+}
+
+// newLearner binds set to m on the options' engine.
+func (o *Options) newLearner(m *model.Model, set *adapter.Set, rng *mrand.Rand) (train.Learner, error) {
+	if o.Engine == nil {
+		return train.NewLearner(m, set, o.MaxLen, rng)
+	}
+	return o.Engine.NewLearner(m, set, o.MaxLen, rng)
 }

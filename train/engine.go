@@ -120,6 +120,47 @@ func (e *Engine) Close() error {
 	return e.gpu.Close()
 }
 
+// PrepareBase readies base m on this engine before any learner binds to it,
+// so that what cannot work fails before training starts, and returns the
+// precision its frozen weights are in ("fp32", "bf16", "bf16-lean"). On the
+// CPU it applies the engine's --precision (UsePrecision); on a GPU it
+// uploads m, which fails, saying how much memory m needs and how much is
+// free, when m does not fit. The host's fp32 weights must still be there
+// for a GPU (model.Model.ReleaseFP32 only after this).
+func (e *Engine) PrepareBase(m *model.Model) (string, error) {
+	if e.gpu == nil {
+		return UsePrecision(e.precision, m)
+	}
+	e.turn.Lock()
+	defer e.turn.Unlock()
+	var err error
+	if m.BERT != nil {
+		_, err = e.deviceBERT(m.BERT)
+	} else {
+		_, err = e.deviceLlama(m.Llama)
+	}
+	return e.gpu.Precision.String(), err
+}
+
+// Release frees base m's device copy (PrepareBase, NewLearner) once no
+// learner of it is left: a simulator that folds adapters into fresh bases
+// would otherwise keep every one. Nothing on the CPU.
+func (e *Engine) Release(m *model.Model) {
+	if e.gpu == nil {
+		return
+	}
+	e.turn.Lock()
+	defer e.turn.Unlock()
+	if d, ok := e.llamas[m.Llama]; ok && m.Llama != nil {
+		d.Free()
+		delete(e.llamas, m.Llama)
+	}
+	if d, ok := e.berts[m.BERT]; ok && m.BERT != nil {
+		d.Free()
+		delete(e.berts, m.BERT)
+	}
+}
+
 // NewLearner binds set to the loaded model as the right kind of learner on
 // this engine (see the package-level NewLearner).
 func (e *Engine) NewLearner(m *model.Model, set *adapter.Set, maxLen int, rng *rand.Rand) (Learner, error) {

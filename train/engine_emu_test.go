@@ -18,7 +18,7 @@ import (
 // device holds exactly what one learner's base left), and the engine's
 // Close frees the rest.
 func TestEmulatedEngineSharesBase(t *testing.T) {
-	g := gputest.Engine(t, gpu.FP32)
+	g := gputest.Engine(t, gpu.FP32, 0)
 	e := NewGPUEngine(g)
 	m, err := LoadModel(model.BuiltinRandomPath)
 	if err != nil {

@@ -28,6 +28,7 @@ type LRSweepConfig struct {
 	TrainItems int       // default 512
 	ValItems   int       // default 100
 	Fit        Config    // epochs, batch, seed; Optim.LR is replaced by each grid value
+	Engine     *Engine   // where the fits run (nil: the CPU)
 }
 
 // LRPoint is one learning rate's result.
@@ -89,7 +90,11 @@ func SweepLR(ctx context.Context, m *model.Model, ac adapter.Config, splits *tas
 		if err != nil {
 			return nil, err
 		}
-		l, err := NewLearner(m, set, 0, rand.New(rand.NewPCG(cfg.Fit.Seed, 0x6c72)))
+		eng := cfg.Engine
+		if eng == nil {
+			eng = CPU
+		}
+		l, err := eng.NewLearner(m, set, 0, rand.New(rand.NewPCG(cfg.Fit.Seed, 0x6c72)))
 		if err != nil {
 			return nil, err
 		}
@@ -101,6 +106,7 @@ func SweepLR(ctx context.Context, m *model.Model, ac adapter.Config, splits *tas
 		fc.Optim.LR = lr
 		p := LRPoint{LR: lr}
 		res, err := Fit(ctx, l, trainItems, val, nil, fc, nil)
+		l.Close()
 		switch {
 		case errors.Is(err, ErrDiverged):
 			p.Diverged = true

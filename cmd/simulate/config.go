@@ -83,6 +83,9 @@ type simConfig struct {
 	// for the base (train.FrozenPrecision) when the experiment is built, so
 	// config.toml and the reproduce line name what ran.
 	Precision string `toml:"precision"`
+	// Device the clients train on: cpu, cuda or cuda:N. On a GPU every
+	// simulated client shares one device copy of the base.
+	Device string `toml:"device"`
 	// Differential privacy (off when dp_noise is 0).
 	DPNoise    float64 `toml:"dp_noise"`
 	DPClip     float64 `toml:"dp_clip"`
@@ -117,7 +120,7 @@ func defaultForgetting() simConfig {
 		Pairs:    []string{"add-mod-10:add-mod-10-alt:related", "add-mod-10:word-category:shifted"},
 		Adapters: []string{"kron:8", "lora:8"},
 		RoundsA:  8, RoundsB: 6, Epochs: 2, Batch: 8, LR: 0, Bits: 8, MaxItems: 96, EvalItems: 100,
-		Rule: "fedavg", Seed: 1, Seeds: 3, DPClip: 1, DPDelta: 1e-5, Transport: "memory", Scale: 1, Precision: "auto",
+		Rule: "fedavg", Seed: 1, Seeds: 3, DPClip: 1, DPDelta: 1e-5, Transport: "memory", Scale: 1, Precision: "auto", Device: "cpu",
 	}
 }
 
@@ -409,7 +412,8 @@ func loadConfig(name string, args []string, cfg *simConfig, extra func(*flag.Fla
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "clients training at once (0: the number of CPUs)")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "run folder (default runs/forgetting-TIME)")
 	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "memory (direct calls) or grpc (real gRPC with mutual TLS on loopback)")
-	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "frozen base weights: bf16, bf16-lean (one packed copy per weight: half bf16's memory, backward ~13% slower), fp32, or auto (bf16 where the CPU has AVX512_BF16 and the base's hidden size is ≥ 512, else fp32); adapters and their training are fp32 either way")
+	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "frozen base weights: bf16, bf16-lean (CPU: one packed copy per weight, half bf16's memory, backward ~13% slower), fp32, or auto (bf16 on a GPU; on a CPU bf16 where it has AVX512_BF16 and the base's hidden size is ≥ 512, else fp32); adapters and their training are fp32 either way")
+	fs.StringVar(&cfg.Device, "device", cfg.Device, "where the clients train: cpu, cuda or cuda:N (an NVIDIA GPU; every simulated client shares one device copy of the base and they take turns on it; KRONFED_CUDA_PATH names the CUDA libraries' folder)")
 	fs.Float64Var(&cfg.DPNoise, "dp-noise", cfg.DPNoise, "client-level DP: noise multiplier z (0: DP off)")
 	fs.Float64Var(&cfg.DPClip, "dp-clip", cfg.DPClip, "DP: clipping norm of each client's whole update")
 	fs.BoolVar(&cfg.DPAdaptive, "dp-adaptive", cfg.DPAdaptive, "DP: adaptive clipping (Andrew et al. 2021)")
@@ -429,7 +433,10 @@ func loadConfig(name string, args []string, cfg *simConfig, extra func(*flag.Fla
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if _, err := train.FrozenPrecision(cfg.Precision, "cpu", nil); err != nil {
+	if _, err := train.ParseDevice(cfg.Device); err != nil {
+		return fmt.Errorf("device: %w", err)
+	}
+	if _, err := train.FrozenPrecision(cfg.Precision, cfg.Device, nil); err != nil {
 		return fmt.Errorf("precision: %w", err)
 	}
 	// A command that does not offer presets must not silently ignore a

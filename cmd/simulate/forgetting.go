@@ -17,6 +17,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/kronfed/kronfed/fed"
+	"github.com/kronfed/kronfed/gpu"
 	"github.com/kronfed/kronfed/simulate"
 	"github.com/kronfed/kronfed/task"
 	"github.com/kronfed/kronfed/train"
@@ -31,6 +32,7 @@ func runForgetting(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("forgetting: %w", err)
 	}
+	defer exp.Base.Engine.Close()
 	closeLog, err := startRunFolder(exp)
 	if err != nil {
 		return fmt.Errorf("forgetting: %w", err)
@@ -155,8 +157,12 @@ func startRunFolder(exp *simulate.Experiment) (closeLog func() error, err error)
 	return f.Close, nil
 }
 
-// modelText names the base and the precision its frozen weights run in.
+// modelText names the base, the precision its frozen weights run in and,
+// on a GPU, the device.
 func modelText(cfg simConfig, exp *simulate.Experiment) string {
+	if e := exp.Base.Engine; e != nil && e.GPU() != nil {
+		return fmt.Sprintf("%s (%s frozen weights on %s)", exp.Base.Model.Name, cfg.Precision, e.Device())
+	}
 	return fmt.Sprintf("%s (%s frozen weights)", exp.Base.Model.Name, cfg.Precision)
 }
 
@@ -169,8 +175,10 @@ func epsilonNote(eps float64, accountant string) string {
 }
 
 // buildExperiment checks the whole configuration before any work starts.
-// It resolves cfgp.Precision for the base (auto → bf16 or fp32).
-func buildExperiment(cfgp *simConfig) (*simulate.Experiment, error) {
+// It resolves cfgp.Precision for the base (auto → bf16 or fp32) and opens
+// the engine of cfgp.Device with the base on it: the caller closes
+// exp.Base.Engine.
+func buildExperiment(cfgp *simConfig) (exp *simulate.Experiment, err error) {
 	cfg := *cfgp
 	switch {
 	case cfg.Clients < 1:
@@ -189,6 +197,17 @@ func buildExperiment(cfgp *simConfig) (*simulate.Experiment, error) {
 	if err := checkScale(cfg.Scale); err != nil {
 		return nil, err
 	}
+	// The device first: a machine without the GPU asked for fails before
+	// any data is read.
+	engine, err := train.OpenEngine(cfg.Device, cfg.Precision, gpu.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("device %s: %w", cfg.Device, err)
+	}
+	defer func() {
+		if err != nil {
+			engine.Close()
+		}
+	}()
 	if cfg.Preset != "" {
 		if _, ok := presets[cfg.Preset]; !ok {
 			return nil, fmt.Errorf("unknown preset %q (known: %s)", cfg.Preset, presetNames())
@@ -229,13 +248,14 @@ func buildExperiment(cfgp *simConfig) (*simulate.Experiment, error) {
 	if err != nil {
 		return nil, err
 	}
-	prec, err := train.UsePrecision(cfg.Precision, m)
+	prec, err := engine.PrepareBase(m)
 	if err != nil {
 		return nil, err
 	}
 	// Only the reinit mitigation folds adapters into the base (reading its
-	// fp32 weights); otherwise a bf16 base needs its packed copies alone.
-	if prec != "fp32" && !slices.ContainsFunc(cfg.Mitigations, func(s string) bool { return strings.HasPrefix(s, "reinit") }) {
+	// fp32 weights); otherwise a CPU bf16 base needs its packed copies alone
+	// (a GPU holds its own copy; the host's is what a folded base uploads).
+	if engine.GPU() == nil && prec != "fp32" && !slices.ContainsFunc(cfg.Mitigations, func(s string) bool { return strings.HasPrefix(s, "reinit") }) {
 		if err := m.ReleaseFP32(); err != nil {
 			return nil, err
 		}
@@ -280,8 +300,8 @@ func buildExperiment(cfgp *simConfig) (*simulate.Experiment, error) {
 	if out == "" {
 		out = filepath.Join("runs", "forgetting-"+time.Now().Format("20060102-150405"))
 	}
-	exp := &simulate.Experiment{
-		Base: simulate.Options{Model: m, Clients: cfg.Clients, CohortSize: cfg.Cohort, Fraction: cfg.Fraction, Rule: set.rule,
+	exp = &simulate.Experiment{
+		Base: simulate.Options{Model: m, Engine: engine, Clients: cfg.Clients, CohortSize: cfg.Cohort, Fraction: cfg.Fraction, Rule: set.rule,
 			Train: set.train, Partition: cfg.Partition, Seed: cfg.Seed, Workers: cfg.Workers, DP: set.dp, SecAgg: set.secAgg,
 			Transport: cfg.Transport, Canaries: cfg.Audit, Sampling: cfg.Sampling, Logger: slog.New(slog.DiscardHandler)},
 		Adapters: set.adapters, Seeds: seeds, Mitigations: mits, Pairs: pairs, RoundsA: simulate.ScaleRounds(cfg.RoundsA, cfg.Scale), RoundsB: simulate.ScaleRounds(cfg.RoundsB, cfg.Scale),

@@ -36,8 +36,9 @@ func tuneArms(ctx context.Context, exp *simulate.Experiment, cfg *simConfig, tas
 		start := time.Now()
 		fmt.Fprintf(stdout, "  choosing the learning rate of %s on %s's validation split (%s) ...", specs[i], taskName, joinNums(lrGrid(*cfg)))
 		sw, err := train.SweepLR(ctx, exp.Base.Model, arm.Adapter, splits, train.LRSweepConfig{
-			Grid: lrGrid(*cfg),
-			Fit:  train.Config{Epochs: cfg.Epochs, BatchSize: cfg.Batch, Seed: cfg.Seed},
+			Grid:   lrGrid(*cfg),
+			Fit:    train.Config{Epochs: cfg.Epochs, BatchSize: cfg.Batch, Seed: cfg.Seed},
+			Engine: exp.Base.Engine,
 		})
 		if err != nil {
 			fmt.Fprintln(stdout)

@@ -12,8 +12,10 @@ import (
 
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/aggregate/accountant"
+	"github.com/kronfed/kronfed/gpu"
 	"github.com/kronfed/kronfed/internal/sharedtest"
 	"github.com/kronfed/kronfed/simulate"
+	"github.com/kronfed/kronfed/train"
 )
 
 // TestBadConfigRefusedBeforeWork: impossible settings fail with a message
@@ -49,10 +51,32 @@ func TestBadConfigRefusedBeforeWork(t *testing.T) {
 		"every learning rate must be > 0":     {"--lr-grid", "0.1,0"},
 		"seeds -2":                            {"--seeds", "-2"},
 		"dA2 = 3 does not divide d_out = 128": {"--adapters", "kron:8:3"},
+		"device: unknown device \"tpu\"":      {"--device", "tpu"},
+		"bf16-lean is a CPU layout":           {"--device", "cuda:0", "--precision", "bf16-lean"},
 		// z = 1 with every one of 8 clients in the round costs ε 10.72 per round.
 		"dp_budget 10 cannot be met: one round already spends ε = 10.72": {"--dp-noise", "1", "--dp-clip", "0.5", "--dp-budget", "10", "--fraction", "1"},
 	}
 	refusedBeforeWork(t, "forgetting", cases)
+}
+
+// TestDeviceWithoutGPU: --device cuda where no GPU engine opens fails with
+// the reason before the run folder is made (skips on a machine with one).
+func TestDeviceWithoutGPU(t *testing.T) {
+	if e, err := train.OpenEngine("cuda", "auto", gpu.Options{KernelCache: t.TempDir()}); err == nil {
+		e.Close()
+		t.Skip("this machine has a GPU")
+	}
+	for _, cmd := range []string{"forgetting", "run", "sweep"} {
+		out := filepath.Join(t.TempDir(), "run")
+		var stdout bytes.Buffer
+		err := program.Run([]string{cmd, "--out", out, "--device", "cuda"}, &stdout)
+		if err == nil || !strings.Contains(err.Error(), "device cuda: gpu: ") {
+			t.Errorf("%s --device cuda: %v", cmd, err)
+		}
+		if _, statErr := os.Stat(out); statErr == nil || stdout.Len() > 0 {
+			t.Errorf("%s --device cuda: work started before the error (%q)", cmd, stdout.String())
+		}
+	}
 }
 
 // refusedBeforeWork runs command with each case's arguments: each must fail

@@ -84,6 +84,7 @@ func runAudited(name string, args []string, stdout io.Writer, canaries int) erro
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
+	defer exp.Base.Engine.Close()
 	splits, _ := exp.Splits(taskName)
 	if own != nil {
 		splits = own

@@ -110,6 +110,7 @@ func runSweep(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}
+	defer exp.Base.Engine.Close()
 	splits, _ := exp.Splits(g.Task)
 	closeLog, err := startRunFolder(exp)
 	if err != nil {

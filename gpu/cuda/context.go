@@ -121,11 +121,11 @@ func (c *Context) Alloc(bytes int64) (DevicePtr, error) {
 		if r == 0 {
 			return nil
 		}
-		e := cuError(fmt.Sprintf("cuMemAlloc(%s) on %s", formatBytes(bytes), c.dev.where()), r)
+		e := cuError(fmt.Sprintf("cuMemAlloc(%s) on %s", FormatBytes(bytes), c.dev.where()), r)
 		if r == cudaErrorOutOfMemory {
 			var f, t uintptr
 			if call(cu.cuMemGetInfo, uintptr(unsafe.Pointer(&f)), uintptr(unsafe.Pointer(&t))) == 0 {
-				e.Detail = fmt.Sprintf("free %s of %s", formatBytes(int64(f)), formatBytes(int64(t)))
+				e.Detail = fmt.Sprintf("free %s of %s", FormatBytes(int64(f)), FormatBytes(int64(t)))
 			}
 		}
 		return e

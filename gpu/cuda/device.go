@@ -20,7 +20,7 @@ type Device struct {
 
 // String reads "device 0 (NVIDIA H100 80GB HBM3, sm_90, 79.1 GiB)".
 func (d Device) String() string {
-	return fmt.Sprintf("device %d (%s, sm_%d%d, %s)", d.Ordinal, d.Name, d.Major, d.Minor, formatBytes(d.TotalMem))
+	return fmt.Sprintf("device %d (%s, sm_%d%d, %s)", d.Ordinal, d.Name, d.Major, d.Minor, FormatBytes(d.TotalMem))
 }
 
 // where is how error messages name the device: "device 0 (NVIDIA H100 80GB HBM3)".

@@ -516,7 +516,7 @@ func TestDeviceOutOfMemory(t *testing.T) {
 	if !IsOutOfMemory(err) {
 		t.Errorf("IsOutOfMemory(%v) = false", err)
 	}
-	for _, want := range []string{"cuMemAlloc(" + formatBytes(ask) + ")", c.Device().Name, "device 0", "CUDA_ERROR_OUT_OF_MEMORY", "free ", " of " + formatBytes(total)} {
+	for _, want := range []string{"cuMemAlloc(" + FormatBytes(ask) + ")", c.Device().Name, "device 0", "CUDA_ERROR_OUT_OF_MEMORY", "free ", " of " + FormatBytes(total)} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}

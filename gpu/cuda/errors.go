@@ -60,9 +60,9 @@ func IsOutOfMemory(err error) bool {
 	return false
 }
 
-// formatBytes renders a size the way the error messages and Device.String
+// FormatBytes renders a size the way the error messages and Device.String
 // show it: "512 B", "4.0 KiB", "2.0 GiB".
-func formatBytes(n int64) string {
+func FormatBytes(n int64) string {
 	const (
 		kib = 1 << 10
 		mib = 1 << 20

@@ -33,7 +33,7 @@ func (c *Context) LoadModule(image []byte) (*Module, error) {
 	}
 	m := &Module{ctx: c}
 	err := c.do(func() error {
-		return checkCU(fmt.Sprintf("cuModuleLoadData(%s image) on %s", formatBytes(int64(len(image))), c.dev.where()),
+		return checkCU(fmt.Sprintf("cuModuleLoadData(%s image) on %s", FormatBytes(int64(len(image))), c.dev.where()),
 			call(cu.cuModuleLoadData, uintptr(unsafe.Pointer(&m.handle)), uintptr(unsafe.Pointer(&image[0]))))
 	})
 	if err != nil {

@@ -102,7 +102,7 @@ func (p *Pool) Get(bytes int64) (DevicePtr, error) {
 	if err != nil && IsOutOfMemory(err) && p.stats.Cached > 0 {
 		// The cache holds memory of other sizes: give it back and retry once.
 		if terr := p.trimLocked(); terr != nil {
-			return 0, fmt.Errorf("gpu: pool: freeing the cache to make room for %s: %w", formatBytes(size), terr)
+			return 0, fmt.Errorf("gpu: pool: freeing the cache to make room for %s: %w", FormatBytes(size), terr)
 		}
 		ptr, err = p.b.alloc(size)
 	}
@@ -126,9 +126,9 @@ func (p *Pool) handOut(ptr DevicePtr, size int64) {
 // device answers, what it has free.
 func (p *Pool) oomError(bytes, size int64, err error) error {
 	msg := fmt.Sprintf("gpu: pool on %s: get %s (rounded to %s) with %s in use and %s cached",
-		p.where, formatBytes(bytes), formatBytes(size), formatBytes(p.stats.InUse), formatBytes(p.stats.Cached))
+		p.where, FormatBytes(bytes), FormatBytes(size), FormatBytes(p.stats.InUse), FormatBytes(p.stats.Cached))
 	if free, total, merr := p.b.memInfo(); merr == nil {
-		msg += fmt.Sprintf("; device has %s free of %s", formatBytes(free), formatBytes(total))
+		msg += fmt.Sprintf("; device has %s free of %s", FormatBytes(free), FormatBytes(total))
 	}
 	return fmt.Errorf("%s: %w", msg, err)
 }

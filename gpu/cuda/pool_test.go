@@ -29,7 +29,7 @@ func (f *fakeDevice) alloc(n int64) (DevicePtr, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.used+n > f.capacity {
-		return 0, &Error{Op: fmt.Sprintf("cuMemAlloc(%s) on fake", formatBytes(n)), Code: cudaErrorOutOfMemory,
+		return 0, &Error{Op: fmt.Sprintf("cuMemAlloc(%s) on fake", FormatBytes(n)), Code: cudaErrorOutOfMemory,
 			Name: "CUDA_ERROR_OUT_OF_MEMORY", Desc: "out of memory", API: "CUDA"}
 	}
 	p := f.next

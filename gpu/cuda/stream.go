@@ -89,7 +89,7 @@ func (s *Stream) CopyHtoD(dst DevicePtr, src unsafe.Pointer, bytes int64) error 
 	}
 	return s.do(func() error {
 		if r := call(cu.cuMemcpyHtoDAsync, uintptr(dst), uintptr(src), uintptr(bytes), s.handle); r != 0 {
-			return cuError(fmt.Sprintf("cuMemcpyHtoDAsync(%s) on %s", formatBytes(bytes), s.ctx.dev.where()), r)
+			return cuError(fmt.Sprintf("cuMemcpyHtoDAsync(%s) on %s", FormatBytes(bytes), s.ctx.dev.where()), r)
 		}
 		return nil
 	})
@@ -104,7 +104,7 @@ func (s *Stream) CopyDtoH(dst unsafe.Pointer, src DevicePtr, bytes int64) error 
 	}
 	return s.do(func() error {
 		if r := call(cu.cuMemcpyDtoHAsync, uintptr(dst), uintptr(src), uintptr(bytes), s.handle); r != 0 {
-			return cuError(fmt.Sprintf("cuMemcpyDtoHAsync(%s) on %s", formatBytes(bytes), s.ctx.dev.where()), r)
+			return cuError(fmt.Sprintf("cuMemcpyDtoHAsync(%s) on %s", FormatBytes(bytes), s.ctx.dev.where()), r)
 		}
 		return nil
 	})
@@ -117,7 +117,7 @@ func (s *Stream) CopyDtoD(dst, src DevicePtr, bytes int64) error {
 	}
 	return s.do(func() error {
 		if r := call(cu.cuMemcpyDtoDAsync, uintptr(dst), uintptr(src), uintptr(bytes), s.handle); r != 0 {
-			return cuError(fmt.Sprintf("cuMemcpyDtoDAsync(%s) on %s", formatBytes(bytes), s.ctx.dev.where()), r)
+			return cuError(fmt.Sprintf("cuMemcpyDtoDAsync(%s) on %s", FormatBytes(bytes), s.ctx.dev.where()), r)
 		}
 		return nil
 	})
@@ -130,7 +130,7 @@ func (s *Stream) Memset(dst DevicePtr, bytes int64) error {
 	}
 	return s.do(func() error {
 		if r := call(cu.cuMemsetD8Async, uintptr(dst), 0, uintptr(bytes), s.handle); r != 0 {
-			return cuError(fmt.Sprintf("cuMemsetD8Async(%s) on %s", formatBytes(bytes), s.ctx.dev.where()), r)
+			return cuError(fmt.Sprintf("cuMemsetD8Async(%s) on %s", FormatBytes(bytes), s.ctx.dev.where()), r)
 		}
 		return nil
 	})

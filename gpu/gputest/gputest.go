@@ -15,12 +15,13 @@ import (
 	"github.com/kronfed/kronfed/gpu/internal/emu"
 )
 
-// Engine is an emulated engine with frozen weights in p, closed when the
-// test ends. It skips the test where clang++ is missing, except under
-// CI=true (emu.Require). Emulation is slow: keep models tiny.
-func Engine(t testing.TB, p gpu.Precision) *gpu.Engine {
+// Engine is an emulated engine with frozen weights in p and a device of
+// memory bytes (0: 64 GiB), closed when the test ends. It skips the test
+// where clang++ is missing, except under CI=true (emu.Require). Emulation
+// is slow: keep models tiny.
+func Engine(t testing.TB, p gpu.Precision, memory int64) *gpu.Engine {
 	t.Helper()
-	e := gpu.OpenEmulated(emu.Require(t), p)
+	e := gpu.OpenEmulated(emu.Require(t), p, memory)
 	t.Cleanup(func() { e.Close() })
 	return e
 }
