@@ -175,6 +175,7 @@ func (b *emuBackend) device() cuda.Device {
 	return cuda.Device{Name: "CPU emulator", TotalMem: b.memory}
 }
 func (b *emuBackend) memStats() cuda.PoolStats { return b.stats }
+func (b *emuBackend) resetPeak()               { b.stats.Peak = b.stats.InUse }
 func (b *emuBackend) memInfo() (free, total int64, err error) {
 	return b.memory - b.stats.InUse, b.memory, nil
 }

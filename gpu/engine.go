@@ -89,6 +89,7 @@ type backend interface {
 	sync() error
 	device() cuda.Device
 	memStats() cuda.PoolStats
+	resetPeak()
 	// memInfo is the device's free and total memory (cuMemGetInfo).
 	memInfo() (free, total int64, err error)
 	close() error
@@ -238,6 +239,7 @@ func (b *cudaBackend) gemm(tA, tB bool, m, n, k int, alpha float32, a cuda.Devic
 func (b *cudaBackend) sync() error              { return b.stream.Sync() }
 func (b *cudaBackend) device() cuda.Device      { return b.ctx.Device() }
 func (b *cudaBackend) memStats() cuda.PoolStats { return b.pool.Stats() }
+func (b *cudaBackend) resetPeak()               { b.pool.ResetPeak() }
 func (b *cudaBackend) memInfo() (free, total int64, err error) {
 	return b.ctx.MemInfo()
 }
@@ -291,6 +293,9 @@ func (e *Engine) Sync() error { return e.b.sync() }
 
 // MemStats is the caching allocator's account.
 func (e *Engine) MemStats() cuda.PoolStats { return e.b.memStats() }
+
+// ResetPeak starts MemStats' peaks again from what is held now.
+func (e *Engine) ResetPeak() { e.b.resetPeak() }
 
 // Close frees everything the engine holds. Buffers still held by runs are
 // freed with the context.

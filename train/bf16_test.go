@@ -12,7 +12,7 @@ import (
 
 // TestBF16AdapterGradients: with the frozen weights packed as bf16, every
 // adapter and head gradient of a DistilBERT-shaped step (smaller: 2 layers,
-// hidden 256, bf16-exact weights) stays within 5% (relative L2; 3.8% measured) of the fp32
+// hidden 256, bf16-exact weights) stays within 5% (relative L2; 2.6% measured) of the fp32
 // gradient — and moves (bf16 is really in use: some tensor differs by more
 // than 1e-4).
 func TestBF16AdapterGradients(t *testing.T) {
@@ -45,6 +45,14 @@ func TestBF16AdapterGradients(t *testing.T) {
 		t.Fatal(err)
 	}
 	g16 := grads()
+	var largest float64 // the largest fp32 gradient norm, the scale of "zero"
+	for _, g := range g32 {
+		var n2 float64
+		for _, v := range g {
+			n2 += float64(v) * float64(v)
+		}
+		largest = max(largest, math.Sqrt(n2))
+	}
 	var worst, moved float64
 	for i, p := range set.Params() {
 		var d2, n2 float64
@@ -53,8 +61,11 @@ func TestBF16AdapterGradients(t *testing.T) {
 			d2 += d * d
 			n2 += float64(g32[i][j]) * float64(g32[i][j])
 		}
-		if n2 < 1e-16 { // classifier.bias: shared by the 4 choices, its gradient cancels
-			if d2 > 1e-16 {
+		// classifier.bias: shared by the 4 choices, its gradient cancels to
+		// rounding noise in both precisions, where a relative error means
+		// nothing.
+		if math.Sqrt(n2) < 1e-5*largest {
+			if math.Sqrt(d2) > 1e-5*largest {
 				t.Errorf("%s: fp32 gradient zero, bf16 not (%g)", p.Name, math.Sqrt(d2))
 			}
 			continue

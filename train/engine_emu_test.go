@@ -55,3 +55,37 @@ func TestEmulatedEngineSharesBase(t *testing.T) {
 		t.Errorf("after the engine's Close %d bytes are still allocated", got)
 	}
 }
+
+// TestEmulatedBenchStep: the benchmark's training step runs on a GPU
+// engine for both families (a decoder and an encoder of tiny shapes), and
+// closing the steps and releasing the base leaves the device empty.
+func TestEmulatedBenchStep(t *testing.T) {
+	g := gputest.Engine(t, gpu.BF16, 0)
+	e := NewGPUEngine(g)
+	dec := &model.Config{ModelType: "mistral", Family: model.Decoder, Hidden: 32, Intermediate: 48, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8,
+		Vocab: 40, MaxPositions: 16, RMSNormEps: 1e-5, RopeTheta: 10000, SlidingWindow: 8}
+	enc := DistilBERTConfig()
+	enc.Hidden, enc.Intermediate, enc.Layers, enc.Heads, enc.HeadDim, enc.Vocab, enc.MaxPositions = 32, 64, 2, 4, 8, 50, 16
+	for _, cfg := range []*model.Config{dec, enc} {
+		base, err := e.NewBenchBase(cfg, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kind := range []string{"kron", "lora8"} {
+			s, err := e.NewBenchStep(base, kind, 4, 12, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				if err := s.Run(); err != nil {
+					t.Fatalf("%s %s: %v", cfg.ModelType, kind, err)
+				}
+			}
+			s.Close()
+		}
+		e.Release(base)
+		if in := g.MemStats().InUse; in != 0 {
+			t.Errorf("%s: %d bytes left on the device", cfg.ModelType, in)
+		}
+	}
+}

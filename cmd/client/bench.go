@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kronfed/kronfed/compute"
+	"github.com/kronfed/kronfed/gpu"
 	"github.com/kronfed/kronfed/model"
 	"github.com/kronfed/kronfed/train"
 )
@@ -238,16 +239,23 @@ func cpuName() string {
 type trainBenchResult struct {
 	Adapter      string  `json:"adapter"`
 	Precision    string  `json:"precision"` // frozen weights: fp32 or bf16
-	FrozenMB     float64 `json:"frozen_mb"` // memory of the frozen linears (W, packed copies)
+	FrozenMB     float64 `json:"frozen_mb"` // host memory of the frozen linears (W, packed copies)
 	SecondsStep  float64 `json:"seconds_per_step"`
 	TokensPerSec float64 `json:"tokens_per_sec"`
-	GFLOPS       float64 `json:"gflops"`
+	// ExamplesPerSec counts sequences (an encoder's 4 choices of a
+	// question are 4), as the paper's examples/s.
+	ExamplesPerSec float64 `json:"examples_per_sec"`
+	GFLOPS         float64 `json:"gflops"`
+	// DevicePeakGiB is the most GPU memory held while this adapter's steps
+	// ran, base included (GPU only).
+	DevicePeakGiB float64 `json:"device_peak_gib,omitempty"`
 }
 
 type trainBenchReport struct {
 	CPU     string             `json:"cpu"`
 	Cores   int                `json:"cores"`
 	Threads int                `json:"threads"`
+	Device  string             `json:"device"` // "cpu" or the GPU
 	Model   string             `json:"model"`
 	Batch   string             `json:"batch"`
 	Results []trainBenchResult `json:"results"`
@@ -261,68 +269,73 @@ type trainBenchReport struct {
 }
 
 // runBenchTrain times whole training steps (forward, backward, clipping,
-// AdamW) of a DistilBERT-shaped encoder with random weights.
+// AdamW) of a random-weight model of a real shape (DistilBERT, Mistral-7B)
+// with Kron-LoRA and LoRA-8, on the CPU or a GPU.
 func runBenchTrain(args []string, stdout io.Writer) error {
 	fs := newFlags("bench train")
 	asJSON := fs.Bool("json", false, "print JSON")
-	seqs := fs.Int("seqs", 8, "sequences per step (a multiple of 4: questions × 4 choices)")
+	device := fs.String("device", "cpu", "where to compute: cpu, cuda or cuda:N")
+	shape := fs.String("shape", "distilbert", "model shape, random weights: "+strings.Join(train.BenchShapes, " or "))
+	layers := fs.Int("layers", 0, "layers of the shape (0: the real model's; mistral-7b's 32 need 28 GB of host memory to build and 14 GB of bf16 on a GPU)")
+	seqs := fs.Int("seqs", 8, "sequences per step (encoders: a multiple of 4, questions × 4 choices)")
 	tokens := fs.Int("tokens", 128, "tokens per sequence")
 	steps := fs.Int("steps", 5, "timed steps per adapter (the best is reported)")
-	defPrec := "fp32"
-	if compute.HasBF16() {
-		defPrec = "fp32,bf16"
-	}
-	precList := fs.String("precision", defPrec, "comma-separated frozen-weight precisions to time side by side: fp32, bf16, bf16-lean (bf16 ones need AVX512_BF16)")
+	precList := fs.String("precision", "", "comma-separated frozen-weight precisions to time side by side: fp32, bf16, bf16-lean (CPU only); default: fp32,bf16 on a CPU with AVX512_BF16, fp32 on other CPUs, bf16 on a GPU")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	dev, err := train.ParseDevice(*device)
+	if err != nil {
+		return fmt.Errorf("bench train: --device: %w", err)
+	}
+	cfg, err := train.BenchConfig(*shape, *layers)
+	if err != nil {
+		return fmt.Errorf("bench train: --shape/--layers: %w", err)
+	}
+	if *precList == "" {
+		switch {
+		case dev != "cpu":
+			*precList = "bf16"
+		case compute.HasBF16():
+			*precList = "fp32,bf16"
+		default:
+			*precList = "fp32"
+		}
+	}
 	var precs []string
 	for _, p := range strings.Split(*precList, ",") {
-		switch p = strings.TrimSpace(p); p {
-		case "fp32", "bf16", "bf16-lean":
-			if p != "fp32" && !compute.HasBF16() {
-				return fmt.Errorf("bench train: --precision %s needs a CPU with AVX512_BF16; this one has none", p)
+		p = strings.TrimSpace(p)
+		if _, err := train.FrozenPrecision(p, dev, nil); err != nil || p == "auto" || p == "" {
+			if err == nil {
+				err = errors.New("want fp32, bf16 or bf16-lean")
 			}
-			precs = append(precs, p)
-		default:
-			return fmt.Errorf("bench train: --precision %q: want fp32, bf16 or bf16-lean (comma-separated)", p)
+			return fmt.Errorf("bench train: --precision %q: %w", p, err)
 		}
+		precs = append(precs, p)
 	}
-	if *steps < 1 || *tokens < 1 || *tokens > 512 {
-		return errors.New("bench train: --steps must be ≥ 1 and --tokens in 1…512")
+	if *steps < 1 || *tokens < 1 || *tokens > cfg.MaxPositions || *seqs < 1 {
+		return fmt.Errorf("bench train: --steps and --seqs must be ≥ 1 and --tokens in 1…%d", cfg.MaxPositions)
 	}
-	rep := trainBenchReport{CPU: cpuName(), Cores: runtime.NumCPU(), Threads: compute.Threads(), Model: "distilbert-base-uncased shape, random weights",
-		Batch: fmt.Sprintf("%d sequences × %d tokens", *seqs, *tokens)}
-	var kinds, kindPrec []string
-	var benches []*train.BenchStep
-	var runs []func()
-	var stepErr error
-	for _, prec := range precs {
-		for _, kind := range []string{"kron", "lora8"} {
-			s, err := train.NewBenchStep(train.DistilBERTConfig(), kind, *seqs, *tokens, 1, prec)
-			if err != nil {
-				return fmt.Errorf("bench train: %w", err)
-			}
-			kinds, kindPrec = append(kinds, kind), append(kindPrec, prec)
-			benches = append(benches, s)
-			runs = append(runs, func() {
-				if err := s.Run(); err != nil && stepErr == nil {
-					stepErr = err
-				}
-			})
-		}
-	}
-	times := timeInterleaved(runs, *steps, 0)
-	if stepErr != nil {
-		return fmt.Errorf("bench train: %w", stepErr)
-	}
+	rep := trainBenchReport{CPU: cpuName(), Cores: runtime.NumCPU(), Threads: compute.Threads(), Device: "cpu",
+		Model: fmt.Sprintf("%s shape (%d layers), random weights", *shape, cfg.Layers), Batch: fmt.Sprintf("%d sequences × %d tokens", *seqs, *tokens)}
 	best := map[string]float64{}
-	for i, kind := range kinds {
-		sec := times[i].Seconds()
-		best[kindPrec[i]+"/"+kind] = sec
-		rep.Results = append(rep.Results, trainBenchResult{Adapter: kind, Precision: kindPrec[i], SecondsStep: sec,
-			FrozenMB:     float64(benches[i].FrozenBytes()) / 1e6,
-			TokensPerSec: float64(benches[i].Tokens) / sec, GFLOPS: benches[i].Flops / sec / 1e9})
+	for _, prec := range precs {
+		// One engine per precision (a GPU engine stores one): its two
+		// adapters' steps are timed interleaved, so drift hits both alike.
+		engine, err := train.OpenEngine(dev, prec, gpu.Options{})
+		if err != nil {
+			return fmt.Errorf("bench train: --device %s --precision %s: %w", dev, prec, err)
+		}
+		rep.Device = engine.Device()
+		results, err := benchEngine(engine, cfg, prec, *seqs, *tokens, *steps)
+		engine.Close()
+		if err != nil {
+			return fmt.Errorf("bench train: %w", err)
+		}
+		for _, r := range results {
+			best[prec+"/"+r.Adapter] = r.SecondsStep
+		}
+		rep.Results = append(rep.Results, results...)
 	}
 	rep.KronOverLoRA8 = best[precs[0]+"/kron"] / best[precs[0]+"/lora8"]
 	both := best["fp32/kron"] > 0 && best["bf16/kron"] > 0 && best["bf16/lora8"] > 0
@@ -335,11 +348,20 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s, %d cores, %d threads\nTraining step of a %s, %s\n", rep.CPU, rep.Cores, rep.Threads, rep.Model, rep.Batch)
+	fmt.Fprintf(stdout, "%s, %d cores, %d threads; computing on %s\nTraining step of a %s, %s\n", rep.CPU, rep.Cores, rep.Threads, rep.Device, rep.Model, rep.Batch)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "adapter\tfrozen W\tfrozen MB\ts/step\ttokens/s\tGFLOP/s\t")
+	gpuCol := dev != "cpu"
+	head := "adapter\tfrozen W\tfrozen MB\ts/step\ttokens/s\texamples/s\tGFLOP/s\t"
+	if gpuCol {
+		head += "peak GiB\t"
+	}
+	fmt.Fprintln(tw, head)
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.3f\t%.0f\t%.1f\t\n", r.Adapter, r.Precision, r.FrozenMB, r.SecondsStep, r.TokensPerSec, r.GFLOPS)
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.3f\t%.0f\t%.1f\t%.1f\t", r.Adapter, r.Precision, r.FrozenMB, r.SecondsStep, r.TokensPerSec, r.ExamplesPerSec, r.GFLOPS)
+		if gpuCol {
+			fmt.Fprintf(tw, "%.2f\t", r.DevicePeakGiB)
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "Kron-LoRA / LoRA-8 step time (%s): %.3f\n", precs[0], rep.KronOverLoRA8)
@@ -347,4 +369,68 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "Kron-LoRA / LoRA-8 step time (bf16): %.3f\nKron-LoRA step, fp32 / bf16 frozen weights: %.2f× faster with bf16\n", rep.KronOverLoRA8BF16, rep.BF16Speedup)
 	}
 	return nil
+}
+
+// benchEngine times Kron-LoRA's and LoRA-8's training steps on one
+// random-weight base of cfg with the frozen weights in prec, interleaved, on
+// engine: the best of steps each, after a warm-up step each (it packs the
+// weights, sizes the buffers). On a GPU each adapter's peak device memory
+// is measured in its warm-up: the base, its run's buffers, the pool's
+// high-water mark.
+func benchEngine(engine *train.Engine, cfg *model.Config, prec string, seqs, tokens, steps int) ([]trainBenchResult, error) {
+	base, err := engine.NewBenchBase(cfg, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer engine.Release(base)
+	g := engine.GPU()
+	var baseBytes int64
+	if g != nil {
+		baseBytes = g.MemStats().InUse
+	}
+	kinds := []string{"kron", "lora8"}
+	var benches []*train.BenchStep
+	defer func() {
+		for _, b := range benches {
+			b.Close()
+		}
+	}()
+	var runs []func()
+	var stepErr error
+	peaks := make([]int64, len(kinds))
+	for i, kind := range kinds {
+		s, err := engine.NewBenchStep(base, kind, seqs, tokens, 1)
+		if err != nil {
+			return nil, err
+		}
+		benches = append(benches, s)
+		var before int64
+		if g != nil {
+			before = g.MemStats().InUse // the base and the earlier adapters' runs
+			g.ResetPeak()
+		}
+		if err := s.Run(); err != nil {
+			return nil, fmt.Errorf("%s warm-up step: %w", kind, err)
+		}
+		if g != nil {
+			peaks[i] = g.MemStats().Peak - before + baseBytes
+		}
+		runs = append(runs, func() {
+			if err := s.Run(); err != nil && stepErr == nil {
+				stepErr = err
+			}
+		})
+	}
+	times := timeInterleaved(runs, steps, 0)
+	if stepErr != nil {
+		return nil, stepErr
+	}
+	var out []trainBenchResult
+	for i, kind := range kinds {
+		sec := times[i].Seconds()
+		out = append(out, trainBenchResult{Adapter: kind, Precision: prec, SecondsStep: sec, FrozenMB: float64(benches[i].FrozenBytes()) / 1e6,
+			TokensPerSec: float64(benches[i].Tokens) / sec, ExamplesPerSec: float64(seqs) / sec, GFLOPS: benches[i].Flops / sec / 1e9,
+			DevicePeakGiB: float64(peaks[i]) / (1 << 30)})
+	}
+	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 
 	"github.com/kronfed/kronfed/gpu"
 	"github.com/kronfed/kronfed/model"
@@ -38,6 +39,16 @@ func (d deviceFlags) open(cmd string) (*train.Engine, error) {
 	}
 	fmt.Fprintf(os.Stderr, "%s: computing on %s, frozen weights %s\n", cmd, e.Device(), e.PrecisionText())
 	return e, nil
+}
+
+// capabilityOf is what a client reports it computes on, to the coordinator
+// (coordinator status) and in its gossip metadata: "cpu:THREADS" or
+// "cuda:GPU-NAME" ("cuda:NVIDIA H100 80GB HBM3").
+func capabilityOf(e *train.Engine) string {
+	if g := e.GPU(); g != nil {
+		return "cuda:" + g.Device().Name
+	}
+	return fmt.Sprintf("cpu:%d", runtime.GOMAXPROCS(0))
 }
 
 // releaseFP32 drops a bf16 base's float32 weights (model.Model.ReleaseFP32)

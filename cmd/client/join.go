@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,22 +57,27 @@ func runJoin(args []string, stdout io.Writer) error {
 	rounds := fs.Int("rounds", 0, "leave after this many rounds (0: until the federation finishes)")
 	gossipSeed := fs.String("gossip-seed", "", "a gossip member's host:port to join the federation's cluster (optional)")
 	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "gossip bind host:port (with --gossip-seed)")
-	capability := fs.String("capability", fmt.Sprintf("cpu:%d", runtime.GOMAXPROCS(0)), "what this client runs on, reported to the coordinator")
+	capability := fs.String("capability", "", "what this client runs on, reported to the coordinator and in its gossip metadata (default: from --device, cpu:THREADS or cuda:GPU-NAME)")
 	seed := fs.Uint64("seed", 1, "seed of this client's dropout")
 	wait := fs.Duration("wait", 5*time.Minute, "how long to wait for a coordinator that is not up yet (retries with backoff and jitter; 0: try once)")
 	ownRank := fs.Int("rank", 0, "train an adapter of this rank instead of the federation's (a coordinator with rule hetero-exact; 0: the federation's)")
 	ownDA2 := fs.Int("dA2", 0, "kron: train an adapter of this dA2 instead of the federation's (a coordinator with rule hetero-exact; 0: the federation's)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	outPath := fs.String("out", "", "when the federation ends, write its final global adapter (verified) to this .safetensors file")
-	precision := fs.String("precision", "auto", "frozen base weights on this CPU: bf16, bf16-lean (one packed copy per weight: half bf16's memory, backward ~13% slower), fp32, or auto (bf16 where the CPU has AVX512_BF16 and the base's hidden size is ≥ 512, else fp32); adapters and their training are fp32 either way")
+	devFlags := addDeviceFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *bundlePath == "" || *modelPath == "" || *taskName == "" {
 		return errors.New("join: --bundle, --model and --task are required")
 	}
-	if _, err := train.FrozenPrecision(*precision, "cpu", nil); err != nil {
-		return fmt.Errorf("join: --precision: %w", err)
+	engine, err := devFlags.open("join")
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+	if *capability == "" {
+		*capability = capabilityOf(engine)
 	}
 	if *outPath != "" {
 		if st, err := os.Stat(filepath.Dir(*outPath)); err != nil || !st.IsDir() {
@@ -121,8 +125,8 @@ func runJoin(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	if _, err := train.UsePrecision(*precision, m); err != nil {
-		return fmt.Errorf("join: --precision %s: %w", *precision, err)
+	if _, err := engine.PrepareBase(m); err != nil {
+		return fmt.Errorf("join: %s on %s: %w", m.Name, engine.Device(), err)
 	}
 	releaseFP32(m) // a client only trains and scores
 	tlsConf, err := b.ClientTLS(host)
@@ -189,10 +193,11 @@ func runJoin(args []string, stdout io.Writer) error {
 			return fmt.Errorf("join: an adapter of rank %d, dA2 %d on %s: %w", cfg.Rank, cfg.DA2, m.Name, err)
 		}
 	}
-	learner, err := train.NewLearner(m, own, *maxLen, rand.New(rand.NewPCG(*seed, 0x64726f70)))
+	learner, err := engine.NewLearner(m, own, *maxLen, rand.New(rand.NewPCG(*seed, 0x64726f70)))
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
+	defer learner.Close()
 	var trainer fed.Trainer = &fedtrain.Trainer{Learner: learner, TrainItems: trainItems, ValItems: limit(splits.Validation, *evalLimit)}
 	if own != set {
 		trainer = &fedtrain.Shaped{Trainer: *trainer.(*fedtrain.Trainer), Own: own}

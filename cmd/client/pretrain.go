@@ -169,6 +169,7 @@ func zeroShot(m *model.Model, n int) ([]zeroShotRow, error) {
 			return nil, err
 		}
 		acc, err := train.Evaluate(context.Background(), l, items, 32)
+		l.Close()
 		if err != nil {
 			return nil, err
 		}

@@ -172,6 +172,7 @@ func runTrain(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
+	defer l.Close()
 	releaseFP32(m) // nothing here reads the fp32 base again
 	trainItems := limit(splits.Train, *trainLimit)
 	val, test := limit(splits.Validation, *evalLimit), limit(splits.Test, *evalLimit)
@@ -277,6 +278,7 @@ func runEval(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
+	defer l.Close()
 	releaseFP32(m)
 	acc, err := train.Evaluate(context.Background(), l, limit(t, *evalLimit), 8)
 	if err != nil {

@@ -86,6 +86,9 @@ type simConfig struct {
 	// Device the clients train on: cpu, cuda or cuda:N. On a GPU every
 	// simulated client shares one device copy of the base.
 	Device string `toml:"device"`
+	// HostDropout: on a GPU, dropout masks are drawn on the host as the CPU
+	// draws them (gpu.HostDropout), so the run reproduces the CPU's.
+	HostDropout bool `toml:"host_dropout,omitempty"`
 	// Differential privacy (off when dp_noise is 0).
 	DPNoise    float64 `toml:"dp_noise"`
 	DPClip     float64 `toml:"dp_clip"`
@@ -413,6 +416,7 @@ func loadConfig(name string, args []string, cfg *simConfig, extra func(*flag.Fla
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "run folder (default runs/forgetting-TIME)")
 	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "memory (direct calls) or grpc (real gRPC with mutual TLS on loopback)")
 	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "frozen base weights: bf16, bf16-lean (CPU: one packed copy per weight, half bf16's memory, backward ~13% slower), fp32, or auto (bf16 on a GPU; on a CPU bf16 where it has AVX512_BF16 and the base's hidden size is ≥ 512, else fp32); adapters and their training are fp32 either way")
+	fs.BoolVar(&cfg.HostDropout, "host-dropout", cfg.HostDropout, "with --device cuda: draw dropout masks on the host exactly as the CPU does (slower), so the run reproduces a CPU run of the same seed within float rounding")
 	fs.StringVar(&cfg.Device, "device", cfg.Device, "where the clients train: cpu, cuda or cuda:N (an NVIDIA GPU; every simulated client shares one device copy of the base and they take turns on it; KRONFED_CUDA_PATH names the CUDA libraries' folder)")
 	fs.Float64Var(&cfg.DPNoise, "dp-noise", cfg.DPNoise, "client-level DP: noise multiplier z (0: DP off)")
 	fs.Float64Var(&cfg.DPClip, "dp-clip", cfg.DPClip, "DP: clipping norm of each client's whole update")

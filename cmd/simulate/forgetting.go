@@ -199,7 +199,11 @@ func buildExperiment(cfgp *simConfig) (exp *simulate.Experiment, err error) {
 	}
 	// The device first: a machine without the GPU asked for fails before
 	// any data is read.
-	engine, err := train.OpenEngine(cfg.Device, cfg.Precision, gpu.Options{})
+	opt := gpu.Options{}
+	if cfg.HostDropout {
+		opt.Masks = gpu.HostDropout
+	}
+	engine, err := train.OpenEngine(cfg.Device, cfg.Precision, opt)
 	if err != nil {
 		return nil, fmt.Errorf("device %s: %w", cfg.Device, err)
 	}

@@ -181,6 +181,14 @@ func (p *Pool) Stats() PoolStats {
 	return p.stats
 }
 
+// ResetPeak starts Peak and PeakReserved again from what is held now, so
+// that the next stretch of work can be measured on its own.
+func (p *Pool) ResetPeak() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stats.Peak, p.stats.PeakReserved = p.stats.InUse, p.stats.InUse+p.stats.Cached
+}
+
 // Close frees every cached block and every block still handed out (the
 // caller must be done with them: synchronize first). Later Gets and Puts
 // fail. Closing twice is a no-op.

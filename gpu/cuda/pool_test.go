@@ -117,6 +117,11 @@ func TestPoolReuse(t *testing.T) {
 	if s.InUse != 0 || s.Cached != 2048+4*mib || s.Peak != want.Peak {
 		t.Errorf("after Put: %+v", s)
 	}
+	// A reset peak starts from what is held now: nothing in use, the cache.
+	p.ResetPeak()
+	if s = p.Stats(); s.Peak != 0 || s.PeakReserved != 2048+4*mib {
+		t.Errorf("after ResetPeak: %+v", s)
+	}
 	// Different size classes do not share blocks.
 	e, _ := p.Get(2 * mib)
 	if e == d {
