@@ -24,6 +24,18 @@ build() {
 	for pkg in gpu/cuda gpu/kernels gpu train; do
 		CGO_ENABLED=0 go test -c -ldflags="-s -w" -o "$out/${pkg//\//-}.test" "./$pkg" || exit 1
 	done
+	rm -rf "$out/logs" "$out"/sim-*
+	# The commands the federation checks run (GPU clients, part 2),
+	# gzipped: everything carried must fit in 64 MiB.
+	for cmd in client simulate; do
+		CGO_ENABLED=0 go build -ldflags="-s -w" -o "$out/$cmd" "./cmd/$cmd" || exit 1
+	done
+	# The pretrained built-in model (simulate's default base), pretrained
+	# here once if need be, so the device does not spend minutes on it.
+	"$out/client" eval --model builtin --task word-category --limit 8 >/dev/null || exit 1
+	gzip -f "$out/client" "$out/simulate" || exit 1
+	cache="${KRONFED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kronfed}"
+	mkdir -p "$out/cache" && cp "$cache/kronfed-tiny-v1.safetensors" "$out/cache/" || exit 1
 	# The device machine gets the working tree, not ../shared: take the one
 	# real model the tests read along (1 MB, in the ignored .devcheck/).
 	shared="${KRONFED_SHARED:-../shared}"
@@ -72,6 +84,32 @@ run() {
 	(cd gpu && "$root/$out/gpu.test" -test.run '^$' -test.bench BenchmarkMistralLayers -test.benchtime 5x -test.timeout 300s) \
 		>"$logs/bench.log" 2>&1 || fail=1
 	grep -E "^Benchmark|FAIL|panic|Error|error" "$logs/bench.log" | sed 's/^/    /'
+	export KRONFED_CACHE=$PWD/$out/cache
+	for cmd in client simulate; do
+		gunzip -c "$out/$cmd.gz" >"$out/$cmd" && chmod +x "$out/$cmd" || fail=1
+	done
+	# --layers: $KRONFED_BENCH_LAYERS (default 32, the whole Mistral-7B: 29 GB
+	# of host memory to build it, 14 GB of bf16 on the device).
+	echo "## client bench train --device cuda --shape mistral-7b (micro-batch 8 × 512 tokens)"
+	"$out/client" bench train --device cuda --shape mistral-7b --layers "${KRONFED_BENCH_LAYERS:-32}" --seqs 8 --tokens 512 --steps 3 \
+		>"$logs/bench-train.log" 2>&1 || fail=1
+	sed 's/^/    /' "$logs/bench-train.log" | tail -12
+	echo "## client bench train --device cuda --shape distilbert (the CPU table's shape)"
+	"$out/client" bench train --device cuda --steps 5 --precision fp32,bf16 >"$logs/bench-distilbert.log" 2>&1 || fail=1
+	sed 's/^/    /' "$logs/bench-distilbert.log" | tail -8
+	# A federated run with GPU clients against the same run on the CPU: fp32
+	# frozen weights and the CPU's dropout masks reproduce the CPU's table
+	# within float rounding; bf16 (the GPU's default) within its tolerance.
+	sim=(run --task add-mod-10 --clients 8 --rounds 3 --seed 1)
+	for v in "cpu:--device cpu" "cuda-fp32:--device cuda --precision fp32 --host-dropout" "cuda-bf16:--device cuda"; do
+		name=${v%%:*}
+		echo "## simulate ${sim[*]} ${v#*:}"
+		start=$(date +%s)
+		# shellcheck disable=SC2086
+		"$out/simulate" "${sim[@]}" ${v#*:} --out "$out/sim-$name" >"$logs/sim-$name.log" 2>&1 || fail=1
+		tail -8 "$logs/sim-$name.log" | sed 's/^/    /'
+		echo "    wall $(($(date +%s) - start)) s"
+	done
 	[ $fail = 0 ] && echo "devcheck: PASS" || echo "devcheck: FAIL (logs in $logs)"
 	return $fail
 }

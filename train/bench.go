@@ -111,7 +111,8 @@ type BenchStep struct {
 	// packed copies, made on the first step; on a GPU the host copy the
 	// base was uploaded from).
 	FrozenBytes func() int64
-	// Close frees the step's run (device memory on a GPU), not the base.
+	// Close frees the step's run (device memory on a GPU), not the base;
+	// closing twice is harmless.
 	Close func()
 }
 

@@ -372,11 +372,13 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 }
 
 // benchEngine times Kron-LoRA's and LoRA-8's training steps on one
-// random-weight base of cfg with the frozen weights in prec, interleaved, on
-// engine: the best of steps each, after a warm-up step each (it packs the
-// weights, sizes the buffers). On a GPU each adapter's peak device memory
-// is measured in its warm-up: the base, its run's buffers, the pool's
-// high-water mark.
+// random-weight base of cfg with the frozen weights in prec on engine: the
+// best of steps each, after a warm-up step each (it packs the weights,
+// sizes the buffers). On the CPU the two adapters' steps alternate, so that
+// drift in the machine's speed hits both alike. On a GPU they run one
+// adapter after the other — a Mistral-7B's two runs would not fit beside
+// each other — and each one's peak device memory (base, its run's
+// buffers) is measured in its warm-up.
 func benchEngine(engine *train.Engine, cfg *model.Config, prec string, seqs, tokens, steps int) ([]trainBenchResult, error) {
 	base, err := engine.NewBenchBase(cfg, 1)
 	if err != nil {
@@ -384,44 +386,43 @@ func benchEngine(engine *train.Engine, cfg *model.Config, prec string, seqs, tok
 	}
 	defer engine.Release(base)
 	g := engine.GPU()
-	var baseBytes int64
-	if g != nil {
-		baseBytes = g.MemStats().InUse
-	}
 	kinds := []string{"kron", "lora8"}
-	var benches []*train.BenchStep
-	defer func() {
-		for _, b := range benches {
-			b.Close()
-		}
-	}()
-	var runs []func()
-	var stepErr error
+	times := make([]time.Duration, len(kinds))
 	peaks := make([]int64, len(kinds))
+	benches := make([]*train.BenchStep, len(kinds))
+	var stepErr error
+	timed := func(s *train.BenchStep) func() {
+		return func() {
+			if err := s.Run(); err != nil && stepErr == nil {
+				stepErr = err
+			}
+		}
+	}
+	var runs []func()
 	for i, kind := range kinds {
 		s, err := engine.NewBenchStep(base, kind, seqs, tokens, 1)
 		if err != nil {
 			return nil, err
 		}
-		benches = append(benches, s)
-		var before int64
+		defer s.Close()
+		benches[i] = s
 		if g != nil {
-			before = g.MemStats().InUse // the base and the earlier adapters' runs
 			g.ResetPeak()
 		}
 		if err := s.Run(); err != nil {
 			return nil, fmt.Errorf("%s warm-up step: %w", kind, err)
 		}
-		if g != nil {
-			peaks[i] = g.MemStats().Peak - before + baseBytes
+		if g == nil {
+			runs = append(runs, timed(s))
+			continue
 		}
-		runs = append(runs, func() {
-			if err := s.Run(); err != nil && stepErr == nil {
-				stepErr = err
-			}
-		})
+		peaks[i] = g.MemStats().Peak
+		times[i] = timeInterleaved([]func(){timed(s)}, steps, 0)[0]
+		s.Close()
 	}
-	times := timeInterleaved(runs, steps, 0)
+	if g == nil {
+		copy(times, timeInterleaved(runs, steps, 0))
+	}
 	if stepErr != nil {
 		return nil, stepErr
 	}

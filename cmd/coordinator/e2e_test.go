@@ -351,7 +351,8 @@ seed = 5`, "")
 		}
 	}
 	st := runCmd(t, f.coord, "status", "--addr", addr, "--dir", filepath.Join(f.dir, "coord"))
-	if !strings.Contains(st, "c0") || !strings.Contains(st, "published") {
+	// Each client reports what it computes on, from its --device (cpu).
+	if !strings.Contains(st, "c0") || !strings.Contains(st, "published") || !strings.Contains(st, "cpu:") {
 		t.Errorf("status output:\n%s", st)
 	}
 
