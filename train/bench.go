@@ -158,8 +158,9 @@ func (e *Engine) NewBenchBase(cfg *model.Config, seed uint64) (*model.Model, err
 	return base, nil
 }
 
-// NewBenchStep binds an adapter of kind ("kron", or "loraQ" for LoRA of
-// rank Q) on every linear of base (NewBenchBase) and returns a training
+// NewBenchStep binds an adapter of kind ("kron" with the paper's dA2 for
+// the hidden size, "kron:D" with dA2 = D, or "loraQ" for LoRA of rank Q)
+// on every linear of base (NewBenchBase) and returns a training
 // step as training runs it, dropout on: an encoder on seqs sequences
 // (seqs/4 questions × 4 choices) of T tokens, a decoder on seqs sequences
 // of T tokens predicting every next token.
@@ -175,6 +176,11 @@ func (e *Engine) NewBenchStep(base *model.Model, kind string, seqs, T int, seed 
 	switch {
 	case kind == "kron":
 		ac = adapter.DefaultConfig(adapter.KindKron).Resolve(cfg.Hidden)
+	case strings.HasPrefix(kind, "kron:"):
+		ac = adapter.DefaultConfig(adapter.KindKron)
+		if _, err := fmt.Sscanf(kind, "kron:%d", &ac.DA2); err != nil || ac.DA2 < 1 {
+			return nil, fmt.Errorf("bench: adapter %q: want kron:dA2 with dA2 ≥ 1", kind)
+		}
 	default:
 		ac = adapter.DefaultConfig(adapter.KindLoRA)
 		if _, err := fmt.Sscanf(kind, "lora%d", &ac.Rank); err != nil {

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/compute"
 	"github.com/kronfed/kronfed/gpu"
 	"github.com/kronfed/kronfed/model"
@@ -258,6 +259,7 @@ type trainBenchReport struct {
 	Device  string             `json:"device"` // "cpu" or the GPU
 	Model   string             `json:"model"`
 	Batch   string             `json:"batch"`
+	KronDA2 int                `json:"kron_dA2"` // rows of Kron-LoRA's A
 	Results []trainBenchResult `json:"results"`
 	// KronOverLoRA8 is the Kron-LoRA step time over LoRA-8's (first
 	// precision timed).
@@ -280,6 +282,7 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 	seqs := fs.Int("seqs", 8, "sequences per step (encoders: a multiple of 4, questions × 4 choices)")
 	tokens := fs.Int("tokens", 128, "tokens per sequence")
 	steps := fs.Int("steps", 5, "timed steps per adapter (the best is reported)")
+	dA2 := fs.Int("dA2", 0, "rows of Kron-LoRA's A (0: the paper's default for the hidden size; 2 is the factorization PEFT's LoKr can express with decompose_factor 2)")
 	precList := fs.String("precision", "", "comma-separated frozen-weight precisions to time side by side: fp32, bf16, bf16-lean (CPU only); default: fp32,bf16 on a CPU with AVX512_BF16, fp32 on other CPUs, bf16 on a GPU")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -317,7 +320,11 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 		return fmt.Errorf("bench train: --steps and --seqs must be ≥ 1 and --tokens in 1…%d", cfg.MaxPositions)
 	}
 	rep := trainBenchReport{CPU: cpuName(), Cores: runtime.NumCPU(), Threads: compute.Threads(), Device: "cpu",
-		Model: fmt.Sprintf("%s shape (%d layers), random weights", *shape, cfg.Layers), Batch: fmt.Sprintf("%d sequences × %d tokens", *seqs, *tokens)}
+		Model: fmt.Sprintf("%s shape (%d layers), random weights", *shape, cfg.Layers), Batch: fmt.Sprintf("%d sequences × %d tokens", *seqs, *tokens),
+		KronDA2: *dA2}
+	if rep.KronDA2 == 0 {
+		rep.KronDA2 = adapter.DefaultDA2(cfg.Hidden)
+	}
 	best := map[string]float64{}
 	for _, prec := range precs {
 		// One engine per precision (a GPU engine stores one): its two
@@ -327,7 +334,7 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 			return fmt.Errorf("bench train: --device %s --precision %s: %w", dev, prec, err)
 		}
 		rep.Device = engine.Device()
-		results, err := benchEngine(engine, cfg, prec, *seqs, *tokens, *steps)
+		results, err := benchEngine(engine, cfg, prec, *dA2, *seqs, *tokens, *steps)
 		engine.Close()
 		if err != nil {
 			return fmt.Errorf("bench train: %w", err)
@@ -348,7 +355,7 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s, %d cores, %d threads; computing on %s\nTraining step of a %s, %s\n", rep.CPU, rep.Cores, rep.Threads, rep.Device, rep.Model, rep.Batch)
+	fmt.Fprintf(stdout, "%s, %d cores, %d threads; computing on %s\nTraining step of a %s, %s; Kron-LoRA dA2 %d, rank 8\n", rep.CPU, rep.Cores, rep.Threads, rep.Device, rep.Model, rep.Batch, rep.KronDA2)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	gpuCol := dev != "cpu"
 	head := "adapter\tfrozen W\tfrozen MB\ts/step\ttokens/s\texamples/s\tGFLOP/s\t"
@@ -379,7 +386,7 @@ func runBenchTrain(args []string, stdout io.Writer) error {
 // adapter after the other — a Mistral-7B's two runs would not fit beside
 // each other — and each one's peak device memory (base, its run's
 // buffers) is measured in its warm-up.
-func benchEngine(engine *train.Engine, cfg *model.Config, prec string, seqs, tokens, steps int) ([]trainBenchResult, error) {
+func benchEngine(engine *train.Engine, cfg *model.Config, prec string, dA2, seqs, tokens, steps int) ([]trainBenchResult, error) {
 	base, err := engine.NewBenchBase(cfg, 1)
 	if err != nil {
 		return nil, err
@@ -400,7 +407,11 @@ func benchEngine(engine *train.Engine, cfg *model.Config, prec string, seqs, tok
 	}
 	var runs []func()
 	for i, kind := range kinds {
-		s, err := engine.NewBenchStep(base, kind, seqs, tokens, 1)
+		spec := kind
+		if kind == "kron" && dA2 > 0 {
+			spec = fmt.Sprintf("kron:%d", dA2)
+		}
+		s, err := engine.NewBenchStep(base, spec, seqs, tokens, 1)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,5 +72,51 @@ func TestPyTorchBenchScript(t *testing.T) {
 	}
 	if len(want) > 0 || !strings.Contains(rep.CPU, "family") || rep.BLAS == "" {
 		t.Errorf("rows missing: %v; cpu %q, blas %q\n%s", want, rep.CPU, rep.BLAS, out)
+	}
+}
+
+// TestPEFTBenchScriptKronfedHalf runs bench/peft_step.py's kronfed half
+// (--skip-peft) on the CPU at a tiny Mistral shape against a freshly built
+// client: both adapters' rows come back from the client's JSON. PEFT's half
+// needs a GPU with transformers and peft (gpu/devcheck.sh runs it); a
+// missing python3 skips.
+func TestPEFTBenchScriptKronfedHalf(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the client and builds a Mistral layer")
+	}
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3 here")
+	}
+	bin := filepath.Join(t.TempDir(), "client")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(py, "../../bench/peft_step.py", "--client", bin, "--device", "cpu", "--skip-peft", "--precision", "fp32",
+		"--layers", "1", "--seqs", "1", "--tokens", "8", "--steps", "1", "--json")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("peft_step.py: %v\n%s", err, out)
+	}
+	var rows []struct {
+		System, Adapter string
+		TokensSec       float64 `json:"tokens_per_sec"`
+		ExamplesSec     float64 `json:"examples_per_sec"`
+	}
+	if err := json.Unmarshal(out, &rows); err != nil {
+		t.Fatalf("output is not the JSON rows: %v\n%s", err, out)
+	}
+	if len(rows) != 2 || rows[0].Adapter != "Kron-LoRA" || rows[1].Adapter != "LoRA-8" {
+		t.Fatalf("rows: %+v", rows)
+	}
+	for _, r := range rows {
+		// One sequence of 8 tokens: examples/s is tokens/s over 8.
+		if r.System != "kronfed" || !(r.TokensSec > 0) || math.Abs(r.ExamplesSec*8-r.TokensSec) > 1e-6*r.TokensSec {
+			t.Errorf("row %+v", r)
+		}
+	}
+	if err := exec.Command(py, "../../bench/peft_step.py", "--client", bin, "--device", "cpu").Run(); err == nil {
+		t.Error("--device cpu without --skip-peft was accepted")
 	}
 }
