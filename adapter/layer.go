@@ -173,28 +173,41 @@ func (m *Mask) ApplyAt(dst, x []float32, off int) {
 		copy(dst, x)
 		return
 	}
-	scale := [2]float32{0, m.Scale} // indexed by the keep bit: no branch to mispredict
-	compute.ParallelRange(len(x), maskGrain, func(lo, hi int) {
-		m.forWords(off, lo, hi, func(i, end int, w uint64) {
-			d, s := dst[i:end], x[i:end]
-			for k := range d {
-				d[k] = s[k] * scale[w&1]
-				w >>= 1
-			}
-		})
-	})
+	compute.ParallelRange(len(x), maskGrain, func(lo, hi int) { m.apply(dst, x, off, lo, hi, false) })
 }
 
-// forWords splits [lo, hi) into runs that share one 64-bit word of keep
-// bits (for elements off+lo …) and calls f with each run and its word
-// shifted so that bit 0 is element i's. Reading a word once per run instead
-// of indexing it per element is a third of the masks' time in a step.
-func (m *Mask) forWords(off, lo, hi int, f func(i, end int, w uint64)) {
-	for i := lo; i < hi; {
-		j := off + i
-		end := min(hi, i+64-j&63)
-		f(i, end, m.keep[j>>6]>>(j&63))
+// apply sets dst[i] = mask[off+i](x[i]) for i in [lo, hi) — or, with
+// accumulate, adds it to dst[i]. Whole 64-bit words of keep bits go through
+// compute.MaskScale (AVX-512 opmasks where the GEMMs use zmm); the ragged
+// ends, where the window does not start or end on a word, are done here by
+// the same arithmetic (x·scale or x·0), so the bits do not depend on where
+// a word boundary falls.
+func (m *Mask) apply(dst, x []float32, off, lo, hi int, accumulate bool) {
+	scale := [2]float32{0, m.Scale} // indexed by the keep bit: no branch to mispredict
+	ragged := func(i, end int, w uint64) { // w: element i's bit first
+		d, s := dst[i:end], x[i:end]
+		for k := range d {
+			if accumulate {
+				d[k] += s[k] * scale[w&1]
+			} else {
+				d[k] = s[k] * scale[w&1]
+			}
+			w >>= 1
+		}
+	}
+	i := lo
+	if j := (off + i) & 63; j != 0 && i < hi {
+		end := min(hi, i+64-j)
+		ragged(i, end, m.keep[(off+i)>>6]>>j)
 		i = end
+	}
+	if words := (hi - i) / 64; words > 0 {
+		w := (off + i) >> 6
+		compute.MaskScale(dst[i:i+64*words], x[i:i+64*words], m.keep[w:w+words], m.Scale, accumulate)
+		i += 64 * words
+	}
+	if i < hi {
+		ragged(i, hi, m.keep[(off+i)>>6])
 	}
 }
 
@@ -215,14 +228,7 @@ func (m *Mask) AddBackward(dx, g []float32) {
 			}
 			return
 		}
-		scale := [2]float32{0, m.Scale}
-		m.forWords(0, lo, hi, func(i, end int, w uint64) {
-			d, s := dx[i:end], g[i:end]
-			for k := range d {
-				d[k] += s[k] * scale[w&1]
-				w >>= 1
-			}
-		})
+		m.apply(dx, g, 0, lo, hi, true)
 	})
 }
 
