@@ -183,7 +183,7 @@ func (m *Mask) ApplyAt(dst, x []float32, off int) {
 // the same arithmetic (x·scale or x·0), so the bits do not depend on where
 // a word boundary falls.
 func (m *Mask) apply(dst, x []float32, off, lo, hi int, accumulate bool) {
-	scale := [2]float32{0, m.Scale} // indexed by the keep bit: no branch to mispredict
+	scale := [2]float32{0, m.Scale}        // indexed by the keep bit: no branch to mispredict
 	ragged := func(i, end int, w uint64) { // w: element i's bit first
 		d, s := dst[i:end], x[i:end]
 		for k := range d {

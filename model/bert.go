@@ -224,8 +224,8 @@ func NewEncoderHead(m *BERT, set *adapter.Set) (*EncoderHead, error) {
 type encoderActs struct {
 	// x is the block's input (the previous block's out), out its output.
 	x, out, q, k, v, attProbs, attStats, ctx, o, s1, mean1, rstd1, x1 []float32
-	f1, gl, glGrad, f2, s2, mean2, rstd2                         []float32
-	attMask, oMask, fMask                                        adapter.Mask
+	f1, gl, glGrad, f2, s2, mean2, rstd2                              []float32
+	attMask, oMask, fMask                                             adapter.Mask
 }
 
 // NewRun binds a Set (adapters on the block linears, head tensors in Dense).
