@@ -127,18 +127,25 @@ const maskChunkWords = 1024
 
 // keepWord draws one 64-element word of a mask (fewer when rem < 64; the
 // bits past the end stay 0). Each 64-bit draw gives four 16-bit uniforms; an
-// element is dropped when its uniform is below threshold = round(P·2¹⁶), a
-// probability within 2⁻¹⁷ of P (0.1 becomes 0.100006). Branch-free:
-// (u − threshold) >> 63 is 1 exactly when u < threshold (the subtraction
-// wraps), i.e. when the element is dropped.
+// element is kept when its uniform is at least threshold = round(P·2¹⁶),
+// so dropped with a probability within 2⁻¹⁷ of P (0.1 becomes 0.100006).
+//
+// The four comparisons of a draw are done at once (SWAR): uniforms 0 and 2
+// sit in the two 32-bit halves of e, 1 and 3 in those of o; adding
+// 2¹⁶ − threshold to each half carries into its bit 16 exactly when the
+// uniform is ≥ threshold (a half never exceeds 2¹⁷, so no carry crosses
+// into the other), and the four bit-16s are gathered into a nibble.
+// A third of the ops of one comparison at a time; the same bits.
 func keepWord(src *rand.PCG, threshold uint64, rem int) uint64 {
+	const lanes = 0x0000FFFF0000FFFF
+	add := (1<<16 - threshold) * 0x0000000100000001
 	var word uint64
 	for q := 0; q < 64 && q < rem; q += 4 {
 		bits := src.Uint64()
-		for k := 0; k < 4; k++ {
-			dropped := ((bits>>(16*k))&0xFFFF - threshold) >> 63
-			word |= (dropped ^ 1) << (q + k)
-		}
+		e := ((bits & lanes) + add) >> 16 & 0x0000000100000001
+		o := (((bits >> 16) & lanes) + add) >> 16 & 0x0000000100000001
+		x := e | o<<1 // uniforms 0, 1 at bits 0, 1; 2, 3 at bits 32, 33
+		word |= (x&3 | x>>30&0xC) << q
 	}
 	if rem < 64 {
 		word &= 1<<rem - 1

@@ -459,3 +459,34 @@ func BenchmarkMaskApply(b *testing.B) {
 		m.AddBackward(y, x)
 	}
 }
+
+// TestKeepWordSWAR: keepWord's four-at-once comparison gives the bits of
+// comparing each 16-bit uniform with the threshold one at a time, for every
+// threshold class (0: keep all; P near 1) and ragged word ends.
+func TestKeepWordSWAR(t *testing.T) {
+	oneByOne := func(src *rand.PCG, threshold uint64, rem int) uint64 {
+		var word uint64
+		for q := 0; q < 64 && q < rem; q += 4 {
+			bits := src.Uint64()
+			for k := 0; k < 4; k++ {
+				if (bits>>(16*k))&0xFFFF >= threshold {
+					word |= 1 << (q + k)
+				}
+			}
+		}
+		if rem < 64 {
+			word &= 1<<rem - 1
+		}
+		return word
+	}
+	for _, threshold := range []uint64{0, 1, 6554, 32768, 65534, 65535} {
+		for _, rem := range []int{64, 100, 63, 5, 1} {
+			a, b := rand.NewPCG(3, threshold), rand.NewPCG(3, threshold)
+			for i := 0; i < 2000; i++ {
+				if got, want := keepWord(a, threshold, rem), oneByOne(b, threshold, rem); got != want {
+					t.Fatalf("threshold %d, rem %d, word %d: %#x, want %#x", threshold, rem, i, got, want)
+				}
+			}
+		}
+	}
+}
