@@ -86,6 +86,8 @@ func Gemm(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda int, b 
 		gemvCol(tA, tB, m, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	case useSkinny(tA, m, n, k):
 		gemmSkinnyN(tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Threads())
+	case useTN(tA, tB, m, n, k):
+		gemmTN(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Threads())
 	default:
 		gemmBlocked(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Threads())
 	}
