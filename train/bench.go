@@ -198,14 +198,17 @@ func (e *Engine) NewBenchStep(base *model.Model, kind string, seqs, T int, seed 
 		ids[i] = rng.IntN(cfg.Vocab)
 	}
 	drop := &adapter.Dropout{P: ac.Dropout, Rng: rng}
-	var fwdBwd func() error
-	var free func()
 	if cfg.Family == model.Encoder {
 		set.Dense = model.NewHead(cfg, rng)
-		var run encoderRun
-		if run, free, err = e.benchEncoderRun(base, set); err != nil {
-			return nil, err
-		}
+	}
+	e.turn.Lock()
+	enc, dec, free, err := e.bindRun(base, set)
+	e.turn.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	var fwdBwd func() error
+	if run := enc; run != nil {
 		run.SetDropout(drop, rng)
 		b := model.EncoderBatch{B: seqs / 4, C: 4, T: T, IDs: ids, Mask: make([]float32, n), Labels: make([]int, seqs/4)}
 		for i := range b.Mask {
@@ -221,10 +224,7 @@ func (e *Engine) NewBenchStep(base *model.Model, kind string, seqs, T int, seed 
 			return run.Backward()
 		}
 	} else {
-		var run decoderRun
-		if run, free, err = e.benchDecoderRun(base, set); err != nil {
-			return nil, err
-		}
+		run := dec
 		run.SetDropout(drop)
 		targets := make([]int, n)
 		for i := range targets {
@@ -258,45 +258,6 @@ func (e *Engine) NewBenchStep(base *model.Model, kind string, seqs, T int, seed 
 		return nil
 	}
 	return &BenchStep{Run: step, Tokens: n, Flops: benchFlops(cfg, ac, seqs, T), FrozenBytes: base.FrozenBytes, Close: free}, nil
-}
-
-// benchEncoderRun binds set to base's encoder on this engine; free
-// releases the run.
-func (e *Engine) benchEncoderRun(base *model.Model, set *adapter.Set) (encoderRun, func(), error) {
-	if e.gpu == nil {
-		run, err := base.BERT.NewRun(set)
-		return cpuEncoderRun{run}, func() {}, err
-	}
-	e.turn.Lock()
-	defer e.turn.Unlock()
-	dev, err := e.deviceBERT(base.BERT)
-	if err != nil {
-		return nil, nil, err
-	}
-	run, err := dev.NewRun(set)
-	if err != nil {
-		return nil, nil, err
-	}
-	return gpuEncoderRun{run}, run.Free, nil
-}
-
-// benchDecoderRun binds set to base's decoder on this engine.
-func (e *Engine) benchDecoderRun(base *model.Model, set *adapter.Set) (decoderRun, func(), error) {
-	if e.gpu == nil {
-		run, err := base.Llama.NewRun(set)
-		return cpuDecoderRun{run}, func() {}, err
-	}
-	e.turn.Lock()
-	defer e.turn.Unlock()
-	dev, err := e.deviceLlama(base.Llama)
-	if err != nil {
-		return nil, nil, err
-	}
-	run, err := dev.NewRun(set)
-	if err != nil {
-		return nil, nil, err
-	}
-	return gpuDecoderRun{run}, run.Free, nil
 }
 
 // benchFlops is BenchStep.Flops for cfg with adapter ac.

@@ -182,38 +182,62 @@ func (e *Engine) NewLearner(m *model.Model, set *adapter.Set, maxLen int, rng *r
 // newGPULearner uploads m's base the first time and binds a run on the
 // device to set. The caller holds e.turn.
 func (e *Engine) newGPULearner(m *model.Model, set *adapter.Set, maxLen int, rng *rand.Rand) (Learner, error) {
+	var pe tokenizer.PairEncoder
 	if m.BERT != nil {
-		pe, ok := m.Tok.(tokenizer.PairEncoder)
-		if !ok {
+		var ok bool
+		if pe, ok = m.Tok.(tokenizer.PairEncoder); !ok {
 			return nil, fmt.Errorf("encoder %s needs a tokenizer with a pair template (tokenizer.json with a post_processor)", m.Name)
 		}
+	}
+	enc, dec, free, err := e.bindRun(m, set)
+	if err != nil {
+		return nil, err
+	}
+	var l Learner
+	if enc != nil {
+		l, err = newEncoderLearner(enc, m.Cfg, pe, set, maxLen, rng)
+	} else {
+		l, err = newDecoderLearner(dec, m.Cfg, m.Tok, set, rng)
+	}
+	if err != nil {
+		free()
+		return nil, err
+	}
+	return l, nil
+}
+
+// bindRun binds set to base m on this engine: an encoder run or a decoder
+// run (the other nil), and what frees it. A GPU engine uploads m the first
+// time; its caller holds e.turn.
+func (e *Engine) bindRun(m *model.Model, set *adapter.Set) (encoderRun, decoderRun, func(), error) {
+	none := func() {}
+	switch {
+	case e.gpu == nil && m.BERT != nil:
+		run, err := m.BERT.NewRun(set)
+		return cpuEncoderRun{run}, nil, none, err
+	case e.gpu == nil:
+		run, err := m.Llama.NewRun(set)
+		return nil, cpuDecoderRun{run}, none, err
+	case m.BERT != nil:
 		dev, err := e.deviceBERT(m.BERT)
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		run, err := dev.NewRun(set)
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
-		l, err := newEncoderLearner(gpuEncoderRun{run}, m.Cfg, pe, set, maxLen, rng)
-		if err != nil {
-			run.Free()
-		}
-		return l, err
+		return gpuEncoderRun{run}, nil, run.Free, nil
 	}
 	dev, err := e.deviceLlama(m.Llama)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	run, err := dev.NewRun(set)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	l, err := newDecoderLearner(gpuDecoderRun{run}, m.Cfg, m.Tok, set, rng)
-	if err != nil {
-		run.Free()
-	}
-	return l, err
+	return nil, gpuDecoderRun{run}, run.Free, nil
 }
 
 // turnLearner is a GPU engine's learner: each call holds the engine's turn.
