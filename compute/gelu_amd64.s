@@ -140,3 +140,111 @@ loop:
 
 done:
 	RET
+
+// func geluZMM(out, grad, x *float32, blocks int)
+//
+// geluAVX2 sixteen lanes at a time, instruction for instruction (the
+// in-range mask in K1 instead of a vector), so the same bits: used where
+// the GEMMs run zmm.
+TEXT ·geluZMM(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), DI
+	MOVQ grad+8(FP), DX
+	MOVQ x+16(FP), SI
+	MOVQ blocks+24(FP), CX
+	TESTQ CX, CX
+	JE zdone
+	VBROADCASTSS geluc<>+0(SB), Z15
+	VBROADCASTSS geluc<>+4(SB), Z14
+	VBROADCASTSS geluc<>+8(SB), Z13
+	VBROADCASTSS geluc<>+12(SB), Z12
+
+zloop:
+	VMOVUPS (SI), Z0                 // x
+	VMULPS Z15, Z0, Z1               // z = x/√2
+	VCMPPS $1, Z14, Z1, K1            // inside: z < 4
+	VCMPPS $1, Z1, Z13, K2            // and −4 < z
+	KANDW K2, K1, K1
+	VMINPS Z14, Z1, Z1
+	VMAXPS Z13, Z1, Z1               // z clamped
+	VMULPS Z1, Z1, Z2                // x2
+
+	// P (Z3) and P' (Z4)
+	VBROADCASTSS geluc<>+24(SB), Z3
+	VBROADCASTSS geluc<>+28(SB), Z9
+	VFMADD213PS Z9, Z2, Z3           // Z3 = Z3*x2 + p11
+	VBROADCASTSS geluc<>+32(SB), Z9
+	VFMADD213PS Z9, Z2, Z3
+	VBROADCASTSS geluc<>+36(SB), Z9
+	VFMADD213PS Z9, Z2, Z3
+	VBROADCASTSS geluc<>+40(SB), Z9
+	VFMADD213PS Z9, Z2, Z3
+	VBROADCASTSS geluc<>+44(SB), Z9
+	VFMADD213PS Z9, Z2, Z3
+	VBROADCASTSS geluc<>+48(SB), Z9
+	VFMADD213PS Z9, Z2, Z3           // P
+
+	VBROADCASTSS geluc<>+52(SB), Z4
+	VBROADCASTSS geluc<>+56(SB), Z9
+	VFMADD213PS Z9, Z2, Z4
+	VBROADCASTSS geluc<>+60(SB), Z9
+	VFMADD213PS Z9, Z2, Z4
+	VBROADCASTSS geluc<>+64(SB), Z9
+	VFMADD213PS Z9, Z2, Z4
+	VBROADCASTSS geluc<>+68(SB), Z9
+	VFMADD213PS Z9, Z2, Z4
+	VBROADCASTSS geluc<>+44(SB), Z9
+	VFMADD213PS Z9, Z2, Z4           // P'
+
+	// Q (Z5) and Q' (Z6)
+	VBROADCASTSS geluc<>+72(SB), Z5
+	VBROADCASTSS geluc<>+76(SB), Z9
+	VFMADD213PS Z9, Z2, Z5
+	VBROADCASTSS geluc<>+80(SB), Z9
+	VFMADD213PS Z9, Z2, Z5
+	VBROADCASTSS geluc<>+84(SB), Z9
+	VFMADD213PS Z9, Z2, Z5
+	VBROADCASTSS geluc<>+88(SB), Z9
+	VFMADD213PS Z9, Z2, Z5           // Q
+
+	VBROADCASTSS geluc<>+92(SB), Z6
+	VBROADCASTSS geluc<>+96(SB), Z9
+	VFMADD213PS Z9, Z2, Z6
+	VBROADCASTSS geluc<>+100(SB), Z9
+	VFMADD213PS Z9, Z2, Z6
+	VBROADCASTSS geluc<>+84(SB), Z9
+	VFMADD213PS Z9, Z2, Z6           // Q'
+
+	VMULPS Z3, Z1, Z7                // p = z·P
+	VDIVPS Z5, Z7, Z8                // e = p/Q
+
+	// dp = P + 2·x2·P' (Z4), dq = 2·z·Q' (Z6)
+	VBROADCASTSS geluc<>+16(SB), Z9
+	VMULPS Z9, Z2, Z11               // 2·x2
+	VFMADD213PS Z3, Z11, Z4          // Z4 = 2·x2·P' + P
+	VMULPS Z9, Z1, Z11               // 2z
+	VMULPS Z11, Z6, Z6               // dq
+	// e' = (dp·Q − p·dq) / Q²
+	VMULPS Z7, Z6, Z6                // p·dq
+	VFMSUB213PS Z6, Z5, Z4           // Z4 = dp·Q − p·dq
+	VMULPS Z5, Z5, Z5                // Q²
+	VDIVPS Z5, Z4, Z4                // e'
+	VMOVAPS.Z Z4, K1, Z4             // 0 outside (−4, 4)
+
+	// cdf = (1+e)/2 = e/2 + 1/2; out = x·cdf; grad = cdf + x·e'·c
+	VFMADD213PS Z12, Z12, Z8         // Z8 = e·0.5 + 0.5
+	VMULPS Z8, Z0, Z1
+	VMOVUPS Z1, (DI)
+	VBROADCASTSS geluc<>+20(SB), Z9
+	VMULPS Z9, Z4, Z4
+	VFMADD213PS Z8, Z0, Z4           // Z4 = e'·c·x + cdf
+	VMOVUPS Z4, (DX)
+
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $64, DX
+	DECQ CX
+	JNE zloop
+	VZEROUPPER
+
+zdone:
+	RET

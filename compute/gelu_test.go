@@ -78,3 +78,29 @@ func BenchmarkGELU(b *testing.B) {
 		GELU(out, grad, x)
 	}
 }
+
+// TestGELUWidthsAgree: the zmm and ymm GELU give the same bits (the same
+// instructions lane for lane), across the clamp at |x/√2| = 4 and ragged
+// lengths that end in each path.
+func TestGELUWidthsAgree(t *testing.T) {
+	widths := kernelWidths()
+	if len(widths) < 2 {
+		t.Skip("no AVX-512 here")
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	x := make([]float32, 4099)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64() * 4)
+	}
+	x[5], x[6], x[7] = float32(4*math.Sqrt2), -float32(4*math.Sqrt2), float32(math.Nextafter32(float32(4*math.Sqrt2), 0))
+	var outs, grads [2][]float32
+	for w, kw := range widths[:2] {
+		outs[w], grads[w] = make([]float32, len(x)), make([]float32, len(x))
+		withKernel(kw.force, func() { gelu(outs[w], grads[w], x) })
+	}
+	for i := range x {
+		if math.Float32bits(outs[0][i]) != math.Float32bits(outs[1][i]) || math.Float32bits(grads[0][i]) != math.Float32bits(grads[1][i]) {
+			t.Fatalf("x = %v: avx2 %v, %v; avx512 %v, %v", x[i], outs[0][i], grads[0][i], outs[1][i], grads[1][i])
+		}
+	}
+}
