@@ -28,7 +28,7 @@ func maskScaleGo(dst, src []float32, keep []uint64, scale float32, accumulate bo
 		d, x := dst[64*j:64*j+64], src[64*j:64*j+64]
 		if accumulate {
 			for k := range d {
-				d[k] += x[k] * s[w&1]
+				d[k] += float32(x[k] * s[w&1]) // rounded, never fused: the assembly's VMULPS, VADDPS
 				w >>= 1
 			}
 			continue
