@@ -96,22 +96,24 @@ GLOBL expmask<>(SB), RODATA|NOPTR, $64
 	VMULPS       Y4, Y3, Y3; \
 	VMULPS       Y1, Y3, Y3
 
-// func expShiftAVX2(x *float32, n int, shift float32) float32
+// func expShiftAVX2(x *float32, n int, shift float32, acc *[8]float32) float32
 //
-// n ≥ 1. Lane j of the accumulator Y8 sums the outputs i ≡ j (mod 8) in
-// index order; the masked last step adds zeros in its unused lanes. The
-// reduction is ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), as expReduce8.
-TEXT ·expShiftAVX2(SB), NOSPLIT, $0-28
+// n ≥ 0. Lane j of the accumulator Y8 (starting from acc) sums the outputs
+// i ≡ j (mod 8) in index order; the masked last step adds zeros in its
+// unused lanes. The reduction is ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), as
+// expReduce8.
+TEXT ·expShiftAVX2(SB), NOSPLIT, $0-36
 	MOVQ x+0(FP), DI
 	MOVQ n+8(FP), CX
 	VBROADCASTSS shift+16(FP), Y15
+	MOVQ acc+24(FP), AX
 	VBROADCASTSS expc<>+16(SB), Y14
 	VBROADCASTSS expc<>+20(SB), Y13
 	VBROADCASTSS expc<>+0(SB), Y12
 	VBROADCASTSS expc<>+4(SB), Y11
 	VBROADCASTSS expc<>+8(SB), Y10
 	VBROADCASTSS expc<>+12(SB), Y9
-	VXORPS Y8, Y8, Y8
+	VMOVUPS (AX), Y8
 	VBROADCASTSS expc<>+24(SB), Y7
 	VPBROADCASTD expc<>+32(SB), Y6
 	MOVQ CX, BX
@@ -148,5 +150,66 @@ reduce:
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
 	VZEROUPPER
-	MOVSS X0, ret+24(FP)
+	MOVSS X0, ret+32(FP)
+	RET
+
+#define EXP16 \
+	VSUBPS       Z15, Z0, Z0; \
+	VMINPS       Z0, Z14, Z0; \
+	VMAXPS       Z0, Z13, Z0; \
+	VMOVAPS      Z11, Z1; \
+	VFMADD231PS  Z12, Z0, Z1; \
+	VSUBPS       Z11, Z1, Z2; \
+	VPSUBD       Z11, Z1, Z1; \
+	VFNMADD231PS Z10, Z2, Z0; \
+	VFNMADD231PS Z9, Z2, Z0; \
+	VBROADCASTSS expc<>+28(SB), Z3; \
+	VFMADD213PS.BCST expv<>+0(SB), Z0, Z3; \
+	VFMADD213PS.BCST expv<>+32(SB), Z0, Z3; \
+	VFMADD213PS.BCST expv<>+64(SB), Z0, Z3; \
+	VFMADD213PS.BCST expv<>+96(SB), Z0, Z3; \
+	VFMADD213PS  Z7, Z0, Z3; \
+	VFMADD213PS  Z7, Z0, Z3; \
+	VPSRAD       $1, Z1, Z4; \
+	VPSUBD       Z4, Z1, Z1; \
+	VPADDD       Z6, Z4, Z4; \
+	VPSLLD       $23, Z4, Z4; \
+	VPADDD       Z6, Z1, Z1; \
+	VPSLLD       $23, Z1, Z1; \
+	VMULPS       Z4, Z3, Z3; \
+	VMULPS       Z1, Z3, Z3
+
+
+// func expShiftZMM(x *float32, blocks int, shift float32, acc *[8]float32)
+//
+// expShiftAVX2's loop sixteen elements at a time (EXP16 is EXP8 on zmm, the
+// same operations lane for lane); the outputs are added to the eight lane
+// sums in acc as the ymm loop adds them: elements i…i+7, then i+8…i+15.
+TEXT ·expShiftZMM(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), DI
+	MOVQ blocks+8(FP), BX
+	VBROADCASTSS shift+16(FP), Z15
+	MOVQ acc+24(FP), AX
+	VBROADCASTSS expc<>+16(SB), Z14
+	VBROADCASTSS expc<>+20(SB), Z13
+	VBROADCASTSS expc<>+0(SB), Z12
+	VBROADCASTSS expc<>+4(SB), Z11
+	VBROADCASTSS expc<>+8(SB), Z10
+	VBROADCASTSS expc<>+12(SB), Z9
+	VMOVUPS (AX), Y8
+	VBROADCASTSS expc<>+24(SB), Z7
+	VPBROADCASTD expc<>+32(SB), Z6
+
+zloop:
+	VMOVUPS (DI), Z0
+	EXP16
+	VMOVUPS Z3, (DI)
+	VADDPS Y3, Y8, Y8
+	VEXTRACTF32X8 $1, Z3, Y4
+	VADDPS Y4, Y8, Y8
+	ADDQ $64, DI
+	DECQ BX
+	JNZ zloop
+	VMOVUPS Y8, (AX)
+	VZEROUPPER
 	RET

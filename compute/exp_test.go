@@ -303,8 +303,15 @@ func expInputs(r *rand.Rand, kind, n int) []float32 {
 // version give bit-identical outputs and sums, for every length 0…67 and
 // some long rows, at every start alignment, and that nothing past the row is
 // written. NaN outputs must match in every bit; a sum that is NaN only has
-// to be NaN on both paths.
+// to be NaN on both paths. Every kernel width runs it (the zmm loop feeds
+// the same eight lane sums).
 func TestExpShiftPathsIdentical(t *testing.T) {
+	for _, kw := range kernelWidths() {
+		t.Run(kw.name, func(t *testing.T) { withKernel(kw.force, func() { testExpShiftPathsIdentical(t) }) })
+	}
+}
+
+func testExpShiftPathsIdentical(t *testing.T) {
 	if !useAsm {
 		t.Log("no assembly on this build/CPU: ExpShift is expShiftGo, compared with itself")
 	}
