@@ -1,6 +1,7 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -102,14 +103,20 @@ func (e *Engine) Device() string {
 // GPU is the CUDA engine, or nil on the CPU.
 func (e *Engine) GPU() *gpu.Engine { return e.gpu }
 
-// Close frees the device and every base uploaded to it. Learners made by
-// the engine must not be used afterwards.
+// errEngineClosed is what a closed GPU engine answers.
+var errEngineClosed = errors.New("train: the GPU engine is closed")
+
+// Close frees the device and every base uploaded to it; closing twice is
+// harmless. Learners made by the engine must not be used afterwards.
 func (e *Engine) Close() error {
 	if e.gpu == nil {
 		return nil
 	}
 	e.turn.Lock()
 	defer e.turn.Unlock()
+	if e.llamas == nil {
+		return nil
+	}
 	for _, m := range e.llamas {
 		m.Free()
 	}
@@ -275,6 +282,9 @@ func (t *turnLearner) Close() error {
 // deviceLlama uploads m the first time it is asked for. The caller holds
 // e.turn.
 func (e *Engine) deviceLlama(m *model.Llama) (*gpu.Llama, error) {
+	if e.llamas == nil {
+		return nil, errEngineClosed
+	}
 	if d, ok := e.llamas[m]; ok {
 		return d, nil
 	}
@@ -289,6 +299,9 @@ func (e *Engine) deviceLlama(m *model.Llama) (*gpu.Llama, error) {
 // deviceBERT uploads m the first time it is asked for. The caller holds
 // e.turn.
 func (e *Engine) deviceBERT(m *model.BERT) (*gpu.BERT, error) {
+	if e.berts == nil {
+		return nil, errEngineClosed
+	}
 	if d, ok := e.berts[m]; ok {
 		return d, nil
 	}

@@ -54,6 +54,10 @@ func TestEmulatedEngineSharesBase(t *testing.T) {
 	if got := g.MemStats().InUse; got != 0 {
 		t.Errorf("after the engine's Close %d bytes are still allocated", got)
 	}
+	// A closed engine refuses new work with an error, and closes again harmlessly.
+	if _, err := e.NewLearner(m, set, 0, nil); err == nil || e.Close() != nil {
+		t.Errorf("closed engine: NewLearner %v", err)
+	}
 }
 
 // TestEmulatedBenchStep: the benchmark's training step runs on a GPU
