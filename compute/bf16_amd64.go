@@ -5,21 +5,8 @@ package compute
 //go:noescape
 func sbgemmKernel24x16(kp int, a *uint16, ts int, b *uint16, c *float32, ldc int, beta float32, mode int)
 
-func bf16DotLoop(iters int)
-
 //go:noescape
 func bf16DotTest(dst, src1, src2 *[16]float32, form int)
-
-// hasAVX512BF16 reports whether the CPU has AVX512_BF16 (VDPBF16PS on zmm)
-// and the OS saves the ZMM state.
-func hasAVX512BF16() bool {
-	if !hasAVX512F() {
-		return false
-	}
-	eax71, _, _, _ := cpuid(7, 1)
-	const avx512bf16 = 1 << 5
-	return eax71&avx512bf16 != 0
-}
 
 // microKernelBF16 computes a 24×16 tile from four packed bf16 A tiles (at
 // a[0:], a[ts:], a[2ts:], a[3ts:]) and a packed bf16 B micro-panel over

@@ -123,43 +123,6 @@ b24rewind:
 	LEAQ (DI)(SI*2), R8
 	JMP  b24write
 
-// func bf16DotLoop(iters int)
-//
-// The bf16 peak loop: twelve independent VDPBF16PS accumulators (Z0..Z11)
-// fed from Z12, Z13, like fmaLoopZMM. Each instruction is 32 multiply-adds.
-TEXT ·bf16DotLoop(SB), NOSPLIT, $0-8
-	MOVQ iters+0(FP), CX
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-bf16loop:
-	VDPBF16PS_ZZZ(0, 12, 13)
-	VDPBF16PS_ZZZ(1, 12, 13)
-	VDPBF16PS_ZZZ(2, 12, 13)
-	VDPBF16PS_ZZZ(3, 12, 13)
-	VDPBF16PS_ZZZ(4, 12, 13)
-	VDPBF16PS_ZZZ(5, 12, 13)
-	VDPBF16PS_ZZZ(6, 12, 13)
-	VDPBF16PS_ZZZ(7, 12, 13)
-	VDPBF16PS_ZZZ(8, 12, 13)
-	VDPBF16PS_ZZZ(9, 12, 13)
-	VDPBF16PS_ZZZ(10, 12, 13)
-	VDPBF16PS_ZZZ(11, 12, 13)
-	DECQ CX
-	JNZ  bf16loop
-	VZEROUPPER
-	RET
 
 // func bf16DotTest(dst, src1, src2 *[16]float32, form int)
 //

@@ -2,6 +2,8 @@
 
 package compute
 
+import "sync"
+
 // cpuid executes the CPUID instruction with EAX=eaxArg, ECX=ecxArg.
 func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
 
@@ -34,3 +36,34 @@ func hasAVX2FMA() bool {
 	const avx2 = 1 << 5
 	return ebx7&avx2 != 0
 }
+
+// The AVX-512 features the kernels use, read once: each needs the OS to
+// save the opmask and full ZMM state (XCR0 bits 5–7) besides its CPUID bit.
+var avx512 = sync.OnceValue(func() (f struct{ f, bw, bf16 bool }) {
+	if !hasAVX2FMA() {
+		return f
+	}
+	if xcr0, _ := xgetbv0(); xcr0&0xe0 != 0xe0 {
+		return f
+	}
+	_, ebx7, _, _ := cpuid(7, 0)
+	eax71, _, _, _ := cpuid(7, 1)
+	const (
+		avx512f    = 1 << 16 // CPUID.7.0:EBX
+		avx512bw   = 1 << 30 // CPUID.7.0:EBX: byte/word ops, 64-bit opmask moves and shifts
+		avx512bf16 = 1 << 5  // CPUID.7.1:EAX: VDPBF16PS
+	)
+	f.f = ebx7&avx512f != 0
+	f.bw = f.f && ebx7&avx512bw != 0
+	f.bf16 = f.f && eax71&avx512bf16 != 0
+	return f
+})
+
+// hasAVX512F: AVX-512 Foundation (the zmm GEMM, GELU, exp kernels).
+func hasAVX512F() bool { return avx512().f }
+
+// hasAVX512BW: AVX-512 byte/word (the opmask dropout kernel).
+func hasAVX512BW() bool { return avx512().bw }
+
+// hasAVX512BF16: AVX512_BF16 (the bf16 frozen-weight kernel).
+func hasAVX512BF16() bool { return avx512().bf16 }

@@ -2,8 +2,6 @@
 
 package compute
 
-import "sync"
-
 // maskScaleZMM is MaskScale with AVX-512F/BW: each mask word is loaded into
 // an opmask register and its four 16-bit quarters select, per zmm of 16
 // floats, scale or +0 as the multiplier. ~10× the Go loop, which spent
@@ -12,27 +10,13 @@ import "sync"
 //go:noescape
 func maskScaleZMM(dst, src *float32, keep *uint64, words int, scale float32, accumulate bool)
 
-// avx512bw is hasAVX512BW, asked once.
-var avx512bw = sync.OnceValue(hasAVX512BW)
-
 // maskScale takes the zmm path where the GEMMs run zmm at full width
 // (useZMM, which tests can force either way) and the CPU has AVX512BW
 // (KMOVQ, KSHIFTRQ).
 func maskScale(dst, src []float32, keep []uint64, scale float32, accumulate bool) {
-	if !useZMM() || !avx512bw() {
+	if !useZMM() || !hasAVX512BW() {
 		maskScaleGo(dst, src, keep, scale, accumulate)
 		return
 	}
 	maskScaleZMM(&dst[0], &src[0], &keep[0], len(keep), scale, accumulate)
-}
-
-// hasAVX512BW reports AVX-512 byte/word instructions, which hold the
-// 64-bit opmask moves and shifts.
-func hasAVX512BW() bool {
-	if !hasAVX512F() {
-		return false
-	}
-	_, ebx7, _, _ := cpuid(7, 0)
-	const avx512bw = 1 << 30
-	return ebx7&avx512bw != 0
 }

@@ -4,20 +4,7 @@ package compute
 
 func fmaLoopYMM(iters int)
 func fmaLoopZMM(iters int)
-
-// hasAVX512F reports whether the CPU has AVX-512 Foundation and the OS
-// saves the opmask and full ZMM state (XCR0 bits 5–7).
-func hasAVX512F() bool {
-	if !hasAVX2FMA() {
-		return false
-	}
-	if xcr0, _ := xgetbv0(); xcr0&0xe0 != 0xe0 {
-		return false
-	}
-	_, ebx7, _, _ := cpuid(7, 0)
-	const avx512f = 1 << 16
-	return ebx7&avx512f != 0
-}
+func bf16DotLoop(iters int)
 
 // fmaLoop runs iters iterations of 12 FMAs of the width's lanes, or
 // reports that this CPU cannot. (For bf16 a "lane" is one of the 32

@@ -1,6 +1,25 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "bf16_amd64.h"
+
+// ZEROZ clears Z0..Z13: the zmm loops' accumulators and operands.
+#define ZEROZ \
+	VPXORD Z0, Z0, Z0 \
+	VPXORD Z1, Z1, Z1 \
+	VPXORD Z2, Z2, Z2 \
+	VPXORD Z3, Z3, Z3 \
+	VPXORD Z4, Z4, Z4 \
+	VPXORD Z5, Z5, Z5 \
+	VPXORD Z6, Z6, Z6 \
+	VPXORD Z7, Z7, Z7 \
+	VPXORD Z8, Z8, Z8 \
+	VPXORD Z9, Z9, Z9 \
+	VPXORD Z10, Z10, Z10 \
+	VPXORD Z11, Z11, Z11 \
+	VPXORD Z12, Z12, Z12 \
+	VPXORD Z13, Z13, Z13
+
 
 // The FMA peak loops: twelve independent accumulators, so the FMA units'
 // latency (4 cycles on two ports) is hidden and the loop runs at the
@@ -44,20 +63,7 @@ ymmloop:
 // func fmaLoopZMM(iters int)
 TEXT ·fmaLoopZMM(SB), NOSPLIT, $0-8
 	MOVQ iters+0(FP), CX
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
+	ZEROZ
 zmmloop:
 	VFMADD231PS Z12, Z13, Z0
 	VFMADD231PS Z12, Z13, Z1
@@ -73,5 +79,30 @@ zmmloop:
 	VFMADD231PS Z12, Z13, Z11
 	DECQ CX
 	JNZ zmmloop
+	VZEROUPPER
+	RET
+
+// func bf16DotLoop(iters int)
+//
+// The bf16 peak loop: twelve independent VDPBF16PS accumulators (Z0..Z11)
+// fed from Z12, Z13, like fmaLoopZMM. Each instruction is 32 multiply-adds.
+TEXT ·bf16DotLoop(SB), NOSPLIT, $0-8
+	MOVQ iters+0(FP), CX
+	ZEROZ
+bf16loop:
+	VDPBF16PS_ZZZ(0, 12, 13)
+	VDPBF16PS_ZZZ(1, 12, 13)
+	VDPBF16PS_ZZZ(2, 12, 13)
+	VDPBF16PS_ZZZ(3, 12, 13)
+	VDPBF16PS_ZZZ(4, 12, 13)
+	VDPBF16PS_ZZZ(5, 12, 13)
+	VDPBF16PS_ZZZ(6, 12, 13)
+	VDPBF16PS_ZZZ(7, 12, 13)
+	VDPBF16PS_ZZZ(8, 12, 13)
+	VDPBF16PS_ZZZ(9, 12, 13)
+	VDPBF16PS_ZZZ(10, 12, 13)
+	VDPBF16PS_ZZZ(11, 12, 13)
+	DECQ CX
+	JNZ  bf16loop
 	VZEROUPPER
 	RET

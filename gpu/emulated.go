@@ -43,69 +43,67 @@ type emuBackend struct {
 	busy atomic.Bool
 }
 
-// enter marks a call in progress, or fails when one already is.
-func (b *emuBackend) enter(op string) error {
+// guarded runs one backend call, failing it when another call is in
+// progress: every entry point of the backend goes through here.
+func (b *emuBackend) guarded(op string, f func() error) error {
 	if !b.busy.CompareAndSwap(false, true) {
 		return fmt.Errorf("emulated device: %s during another call: an Engine is not safe for concurrent use", op)
 	}
-	return nil
+	defer b.busy.Store(false)
+	return f()
 }
-
-func (b *emuBackend) leave() { b.busy.Store(false) }
 
 func (b *emuBackend) Launch(entry string, grid, block [3]uint32, sharedBytes uint32, args ...any) error {
-	if err := b.enter("launch " + entry); err != nil {
-		return err
-	}
-	defer b.leave()
-	return b.Device.Launch(entry, grid, block, sharedBytes, args...)
+	return b.guarded("launch "+entry, func() error { return b.Device.Launch(entry, grid, block, sharedBytes, args...) })
 }
 
-func (b *emuBackend) alloc(bytes int64) (cuda.DevicePtr, error) {
-	if err := b.enter("alloc"); err != nil {
-		return 0, err
-	}
-	defer b.leave()
-	p, err := b.Alloc(int(bytes))
-	if err != nil {
-		return 0, err
-	}
-	b.live[cuda.DevicePtr(p)] = bytes
-	b.stats.InUse += bytes
-	b.stats.Peak = max(b.stats.Peak, b.stats.InUse)
-	return cuda.DevicePtr(p), nil
+func (b *emuBackend) alloc(bytes int64) (p cuda.DevicePtr, err error) {
+	err = b.guarded("alloc", func() error {
+		q, err := b.Alloc(int(bytes))
+		if err != nil {
+			return err
+		}
+		p = cuda.DevicePtr(q)
+		b.live[p] = bytes
+		b.stats.InUse += bytes
+		b.stats.Peak = max(b.stats.Peak, b.stats.InUse)
+		return nil
+	})
+	return p, err
 }
 
 func (b *emuBackend) free(p cuda.DevicePtr) error {
-	if err := b.enter("free"); err != nil {
-		return err
-	}
-	defer b.leave()
-	b.stats.InUse -= b.live[p]
-	delete(b.live, p)
-	return b.Free(uintptr(p))
+	return b.guarded("free", func() error {
+		b.stats.InUse -= b.live[p]
+		delete(b.live, p)
+		return b.Free(uintptr(p))
+	})
 }
 
 func (b *emuBackend) upload(dst cuda.DevicePtr, src unsafe.Pointer, bytes int64) error {
-	return b.Upload(uintptr(dst), unsafe.Slice((*byte)(src), bytes))
+	return b.guarded("upload", func() error { return b.Upload(uintptr(dst), unsafe.Slice((*byte)(src), bytes)) })
 }
 
 func (b *emuBackend) download(dst unsafe.Pointer, src cuda.DevicePtr, bytes int64) error {
-	return b.Download(unsafe.Slice((*byte)(dst), bytes), uintptr(src))
+	return b.guarded("download", func() error { return b.Download(unsafe.Slice((*byte)(dst), bytes), uintptr(src)) })
 }
 
 func (b *emuBackend) memset(dst cuda.DevicePtr, bytes int64) error {
-	m, err := b.Bytes(uintptr(dst), int(bytes))
-	clear(m)
-	return err
+	return b.guarded("memset", func() error {
+		m, err := b.Bytes(uintptr(dst), int(bytes))
+		clear(m)
+		return err
+	})
 }
 
 func (b *emuBackend) copy(dst, src cuda.DevicePtr, bytes int64) error {
-	from, err := b.Bytes(uintptr(src), int(bytes))
-	if err != nil {
-		return err
-	}
-	return b.Upload(uintptr(dst), from)
+	return b.guarded("copy", func() error {
+		from, err := b.Bytes(uintptr(src), int(bytes))
+		if err != nil {
+			return err
+		}
+		return b.Upload(uintptr(dst), from)
+	})
 }
 
 // floats views rows×ld (the last row only cols long) elements of type dt at
@@ -132,10 +130,11 @@ func (b *emuBackend) floats(p cuda.DevicePtr, dt cuda.DataType, rows, cols, ld i
 
 func (b *emuBackend) gemm(tA, tB bool, m, n, k int, alpha float32, a cuda.DevicePtr, at cuda.DataType, lda int,
 	bm cuda.DevicePtr, bt cuda.DataType, ldb int, beta float32, c cuda.DevicePtr, ct cuda.DataType, ldc int) error {
-	if err := b.enter("gemm"); err != nil {
-		return err
-	}
-	defer b.leave()
+	return b.guarded("gemm", func() error { return b.gemmNow(tA, tB, m, n, k, alpha, a, at, lda, bm, bt, ldb, beta, c, ct, ldc) })
+}
+
+func (b *emuBackend) gemmNow(tA, tB bool, m, n, k int, alpha float32, a cuda.DevicePtr, at cuda.DataType, lda int,
+	bm cuda.DevicePtr, bt cuda.DataType, ldb int, beta float32, c cuda.DevicePtr, ct cuda.DataType, ldc int) error {
 	if ct != cuda.R32F || at != bt {
 		return fmt.Errorf("emulated gemm: types %v·%v→%v", at, bt, ct)
 	}

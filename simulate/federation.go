@@ -59,8 +59,8 @@ type Options struct {
 	// on a GPU, where each training client holds its activations on the
 	// device and their device work takes turns anyway).
 	Workers int
-	// Engine is where clients train and globals are scored: nil is the CPU
-	// with Model as it was prepared (train.UsePrecision). A GPU engine
+	// Engine is where clients train and globals are scored (default
+	// train.CPU: Model as it was prepared, fp32 or train.UsePrecision's). A GPU engine
 	// (train.OpenEngine) holds one device copy of Model for every client,
 	// each with its own adapters, activations and optimizer state; prepare
 	// the base on it first (train.Engine.PrepareBase) so that a base that
@@ -247,9 +247,12 @@ func New(opts Options) (*Federation, error) {
 	case opts.Transport == "grpc":
 		return nil, errors.New("simulate: canaries run over the memory transport only")
 	}
+	if opts.Engine == nil {
+		opts.Engine = train.CPU
+	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
-		if opts.Engine != nil && opts.Engine.GPU() != nil {
+		if opts.Engine.GPU() != nil {
 			opts.Workers = 1
 		}
 	}
@@ -709,7 +712,7 @@ func (t *simTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb.Ro
 		}
 		t.f.addRefit(rc.Seed, meanOf(errs))
 	}
-	l, err := t.f.opts.newLearner(t.f.opts.Model, own, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
+	l, err := t.f.opts.Engine.NewLearner(t.f.opts.Model, own, t.f.opts.MaxLen, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
 	if err != nil {
 		return fed.TrainStats{}, err
 	}
@@ -752,7 +755,7 @@ func (t *shapedSimTrainer) TrainOwn(ctx context.Context, global *adapter.Set, rc
 	}
 	h := fnv.New64a()
 	h.Write([]byte(t.name))
-	l, err := t.f.opts.newLearner(t.f.opts.Model, own, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
+	l, err := t.f.opts.Engine.NewLearner(t.f.opts.Model, own, t.f.opts.MaxLen, mrand.New(mrand.NewPCG(rc.Seed, h.Sum64())))
 	if err != nil {
 		return nil, fed.TrainStats{}, err
 	}
@@ -789,18 +792,10 @@ func (t *canaryTrainer) Train(ctx context.Context, local *adapter.Set, rc *fedpb
 
 // Evaluate scores a global adapter on items with a fresh learner.
 func (f *Federation) Evaluate(ctx context.Context, set *adapter.Set, items []task.Item) (train.Accuracy, error) {
-	l, err := f.opts.newLearner(f.opts.Model, set, mrand.New(mrand.NewPCG(0, 0)))
+	l, err := f.opts.Engine.NewLearner(f.opts.Model, set, f.opts.MaxLen, mrand.New(mrand.NewPCG(0, 0)))
 	if err != nil {
 		return train.Accuracy{}, err
 	}
 	defer l.Close()
 	return train.Evaluate(ctx, l, items, 16)
-}
-
-// newLearner binds set to m on the options' engine.
-func (o *Options) newLearner(m *model.Model, set *adapter.Set, rng *mrand.Rand) (train.Learner, error) {
-	if o.Engine == nil {
-		return train.NewLearner(m, set, o.MaxLen, rng)
-	}
-	return o.Engine.NewLearner(m, set, o.MaxLen, rng)
 }

@@ -412,8 +412,8 @@ func (e *Experiment) runOne(ctx context.Context, run, runs int, arm Arm, pair Pa
 	}
 	if fb != f {
 		defer fb.Close()
-		if fb.opts.Model != opts.Model && opts.Engine != nil {
-			defer opts.Engine.Release(fb.opts.Model) // the base with task A folded in
+		if fb.opts.Model != opts.Model {
+			defer fb.opts.Engine.Release(fb.opts.Model) // the base with task A folded in
 		}
 	}
 	if err := phase(fb, "B", sb, roundsB, model); err != nil {

@@ -175,20 +175,21 @@ func (e *Engine) NewLearner(m *model.Model, set *adapter.Set, maxLen int, rng *r
 		if _, err := UsePrecision(e.precision, m); err != nil {
 			return nil, err
 		}
-		return NewLearner(m, set, maxLen, rng)
+		return e.bindLearner(m, set, maxLen, rng)
 	}
 	e.turn.Lock()
 	defer e.turn.Unlock()
-	l, err := e.newGPULearner(m, set, maxLen, rng)
+	l, err := e.bindLearner(m, set, maxLen, rng)
 	if err != nil {
 		return nil, err
 	}
 	return &turnLearner{l: l, turn: &e.turn}, nil
 }
 
-// newGPULearner uploads m's base the first time and binds a run on the
-// device to set. The caller holds e.turn.
-func (e *Engine) newGPULearner(m *model.Model, set *adapter.Set, maxLen int, rng *rand.Rand) (Learner, error) {
+// bindLearner binds set to m as the right kind of learner, on a run of
+// this engine (bindRun: on a GPU the base is uploaded the first time, and
+// the caller holds e.turn).
+func (e *Engine) bindLearner(m *model.Model, set *adapter.Set, maxLen int, rng *rand.Rand) (Learner, error) {
 	var pe tokenizer.PairEncoder
 	if m.BERT != nil {
 		var ok bool

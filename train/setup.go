@@ -1,12 +1,10 @@
 package train
 
 import (
-	"fmt"
 	"math/rand/v2"
 
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/model"
-	"github.com/kronfed/kronfed/model/tokenizer"
 	"github.com/kronfed/kronfed/task"
 )
 
@@ -50,14 +48,9 @@ func NewAdapterSet(m *model.Model, ac adapter.Config, seed uint64) (*adapter.Set
 
 // NewLearner binds set to the loaded model as the right kind of learner:
 // a decoder scores continuations, an encoder reads (context, choice) pairs
-// of at most maxLen tokens.
+// of at most maxLen tokens. It computes on the CPU with the base as it is
+// (fp32, or bf16 after UsePrecision); Engine.NewLearner is the same on any
+// engine.
 func NewLearner(m *model.Model, set *adapter.Set, maxLen int, rng *rand.Rand) (Learner, error) {
-	if m.Llama != nil {
-		return NewDecoderLearner(m.Llama, m.Tok, set, rng)
-	}
-	pe, ok := m.Tok.(tokenizer.PairEncoder)
-	if !ok {
-		return nil, fmt.Errorf("encoder %s needs a tokenizer with a pair template (tokenizer.json with a post_processor)", m.Name)
-	}
-	return NewEncoderLearner(m.BERT, pe, set, maxLen, rng)
+	return CPU.bindLearner(m, set, maxLen, rng)
 }
