@@ -1,5 +1,7 @@
 package compute
 
+import "math"
+
 // Axpy computes y += alpha·x. len(y) must be ≥ len(x).
 func Axpy(alpha float32, x, y []float32) {
 	axpy(alpha, x, y[:len(x)])
@@ -21,6 +23,14 @@ func Dot(x, y []float32) float32 {
 // Scale computes x *= alpha.
 func Scale(alpha float32, x []float32) {
 	scale(alpha, x)
+}
+
+// Max returns the largest element of x: −Inf for an empty x, NaN when x
+// holds a NaN. Which zero it returns when the largest value is ±0 is
+// unspecified (the vector path compares lane by lane); every other result
+// is the exact maximum, whatever the order of the comparisons.
+func Max(x []float32) float32 {
+	return maxOf(x)
 }
 
 // Portable versions: the fallback off amd64 and the references for tests.
@@ -62,4 +72,12 @@ func scaleGo(alpha float32, x []float32) {
 	for i := range x {
 		x[i] *= alpha
 	}
+}
+
+func maxGo(x []float32) float32 {
+	m := float32(math.Inf(-1))
+	for _, v := range x {
+		m = max(m, v)
+	}
+	return m
 }

@@ -12,6 +12,9 @@ func axpy2AVX(a0 float32, x0 *float32, a1 float32, x1, y *float32, n int)
 func dotAVX(x, y *float32, n int) float32
 
 //go:noescape
+func maxAVX(x *float32, n int) float32
+
+//go:noescape
 func scaleAVX(alpha float32, x *float32, n int)
 
 // The callers in vec.go have already resliced the operands to one length n;
@@ -50,4 +53,11 @@ func scale(alpha float32, x []float32) {
 		return
 	}
 	scaleAVX(alpha, &x[0], len(x))
+}
+
+func maxOf(x []float32) float32 {
+	if !useAsm || len(x) == 0 {
+		return maxGo(x)
+	}
+	return maxAVX(&x[0], len(x))
 }

@@ -228,3 +228,83 @@ scale_1:
 scale_done:
 	VZEROUPPER
 	RET
+
+// func maxAVX(x *float32, n int) float32   max over n ≥ 1 floats
+//
+// Four ymm running maxima (32 floats per iteration), then 8 at a time, then
+// single floats. VMAXPS returns its second source when either is NaN, so
+// NaNs are not sticky in the maxima: a separate mask (Y5, VCMPPS UNORD of
+// each input with itself, ORed) remembers whether any NaN was seen.
+TEXT ·maxAVX(SB), NOSPLIT, $0-20
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS (SI), Y0 // x[0] is a valid starting value for every lane
+	VMOVAPS      Y0, Y1
+	VMOVAPS      Y0, Y2
+	VMOVAPS      Y0, Y3
+	VXORPS       Y5, Y5, Y5
+
+max_32:
+	CMPQ    CX, $32
+	JLT     max_8
+	VMOVUPS (SI), Y6
+	VMOVUPS 32(SI), Y7
+	VMOVUPS 64(SI), Y8
+	VMOVUPS 96(SI), Y9
+	VMAXPS  Y6, Y0, Y0
+	VMAXPS  Y7, Y1, Y1
+	VMAXPS  Y8, Y2, Y2
+	VMAXPS  Y9, Y3, Y3
+	VCMPPS  $3, Y7, Y6, Y10 // unordered: a NaN in either
+	VCMPPS  $3, Y9, Y8, Y11
+	VORPS   Y10, Y5, Y5
+	VORPS   Y11, Y5, Y5
+	ADDQ    $128, SI
+	SUBQ    $32, CX
+	JMP     max_32
+
+max_8:
+	CMPQ    CX, $8
+	JLT     max_fold
+	VMOVUPS (SI), Y6
+	VMAXPS  Y6, Y0, Y0
+	VCMPPS  $3, Y6, Y6, Y10
+	VORPS   Y10, Y5, Y5
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JMP     max_8
+
+max_fold:
+	VMAXPS       Y1, Y0, Y0
+	VMAXPS       Y3, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0x4E, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xB1, X0, X1
+	VMAXPS       X1, X0, X0
+
+max_1:
+	TESTQ   CX, CX
+	JZ      max_nan
+	VMOVSS  (SI), X6
+	VMAXSS  X6, X0, X0
+	VUCOMISS X6, X6
+	JPS     max_isnan
+	ADDQ    $4, SI
+	DECQ    CX
+	JMP     max_1
+
+max_nan:
+	VPTEST Y5, Y5
+	JNZ    max_isnan
+	VMOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+max_isnan:
+	MOVL   $0x7FC00000, AX
+	MOVL   AX, ret+16(FP)
+	VZEROUPPER
+	RET

@@ -174,3 +174,47 @@ func BenchmarkVec(b *testing.B) {
 		})
 	}
 }
+
+// TestMax checks Max against a plain loop at every tail length: the largest
+// element wherever it sits, −Inf rows (masked attention keys), and a NaN
+// anywhere making the result NaN.
+func TestMax(t *testing.T) {
+	forBothPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(7, 8))
+		if got := Max(nil); !math.IsInf(float64(got), -1) {
+			t.Fatalf("Max(nil) = %v, want -Inf", got)
+		}
+		for _, n := range vecLens() {
+			if n == 0 {
+				continue
+			}
+			x := randMag(r, n)
+			for pos := 0; pos < n; pos += max(1, n/7) {
+				y := append([]float32(nil), x...)
+				y[pos] = 3 // the unique largest element
+				if got := Max(y); got != 3 {
+					t.Fatalf("n=%d largest at %d: Max = %v, want 3", n, pos, got)
+				}
+				for i := range y {
+					y[i] = float32(math.Inf(-1))
+				}
+				y[pos] = -2
+				if got := Max(y); got != -2 {
+					t.Fatalf("n=%d all -Inf but %d: Max = %v, want -2", n, pos, got)
+				}
+				y[pos] = float32(math.Inf(-1))
+				if got := Max(y); !math.IsInf(float64(got), -1) {
+					t.Fatalf("n=%d all -Inf: Max = %v", n, got)
+				}
+				copy(y, x)
+				y[pos] = float32(math.NaN())
+				if got := Max(y); !math.IsNaN(float64(got)) {
+					t.Fatalf("n=%d NaN at %d: Max = %v, want NaN", n, pos, got)
+				}
+			}
+			if got, want := Max(x), maxGo(x); got != want {
+				t.Fatalf("n=%d: Max = %v, loop %v", n, got, want)
+			}
+		}
+	})
+}

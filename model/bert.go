@@ -448,7 +448,7 @@ func (r *BERTRun) Backward() {
 		*p = grow(*p, n*d)
 	}
 	bw.dgl, bw.df1 = grow(bw.dgl, n*f), grow(bw.df1, n*f)
-	// Every buffer but dx is cleared or overwritten before it is read.
+	// Every buffer but dx is overwritten before it is read.
 	dx, ds, df, dgl, df1, dx1 := bw.dx, bw.ds, bw.df, bw.dgl, bw.df1, bw.dx1
 	dctx, dq, dk, dv := bw.dctx, bw.dq, bw.dk, bw.dv
 	clear(dx)
@@ -461,24 +461,19 @@ func (r *BERTRun) Backward() {
 		a := &r.blocks[l]
 		lin := r.lin[l*EncoderLinears : (l+1)*EncoderLinears]
 		// out = LN2(dropout(ff2(gelu(ff1(x1)))) + x1)
-		clear(ds)
+		// Each gradient buffer's first write overwrites it (layernormBackward,
+		// Mask.Apply, BackwardInto, geluBackward): no clearing passes.
 		layernormBackward(ds, dx, a.s2, w.LN2W, a.mean2, a.rstd2, n, d)
 		copy(dx1, ds) // residual
-		clear(df)
-		a.fMask.AddBackward(df, ds)
-		clear(dgl)
-		lin[EncFF2].Backward(df, n, dgl)
-		clear(df1)
+		a.fMask.Apply(df, ds)
+		lin[EncFF2].BackwardInto(df, n, dgl)
 		geluBackward(df1, dgl, a.glGrad)
 		lin[EncFF1].Backward(df1, n, dx1)
 		// x1 = LN1(dropout?(o(attention(q(x), k(x), v(x)))) + x)
-		clear(ds)
 		layernormBackward(ds, dx1, a.s1, w.LN1W, a.mean1, a.rstd1, n, d)
 		copy(dx, ds) // residual
-		clear(df)
-		a.oMask.AddBackward(df, ds)
-		clear(dctx)
-		lin[EncO].Backward(df, n, dctx)
+		a.oMask.Apply(df, ds)
+		lin[EncO].BackwardInto(df, n, dctx)
 		clear(dq)
 		clear(dk)
 		clear(dv)

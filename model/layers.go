@@ -71,7 +71,7 @@ func layernormForward(out, mean, rstd, x, w, b []float32, n, d int, eps float32)
 	})
 }
 
-// layernormBackward adds ∂L/∂x to dx: with x̂ = (x−μ)·r and g = dout⊙w,
+// layernormBackward sets dx to ∂L/∂x (its old contents ignored): with x̂ = (x−μ)·r and g = dout⊙w,
 // dx = r·(g − mean(g) − x̂·mean(g⊙x̂)). w and b are frozen.
 func layernormBackward(dx, dout, x, w, mean, rstd []float32, n, d int) {
 	compute.ParallelRange(n, rowGrain(d), func(lo, hi int) {
@@ -88,7 +88,7 @@ func layernormBackward(dx, dout, x, w, mean, rstd []float32, n, d int) {
 			mgx /= float32(d)
 			for i := range xt {
 				g := dot[i] * w[i]
-				dxt[i] += r * (g - mg - (xt[i]-mu)*r*mgx)
+				dxt[i] = r * (g - mg - (xt[i]-mu)*r*mgx)
 			}
 		}
 	})
@@ -257,25 +257,30 @@ func attentionProbs(a, st []float32, rebuild bool, q, k, keyMask []float32, s at
 	T := s.T
 	// scores = q_h·k_hᵀ (T×T), strided views of the token matrices.
 	compute.Gemm(compute.NoTrans, compute.Trans, T, T, s.HD, scale, q[b*T*qw+h*s.HD:], qw, k[b*T*kw+kvh*s.HD:], kw, 0, a, T)
+	// The sequence's masked (padding) keys, found once for all its rows.
+	var masked []int
+	if keyMask != nil {
+		for j, m := range keyMask[b*T : (b+1)*T] {
+			if m == 0 {
+				masked = append(masked, j)
+			}
+		}
+	}
 	for i := 0; i < T; i++ {
 		row := a[i*T : (i+1)*T]
 		lo, hi := s.keyRange(i)
 		clear(row[:lo])
 		clear(row[hi:])
-		if keyMask != nil {
-			for j := lo; j < hi; j++ {
-				if keyMask[b*T+j] == 0 {
-					row[j] = float32(math.Inf(-1)) // exp(−Inf − max) = 0 below
-				}
+		for _, j := range masked {
+			if lo <= j && j < hi {
+				row[j] = float32(math.Inf(-1)) // exp(−Inf − max) = 0 below
 			}
 		}
 		maxv, inv := float32(math.Inf(-1)), float32(0)
 		if rebuild {
 			maxv, inv = st[2*i], st[2*i+1]
 		} else {
-			for j := lo; j < hi; j++ {
-				maxv = max(maxv, row[j])
-			}
+			maxv = compute.Max(row[lo:hi])
 		}
 		if math.IsInf(float64(maxv), -1) { // every key masked: attend to nothing
 			clear(row[lo:hi])
@@ -396,12 +401,12 @@ func swigluBackward(dg, du, dh, g, u []float32) {
 // the forward (see compute.GELU). x, out, grad: n.
 func geluForward(out, grad, x []float32) { compute.GELU(out, grad, x) }
 
-// geluBackward adds dout ⊙ GELU'(x) to dx, with grad = GELU'(x) from
+// geluBackward sets dx = dout ⊙ GELU'(x) (its old contents ignored), with grad = GELU'(x) from
 // geluForward.
 func geluBackward(dx, dout, grad []float32) {
 	compute.ParallelRange(len(grad), elemGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			dx[i] += dout[i] * grad[i]
+			dx[i] = dout[i] * grad[i]
 		}
 	})
 }

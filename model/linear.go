@@ -67,11 +67,16 @@ func (l *FrozenLinear) Forward(x []float32, n int, y []float32) {
 // BackwardInput adds dy·W to dx. dy: n×d_out, dx: n×d_in. The weight is
 // frozen, so there is no weight gradient.
 func (l *FrozenLinear) BackwardInput(dy []float32, n int, dx []float32) {
+	l.backwardInput(dy, n, dx, 1)
+}
+
+// backwardInput sets dx = dy·W + beta·dx; beta 0 ignores dx's old contents.
+func (l *FrozenLinear) backwardInput(dy []float32, n int, dx []float32, beta float32) {
 	if l.bf16 && l.bwd == nil { // one bf16 copy (Model.LeanBF16): dy·W from Wᵀ's
-		compute.GemmPackedT(compute.NoTrans, n, 1, dy, l.DOut, l.fwd, 1, dx, l.DIn)
+		compute.GemmPackedT(compute.NoTrans, n, 1, dy, l.DOut, l.fwd, beta, dx, l.DIn)
 		return
 	}
-	compute.GemmPacked(compute.NoTrans, n, 1, dy, l.DOut, l.packedBwd(), 1, dx, l.DIn)
+	compute.GemmPacked(compute.NoTrans, n, 1, dy, l.DOut, l.packedBwd(), beta, dx, l.DIn)
 }
 
 // AdaptedLinear is a frozen linear layer with an adapter on it:
@@ -97,8 +102,21 @@ func (l *AdaptedLinear) Forward(x []float32, n int, y []float32, drop *adapter.D
 // Backward accumulates the adapter's gradients and, when dx is non-nil, adds
 // ∂L/∂x (frozen and adapter parts) to dx (n×d_in).
 func (l *AdaptedLinear) Backward(dy []float32, n int, dx []float32) {
+	l.backward(dy, n, dx, 1)
+}
+
+// BackwardInto is Backward with dx (non-nil) overwritten by ∂L/∂x instead
+// of added to: its old contents, even NaN, are ignored. It saves the pass
+// that clearing dx first would take (and the GEMM's first read of it), and
+// gives the same values as clear-then-Backward except that an element that
+// sums to exactly −0 stays −0 (0 + (−0) is +0).
+func (l *AdaptedLinear) BackwardInto(dy []float32, n int, dx []float32) {
+	l.backward(dy, n, dx, 0)
+}
+
+func (l *AdaptedLinear) backward(dy []float32, n int, dx []float32, beta float32) {
 	if dx != nil {
-		l.Frozen.BackwardInput(dy, n, dx)
+		l.Frozen.backwardInput(dy, n, dx, beta)
 	}
 	if l.Adapter != nil {
 		l.Adapter.Backward(dy, &l.acts, dx)

@@ -327,11 +327,9 @@ func (r *LlamaRun) Backward() {
 			bg = &g.Blocks[l]
 		}
 		// x3 = x2 + down(swiglu(gate(xn2), up(xn2)))
-		clear(dh)
-		lin[DecDown].Backward(dx, n, dh)
+		lin[DecDown].BackwardInto(dx, n, dh) // overwrites: no clearing pass
 		swigluBackward(dg, du, dh, a.g, a.u)
-		clear(dxn)
-		lin[DecGate].Backward(dg, n, dxn)
+		lin[DecGate].BackwardInto(dg, n, dxn)
 		lin[DecUp].Backward(du, n, dxn)
 		if bg != nil {
 			w.Down.AccumulateWeightGrad(bg.Down, dx, a.h, n)
@@ -341,8 +339,7 @@ func (r *LlamaRun) Backward() {
 		}
 		rmsnormBackward(dx, dxn, a.x2, w.FFNNorm, a.rstd2, n, d)
 		// x2 = x + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1)))
-		clear(dao)
-		lin[DecO].Backward(dx, n, dao)
+		lin[DecO].BackwardInto(dx, n, dao)
 		if bg != nil {
 			w.O.AccumulateWeightGrad(bg.O, dx, a.ao, n)
 		}
@@ -365,8 +362,7 @@ func (r *LlamaRun) Backward() {
 			lin[DecV].Backward(dv, n, nil)
 			break
 		}
-		clear(dxn)
-		lin[DecQ].Backward(dq, n, dxn)
+		lin[DecQ].BackwardInto(dq, n, dxn)
 		lin[DecK].Backward(dk, n, dxn)
 		lin[DecV].Backward(dv, n, dxn)
 		if bg != nil {
