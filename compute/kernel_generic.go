@@ -33,7 +33,7 @@ func axpy(alpha float32, x, y []float32)                          { axpyGo(alpha
 func axpy2(a0 float32, x0 []float32, a1 float32, x1, y []float32) { axpy2Go(a0, x0, a1, x1, y) }
 func dot(x, y []float32) float32                                  { return dotGo(x, y) }
 func scale(alpha float32, x []float32)                            { scaleGo(alpha, x) }
-func maxOf(x []float32) float32                                    { return maxGo(x) }
+func maxOf(x []float32) float32                                   { return maxGo(x) }
 
 // SIMD reports whether the AVX2+FMA kernels run: never on this platform.
 func SIMD() bool { return false }
