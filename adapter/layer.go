@@ -3,6 +3,7 @@ package adapter
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 
 	"github.com/kronfed/kronfed/compute"
@@ -113,10 +114,20 @@ func (d *Dropout) Sample(m *Mask, n int) {
 	seed := d.Rng.Uint64()
 	chunks := (len(m.keep) + maskChunkWords - 1) / maskChunkWords
 	compute.ParallelRange(chunks, 1, func(lo, hi int) {
-		for c := lo; c < hi; c++ {
-			src := rand.NewPCG(seed, uint64(c))
+		c := lo
+		// Whole chunks, up to eight at a time, on AVX-512 lanes where the
+		// CPU has them (the same words as the loop below).
+		for whole := min(hi, n/(maskChunkWords*64)); c < whole; {
+			g := min(8, whole-c)
+			if !compute.KeepWords8(m.keep[c*maskChunkWords:], maskChunkWords, g, seed, uint64(c), threshold) {
+				break
+			}
+			c += g
+		}
+		for ; c < hi; c++ {
+			src := pcg{hi: seed, lo: uint64(c)}
 			for w := c * maskChunkWords; w < min((c+1)*maskChunkWords, len(m.keep)); w++ {
-				m.keep[w] = keepWord(src, threshold, n-w*64)
+				m.keep[w] = keepWord(&src, threshold, n-w*64)
 			}
 		}
 	})
@@ -125,32 +136,59 @@ func (d *Dropout) Sample(m *Mask, n int) {
 // maskChunkWords is the unit of parallel mask drawing: 64 Ki elements.
 const maskChunkWords = 1024
 
+// pcg is math/rand/v2's PCG (a 128-bit LCG with the DXSM output function),
+// step for step, so that masks keep the bits rand.NewPCG(seed, chunk)
+// gives (TestPCGMatchesRand) — without an allocation per chunk or a call
+// per draw (rand.PCG's methods do not inline into keepWord).
+type pcg struct{ hi, lo uint64 }
+
+func (p *pcg) Uint64() uint64 {
+	const (
+		mulHi    = 2549297995355413924
+		mulLo    = 4865540595714422341
+		incHi    = 6364136223846793005
+		incLo    = 1442695040888963407
+		cheapMul = 0xda942042e4dd58b5
+	)
+	hi, lo := bits.Mul64(p.lo, mulLo)
+	hi += p.hi*mulLo + p.lo*mulHi
+	lo, c := bits.Add64(lo, incLo, 0)
+	hi, _ = bits.Add64(hi, incHi, c)
+	p.lo, p.hi = lo, hi
+	hi ^= hi >> 32
+	hi *= cheapMul
+	hi ^= hi >> 48
+	return hi * (lo | 1)
+}
+
 // keepWord draws one 64-element word of a mask (fewer when rem < 64; the
 // bits past the end stay 0). Each 64-bit draw gives four 16-bit uniforms; an
 // element is kept when its uniform is at least threshold = round(P·2¹⁶),
 // so dropped with a probability within 2⁻¹⁷ of P (0.1 becomes 0.100006).
-//
-// The four comparisons of a draw are done at once (SWAR): uniforms 0 and 2
-// sit in the two 32-bit halves of e, 1 and 3 in those of o; adding
-// 2¹⁶ − threshold to each half carries into its bit 16 exactly when the
-// uniform is ≥ threshold (a half never exceeds 2¹⁷, so no carry crosses
-// into the other), and the four bit-16s are gathered into a nibble.
-// A third of the ops of one comparison at a time; the same bits.
-func keepWord(src *rand.PCG, threshold uint64, rem int) uint64 {
-	const lanes = 0x0000FFFF0000FFFF
+func keepWord(src *pcg, threshold uint64, rem int) uint64 {
 	add := (1<<16 - threshold) * 0x0000000100000001
 	var word uint64
 	for q := 0; q < 64 && q < rem; q += 4 {
-		bits := src.Uint64()
-		e := ((bits & lanes) + add) >> 16 & 0x0000000100000001
-		o := (((bits >> 16) & lanes) + add) >> 16 & 0x0000000100000001
-		x := e | o<<1 // uniforms 0, 1 at bits 0, 1; 2, 3 at bits 32, 33
-		word |= (x&3 | x>>30&0xC) << q
+		word |= keepNibble(src.Uint64(), add) << q
 	}
 	if rem < 64 {
 		word &= 1<<rem - 1
 	}
 	return word
+}
+
+// keepNibble turns one draw into the keep bits of four elements, all four
+// comparisons at once (SWAR): uniforms 0 and 2 sit in the two 32-bit halves
+// of e, 1 and 3 in those of o; adding add = 2¹⁶ − threshold to each half
+// carries into its bit 16 exactly when the uniform is ≥ threshold (a half
+// never exceeds 2¹⁷, so no carry crosses into the other), and the four
+// bit-16s are gathered into a nibble.
+func keepNibble(draw, add uint64) uint64 {
+	const lanes = 0x0000FFFF0000FFFF
+	e := ((draw & lanes) + add) >> 16 & 0x0000000100000001
+	o := (((draw >> 16) & lanes) + add) >> 16 & 0x0000000100000001
+	x := e | o<<1 // uniforms 0, 1 at bits 0, 1; 2, 3 at bits 32, 33
+	return x&3 | x>>30&0xC
 }
 
 // Words is the mask's keep bits, element i at bit i&63 of word i>>6 (bits

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/kronfed/kronfed/compute"
 )
 
 type layerCase struct {
@@ -481,7 +483,7 @@ func TestKeepWordSWAR(t *testing.T) {
 	}
 	for _, threshold := range []uint64{0, 1, 6554, 32768, 65534, 65535} {
 		for _, rem := range []int{64, 100, 63, 5, 1} {
-			a, b := rand.NewPCG(3, threshold), rand.NewPCG(3, threshold)
+			a, b := &pcg{3, threshold}, rand.NewPCG(3, threshold)
 			for i := 0; i < 2000; i++ {
 				if got, want := keepWord(a, threshold, rem), oneByOne(b, threshold, rem); got != want {
 					t.Fatalf("threshold %d, rem %d, word %d: %#x, want %#x", threshold, rem, i, got, want)
@@ -489,4 +491,62 @@ func TestKeepWordSWAR(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPCGMatchesRand: the masks' inlined generator gives math/rand/v2's
+// PCG stream, draw for draw.
+func TestPCGMatchesRand(t *testing.T) {
+	for _, seed := range [][2]uint64{{0, 0}, {1, 2}, {^uint64(0), 12345}, {0x9e3779b97f4a7c15, 7}} {
+		a, b := &pcg{seed[0], seed[1]}, rand.NewPCG(seed[0], seed[1])
+		for i := 0; i < 10000; i++ {
+			if got, want := a.Uint64(), b.Uint64(); got != want {
+				t.Fatalf("seed %v draw %d: %#x, want %#x", seed, i, got, want)
+			}
+		}
+	}
+}
+
+// TestSampleChunks: a drawn mask equals one built chunk by chunk from
+// rand.NewPCG(seed, chunk) with one comparison per element, for sizes with
+// whole groups of four chunks (drawn side by side), leftover chunks, a
+// partial last chunk and a partial last word, on one and on two threads.
+func TestSampleChunks(t *testing.T) {
+	const chunk = maskChunkWords * 64
+	for _, n := range []int{1, 100, chunk, 4 * chunk, 4*chunk + 1, 5*chunk - 3, 9*chunk + 64, 11*chunk + 77} {
+		for _, threads := range []int{1, 2} {
+			prev := compute.SetThreads(threads)
+			d := &Dropout{P: 0.1, Rng: rand.New(rand.NewPCG(5, uint64(n)))}
+			var m Mask
+			d.Sample(&m, n)
+			compute.SetThreads(prev)
+			seed := rand.New(rand.NewPCG(5, uint64(n))).Uint64()
+			const threshold = 6554 // round(0.1·2¹⁶)
+			for c := 0; c*chunk < n; c++ {
+				src := rand.NewPCG(seed, uint64(c))
+				for i := c * chunk; i < min(n, (c+1)*chunk); i += 4 {
+					draw := src.Uint64()
+					for k := 0; k < 4 && i+k < n; k++ {
+						if want := (draw>>(16*k))&0xFFFF >= threshold; m.Kept(i+k) != want {
+							t.Fatalf("n=%d threads=%d: element %d kept %v, want %v", n, threads, i+k, m.Kept(i+k), want)
+						}
+					}
+				}
+			}
+			if words := m.Words(); len(words) != (n+63)/64 || (n%64 != 0 && words[len(words)-1]>>(n%64) != 0) {
+				t.Fatalf("n=%d: %d words or bits past the end set", n, len(words))
+			}
+		}
+	}
+}
+
+// BenchmarkDropoutSample draws the mask of one DistilBERT FFN input
+// (1024 tokens × 3072) at dropout 0.1.
+func BenchmarkDropoutSample(b *testing.B) {
+	d := &Dropout{P: 0.1, Rng: rand.New(rand.NewPCG(1, 2))}
+	var m Mask
+	const n = 1024 * 3072
+	for i := 0; i < b.N; i++ {
+		d.Sample(&m, n)
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
 }

@@ -39,7 +39,7 @@ func hasAVX2FMA() bool {
 
 // The AVX-512 features the kernels use, read once: each needs the OS to
 // save the opmask and full ZMM state (XCR0 bits 5–7) besides its CPUID bit.
-var avx512 = sync.OnceValue(func() (f struct{ f, bw, bf16 bool }) {
+var avx512 = sync.OnceValue(func() (f struct{ f, bw, dq, bf16 bool }) {
 	if !hasAVX2FMA() {
 		return f
 	}
@@ -51,10 +51,12 @@ var avx512 = sync.OnceValue(func() (f struct{ f, bw, bf16 bool }) {
 	const (
 		avx512f    = 1 << 16 // CPUID.7.0:EBX
 		avx512bw   = 1 << 30 // CPUID.7.0:EBX: byte/word ops, 64-bit opmask moves and shifts
+		avx512dq   = 1 << 17 // CPUID.7.0:EBX: VPMULLQ
 		avx512bf16 = 1 << 5  // CPUID.7.1:EAX: VDPBF16PS
 	)
 	f.f = ebx7&avx512f != 0
 	f.bw = f.f && ebx7&avx512bw != 0
+	f.dq = f.f && ebx7&avx512dq != 0
 	f.bf16 = f.f && eax71&avx512bf16 != 0
 	return f
 })
@@ -64,6 +66,9 @@ func hasAVX512F() bool { return avx512().f }
 
 // hasAVX512BW: AVX-512 byte/word (the opmask dropout kernel).
 func hasAVX512BW() bool { return avx512().bw }
+
+// hasAVX512DQ: AVX-512 doubleword/quadword (the dropout masks' generator).
+func hasAVX512DQ() bool { return avx512().dq }
 
 // hasAVX512BF16: AVX512_BF16 (the bf16 frozen-weight kernel).
 func hasAVX512BF16() bool { return avx512().bf16 }
