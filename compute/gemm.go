@@ -41,8 +41,11 @@ const (
 // ~3% were within the noise of the shared machine.
 //
 // Where 512-bit FMAs run at full width (kernel512_amd64.go decides), a
-// 24×16 AVX-512 kernel takes four A tiles at once (24 zmm accumulators,
-// A broadcast from memory), on the same packed layouts.
+// 12×32 AVX-512 kernel takes two A tiles and two adjacent B panels at once
+// (24 zmm accumulators; 2 loads and 12 broadcasts per 24 FMAs), and a
+// 24×16 one four A tiles and one panel (A broadcast from memory: 25 loads
+// per 24 FMAs) where a panel has no whole partner, on the same packed
+// layouts and with the same bits.
 const (
 	mr    = 6
 	zr    = 24 // rows of the AVX-512 kernel's tile: four A tiles

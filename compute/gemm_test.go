@@ -317,11 +317,19 @@ func TestGemmDeterministic(t *testing.T) {
 		tc := gemmCase{tA: tr[0], tB: tr[1], m: 150, n: 70, k: 600, alpha: 0.5, beta: 0.5}
 		a, lda, b, ldb, c, ldc := tc.operands(r)
 		var outs [][]float32
-		// Both kernel widths accumulate every element in the same order
-		// (one FMA per k step from zero, passes added in order), so
-		// models trained on AVX2 and AVX-512 machines match bit for bit.
-		for _, run := range []struct{ th, kw int }{{1, 0}, {2, 0}, {3, 0}, {1, 1}, {2, 1}} {
+		// Every kernel accumulates every element in the same order (one
+		// FMA per k step from zero, passes added in order), so models
+		// trained on AVX2 and AVX-512 machines match bit for bit; the
+		// AVX-512 runs take the 12×32 pair kernel where two whole panels
+		// sit side by side, and with noPair the 24×16 kernel everywhere.
+		for _, run := range []struct {
+			th, kw int
+			noPair bool
+		}{{1, 0, false}, {2, 0, false}, {3, 0, false}, {1, 1, false}, {2, 1, false}, {1, 1, true}, {2, 1, true}} {
 			kw := kernelWidths()
+			prev := usePairKernel
+			usePairKernel = !run.noPair
+			defer func() { usePairKernel = prev }()
 			withKernel(kw[min(run.kw, len(kw)-1)].force, func() {
 				withThreads(run.th, func() {
 					got := append([]float32(nil), c...)

@@ -24,6 +24,20 @@ func microKernel24x16(kc int, a []float32, ts int, b, c []float32, ldc int, beta
 	sgemmKernel24x16(kc, &a[0], ts, &b[0], &c[0], ldc, beta, mode, &pf[0])
 }
 
+//go:noescape
+func sgemmKernel12x32(kc int, a *float32, ts int, b *float32, bs int, c *float32, ldc int, beta float32, mode int, pf *float32)
+
+// microKernel12x32 computes a 12×32 tile from the two packed 6-row A tiles
+// at a[0:], a[ts:] and the two packed B micro-panels at b[0:], b[bs:] (see
+// sgemmKernel12x32): the same bits as two 24×16 calls' halves.
+func microKernel12x32(kc int, a []float32, ts int, b []float32, bs int, c []float32, ldc int, beta float32, mode int, pf []float32) {
+	_ = a[ts+kc*mr-1]
+	_ = b[bs+kc*nr-1]
+	_ = c[(2*mr-1)*ldc+2*nr-1]
+	_ = pf[0] // prefetches may run past pf's end: hints never fault
+	sgemmKernel12x32(kc, &a[0], ts, &b[0], bs, &c[0], ldc, beta, mode, &pf[0])
+}
+
 // kernelOverride forces the kernel width in tests: 0 decides as below,
 // +1 forces the AVX-512 kernel (where the CPU has it), -1 the AVX2 one.
 var kernelOverride int

@@ -47,6 +47,10 @@ func microKernel24x16(kc int, a []float32, ts int, b, c []float32, ldc int, beta
 	panic("compute: microKernel24x16 without assembly")
 }
 
+func microKernel12x32(kc int, a []float32, ts int, b []float32, bs int, c []float32, ldc int, beta float32, mode int, pf []float32) {
+	panic("compute: microKernel12x32 without assembly")
+}
+
 // KernelChoice says which GEMM kernels this process uses.
 func KernelChoice() string { return "portable Go kernels" }
 

@@ -49,10 +49,15 @@ func (p *PackedB) N() int { return p.n }
 
 // panel returns the packed micro-panel jp of pass blk and that pass's depth.
 func (p *PackedB) panel(blk, jp int) ([]float32, int) {
+	return p.panels(blk, jp, 1)
+}
+
+// panels is count adjacent micro-panels from jp on, one after the other.
+func (p *PackedB) panels(blk, jp, count int) ([]float32, int) {
 	p0 := blk * p.kc
 	kcb := min(p.kc, p.k-p0)
 	off := p0*roundUp(p.n, nr) + jp*nr*kcb
-	return p.data[off : off+nr*kcb], kcb
+	return p.data[off : off+count*nr*kcb], kcb
 }
 
 // PackB packs op(B) (k×n: B is k×n with ldb ≥ n, or n×k with ldb ≥ k when tB
@@ -191,7 +196,7 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 	abuf := getFloats(roundUp(min(mcMax, r1-r0), tileRows) / mr * aTileStride(kc))
 	defer putFloats(abuf)
 	ap := *abuf
-	var tmp [zr * nr]float32 // edge tile: 24×16, 6×16, or 12×8 for narrow panels
+	var tmp [zr * nr]float32 // edge tile: 24×16, 12×32, 6×16, or 12×8 for narrow panels
 	narrow := hasNarrowKernel()
 	ncPanels := max(1, ncMax/nr)
 	firstMode := firstPassMode(beta)
@@ -209,6 +214,36 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 				packA(tA, a, lda, ic, mc, p0, kcb, alpha, ap)
 				for jp := jc; jp < jce; jp++ {
 					bp, _ := pb.panel(blk, jp)
+					if zmm && usePairKernel && jp+1 < jce && (jp+2)*nr <= n {
+						// Two whole panels side by side: 12×32 tiles
+						// (adjacent panels, so the pair is one stream).
+						bp, _ := pb.panels(blk, jp, 2)
+						var next []float32
+						switch {
+						case jp+2 < jce:
+							next, _ = pb.panel(blk, jp+2)
+						case p0+kc < k:
+							next, _ = pb.panel(blk+1, jc)
+						default:
+							next = bp
+						}
+						pfStep12 := (kcb / 8) * 2 * nr
+						col := jp * nr
+						for ir := 0; ir < mc; ir += 2 * mr {
+							rows := min(2*mr, mc-ir)
+							at := ap[(ir/mr)*ts:]
+							pf := next[min((ir/(2*mr))*pfStep12, len(next)-1):]
+							ci := (ic+ir)*ldc + col
+							if rows == 2*mr {
+								microKernel12x32(kcb, at, ts, bp, nr*kcb, c[ci:], ldc, beta, mode, pf)
+								continue
+							}
+							microKernel12x32(kcb, at, ts, bp, nr*kcb, tmp[:], 2*nr, 0, 0, pf)
+							mergeTile(tmp[:], 2*nr, rows, 2*nr, c[ci:], ldc, beta, mode)
+						}
+						jp++
+						continue
+					}
 					// The B micro-panel used after this one: prefetched
 					// into L2 a slice per kernel call.
 					var next []float32
@@ -281,6 +316,10 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 		}
 	}
 }
+
+// usePairKernel sends pairs of whole column panels to the 12×32 AVX-512
+// kernel (tests turn it off to compare with the 24×16 one).
+var usePairKernel = true
 
 // firstPassMode is the kernels' store mode for the first k pass: 0
 // overwrite (beta 0: old C, even NaN, ignored), 1 add, 2 beta·C + acc.
