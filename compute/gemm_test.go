@@ -169,6 +169,9 @@ var shapes = [][3]int{
 	{40, 8, 100}, {200, 3, 1100}, {2050, 8, 30}, {17, 5, 16}, {3000, 7, 64},
 	// around the AVX-512 kernel's 24-row tile
 	{24, 16, 8}, {25, 17, 9}, {48, 32, 20}, {23, 40, 33}, {120, 48, 700}, {196, 24, 150},
+	// B wide enough for its columns to be split between threads, with an
+	// odd panel left to the 24×16 kernel
+	{100, 2060, 24},
 }
 
 func testGemmAll(t *testing.T, seed uint64) {

@@ -135,6 +135,10 @@ func forChunks(total, threads int, serial bool, one func(i int)) {
 	})
 }
 
+// wideSplitPanels is the number of 16-column panels per thread (1024
+// columns) from which gemmPacked splits B's columns between threads.
+const wideSplitPanels = 64
+
 // parallelMinFlops is the smallest product (2·m·n·k) that is split over
 // threads: waking a worker and joining it costs a few microseconds, which is
 // about this much work on one core.
@@ -159,6 +163,15 @@ func gemmPacked(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pa
 	pm, pn := 1, 1
 	if threads == 1 {
 		pm = (mt + mcTiles - 1) / mcTiles
+	} else if mt >= 2*threads && nt >= wideSplitPanels*threads {
+		// A wide B (a pass of it several MiB, from L3): split the columns
+		// too, so that each thread streams only its share of every pass
+		// instead of all of it once per row block (1024×3072×768 on two
+		// Zen 5 cores: ~325 → ~340 GFLOP/s). Consecutive parts are one row
+		// block's column shares, so the threads pack the same A rows
+		// together.
+		pm = (mt + mcTiles - 1) / mcTiles
+		pn = threads
 	} else if mt >= 2*threads {
 		// Row parts, a multiple of threads so each gets the same share.
 		pm = threads * ((mt + threads*mcTiles - 1) / (threads * mcTiles))
