@@ -341,9 +341,24 @@ func CheckFinite(l Layer) error {
 
 // firstNonFinite returns the index of the first NaN or ±Inf in x, or −1.
 func firstNonFinite(x []float32) int {
-	for i, v := range x {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return i
+	// A float32 is NaN or ±Inf exactly when its exponent bits are all ones,
+	// which is when adding one to the exponent field carries into bit 31.
+	// Chunks are ORed without a branch per value (the aggregator checks
+	// every update: 66 M values for 100 LoRA-8 DistilBERT clients) and only
+	// a chunk with a carry is searched.
+	const chunk = 256
+	for c := 0; c < len(x); c += chunk {
+		var carry uint32
+		for _, v := range x[c:min(c+chunk, len(x))] {
+			carry |= math.Float32bits(v)&0x7f800000 + 0x00800000
+		}
+		if carry&0x80000000 == 0 {
+			continue
+		}
+		for i, v := range x[c:min(c+chunk, len(x))] {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return c + i
+			}
 		}
 	}
 	return -1

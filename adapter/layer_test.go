@@ -550,3 +550,35 @@ func BenchmarkDropoutSample(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
 }
+
+// TestFirstNonFinite: NaN and ±Inf are found wherever they sit (inside a
+// chunk, on its edges, past the last whole chunk), and the largest finite
+// values, denormals and negative values are not flagged.
+func TestFirstNonFinite(t *testing.T) {
+	x := make([]float32, 1000)
+	for i := range x {
+		switch i % 4 {
+		case 0:
+			x[i] = math.MaxFloat32
+		case 1:
+			x[i] = -math.MaxFloat32
+		case 2:
+			x[i] = math.SmallestNonzeroFloat32
+		default:
+			x[i] = -float32(i)
+		}
+	}
+	if got := firstNonFinite(x); got != -1 {
+		t.Fatalf("finite values: %d", got)
+	}
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+		for _, pos := range []int{0, 1, 255, 256, 257, 511, 700, 999} {
+			y := append([]float32(nil), x...)
+			y[pos] = bad
+			y[min(pos+3, len(y)-1)] = bad // a later one must not win
+			if got := firstNonFinite(y); got != pos {
+				t.Fatalf("%v at %d: found at %d", bad, pos, got)
+			}
+		}
+	}
+}

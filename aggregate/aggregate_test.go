@@ -314,27 +314,51 @@ func TestFedAdamMomentsRoundTrip(t *testing.T) {
 	}
 }
 
-// TestSelectKth: selection agrees with sorting at every k, with ties and
-// repeated values, and partitions around the k-th.
-func TestSelectKth(t *testing.T) {
-	rng := rand.New(rand.NewPCG(4, 4))
-	for trial := range 300 {
-		n := 1 + rng.IntN(40)
-		vals := make([]float64, n)
-		for i := range vals {
-			vals[i] = float64(rng.IntN(1 + trial%7)) // few distinct values: many ties
-			if trial%3 == 0 {
-				vals[i] = rng.NormFloat64()
+// TestCoordinatewiseAgainstSort: Median and TrimmedMean equal a plain
+// sort of each coordinate's values, for client counts odd and even, below,
+// at and past the sorting network's sixteen lanes and powers of two, with
+// ties (a third of the clients repeat another's tensors).
+func TestCoordinatewiseAgainstSort(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 7, 16, 17, 33, 64, 100} {
+		var ups []Weighted
+		for i := 0; i < n; i++ {
+			s := kronSet(t, uint64(100+i), targets[:2])
+			if i%3 == 2 {
+				s = ups[i-1].Set.Clone()
 			}
+			ups = append(ups, Weighted{Set: s, Weight: 1})
 		}
-		sorted := slices.Clone(vals)
-		slices.Sort(sorted)
-		k := rng.IntN(n)
-		got := selectKth(slices.Clone(vals), k)
-		work := slices.Clone(vals)
-		selectKth(work, k)
-		if got != sorted[k] || slices.Max(work[:k+1]) != sorted[k] || (k+1 < n && slices.Min(work[k:]) != sorted[k]) {
-			t.Fatalf("trial %d: k=%d of %v: %v, sorted %v", trial, k, vals, got, sorted)
+		med, err := Median(ups)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tm, err := TrimmedMean(ups, 0.2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := int(0.2 * float64(n))
+		for j, p := range med.Params() {
+			for c := range p.Data {
+				vals := make([]float32, n)
+				for i, u := range ups {
+					vals[i] = u.Set.Params()[j].Data[c]
+				}
+				slices.Sort(vals)
+				want := float64(vals[n/2])
+				if n%2 == 0 {
+					want = (float64(vals[n/2-1]) + float64(vals[n/2])) / 2
+				}
+				if p.Data[c] != float32(want) {
+					t.Fatalf("n=%d: median %s[%d] = %v, want %v", n, p.Name, c, p.Data[c], want)
+				}
+				var s float64
+				for _, v := range vals[k : n-k] {
+					s += float64(v)
+				}
+				if got := tm.Params()[j].Data[c]; got != float32(s/float64(n-2*k)) {
+					t.Fatalf("n=%d: trimmed mean %s[%d] = %v, want %v", n, p.Name, c, got, s/float64(n-2*k))
+				}
+			}
 		}
 	}
 }

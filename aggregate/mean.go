@@ -3,7 +3,6 @@ package aggregate
 import (
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/kronfed/kronfed/adapter"
 	"github.com/kronfed/kronfed/compute"
@@ -72,98 +71,61 @@ func FedAvg(updates []Weighted) (*adapter.Set, error) {
 
 // Median returns the coordinate-wise median of the clients' tensors (weights
 // ignored; the mean of the two middle values for an even count): robust to a
-// minority of arbitrarily bad updates. Each coordinate's median is found by
-// selection, not sorting, and coordinates are split across the CPUs.
+// minority of arbitrarily bad updates.
 func Median(updates []Weighted) (*adapter.Set, error) {
-	return coordinatewise(updates, func(vals []float32) float64 {
-		n := len(vals)
-		hi := float64(selectKth(vals, n/2))
+	return coordinatewise(updates, func(sorted []float32, n int, out *[sortLanes]float64) {
+		hi := sorted[n/2*sortLanes:][:sortLanes]
 		if n%2 == 1 {
-			return hi
+			for l, v := range hi {
+				out[l] = float64(v)
+			}
+			return
 		}
-		return (float64(slices.Max(vals[:n/2])) + hi) / 2 // the lower middle: the largest below
+		lo := sorted[(n/2-1)*sortLanes:][:sortLanes]
+		for l := range out {
+			out[l] = (float64(lo[l]) + float64(hi[l])) / 2
+		}
 	})
 }
 
 // TrimmedMean drops the ⌊beta·n⌋ largest and smallest values of every
-// coordinate and averages the rest (weights ignored). beta in [0, 0.5).
-// The kept values are found by two selections, not a sort, and summed in
-// ascending order (as a sort would have them), so the result does not
-// depend on how the selection left them.
+// coordinate and averages the rest (weights ignored), summed in ascending
+// order so that the result does not depend on the clients' order.
+// beta in [0, 0.5).
 func TrimmedMean(updates []Weighted, beta float64) (*adapter.Set, error) {
 	if !(beta >= 0 && beta < 0.5) {
 		return nil, fmt.Errorf("aggregate: trimmed-mean fraction %v must be in [0, 0.5)", beta)
 	}
-	return coordinatewise(updates, func(vals []float32) float64 {
-		n := len(vals)
+	return coordinatewise(updates, func(sorted []float32, n int, out *[sortLanes]float64) {
 		k := int(beta * float64(n))
-		if k > 0 {
-			selectKth(vals, k)         // vals[:k]: the k smallest
-			selectKth(vals[k:], n-2*k) // vals[k:n-k]: the middle, vals[n-k:] the k largest
+		*out = [sortLanes]float64{}
+		for i := k; i < n-k; i++ {
+			for l, v := range sorted[i*sortLanes:][:sortLanes] {
+				out[l] += float64(v)
+			}
 		}
-		kept := vals[k : n-k]
-		slices.Sort(kept)
-		var s float64
-		for _, v := range kept {
-			s += float64(v)
+		for l := range out {
+			out[l] /= float64(n - 2*k)
 		}
-		return s / float64(len(kept))
 	})
 }
 
-// selectKth reorders vals so that vals[k] is the value a sort would put
-// there, with every value before it ≤ it and every value after ≥ it
-// (quickselect, median-of-three pivots; deterministic), and returns it. For
-// k = len(vals) it only partitions nothing and returns 0.
-func selectKth[T float32 | float64](vals []T, k int) T {
-	if k >= len(vals) {
-		return 0
-	}
-	lo, hi := 0, len(vals)-1
-	for hi > lo {
-		mid := lo + (hi-lo)/2
-		// Median of three to the middle, as the pivot.
-		if vals[mid] < vals[lo] {
-			vals[mid], vals[lo] = vals[lo], vals[mid]
-		}
-		if vals[hi] < vals[lo] {
-			vals[hi], vals[lo] = vals[lo], vals[hi]
-		}
-		if vals[hi] < vals[mid] {
-			vals[hi], vals[mid] = vals[mid], vals[hi]
-		}
-		pivot := vals[mid]
-		i, j := lo, hi
-		for i <= j {
-			for vals[i] < pivot {
-				i++
-			}
-			for vals[j] > pivot {
-				j--
-			}
-			if i <= j {
-				vals[i], vals[j] = vals[j], vals[i]
-				i++
-				j--
-			}
-		}
-		switch {
-		case k <= j:
-			hi = j
-		case k >= i:
-			lo = i
-		default:
-			return vals[k]
-		}
-	}
-	return vals[k]
-}
+// sortLanes is the number of coordinates sorted side by side; gatherRun
+// the number gathered from each client at a time (1 KiB runs).
+const (
+	sortLanes = 16
+	gatherRun = 256
+)
 
 // coordinatewise applies reduce to every coordinate's values across the
-// clients: blocks of coordinates are gathered client by client (each
-// client's run read in order) into a worker's own buffer, and the blocks
-// split across the CPUs.
-func coordinatewise(updates []Weighted, reduce func([]float32) float64) (*adapter.Set, error) {
+// clients, sorted ascending: sixteen coordinates at a time go through one
+// sorting network side by side (compute.SortNet: branch-free, where
+// quickselect on one coordinate at a time spent its time in mispredicted
+// branches), each client's 16 values one 64-byte row of the block, read in
+// order. reduce gets the sorted block — row i holds the i-th smallest value
+// of each of the 16 coordinates — and writes the 16 results. The blocks
+// are split across the CPUs.
+func coordinatewise(updates []Weighted, reduce func(sorted []float32, n int, out *[sortLanes]float64)) (*adapter.Set, error) {
 	if _, err := check(updates); err != nil {
 		return nil, err
 	}
@@ -174,21 +136,34 @@ func coordinatewise(updates []Weighted, reduce func([]float32) float64) (*adapte
 		srcs[i] = u.Set.Params()
 	}
 	n := len(updates)
-	const block = 256 // coordinates gathered at once: each client's run read in order
+	net := compute.SortNetwork(n)
 	for j := range dst {
 		clear(dst[j].Grad)
 		d := dst[j].Data
-		compute.ParallelRange((len(d)+block-1)/block, 1, func(b0, b1 int) {
-			buf := make([]float32, block*n) // float32: the values as sent, selection is exact
-			for b := b0; b < b1; b++ {
-				lo, hi := b*block, min((b+1)*block, len(d))
+		compute.ParallelRange((len(d)+gatherRun-1)/gatherRun, 1, func(r0, r1 int) {
+			// check found every value finite: no NaN for the network to misplace.
+			buf := make([]float32, gatherRun*n) // gatherRun/sortLanes blocks of n×sortLanes
+			var res [sortLanes]float64
+			for r := r0; r < r1; r++ {
+				lo, hi := r*gatherRun, min((r+1)*gatherRun, len(d))
+				// Each client's run of coordinates read in one go (a 64-byte
+				// read per client and block would be a cache miss each: a
+				// hundred streams are more than the prefetchers follow),
+				// its rows scattered to the blocks. A short last block
+				// leaves lanes unwritten, and they are not read.
 				for i := range srcs {
-					for k, v := range srcs[i][j].Data[lo:hi] {
-						buf[k*n+i] = v
+					src := srcs[i][j].Data[lo:hi]
+					for b := 0; b*sortLanes < len(src); b++ {
+						copy(buf[(b*n+i)*sortLanes:][:sortLanes], src[b*sortLanes:])
 					}
 				}
-				for k := lo; k < hi; k++ {
-					d[k] = float32(reduce(buf[(k-lo)*n : (k-lo+1)*n]))
+				for b := 0; lo+b*sortLanes < hi; b++ {
+					block := buf[b*n*sortLanes : (b+1)*n*sortLanes]
+					net.SortColumns16(block)
+					reduce(block, n, &res)
+					for l := range min(sortLanes, hi-lo-b*sortLanes) {
+						d[lo+b*sortLanes+l] = float32(res[l])
+					}
 				}
 			}
 		})
