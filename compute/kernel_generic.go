@@ -56,6 +56,8 @@ func KernelChoice() string { return "portable Go kernels" }
 
 func hasAVX512BF16() bool { return false }
 
+func hasAVX512DQ() bool { return false }
+
 func microKernelBF16(pairs int, a []uint16, ts int, b []uint16, c []float32, ldc int, beta float32, mode int) {
 	panic("compute: bf16 kernel without assembly")
 }
