@@ -46,19 +46,38 @@ func KronExact(updates []Weighted) (*adapter.Set, []ModuleError, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var errs []ModuleError
-	for mi, m := range out.Modules {
+	errs, err := refitModules(out, func(mi int) (float64, error) {
 		ks := make([]*adapter.Kron, len(updates))
 		for i, u := range updates {
 			ks[i] = u.Set.Modules[mi].Layer.(*adapter.Kron)
 		}
-		rel, err := refit(m.Layer.(*adapter.Kron), ks, p)
-		if err != nil {
-			return nil, nil, fmt.Errorf("aggregate: module %s: %w", m.Name, err)
-		}
-		errs = append(errs, ModuleError{Module: m.Name, Rel: rel})
+		return refit(out.Modules[mi].Layer.(*adapter.Kron), ks, p)
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return out, errs, nil
+}
+
+// refitModules runs fit for every module of out and returns each one's
+// relative error, or the first module's error. The modules' re-fits are
+// independent (each writes only its own factors), so they run side by side
+// on the CPUs: gonum's QR and SVD are serial.
+func refitModules(out *adapter.Set, fit func(mi int) (float64, error)) ([]ModuleError, error) {
+	errs := make([]ModuleError, len(out.Modules))
+	fails := make([]error, len(out.Modules))
+	compute.ParallelRange(len(out.Modules), 1, func(lo, hi int) {
+		for mi := lo; mi < hi; mi++ {
+			errs[mi].Module = out.Modules[mi].Name
+			errs[mi].Rel, fails[mi] = fit(mi)
+		}
+	})
+	for mi, err := range fails {
+		if err != nil {
+			return nil, fmt.Errorf("aggregate: module %s: %w", out.Modules[mi].Name, err)
+		}
+	}
+	return errs, nil
 }
 
 // refit sets dst's factors to the Kron-LoRA nearest to Σ p_i·ΔW_i of the

@@ -42,9 +42,8 @@ func LoRAExact(updates []Weighted) (*adapter.Set, []ModuleError, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var errs []ModuleError
-	for mi, m := range out.Modules {
-		dst := m.Layer.(*adapter.LoRA)
+	errs, err := refitModules(out, func(mi int) (float64, error) {
+		dst := out.Modules[mi].Layer.(*adapter.LoRA)
 		q, dOut, dIn := dst.Shape.Rank, dst.Shape.DOut, dst.Shape.DIn
 		n := len(updates)
 		ls := make([]*adapter.LoRA, n)
@@ -61,12 +60,11 @@ func LoRAExact(updates []Weighted) (*adapter.Set, []ModuleError, error) {
 			}
 		}
 		if exact2 <= 0 { // every ΔW is 0 (B = 0 at the start): keep the mean
-			errs = append(errs, ModuleError{Module: m.Name})
-			continue
+			return 0, nil
 		}
 		b, a, err := truncate(L, Rt, q)
 		if err != nil {
-			return nil, nil, fmt.Errorf("aggregate: module %s: %w", m.Name, err)
+			return 0, err
 		}
 		for i := range dst.B {
 			dst.B[i] = float32(b[i])
@@ -81,7 +79,10 @@ func LoRAExact(updates []Weighted) (*adapter.Set, []ModuleError, error) {
 			cross += p[i] * adapter.LowRankInner(l.B, l.A, dst.B, dst.A, dOut, q, dIn)
 		}
 		new2 := adapter.LowRankInner(dst.B, dst.A, dst.B, dst.A, dOut, q, dIn)
-		errs = append(errs, ModuleError{Module: m.Name, Rel: math.Sqrt(math.Max(exact2+new2-2*cross, 0) / exact2)})
+		return math.Sqrt(math.Max(exact2+new2-2*cross, 0) / exact2), nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return out, errs, nil
 }
