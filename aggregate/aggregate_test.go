@@ -129,20 +129,11 @@ func TestRobustRules(t *testing.T) {
 	avg, _ := FedAvg(ups)
 	for j, p := range med.Params() {
 		for k := range p.Data {
-			vals := make([]float64, 0, 5)
-			for _, u := range ups {
-				vals = append(vals, float64(u.Set.Params()[j].Data[k]))
-			}
-			// sort 5 values by insertion
-			for a := 1; a < len(vals); a++ {
-				for b := a; b > 0 && vals[b] < vals[b-1]; b-- {
-					vals[b], vals[b-1] = vals[b-1], vals[b]
-				}
-			}
-			if float64(p.Data[k]) != float64(float32(vals[2])) {
+			vals := sortedValues(ups, j, k)
+			if p.Data[k] != vals[2] {
 				t.Fatalf("median %s[%d] = %v, want %v", p.Name, k, p.Data[k], vals[2])
 			}
-			want := (vals[1] + vals[2] + vals[3]) / 3
+			want := (float64(vals[1]) + float64(vals[2]) + float64(vals[3])) / 3
 			if math.Abs(float64(tm.Params()[j].Data[k])-want) > 1e-5*(1+math.Abs(want)) {
 				t.Fatalf("trimmed mean %s[%d] = %v, want %v", p.Name, k, tm.Params()[j].Data[k], want)
 			}
@@ -339,11 +330,7 @@ func TestCoordinatewiseAgainstSort(t *testing.T) {
 		k := int(0.2 * float64(n))
 		for j, p := range med.Params() {
 			for c := range p.Data {
-				vals := make([]float32, n)
-				for i, u := range ups {
-					vals[i] = u.Set.Params()[j].Data[c]
-				}
-				slices.Sort(vals)
+				vals := sortedValues(ups, j, c)
 				want := float64(vals[n/2])
 				if n%2 == 0 {
 					want = (float64(vals[n/2-1]) + float64(vals[n/2])) / 2
@@ -361,4 +348,14 @@ func TestCoordinatewiseAgainstSort(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sortedValues is coordinate c of every client's tensor j, sorted.
+func sortedValues(ups []Weighted, j, c int) []float32 {
+	vals := make([]float32, len(ups))
+	for i, u := range ups {
+		vals[i] = u.Set.Params()[j].Data[c]
+	}
+	slices.Sort(vals)
+	return vals
 }

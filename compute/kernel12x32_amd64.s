@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "tile24_amd64.h"
 
 // AVX-512 GEMM micro-kernel: a 12×32 tile of C from two consecutive packed
 // 6-row A tiles and two adjacent packed 16-column B micro-panels — the
@@ -107,30 +108,7 @@ TEXT ·sgemmKernel12x32(SB), NOSPLIT, $0-80
 	PFROW; PFROW; PFROW; PFROW; PFROW; PFROW; PFROW; PFROW; PFROW; PFROW; PFROW; PFROW
 	MOVQ c+40(FP), DI
 
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
-	VPXORD Z16, Z16, Z16
-	VPXORD Z17, Z17, Z17
-	VPXORD Z18, Z18, Z18
-	VPXORD Z19, Z19, Z19
-	VPXORD Z20, Z20, Z20
-	VPXORD Z21, Z21, Z21
-	VPXORD Z22, Z22, Z22
-	VPXORD Z23, Z23, Z23
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	VPXORD Z26, Z26, Z26
-	VPXORD Z27, Z27, Z27
-	VPXORD Z28, Z28, Z28
-	VPXORD Z29, Z29, Z29
-	VPXORD Z30, Z30, Z30
-	VPXORD Z31, Z31, Z31
+	ZERO24 // the same 24 accumulators, Z8..Z31, as the 24×16 tile
 
 	MOVQ CX, R9
 	SHRQ $3, R9

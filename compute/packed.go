@@ -215,6 +215,22 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 	firstMode := firstPassMode(beta)
 	for jc := j0; jc < j1; jc += ncPanels {
 		jce := min(jc+ncPanels, j1)
+		// upcoming is the B data used after the count panels from jp
+		// (bp): the next count panels of the sweep, or the first of the
+		// next pass (bp itself after the last) — prefetched into L2 a
+		// slice per kernel call.
+		upcoming := func(blk, jp, count int, bp []float32) []float32 {
+			var next []float32
+			switch {
+			case jp+count < jce:
+				next, _ = pb.panels(blk, jp+count, min(count, jce-jp-count))
+			case (blk+1)*kc < k:
+				next, _ = pb.panels(blk+1, jc, min(count, jce-jc))
+			default:
+				next = bp
+			}
+			return next
+		}
 		for blk, p0 := 0, 0; p0 < k; blk, p0 = blk+1, p0+kc {
 			kcb := min(kc, k-p0)
 			ts := aTileStride(kcb)
@@ -231,15 +247,7 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 						// Two whole panels side by side: 12×32 tiles
 						// (adjacent panels, so the pair is one stream).
 						bp, _ := pb.panels(blk, jp, 2)
-						var next []float32
-						switch {
-						case jp+2 < jce:
-							next, _ = pb.panel(blk, jp+2)
-						case p0+kc < k:
-							next, _ = pb.panel(blk+1, jc)
-						default:
-							next = bp
-						}
+						next := upcoming(blk, jp, 2, bp)
 						pfStep12 := (kcb / 8) * 2 * nr
 						col := jp * nr
 						for ir := 0; ir < mc; ir += 2 * mr {
@@ -257,17 +265,7 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 						jp++
 						continue
 					}
-					// The B micro-panel used after this one: prefetched
-					// into L2 a slice per kernel call.
-					var next []float32
-					switch {
-					case jp+1 < jce:
-						next, _ = pb.panel(blk, jp+1)
-					case p0+kc < k:
-						next, _ = pb.panel(blk+1, jc)
-					default:
-						next = bp
-					}
+					next := upcoming(blk, jp, 1, bp)
 					pfStep := (kcb / 8) * nr
 					col := jp * nr
 					cols := min(nr, n-col)
