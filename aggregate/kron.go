@@ -275,8 +275,10 @@ func truncate(L, Rt *mat.Dense, r int) (b1, b2 []float64, err error) {
 	var us, vs mat.Dense
 	svd.UTo(&us)
 	svd.VTo(&vs)
-	left := f1.mulQ(&us)  // dB2 × (singular vectors)
-	right := f2.mulQ(&vs) // dB1 × (singular vectors)
+	// Only the first r singular vectors are kept: only they go through Q.
+	kept := min(r, len(s))
+	left := f1.mulQ(us.Slice(0, us.RawMatrix().Rows, 0, kept).(*mat.Dense))  // dB2 × kept
+	right := f2.mulQ(vs.Slice(0, vs.RawMatrix().Rows, 0, kept).(*mat.Dense)) // dB1 × kept
 	b1, b2 = make([]float64, dB2*r), make([]float64, r*dB1)
 	for q := 0; q < r && q < len(s); q++ {
 		sq := math.Sqrt(s[q])
