@@ -44,6 +44,13 @@ func globalDigest(s *adapter.Set) string {
 // of n² float64 inner products (relative difference ~1e-6, 2.7× faster at
 // 100 DistilBERT-sized clients with the Householder change), which moves
 // kron-exact's second global in its last bits.
+// And a third time (issue 19, 2026-12-07): the re-fit's rank-r truncation
+// takes the top r singular triplets of its core from an eigendecomposition
+// of the core's smaller Gram matrix instead of gonum's full SVD
+// (aggregate.topSingular, checked against the SVD in TestTopSingular and
+// against Eckart–Young in the dense-reference tests; kron-exact 3.4 → 2.6 s
+// at 100 DistilBERT-sized clients), which moves both kron-exact globals in
+// their last bits.
 func TestPublishedGlobalsGolden(t *testing.T) {
 	// The random built-in model and dA2 = 1, as when the digests were
 	// pinned: the pretrained model and the dA2 ≥ 2 default came later
@@ -64,7 +71,7 @@ func TestPublishedGlobalsGolden(t *testing.T) {
 		want []string
 	}{
 		{"fedavg", fed.Rule{Name: "fedavg"}, nil, nil, []string{"de7bdeeb4d62e1b7", "0de278e150cf7eb5"}},
-		{"kron-exact", fed.Rule{Name: "kron-exact"}, nil, nil, []string{"5ec03ffe83ee8aef", "d51d4989c211202c"}},
+		{"kron-exact", fed.Rule{Name: "kron-exact"}, nil, nil, []string{"4c0cfbb75b6d7cbb", "a19f7e6ab4fe179f"}},
 		{"median", fed.Rule{Name: "median"}, nil, nil, []string{"b44ce4bfe8c9a1d0", "fed5af1e643ebda3"}},
 		{"trimmed-mean", fed.Rule{Name: "trimmed-mean", Beta: 0.2}, nil, nil, []string{"c4be965222b6902a", "d81eb61230a31a24"}},
 		{"fedadam", fed.Rule{Name: "fedadam", LR: 0.01, Tau: 1e-3}, nil, nil, []string{"3252c224c53e662e", "a8de872cd3e12c88"}},
