@@ -97,8 +97,7 @@ func (d *Dropout) Sample(m *Mask, n int) {
 	}
 	words := (n + 63) / 64
 	if cap(m.keep) >= words {
-		m.keep = m.keep[:words]
-		clear(m.keep)
+		m.keep = m.keep[:words] // every word is overwritten below
 	} else {
 		m.keep = make([]uint64, words)
 	}

@@ -509,14 +509,17 @@ func TestPCGMatchesRand(t *testing.T) {
 // TestSampleChunks: a drawn mask equals one built chunk by chunk from
 // rand.NewPCG(seed, chunk) with one comparison per element, for sizes with
 // whole groups of four chunks (drawn side by side), leftover chunks, a
-// partial last chunk and a partial last word, on one and on two threads.
+// partial last chunk and a partial last word, on one and on two threads —
+// into a mask whose storage holds an earlier, larger draw, so that a word
+// left unwritten would show.
 func TestSampleChunks(t *testing.T) {
 	const chunk = maskChunkWords * 64
 	for _, n := range []int{1, 100, chunk, 4 * chunk, 4*chunk + 1, 5*chunk - 3, 9*chunk + 64, 11*chunk + 77} {
 		for _, threads := range []int{1, 2} {
 			prev := compute.SetThreads(threads)
-			d := &Dropout{P: 0.1, Rng: rand.New(rand.NewPCG(5, uint64(n)))}
 			var m Mask
+			(&Dropout{P: 0.9, Rng: rand.New(rand.NewPCG(6, 6))}).Sample(&m, 12*chunk)
+			d := &Dropout{P: 0.1, Rng: rand.New(rand.NewPCG(5, uint64(n)))}
 			d.Sample(&m, n)
 			compute.SetThreads(prev)
 			seed := rand.New(rand.NewPCG(5, uint64(n))).Uint64()

@@ -118,14 +118,7 @@ func TestRobustRules(t *testing.T) {
 			p.Data[i] = 1e6
 		}
 	}
-	med, err := Median(ups)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tm, err := TrimmedMean(ups, 0.2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	med, tm := medianAndTrimmed(t, ups)
 	avg, _ := FedAvg(ups)
 	for j, p := range med.Params() {
 		for k := range p.Data {
@@ -319,14 +312,7 @@ func TestCoordinatewiseAgainstSort(t *testing.T) {
 			}
 			ups = append(ups, Weighted{Set: s, Weight: 1})
 		}
-		med, err := Median(ups)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tm, err := TrimmedMean(ups, 0.2)
-		if err != nil {
-			t.Fatal(err)
-		}
+		med, tm := medianAndTrimmed(t, ups)
 		k := int(0.2 * float64(n))
 		for j, p := range med.Params() {
 			for c := range p.Data {
@@ -358,4 +344,18 @@ func sortedValues(ups []Weighted, j, c int) []float32 {
 	}
 	slices.Sort(vals)
 	return vals
+}
+
+// medianAndTrimmed aggregates ups by Median and by TrimmedMean(0.2).
+func medianAndTrimmed(t *testing.T, ups []Weighted) (med, tm *adapter.Set) {
+	t.Helper()
+	med, err := Median(ups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err = TrimmedMean(ups, 0.2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return med, tm
 }

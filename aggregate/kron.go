@@ -326,13 +326,14 @@ func topSingular(c *mat.Dense, r int) (u, v *mat.Dense, s []float64, err error) 
 	} else {
 		other.Mul(c.T(), small)
 	}
-	for q := 0; q < kept; q++ {
+	o := other.RawMatrix()
+	for q, sq := range s {
 		inv := 0.0
-		if s[q] > 0 {
-			inv = 1 / s[q]
+		if sq > 0 {
+			inv = 1 / sq
 		}
-		for i := 0; i < other.RawMatrix().Rows; i++ {
-			other.Set(i, q, other.At(i, q)*inv)
+		for i := 0; i < o.Rows; i++ {
+			o.Data[i*o.Stride+q] *= inv
 		}
 	}
 	if tall {

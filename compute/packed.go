@@ -242,7 +242,6 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 				mc := min(mcMax, r1-ic)
 				packA(tA, a, lda, ic, mc, p0, kcb, alpha, ap)
 				for jp := jc; jp < jce; jp++ {
-					bp, _ := pb.panel(blk, jp)
 					if zmm && usePairKernel && jp+1 < jce && (jp+2)*nr <= n {
 						// Two whole panels side by side: 12×32 tiles
 						// (adjacent panels, so the pair is one stream).
@@ -265,6 +264,7 @@ func gemmPart(tA Transpose, m int, alpha float32, a []float32, lda int, pb *Pack
 						jp++
 						continue
 					}
+					bp, _ := pb.panel(blk, jp)
 					next := upcoming(blk, jp, 1, bp)
 					pfStep := (kcb / 8) * nr
 					col := jp * nr
