@@ -54,8 +54,33 @@ var targets = []adapter.Target{{Name: "m.q", DOut: 24, DIn: 20}, {Name: "m.down"
 
 // TestKronExactAgainstDense: the reported error equals the dense error of
 // the re-fit against the dense weighted sum, the re-fit beats factor
-// averaging, and identical clients aggregate exactly.
+// averaging, and identical clients aggregate exactly — on both of refit's
+// paths (these sizes take the explicit one; preferFactored forces the other),
+// which must also agree with each other.
 func TestKronExactAgainstDense(t *testing.T) {
+	var paths [2]*adapter.Set
+	for i, factored := range []bool{false, true} {
+		t.Run(map[bool]string{false: "explicit", true: "factored"}[factored], func(t *testing.T) {
+			saved := preferFactored
+			preferFactored = factored
+			defer func() { preferFactored = saved }()
+			paths[i] = kronExactAgainstDense(t)
+		})
+	}
+	for mi := range targets {
+		a, b := deltaW64(paths[0].Modules[mi].Layer.(*adapter.Kron)), deltaW64(paths[1].Modules[mi].Layer.(*adapter.Kron))
+		var num, den float64
+		for k := range a {
+			num += (a[k] - b[k]) * (a[k] - b[k])
+			den += b[k] * b[k]
+		}
+		if rel := math.Sqrt(num / den); rel > 1e-5 {
+			t.Errorf("%s: the explicit and factored paths' ΔW differ by %.3g (relative)", targets[mi].Name, rel)
+		}
+	}
+}
+
+func kronExactAgainstDense(t *testing.T) *adapter.Set {
 	var ups []Weighted
 	for i := 0; i < 5; i++ {
 		ups = append(ups, Weighted{Set: kronSet(t, uint64(i), targets), Weight: float64(10 + 7*i)})
@@ -105,6 +130,7 @@ func TestKronExactAgainstDense(t *testing.T) {
 			t.Errorf("%s: identical clients aggregated with error %.3g", e.Module, e.Rel)
 		}
 	}
+	return got
 }
 
 func TestRobustRules(t *testing.T) {

@@ -80,21 +80,39 @@ func refitModules(out *adapter.Set, fit func(mi int) (float64, error)) ([]Module
 	return errs, nil
 }
 
+// preferFactored makes refit take its factored path whatever the sizes
+// (tests check both paths on the same inputs).
+var preferFactored bool
+
 // refit sets dst's factors to the Kron-LoRA nearest to Σ p_i·ΔW_i of the
-// clients ks and returns the relative error left.
+// clients ks and returns the relative error left. The rearrangement's rows
+// R_a = Σ_i U[a,i]·B_i (U = [p_i·vec(A_i)], na×n) are taken in factored
+// form while the clients' stacked rank n·r is below the smaller side of
+// B (dB2×dB1), and formed explicitly beyond it, where the factored form
+// is no smaller and its n×n client Gram matrix grows as n² (refitExplicit).
 func refit(dst *adapter.Kron, ks []*adapter.Kron, p []float64) (float64, error) {
 	sh := dst.Shape
-	r, dB2, dB1 := sh.Rank, sh.DB2(), sh.DB1()
 	na := sh.DA2 * adapter.KronDA1
-	n := len(ks)
-	// G_ij = ⟨B_i, B_j⟩ with B = B1·B2, and U = [p_i·vec(A_i)] (na×n).
-	G := gram(ks, r, dB2, dB1)
-	U := mat.NewDense(na, n, nil)
+	U := mat.NewDense(na, len(ks), nil)
 	for i, k := range ks {
 		for a, v := range k.A {
 			U.Set(a, i, p[i]*float64(v))
 		}
 	}
+	if len(ks)*sh.Rank >= min(sh.DB2(), sh.DB1()) && !preferFactored {
+		return refitExplicit(dst, ks, U)
+	}
+	return refitFactored(dst, ks, U)
+}
+
+// refitFactored is refit through the clients' Gram matrix G_ij = ⟨B_i,
+// B_j⟩: R·Rᵀ = U·G·Uᵀ, and B = Σ_i c_i·B1_i·B2_i truncated through QR of
+// the stacked factors. The error comes from inner products of the factors.
+func refitFactored(dst *adapter.Kron, ks []*adapter.Kron, U *mat.Dense) (float64, error) {
+	sh := dst.Shape
+	r, dB2, dB1 := sh.Rank, sh.DB2(), sh.DB1()
+	na, n := U.Dims()
+	G := gram(ks, r, dB2, dB1)
 	// ‖ΔW_exact‖² = Σ_ij ⟨p_i A_i, p_j A_j⟩·G_ij = tr(Uᵀ·U·G).
 	var UtU mat.Dense
 	UtU.Mul(U.T(), U)
@@ -113,15 +131,10 @@ func refit(dst *adapter.Kron, ks []*adapter.Kron, p []float64) (float64, error) 
 	var UG, RRt mat.Dense
 	UG.Mul(U, G)
 	RRt.Mul(&UG, U.T())
-	var eig mat.EigenSym
-	if ok := eig.Factorize(mat.NewSymDense(na, RRt.RawMatrix().Data), true); !ok {
-		return 0, fmt.Errorf("eigendecomposition of the %d×%d Kronecker rearrangement failed", na, na)
+	u, err := leadingVector(RRt.RawMatrix().Data, na)
+	if err != nil {
+		return 0, err
 	}
-	vals := eig.Values(nil)
-	var vecs mat.Dense
-	eig.VectorsTo(&vecs)
-	top := len(vals) - 1 // ascending order
-	u := mat.Col(nil, top, &vecs)
 	// B_new = Rᵀ·u = Σ_i c_i·B_i with c_i = p_i·⟨vec A_i, u⟩.
 	c := make([]float64, n)
 	for i := range ks {
@@ -135,37 +148,11 @@ func refit(dst *adapter.Kron, ks []*adapter.Kron, p []float64) (float64, error) 
 		lefts[i], rights[i] = k.B1, k.B2
 	}
 	L, Rt := stackPairs(lefts, rights, c, dB2, r, dB1)
-	b1, b2, err := truncate(L, Rt, r)
+	b1, b2, _, err := truncate(L, Rt, r)
 	if err != nil {
 		return 0, err
 	}
-	// B now carries the whole size (‖u‖ = 1). Move part of it into A so
-	// neither factor drifts in scale across rounds: A = u·√‖B‖F and each of
-	// B1, B2 divided by ‖B‖F^¼; the Kronecker product is unchanged.
-	var bNorm2 float64
-	{
-		var g1, g2 mat.Dense
-		g1.Mul(mat.NewDense(dB2, r, b1).T(), mat.NewDense(dB2, r, b1))
-		g2.Mul(mat.NewDense(r, dB1, b2), mat.NewDense(r, dB1, b2).T())
-		bNorm2 = mat.Dot(mat.NewVecDense(r*r, g1.RawMatrix().Data), mat.NewVecDense(r*r, g2.RawMatrix().Data))
-	}
-	scale := math.Sqrt(math.Sqrt(math.Max(bNorm2, 0)))
-	if scale == 0 {
-		scale = 1
-	}
-	for a := range dst.A {
-		dst.A[a] = float32(u[a] * scale)
-	}
-	bScale := 1 / math.Sqrt(scale)
-	for i := range dst.B1 {
-		dst.B1[i] = float32(b1[i] * bScale)
-	}
-	for i := range dst.B2 {
-		dst.B2[i] = float32(b2[i] * bScale)
-	}
-	clear(dst.GradA)
-	clear(dst.GradB1)
-	clear(dst.GradB2)
+	store(dst, u, b1, b2)
 	// ‖ΔW_exact − ΔW_new‖² from inner products, in float64 on the float32
 	// factors that were actually stored.
 	aNew := make([]float64, na)
@@ -187,6 +174,181 @@ func refit(dst *adapter.Kron, ks []*adapter.Kron, p []float64) (float64, error) 
 	new2 := an2 * adapter.LowRankInner(dst.B1, dst.B2, dst.B1, dst.B2, dB2, r, dB1)
 	diff := math.Max(exact2+new2-2*cross, 0)
 	return math.Sqrt(diff / exact2), nil
+}
+
+// refitExplicit is refit with R's na rows formed explicitly, each a dB2×dB1
+// matrix, by float32 GEMMs whose cost grows linearly in the number of
+// clients (rearrangement): then R·Rᵀ from their inner products, its top
+// eigenvector u, B = Rᵀ·u = Σ_a u_a·R_a, B's top r singular triplets, and
+// the error as the residual ‖R − vec(A_new)·vec(B1_new·B2_new)ᵀ‖ itself
+// (no cancelling difference of squared norms).
+func refitExplicit(dst *adapter.Kron, ks []*adapter.Kron, U *mat.Dense) (float64, error) {
+	sh := dst.Shape
+	r, dB2, dB1 := sh.Rank, sh.DB2(), sh.DB1()
+	na, _ := U.Dims()
+	size := dB2 * dB1
+	R := rearrangement(ks, U, r, dB2, dB1)
+	row := func(a int) []float32 { return R[a*size:][:size] } // R_a, dB2×dB1
+	RRt := make([]float64, na*na)                             // upper triangle
+	var exact2 float64
+	for a := 0; a < na; a++ {
+		for b := a; b < na; b++ {
+			RRt[a*na+b] = dot64(row(a), row(b))
+		}
+		exact2 += RRt[a*na+a]
+	}
+	if exact2 <= 0 {
+		return 0, nil // every ΔW is 0: keep the mean (as refitFactored does)
+	}
+	u, err := leadingVector(RRt, na)
+	if err != nil {
+		return 0, err
+	}
+	B32 := make([]float32, size) // Σ_a u_a·R_a
+	for a, ua := range u {
+		compute.Axpy(float32(ua), row(a), B32)
+	}
+	B := make([]float64, size)
+	for i, v := range B32 {
+		B[i] = float64(v)
+	}
+	left, right, s, err := topSingular(mat.NewDense(dB2, dB1, B), r)
+	if err != nil {
+		return 0, fmt.Errorf("%w (the %d×%d sum of the clients' B)", err, dB2, dB1)
+	}
+	b1, b2 := splitTriplets(left, right, s, r)
+	store(dst, u, b1, b2)
+	// Residual on the stored float32 factors: Σ_a ‖R_a − A_new[a]·B_new‖².
+	f1, f2 := make([]float64, dB2*r), make([]float64, r*dB1)
+	for i, v := range dst.B1 {
+		f1[i] = float64(v)
+	}
+	for i, v := range dst.B2 {
+		f2[i] = float64(v)
+	}
+	var bNew mat.Dense
+	bNew.Mul(mat.NewDense(dB2, r, f1), mat.NewDense(r, dB1, f2))
+	bn := bNew.RawMatrix().Data
+	var res float64
+	for a := 0; a < na; a++ {
+		ca := float64(dst.A[a])
+		for j, v := range row(a) {
+			d := float64(v) - ca*bn[j]
+			res += d * d
+		}
+	}
+	return math.Sqrt(res / exact2), nil
+}
+
+// rearrangementChunk is how many stacked rows (clients × r) one pass of
+// rearrangement takes: compute.Gemm's pass depth (kcMax), so each chunk is
+// one pass and the temporaries stay small at any number of clients.
+const rearrangementChunk = 384
+
+// rearrangement returns R's rows R_a = Σ_i U[a,i]·B1_i·B2_i (a < na), each
+// a dB2×dB1 matrix, one after another (na·dB2·dB1 float32, row-major).
+// Per chunk of clients, T = [B2_i; …] (k·r × dB1) is packed once and
+// multiplied by S_a = [U[a,i]·B1_i …] (dB2 × k·r) for every a, accumulating
+// into R_a: 2·dB2·n·r·na·dB1 flops in all, linear in n. S_a is refilled
+// per a from S = [B1_i …] in a buffer that stays in cache.
+func rearrangement(ks []*adapter.Kron, U *mat.Dense, r, dB2, dB1 int) []float32 {
+	na, n := U.Dims()
+	size := dB2 * dB1
+	R := make([]float32, na*size)
+	// Clients per pass: at most rearrangementChunk rows, the passes even
+	// (100 clients at r = 8 take 34+33+33, not 48+48+4: a shallow last
+	// pass would read and write all of R for little work).
+	passes := (n*r + rearrangementChunk - 1) / rearrangementChunk
+	per := (n + passes - 1) / passes
+	width := per * r
+	S, Sa := make([]float32, dB2*width), make([]float32, dB2*width)
+	T := make([]float32, width*dB1)
+	colScale := make([]float32, width)
+	for lo := 0; lo < n; lo += per {
+		hi := min(n, lo+per)
+		kr := (hi - lo) * r
+		for i := lo; i < hi; i++ {
+			col := (i - lo) * r
+			for row := 0; row < dB2; row++ {
+				copy(S[row*kr+col:][:r], ks[i].B1[row*r:][:r])
+			}
+			copy(T[col*dB1:][:r*dB1], ks[i].B2)
+		}
+		pb := compute.PackB(compute.NoTrans, kr, dB1, T, dB1)
+		beta := float32(1)
+		if lo == 0 {
+			beta = 0
+		}
+		for a := 0; a < na; a++ {
+			for i := lo; i < hi; i++ {
+				ua := float32(U.At(a, i))
+				for q := range r {
+					colScale[(i-lo)*r+q] = ua
+				}
+			}
+			for row := 0; row < dB2; row++ {
+				src, dst := S[row*kr:][:kr], Sa[row*kr:][:kr]
+				for c, v := range src {
+					dst[c] = v * colScale[c]
+				}
+			}
+			compute.GemmPacked(compute.NoTrans, dB2, 1, Sa, kr, pb, beta, R[a*size:][:size], dB1)
+		}
+	}
+	return R
+}
+
+// dot64 is ⟨x, y⟩ of two long float32 vectors: compute.Dot over runs of
+// 4096, the runs summed in float64 (float32 accumulation over hundreds of
+// thousands of terms would lose digits the re-fit's error report keeps).
+func dot64(x, y []float32) float64 {
+	var s float64
+	for lo := 0; lo < len(x); lo += 4096 {
+		hi := min(len(x), lo+4096)
+		s += float64(compute.Dot(x[lo:hi], y[lo:hi]))
+	}
+	return s
+}
+
+// leadingVector returns the unit eigenvector of the largest eigenvalue of
+// the symmetric na×na matrix s (row-major, upper triangle read; s is
+// overwritten).
+func leadingVector(s []float64, na int) ([]float64, error) {
+	_, v, ok := topEigen(s, na, 1)
+	if !ok {
+		return nil, fmt.Errorf("eigendecomposition of the %d×%d Kronecker rearrangement failed", na, na)
+	}
+	return mat.Col(nil, 0, v), nil
+}
+
+// store writes the re-fit into dst: A = u (unit norm) and B = b1·b2
+// (dB2×r, r×dB1, row-major) carrying the whole size. Part of the size is
+// moved into A so neither factor drifts in scale across rounds: A =
+// u·√‖B‖F and each of B1, B2 divided by ‖B‖F^¼; the Kronecker product is
+// unchanged. Gradients are cleared.
+func store(dst *adapter.Kron, u, b1, b2 []float64) {
+	r, dB2, dB1 := dst.Shape.Rank, dst.Shape.DB2(), dst.Shape.DB1()
+	var g1, g2 mat.Dense
+	g1.Mul(mat.NewDense(dB2, r, b1).T(), mat.NewDense(dB2, r, b1))
+	g2.Mul(mat.NewDense(r, dB1, b2), mat.NewDense(r, dB1, b2).T())
+	bNorm2 := mat.Dot(mat.NewVecDense(r*r, g1.RawMatrix().Data), mat.NewVecDense(r*r, g2.RawMatrix().Data))
+	scale := math.Sqrt(math.Sqrt(math.Max(bNorm2, 0)))
+	if scale == 0 {
+		scale = 1
+	}
+	for a := range dst.A {
+		dst.A[a] = float32(u[a] * scale)
+	}
+	bScale := 1 / math.Sqrt(scale)
+	for i := range dst.B1 {
+		dst.B1[i] = float32(b1[i] * bScale)
+	}
+	for i := range dst.B2 {
+		dst.B2[i] = float32(b2[i] * bScale)
+	}
+	clear(dst.GradA)
+	clear(dst.GradB1)
+	clear(dst.GradB2)
 }
 
 // gram is G_ij = ⟨B1_i·B2_i, B1_j·B2_j⟩_F for every pair of clients, from
@@ -260,31 +422,41 @@ func stackPairs(lefts, rights [][]float32, c []float64, m, r, cols int) (L, Rt *
 // vectors are multiplied by them through their Householder reflectors
 // (LAPACK's ormqr), which costs O(m·k·r) where forming Q costs O(m²·k) —
 // the difference between seconds and milliseconds for a 768-row factor.
-// L and Rt are overwritten (stackPairs' temporaries).
-func truncate(L, Rt *mat.Dense, r int) (b1, b2 []float64, err error) {
-	dB2, k := L.Dims()
-	dB1, _ := Rt.Dims()
+// L and Rt are overwritten (stackPairs' temporaries). norm2 is ‖L·Rtᵀ‖²F,
+// which is the core's (Q1 and Q2 have orthonormal columns): the exact sum's
+// squared norm at no cost.
+func truncate(L, Rt *mat.Dense, r int) (b1, b2 []float64, norm2 float64, err error) {
+	_, k := L.Dims()
 	f1, r1 := householderQR(L)
 	f2, r2 := householderQR(Rt)
 	var core mat.Dense
 	core.Mul(r1, r2.T())
+	norm2 = math.Pow(mat.Norm(&core, 2), 2)
 	us, vs, s, err := topSingular(&core, r)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w (the core of a rank-%d factorization)", err, k)
+		return nil, nil, 0, fmt.Errorf("%w (the core of a rank-%d factorization)", err, k)
 	}
-	left := f1.mulQ(us)  // dB2 × kept
-	right := f2.mulQ(vs) // dB1 × kept
-	b1, b2 = make([]float64, dB2*r), make([]float64, r*dB1)
+	b1, b2 = splitTriplets(f1.mulQ(us), f2.mulQ(vs), s, r)
+	return b1, b2, norm2, nil
+}
+
+// splitTriplets turns the kept singular triplets (left m×k', right n×k',
+// values s, k' ≤ r) into the rank-r pair B1 = left·√s (m×r) and B2 =
+// √s·rightᵀ (r×n), row-major; components past k' stay 0.
+func splitTriplets(left, right *mat.Dense, s []float64, r int) (b1, b2 []float64) {
+	m, _ := left.Dims()
+	n, _ := right.Dims()
+	b1, b2 = make([]float64, m*r), make([]float64, r*n)
 	for q := 0; q < r && q < len(s); q++ {
 		sq := math.Sqrt(s[q])
-		for row := 0; row < dB2; row++ {
+		for row := 0; row < m; row++ {
 			b1[row*r+q] = left.At(row, q) * sq
 		}
-		for col := 0; col < dB1; col++ {
-			b2[q*dB1+col] = right.At(col, q) * sq
+		for col := 0; col < n; col++ {
+			b2[q*n+col] = right.At(col, q) * sq
 		}
 	}
-	return b1, b2, nil
+	return b1, b2
 }
 
 // topSingular returns the r largest singular values of c (c1×c2) and their
@@ -303,22 +475,14 @@ func topSingular(c *mat.Dense, r int) (u, v *mat.Dense, s []float64, err error) 
 	} else {
 		g.SymOuterK(1, c) // c·cᵀ, c1×c1
 	}
-	var eig mat.EigenSym
-	if !eig.Factorize(&g, true) {
-		return nil, nil, nil, fmt.Errorf("eigendecomposition of the %d×%d Gram matrix of a %d×%d core failed", g.SymmetricDim(), g.SymmetricDim(), c1, c2)
+	n := g.SymmetricDim()
+	vals, small, ok := topEigen(g.RawSymmetric().Data, n, r) // small: the Gram side's vectors, largest first
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("eigendecomposition of the %d×%d Gram matrix of a %d×%d core failed", n, n, c1, c2)
 	}
-	vals := eig.Values(nil) // ascending
-	var vecs mat.Dense
-	eig.VectorsTo(&vecs)
-	n := len(vals)
-	kept := min(r, n)
-	small := mat.NewDense(n, kept, nil) // the Gram side's vectors, largest first
-	s = make([]float64, kept)
-	for q := 0; q < kept; q++ {
-		s[q] = math.Sqrt(math.Max(vals[n-1-q], 0))
-		for i := 0; i < n; i++ {
-			small.Set(i, q, vecs.At(i, n-1-q))
-		}
+	s = make([]float64, len(vals))
+	for q, l := range vals {
+		s[q] = math.Sqrt(math.Max(l, 0))
 	}
 	var other mat.Dense // the other side: c·v or cᵀ·u, then divided by σ
 	if tall {

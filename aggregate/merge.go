@@ -53,18 +53,12 @@ func LoRAExact(updates []Weighted) (*adapter.Set, []ModuleError, error) {
 			lefts[i], rights[i] = ls[i].B, ls[i].A
 		}
 		L, Rt := stackPairs(lefts, rights, p, dOut, q, dIn)
-		var exact2 float64
-		for i := range ls {
-			for j := range ls {
-				exact2 += p[i] * p[j] * adapter.LowRankInner(ls[i].B, ls[i].A, ls[j].B, ls[j].A, dOut, q, dIn)
-			}
+		b, a, exact2, err := truncate(L, Rt, q)
+		if err != nil {
+			return 0, err
 		}
 		if exact2 <= 0 { // every ΔW is 0 (B = 0 at the start): keep the mean
 			return 0, nil
-		}
-		b, a, err := truncate(L, Rt, q)
-		if err != nil {
-			return 0, err
 		}
 		for i := range dst.B {
 			dst.B[i] = float32(b[i])

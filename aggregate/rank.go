@@ -111,7 +111,7 @@ func rerank(sl, sr, dl, dr adapter.Factor, c float64, method RankMethod) (float6
 		}
 	} else {
 		L, Rt := stackPairs([][]float32{sl.Data}, [][]float32{sr.Data}, []float64{c}, m, r0, n)
-		b1, b2, err := truncate(L, Rt, r)
+		b1, b2, _, err := truncate(L, Rt, r)
 		if err != nil {
 			return 0, err
 		}
