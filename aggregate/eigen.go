@@ -4,10 +4,11 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/lapack"
 	lapackgonum "gonum.org/v1/gonum/lapack/gonum"
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/kronfed/kronfed/compute"
 )
 
 // forceQL makes topEigen take its fallback path (tests check both on the
@@ -23,9 +24,9 @@ var forceQL bool
 // A full eigendecomposition (gonum's Dsyev) rotates all m eigenvectors
 // through every QL sweep, which made it a third of kron-exact's time. This
 // is LAPACK's dsyevx route instead: Householder tridiagonalization T =
-// Qᵀ·h·Q (Dsytrd, 4/3·m³ flops), all of T's eigenvalues without vectors
+// Qᵀ·h·Q (tridiagonalize), all of T's eigenvalues without vectors
 // (Dsterf, O(m²)), inverse iteration on T for the k wanted (O(m) per solve),
-// and the k vectors carried back through Dsytrd's reflectors (2·m²·k). If
+// and the k vectors carried back through its reflectors (2·m²·k). If
 // inverse iteration does not converge (LAPACK's dstein reports the same),
 // the k vectors come from the implicit QL method on T instead (Dsteqr).
 func topEigen(h []float64, m, r int) (vals []float64, vecs *mat.Dense, ok bool) {
@@ -33,13 +34,13 @@ func topEigen(h []float64, m, r int) (vals []float64, vecs *mat.Dense, ok bool) 
 	if k <= 0 {
 		return nil, mat.NewDense(max(m, 1), max(k, 1), nil), k == 0
 	}
+	for i := 0; i < m; i++ { // the lower triangle from the upper
+		for j := 0; j < i; j++ {
+			h[i*m+j] = h[j*m+i]
+		}
+	}
 	var impl lapackgonum.Implementation
-	d, e, tau := make([]float64, m), make([]float64, m-1), make([]float64, m-1)
-	work := []float64{0}
-	impl.Dsytrd(blas.Upper, m, h, m, d, e, tau, work, -1)
-	work = make([]float64, int(work[0]))
-	impl.Dsytrd(blas.Upper, m, h, m, d, e, tau, work, len(work))
-
+	d, e, tau := tridiagonalize(h, m)
 	all := append([]float64(nil), d...)
 	if !impl.Dsterf(m, all, append([]float64(nil), e...)) {
 		return nil, nil, false
@@ -253,34 +254,113 @@ func tridiagVectorsQL(d, e []float64, k int) (y []float64, ok bool) {
 	return y, true
 }
 
-// applyTridiagQ overwrites y (m×k, row-major) with Q·y, Q = H_{m−2}⋯H_1·H_0
-// from Dsytrd(blas.Upper) on a (stride m): H_i = I − tau_i·v·vᵀ with v_i = 1,
-// v[0:i] in column i+1 of a above the diagonal, and 0 below i. LAPACK's
-// dormtr, written out because gonum has no Dormtr.
-func applyTridiagQ(a []float64, m int, tau, y []float64, k int) {
+// tridiagonalize reduces the symmetric m×m matrix h (row-major, stride m,
+// both triangles) to tridiagonal form T = Qᵀ·h·Q by Householder
+// reflections, as LAPACK's dsytd2 does, and returns T's diagonal d (m) and
+// off-diagonal e (m−1) and the reflectors' scales tau. Q = H_0·H_1⋯H_{m−3},
+// H_k = I − tau_k·v_k·v_kᵀ with v_k zero before index k+1 and v_k[k+1] = 1;
+// v_k is left in row k of h from column k+1 (the 1 included).
+//
+// gonum's Dsytrd spends most of its time in a Level-2 symmetric
+// matrix–vector product that reads one triangle with strided access (a
+// third of lora-exact's time at 100 clients). Here both triangles are kept,
+// so every access is along a row, and step k's rank-2 update A −= v·wᵀ +
+// w·vᵀ of the trailing matrix and step k+1's product p = tau·A·v take one
+// pass over it (compute.SymRank2Dot): row k+1 is updated first, which gives
+// the next reflector, and every later row is updated and multiplied by it
+// while in cache. That is 3·m³ flops for dsytd2's 4/3·m³, at the speed of
+// one read and one write of each trailing row per step.
+func tridiagonalize(h []float64, m int) (d, e, tau []float64) {
+	d, e, tau = make([]float64, m), make([]float64, max(m-1, 0)), make([]float64, max(m-1, 0))
+	row := func(i, from int) []float64 { return h[i*m+from : (i+1)*m] }
+	p, w := make([]float64, m), make([]float64, m) // indexed by row of h
+	// reflect turns row k's x = h[k, k+1:] into v_k (in place) and sets
+	// e[k] and tau[k] (dlarfg: H·x = beta·e_1, beta = −sign(x_0)·‖x‖).
+	reflect := func(k int) {
+		x := row(k, k+1)
+		alpha := x[0]
+		xnorm := math.Sqrt(compute.Dot64(x[1:], x[1:]))
+		e[k] = alpha
+		if xnorm != 0 {
+			beta := -math.Copysign(math.Hypot(alpha, xnorm), alpha)
+			tau[k] = (beta - alpha) / beta
+			sc := 1 / (alpha - beta)
+			for j := 1; j < len(x); j++ {
+				x[j] *= sc
+			}
+			e[k] = beta
+		}
+		x[0] = 1
+	}
+	if m >= 3 {
+		reflect(0)
+		if tau[0] != 0 {
+			for i := 1; i < m; i++ {
+				p[i] = tau[0] * compute.Dot64(row(i, 1), row(0, 1))
+			}
+		}
+	}
+	for k := 0; k+2 < m; k++ {
+		d[k] = h[k*m+k]
+		v := row(k, k+1) // v_k over rows/columns k+1 … m−1
+		if tau[k] != 0 {
+			// w = p − (tau/2)·(pᵀv)·v, then row k+1 of A −= v·wᵀ + w·vᵀ.
+			half := tau[k] / 2 * compute.Dot64(p[k+1:], v)
+			for i := k + 1; i < m; i++ {
+				w[i] = p[i] - half*v[i-k-1]
+			}
+			compute.SymRank2Dot(row(k+1, k+1), v, w[k+1:], v, v[0], w[k+1])
+		}
+		next := k+3 < m // a reflector for step k+1
+		if next {
+			reflect(k + 1)
+		}
+		u := row(k+1, k+2) // v_{k+1}
+		for i := k + 2; i < m; i++ {
+			// Column k+1 of the rows below k+1 is never read again (row
+			// k+1 carries it), so the update starts at column k+2.
+			switch {
+			case tau[k] != 0 && next && tau[k+1] != 0:
+				p[i] = tau[k+1] * compute.SymRank2Dot(row(i, k+2), v[1:], w[k+2:], u, v[i-k-1], w[i])
+			case tau[k] != 0:
+				compute.SymRank2Dot(row(i, k+2), v[1:], w[k+2:], v[1:], v[i-k-1], w[i])
+			case next && tau[k+1] != 0:
+				p[i] = tau[k+1] * compute.Dot64(row(i, k+2), u)
+			}
+		}
+	}
+	if m >= 2 {
+		d[m-2], e[m-2] = h[(m-2)*m+m-2], h[(m-2)*m+m-1]
+	}
+	if m >= 1 {
+		d[m-1] = h[m*m-1]
+	}
+	return d, e, tau
+}
+
+// applyTridiagQ overwrites y (m×k, row-major) with Q·y for tridiagonalize's
+// Q = H_0⋯H_{m−3}: the reflectors applied last first, each as y −=
+// tau·v·(vᵀ·y) along rows of y (LAPACK's dormtr).
+func applyTridiagQ(h []float64, m int, tau, y []float64, k int) {
 	s := make([]float64, k)
-	for i := 0; i < m-1; i++ { // H_0 first
-		if tau[i] == 0 {
+	for r := m - 3; r >= 0; r-- {
+		if tau[r] == 0 {
 			continue
 		}
-		copy(s, y[i*k:(i+1)*k])
-		for t := 0; t < i; t++ {
-			v := a[t*m+i+1]
-			for c, yv := range y[t*k : (t+1)*k] {
-				s[c] += v * yv
+		v := h[r*m+r+1 : (r+1)*m] // over rows r+1 … m−1 of y
+		clear(s)
+		for t, vt := range v {
+			for c, yv := range y[(r+1+t)*k : (r+2+t)*k] {
+				s[c] += vt * yv
 			}
 		}
 		for c := range s {
-			s[c] *= tau[i]
+			s[c] *= tau[r]
 		}
-		for c := range s {
-			y[i*k+c] -= s[c]
-		}
-		for t := 0; t < i; t++ {
-			v := a[t*m+i+1]
-			row := y[t*k : (t+1)*k]
-			for c := range row {
-				row[c] -= s[c] * v
+		for t, vt := range v {
+			yr := y[(r+1+t)*k : (r+2+t)*k]
+			for c := range yr {
+				yr[c] -= s[c] * vt
 			}
 		}
 	}

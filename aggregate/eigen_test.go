@@ -178,3 +178,87 @@ func TestTriLUSolve(t *testing.T) {
 		}
 	}
 }
+
+// TestTridiagonalize checks Qᵀ·h·Q = T and QᵀQ = I to 1e-13 (relative to
+// ‖h‖ and m) for tridiagonalize's T and Q, Q formed by applyTridiagQ on
+// the identity: random matrices of every size around the loop's edge
+// cases, a matrix that is already tridiagonal (every reflector the
+// identity), and one whose columns run out of subdiagonal entries midway
+// (some reflectors the identity, others not).
+func TestTridiagonalize(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	type tc struct {
+		name string
+		m    int
+		h    []float64
+	}
+	var cases []tc
+	for _, m := range []int{1, 2, 3, 4, 5, 17, 64} {
+		h := make([]float64, m*m)
+		for i := 0; i < m; i++ {
+			for j := 0; j <= i; j++ {
+				h[i*m+j] = rng.NormFloat64()
+				h[j*m+i] = h[i*m+j]
+			}
+		}
+		cases = append(cases, tc{fmt.Sprintf("random %d", m), m, h})
+	}
+	tri := make([]float64, 6*6)
+	for i := 0; i < 6; i++ {
+		tri[i*6+i] = float64(i)
+		if i+1 < 6 {
+			tri[i*6+i+1], tri[(i+1)*6+i] = 1, 1
+		}
+	}
+	cases = append(cases, tc{"already tridiagonal", 6, tri})
+	block := make([]float64, 8*8) // a 3×3 diagonal block, then a dense 5×5 one
+	for i := 0; i < 8; i++ {
+		for j := 0; j <= i; j++ {
+			if (i < 3) == (j < 3) && (i >= 3 || i == j) {
+				block[i*8+j] = rng.NormFloat64()
+				block[j*8+i] = block[i*8+j]
+			}
+		}
+	}
+	cases = append(cases, tc{"split midway", 8, block})
+
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := c.m
+			work := append([]float64(nil), c.h...)
+			d, e, tau := tridiagonalize(work, m)
+			q := make([]float64, m*m)
+			for i := 0; i < m; i++ {
+				q[i*m+i] = 1
+			}
+			applyTridiagQ(work, m, tau, q, m)
+			Q, H := mat.NewDense(m, m, q), mat.NewDense(m, m, c.h)
+			var qtq, qthq mat.Dense
+			qtq.Mul(Q.T(), Q)
+			qthq.Mul(Q.T(), H)
+			qthq.Mul(&qthq, Q)
+			norm := math.Max(mat.Norm(H, 2), 1e-300)
+			tol := 1e-13 * float64(m)
+			for i := 0; i < m; i++ {
+				for j := 0; j < m; j++ {
+					want := 0.0
+					switch {
+					case i == j:
+						want = d[i]
+					case i == j+1:
+						want = e[j]
+					case j == i+1:
+						want = e[i]
+					}
+					if got := qthq.At(i, j); math.Abs(got-want) > tol*norm {
+						t.Errorf("(QᵀhQ)[%d,%d] = %.3g, T has %.3g", i, j, got, want)
+					}
+					id := map[bool]float64{true: 1, false: 0}[i == j]
+					if math.Abs(qtq.At(i, j)-id) > tol {
+						t.Errorf("(QᵀQ)[%d,%d] = %.3g", i, j, qtq.At(i, j))
+					}
+				}
+			}
+		})
+	}
+}

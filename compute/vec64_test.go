@@ -1,0 +1,90 @@
+package compute
+
+import (
+	"math"
+	"math/big"
+	"math/rand/v2"
+	"testing"
+)
+
+func randMag64(r *rand.Rand, n int) []float64 {
+	s := make([]float64, n)
+	for i := range s {
+		v := 0.5 + r.Float64()/2
+		if r.IntN(2) == 0 {
+			v = -v
+		}
+		s[i] = v
+	}
+	return s
+}
+
+// exactDot is Σ x[i]·y[i] rounded once, from big.Float products and sums.
+func exactDot(x, y []float64) float64 {
+	acc := new(big.Float).SetPrec(2048)
+	for i := range x {
+		p := new(big.Float).SetPrec(2048).Mul(big.NewFloat(x[i]), big.NewFloat(y[i]))
+		acc.Add(acc, p)
+	}
+	f, _ := acc.Float64()
+	return f
+}
+
+// TestDot64 checks Dot64 against the exactly rounded sum at every tail
+// length of the 16- and 4-wide loops: within (n/4 + 8) roundings of the
+// terms' magnitudes, which dropping or repeating a term (|x·y| ≥ 0.25)
+// exceeds.
+func TestDot64(t *testing.T) {
+	forBothPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(5, 1))
+		for _, n := range vecLens() {
+			off := r.IntN(4)
+			x := randMag64(r, n+off)[off:]
+			y := randMag64(r, n+off+3)[off:]
+			got := Dot64(x, y)
+			want := exactDot(x, y)
+			var mag float64
+			for i := range x {
+				mag += math.Abs(x[i] * y[i])
+			}
+			if d := math.Abs(got - want); d > float64(n/4+8)*0x1p-53*mag {
+				t.Fatalf("n=%d: Dot64 = %.17g, want %.17g (diff %g)", n, got, want, d)
+			}
+		}
+	})
+}
+
+// TestSymRank2Dot checks the row update element by element (two roundings
+// of each term at most) and the returned product with the updated row
+// against the exactly rounded one, at every tail length of the 8- and
+// 4-wide loops; the elements past the row must stay untouched.
+func TestSymRank2Dot(t *testing.T) {
+	forBothPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(8, 2))
+		for _, n := range vecLens() {
+			row := randMag64(r, n+1)
+			v, w, u := randMag64(r, n), randMag64(r, n+2), randMag64(r, n)
+			vi, wi := 0.5+r.Float64(), -0.5-r.Float64()
+			orig := append([]float64(nil), row...)
+			got := SymRank2Dot(row[:n], v, w, u, vi, wi)
+			for j := 0; j < n; j++ {
+				want := orig[j] - vi*w[j] - wi*v[j]
+				mag := math.Abs(orig[j]) + math.Abs(vi*w[j]) + math.Abs(wi*v[j])
+				if d := math.Abs(row[j] - want); d > 3*0x1p-53*mag {
+					t.Fatalf("n=%d: row[%d] = %.17g, want %.17g", n, j, row[j], want)
+				}
+			}
+			if row[n] != orig[n] {
+				t.Fatalf("n=%d: wrote past the row", n)
+			}
+			want := exactDot(row[:n], u)
+			var mag float64
+			for j := 0; j < n; j++ {
+				mag += math.Abs(row[j] * u[j])
+			}
+			if d := math.Abs(got - want); d > float64(n/2+8)*0x1p-53*mag {
+				t.Fatalf("n=%d: SymRank2Dot = %.17g, want %.17g (diff %g)", n, got, want, d)
+			}
+		}
+	})
+}
