@@ -28,8 +28,7 @@ func distilbertTargets() []adapter.Target {
 //	go test ./aggregate -run '^$' -bench Rules -benchtime 3x
 //
 // The clients' sets are built only for the sub-benchmarks selected (1000
-// LoRA-8 clients hold 2.6 GB). lora-exact stops at 100: its re-fit works on
-// the rank-n·r stacked factors (8000 at 1000 clients).
+// LoRA-8 clients hold 2.6 GB).
 func BenchmarkRules(b *testing.B) {
 	for _, kind := range []adapter.Kind{adapter.KindKron, adapter.KindLoRA} {
 		ac := adapter.DefaultConfig(kind)
@@ -51,7 +50,7 @@ func BenchmarkRules(b *testing.B) {
 			}
 			if kind == adapter.KindKron {
 				rules["kron-exact"] = func(ws []Weighted) error { _, _, err := KronExact(ws); return err }
-			} else if n <= 100 {
+			} else {
 				rules["lora-exact"] = func(ws []Weighted) error { _, _, err := LoRAExact(ws); return err }
 			}
 			for _, name := range []string{"fedavg", "kron-exact", "lora-exact", "median", "trimmed-mean"} {

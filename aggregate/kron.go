@@ -178,7 +178,7 @@ func refitFactored(dst *adapter.Kron, ks []*adapter.Kron, U *mat.Dense) (float64
 
 // refitExplicit is refit with R's na rows formed explicitly, each a dB2×dB1
 // matrix, by float32 GEMMs whose cost grows linearly in the number of
-// clients (rearrangement): then R·Rᵀ from their inner products, its top
+// clients (pairSums): then R·Rᵀ from their inner products, its top
 // eigenvector u, B = Rᵀ·u = Σ_a u_a·R_a, B's top r singular triplets, and
 // the error as the residual ‖R − vec(A_new)·vec(B1_new·B2_new)ᵀ‖ itself
 // (no cancelling difference of squared norms).
@@ -187,7 +187,11 @@ func refitExplicit(dst *adapter.Kron, ks []*adapter.Kron, U *mat.Dense) (float64
 	r, dB2, dB1 := sh.Rank, sh.DB2(), sh.DB1()
 	na, _ := U.Dims()
 	size := dB2 * dB1
-	R := rearrangement(ks, U, r, dB2, dB1)
+	lefts, rights := make([][]float32, len(ks)), make([][]float32, len(ks))
+	for i, k := range ks {
+		lefts[i], rights[i] = k.B1, k.B2
+	}
+	R := pairSums(lefts, rights, U, r, dB2, dB1)
 	row := func(a int) []float32 { return R[a*size:][:size] } // R_a, dB2×dB1
 	RRt := make([]float64, na*na)                             // upper triangle
 	var exact2 float64
@@ -208,73 +212,59 @@ func refitExplicit(dst *adapter.Kron, ks []*adapter.Kron, U *mat.Dense) (float64
 	for a, ua := range u {
 		compute.Axpy(float32(ua), row(a), B32)
 	}
-	B := make([]float64, size)
-	for i, v := range B32 {
-		B[i] = float64(v)
-	}
-	left, right, s, err := topSingular(mat.NewDense(dB2, dB1, B), r)
+	left, right, s, err := topSingular32(B32, dB2, dB1, r)
 	if err != nil {
 		return 0, fmt.Errorf("%w (the %d×%d sum of the clients' B)", err, dB2, dB1)
 	}
 	b1, b2 := splitTriplets(left, right, s, r)
 	store(dst, u, b1, b2)
 	// Residual on the stored float32 factors: Σ_a ‖R_a − A_new[a]·B_new‖².
-	f1, f2 := make([]float64, dB2*r), make([]float64, r*dB1)
-	for i, v := range dst.B1 {
-		f1[i] = float64(v)
+	coef := make([]float64, na)
+	for a, v := range dst.A {
+		coef[a] = float64(v)
 	}
-	for i, v := range dst.B2 {
-		f2[i] = float64(v)
-	}
-	var bNew mat.Dense
-	bNew.Mul(mat.NewDense(dB2, r, f1), mat.NewDense(r, dB1, f2))
-	bn := bNew.RawMatrix().Data
-	var res float64
-	for a := 0; a < na; a++ {
-		ca := float64(dst.A[a])
-		for j, v := range row(a) {
-			d := float64(v) - ca*bn[j]
-			res += d * d
-		}
-	}
+	res := residual2(R, coef, lowRankProduct(dst.B1, dst.B2, dB2, r, dB1))
 	return math.Sqrt(res / exact2), nil
 }
 
-// rearrangementChunk is how many stacked rows (clients × r) one pass of
-// rearrangement takes: compute.Gemm's pass depth (kcMax), so each chunk is
-// one pass and the temporaries stay small at any number of clients.
-const rearrangementChunk = 384
+// pairSumsChunk is how many stacked rows (pairs × r) one pass of pairSums
+// takes: compute.Gemm's pass depth (kcMax), so each chunk is one pass and
+// the temporaries stay small at any number of clients.
+const pairSumsChunk = 384
 
-// rearrangement returns R's rows R_a = Σ_i U[a,i]·B1_i·B2_i (a < na), each
-// a dB2×dB1 matrix, one after another (na·dB2·dB1 float32, row-major).
-// Per chunk of clients, T = [B2_i; …] (k·r × dB1) is packed once and
-// multiplied by S_a = [U[a,i]·B1_i …] (dB2 × k·r) for every a, accumulating
-// into R_a: 2·dB2·n·r·na·dB1 flops in all, linear in n. S_a is refilled
-// per a from S = [B1_i …] in a buffer that stays in cache.
-func rearrangement(ks []*adapter.Kron, U *mat.Dense, r, dB2, dB1 int) []float32 {
+// pairSums returns the na weighted sums R_a = Σ_i U[a,i]·left_i·right_i
+// (a < na; left_i m×r, right_i r×cols, row-major; U na×n) as m×cols
+// float32 matrices one after another. For Kron-LoRA these are the
+// rearrangement's rows (left = B1, right = B2, U = [p_i·vec(A_i)]); for
+// LoRA the one sum Σ p_i·B_i·A_i. Per chunk of pairs, T = [right_i; …]
+// (k·r × cols) is packed once and multiplied by S_a = [U[a,i]·left_i …]
+// (m × k·r) for every a, accumulating into R_a: 2·m·n·r·na·cols flops in
+// all, linear in n. S_a is refilled per a from S = [left_i …] in a buffer
+// that stays in cache.
+func pairSums(lefts, rights [][]float32, U *mat.Dense, r, m, cols int) []float32 {
 	na, n := U.Dims()
-	size := dB2 * dB1
+	size := m * cols
 	R := make([]float32, na*size)
-	// Clients per pass: at most rearrangementChunk rows, the passes even
-	// (100 clients at r = 8 take 34+33+33, not 48+48+4: a shallow last
-	// pass would read and write all of R for little work).
-	passes := (n*r + rearrangementChunk - 1) / rearrangementChunk
+	// Pairs per pass: at most pairSumsChunk rows, the passes even (100
+	// clients at r = 8 take 34+33+33, not 48+48+4: a shallow last pass
+	// would read and write all of R for little work).
+	passes := (n*r + pairSumsChunk - 1) / pairSumsChunk
 	per := (n + passes - 1) / passes
 	width := per * r
-	S, Sa := make([]float32, dB2*width), make([]float32, dB2*width)
-	T := make([]float32, width*dB1)
+	S, Sa := make([]float32, m*width), make([]float32, m*width)
+	T := make([]float32, width*cols)
 	colScale := make([]float32, width)
 	for lo := 0; lo < n; lo += per {
 		hi := min(n, lo+per)
 		kr := (hi - lo) * r
 		for i := lo; i < hi; i++ {
 			col := (i - lo) * r
-			for row := 0; row < dB2; row++ {
-				copy(S[row*kr+col:][:r], ks[i].B1[row*r:][:r])
+			for row := 0; row < m; row++ {
+				copy(S[row*kr+col:][:r], lefts[i][row*r:][:r])
 			}
-			copy(T[col*dB1:][:r*dB1], ks[i].B2)
+			copy(T[col*cols:][:r*cols], rights[i])
 		}
-		pb := compute.PackB(compute.NoTrans, kr, dB1, T, dB1)
+		pb := compute.PackB(compute.NoTrans, kr, cols, T, cols)
 		beta := float32(1)
 		if lo == 0 {
 			beta = 0
@@ -286,16 +276,54 @@ func rearrangement(ks []*adapter.Kron, U *mat.Dense, r, dB2, dB1 int) []float32 
 					colScale[(i-lo)*r+q] = ua
 				}
 			}
-			for row := 0; row < dB2; row++ {
+			for row := 0; row < m; row++ {
 				src, dst := S[row*kr:][:kr], Sa[row*kr:][:kr]
 				for c, v := range src {
 					dst[c] = v * colScale[c]
 				}
 			}
-			compute.GemmPacked(compute.NoTrans, dB2, 1, Sa, kr, pb, beta, R[a*size:][:size], dB1)
+			compute.GemmPacked(compute.NoTrans, m, 1, Sa, kr, pb, beta, R[a*size:][:size], cols)
 		}
 	}
 	return R
+}
+
+// lowRankProduct is left·right (m×r times r×cols, float32, row-major) in
+// float64, m×cols row-major.
+func lowRankProduct(left, right []float32, m, r, cols int) []float64 {
+	l, rt := make([]float64, m*r), make([]float64, r*cols)
+	for i, v := range left {
+		l[i] = float64(v)
+	}
+	for i, v := range right {
+		rt[i] = float64(v)
+	}
+	var p mat.Dense
+	p.Mul(mat.NewDense(m, r, l), mat.NewDense(r, cols, rt))
+	return p.RawMatrix().Data
+}
+
+// residual2 is Σ_a ‖R_a − coef[a]·p‖² for the sums R_a of pairSums (each
+// len(p) long) against one product p: the squared error of an explicit
+// re-fit, without a cancelling difference of squared norms.
+func residual2(R []float32, coef, p []float64) float64 {
+	var res float64
+	for a, ca := range coef {
+		for j, v := range R[a*len(p):][:len(p)] {
+			d := float64(v) - ca*p[j]
+			res += d * d
+		}
+	}
+	return res
+}
+
+// topSingular32 is topSingular of the float32 m×cols matrix b.
+func topSingular32(b []float32, m, cols, r int) (u, v *mat.Dense, s []float64, err error) {
+	b64 := make([]float64, len(b))
+	for i, x := range b {
+		b64[i] = float64(x)
+	}
+	return topSingular(mat.NewDense(m, cols, b64), r)
 }
 
 // dot64 is ⟨x, y⟩ of two long float32 vectors: compute.Dot over runs of
@@ -459,6 +487,56 @@ func splitTriplets(left, right *mat.Dense, s []float64, r int) (b1, b2 []float64
 	return b1, b2
 }
 
+// gramChunk is how many columns of x gramRows takes per sweep over all
+// pairs of rows: 768 rows × 256 float64 = 1.5 MiB stays in L2, where
+// whole 3072-long rows made every dot product stream one row from L3.
+const gramChunk = 256
+
+// gramRows is the m×m matrix of the rows' inner products of x (m×n,
+// row-major with stride ld), G_ij = ⟨x_i, x_j⟩, both triangles: float64
+// dot products along rows (compute.Dot64), the columns in chunks of
+// gramChunk whose partial products are summed.
+func gramRows(x []float64, m, n, ld int) []float64 {
+	g := make([]float64, m*m)
+	for lo := 0; lo < n; lo += gramChunk {
+		w := min(gramChunk, n-lo)
+		for i := 0; i < m; i++ {
+			xi := x[i*ld+lo:][:w]
+			gi := g[i*m:][:m]
+			for j := i; j < m; j++ {
+				gi[j] += compute.Dot64(xi, x[j*ld+lo:][:w])
+			}
+		}
+	}
+	for i := 0; i < m; i++ {
+		for j := 0; j < i; j++ {
+			g[i*m+j] = g[j*m+i]
+		}
+	}
+	return g
+}
+
+// transposed returns cᵀ as a new dense matrix, copied in 32×32 tiles
+// (gonum's CloneFrom of a transposed view copies with a stride of one row
+// per element).
+func transposed(c *mat.Dense) *mat.Dense {
+	r, k := c.Dims()
+	src := c.RawMatrix()
+	dst := make([]float64, k*r)
+	const tile = 32
+	for i0 := 0; i0 < r; i0 += tile {
+		for j0 := 0; j0 < k; j0 += tile {
+			for i := i0; i < min(i0+tile, r); i++ {
+				row := src.Data[i*src.Stride:]
+				for j := j0; j < min(j0+tile, k); j++ {
+					dst[j*r+i] = row[j]
+				}
+			}
+		}
+	}
+	return mat.NewDense(k, r, dst)
+}
+
 // topSingular returns the r largest singular values of c (c1×c2) and their
 // left and right singular vectors (c1×r', c2×r', r' = min(r, c1, c2)),
 // from the eigendecomposition of the smaller of cᵀc and c·cᵀ: only r of
@@ -469,14 +547,16 @@ func splitTriplets(left, right *mat.Dense, s []float64, r int) (b1, b2 []float64
 func topSingular(c *mat.Dense, r int) (u, v *mat.Dense, s []float64, err error) {
 	c1, c2 := c.Dims()
 	tall := c1 >= c2
-	var g mat.SymDense
-	if tall {
-		g.SymOuterK(1, c.T()) // cᵀc, c2×c2
-	} else {
-		g.SymOuterK(1, c) // c·cᵀ, c1×c1
+	raw := c.RawMatrix()
+	var g []float64
+	n := c1
+	if tall { // cᵀc from the rows of cᵀ
+		t := transposed(c).RawMatrix()
+		n, g = c2, gramRows(t.Data, c2, c1, t.Stride)
+	} else { // c·cᵀ
+		g = gramRows(raw.Data, c1, c2, raw.Stride)
 	}
-	n := g.SymmetricDim()
-	vals, small, ok := topEigen(g.RawSymmetric().Data, n, r) // small: the Gram side's vectors, largest first
+	vals, small, ok := topEigen(g, n, r) // small: the Gram side's vectors, largest first
 	if !ok {
 		return nil, nil, nil, fmt.Errorf("eigendecomposition of the %d×%d Gram matrix of a %d×%d core failed", n, n, c1, c2)
 	}

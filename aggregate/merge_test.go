@@ -12,8 +12,21 @@ import (
 
 // TestLoRAExactAgainstDense: the merged LoRA's ΔW must be the best rank-q
 // approximation of the exact weighted sum (Eckart–Young: its error equals
-// the dense SVD's tail), and the reported error must be the dense one.
+// the dense SVD's tail), and the reported error must be the dense one — on
+// both paths (module q takes the factored one, o the explicit one; with
+// preferFactored both take the factored one).
 func TestLoRAExactAgainstDense(t *testing.T) {
+	for _, factored := range []bool{false, true} {
+		t.Run(map[bool]string{false: "by size", true: "factored"}[factored], func(t *testing.T) {
+			saved := preferFactored
+			preferFactored = factored
+			defer func() { preferFactored = saved }()
+			loraExactAgainstDense(t)
+		})
+	}
+}
+
+func loraExactAgainstDense(t *testing.T) {
 	ac := adapter.DefaultConfig(adapter.KindLoRA)
 	ac.Rank = 3
 	targets := []adapter.Target{{Name: "q", DOut: 10, DIn: 7}, {Name: "o", DOut: 6, DIn: 9}}
