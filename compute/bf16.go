@@ -49,6 +49,19 @@ func chooseKCBF16(k int) int {
 // (AVX512_BF16 with the ZMM state saved by the OS).
 func HasBF16() bool { return useAsm && hasAVX512BF16() }
 
+// bf16MinSpeedup is the measured bf16/fp32 multiply-add rate above which
+// bf16 frozen weights are worth their rounding.
+const bf16MinSpeedup = 1.3
+
+// BF16Pays reports whether bf16 frozen weights make the frozen GEMMs
+// faster here (HasBF16, and the bf16 products measured at least 1.3× the
+// fp32 FMA rate, once per process), and why: the default precision follows
+// it. Explicit bf16 works wherever HasBF16 does.
+func BF16Pays() (bool, string) {
+	d := bf16Choice()
+	return d.use && HasBF16(), d.reason
+}
+
 // PackBBF16 is PackB with op(B) rounded to bf16 (see PackedB for the fp32
 // layout; the bf16 layout is in packBPanelBF16). It refuses a B holding NaN
 // or ±Inf, naming the first such element as (row, column) of op(B), and

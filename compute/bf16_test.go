@@ -250,3 +250,28 @@ func TestGemmPackedT(t *testing.T) {
 		}
 	}
 }
+
+// TestBF16Pays: without AVX512_BF16 bf16 never pays; with it, the verdict
+// agrees with the rate ratio it reports against the 1.3 threshold.
+func TestBF16Pays(t *testing.T) {
+	pays, why := BF16Pays()
+	if !HasBF16() {
+		if pays {
+			t.Fatalf("BF16Pays on a CPU without AVX512_BF16 (%s)", why)
+		}
+		return
+	}
+	var ratio float64
+	i := strings.Index(why, "measured at ")
+	if i < 0 {
+		t.Fatalf("BF16Pays reason %q names no measurement", why)
+	}
+	rest := strings.TrimPrefix(why[i+len("measured at "):], "only ")
+	if _, err := fmt.Sscanf(rest, "%f×", &ratio); err != nil {
+		t.Fatalf("BF16Pays reason %q: %v", why, err)
+	}
+	if pays != (ratio >= bf16MinSpeedup) {
+		t.Fatalf("BF16Pays = %v with a measured ratio of %.2f (threshold %.1f)", pays, ratio, bf16MinSpeedup)
+	}
+	t.Log(why)
+}

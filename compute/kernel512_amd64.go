@@ -95,6 +95,27 @@ var zmmChoice = sync.OnceValue(func() kernelDecision {
 // count as full width (full width measures ~1.95–2.0, split ~1.0).
 const zmmMinSpeedup = 1.5
 
+// bf16Choice decides once per process whether bf16 frozen weights pay on
+// this CPU: AVX512_BF16 is there and one VDPBF16PS's multiply-adds run at
+// least bf16MinSpeedup times the rate of the fp32 FMAs the GEMM kernels
+// use. Zen 5 measures ~1.8× (two bf16 products per fp32 lane at full
+// width); an Emerald Rapids VM measured 0.49×, where bf16 would make the
+// frozen GEMMs twice as slow. Measured like zmmChoice (about a millisecond).
+var bf16Choice = sync.OnceValue(func() kernelDecision {
+	if !useAsm || !hasAVX512BF16() {
+		return kernelDecision{false, "no AVX512_BF16"}
+	}
+	fp32, lanes := fmaLoopYMM, 8
+	if useZMM() {
+		fp32, lanes = fmaLoopZMM, 16
+	}
+	ratio := quickFMARate(bf16DotLoop, 32) / quickFMARate(fp32, lanes)
+	if ratio >= bf16MinSpeedup {
+		return kernelDecision{true, fmt.Sprintf("bf16 products measured at %.2f× the fp32 FMA rate", ratio)}
+	}
+	return kernelDecision{false, fmt.Sprintf("bf16 products measured at only %.2f× the fp32 FMA rate", ratio)}
+})
+
 // quickFMARate is the best of a few short runs of a peak loop, in lane-FMAs
 // per nanosecond (only the ratio of two of these is used).
 func quickFMARate(loop func(int), lanes int) float64 {

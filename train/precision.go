@@ -11,9 +11,11 @@ import (
 )
 
 // AutoBF16MinHidden is the smallest hidden size for which --precision auto
-// picks bf16 frozen weights on a CPU with AVX512_BF16. At transformer sizes
+// picks bf16 frozen weights on a CPU where bf16 pays (compute.BF16Pays:
+// AVX512_BF16, and its products measured faster than fp32 FMAs — a Zen 5
+// runs them at 1.8×, an Emerald Rapids VM at 0.5×). At transformer sizes
 // (DistilBERT 768, Llama 4096) the frozen GEMMs dominate a step and bf16
-// makes it 1.3–1.5× faster (BENCHMARKS.md); the small research bases (the
+// makes it 1.3–1.5× faster on Zen 5 (BENCHMARKS.md); the small research bases (the
 // built-in model, hidden 128; stories260K, 64) stay fp32, so their runs —
 // the README's default simulation among them — give the same numbers bit
 // for bit on every x86-64 CPU, AVX2 or AVX-512, bf16 or not.
@@ -38,8 +40,9 @@ func ParsePrecision(s string) (string, error) {
 
 // FrozenPrecision resolves a --precision value for the frozen weights of
 // base m (nil: not known yet) on device. "auto" is bf16 on a GPU; on a CPU,
-// bf16 where the CPU has AVX512_BF16 and m is at least AutoBF16MinHidden
-// wide, else fp32. "bf16" on a CPU without AVX512_BF16 is an error.
+// bf16 where bf16 pays (compute.BF16Pays) and m is at least
+// AutoBF16MinHidden wide, else fp32. "bf16" on a CPU without AVX512_BF16 is
+// an error; where it is there but slower, it is what was asked for.
 func FrozenPrecision(s, device string, m *model.Model) (gpu.Precision, error) {
 	p, err := ParsePrecision(s)
 	if err != nil {
@@ -60,7 +63,7 @@ func FrozenPrecision(s, device string, m *model.Model) (gpu.Precision, error) {
 		return 0, errNoCPUBF16
 	case p == "bf16" || p == "bf16-lean":
 		return gpu.BF16, nil
-	case compute.HasBF16() && m != nil && m.Cfg.Hidden >= AutoBF16MinHidden:
+	case bf16Pays() && m != nil && m.Cfg.Hidden >= AutoBF16MinHidden:
 		return gpu.BF16, nil
 	}
 	return gpu.FP32, nil
@@ -93,7 +96,16 @@ func PrecisionText(s string) string {
 	if !compute.HasBF16() {
 		return "auto: fp32 (no AVX512_BF16)"
 	}
+	if pays, why := compute.BF16Pays(); !pays {
+		return fmt.Sprintf("auto: fp32 (%s; --precision bf16 forces it)", why)
+	}
 	return fmt.Sprintf("auto: bf16 for bases of hidden ≥ %d, else fp32", AutoBF16MinHidden)
+}
+
+// bf16Pays is compute.BF16Pays' verdict alone.
+func bf16Pays() bool {
+	pays, _ := compute.BF16Pays()
+	return pays
 }
 
 var errNoCPUBF16 = errors.New("bf16 frozen weights on the CPU need AVX512_BF16 (Zen 4 and later, Sapphire Rapids and later), which this CPU lacks: use --precision fp32 or auto")

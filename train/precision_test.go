@@ -106,7 +106,7 @@ func TestFrozenPrecision(t *testing.T) {
 	small := &model.Model{Cfg: &model.Config{Hidden: 128}}
 	large := &model.Model{Cfg: &model.Config{Hidden: 768}}
 	bf16Here := gpu.FP32
-	if compute.HasBF16() {
+	if pays, _ := compute.BF16Pays(); pays {
 		bf16Here = gpu.BF16
 	}
 	for _, c := range []struct {

@@ -49,9 +49,12 @@ type benchReport struct {
 	// run it), GFLOP/s.
 	FMAPeak map[string]float64 `json:"fma_peak_gflops"`
 	// Kernels says which SGEMM kernels this process chose and why.
-	Kernels string        `json:"kernels"`
-	Gemm    []gemmResult  `json:"gemm"`
-	Layers  []layerResult `json:"layers"`
+	Kernels string `json:"kernels"`
+	// BF16 says whether --precision auto takes bf16 frozen weights here
+	// (for bases ≥ 512 wide) and why.
+	BF16   string        `json:"bf16"`
+	Gemm   []gemmResult  `json:"gemm"`
+	Layers []layerResult `json:"layers"`
 	// KronOverLoRA8 is the forward+backward time of a 768×768 layer with
 	// Kron-LoRA over the same with LoRA-8 (frozen part included), per thread count.
 	KronOverLoRA8 map[string]float64 `json:"kron_over_lora8"`
@@ -76,7 +79,7 @@ func runBench(args []string, stdout io.Writer) error {
 		return err
 	}
 	rep := benchReport{CPU: cpuName(), Cores: runtime.NumCPU(), Go: runtime.Version(), KronOverLoRA8: map[string]float64{}, FMAPeak: map[string]float64{},
-		Kernels: compute.KernelChoice()}
+		Kernels: compute.KernelChoice(), BF16: bf16Verdict()}
 	for _, w := range []string{"ymm", "zmm", "bf16"} {
 		if g, err := compute.MeasureFMAPeak(w, *minTime/2); err == nil {
 			rep.FMAPeak[w] = g
@@ -133,7 +136,7 @@ func runBench(args []string, stdout io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s, %d cores, %s\n%s\n", rep.CPU, rep.Cores, rep.Go, rep.Kernels)
+	fmt.Fprintf(stdout, "%s, %d cores, %s\n%s\n%s\n", rep.CPU, rep.Cores, rep.Go, rep.Kernels, rep.BF16)
 	peak := rep.FMAPeak[compute.KernelWidth()] // the width the fp32 SGEMM kernels run at
 	for _, w := range []string{"ymm", "zmm", "bf16"} {
 		if g, ok := rep.FMAPeak[w]; ok {
@@ -445,4 +448,14 @@ func benchEngine(engine *train.Engine, cfg *model.Config, prec string, dA2, seqs
 			DevicePeakGiB: float64(peaks[i]) / (1 << 30)})
 	}
 	return out, nil
+}
+
+// bf16Verdict says whether --precision auto takes bf16 frozen weights on
+// this CPU (compute.BF16Pays), for the benchmark header.
+func bf16Verdict() string {
+	pays, why := compute.BF16Pays()
+	if pays {
+		return fmt.Sprintf("bf16 frozen weights by default for bases ≥ %d wide (%s)", train.AutoBF16MinHidden, why)
+	}
+	return fmt.Sprintf("fp32 frozen weights by default (%s)", why)
 }

@@ -21,7 +21,7 @@ type deviceFlags struct {
 func addDeviceFlags(fs *flag.FlagSet) deviceFlags {
 	return deviceFlags{
 		device:    fs.String("device", "cpu", "where to compute: cpu, cuda or cuda:N (an NVIDIA GPU through the CUDA libraries; KRONFED_CUDA_PATH names their folder)"),
-		precision: fs.String("precision", "auto", "frozen base weights: bf16, bf16-lean (CPU: one packed copy per weight, half bf16's memory, backward ~13% slower), fp32, or auto (bf16 on a GPU; on a CPU bf16 where it has AVX512_BF16 and the base's hidden size is ≥ 512, else fp32); adapters, their gradients and the optimizer are fp32 either way"),
+		precision: fs.String("precision", "auto", "frozen base weights: bf16, bf16-lean (CPU: one packed copy per weight, half bf16's memory, backward ~13% slower), fp32, or auto (bf16 on a GPU; on a CPU bf16 where it has AVX512_BF16, its bf16 products measure ≥ 1.3× the fp32 FMA rate and the base's hidden size is ≥ 512, else fp32); adapters, their gradients and the optimizer are fp32 either way"),
 	}
 }
 

@@ -415,7 +415,7 @@ func loadConfig(name string, args []string, cfg *simConfig, extra func(*flag.Fla
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "clients training at once (0: the number of CPUs)")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "run folder (default runs/forgetting-TIME)")
 	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "memory (direct calls) or grpc (real gRPC with mutual TLS on loopback)")
-	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "frozen base weights: bf16, bf16-lean (CPU: one packed copy per weight, half bf16's memory, backward ~13% slower), fp32, or auto (bf16 on a GPU; on a CPU bf16 where it has AVX512_BF16 and the base's hidden size is ≥ 512, else fp32); adapters and their training are fp32 either way")
+	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "frozen base weights: bf16, bf16-lean (CPU: one packed copy per weight, half bf16's memory, backward ~13% slower), fp32, or auto (bf16 on a GPU; on a CPU bf16 where it has AVX512_BF16, its bf16 products measure ≥ 1.3× the fp32 FMA rate and the base's hidden size is ≥ 512, else fp32); adapters and their training are fp32 either way")
 	fs.BoolVar(&cfg.HostDropout, "host-dropout", cfg.HostDropout, "with --device cuda: draw dropout masks on the host exactly as the CPU does (slower), so the run reproduces a CPU run of the same seed within float rounding")
 	fs.StringVar(&cfg.Device, "device", cfg.Device, "where the clients train: cpu, cuda or cuda:N (an NVIDIA GPU; every simulated client shares one device copy of the base and they take turns on it; KRONFED_CUDA_PATH names the CUDA libraries' folder)")
 	fs.Float64Var(&cfg.DPNoise, "dp-noise", cfg.DPNoise, "client-level DP: noise multiplier z (0: DP off)")
