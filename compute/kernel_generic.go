@@ -72,7 +72,9 @@ func bf16DotTest(dst, src1, src2 *[16]float32, form int) {
 func bf16Pairs(dst []uint32, src []float32, alpha float32) { bf16PairsGo(dst, src, alpha) }
 
 // bf16Choice: the portable build has no bf16 kernels.
-func bf16Choice() kernelDecision { return kernelDecision{false, "no AVX512_BF16 kernels in this build"} }
+func bf16Choice() kernelDecision {
+	return kernelDecision{false, "no AVX512_BF16 kernels in this build"}
+}
 
 type kernelDecision struct {
 	use    bool
