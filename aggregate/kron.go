@@ -99,16 +99,27 @@ func refit(dst *adapter.Kron, ks []*adapter.Kron, p []float64) (float64, error) 
 			U.Set(a, i, p[i]*float64(v))
 		}
 	}
+	lefts, rights := pairs(ks, func(k *adapter.Kron) ([]float32, []float32) { return k.B1, k.B2 })
 	if len(ks)*sh.Rank >= min(sh.DB2(), sh.DB1()) && !preferFactored {
-		return refitExplicit(dst, ks, U)
+		return refitExplicit(dst, lefts, rights, U)
 	}
-	return refitFactored(dst, ks, U)
+	return refitFactored(dst, ks, lefts, rights, U)
+}
+
+// pairs lists each adapter's low-rank pair (left m×r, right r×cols) as
+// stackPairs and pairSums take them.
+func pairs[L any](layers []L, pair func(L) (left, right []float32)) (lefts, rights [][]float32) {
+	lefts, rights = make([][]float32, len(layers)), make([][]float32, len(layers))
+	for i, l := range layers {
+		lefts[i], rights[i] = pair(l)
+	}
+	return lefts, rights
 }
 
 // refitFactored is refit through the clients' Gram matrix G_ij = ⟨B_i,
 // B_j⟩: R·Rᵀ = U·G·Uᵀ, and B = Σ_i c_i·B1_i·B2_i truncated through QR of
 // the stacked factors. The error comes from inner products of the factors.
-func refitFactored(dst *adapter.Kron, ks []*adapter.Kron, U *mat.Dense) (float64, error) {
+func refitFactored(dst *adapter.Kron, ks []*adapter.Kron, lefts, rights [][]float32, U *mat.Dense) (float64, error) {
 	sh := dst.Shape
 	r, dB2, dB1 := sh.Rank, sh.DB2(), sh.DB1()
 	na, n := U.Dims()
@@ -143,10 +154,6 @@ func refitFactored(dst *adapter.Kron, ks []*adapter.Kron, U *mat.Dense) (float64
 		}
 	}
 	// B = L·Rtᵀ, L = [c_1·B1_1 … c_n·B1_n] (dB2 × n·r), Rt = [B2_1; …; B2_n]ᵀ.
-	lefts, rights := make([][]float32, n), make([][]float32, n)
-	for i, k := range ks {
-		lefts[i], rights[i] = k.B1, k.B2
-	}
 	L, Rt := stackPairs(lefts, rights, c, dB2, r, dB1)
 	b1, b2, _, err := truncate(L, Rt, r)
 	if err != nil {
@@ -182,15 +189,11 @@ func refitFactored(dst *adapter.Kron, ks []*adapter.Kron, U *mat.Dense) (float64
 // eigenvector u, B = Rᵀ·u = Σ_a u_a·R_a, B's top r singular triplets, and
 // the error as the residual ‖R − vec(A_new)·vec(B1_new·B2_new)ᵀ‖ itself
 // (no cancelling difference of squared norms).
-func refitExplicit(dst *adapter.Kron, ks []*adapter.Kron, U *mat.Dense) (float64, error) {
+func refitExplicit(dst *adapter.Kron, lefts, rights [][]float32, U *mat.Dense) (float64, error) {
 	sh := dst.Shape
 	r, dB2, dB1 := sh.Rank, sh.DB2(), sh.DB1()
 	na, _ := U.Dims()
 	size := dB2 * dB1
-	lefts, rights := make([][]float32, len(ks)), make([][]float32, len(ks))
-	for i, k := range ks {
-		lefts[i], rights[i] = k.B1, k.B2
-	}
 	R := pairSums(lefts, rights, U, r, dB2, dB1)
 	row := func(a int) []float32 { return R[a*size:][:size] } // R_a, dB2×dB1
 	RRt := make([]float64, na*na)                             // upper triangle

@@ -52,10 +52,11 @@ func LoRAExact(updates []Weighted) (*adapter.Set, []ModuleError, error) {
 		for i, u := range updates {
 			ls[i] = u.Set.Modules[mi].Layer.(*adapter.LoRA)
 		}
+		lefts, rights := pairs(ls, func(l *adapter.LoRA) ([]float32, []float32) { return l.B, l.A })
 		if sh := dst.Shape; len(ls)*sh.Rank >= min(sh.DOut, sh.DIn) && !preferFactored {
-			return loraExplicit(dst, ls, p)
+			return loraExplicit(dst, lefts, rights, p)
 		}
-		return loraFactored(dst, ls, p)
+		return loraFactored(dst, ls, lefts, rights, p)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -65,12 +66,8 @@ func LoRAExact(updates []Weighted) (*adapter.Set, []ModuleError, error) {
 
 // loraFactored re-fits dst to Σ p_i·B_i·A_i through QR of the stacked
 // factors (truncate); the error comes from inner products of the factors.
-func loraFactored(dst *adapter.LoRA, ls []*adapter.LoRA, p []float64) (float64, error) {
+func loraFactored(dst *adapter.LoRA, ls []*adapter.LoRA, lefts, rights [][]float32, p []float64) (float64, error) {
 	q, dOut, dIn := dst.Shape.Rank, dst.Shape.DOut, dst.Shape.DIn
-	lefts, rights := make([][]float32, len(ls)), make([][]float32, len(ls))
-	for i, l := range ls {
-		lefts[i], rights[i] = l.B, l.A
-	}
 	L, Rt := stackPairs(lefts, rights, p, dOut, q, dIn)
 	b, a, exact2, err := truncate(L, Rt, q)
 	if err != nil {
@@ -93,13 +90,9 @@ func loraFactored(dst *adapter.LoRA, ls []*adapter.LoRA, p []float64) (float64, 
 // kron-exact's refitExplicit), once the clients' stacked rank reaches the
 // sum's smaller side and the factored form is no smaller: its top q
 // singular triplets, and the error as the residual itself.
-func loraExplicit(dst *adapter.LoRA, ls []*adapter.LoRA, p []float64) (float64, error) {
+func loraExplicit(dst *adapter.LoRA, lefts, rights [][]float32, p []float64) (float64, error) {
 	q, dOut, dIn := dst.Shape.Rank, dst.Shape.DOut, dst.Shape.DIn
-	lefts, rights := make([][]float32, len(ls)), make([][]float32, len(ls))
-	for i, l := range ls {
-		lefts[i], rights[i] = l.B, l.A
-	}
-	sum := pairSums(lefts, rights, mat.NewDense(1, len(ls), p), q, dOut, dIn)
+	sum := pairSums(lefts, rights, mat.NewDense(1, len(lefts), p), q, dOut, dIn)
 	exact2 := dot64(sum, sum)
 	if exact2 <= 0 {
 		return 0, nil // every ΔW is 0: keep the mean

@@ -50,11 +50,12 @@ func axpy2Go(a0 float32, x0 []float32, a1 float32, x1, y []float32) {
 	}
 }
 
-func dotGo(x, y []float32) float32 {
-	y = y[:len(x)]
-	// Four partial sums: shorter dependency chain, and rounding closer to
-	// the vector version.
-	var s0, s1, s2, s3 float32
+func dotGo(x, y []float32) float32 { return dotN(x, y[:len(x)]) }
+
+// dotN is the portable dot product of both widths. Four partial sums:
+// shorter dependency chain, and rounding closer to the vector versions.
+func dotN[F float32 | float64](x, y []F) F {
+	var s0, s1, s2, s3 F
 	i := 0
 	for ; i+4 <= len(x); i += 4 {
 		s0 += x[i] * y[i]

@@ -19,20 +19,7 @@ func SymRank2Dot(row, v, w, u []float64, vi, wi float64) float64 {
 	return symRank2Dot(row, v[:n], w[:n], u[:n], vi, wi)
 }
 
-func dot64Go(x, y []float64) float64 {
-	var s0, s1, s2, s3 float64
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		s0 += x[i] * y[i]
-		s1 += x[i+1] * y[i+1]
-		s2 += x[i+2] * y[i+2]
-		s3 += x[i+3] * y[i+3]
-	}
-	for ; i < len(x); i++ {
-		s0 += x[i] * y[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
+func dot64Go(x, y []float64) float64 { return dotN(x, y) }
 
 func symRank2DotGo(row, v, w, u []float64, vi, wi float64) float64 {
 	var s float64
