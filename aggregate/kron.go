@@ -490,35 +490,6 @@ func splitTriplets(left, right *mat.Dense, s []float64, r int) (b1, b2 []float64
 	return b1, b2
 }
 
-// gramChunk is how many columns of x gramRows takes per sweep over all
-// pairs of rows: 768 rows × 256 float64 = 1.5 MiB stays in L2, where
-// whole 3072-long rows made every dot product stream one row from L3.
-const gramChunk = 256
-
-// gramRows is the m×m matrix of the rows' inner products of x (m×n,
-// row-major with stride ld), G_ij = ⟨x_i, x_j⟩, both triangles: float64
-// dot products along rows (compute.Dot64), the columns in chunks of
-// gramChunk whose partial products are summed.
-func gramRows(x []float64, m, n, ld int) []float64 {
-	g := make([]float64, m*m)
-	for lo := 0; lo < n; lo += gramChunk {
-		w := min(gramChunk, n-lo)
-		for i := 0; i < m; i++ {
-			xi := x[i*ld+lo:][:w]
-			gi := g[i*m:][:m]
-			for j := i; j < m; j++ {
-				gi[j] += compute.Dot64(xi, x[j*ld+lo:][:w])
-			}
-		}
-	}
-	for i := 0; i < m; i++ {
-		for j := 0; j < i; j++ {
-			g[i*m+j] = g[j*m+i]
-		}
-	}
-	return g
-}
-
 // transposed returns cᵀ as a new dense matrix, copied in 32×32 tiles
 // (gonum's CloneFrom of a transposed view copies with a stride of one row
 // per element).
@@ -555,9 +526,9 @@ func topSingular(c *mat.Dense, r int) (u, v *mat.Dense, s []float64, err error) 
 	n := c1
 	if tall { // cᵀc from the rows of cᵀ
 		t := transposed(c).RawMatrix()
-		n, g = c2, gramRows(t.Data, c2, c1, t.Stride)
+		n, g = c2, compute.SymGram64(t.Data, c2, c1, t.Stride)
 	} else { // c·cᵀ
-		g = gramRows(raw.Data, c1, c2, raw.Stride)
+		g = compute.SymGram64(raw.Data, c1, c2, raw.Stride)
 	}
 	vals, small, ok := topEigen(g, n, r) // small: the Gram side's vectors, largest first
 	if !ok {

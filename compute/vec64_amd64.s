@@ -2,6 +2,14 @@
 
 #include "textflag.h"
 
+// HSUM4 stores the sum of ymm register y's four doubles (x is its low
+// half) to mem; y is clobbered.
+#define HSUM4(y, x, mem) \
+	VEXTRACTF128 $1, y, X15 \
+	VADDPD       X15, x, x   \
+	VHADDPD      x, x, x     \
+	VMOVSD       x, mem
+
 // func dot64AVX(x, y *float64, n int) float64
 // Four ymm accumulators (16 doubles per step), then 4 and 1 at a time.
 TEXT ·dot64AVX(SB), NOSPLIT, $0-32
@@ -134,5 +142,82 @@ r2_1:
 
 r2_done:
 	VMOVSD X0, ret+56(FP)
+	VZEROUPPER
+	RET
+
+// func gram4x3AVX(a *float64, lda int, b *float64, ldb int, n int, out *float64)
+// out[3i+j] = Σ_k a[i·lda+k]·b[j·ldb+k] for i < 4, j < 3, k < n (n a
+// multiple of 4): twelve ymm accumulators, the four a rows in registers,
+// the three b rows as FMA memory operands — 7 loads per 12 FMAs, where
+// twelve separate dot products would take 24.
+TEXT ·gram4x3AVX(SB), NOSPLIT, $0-48
+	MOVQ a+0(FP), R8
+	MOVQ lda+8(FP), AX
+	SHLQ $3, AX
+	LEAQ (R8)(AX*1), R9
+	LEAQ (R9)(AX*1), R10
+	LEAQ (R10)(AX*1), R11
+	MOVQ b+16(FP), DI
+	MOVQ ldb+24(FP), AX
+	SHLQ $3, AX
+	LEAQ (DI)(AX*1), DX
+	LEAQ (DX)(AX*1), BX
+	MOVQ n+32(FP), CX
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6
+	VXORPD Y7, Y7, Y7
+	VXORPD Y8, Y8, Y8
+	VXORPD Y9, Y9, Y9
+	VXORPD Y10, Y10, Y10
+	VXORPD Y11, Y11, Y11
+
+g43_loop:
+	CMPQ        CX, $4
+	JLT         g43_sum
+	VMOVUPD     (R8), Y12
+	VMOVUPD     (R9), Y13
+	VMOVUPD     (R10), Y14
+	VMOVUPD     (R11), Y15
+	VFMADD231PD (DI), Y12, Y0
+	VFMADD231PD (DX), Y12, Y1
+	VFMADD231PD (BX), Y12, Y2
+	VFMADD231PD (DI), Y13, Y3
+	VFMADD231PD (DX), Y13, Y4
+	VFMADD231PD (BX), Y13, Y5
+	VFMADD231PD (DI), Y14, Y6
+	VFMADD231PD (DX), Y14, Y7
+	VFMADD231PD (BX), Y14, Y8
+	VFMADD231PD (DI), Y15, Y9
+	VFMADD231PD (DX), Y15, Y10
+	VFMADD231PD (BX), Y15, Y11
+	ADDQ        $32, R8
+	ADDQ        $32, R9
+	ADDQ        $32, R10
+	ADDQ        $32, R11
+	ADDQ        $32, DI
+	ADDQ        $32, DX
+	ADDQ        $32, BX
+	SUBQ        $4, CX
+	JMP         g43_loop
+
+g43_sum:
+	MOVQ out+40(FP), SI
+	HSUM4(Y0, X0, 0(SI))
+	HSUM4(Y1, X1, 8(SI))
+	HSUM4(Y2, X2, 16(SI))
+	HSUM4(Y3, X3, 24(SI))
+	HSUM4(Y4, X4, 32(SI))
+	HSUM4(Y5, X5, 40(SI))
+	HSUM4(Y6, X6, 48(SI))
+	HSUM4(Y7, X7, 56(SI))
+	HSUM4(Y8, X8, 64(SI))
+	HSUM4(Y9, X9, 72(SI))
+	HSUM4(Y10, X10, 80(SI))
+	HSUM4(Y11, X11, 88(SI))
 	VZEROUPPER
 	RET

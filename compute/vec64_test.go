@@ -88,3 +88,33 @@ func TestSymRank2Dot(t *testing.T) {
 		}
 	})
 }
+
+// TestSymGram64 checks every entry of SymGram64 against the exactly
+// rounded inner product, for row counts around the 4×3 blocking (and its
+// leftover rows and columns), lengths around the 4-wide loop and the
+// 256-column chunks, and a stride past the row's end; both triangles.
+func TestSymGram64(t *testing.T) {
+	forBothPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(6, 6))
+		for _, m := range []int{1, 2, 3, 4, 5, 7, 8, 13} {
+			for _, n := range []int{0, 1, 3, 4, 5, 255, 256, 257, 600} {
+				ld := n + 3
+				x := randMag64(r, m*ld)
+				g := SymGram64(x, m, n, ld)
+				for i := 0; i < m; i++ {
+					for j := 0; j < m; j++ {
+						xi, xj := x[i*ld:][:n], x[j*ld:][:n]
+						want := exactDot(xi, xj)
+						var mag float64
+						for k := range xi {
+							mag += math.Abs(xi[k] * xj[k])
+						}
+						if d := math.Abs(g[i*m+j] - want); d > float64(n/4+8)*0x1p-53*mag {
+							t.Fatalf("m=%d n=%d: G[%d,%d] = %.17g, want %.17g", m, n, i, j, g[i*m+j], want)
+						}
+					}
+				}
+			}
+		}
+	})
+}
