@@ -18,7 +18,9 @@ Each thread count runs PyTorch in a fresh process with its thread pools set
 the fair way: torch.set_num_threads(N), OMP_NUM_THREADS=N,
 OPENBLAS_NUM_THREADS=N and OMP_WAIT_POLICY=PASSIVE (with the default ACTIVE
 policy the OpenMP and OpenBLAS pools spin against each other on a small
-machine, which makes PyTorch look slower than it is). kronfed runs as
+machine, which makes PyTorch look slower than it is), and OPENBLAS_CORETYPE
+set to the fastest kernels OpenBLAS has for this CPU, timed (an OpenBLAS
+older than the CPU falls back to older kernels: openblas_coretype). kronfed runs as
 `GOMAXPROCS=N client bench train --json`. The best of --steps timed steps
 (after two warm-up steps) is reported for both.
 
@@ -179,9 +181,61 @@ def loaded_blas():
     return ", ".join(names) or "none found"
 
 
-def run_torch(args, threads):
+SGEMM_PROBE = """
+import os, time, torch
+torch.set_num_threads(1)
+a, b = torch.randn(1024, 768), torch.randn(768, 3072)
+for _ in range(3):
+    a @ b
+t = time.perf_counter()
+for _ in range(10):
+    a @ b
+print("gflops", 2 * 1024 * 768 * 3072 * 10 / (time.perf_counter() - t) / 1e9)
+"""
+
+
+def openblas_coretype():
+    """The OPENBLAS_CORETYPE the PyTorch worker runs with, and why.
+
+    OpenBLAS picks its kernels by CPU model, and a release older than the CPU
+    falls back to older ones: Debian's OpenBLAS 0.3.21 takes an Emerald Rapids
+    Xeon (family 6 model 207) for a Prescott (SGEMM 32 GFLOP/s on one core,
+    where its SkylakeX kernels do 147) and a Zen 5 EPYC for a Haswell (AVX2
+    only, its 512-bit FMA units idle). Either would flatter kronfed. Unless
+    the caller set OPENBLAS_CORETYPE, time one single-threaded SGEMM with the
+    kernels as detected and with each wider set this CPU can run (Haswell
+    with AVX2, SkylakeX with AVX-512F) and give PyTorch the fastest."""
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        return os.environ["OPENBLAS_CORETYPE"], "set by the caller"
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    candidates = [""] + [core for flag, core in (("avx2", "Haswell"), ("avx512f", "SkylakeX")) if flag in flags]
+    timed = []
+    for core in candidates:
+        env = dict(os.environ, OPENBLAS_VERBOSE="2", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+        if core:
+            env["OPENBLAS_CORETYPE"] = core
+        p = subprocess.run([sys.executable, "-c", SGEMM_PROBE], env=env, capture_output=True, text=True)
+        name, gflops = core, 0.0
+        for line in (p.stdout + p.stderr).splitlines():
+            if line.startswith("Core:") and not core:
+                name = "detected " + line.split(":", 1)[1].strip()
+            elif line.startswith("gflops"):
+                gflops = float(line.split()[1])
+        timed.append((gflops, core, name or "detected"))
+    best = max(timed)
+    why = "fastest one-thread SGEMM of " + ", ".join(f"{name} {g:.0f}" for g, _, name in timed) + " GFLOP/s"
+    return best[1], why
+
+
+def run_torch(args, threads, coretype):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE")
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
     cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--steps", str(args.steps),
            "--seqs", str(args.seqs), "--tokens", str(args.tokens)]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -228,10 +282,11 @@ def main():
     if not os.access(args.client, os.X_OK):
         ap.error(f"--client {args.client}: not an executable (build it: go build ./cmd/client)")
 
+    coretype, why = openblas_coretype()
     rows = []
     for th in threads:
         kf = run_kronfed(args, th)
-        pt = run_torch(args, th)
+        pt = run_torch(args, th, coretype)
         for kind in ("kron", "lora8"):
             for r in kf["results"]:
                 if r["adapter"] == kind:
@@ -240,7 +295,8 @@ def main():
             rows.append({"threads": th, "adapter": kind, "system": f"PyTorch {pt['torch']} fp32",
                          "tokens_per_sec": pt[kind]["tokens_per_sec"], "vs_pytorch": 1.0})
         blas = pt["blas"]
-    report = {"cpu": cpu_name(), "batch": f"{args.seqs} sequences x {args.tokens} tokens", "pytorch_blas": blas, "rows": rows}
+    report = {"cpu": cpu_name(), "batch": f"{args.seqs} sequences x {args.tokens} tokens", "pytorch_blas": blas,
+              "openblas_coretype": coretype or "as detected", "openblas_coretype_why": why, "rows": rows}
     if "openblas" not in blas.lower() and "mkl" not in blas.lower():
         print(f"pytorch_step: warning: PyTorch runs on {blas}, not an optimized BLAS; the comparison flatters kronfed "
               "(Debian: apt-get install libopenblas0-pthread)", file=sys.stderr)
@@ -249,6 +305,7 @@ def main():
         return
     print(f"{report['cpu']}; DistilBERT-shaped training step, {report['batch']}")
     print(f"PyTorch BLAS: {report['pytorch_blas']}")
+    print(f"OPENBLAS_CORETYPE: {report['openblas_coretype']} ({why})")
     print(f"{'threads':>7}  {'adapter':<7}  {'system':<22}  {'tokens/s':>9}  {'x PyTorch':>9}")
     for r in rows:
         print(f"{r['threads']:>7}  {r['adapter']:<7}  {r['system']:<22}  {r['tokens_per_sec']:>9.0f}  {r['vs_pytorch']:>9.2f}")
