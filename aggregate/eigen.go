@@ -32,7 +32,7 @@ var forceQL bool
 func topEigen(h []float64, m, r int) (vals []float64, vecs *mat.Dense, ok bool) {
 	k := min(r, m)
 	if k <= 0 {
-		return nil, mat.NewDense(max(m, 1), max(k, 1), nil), k == 0
+		return nil, nil, false // nothing to return (r or m below 1)
 	}
 	for i := 0; i < m; i++ { // the lower triangle from the upper
 		for j := 0; j < i; j++ {
