@@ -3,6 +3,9 @@ package aggregate
 import (
 	"fmt"
 	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -62,16 +65,35 @@ func KronExact(updates []Weighted) (*adapter.Set, []ModuleError, error) {
 // refitModules runs fit for every module of out and returns each one's
 // relative error, or the first module's error. The modules' re-fits are
 // independent (each writes only its own factors), so they run side by side
-// on the CPUs: gonum's QR and SVD are serial.
+// on the CPUs, largest first, each worker taking the next module when it
+// is done: a DistilBERT's feed-forward modules cost four times its
+// attention ones, and contiguous runs of modules left one core idle for a
+// third of kron-exact's time. Which worker fits a module changes nothing
+// in its result.
 func refitModules(out *adapter.Set, fit func(mi int) (float64, error)) ([]ModuleError, error) {
-	errs := make([]ModuleError, len(out.Modules))
-	fails := make([]error, len(out.Modules))
-	compute.ParallelRange(len(out.Modules), 1, func(lo, hi int) {
-		for mi := lo; mi < hi; mi++ {
-			errs[mi].Module = out.Modules[mi].Name
-			errs[mi].Rel, fails[mi] = fit(mi)
-		}
-	})
+	n := len(out.Modules)
+	errs := make([]ModuleError, n)
+	fails := make([]error, n)
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	size := func(mi int) int { dOut, dIn := out.Modules[mi].Layer.Dims(); return dOut * dIn }
+	slices.SortStableFunc(order, func(a, b int) int { return size(b) - size(a) })
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(compute.Threads(), n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				mi := order[i]
+				errs[mi].Module = out.Modules[mi].Name
+				errs[mi].Rel, fails[mi] = fit(mi)
+			}
+		}()
+	}
+	wg.Wait()
 	for mi, err := range fails {
 		if err != nil {
 			return nil, fmt.Errorf("aggregate: module %s: %w", out.Modules[mi].Name, err)
