@@ -180,6 +180,13 @@ func TestAggregateErrors(t *testing.T) {
 	if _, err := FedAvg([]Weighted{{a, 1}, {c, 1}}); err == nil || !strings.Contains(err.Error(), "NaN") {
 		t.Errorf("NaN update: %v", err)
 	}
+	// Several bad updates (checked side by side): the first one is named.
+	inf := a.Clone()
+	inf.Modules[0].Layer.Factors()[0].Data[0] = float32(math.Inf(1))
+	ws := []Weighted{{a, 1}, {a, 1}, {a, 1}, {c, 1}, {a, 1}, {inf, 1}, {c, 1}}
+	if _, err := FedAvg(ws); err == nil || !strings.Contains(err.Error(), "update 3:") || !strings.Contains(err.Error(), "NaN") {
+		t.Errorf("updates 3, 5 and 6 bad: %v", err)
+	}
 	if _, err := TrimmedMean([]Weighted{{a, 1}}, 0.5); err == nil {
 		t.Error("trim fraction 0.5 accepted")
 	}

@@ -32,10 +32,20 @@ func check(updates []Weighted) ([]float64, error) {
 		if err := updates[0].Set.SameShape(u.Set); err != nil {
 			return nil, fmt.Errorf("aggregate: update %d: %w", i, err)
 		}
-		if err := u.Set.CheckFinite(); err != nil {
+		total += u.Weight
+	}
+	// Every value of every update is read once: on the cores side by side
+	// (the first bad update by index is the one reported).
+	bad := make([]error, len(updates))
+	compute.ParallelRange(len(updates), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			bad[i] = updates[i].Set.CheckFinite()
+		}
+	})
+	for i, err := range bad {
+		if err != nil {
 			return nil, fmt.Errorf("aggregate: update %d: %w", i, err)
 		}
-		total += u.Weight
 	}
 	p := make([]float64, len(updates))
 	for i, u := range updates {
@@ -59,15 +69,35 @@ func FedAvg(updates []Weighted) (*adapter.Set, error) {
 		clear(d.Data)
 		clear(d.Grad)
 	}
+	srcs := make([][]adapter.Factor, len(updates))
 	for i, u := range updates {
-		for j, src := range u.Set.Params() {
-			for k, v := range src.Data {
-				dst[j].Data[k] += float32(p[i] * float64(v))
-			}
+		srcs[i] = u.Set.Params()
+	}
+	// Runs of fedAvgRun values of one tensor, spread over the cores; each
+	// run adds the clients in order, so every value is the same sum (the
+	// same bits) whatever the split.
+	type run struct{ j, lo, hi int }
+	var runs []run
+	for j, d := range dst {
+		for lo := 0; lo < len(d.Data); lo += fedAvgRun {
+			runs = append(runs, run{j, lo, min(len(d.Data), lo+fedAvgRun)})
 		}
 	}
+	compute.ParallelRange(len(runs), 1, func(r0, r1 int) {
+		for _, r := range runs[r0:r1] {
+			acc := dst[r.j].Data[r.lo:r.hi]
+			for i, src := range srcs {
+				compute.AxpyWiden(p[i], src[r.j].Data[r.lo:r.hi], acc)
+			}
+		}
+	})
 	return out, nil
 }
+
+// fedAvgRun is how many values of a tensor FedAvg sums over all clients at
+// once: 16 KiB of float32 stays in L1 while a thousand clients' runs
+// stream past it.
+const fedAvgRun = 4096
 
 // Median returns the coordinate-wise median of the clients' tensors (weights
 // ignored; the mean of the two middle values for an even count): robust to a

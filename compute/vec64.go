@@ -91,3 +91,17 @@ func gram4x3Go(a []float64, lda int, b []float64, ldb int, n int, out *[12]float
 		}
 	}
 }
+
+// AxpyWiden computes y[i] += float32(alpha·float64(x[i])) over len(x)
+// (len(y) ≥ len(x)): each product in float64, rounded once to float32,
+// then added in float32 — exactly the Go expression, so a weighted sum of
+// float32 tensors keeps its bits on the vector path.
+func AxpyWiden(alpha float64, x, y []float32) {
+	axpyWiden(alpha, x, y[:len(x)])
+}
+
+func axpyWidenGo(alpha float64, x, y []float32) {
+	for i, v := range x {
+		y[i] += float32(alpha * float64(v))
+	}
+}

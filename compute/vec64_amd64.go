@@ -21,6 +21,17 @@ func gram4x3(a []float64, lda int, b []float64, ldb int, n int, out *[12]float64
 	gram4x3AVX(&a[0], lda, &b[0], ldb, n, out)
 }
 
+//go:noescape
+func axpyWidenAVX(alpha float64, x, y *float32, n int)
+
+func axpyWiden(alpha float64, x, y []float32) {
+	if !useAsm || len(x) == 0 {
+		axpyWidenGo(alpha, x, y)
+		return
+	}
+	axpyWidenAVX(alpha, &x[0], &y[0], len(x))
+}
+
 func dot64(x, y []float64) float64 {
 	if !useAsm || len(x) == 0 {
 		return dot64Go(x, y)

@@ -221,3 +221,47 @@ g43_sum:
 	HSUM4(Y11, X11, 88(SI))
 	VZEROUPPER
 	RET
+
+// func axpyWidenAVX(alpha float64, x, y *float32, n int)
+// y[i] += float32(alpha·float64(x[i])): widen (exact), multiply in float64,
+// round to float32 (MXCSR's round-to-nearest-even, as Go's conversion),
+// add in float32. Eight at a time, then one.
+TEXT ·axpyWidenAVX(SB), NOSPLIT, $0-32
+	VBROADCASTSD alpha+0(FP), Y15
+	MOVQ         x+8(FP), SI
+	MOVQ         y+16(FP), DI
+	MOVQ         n+24(FP), CX
+
+aw_8:
+	CMPQ        CX, $8
+	JLT         aw_1
+	VCVTPS2PD   (SI), Y0
+	VCVTPS2PD   16(SI), Y1
+	VMULPD      Y15, Y0, Y0
+	VMULPD      Y15, Y1, Y1
+	VCVTPD2PSY  Y0, X0
+	VCVTPD2PSY  Y1, X1
+	VINSERTF128 $1, X1, Y0, Y0
+	VADDPS      (DI), Y0, Y0
+	VMOVUPS     Y0, (DI)
+	ADDQ        $32, SI
+	ADDQ        $32, DI
+	SUBQ        $8, CX
+	JMP         aw_8
+
+aw_1:
+	TESTQ     CX, CX
+	JZ        aw_done
+	VCVTSS2SD (SI), X0, X0
+	VMULSD    X15, X0, X0
+	VCVTSD2SS X0, X0, X0
+	VADDSS    (DI), X0, X0
+	VMOVSS    X0, (DI)
+	ADDQ      $4, SI
+	ADDQ      $4, DI
+	DECQ      CX
+	JMP       aw_1
+
+aw_done:
+	VZEROUPPER
+	RET

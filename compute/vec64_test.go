@@ -118,3 +118,29 @@ func TestSymGram64(t *testing.T) {
 		}
 	})
 }
+
+// TestAxpyWiden: the vector path gives exactly the Go expression's bits
+// at every tail length, for weights and values over many magnitudes
+// (subnormal products, overflow to ±Inf, halfway roundings included).
+func TestAxpyWiden(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, n := range vecLens() {
+		for _, alpha := range []float64{0.37, 1.0 / 3, 1e-42, 3e38, -0.5} {
+			x := make([]float32, n+1)
+			y := make([]float32, n+1)
+			for i := range x {
+				x[i] = float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(12)-6)))
+				y[i] = float32(r.NormFloat64())
+			}
+			want := append([]float32(nil), y...)
+			axpyWidenGo(alpha, x[:n], want[:n])
+			got := append([]float32(nil), y...)
+			AxpyWiden(alpha, x[:n], got)
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("n=%d alpha=%g: y[%d] = %v, want %v", n, alpha, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
