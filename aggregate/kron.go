@@ -102,8 +102,9 @@ func refitModules(out *adapter.Set, fit func(mi int) (float64, error)) ([]Module
 	return errs, nil
 }
 
-// preferFactored makes refit take its factored path whatever the sizes
-// (tests check both paths on the same inputs).
+// preferFactored makes kron-exact's refit and lora-exact take their
+// factored paths whatever the sizes (tests check both paths on the same
+// inputs).
 var preferFactored bool
 
 // refit sets dst's factors to the Kron-LoRA nearest to Σ p_i·ΔW_i of the

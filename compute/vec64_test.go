@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"fmt"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -30,6 +31,20 @@ func exactDot(x, y []float64) float64 {
 	return f
 }
 
+// wantDot64 fails t unless got is within roundings·2⁻⁵³·Σ|x_i·y_i| of
+// the exactly rounded ⟨x, y⟩.
+func wantDot64(t *testing.T, what string, got float64, x, y []float64, roundings int) {
+	t.Helper()
+	want := exactDot(x, y)
+	var mag float64
+	for i := range x {
+		mag += math.Abs(x[i] * y[i])
+	}
+	if d := math.Abs(got - want); d > float64(roundings)*0x1p-53*mag {
+		t.Fatalf("%s = %.17g, want %.17g (diff %g)", what, got, want, d)
+	}
+}
+
 // TestDot64 checks Dot64 against the exactly rounded sum at every tail
 // length of the 16- and 4-wide loops: within (n/4 + 8) roundings of the
 // terms' magnitudes, which dropping or repeating a term (|x·y| ≥ 0.25)
@@ -41,15 +56,7 @@ func TestDot64(t *testing.T) {
 			off := r.IntN(4)
 			x := randMag64(r, n+off)[off:]
 			y := randMag64(r, n+off+3)[off:]
-			got := Dot64(x, y)
-			want := exactDot(x, y)
-			var mag float64
-			for i := range x {
-				mag += math.Abs(x[i] * y[i])
-			}
-			if d := math.Abs(got - want); d > float64(n/4+8)*0x1p-53*mag {
-				t.Fatalf("n=%d: Dot64 = %.17g, want %.17g (diff %g)", n, got, want, d)
-			}
+			wantDot64(t, fmt.Sprintf("n=%d: Dot64", n), Dot64(x, y), x, y, n/4+8)
 		}
 	})
 }
@@ -77,14 +84,7 @@ func TestSymRank2Dot(t *testing.T) {
 			if row[n] != orig[n] {
 				t.Fatalf("n=%d: wrote past the row", n)
 			}
-			want := exactDot(row[:n], u)
-			var mag float64
-			for j := 0; j < n; j++ {
-				mag += math.Abs(row[j] * u[j])
-			}
-			if d := math.Abs(got - want); d > float64(n/2+8)*0x1p-53*mag {
-				t.Fatalf("n=%d: SymRank2Dot = %.17g, want %.17g (diff %g)", n, got, want, d)
-			}
+			wantDot64(t, fmt.Sprintf("n=%d: SymRank2Dot", n), got, row[:n], u, n/2+8)
 		}
 	})
 }
@@ -103,15 +103,7 @@ func TestSymGram64(t *testing.T) {
 				g := SymGram64(x, m, n, ld)
 				for i := 0; i < m; i++ {
 					for j := 0; j < m; j++ {
-						xi, xj := x[i*ld:][:n], x[j*ld:][:n]
-						want := exactDot(xi, xj)
-						var mag float64
-						for k := range xi {
-							mag += math.Abs(xi[k] * xj[k])
-						}
-						if d := math.Abs(g[i*m+j] - want); d > float64(n/4+8)*0x1p-53*mag {
-							t.Fatalf("m=%d n=%d: G[%d,%d] = %.17g, want %.17g", m, n, i, j, g[i*m+j], want)
-						}
+						wantDot64(t, fmt.Sprintf("m=%d n=%d: G[%d,%d]", m, n, i, j), g[i*m+j], x[i*ld:][:n], x[j*ld:][:n], n/4+8)
 					}
 				}
 			}
