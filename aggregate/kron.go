@@ -24,19 +24,21 @@ type ModuleError struct {
 }
 
 // KronExact aggregates Kron-LoRA adapters without the bias of averaging
-// factors: for every module it forms the exact weighted sum
+// factors: for every module it takes the exact weighted sum
 //
 //	ΔW_exact = Σ_i p_i · A_i ⊗ (B1_i·B2_i)
 //
-// in factored form and re-fits one Kron-LoRA of the same shape to it: the
-// nearest Kronecker product (Van Loan–Pitsianis: the top singular pair of the
-// rearrangement R = Σ_i p_i vec(A_i)·vec(B_i)ᵀ, found from the dA2·dA1-square
-// matrix R·Rᵀ = U·G·Uᵀ with G_ij = ⟨B_i, B_j⟩), then a rank-r truncation of
-// B = Σ_i c_i·B1_i·B2_i through QR of the stacked factors and an SVD of an
-// (n·r)-square core. ΔW is never formed, so the cost is independent of
-// d_out·d_in beyond the factors' own size. Dense tensors are averaged. It
-// returns the new Set and each module's relative error (exact, from inner
-// products of the factors).
+// and re-fits one Kron-LoRA of the same shape to it: the nearest Kronecker
+// product (Van Loan–Pitsianis: the top singular pair of the rearrangement
+// R = Σ_i p_i vec(A_i)·vec(B_i)ᵀ, from the dA2·dA1-square matrix R·Rᵀ),
+// then the best rank-r B1·B2 for B = Rᵀ·u. While the clients' stacked rank
+// n·r is below B's smaller side the sum stays factored (R·Rᵀ = U·G·Uᵀ with
+// G_ij = ⟨B_i, B_j⟩, the truncation through QR of the stacked factors and
+// an (n·r)-square core); beyond it R's dA2·dA1 rows, each a dB2×dB1 matrix,
+// are formed by float32 GEMMs whose cost grows linearly in n (refit).
+// ΔW itself (d_out × d_in) is never formed. Dense tensors are averaged. It
+// returns the new Set and each module's relative error ‖ΔW_exact −
+// ΔW_new‖F / ‖ΔW_exact‖F.
 func KronExact(updates []Weighted) (*adapter.Set, []ModuleError, error) {
 	p, err := check(updates)
 	if err != nil {
