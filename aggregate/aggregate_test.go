@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kronfed/kronfed/adapter"
+	"github.com/kronfed/kronfed/internal/adaptertest"
 	"github.com/kronfed/kronfed/safetensors"
 )
 
@@ -391,4 +392,89 @@ func medianAndTrimmed(t *testing.T, ups []Weighted) (med, tm *adapter.Set) {
 		t.Fatal(err)
 	}
 	return med, tm
+}
+
+// TestExactRulesHugeFactors: factors near 1e19 are finite, so accepted,
+// and the exact rules' float32 products of them would overflow unless
+// scaled first. Clients scaled by 1e19 must re-fit to the unscaled
+// clients' re-fit scaled by 1e19³ (Kron-LoRA's A⊗(B1·B2)) or 1e19² (LoRA's
+// B·A), with the same reported errors, on both paths of both rules.
+func TestExactRulesHugeFactors(t *testing.T) {
+	const big = 1e19
+	scaled := func(s *adapter.Set) *adapter.Set {
+		c := s.Clone()
+		for _, p := range c.Params() {
+			for k := range p.Data {
+				p.Data[k] *= big
+			}
+		}
+		return c
+	}
+	rel := func(got, want []float64, f float64) float64 {
+		var num, den float64
+		for k := range got {
+			d := got[k]/f - want[k]
+			num += d * d
+			den += want[k] * want[k]
+		}
+		return math.Sqrt(num / den)
+	}
+	loraDelta := func(l *adapter.LoRA) []float64 { // B·A in float64
+		q, dOut, dIn := l.Shape.Rank, l.Shape.DOut, l.Shape.DIn
+		out := make([]float64, dOut*dIn)
+		for i := 0; i < dOut; i++ {
+			for j := 0; j < dIn; j++ {
+				for c := 0; c < q; c++ {
+					out[i*dIn+j] += float64(l.B[i*q+c]) * float64(l.A[c*dIn+j])
+				}
+			}
+		}
+		return out
+	}
+	lc := adapter.DefaultConfig(adapter.KindLoRA)
+	lc.Rank = 2
+	loraTargets := []adapter.Target{{Name: "q", DOut: 10, DIn: 7}}
+	for _, factored := range []bool{false, true} {
+		t.Run(map[bool]string{false: "by size", true: "factored"}[factored], func(t *testing.T) {
+			saved := preferFactored
+			preferFactored = factored
+			defer func() { preferFactored = saved }()
+			var ks, kh, ls, lh []Weighted
+			for i := 0; i < 5; i++ {
+				s := kronSet(t, uint64(i), targets)
+				ks, kh = append(ks, Weighted{s, float64(1 + i)}), append(kh, Weighted{scaled(s), float64(1 + i)})
+				l := adaptertest.Random(t, lc, "m", loraTargets, uint64(i+1))
+				ls, lh = append(ls, Weighted{l, float64(1 + i)}), append(lh, Weighted{scaled(l), float64(1 + i)})
+			}
+			a, errsA, err := KronExact(ks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, errsB, err := KronExact(kh)
+			if err != nil {
+				t.Fatalf("clients scaled by %g: %v", big, err)
+			}
+			for mi := range targets {
+				got, want := deltaW64(b.Modules[mi].Layer.(*adapter.Kron)), deltaW64(a.Modules[mi].Layer.(*adapter.Kron))
+				if d := rel(got, want, big*big*big); d > 1e-5 {
+					t.Errorf("kron-exact %s: ΔW of scaled clients off by %.3g (relative)", targets[mi].Name, d)
+				}
+				if math.Abs(errsA[mi].Rel-errsB[mi].Rel) > 1e-5 {
+					t.Errorf("kron-exact %s: error %.6f scaled, %.6f not", targets[mi].Name, errsB[mi].Rel, errsA[mi].Rel)
+				}
+			}
+			la, lerrA, err := LoRAExact(ls)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lb, lerrB, err := LoRAExact(lh)
+			if err != nil {
+				t.Fatalf("lora clients scaled by %g: %v", big, err)
+			}
+			got, want := loraDelta(lb.Modules[0].Layer.(*adapter.LoRA)), loraDelta(la.Modules[0].Layer.(*adapter.LoRA))
+			if d := rel(got, want, big*big); d > 1e-5 || math.Abs(lerrA[0].Rel-lerrB[0].Rel) > 1e-5 {
+				t.Errorf("lora-exact: ΔW of scaled clients off by %.3g, errors %.6f / %.6f", d, lerrB[0].Rel, lerrA[0].Rel)
+			}
+		})
+	}
 }

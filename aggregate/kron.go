@@ -219,7 +219,7 @@ func refitExplicit(dst *adapter.Kron, lefts, rights [][]float32, U *mat.Dense) (
 	r, dB2, dB1 := sh.Rank, sh.DB2(), sh.DB1()
 	na, _ := U.Dims()
 	size := dB2 * dB1
-	R := pairSums(lefts, rights, U, r, dB2, dB1)
+	R, scale := pairSums(lefts, rights, U, r, dB2, dB1)       // the true R is scale·R
 	row := func(a int) []float32 { return R[a*size:][:size] } // R_a, dB2×dB1
 	RRt := make([]float64, na*na)                             // upper triangle
 	var exact2 float64
@@ -245,11 +245,13 @@ func refitExplicit(dst *adapter.Kron, lefts, rights [][]float32, U *mat.Dense) (
 		return 0, fmt.Errorf("%w (the %d×%d sum of the clients' B)", err, dB2, dB1)
 	}
 	b1, b2 := splitTriplets(left, right, s, r)
+	unscale(b1, b2, scale)
 	store(dst, u, b1, b2)
-	// Residual on the stored float32 factors: Σ_a ‖R_a − A_new[a]·B_new‖².
+	// Residual on the stored float32 factors: Σ_a ‖R_a − A_new[a]·B_new‖²
+	// (in R's scaled units, as exact2).
 	coef := make([]float64, na)
 	for a, v := range dst.A {
-		coef[a] = float64(v)
+		coef[a] = float64(v) / scale
 	}
 	res := residual2(R, coef, lowRankProduct(dst.B1, dst.B2, dB2, r, dB1))
 	return math.Sqrt(res / exact2), nil
@@ -269,10 +271,22 @@ const pairSumsChunk = 384
 // (m × k·r) for every a, accumulating into R_a: 2·m·n·r·na·cols flops in
 // all, linear in n. S_a is refilled per a from S = [left_i …] in a buffer
 // that stays in cache.
-func pairSums(lefts, rights [][]float32, U *mat.Dense, r, m, cols int) []float32 {
+//
+// The float32 products would overflow for factors beyond ~1e19 (finite,
+// so accepted), where the factored path's float64 did not: the lefts,
+// rights and U are brought to magnitudes below 1 by powers of two
+// (unitScale; exact) and the sums returned with the factor that undoes
+// it: the true R is scale·R.
+func pairSums(lefts, rights [][]float32, U *mat.Dense, r, m, cols int) (R []float32, scale float64) {
 	na, n := U.Dims()
+	fl, fr := unitScale(lefts), unitScale(rights)
+	fu := 1.0
+	if big := mat.Max(absDense(U)); big > 0 {
+		_, e := math.Frexp(big)
+		fu = math.Ldexp(1, -e)
+	}
 	size := m * cols
-	R := make([]float32, na*size)
+	R = make([]float32, na*size)
 	// Pairs per pass: at most pairSumsChunk rows, the passes even (100
 	// clients at r = 8 take 34+33+33, not 48+48+4: a shallow last pass
 	// would read and write all of R for little work).
@@ -288,9 +302,9 @@ func pairSums(lefts, rights [][]float32, U *mat.Dense, r, m, cols int) []float32
 		for i := lo; i < hi; i++ {
 			col := (i - lo) * r
 			for row := 0; row < m; row++ {
-				copy(S[row*kr+col:][:r], lefts[i][row*r:][:r])
+				scaleInto(S[row*kr+col:][:r], lefts[i][row*r:][:r], fl)
 			}
-			copy(T[col*cols:][:r*cols], rights[i])
+			scaleInto(T[col*cols:][:r*cols], rights[i], fr)
 		}
 		pb := compute.PackB(compute.NoTrans, kr, cols, T, cols)
 		beta := float32(1)
@@ -299,7 +313,7 @@ func pairSums(lefts, rights [][]float32, U *mat.Dense, r, m, cols int) []float32
 		}
 		for a := 0; a < na; a++ {
 			for i := lo; i < hi; i++ {
-				ua := float32(U.At(a, i))
+				ua := float32(U.At(a, i) * fu)
 				for q := range r {
 					colScale[(i-lo)*r+q] = ua
 				}
@@ -313,7 +327,52 @@ func pairSums(lefts, rights [][]float32, U *mat.Dense, r, m, cols int) []float32
 			compute.GemmPacked(compute.NoTrans, m, 1, Sa, kr, pb, beta, R[a*size:][:size], cols)
 		}
 	}
-	return R
+	return R, 1 / (float64(fl) * float64(fr) * fu)
+}
+
+// unitScale is the power of two that brings the largest magnitude in xs
+// into [0.5, 1) (1 if every value is 0). Multiplying by it is exact, bar
+// values 2¹²⁶ times smaller than the largest, which underflow (they are
+// far below the float32 products' rounding of the largest anyway).
+func unitScale(xs [][]float32) float32 {
+	var big uint32 // the largest |v|'s bits: float32 order is integer order
+	for _, x := range xs {
+		for _, v := range x {
+			big = max(big, math.Float32bits(v)&0x7fffffff)
+		}
+	}
+	if big == 0 {
+		return 1
+	}
+	_, e := math.Frexp(float64(math.Float32frombits(big)))
+	return float32(math.Ldexp(1, -e))
+}
+
+// unscale multiplies both factors of a pair by √scale, so that their
+// product is scale times what it was: a truncation of pairSums' scaled
+// sums brought back to the true size.
+func unscale(left, right []float64, scale float64) {
+	sq := math.Sqrt(scale)
+	for i := range left {
+		left[i] *= sq
+	}
+	for i := range right {
+		right[i] *= sq
+	}
+}
+
+// scaleInto sets dst = f·src.
+func scaleInto(dst, src []float32, f float32) {
+	for i, v := range src {
+		dst[i] = v * f
+	}
+}
+
+// absDense is |U| elementwise.
+func absDense(U *mat.Dense) *mat.Dense {
+	var a mat.Dense
+	a.Apply(func(_, _ int, v float64) float64 { return math.Abs(v) }, U)
+	return &a
 }
 
 // lowRankProduct is left·right (m×r times r×cols, float32, row-major) in
@@ -421,12 +480,17 @@ func gram(ks []*adapter.Kron, r, dB2, dB1 int) *mat.SymDense {
 	N := n * r
 	S := make([]float32, dB2*N)
 	T := make([]float32, N*dB1)
+	// Scaled by powers of two so the float32 products cannot overflow
+	// (pairSums says why); G is scaled back at the end.
+	b1s, b2s := pairs(ks, func(k *adapter.Kron) ([]float32, []float32) { return k.B1, k.B2 })
+	f1, f2 := unitScale(b1s), unitScale(b2s)
 	for i, k := range ks {
 		for row := 0; row < dB2; row++ {
-			copy(S[row*N+i*r:row*N+(i+1)*r], k.B1[row*r:(row+1)*r])
+			scaleInto(S[row*N+i*r:row*N+(i+1)*r], k.B1[row*r:(row+1)*r], f1)
 		}
-		copy(T[i*r*dB1:(i+1)*r*dB1], k.B2)
+		scaleInto(T[i*r*dB1:(i+1)*r*dB1], k.B2, f2)
 	}
+	back := 1 / (float64(f1) * float64(f1) * float64(f2) * float64(f2))
 	StS := make([]float32, N*N)
 	TTt := make([]float32, N*N)
 	compute.Gemm(compute.Trans, compute.NoTrans, N, N, dB2, 1, S, N, S, N, 0, StS, N)
@@ -441,7 +505,7 @@ func gram(ks []*adapter.Kron, r, dB2, dB1 int) *mat.SymDense {
 					g += float64(StS[row+j*r+b]) * float64(TTt[row+j*r+b])
 				}
 			}
-			G.SetSym(i, j, g)
+			G.SetSym(i, j, g*back)
 		}
 	}
 	return G

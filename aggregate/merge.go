@@ -92,7 +92,7 @@ func loraFactored(dst *adapter.LoRA, ls []*adapter.LoRA, lefts, rights [][]float
 // singular triplets, and the error as the residual itself.
 func loraExplicit(dst *adapter.LoRA, lefts, rights [][]float32, p []float64) (float64, error) {
 	q, dOut, dIn := dst.Shape.Rank, dst.Shape.DOut, dst.Shape.DIn
-	sum := pairSums(lefts, rights, mat.NewDense(1, len(lefts), p), q, dOut, dIn)
+	sum, scale := pairSums(lefts, rights, mat.NewDense(1, len(lefts), p), q, dOut, dIn) // the true sum is scale·sum
 	exact2 := dot64(sum, sum)
 	if exact2 <= 0 {
 		return 0, nil // every ΔW is 0: keep the mean
@@ -102,8 +102,9 @@ func loraExplicit(dst *adapter.LoRA, lefts, rights [][]float32, p []float64) (fl
 		return 0, fmt.Errorf("%w (the %d×%d sum of the clients' B·A)", err, dOut, dIn)
 	}
 	b, a := splitTriplets(left, right, s, q)
+	unscale(b, a, scale)
 	storeLoRA(dst, b, a)
-	res := residual2(sum, []float64{1}, lowRankProduct(dst.B, dst.A, dOut, q, dIn))
+	res := residual2(sum, []float64{1 / scale}, lowRankProduct(dst.B, dst.A, dOut, q, dIn)) // scaled units, as exact2
 	return math.Sqrt(res / exact2), nil
 }
 
