@@ -376,20 +376,22 @@ const elemGrain = 1 << 14
 // swigluForward: h = silu(g)⊙u with silu(x) = x·σ(x). g, u, h: n×f.
 func swigluForward(h, g, u []float32) {
 	compute.ParallelRange(len(g), elemGrain, func(lo, hi int) {
+		compute.ExpNeg(h[lo:hi], g[lo:hi]) // h holds e^−g first (h aliases neither input)
 		for i := lo; i < hi; i++ {
-			x := g[i]
-			h[i] = x / (1 + float32(math.Exp(float64(-x)))) * u[i]
+			h[i] = g[i] / (1 + h[i]) * u[i]
 		}
 	})
 }
 
 // swigluBackward sets dg and du (overwriting) from dh:
-// du = dh⊙silu(g), dg = dh⊙u⊙σ(g)·(1 + g·(1−σ(g))).
+// du = dh⊙silu(g), dg = dh⊙u⊙σ(g)·(1 + g·(1−σ(g))). dg holds e^−g first,
+// so it must alias none of the others.
 func swigluBackward(dg, du, dh, g, u []float32) {
 	compute.ParallelRange(len(g), elemGrain, func(lo, hi int) {
+		compute.ExpNeg(dg[lo:hi], g[lo:hi])
 		for i := lo; i < hi; i++ {
 			x := g[i]
-			sg := 1 / (1 + float32(math.Exp(float64(-x))))
+			sg := 1 / (1 + dg[i])
 			du[i] = dh[i] * x * sg
 			dg[i] = dh[i] * u[i] * sg * (1 + x*(1-sg))
 		}
