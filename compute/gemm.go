@@ -79,7 +79,7 @@ func Gemm(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda int, b 
 	if m*n*k <= smallGemm {
 		// Packing costs more than it saves on tiny products (a few
 		// thousand multiply-adds), e.g. the 8×8 adapter factors.
-		gemmRef(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		gemmSmall(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	switch {
@@ -172,8 +172,51 @@ func scaleMatrix(m, n int, beta float32, c []float32, ldc int) {
 	}
 }
 
-// gemmRef is the plain triple loop. It is the portable path for tiny products
-// and the reference the fast paths are tested against.
+// gemmSmall is gemmRef's arithmetic for tiny products, element for element
+// in the same order — C's beta scaling, then + (alpha·a_ip)·b_pj for p = 0
+// … k−1, a zero alpha·a_ip skipped, every product and sum rounded to
+// float32 — with each row update on vector lanes (MulAdd) and a transposed
+// B turned around once (k·n ≤ smallGemm floats, on the stack), so that its
+// rows are contiguous too. The short-sequence attention of the built-in
+// decoder makes thousands of these per step (a fifth of the README's
+// simulation ran gemmRef's scalar loops); the bits are gemmRef's.
+func gemmSmall(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	var turned [smallGemm]float32
+	if tB {
+		for j := 0; j < n; j++ {
+			for p := 0; p < k; p++ {
+				turned[p*n+j] = b[j*ldb+p]
+			}
+		}
+		b, ldb = turned[:k*n], n
+	}
+	for i := 0; i < m; i++ {
+		ci := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(ci)
+		} else if beta != 1 {
+			for j := range ci {
+				ci[j] *= beta
+			}
+		}
+		for p := 0; p < k; p++ {
+			var aip float32
+			if tA {
+				aip = a[p*lda+i]
+			} else {
+				aip = a[i*lda+p]
+			}
+			aip *= alpha
+			if aip == 0 {
+				continue
+			}
+			mulAdd(aip, b[p*ldb:p*ldb+n], ci)
+		}
+	}
+}
+
+// gemmRef is the plain triple loop. gemmSmall runs its arithmetic for tiny products;
+// it is the reference every fast path is tested against.
 func gemmRef(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	for i := 0; i < m; i++ {
 		ci := c[i*ldc : i*ldc+n]

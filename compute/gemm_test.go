@@ -386,3 +386,76 @@ func TestGemmPanics(t *testing.T) {
 	pb := PackB(NoTrans, 2, 3, a, 3)
 	mustPanic("packed short C", func() { GemmPacked(NoTrans, 2, 1, a, 2, pb, 0, a[:4], 3) })
 }
+
+// TestGemmSmall: the tiny-product path gives gemmRef's bits exactly, for
+// every transpose pair, shapes up to smallGemm multiply-adds (k·n = 4096
+// for one row), beta 0, 1 and 0.3, zeros in A (whose products are skipped,
+// so ±Inf and NaN in B's matching rows must not reach C) and −0 in C.
+func TestGemmSmall(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 3))
+	shapes := [][3]int{{1, 1, 1}, {3, 5, 7}, {16, 16, 16}, {1, 64, 64}, {12, 12, 28}, {7, 9, 1}, {2, 33, 31}}
+	for _, sh := range shapes {
+		m, n, k := sh[0], sh[1], sh[2]
+		for _, tA := range []Transpose{NoTrans, Trans} {
+			for _, tB := range []Transpose{NoTrans, Trans} {
+				for _, beta := range []float32{0, 1, 0.3} {
+					a := make([]float32, m*k)
+					for i := range a {
+						a[i] = float32(r.NormFloat64())
+						if r.IntN(5) == 0 {
+							a[i] = 0
+						}
+					}
+					b := make([]float32, k*n)
+					for i := range b {
+						b[i] = float32(r.NormFloat64())
+					}
+					// Poison B where an A column (tA: row) is all zeros:
+					// gemmRef skips those products.
+					for p := 0; p < k; p++ {
+						zero := true
+						for i := 0; i < m; i++ {
+							if (tA && a[p*m+i] != 0) || (!tA && a[i*k+p] != 0) {
+								zero = false
+							}
+						}
+						if zero {
+							for j := 0; j < n; j++ {
+								if tB {
+									b[j*k+p] = float32(math.Inf(1))
+								} else {
+									b[p*n+j] = float32(math.NaN())
+								}
+							}
+						}
+					}
+					c0 := make([]float32, m*n)
+					for i := range c0 {
+						c0[i] = float32(r.NormFloat64())
+						if i%7 == 0 {
+							c0[i] = float32(math.Copysign(0, -1))
+						}
+					}
+					lda, ldb := k, n
+					if tA {
+						lda = m
+					}
+					if tB {
+						ldb = k
+					}
+					want := append([]float32(nil), c0...)
+					gemmRef(tA, tB, m, n, k, 1.5, a, lda, b, ldb, beta, want, n)
+					forBothPaths(t, func(t *testing.T) {
+						got := append([]float32(nil), c0...)
+						gemmSmall(tA, tB, m, n, k, 1.5, a, lda, b, ldb, beta, got, n)
+						for i := range got {
+							if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(math.IsNaN(float64(got[i])) && math.IsNaN(float64(want[i]))) {
+								t.Fatalf("%d×%d×%d tA=%v tB=%v beta=%v: C[%d] = %v, gemmRef %v", m, n, k, tA, tB, beta, i, got[i], want[i])
+							}
+						}
+					})
+				}
+			}
+		}
+	}
+}

@@ -80,3 +80,5 @@ type kernelDecision struct {
 	use    bool
 	reason string
 }
+
+func mulAdd(alpha float32, x, y []float32) { mulAddGo(alpha, x, y) }

@@ -82,3 +82,16 @@ func maxGo(x []float32) float32 {
 	}
 	return m
 }
+
+// MulAdd computes y[i] += alpha·x[i] over len(x) (len(y) ≥ len(x)) with the
+// product rounded to float32 before the add, as the Go expression does —
+// Axpy fuses the two (one rounding), which is faster and not the same bits.
+func MulAdd(alpha float32, x, y []float32) {
+	mulAdd(alpha, x, y[:len(x)])
+}
+
+func mulAddGo(alpha float32, x, y []float32) {
+	for i, v := range x {
+		y[i] += alpha * v
+	}
+}

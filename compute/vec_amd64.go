@@ -12,6 +12,17 @@ func axpy2AVX(a0 float32, x0 *float32, a1 float32, x1, y *float32, n int)
 func dotAVX(x, y *float32, n int) float32
 
 //go:noescape
+func mulAddAVX(alpha float32, x, y *float32, n int)
+
+func mulAdd(alpha float32, x, y []float32) {
+	if !useAsm || len(x) == 0 {
+		mulAddGo(alpha, x, y)
+		return
+	}
+	mulAddAVX(alpha, &x[0], &y[0], len(x))
+}
+
+//go:noescape
 func maxAVX(x *float32, n int) float32
 
 //go:noescape

@@ -308,3 +308,38 @@ max_isnan:
 	MOVL   AX, ret+16(FP)
 	VZEROUPPER
 	RET
+
+// func mulAddAVX(alpha float32, x, y *float32, n int)
+// y[i] = y[i] + alpha·x[i], the product rounded before the add (VMULPS then
+// VADDPS, never an FMA): the Go expression's bits. Eight at a time, then one.
+TEXT ·mulAddAVX(SB), NOSPLIT, $0-32
+	VBROADCASTSS alpha+0(FP), Y15
+	MOVQ         x+8(FP), SI
+	MOVQ         y+16(FP), DI
+	MOVQ         n+24(FP), CX
+
+ma_8:
+	CMPQ    CX, $8
+	JLT     ma_1
+	VMULPS  (SI), Y15, Y0
+	VADDPS  (DI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JMP     ma_8
+
+ma_1:
+	TESTQ   CX, CX
+	JZ      ma_done
+	VMULSS  (SI), X15, X0
+	VADDSS  (DI), X0, X0
+	VMOVSS  X0, (DI)
+	ADDQ    $4, SI
+	ADDQ    $4, DI
+	DECQ    CX
+	JMP     ma_1
+
+ma_done:
+	VZEROUPPER
+	RET

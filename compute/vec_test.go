@@ -218,3 +218,23 @@ func TestMax(t *testing.T) {
 		}
 	})
 }
+
+// TestMulAdd: MulAdd gives the unfused Go expression's bits at every tail
+// length (an FMA would differ in the last bit for many of these).
+func TestMulAdd(t *testing.T) {
+	forBothPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(1, 5))
+		for _, n := range vecLens() {
+			x, y := randMag(r, n), randMag(r, n+1)
+			alpha := float32(r.NormFloat64())
+			want := append([]float32(nil), y...)
+			mulAddGo(alpha, x, want[:n])
+			MulAdd(alpha, x, y)
+			for i := range y {
+				if math.Float32bits(y[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("n=%d: y[%d] = %v, want %v", n, i, y[i], want[i])
+				}
+			}
+		}
+	})
+}
