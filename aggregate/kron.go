@@ -128,7 +128,7 @@ func refit(dst *adapter.Kron, ks []*adapter.Kron, p []float64) (float64, error) 
 	if len(ks)*sh.Rank >= min(sh.DB2(), sh.DB1()) && !preferFactored {
 		return refitExplicit(dst, lefts, rights, U)
 	}
-	return refitFactored(dst, ks, lefts, rights, U)
+	return refitFactored(dst, lefts, rights, U)
 }
 
 // pairs lists each adapter's low-rank pair (left m×r, right r×cols) as
@@ -144,11 +144,11 @@ func pairs[L any](layers []L, pair func(L) (left, right []float32)) (lefts, righ
 // refitFactored is refit through the clients' Gram matrix G_ij = ⟨B_i,
 // B_j⟩: R·Rᵀ = U·G·Uᵀ, and B = Σ_i c_i·B1_i·B2_i truncated through QR of
 // the stacked factors. The error comes from inner products of the factors.
-func refitFactored(dst *adapter.Kron, ks []*adapter.Kron, lefts, rights [][]float32, U *mat.Dense) (float64, error) {
+func refitFactored(dst *adapter.Kron, lefts, rights [][]float32, U *mat.Dense) (float64, error) {
 	sh := dst.Shape
 	r, dB2, dB1 := sh.Rank, sh.DB2(), sh.DB1()
 	na, n := U.Dims()
-	G := gram(ks, r, dB2, dB1)
+	G := gram(lefts, rights, r, dB2, dB1)
 	// ‖ΔW_exact‖² = Σ_ij ⟨p_i A_i, p_j A_j⟩·G_ij = tr(Uᵀ·U·G).
 	var UtU mat.Dense
 	UtU.Mul(U.T(), U)
@@ -173,7 +173,7 @@ func refitFactored(dst *adapter.Kron, ks []*adapter.Kron, lefts, rights [][]floa
 	}
 	// B_new = Rᵀ·u = Σ_i c_i·B_i with c_i = p_i·⟨vec A_i, u⟩.
 	c := make([]float64, n)
-	for i := range ks {
+	for i := range lefts {
 		for a := 0; a < na; a++ {
 			c[i] += U.At(a, i) * u[a]
 		}
@@ -192,12 +192,12 @@ func refitFactored(dst *adapter.Kron, ks []*adapter.Kron, lefts, rights [][]floa
 		aNew[a] = float64(v)
 	}
 	var cross float64
-	for i, k := range ks {
+	for i := range lefts {
 		var ai float64
 		for a := 0; a < na; a++ {
 			ai += U.At(a, i) * aNew[a]
 		}
-		cross += ai * adapter.LowRankInner(k.B1, k.B2, dst.B1, dst.B2, dB2, r, dB1)
+		cross += ai * adapter.LowRankInner(lefts[i], rights[i], dst.B1, dst.B2, dB2, r, dB1)
 	}
 	var an2 float64
 	for _, v := range aNew {
@@ -225,7 +225,7 @@ func refitExplicit(dst *adapter.Kron, lefts, rights [][]float32, U *mat.Dense) (
 	var exact2 float64
 	for a := 0; a < na; a++ {
 		for b := a; b < na; b++ {
-			RRt[a*na+b] = dot64(row(a), row(b))
+			RRt[a*na+b] = longDot(row(a), row(b))
 		}
 		exact2 += RRt[a*na+a]
 	}
@@ -280,8 +280,11 @@ const pairSumsChunk = 384
 func pairSums(lefts, rights [][]float32, U *mat.Dense, r, m, cols int) (R []float32, scale float64) {
 	na, n := U.Dims()
 	fl, fr := unitScale(lefts), unitScale(rights)
-	fu := 1.0
-	if big := mat.Max(absDense(U)); big > 0 {
+	fu, big := 1.0, 0.0
+	for _, v := range U.RawMatrix().Data { // U comes from mat.NewDense: no stride gaps
+		big = math.Max(big, math.Abs(v))
+	}
+	if big > 0 {
 		_, e := math.Frexp(big)
 		fu = math.Ldexp(1, -e)
 	}
@@ -368,13 +371,6 @@ func scaleInto(dst, src []float32, f float32) {
 	}
 }
 
-// absDense is |U| elementwise.
-func absDense(U *mat.Dense) *mat.Dense {
-	var a mat.Dense
-	a.Apply(func(_, _ int, v float64) float64 { return math.Abs(v) }, U)
-	return &a
-}
-
 // lowRankProduct is left·right (m×r times r×cols, float32, row-major) in
 // float64, m×cols row-major.
 func lowRankProduct(left, right []float32, m, r, cols int) []float64 {
@@ -413,10 +409,10 @@ func topSingular32(b []float32, m, cols, r int) (u, v *mat.Dense, s []float64, e
 	return topSingular(mat.NewDense(m, cols, b64), r)
 }
 
-// dot64 is ⟨x, y⟩ of two long float32 vectors: compute.Dot over runs of
+// longDot is ⟨x, y⟩ of two long float32 vectors: compute.Dot over runs of
 // 4096, the runs summed in float64 (float32 accumulation over hundreds of
 // thousands of terms would lose digits the re-fit's error report keeps).
-func dot64(x, y []float32) float64 {
+func longDot(x, y []float32) float64 {
 	var s float64
 	for lo := 0; lo < len(x); lo += 4096 {
 		hi := min(len(x), lo+4096)
@@ -475,20 +471,19 @@ func store(dst *adapter.Kron, u, b1, b2 []float64) {
 // the two (n·r)-square Gram matrices taken by compute.Gemm in float32 (the
 // factors are float32; the products' relative error is ~1e-6, far below a
 // re-fit's), the blocks summed in float64.
-func gram(ks []*adapter.Kron, r, dB2, dB1 int) *mat.SymDense {
-	n := len(ks)
+func gram(lefts, rights [][]float32, r, dB2, dB1 int) *mat.SymDense {
+	n := len(lefts)
 	N := n * r
 	S := make([]float32, dB2*N)
 	T := make([]float32, N*dB1)
 	// Scaled by powers of two so the float32 products cannot overflow
 	// (pairSums says why); G is scaled back at the end.
-	b1s, b2s := pairs(ks, func(k *adapter.Kron) ([]float32, []float32) { return k.B1, k.B2 })
-	f1, f2 := unitScale(b1s), unitScale(b2s)
-	for i, k := range ks {
+	f1, f2 := unitScale(lefts), unitScale(rights)
+	for i := range lefts {
 		for row := 0; row < dB2; row++ {
-			scaleInto(S[row*N+i*r:row*N+(i+1)*r], k.B1[row*r:(row+1)*r], f1)
+			scaleInto(S[row*N+i*r:row*N+(i+1)*r], lefts[i][row*r:(row+1)*r], f1)
 		}
-		scaleInto(T[i*r*dB1:(i+1)*r*dB1], k.B2, f2)
+		scaleInto(T[i*r*dB1:(i+1)*r*dB1], rights[i], f2)
 	}
 	back := 1 / (float64(f1) * float64(f1) * float64(f2) * float64(f2))
 	StS := make([]float32, N*N)

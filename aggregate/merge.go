@@ -56,7 +56,7 @@ func LoRAExact(updates []Weighted) (*adapter.Set, []ModuleError, error) {
 		if sh := dst.Shape; len(ls)*sh.Rank >= min(sh.DOut, sh.DIn) && !preferFactored {
 			return loraExplicit(dst, lefts, rights, p)
 		}
-		return loraFactored(dst, ls, lefts, rights, p)
+		return loraFactored(dst, lefts, rights, p)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -66,7 +66,7 @@ func LoRAExact(updates []Weighted) (*adapter.Set, []ModuleError, error) {
 
 // loraFactored re-fits dst to Σ p_i·B_i·A_i through QR of the stacked
 // factors (truncate); the error comes from inner products of the factors.
-func loraFactored(dst *adapter.LoRA, ls []*adapter.LoRA, lefts, rights [][]float32, p []float64) (float64, error) {
+func loraFactored(dst *adapter.LoRA, lefts, rights [][]float32, p []float64) (float64, error) {
 	q, dOut, dIn := dst.Shape.Rank, dst.Shape.DOut, dst.Shape.DIn
 	L, Rt := stackPairs(lefts, rights, p, dOut, q, dIn)
 	b, a, exact2, err := truncate(L, Rt, q)
@@ -78,8 +78,8 @@ func loraFactored(dst *adapter.LoRA, ls []*adapter.LoRA, lefts, rights [][]float
 	}
 	storeLoRA(dst, b, a)
 	var cross float64
-	for i, l := range ls {
-		cross += p[i] * adapter.LowRankInner(l.B, l.A, dst.B, dst.A, dOut, q, dIn)
+	for i := range lefts {
+		cross += p[i] * adapter.LowRankInner(lefts[i], rights[i], dst.B, dst.A, dOut, q, dIn)
 	}
 	new2 := adapter.LowRankInner(dst.B, dst.A, dst.B, dst.A, dOut, q, dIn)
 	return math.Sqrt(math.Max(exact2+new2-2*cross, 0) / exact2), nil
@@ -93,7 +93,7 @@ func loraFactored(dst *adapter.LoRA, ls []*adapter.LoRA, lefts, rights [][]float
 func loraExplicit(dst *adapter.LoRA, lefts, rights [][]float32, p []float64) (float64, error) {
 	q, dOut, dIn := dst.Shape.Rank, dst.Shape.DOut, dst.Shape.DIn
 	sum, scale := pairSums(lefts, rights, mat.NewDense(1, len(lefts), p), q, dOut, dIn) // the true sum is scale·sum
-	exact2 := dot64(sum, sum)
+	exact2 := longDot(sum, sum)
 	if exact2 <= 0 {
 		return 0, nil // every ΔW is 0: keep the mean
 	}

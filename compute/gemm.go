@@ -172,14 +172,15 @@ func scaleMatrix(m, n int, beta float32, c []float32, ldc int) {
 	}
 }
 
-// gemmSmall is gemmRef's arithmetic for tiny products, element for element
-// in the same order — C's beta scaling, then + (alpha·a_ip)·b_pj for p = 0
+// gemmSmall is the plain triple loop's arithmetic for tiny products,
+// element for element in the same order — C's beta scaling, then + (alpha·a_ip)·b_pj for p = 0
 // … k−1, a zero alpha·a_ip skipped, every product and sum rounded to
 // float32 — with each row update on vector lanes (MulAdd) and a transposed
 // B turned around once (k·n ≤ smallGemm floats, on the stack), so that its
 // rows are contiguous too. The short-sequence attention of the built-in
 // decoder makes thousands of these per step (a fifth of the README's
-// simulation ran gemmRef's scalar loops); the bits are gemmRef's.
+// simulation ran the scalar loops); TestGemmSmall holds it to the loops'
+// bits (gemmRef there).
 func gemmSmall(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	var turned [smallGemm]float32
 	if tB {
@@ -211,43 +212,6 @@ func gemmSmall(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda in
 				continue
 			}
 			mulAdd(aip, b[p*ldb:p*ldb+n], ci)
-		}
-	}
-}
-
-// gemmRef is the plain triple loop. gemmSmall runs its arithmetic for tiny products;
-// it is the reference every fast path is tested against.
-func gemmRef(tA, tB Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	for i := 0; i < m; i++ {
-		ci := c[i*ldc : i*ldc+n]
-		if beta == 0 {
-			clear(ci)
-		} else if beta != 1 {
-			for j := range ci {
-				ci[j] *= beta
-			}
-		}
-		for p := 0; p < k; p++ {
-			var aip float32
-			if tA {
-				aip = a[p*lda+i]
-			} else {
-				aip = a[i*lda+p]
-			}
-			aip *= alpha
-			if aip == 0 {
-				continue
-			}
-			if tB {
-				for j := range ci {
-					ci[j] += aip * b[j*ldb+p]
-				}
-			} else {
-				bp := b[p*ldb : p*ldb+n]
-				for j, v := range bp {
-					ci[j] += aip * v
-				}
-			}
 		}
 	}
 }
